@@ -1,0 +1,3 @@
+"""Kafka topic names."""
+
+CUSTOMER_PROFILE_TOPIC = "customer-profile.v1"

@@ -1,0 +1,79 @@
+"""Typed application errors and their RFC 9457 problem-details form."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+PROBLEM_TYPE_BASE = "https://customer-profile.example/problems/"
+
+
+class AppError(Exception):
+    """An error with a stable code, HTTP status and retry hint."""
+
+    code: ClassVar[str] = "INTERNAL"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+    @classmethod
+    def problem_type(cls) -> str:
+        return PROBLEM_TYPE_BASE + cls.code.lower().replace("_", "-")
+
+
+class NotFoundError(AppError):
+    code = "NOT_FOUND"
+    status = 404
+    title = "Not found"
+
+
+class ConflictError(AppError):
+    code = "CONFLICT"
+    status = 409
+    title = "Conflict"
+
+
+class ValidationError(AppError):
+    code = "VALIDATION"
+    status = 422
+    title = "Invalid request"
+
+
+class DatabaseError(AppError):
+    code = "DATABASE_ERROR"
+    status = 503
+    title = "Database unavailable"
+    retryable = True
+
+
+class ProblemDetails(msgspec.Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    retryable: bool = False
+    instance: str | None = None
+    trace_id: str | None = msgspec.field(default=None, name="traceId")
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_for(error: AppError, instance: str | None, trace_id: str | None) -> ProblemDetails:
+    errors = error.extensions.get("errors")
+    return ProblemDetails(
+        type=error.problem_type(),
+        title=error.title,
+        status=error.status,
+        detail=error.detail,
+        code=error.code,
+        retryable=error.retryable,
+        instance=instance,
+        trace_id=trace_id,
+        errors=errors if isinstance(errors, list) else None,
+    )

@@ -1,0 +1,65 @@
+"""aiokafka producer and consumer factories driven by settings."""
+
+from __future__ import annotations
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+
+class KafkaSettings(msgspec.Struct, frozen=True):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Apache Kafka supports idempotent production; tansu does not.
+    enable_idempotence: bool = False
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    rebalance_timeout_ms: int = 10_000
+    request_timeout_ms: int = 15_000
+    linger_ms: int = 5
+    max_batch_size: int = 1_048_576
+    client_id: str = "customer-profile"
+    topic_partitions: int = 6
+
+
+def make_producer(settings: KafkaSettings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=settings.client_id,
+        acks="all",
+        enable_idempotence=settings.enable_idempotence,
+        linger_ms=settings.linger_ms,
+        max_batch_size=settings.max_batch_size,
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+
+
+def make_consumer(settings: KafkaSettings, topic: str, group_id: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=settings.client_id,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        rebalance_timeout_ms=settings.rebalance_timeout_ms,
+        request_timeout_ms=max(settings.request_timeout_ms, settings.session_timeout_ms + 5_000),
+    )
+
+
+async def ensure_topic(settings: KafkaSettings, topic: str) -> None:
+    """Create the topic if it is missing (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id)
+    await admin.start()
+    try:
+        if topic in await admin.list_topics():
+            return
+        try:
+            await admin.create_topics([NewTopic(topic, settings.topic_partitions, 1)])
+        except TopicAlreadyExistsError:
+            return
+    finally:
+        await admin.close()

@@ -1,0 +1,33 @@
+"""OpenTelemetry set-up and W3C trace-context carriers for outbox rows and Kafka headers."""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+
+def configure_tracing(service: str) -> TracerProvider:
+    """A tracer provider for the service; exports over OTLP when ``OTEL_EXPORTER_OTLP_*`` is set."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def current_trace_headers() -> dict[str, str]:
+    """``traceparent`` / ``tracestate`` of the active span, for storing with an outbox row."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def context_from_headers(headers: dict[str, str]) -> Context:
+    return propagate.extract(headers)

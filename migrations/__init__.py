@@ -1,0 +1,1 @@
+"""Alembic migrations: each service owns one PostgreSQL schema with its own history."""

@@ -1,0 +1,3 @@
+from migrations.env_common import run_migrations_online
+
+run_migrations_online()

@@ -1,0 +1,143 @@
+"""Real PostgreSQL and a real Kafka-protocol broker for every test.
+
+Resolution order (DESIGN.md): addresses from ``TEST_DATABASE_URL`` /
+``TEST_KAFKA_BOOTSTRAP``; containers when a Docker engine answers; else embedded
+PostgreSQL and the tansu broker started from pip-installed binaries.
+Each test gets a fresh database cloned from a migrated template and fresh topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, remove_tree
+from libs.kit.kafka import KafkaSettings, ensure_topic
+from migrations.runner import upgrade_all
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # noqa: PLC0415
+
+        docker.from_env(timeout=2).ping()
+    except Exception:  # noqa: BLE001 - any failure means "no engine"
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("TEST_ARTIFACTS_DIR", Path(tempfile.gettempdir()) / "profile-test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(artifacts_dir: Path) -> Iterator[str]:
+    """A libpq URL of a PostgreSQL server whose ``postgres`` database we may use."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="test-pg-"))
+    server = EmbeddedPostgres(data_dir / "data", log_file=artifacts_dir / "postgres.log")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        remove_tree(data_dir)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(artifacts_dir: Path) -> Iterator[str]:
+    if bootstrap := os.environ.get("TEST_KAFKA_BOOTSTRAP"):
+        yield bootstrap
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    broker = EmbeddedKafka(log_file=artifacts_dir / "tansu.log")
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+def _with_database(server_url: str, database: str) -> str:
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_server_url: str) -> str:
+    """A database built by running every migration, cloned by each test."""
+    name = f"tmpl_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(postgres_server_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    with ThreadPoolExecutor(1) as pool:  # Alembic runs its own event loop
+        pool.submit(upgrade_all, _with_database(postgres_server_url, name)).result()
+    return name
+
+
+@pytest.fixture
+async def database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test (libpq URL)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await admin.close()
+    yield _with_database(postgres_server_url, name)
+    admin = await asyncpg.connect(postgres_server_url)
+    try:
+        with contextlib.suppress(asyncpg.PostgresError):
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=500,
+        rebalance_timeout_ms=6_000,
+        topic_partitions=3,
+    )
+
+
+@pytest.fixture
+async def topic(kafka_settings: KafkaSettings) -> str:
+    """A fresh topic for one test."""
+    name = f"customer-profile.v1.test-{uuid.uuid4().hex[:10]}"
+    await ensure_topic(kafka_settings, name)
+    return name
