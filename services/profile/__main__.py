@@ -1,0 +1,49 @@
+"""``python -m services.profile serve|relay|migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import click
+
+from services.profile.settings import settings_from_env
+
+
+@click.group()
+def cli() -> None:
+    """Profile service commands (settings come from PROFILE_* environment variables)."""
+
+
+@cli.command()
+def serve() -> None:
+    """Run the HTTP API."""
+    import uvicorn  # noqa: PLC0415
+
+    from services.profile.entrypoints.http.app import create_app  # noqa: PLC0415
+
+    settings = settings_from_env(os.environ)
+    uvicorn.run(
+        create_app(settings), host=settings.http.host, port=settings.http.port,
+        log_config=None, access_log=False, timeout_graceful_shutdown=10,
+    )
+
+
+@cli.command()
+def relay() -> None:
+    """Run the outbox relay."""
+    from services.profile.entrypoints.relay import run_relay  # noqa: PLC0415
+
+    asyncio.run(run_relay(settings_from_env(os.environ)))
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply the profile schema migrations."""
+    from migrations.runner import upgrade  # noqa: PLC0415
+
+    upgrade(settings_from_env(os.environ).database.url, "profile")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,54 @@
+"""The relay process: outbox -> Kafka until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from libs.kit.db import asyncpg_dsn
+from libs.kit.kafka import ensure_topic, make_producer
+from libs.kit.logging import configure_logging, get_logger
+from libs.kit.telemetry import configure_tracing
+from libs.outbox.relay import OutboxRelay, RelayMetrics
+from services.profile.settings import ProfileSettings
+
+log = get_logger(__name__)
+
+
+async def run_relay(settings: ProfileSettings) -> None:
+    configure_logging("outbox-relay", settings.log_level)
+    provider = configure_tracing("outbox-relay")
+    registry = CollectorRegistry()
+    if settings.relay_metrics_port:
+        start_http_server(settings.relay_metrics_port, addr="127.0.0.1", registry=registry)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await _wait_for_topic(settings, stop)
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    relay = OutboxRelay(asyncpg_dsn(settings.database.url), producer, settings.relay, RelayMetrics(registry))
+    log.info("relay_started", topic=settings.relay.topic, schema=settings.relay.schema)
+    try:
+        await relay.run(stop)
+    finally:
+        await producer.stop()
+        provider.shutdown()
+        log.info("relay_stopped")
+
+
+async def _wait_for_topic(settings: ProfileSettings, stop: asyncio.Event) -> None:
+    """The broker may start after us: retry until the topic exists."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            await ensure_topic(settings.kafka, settings.relay.topic)
+        except Exception as exc:  # noqa: BLE001 - any broker error: wait and retry
+            log.warning("broker_unavailable", error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        else:
+            return

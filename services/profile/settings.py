@@ -1,0 +1,50 @@
+"""Profile service settings, built once at start-up from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from libs.kit.db import DatabaseSettings
+from libs.kit.kafka import KafkaSettings
+from libs.kit.settings import load_settings
+from libs.outbox.relay import RelaySettings
+
+ENV_PREFIX = "PROFILE_"
+
+
+class HttpSettings(msgspec.Struct, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch_size: int = 100
+
+
+class ProfileSettings(msgspec.Struct, frozen=True):
+    database: DatabaseSettings
+    kafka: KafkaSettings
+    relay: RelaySettings
+    http: HttpSettings
+    log_level: str = "INFO"
+    service_name: str = "profile-service"
+    relay_metrics_port: int = 0
+
+
+class _Top(msgspec.Struct, frozen=True):
+    log_level: str = "INFO"
+    service_name: str = "profile-service"
+    relay_metrics_port: int = 0
+
+
+def settings_from_env(environ: Mapping[str, str]) -> ProfileSettings:
+    """``PROFILE_DB_URL``, ``PROFILE_KAFKA_BOOTSTRAP_SERVERS``, ``PROFILE_RELAY_TOPIC``, ``PROFILE_HTTP_PORT``..."""
+    top = load_settings(_Top, environ, ENV_PREFIX)
+    return ProfileSettings(
+        database=load_settings(DatabaseSettings, environ, f"{ENV_PREFIX}DB_"),
+        kafka=load_settings(KafkaSettings, environ, f"{ENV_PREFIX}KAFKA_"),
+        relay=load_settings(RelaySettings, environ, f"{ENV_PREFIX}RELAY_"),
+        http=load_settings(HttpSettings, environ, f"{ENV_PREFIX}HTTP_"),
+        log_level=top.log_level,
+        service_name=top.service_name,
+        relay_metrics_port=top.relay_metrics_port,
+    )
