@@ -16,6 +16,7 @@ _HERE = Path(__file__).parent
 def alembic_config(area: Area, database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_HERE / area))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(_HERE / area / "versions"))
     config.attributes["database_url"] = database_url
     config.attributes["schema"] = area

@@ -24,8 +24,12 @@ def serve() -> None:
 
     settings = settings_from_env(os.environ)
     uvicorn.run(
-        create_app(settings), host=settings.http.host, port=settings.http.port,
-        log_config=None, access_log=False, timeout_graceful_shutdown=10,
+        create_app(settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
     )
 
 

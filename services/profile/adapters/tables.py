@@ -1,0 +1,82 @@
+"""SQLAlchemy Core tables of the profile schema (the DDL lives in the migrations)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, MetaData, String, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from libs.outbox.table import outbox_table
+
+SCHEMA = "profile"
+metadata = MetaData(schema=SCHEMA)
+
+customer_profiles = Table(
+    "customer_profiles",
+    metadata,
+    Column("customer_id", String(50), primary_key=True),
+    Column("customer_name", String(100), nullable=False),
+    Column("contact_phone", String(20)),
+    Column("contact_email", String(254)),
+    Column("contact_address", Text),
+    Column("account_type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+)
+
+name_change_applications = Table(
+    "name_change_applications",
+    metadata,
+    Column("application_id", String(50), primary_key=True),
+    Column("customer_id", String(50), nullable=False),
+    Column("old_name", String(100), nullable=False),
+    Column("new_name", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("profile_version", Integer, nullable=False),
+    Column("auditor_id", String(50)),
+    Column("audit_comment", Text),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("failure_code", String(40)),
+    Column("failure_detail", Text),
+    Column("update_result", JSONB),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+name_change_history = Table(
+    "name_change_history",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("customer_id", String(50), nullable=False),
+    Column("application_id", String(50), nullable=False),
+    Column("old_name", String(100), nullable=False),
+    Column("new_name", String(100), nullable=False),
+    Column("change_reason", Text),
+    Column("profile_version", Integer, nullable=False),
+    Column("change_date", DateTime(timezone=True), primary_key=True),
+    Column("operator_id", String(50), nullable=False),
+    Column("operator_name", String(100)),
+)
+
+audit_logs = Table(
+    "audit_logs",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_type", String(50), nullable=False),
+    Column("actor_id", String(100), nullable=False),
+    Column("customer_id", String(50)),
+    Column("application_id", String(50)),
+    Column("operation", String(100), nullable=False),
+    Column("old_value", JSONB),
+    Column("new_value", JSONB),
+    Column("ip_address", String(45)),
+    Column("user_agent", Text),
+    Column("trace_id", String(32)),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+)
+
+outbox = outbox_table(metadata, SCHEMA)

@@ -1,0 +1,75 @@
+"""The profile service's unit of work on SQLAlchemy asyncio."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from libs.kit.db import UnitOfWork
+from libs.kit.errors import AppError, DatabaseError
+from libs.outbox.writer import OutboxWriter
+from services.profile.adapters.repositories import (
+    SqlApplicationRepository,
+    SqlAuditLog,
+    SqlCustomerRepository,
+    SqlHistoryRepository,
+)
+from services.profile.adapters.tables import outbox
+
+
+class SqlProfileUnitOfWork(UnitOfWork):
+    """Repositories on one connection and one transaction; database faults become DatabaseError."""
+
+    customers: SqlCustomerRepository
+    applications: SqlApplicationRepository
+    history: SqlHistoryRepository
+    audit: SqlAuditLog
+    outbox: OutboxWriter
+
+    def _bind(self, connection: AsyncConnection) -> None:
+        self.customers = SqlCustomerRepository(connection)
+        self.applications = SqlApplicationRepository(connection)
+        self.history = SqlHistoryRepository(connection)
+        self.audit = SqlAuditLog(connection)
+        self.outbox = OutboxWriter(connection, outbox)
+
+    async def __aenter__(self) -> SqlProfileUnitOfWork:
+        try:
+            return await super().__aenter__()
+        except (DBAPIError, OSError) as exc:
+            raise DatabaseError(f"database unavailable: {type(exc).__name__}") from exc
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await super().__aexit__(exc_type, exc, tb)
+        except (DBAPIError, OSError):
+            if exc is None:
+                raise
+        if isinstance(exc, DBAPIError | OSError) and not isinstance(exc, AppError):
+            raise DatabaseError(f"database error: {_describe(exc)}") from exc
+
+    async def commit(self) -> None:
+        try:
+            await super().commit()
+        except DBAPIError as exc:
+            raise DatabaseError(f"commit failed: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return f"{type(original).__name__}: {str(original).splitlines()[0] if str(original) else ''}"[:300]
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    def __call__(self) -> SqlProfileUnitOfWork:
+        return SqlProfileUnitOfWork(self._engine)

@@ -1,0 +1,143 @@
+"""The profile domain: customers, name-change applications and their rules (no frameworks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from services.profile.domain.errors import (
+    ConcurrencyConflict,
+    InvalidStatus,
+    ProfileNotFound,
+)
+
+SYSTEM_OPERATOR_ID = "system"
+SYSTEM_OPERATOR_NAME = "Auto System"
+
+
+class AccountType(StrEnum):
+    RESIDENTIAL = "residential"
+    COMMERCIAL = "commercial"
+    INDUSTRIAL = "industrial"
+
+
+class CustomerStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    SUSPENDED = "suspended"
+
+
+class ApplicationStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    COMPLETED = "completed"
+    UPDATE_FAILED = "update_failed"
+
+
+class Decision(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Customer:
+    customer_id: str
+    customer_name: str
+    contact_phone: str | None
+    contact_email: str | None
+    contact_address: str | None
+    account_type: AccountType
+    status: CustomerStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+@dataclass(frozen=True)
+class NameChangeApplication:
+    application_id: str
+    customer_id: str
+    old_name: str
+    new_name: str
+    reason: str
+    status: ApplicationStatus
+    profile_version: int
+    created_at: datetime
+    updated_at: datetime
+    auditor_id: str | None = None
+    audit_comment: str | None = None
+    decided_at: datetime | None = None
+    completed_at: datetime | None = None
+    failure_code: str | None = None
+    failure_detail: str | None = None
+
+    def decide(self, decision: Decision, auditor_id: str, comment: str | None, now: datetime) -> NameChangeApplication:
+        """The audit decision; only a pending application can be decided."""
+        if self.status is not ApplicationStatus.PENDING:
+            raise InvalidStatus(
+                f"application {self.application_id} is {self.status.value}, only pending can be decided",
+                current_status=self.status.value,
+            )
+        status = ApplicationStatus.APPROVED if decision is Decision.APPROVED else ApplicationStatus.REJECTED
+        return replace(
+            self, status=status, auditor_id=auditor_id, audit_comment=comment, decided_at=now, updated_at=now
+        )
+
+
+@dataclass(frozen=True)
+class NameChange:
+    """Everything one approved name change writes, decided before any write."""
+
+    application: NameChangeApplication
+    customer: Customer
+    new_version: int
+    changed_at: datetime
+
+    @property
+    def customer_type(self) -> str:
+        return self.customer.account_type.value
+
+
+def new_application(
+    application_id: str, customer: Customer, new_name: str, reason: str, now: datetime
+) -> NameChangeApplication:
+    """Submitting captures the current name and profile version (the optimistic-lock token)."""
+    if customer.is_deleted:
+        raise ProfileNotFound(f"customer {customer.customer_id} is in the recycle bin")
+    return NameChangeApplication(
+        application_id=application_id,
+        customer_id=customer.customer_id,
+        old_name=customer.customer_name,
+        new_name=new_name,
+        reason=reason,
+        status=ApplicationStatus.PENDING,
+        profile_version=customer.version,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def plan_name_change(application: NameChangeApplication, customer: Customer | None, now: datetime) -> NameChange:
+    """Seed 000 5.2.1 steps 2-4: status, profile existence, optimistic version check."""
+    if application.status not in (ApplicationStatus.APPROVED, ApplicationStatus.UPDATE_FAILED):
+        raise InvalidStatus(
+            f"application {application.application_id} is {application.status.value}, it must be approved",
+            current_status=application.status.value,
+        )
+    if customer is None or customer.is_deleted:
+        raise ProfileNotFound(f"customer profile {application.customer_id} not found")
+    if customer.version != application.profile_version:
+        raise ConcurrencyConflict(
+            f"profile {customer.customer_id} is at version {customer.version}, "
+            f"the application was made against version {application.profile_version}",
+            current_version=customer.version,
+            expected_version=application.profile_version,
+        )
+    return NameChange(application=application, customer=customer, new_version=customer.version + 1, changed_at=now)

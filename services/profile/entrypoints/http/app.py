@@ -1,0 +1,74 @@
+"""The composition root: ``create_app(settings)`` builds everything from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from prometheus_client import CollectorRegistry
+
+from libs.kit.db import make_engine
+from libs.kit.logging import configure_logging
+from libs.kit.telemetry import configure_tracing
+from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
+from services.profile.entrypoints.http.dependencies import provide_actor, provide_customers, provide_name_changes
+from services.profile.entrypoints.http.ops import health, metrics, ready
+from services.profile.entrypoints.http.problems import EXCEPTION_HANDLERS, ErrorMetrics
+from services.profile.entrypoints.http.routes import (
+    ApplicationController,
+    CustomerController,
+    ProfileUpdateController,
+)
+from services.profile.service_layer.customers import CustomerService
+from services.profile.service_layer.metrics import ProfileMetrics
+from services.profile.service_layer.name_changes import NameChangeService
+from services.profile.settings import ProfileSettings
+
+MAX_REQUEST_BODY_BYTES = 256 * 1024
+
+
+def create_app(settings: ProfileSettings) -> Litestar:
+    configure_logging(settings.service_name, settings.log_level)
+    tracer_provider = configure_tracing(settings.service_name)
+    registry = CollectorRegistry()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = make_engine(settings.database)
+        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=tracer_provider)
+        uow_factory = SqlUnitOfWorkFactory(engine)
+        app.state.engine = engine
+        app.state.customer_service = CustomerService(uow_factory)
+        app.state.name_change_service = NameChangeService(uow_factory, ProfileMetrics(registry))
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            tracer_provider.shutdown()
+
+    def on_app_init(config: AppConfig) -> AppConfig:
+        config.state.settings = settings
+        config.state.registry = registry
+        config.state.error_metrics = ErrorMetrics(registry)
+        return config
+
+    return Litestar(
+        route_handlers=[CustomerController, ApplicationController, ProfileUpdateController, health, ready, metrics],
+        dependencies={
+            "actor": Provide(provide_actor, sync_to_thread=False),
+            "customers": Provide(provide_customers, sync_to_thread=False),
+            "name_changes": Provide(provide_name_changes, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        on_app_init=[on_app_init],
+        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=tracer_provider))],
+        openapi_config=OpenAPIConfig(title="Customer profile service", version="1.0.0", path="/schema"),
+        request_max_body_size=MAX_REQUEST_BODY_BYTES,
+    )

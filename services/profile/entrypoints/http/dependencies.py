@@ -1,0 +1,37 @@
+"""Per-request collaborators, taken from the application state built at start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from opentelemetry import trace
+
+from services.profile.service_layer.customers import CustomerService
+from services.profile.service_layer.name_changes import NameChangeService
+from services.profile.service_layer.results import Actor
+
+ANONYMOUS = "anonymous"
+
+
+def provide_actor(request: Request[Any, Any, Any]) -> Actor:
+    # Until authentication lands the caller names itself; the audit log records it.
+    actor_id = request.headers.get("x-actor-id", ANONYMOUS)[:100] or ANONYMOUS
+    context = trace.get_current_span().get_span_context()
+    return Actor(
+        actor_id=actor_id,
+        ip_address=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:500] or None,
+        trace_id=format(context.trace_id, "032x") if context.is_valid else None,
+    )
+
+
+def provide_customers(state: State) -> CustomerService:
+    service: CustomerService = state.customer_service
+    return service
+
+
+def provide_name_changes(state: State) -> NameChangeService:
+    service: NameChangeService = state.name_change_service
+    return service

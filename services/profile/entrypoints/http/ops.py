@@ -1,0 +1,31 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from litestar import Response, get
+from litestar.datastructures import State
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@get("/health", include_in_schema=False, sync_to_thread=False)
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready", include_in_schema=False)
+async def ready(state: State) -> Response[dict[str, str]]:
+    engine: AsyncEngine = state.engine
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        return Response({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+    return Response({"status": "ready", "database": "ok"})
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics(state: State) -> Response[bytes]:
+    registry: CollectorRegistry = state.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,92 @@
+"""Every error leaves as RFC 9457 problem+json with a stable type, logged with the trace id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry, Counter
+
+from libs.kit.errors import AppError, NotFoundError, ProblemDetails, problem_for
+from libs.kit.logging import get_logger
+from services.profile.domain.errors import InvalidInput
+
+log = get_logger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+
+class ErrorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.errors = Counter("http_errors", "HTTP error responses by code", ["code", "status"], registry=registry)
+
+
+def _trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def _respond(request: Request[Any, Any, Any], problem: ProblemDetails) -> Response[bytes]:
+    metrics: ErrorMetrics = request.app.state.error_metrics
+    metrics.errors.labels(problem.code, str(problem.status)).inc()
+    return Response(
+        msgspec.json.encode(problem),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers={"Retry-After": "1"} if problem.retryable else None,
+    )
+
+
+def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[bytes]:
+    log_method = log.error if exc.status >= 500 else log.info  # noqa: PLR2004
+    log_method("request_failed", code=exc.code, status=exc.status, path=request.url.path, detail=exc.detail)
+    return _respond(request, problem_for(exc, request.url.path, _trace_id()))
+
+
+def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    errors = exc.extra if isinstance(exc.extra, list) else None
+    error = InvalidInput(exc.detail or "request body does not match the schema", errors=errors)
+    return app_error_handler(request, error)
+
+
+def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    """Framework errors (404 route, 405, 413...) in the same problem shape."""
+    if exc.status_code == 404:  # noqa: PLR2004
+        return app_error_handler(request, NotFoundError(f"no route for {request.method} {request.url.path}"))
+    code = f"HTTP_{exc.status_code}"
+    problem = ProblemDetails(
+        type=f"about:blank#{code.lower()}",
+        title=exc.detail or "HTTP error",
+        status=exc.status_code,
+        detail=exc.detail,
+        code=code,
+        instance=request.url.path,
+        trace_id=_trace_id(),
+    )
+    return _respond(request, problem)
+
+
+def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    problem = ProblemDetails(
+        type=AppError.problem_type(),
+        title=AppError.title,
+        status=500,
+        detail="an unexpected error occurred; quote the trace id",
+        code=AppError.code,
+        instance=request.url.path,
+        trace_id=_trace_id(),
+    )
+    return _respond(request, problem)
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    AppError: app_error_handler,
+    ValidationException: validation_handler,
+    HTTPException: http_error_handler,
+    Exception: unexpected_error_handler,
+}
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "ErrorMetrics", "MediaType"]
