@@ -1,0 +1,174 @@
+"""``make run``: the whole system on embedded defaults, supervised until Ctrl-C.
+
+Starts PostgreSQL (data kept in ``.data/postgres`` across runs) and the tansu
+broker, applies migrations, starts the stub external systems, the profile
+service, the relay and the sync-connector, loads demo customers and prints how
+to try it. A child that dies is restarted; Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+import msgspec
+
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
+from libs.devstack.processes import ProcessStartError, ServiceProcess
+from libs.kit.settings import load_settings
+from migrations.runner import upgrade_all
+
+DEMO_CUSTOMERS = (
+    {"customerId": "DEMO001", "customerName": "张三", "accountType": "residential",
+     "contactPhone": "+86 138 0013 8000", "contactEmail": "zhangsan@example.com"},
+    {"customerId": "DEMO002", "customerName": "Acme Power Ltd", "accountType": "commercial",
+     "contactEmail": "billing@acme.example"},
+    {"customerId": "DEMO003", "customerName": "华东钢铁厂", "accountType": "industrial"},
+)
+SYSTEMS = ("CRM", "CMS", "CSS")
+
+
+class DevStackSettings(msgspec.Struct, frozen=True):
+    data_dir: str = ".data"
+    pg_port: int = 55432
+    kafka_port: int = 59092
+    profile_port: int = 8000
+    connector_port: int = 8001
+    stubs_port: int = 8010
+    relay_metrics_port: int = 8002
+
+
+def _post_json(url: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL built from settings
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _services(settings: DevStackSettings, db_url: str, bootstrap: str, logs: Path) -> list[ServiceProcess]:
+    system_secrets = {system: secrets.token_hex(32) for system in SYSTEMS}
+    stubs_url = f"http://127.0.0.1:{settings.stubs_port}"
+    return [
+        ServiceProcess(
+            name="stub-externals", module="services.stub_externals", args=["serve"],
+            env={"STUBS_PORT": str(settings.stubs_port),
+                 **{f"STUBS_{s}_SECRET": v for s, v in system_secrets.items()}},
+            health_url=f"{stubs_url}/health", log_file=logs / "stub-externals.log",
+        ),
+        ServiceProcess(
+            name="profile-service", module="services.profile", args=["serve"],
+            env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(settings.profile_port)},
+            health_url=f"http://127.0.0.1:{settings.profile_port}/health", log_file=logs / "profile-service.log",
+        ),
+        ServiceProcess(
+            name="outbox-relay", module="services.profile", args=["relay"],
+            env={"PROFILE_DB_URL": db_url, "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                 "PROFILE_RELAY_METRICS_PORT": str(settings.relay_metrics_port)},
+            health_url=f"http://127.0.0.1:{settings.relay_metrics_port}/metrics", log_file=logs / "outbox-relay.log",
+        ),
+        ServiceProcess(
+            name="sync-connector", module="services.sync_connector", args=["serve"],
+            env={"CONNECTOR_DB_URL": db_url, "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                 "CONNECTOR_HTTP_PORT": str(settings.connector_port),
+                 **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
+                 **{f"CONNECTOR_{s}_SECRET": v for s, v in system_secrets.items()}},
+            health_url=f"http://127.0.0.1:{settings.connector_port}/health", log_file=logs / "sync-connector.log",
+        ),
+    ]
+
+
+def _load_demo_data(profile_port: int) -> None:
+    for customer in DEMO_CUSTOMERS:
+        status, body = _post_json(f"http://127.0.0.1:{profile_port}/v1/customers", dict(customer))
+        if status not in (201, 409):
+            msg = f"loading demo customer {customer['customerId']} failed: {status} {body}"
+            raise RuntimeError(msg)
+
+
+def _how_to_try(settings: DevStackSettings, logs: Path) -> str:
+    api = f"http://127.0.0.1:{settings.profile_port}"
+    return f"""
+The system is up.
+  profile service   {api}   (OpenAPI: {api}/schema/swagger)
+  sync-connector    http://127.0.0.1:{settings.connector_port}   (/health /ready /metrics /v1/sync-records)
+  stub CRM/CMS/CSS  http://127.0.0.1:{settings.stubs_port}   (GET /_received)
+  relay metrics     http://127.0.0.1:{settings.relay_metrics_port}/metrics
+  logs              {logs}/
+
+Try it (copy-paste):
+  APP=$(curl -s -X POST {api}/v1/name-change-applications -H 'Content-Type: application/json' \\
+        -d '{{"customerId":"DEMO001","newName":"李四","reason":"过户"}}' \\
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["applicationId"])')
+  curl -s -X POST {api}/v1/name-change-applications/$APP/decision -H 'Content-Type: application/json' \\
+        -d '{{"decision":"approved","auditorId":"auditor-1","comment":"ok"}}'; echo
+  curl -s {api}/v1/customers/DEMO001/name-history; echo
+  curl -s http://127.0.0.1:{settings.stubs_port}/_received; echo
+  curl -s 'http://127.0.0.1:{settings.connector_port}/v1/sync-records?customerId=DEMO001'; echo
+
+Ctrl-C stops everything.
+"""
+
+
+def main() -> int:
+    settings = load_settings(DevStackSettings, os.environ, "DEV_")
+    data_dir = Path(settings.data_dir).resolve()
+    logs = data_dir / "logs"
+    stopping = False
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        print(f"\nstopping (signal {signum})...", flush=True)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    postgres = EmbeddedPostgres(data_dir / "postgres", port=settings.pg_port, log_file=logs / "postgres.log")
+    broker = EmbeddedKafka(port=settings.kafka_port, log_file=logs / "tansu.log")
+    services: list[ServiceProcess] = []
+    try:
+        print(f"starting PostgreSQL on 127.0.0.1:{settings.pg_port} (data: {postgres.data_dir})", flush=True)
+        postgres.start()
+        print(f"starting the Kafka-compatible broker (tansu) on {settings.kafka_port}", flush=True)
+        broker.start()
+        print("applying migrations", flush=True)
+        upgrade_all(postgres.url)
+        db_url = postgres.url.replace("postgresql://", "postgresql+asyncpg://", 1)
+        services = _services(settings, db_url, broker.bootstrap, logs)
+        for service in services:
+            print(f"starting {service.name}", flush=True)
+            service.start(timeout=60)
+        _load_demo_data(settings.profile_port)
+        print(_how_to_try(settings, logs), flush=True)
+        while not stopping:
+            for service in services:
+                if not service.running and not stopping:
+                    print(f"{service.name} exited ({service.process and service.process.returncode}); restarting",
+                          flush=True)
+                    try:
+                        service.start(timeout=60)
+                    except ProcessStartError as exc:
+                        print(f"{service.name} did not come back: {exc}", flush=True)
+            time.sleep(0.5)
+    finally:
+        for service in reversed(services):
+            service.stop()
+        broker.stop()
+        postgres.stop()
+        print("stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
