@@ -27,7 +27,7 @@ from migrations.runner import upgrade_all
 
 def _docker_answers() -> bool:
     try:
-        import docker  # noqa: PLC0415
+        import docker
 
         docker.from_env(timeout=2).ping()
     except Exception:  # noqa: BLE001 - any failure means "no engine"
@@ -49,7 +49,7 @@ def postgres_server_url(artifacts_dir: Path) -> Iterator[str]:
         yield url
         return
     if _docker_answers():
-        from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+        from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url()
@@ -70,7 +70,7 @@ def kafka_bootstrap(artifacts_dir: Path) -> Iterator[str]:
         yield bootstrap
         return
     if _docker_answers():
-        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+        from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()

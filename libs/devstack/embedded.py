@@ -92,9 +92,22 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [PG_BIN / "initdb", "-D", self.data_dir, "-U", "postgres", "--auth=trust",
-                 "-E", "UTF8", "--locale=C", "--no-sync"],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **privileges,
+                [
+                    PG_BIN / "initdb",
+                    "-D",
+                    self.data_dir,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                **privileges,
             )
         stale_pid = self.data_dir / "postmaster.pid"
         if stale_pid.exists():
@@ -102,10 +115,28 @@ class EmbeddedPostgres:
         if not self.port:
             self.port = free_port()
         self.process = subprocess.Popen(
-            [PG_BIN / "postgres", "-D", self.data_dir, "-p", str(self.port), "-h", "127.0.0.1",
-             "-k", self.data_dir, "-c", "max_connections=300", "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            stdout=_log_target(self.log_file), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                PG_BIN / "postgres",
+                "-D",
+                self.data_dir,
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                self.data_dir,
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            stdout=_log_target(self.log_file),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             **privileges,
         )
         wait_for_port(self.port, timeout, self.process)
@@ -141,7 +172,8 @@ def _wait_for_pg_ready(port: int, timeout: float) -> None:
     while time.monotonic() < deadline:
         result = subprocess.run(
             [PG_BIN / "pg_isready", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
         if result.returncode == 0:
             return
@@ -174,9 +206,19 @@ class EmbeddedKafka:
             self.port = free_port()
         listener = f"tcp://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [TANSU_BIN, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-             "--storage-engine", "memory://tansu/"],
-            stdout=_log_target(self.log_file), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                TANSU_BIN,
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=_log_target(self.log_file),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for_port(self.port, timeout, self.process)
 

@@ -27,10 +27,19 @@ from libs.kit.settings import load_settings
 from migrations.runner import upgrade_all
 
 DEMO_CUSTOMERS = (
-    {"customerId": "DEMO001", "customerName": "张三", "accountType": "residential",
-     "contactPhone": "+86 138 0013 8000", "contactEmail": "zhangsan@example.com"},
-    {"customerId": "DEMO002", "customerName": "Acme Power Ltd", "accountType": "commercial",
-     "contactEmail": "billing@acme.example"},
+    {
+        "customerId": "DEMO001",
+        "customerName": "张三",
+        "accountType": "residential",
+        "contactPhone": "+86 138 0013 8000",
+        "contactEmail": "zhangsan@example.com",
+    },
+    {
+        "customerId": "DEMO002",
+        "customerName": "Acme Power Ltd",
+        "accountType": "commercial",
+        "contactEmail": "billing@acme.example",
+    },
     {"customerId": "DEMO003", "customerName": "华东钢铁厂", "accountType": "industrial"},
 )
 SYSTEMS = ("CRM", "CMS", "CSS")
@@ -62,29 +71,46 @@ def _services(settings: DevStackSettings, db_url: str, bootstrap: str, logs: Pat
     stubs_url = f"http://127.0.0.1:{settings.stubs_port}"
     return [
         ServiceProcess(
-            name="stub-externals", module="services.stub_externals", args=["serve"],
-            env={"STUBS_PORT": str(settings.stubs_port),
-                 **{f"STUBS_{s}_SECRET": v for s, v in system_secrets.items()}},
-            health_url=f"{stubs_url}/health", log_file=logs / "stub-externals.log",
+            name="stub-externals",
+            module="services.stub_externals",
+            args=["serve"],
+            env={"STUBS_PORT": str(settings.stubs_port), **{f"STUBS_{s}_SECRET": v for s, v in system_secrets.items()}},
+            health_url=f"{stubs_url}/health",
+            log_file=logs / "stub-externals.log",
         ),
         ServiceProcess(
-            name="profile-service", module="services.profile", args=["serve"],
+            name="profile-service",
+            module="services.profile",
+            args=["serve"],
             env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(settings.profile_port)},
-            health_url=f"http://127.0.0.1:{settings.profile_port}/health", log_file=logs / "profile-service.log",
+            health_url=f"http://127.0.0.1:{settings.profile_port}/health",
+            log_file=logs / "profile-service.log",
         ),
         ServiceProcess(
-            name="outbox-relay", module="services.profile", args=["relay"],
-            env={"PROFILE_DB_URL": db_url, "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                 "PROFILE_RELAY_METRICS_PORT": str(settings.relay_metrics_port)},
-            health_url=f"http://127.0.0.1:{settings.relay_metrics_port}/metrics", log_file=logs / "outbox-relay.log",
+            name="outbox-relay",
+            module="services.profile",
+            args=["relay"],
+            env={
+                "PROFILE_DB_URL": db_url,
+                "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "PROFILE_RELAY_METRICS_PORT": str(settings.relay_metrics_port),
+            },
+            health_url=f"http://127.0.0.1:{settings.relay_metrics_port}/metrics",
+            log_file=logs / "outbox-relay.log",
         ),
         ServiceProcess(
-            name="sync-connector", module="services.sync_connector", args=["serve"],
-            env={"CONNECTOR_DB_URL": db_url, "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                 "CONNECTOR_HTTP_PORT": str(settings.connector_port),
-                 **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
-                 **{f"CONNECTOR_{s}_SECRET": v for s, v in system_secrets.items()}},
-            health_url=f"http://127.0.0.1:{settings.connector_port}/health", log_file=logs / "sync-connector.log",
+            name="sync-connector",
+            module="services.sync_connector",
+            args=["serve"],
+            env={
+                "CONNECTOR_DB_URL": db_url,
+                "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "CONNECTOR_HTTP_PORT": str(settings.connector_port),
+                **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
+                **{f"CONNECTOR_{s}_SECRET": v for s, v in system_secrets.items()},
+            },
+            health_url=f"http://127.0.0.1:{settings.connector_port}/health",
+            log_file=logs / "sync-connector.log",
         ),
     ]
 
@@ -154,8 +180,10 @@ def main() -> int:
         while not stopping:
             for service in services:
                 if not service.running and not stopping:
-                    print(f"{service.name} exited ({service.process and service.process.returncode}); restarting",
-                          flush=True)
+                    print(
+                        f"{service.name} exited ({service.process and service.process.returncode}); restarting",
+                        flush=True,
+                    )
                     try:
                         service.start(timeout=60)
                     except ProcessStartError as exc:

@@ -18,6 +18,9 @@ class KafkaSettings(msgspec.Struct, frozen=True):
     request_timeout_ms: int = 15_000
     linger_ms: int = 5
     max_batch_size: int = 1_048_576
+    # The producer rejects a larger message itself (per message, before it reaches a batch);
+    # keep it at or below the broker's message.max.bytes.
+    max_request_size: int = 1_048_576
     client_id: str = "customer-profile"
     topic_partitions: int = 6
 
@@ -30,6 +33,7 @@ def make_producer(settings: KafkaSettings) -> AIOKafkaProducer:
         enable_idempotence=settings.enable_idempotence,
         linger_ms=settings.linger_ms,
         max_batch_size=settings.max_batch_size,
+        max_request_size=settings.max_request_size,
         request_timeout_ms=settings.request_timeout_ms,
     )
 

@@ -35,8 +35,13 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 async def create_customer(client: AsyncTestClient[Any], customer_id: str, name: str = "张三") -> httpx.Response:
     response = await client.post(
         "/v1/customers",
-        json={"customerId": customer_id, "customerName": name, "accountType": "residential",
-              "contactPhone": "+86 138 0013 8000", "contactEmail": "zhang@example.com"},
+        json={
+            "customerId": customer_id,
+            "customerName": name,
+            "accountType": "residential",
+            "contactPhone": "+86 138 0013 8000",
+            "contactEmail": "zhang@example.com",
+        },
     )
     assert response.status_code == 201, response.text
     return response
@@ -72,12 +77,14 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 async def counts(db: asyncpg.Connection, customer_id: str) -> dict[str, int]:
     return {
-        "history": await db.fetchval("SELECT count(*) FROM profile.name_change_history WHERE customer_id=$1",
-                                     customer_id),
+        "history": await db.fetchval(
+            "SELECT count(*) FROM profile.name_change_history WHERE customer_id=$1", customer_id
+        ),
         "outbox": await db.fetchval("SELECT count(*) FROM profile.outbox WHERE aggregate_id=$1", customer_id),
         "completed": await db.fetchval(
             "SELECT count(*) FROM profile.name_change_applications WHERE customer_id=$1 AND status='completed'",
-            customer_id),
+            customer_id,
+        ),
     }
 
 
@@ -142,8 +149,9 @@ async def test_approval_updates_profile_in_one_transaction(
     assert headers["ce_type"] == "customer.profile.name-changed.v1"
     assert headers["ce_subject"] == "C001"
     assert headers["traceparent"].startswith("00-")
-    events = await db.fetch("SELECT event_type FROM profile.audit_logs WHERE application_id=$1 ORDER BY id",
-                            application_id)
+    events = await db.fetch(
+        "SELECT event_type FROM profile.audit_logs WHERE application_id=$1 ORDER BY id", application_id
+    )
     assert [e["event_type"] for e in events] == ["APPLICATION_SUBMITTED", "APPLICATION_APPROVED", "PROFILE_UPDATED"]
 
 
@@ -210,9 +218,7 @@ async def test_two_approvals_racing_on_one_customer_exactly_one_wins(
     body = assert_problem(loser, 409, "CONCURRENCY_CONFLICT")
     assert body["retryable"] is True
     assert await counts(db, "C001") == {"history": 1, "outbox": 1, "completed": 1}
-    statuses_in_db = sorted(
-        r["status"] for r in await db.fetch("SELECT status FROM profile.name_change_applications")
-    )
+    statuses_in_db = sorted(r["status"] for r in await db.fetch("SELECT status FROM profile.name_change_applications"))
     assert statuses_in_db == ["completed", "update_failed"]
 
 
@@ -278,7 +284,9 @@ async def test_batch_updates_one_transaction_each(client: AsyncTestClient[Any]) 
     assert response.status_code == 200
     results = response.json()["results"]
     assert [(r["applicationId"], r["success"], r.get("errorCode")) for r in results] == [
-        (first, True, None), (pending, False, "INVALID_STATUS"), ("APP-x", False, "APPLICATION_NOT_FOUND")
+        (first, True, None),
+        (pending, False, "INVALID_STATUS"),
+        ("APP-x", False, "APPLICATION_NOT_FOUND"),
     ]
 
 

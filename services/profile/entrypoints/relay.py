@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -28,14 +29,16 @@ async def run_relay(settings: ProfileSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await _wait_for_topic(settings, stop)
-    producer = make_producer(settings.kafka)
-    await producer.start()
-    relay = OutboxRelay(asyncpg_dsn(settings.database.url), producer, settings.relay, RelayMetrics(registry))
+    relay = OutboxRelay(
+        asyncpg_dsn(settings.database.url),
+        lambda: make_producer(settings.kafka),
+        settings.relay,
+        RelayMetrics(registry),
+    )
     log.info("relay_started", topic=settings.relay.topic, schema=settings.relay.schema)
     try:
-        await relay.run(stop)
+        await relay.run(stop)  # owns its producer: builds it, rebuilds it after broker failures, stops it
     finally:
-        await producer.stop()
         provider.shutdown()
         log.info("relay_stopped")
 
@@ -48,7 +51,8 @@ async def _wait_for_topic(settings: ProfileSettings, stop: asyncio.Event) -> Non
             await ensure_topic(settings.kafka, settings.relay.topic)
         except Exception as exc:  # noqa: BLE001 - any broker error: wait and retry
             log.warning("broker_unavailable", error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
             delay = min(delay * 2, 5.0)
         else:
             return

@@ -83,9 +83,11 @@ class NameChangeService:
             try:
                 result = await self.update(application_id, actor)
             except AppError as exc:
-                results.append(BatchItemResult(application_id, False, error_code=exc.code, error_detail=exc.detail))
+                results.append(
+                    BatchItemResult(application_id, success=False, error_code=exc.code, error_detail=exc.detail)
+                )
             else:
-                results.append(BatchItemResult(application_id, True, result=result))
+                results.append(BatchItemResult(application_id, success=True, result=result))
         return results
 
     async def _reject(
@@ -163,7 +165,7 @@ class NameChangeService:
                 )
                 await uow.commit()
         except AppError as exc:
-            log.error("UPDATE_FAILED_NOT_RECORDED", application_id=application_id, code=exc.code, error=exc.detail)
+            log.exception("UPDATE_FAILED_NOT_RECORDED", application_id=application_id, code=exc.code, error=exc.detail)
 
 
 _FAILABLE = (ApplicationStatus.PENDING, ApplicationStatus.APPROVED, ApplicationStatus.UPDATE_FAILED)

@@ -67,11 +67,16 @@ class Outbox(Protocol):
 
 
 class ProfileUnitOfWork(Protocol):
-    customers: CustomerRepository
-    applications: ApplicationRepository
-    history: HistoryRepository
-    audit: AuditLog
-    outbox: Outbox
+    @property
+    def customers(self) -> CustomerRepository: ...
+    @property
+    def applications(self) -> ApplicationRepository: ...
+    @property
+    def history(self) -> HistoryRepository: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def outbox(self) -> Outbox: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

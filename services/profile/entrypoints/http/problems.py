@@ -70,7 +70,7 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
 
 
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
     problem = ProblemDetails(
         type=AppError.problem_type(),
         title=AppError.title,

@@ -25,7 +25,7 @@ class Request(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen
     """Base of every request body."""
 
 
-class CreateCustomerRequest(Request):
+class CreateCustomerRequest(Request, frozen=True):
     customer_id: CustomerId
     customer_name: PersonName
     account_type: AccountType
@@ -34,23 +34,23 @@ class CreateCustomerRequest(Request):
     contact_address: Address | None = None
 
 
-class SubmitApplicationRequest(Request):
+class SubmitApplicationRequest(Request, frozen=True):
     customer_id: CustomerId
     new_name: PersonName
     reason: Reason
 
 
-class DecisionRequest(Request):
+class DecisionRequest(Request, frozen=True):
     decision: Decision
     auditor_id: ActorId
     comment: Comment | None = None
 
 
-class ProfileUpdateRequest(Request):
+class ProfileUpdateRequest(Request, frozen=True):
     application_id: ApplicationId
 
 
-class BatchProfileUpdateRequest(Request):
+class BatchProfileUpdateRequest(Request, frozen=True):
     application_ids: Annotated[list[ApplicationId], msgspec.Meta(min_length=1, max_length=1000)]
 
 
