@@ -1,0 +1,84 @@
+"""Pure domain rules of a name change (seed 000 5.2.1 steps 2-4)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from services.profile.domain.errors import ConcurrencyConflict, InvalidStatus, ProfileNotFound
+from services.profile.domain.model import (
+    AccountType,
+    ApplicationStatus,
+    Customer,
+    CustomerStatus,
+    Decision,
+    new_application,
+    plan_name_change,
+)
+
+NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+CUSTOMER = Customer(
+    customer_id="C1",
+    customer_name="张三",
+    contact_phone=None,
+    contact_email=None,
+    contact_address=None,
+    account_type=AccountType.RESIDENTIAL,
+    status=CustomerStatus.ACTIVE,
+    version=3,
+    created_at=NOW,
+    updated_at=NOW,
+)
+
+
+def test_submission_captures_old_name_and_version() -> None:
+    application = new_application("APP-1", CUSTOMER, "李四", "过户", NOW)
+    assert (application.old_name, application.profile_version, application.status) == (
+        "张三",
+        3,
+        ApplicationStatus.PENDING,
+    )
+
+
+def test_submission_for_deleted_customer_is_refused() -> None:
+    with pytest.raises(ProfileNotFound):
+        new_application("APP-1", replace(CUSTOMER, deleted_at=NOW), "李四", "过户", NOW)
+
+
+def test_only_pending_can_be_decided() -> None:
+    approved = new_application("APP-1", CUSTOMER, "李四", "过户", NOW).decide(Decision.APPROVED, "a1", None, NOW)
+    assert approved.status is ApplicationStatus.APPROVED
+    with pytest.raises(InvalidStatus):
+        approved.decide(Decision.REJECTED, "a1", None, NOW)
+
+
+def test_plan_bumps_version_of_an_approved_application() -> None:
+    approved = new_application("APP-1", CUSTOMER, "李四", "过户", NOW).decide(Decision.APPROVED, "a1", None, NOW)
+    change = plan_name_change(approved, CUSTOMER, NOW)
+    assert change.new_version == 4
+    assert change.customer_type == "residential"
+
+
+@pytest.mark.parametrize("status", [ApplicationStatus.PENDING, ApplicationStatus.REJECTED, ApplicationStatus.COMPLETED])
+def test_plan_requires_approval(status: ApplicationStatus) -> None:
+    application = replace(new_application("APP-1", CUSTOMER, "李四", "过户", NOW), status=status)
+    with pytest.raises(InvalidStatus):
+        plan_name_change(application, CUSTOMER, NOW)
+
+
+def test_plan_refuses_missing_or_deleted_profile() -> None:
+    approved = new_application("APP-1", CUSTOMER, "李四", "过户", NOW).decide(Decision.APPROVED, "a1", None, NOW)
+    with pytest.raises(ProfileNotFound):
+        plan_name_change(approved, None, NOW)
+    with pytest.raises(ProfileNotFound):
+        plan_name_change(approved, replace(CUSTOMER, deleted_at=NOW), NOW)
+
+
+def test_plan_detects_a_concurrent_modification() -> None:
+    approved = new_application("APP-1", CUSTOMER, "李四", "过户", NOW).decide(Decision.APPROVED, "a1", None, NOW)
+    with pytest.raises(ConcurrencyConflict) as caught:
+        plan_name_change(approved, replace(CUSTOMER, version=4), NOW)
+    assert caught.value.retryable
+    assert caught.value.status == 409
