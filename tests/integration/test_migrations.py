@@ -1,0 +1,60 @@
+"""Migrations build both schemas from nothing and can be rolled back and re-applied."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import asyncpg
+
+from migrations.runner import downgrade, upgrade_all
+
+EXPECTED = {
+    "profile": {"customer_profiles", "name_change_applications", "name_change_history", "audit_logs", "outbox"},
+    "sync": {"external_sync_records", "external_sync_attempts", "customer_sync_state"},
+}
+
+
+async def tables(url: str) -> dict[str, set[str]]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('profile', 'sync') "
+            "AND tablename NOT LIKE 'name_change_history_%' AND tablename <> 'alembic_version'"
+        )
+        partitions = await conn.fetchval(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass('profile.name_change_history')"
+        )
+    finally:
+        await conn.close()
+    found: dict[str, set[str]] = {"profile": set(), "sync": set()}
+    for row in rows:
+        found[row["schemaname"]].add(row["tablename"])
+    found["profile_partitions"] = {str(partitions)}
+    return found
+
+
+async def test_upgrade_downgrade_upgrade(postgres_server_url: str) -> None:
+    name = f"mig_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(postgres_server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_server_url.rsplit("/", 1)[0] + f"/{name}"
+    loop = asyncio.get_running_loop()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            await loop.run_in_executor(pool, upgrade_all, url)
+            first = await tables(url)
+            assert first["profile"] == EXPECTED["profile"]
+            assert first["sync"] == EXPECTED["sync"]
+            # default partition plus the current month and three ahead
+            assert first["profile_partitions"] == {"5"}
+            for area in ("sync", "profile"):
+                await loop.run_in_executor(pool, downgrade, url, area)
+            emptied = await tables(url)
+            assert emptied["profile"] == set() and emptied["sync"] == set()
+            await loop.run_in_executor(pool, upgrade_all, url)
+            assert (await tables(url))["profile"] == EXPECTED["profile"]
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
