@@ -52,7 +52,8 @@ async def test_upgrade_downgrade_upgrade(postgres_server_url: str) -> None:
             for area in ("sync", "profile"):
                 await loop.run_in_executor(pool, downgrade, url, area)
             emptied = await tables(url)
-            assert emptied["profile"] == set() and emptied["sync"] == set()
+            assert emptied["profile"] == set()
+            assert emptied["sync"] == set()
             await loop.run_in_executor(pool, upgrade_all, url)
             assert (await tables(url))["profile"] == EXPECTED["profile"]
     finally:
