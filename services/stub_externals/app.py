@@ -1,0 +1,143 @@
+"""The stub's aiohttp application and an in-process starter for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Self
+
+import msgspec
+from aiohttp import web
+
+from services.stub_externals.state import SYSTEM_BY_PATH, Fault, FaultMode, StubState, SyncBody
+
+STATE_KEY = web.AppKey("state", StubState)
+SECRETS_KEY = web.AppKey("secrets", dict[str, str])
+SIGNATURE_PREFIX = "sha256="
+
+
+def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
+    """``X-Signature: sha256=<hex HMAC-SHA256 of the body>``.
+
+    Written independently of the connector's signer on purpose: the stub checks
+    the wire contract, not a shared implementation.
+    """
+    if header is None or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header.removeprefix(SIGNATURE_PREFIX))
+
+
+def _problem(status: int, detail: str) -> web.Response:
+    return web.json_response({"status": status, "detail": detail}, status=status)
+
+
+async def _sync_call(request: web.Request) -> web.StreamResponse:
+    state, system = request.app[STATE_KEY], SYSTEM_BY_PATH[request.path]
+    fault = state.take_fault(system)
+    if fault is not None:
+        if fault.mode is FaultMode.DOWN:
+            # Like a crashed server: the client gets a dropped connection, no answer.
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        if fault.mode is FaultMode.STATUS:
+            return _problem(fault.status, f"injected fault for {system}")
+        await asyncio.sleep(fault.latency_ms / 1000)
+    raw = await request.read()
+    secret = request.app[SECRETS_KEY].get(system)
+    if secret is not None and not signature_valid(secret, raw, request.headers.get("X-Signature")):
+        return _problem(401, "missing or invalid X-Signature")
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        return _problem(400, "Idempotency-Key header is required")
+    try:
+        body = msgspec.json.decode(raw, type=SyncBody)
+    except msgspec.DecodeError as exc:
+        return _problem(400, f"invalid body: {exc}")
+    reply = state.apply(
+        system, request.path, key, headers=dict(request.headers), body=body, raw=msgspec.json.decode(raw)
+    )
+    return web.json_response(reply.body, status=reply.status)
+
+
+async def _received(request: web.Request) -> web.Response:
+    calls = request.app[STATE_KEY].received(request.query.get("system"))
+    return web.Response(body=msgspec.json.encode(calls), content_type="application/json")
+
+
+async def _add_fault(request: web.Request) -> web.Response:
+    try:
+        fault = msgspec.json.decode(await request.read(), type=Fault)
+    except (msgspec.DecodeError, ValueError) as exc:
+        return _problem(400, f"invalid fault: {exc}")
+    request.app[STATE_KEY].add_fault(fault)
+    return web.json_response(msgspec.to_builtins(fault), status=201)
+
+
+async def _clear_faults(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].clear_faults()
+    return web.Response(status=204)
+
+
+async def _reset(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].reset()
+    return web.Response(status=204)
+
+
+async def _health(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(secrets: Mapping[str, str] | None = None, state: StubState | None = None) -> web.Application:
+    """The stub application; ``secrets`` maps system code to HMAC secret (unset = unsigned is fine)."""
+    app = web.Application()
+    app[STATE_KEY] = state if state is not None else StubState()
+    app[SECRETS_KEY] = dict(secrets or {})
+    app.router.add_routes([web.post(path, _sync_call) for path in SYSTEM_BY_PATH])
+    app.router.add_routes(
+        [
+            web.get("/_received", _received),
+            web.post("/_faults", _add_fault),
+            web.delete("/_faults", _clear_faults),
+            web.post("/_reset", _reset),
+            web.get("/health", _health),
+        ]
+    )
+    return app
+
+
+class RunningStub:
+    """A stub server listening on a real socket; ``url`` is its base URL."""
+
+    def __init__(self, runner: web.AppRunner, state: StubState, url: str) -> None:
+        self._runner = runner
+        self.state = state
+        self.url = url
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+async def start_stub_server(
+    port: int = 0, *, host: str = "127.0.0.1", secrets: Mapping[str, str] | None = None
+) -> RunningStub:
+    """Start the stub in this event loop; port 0 picks a free port (see ``RunningStub.url``)."""
+    state = StubState()
+    runner = web.AppRunner(create_app(secrets, state), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    return RunningStub(runner, state, f"http://{bound_host}:{bound_port}")

@@ -1,0 +1,30 @@
+"""Stub settings, built once at start-up from ``STUBS_*`` environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from libs.kit.settings import load_settings
+
+ENV_PREFIX = "STUBS_"
+
+
+class StubSettings(msgspec.Struct, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8010
+    # Empty means "accept unsigned calls" for that system.
+    crm_secret: str = ""
+    cms_secret: str = ""
+    css_secret: str = ""
+    log_level: str = "INFO"
+
+    def secrets(self) -> dict[str, str]:
+        """Secrets by system code, only for systems that verify signatures."""
+        by_code = {"CRM": self.crm_secret, "CMS": self.cms_secret, "CSS": self.css_secret}
+        return {code: secret for code, secret in by_code.items() if secret}
+
+
+def settings_from_env(environ: Mapping[str, str]) -> StubSettings:
+    return load_settings(StubSettings, environ, ENV_PREFIX)
