@@ -1,0 +1,1 @@
+"""The sync-connector: consumes customer-profile events and pushes them to each external system."""

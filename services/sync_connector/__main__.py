@@ -1,0 +1,35 @@
+"""``python -m services.sync_connector serve|migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import click
+
+from services.sync_connector.settings import settings_from_env
+
+
+@click.group()
+def cli() -> None:
+    """Sync-connector commands (settings come from CONNECTOR_* environment variables)."""
+
+
+@cli.command()
+def serve() -> None:
+    """Consume profile events and sync every external system; HTTP API on CONNECTOR_HTTP_PORT."""
+    from services.sync_connector.runtime import run_connector  # noqa: PLC0415
+
+    asyncio.run(run_connector(settings_from_env(os.environ)))
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply the sync schema migrations."""
+    from migrations.runner import upgrade  # noqa: PLC0415
+
+    upgrade(settings_from_env(os.environ).database.url, "sync")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,274 @@
+"""One Kafka consumer group per external system; partitions run concurrently, in order within each.
+
+Offsets are committed only up to the last message whose handler returned, that
+is, whose sync record is written (invariant 2). A handler that raises is retried
+with backoff on the same message (a database outage must not lose it); the
+partition waits behind it, others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Collection, Iterable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
+
+from libs.kit.kafka import KafkaSettings, make_consumer
+from libs.kit.logging import get_logger
+from services.sync_connector.messages import KafkaMessage
+from services.sync_connector.metrics import ConnectorMetrics
+from services.sync_connector.outcome import RetryPolicy
+
+log = get_logger(__name__)
+
+# A handler must finish the message, or raise; when ``stop`` is set it may give up
+# (raise) and the message is left uncommitted for the next owner.
+MessageHandler = Callable[[KafkaMessage, asyncio.Event], Awaitable[None]]
+
+FETCH_WAIT_MS = 200
+MAX_FETCH_RECORDS = 500
+# Above this many buffered messages a partition is paused, so one stuck key does not fill memory.
+MAX_PARTITION_BACKLOG = 1_000
+# Waits between retries of a message after an infrastructure error (database down...), and between
+# consumer restarts. Those are retried until they clear, so max_retries is not consulted.
+PROCESSING_ERROR_BACKOFF = RetryPolicy(max_retries=0, base_s=0.5, max_s=10.0)
+
+
+class PartitionWorker:
+    """Processes one partition's messages strictly in order and knows the next offset to commit."""
+
+    def __init__(
+        self, tp: TopicPartition, handler: MessageHandler, system_code: str, metrics: ConnectorMetrics
+    ) -> None:
+        self.tp = tp
+        self.next_offset: int | None = None
+        self._handler = handler
+        self._code = system_code
+        self._metrics = metrics
+        self._queue: asyncio.Queue[KafkaMessage | None] = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"sync-{system_code}-{tp.topic}-{tp.partition}")
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def push(self, messages: Iterable[KafkaMessage]) -> None:
+        for message in messages:
+            self._queue.put_nowait(message)
+
+    async def stop(self, grace_s: float) -> None:
+        """Finish the in-flight message (bounded by ``grace_s``); queued ones are dropped, not committed."""
+        self._stop.set()
+        self._queue.put_nowait(None)  # wakes an idle worker
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+        except TimeoutError:
+            log.warning("partition_worker_abandoned", system_code=self._code, partition=self.tp.partition)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            message = await self._queue.get()
+            if message is None or self._stop.is_set():
+                return
+            if not await self._process(message):
+                return
+            self.next_offset = message.offset + 1
+
+    async def _process(self, message: KafkaMessage) -> bool:
+        """True once the handler finished the message; False when stopping first."""
+        failures = 0
+        while True:
+            try:
+                await self._handler(message, self._stop)
+            except Exception as exc:
+                if self._stop.is_set():
+                    return False
+                failures += 1
+                kind = "database" if isinstance(exc, SQLAlchemyError | OSError) else "unexpected"
+                self._metrics.processing_errors.labels(self._code, kind).inc()
+                delay = PROCESSING_ERROR_BACKOFF.delay_before_retry(failures)
+                log.exception(
+                    "message_processing_failed",
+                    system_code=self._code,
+                    kind=kind,
+                    partition=message.partition,
+                    offset=message.offset,
+                    retry_in_s=round(delay, 3),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                if self._stop.is_set():
+                    return False
+            else:
+                return True
+
+
+class SystemConsumer:
+    """The consumer group of one external system."""
+
+    def __init__(
+        self,
+        system_code: str,
+        *,
+        kafka: KafkaSettings,
+        topic: str,
+        group_id: str,
+        handler: MessageHandler,
+        metrics: ConnectorMetrics,
+        grace_s: float,
+    ) -> None:
+        self.system_code = system_code
+        self.group_id = group_id
+        self.started = False
+        self._kafka = kafka
+        self._topic = topic
+        self._handler = handler
+        self._metrics = metrics
+        self._grace_s = grace_s
+        self._consumer: AIOKafkaConsumer | None = None
+        self._workers: dict[TopicPartition, PartitionWorker] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._assigned: frozenset[TopicPartition] = frozenset()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def assigned(self) -> frozenset[TopicPartition]:
+        return self._assigned
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+
+    async def stop(self) -> None:
+        """Stop fetching, finish in-flight messages, commit, leave the group."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        """Supervise the consumer: a crash restarts it (from the committed offsets) instead of going silent."""
+        restarts = 0
+        while not self._stopping.is_set():
+            consumer = await self._connect()
+            if consumer is None:
+                return
+            try:
+                await self._fetch_loop(consumer)
+            except Exception:
+                restarts += 1
+                log.exception("consumer_crashed", group_id=self.group_id, restarts=restarts)
+            finally:
+                await self._release(consumer, list(self._workers))
+                await consumer.stop()
+                self.started, self._consumer, self._assigned = False, None, frozenset()
+                self._committed.clear()
+                self._metrics.assigned_partitions.labels(self.system_code).set(0)
+                log.info("consumer_stopped", group_id=self.group_id)
+            if not self._stopping.is_set():
+                await self._sleep(PROCESSING_ERROR_BACKOFF.delay_before_retry(restarts))
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, cut short by stop()."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _connect(self) -> AIOKafkaConsumer | None:
+        """The broker may be down at start-up: retry until it answers or we are stopped."""
+        delay = 0.2
+        while not self._stopping.is_set():
+            consumer = make_consumer(self._kafka, self._topic, self.group_id)
+            consumer.subscribe([self._topic], listener=_RebalanceListener(self))
+            try:
+                await consumer.start()
+            except KafkaError as exc:
+                await consumer.stop()
+                log.warning("broker_unavailable", group_id=self.group_id, error=repr(exc), retry_in_s=delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                self._consumer, self.started = consumer, True
+                log.info("consumer_started", group_id=self.group_id, topic=self._topic)
+                return consumer
+        return None
+
+    async def _fetch_loop(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            try:
+                batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_FETCH_RECORDS)
+            except KafkaError as exc:
+                log.warning("fetch_failed", group_id=self.group_id, error=repr(exc))
+                await self._sleep(1.0)
+                continue
+            assignment = consumer.assignment()
+            for tp, messages in batches.items():
+                if tp in assignment:  # records fetched just before a revocation belong to the next owner
+                    self._worker_for(tp).push(messages)
+            self._apply_backpressure(consumer, assignment)
+            await self._commit(consumer, self._workers.values())
+
+    def _worker_for(self, tp: TopicPartition) -> PartitionWorker:
+        if (worker := self._workers.get(tp)) is None:
+            worker = self._workers[tp] = PartitionWorker(tp, self._handler, self.system_code, self._metrics)
+        return worker
+
+    def _apply_backpressure(self, consumer: AIOKafkaConsumer, assignment: Collection[TopicPartition]) -> None:
+        paused = consumer.paused()
+        for tp, worker in self._workers.items():
+            if tp not in assignment:
+                continue
+            if worker.backlog >= MAX_PARTITION_BACKLOG and tp not in paused:
+                consumer.pause(tp)
+            elif worker.backlog < MAX_PARTITION_BACKLOG // 2 and tp in paused:
+                consumer.resume(tp)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, workers: Iterable[PartitionWorker]) -> None:
+        offsets = {
+            w.tp: w.next_offset
+            for w in workers
+            if w.next_offset is not None and self._committed.get(w.tp) != w.next_offset
+        }
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:  # the same offsets are committed again on the next round
+            self._metrics.commit_errors.labels(self.system_code).inc()
+            log.warning("commit_failed", group_id=self.group_id, error=repr(exc))
+        else:
+            self._committed.update(offsets)
+
+    async def _release(self, consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition]) -> None:
+        """Stop the workers of these partitions and commit what they finished."""
+        workers = [self._workers.pop(tp) for tp in tps if tp in self._workers]
+        await asyncio.gather(*(worker.stop(self._grace_s) for worker in workers))
+        await self._commit(consumer, workers)
+        for worker in workers:
+            self._committed.pop(worker.tp, None)
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._assigned = frozenset()
+        if self._consumer is not None:
+            await self._release(self._consumer, revoked)
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._assigned = frozenset(assigned)
+        self._metrics.assigned_partitions.labels(self.system_code).set(len(assigned))
+        log.info("partitions_assigned", group_id=self.group_id, partitions=sorted(tp.partition for tp in assigned))
+
+
+class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+    def __init__(self, owner: SystemConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._owner.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._owner.on_assigned(assigned)

@@ -1,0 +1,139 @@
+"""One sink per external system: a small Protocol and its aiohttp implementation.
+
+The three systems differ only by code, name and path, so one HTTP class serves
+all of them; a system with a different protocol would get its own ``Sink``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+import aiohttp
+import msgspec
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from contracts.events import CustomerNameChanged
+from services.sync_connector.settings import SystemEndpoint
+from services.sync_connector.signing import SIGNATURE_HEADER, sign_body
+
+
+class ExternalSystem(msgspec.Struct, frozen=True):
+    code: str
+    name: str
+    path: str
+
+
+CRM = ExternalSystem("CRM", "计费系统", "/api/customer/update")
+CMS = ExternalSystem("CMS", "营销系统", "/api/profile/sync")
+CSS = ExternalSystem("CSS", "客服系统", "/api/customer/profile")
+EXTERNAL_SYSTEMS: tuple[ExternalSystem, ...] = (CRM, CMS, CSS)
+
+
+class SyncPayload(msgspec.Struct, frozen=True, rename="camel"):
+    """The JSON body every external system receives (also stored as ``sync_data``)."""
+
+    event_id: str
+    customer_id: str
+    application_id: str
+    customer_name: str
+    old_name: str
+    profile_version: int
+    reason: str
+    changed_at: datetime
+
+
+def encode_payload(event_id: str, event: CustomerNameChanged) -> bytes:
+    return msgspec.json.encode(
+        SyncPayload(
+            event_id=event_id,
+            customer_id=event.customer_id,
+            application_id=event.application_id,
+            customer_name=event.new_name,
+            old_name=event.old_name,
+            profile_version=event.profile_version,
+            reason=event.reason,
+            changed_at=event.changed_at,
+        )
+    )
+
+
+class SinkResponse(msgspec.Struct, frozen=True):
+    status: int
+    body: bytes
+
+
+class SinkUnavailableError(Exception):
+    """The system gave no HTTP answer; whether the call landed is unknown."""
+
+    kind: ClassVar[str] = "unavailable"
+
+
+class SinkTimeoutError(SinkUnavailableError):
+    kind = "timeout"
+
+
+class SinkConnectionError(SinkUnavailableError):
+    kind = "connection_error"
+
+
+class Sink(Protocol):
+    @property
+    def system(self) -> ExternalSystem: ...
+
+    async def send(self, idempotency_key: str, body: bytes) -> SinkResponse:
+        """POST the body; an HTTP answer of any status is returned, no answer raises SinkUnavailableError."""
+        ...
+
+
+def make_http_session(timeout_s: float) -> aiohttp.ClientSession:
+    """The one pooled session all sinks share."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        connector=aiohttp.TCPConnector(limit=100, limit_per_host=30),
+    )
+
+
+class HttpSink:
+    def __init__(
+        self,
+        system: ExternalSystem,
+        endpoint: SystemEndpoint,
+        session: aiohttp.ClientSession,
+        tracer: trace.Tracer,
+    ) -> None:
+        self._system = system
+        self._endpoint = endpoint
+        self._url = endpoint.base_url.rstrip("/") + system.path
+        self._session = session
+        self._tracer = tracer
+
+    @property
+    def system(self) -> ExternalSystem:
+        return self._system
+
+    async def send(self, idempotency_key: str, body: bytes) -> SinkResponse:
+        attributes = {"http.request.method": "POST", "url.full": self._url, "external.system": self._system.code}
+        with self._tracer.start_as_current_span(
+            f"POST {self._system.path}", kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
+            if self._endpoint.secret:
+                headers[SIGNATURE_HEADER] = sign_body(self._endpoint.secret, body)
+            propagate.inject(headers)  # traceparent of this client span
+            try:
+                async with self._session.post(self._url, data=body, headers=headers) as response:
+                    answer = SinkResponse(response.status, await response.read())
+            except TimeoutError as exc:
+                span.set_status(Status(StatusCode.ERROR, "timeout"))
+                msg = f"no answer from {self._url} within the timeout"
+                raise SinkTimeoutError(msg) from exc
+            except aiohttp.ClientError as exc:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                msg = f"{type(exc).__name__}: {exc}"
+                raise SinkConnectionError(msg) from exc
+            span.set_attribute("http.response.status_code", answer.status)
+            if answer.status >= 500:  # noqa: PLR2004 - HTTP semantic conventions: 5xx marks a client span failed
+                span.set_status(Status(StatusCode.ERROR))
+            return answer
