@@ -163,6 +163,7 @@ class SystemConsumer:
                 await self._fetch_loop(consumer)
             except Exception:
                 restarts += 1
+                self._metrics.consumer_errors.labels(self.system_code, "crash").inc()
                 log.exception("consumer_crashed", group_id=self.group_id, restarts=restarts)
             finally:
                 await self._release(consumer, list(self._workers))
@@ -189,6 +190,7 @@ class SystemConsumer:
                 await consumer.start()
             except KafkaError as exc:
                 await consumer.stop()
+                self._metrics.consumer_errors.labels(self.system_code, "connect").inc()
                 log.warning("broker_unavailable", group_id=self.group_id, error=repr(exc), retry_in_s=delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -203,6 +205,7 @@ class SystemConsumer:
             try:
                 batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_FETCH_RECORDS)
             except KafkaError as exc:
+                self._metrics.consumer_errors.labels(self.system_code, "fetch").inc()
                 log.warning("fetch_failed", group_id=self.group_id, error=repr(exc))
                 await self._sleep(1.0)
                 continue
@@ -239,7 +242,7 @@ class SystemConsumer:
         try:
             await consumer.commit(offsets)
         except KafkaError as exc:  # the same offsets are committed again on the next round
-            self._metrics.commit_errors.labels(self.system_code).inc()
+            self._metrics.consumer_errors.labels(self.system_code, "commit").inc()
             log.warning("commit_failed", group_id=self.group_id, error=repr(exc))
         else:
             self._committed.update(offsets)

@@ -50,10 +50,10 @@ class ConnectorMetrics:
             ["system_code", "kind"],
             registry=registry,
         )
-        self.commit_errors = Counter(
-            "consumer_commit_errors",
-            "Failed offset commits (retried on the next round)",
-            ["system_code"],
+        self.consumer_errors = Counter(
+            "consumer_errors",
+            "Kafka consumer failures, all retried: connect, fetch, commit, crash (restart)",
+            ["system_code", "kind"],
             registry=registry,
         )
         self.assigned_partitions = Gauge(

@@ -60,6 +60,13 @@ class ConnectorRuntime:
         return bool(self.consumers) and all(consumer.assigned for consumer in self.consumers.values())
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # whatever did start must not leak
+            raise
+
+    async def _start(self) -> None:
         settings = self.settings
         self._engine = engine = make_engine(settings.database)
         self._session = make_http_session(settings.http_timeout_s)
