@@ -1,0 +1,203 @@
+"""Helpers for the sync-connector tests: the stub systems, a producer, the sync tables, a running connector."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpg
+import msgspec
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from opentelemetry.sdk.trace import TracerProvider
+
+from contracts.events import NAME_CHANGED_TYPE, CustomerNameChanged, encode_event
+from libs.kit.db import DatabaseSettings
+from libs.kit.kafka import KafkaSettings
+from services.stub_externals.app import RunningStub, start_stub_server
+from services.sync_connector.runtime import ConnectorRuntime
+from services.sync_connector.settings import ConnectorSettings
+
+T = TypeVar("T")
+SYSTEMS = ("CRM", "CMS", "CSS")
+SECRETS = {"CRM": "crm-secret", "CMS": "cms-secret", "CSS": "css-secret"}
+
+
+async def eventually(check: Callable[[], Awaitable[T]], what: str, timeout: float = 20.0) -> T:
+    """Poll ``check`` until it returns something truthy, bounded by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {result!r})")
+        await asyncio.sleep(0.05)
+
+
+def all_systems(status: str) -> dict[str, str]:
+    return dict.fromkeys(SYSTEMS, status)
+
+
+def name_changed(customer_id: str, version: int, new_name: str = "李四") -> CustomerNameChanged:
+    return CustomerNameChanged(
+        customer_id=customer_id,
+        application_id=f"APP-{customer_id}-{version}",
+        old_name="张三",
+        new_name=new_name,
+        profile_version=version,
+        reason="更名",
+        changed_at=datetime.now(UTC),
+    )
+
+
+def metric(runtime: ConnectorRuntime, name: str, **labels: str) -> float:
+    return runtime.registry.get_sample_value(name, labels) or 0.0
+
+
+@asynccontextmanager
+async def running_connector(settings: ConnectorSettings) -> AsyncIterator[ConnectorRuntime]:
+    async with ConnectorRuntime(settings, tracer_provider=TracerProvider()) as runtime:
+        # Produce only once every group owns its partitions, so timing assertions compare systems, not joins.
+        async def assigned() -> bool:
+            return runtime.partitions_assigned
+
+        await eventually(assigned, "all three consumer groups to be assigned", timeout=30)
+        yield runtime
+
+
+@dataclass
+class ConnectorHarness:
+    database_url: str
+    kafka: KafkaSettings
+    topic: str
+    stub: RunningStub
+    producer: AIOKafkaProducer
+    db: asyncpg.Connection
+    http: aiohttp.ClientSession
+
+    def settings(self, **overrides: Any) -> ConnectorSettings:
+        settings = ConnectorSettings(
+            database=DatabaseSettings(url=self.database_url, pool_size=5),
+            # Short group timeouts: tansu waits them out when a group's members change (restart test).
+            kafka=msgspec.structs.replace(
+                self.kafka, session_timeout_ms=2_000, heartbeat_interval_ms=250, rebalance_timeout_ms=2_000
+            ),
+            topic=self.topic,
+            group_prefix=f"sync-connector-test-{uuid.uuid4().hex[:8]}",
+            http_port=0,
+            crm_url=self.stub.url,
+            cms_url=self.stub.url,
+            css_url=self.stub.url,
+            crm_secret=SECRETS["CRM"],
+            cms_secret=SECRETS["CMS"],
+            css_secret=SECRETS["CSS"],
+            max_retry_count=3,
+            backoff_base_s=0.05,
+            backoff_max_s=0.2,
+            http_timeout_s=5.0,
+            shutdown_grace_s=5.0,
+        )
+        return msgspec.structs.replace(settings, **overrides)
+
+    async def produce(
+        self,
+        event: CustomerNameChanged,
+        *,
+        event_id: str | None = None,
+        value: bytes | None = None,
+        traceparent: str | None = None,
+    ) -> str:
+        """One CloudEvents message keyed by customer id; returns its event id."""
+        event_id = event_id or str(uuid.uuid4())
+        headers = {
+            "ce_specversion": "1.0",
+            "ce_id": event_id,
+            "ce_source": "urn:test",
+            "ce_type": NAME_CHANGED_TYPE,
+            "ce_time": "2024-05-01T08:30:00Z",
+            "ce_subject": event.customer_id,
+            "content-type": "application/json",
+        }
+        if traceparent:
+            headers["traceparent"] = traceparent
+        await self.producer.send_and_wait(
+            self.topic,
+            value if value is not None else encode_event(event),
+            key=event.customer_id.encode(),
+            headers=[(k, v.encode()) for k, v in headers.items()],
+        )
+        return event_id
+
+    async def records(self, event_id: str) -> dict[str, asyncpg.Record]:
+        rows = await self.db.fetch("SELECT * FROM sync.external_sync_records WHERE event_id = $1", uuid.UUID(event_id))
+        return {row["system_code"]: row for row in rows}
+
+    async def statuses(self, event_id: str) -> dict[str, str]:
+        return {code: row["sync_status"] for code, row in (await self.records(event_id)).items()}
+
+    def statuses_become(self, event_id: str, expected: dict[str, str]) -> Callable[[], Awaitable[bool]]:
+        """A check for ``eventually``: the event's records have exactly these statuses."""
+
+        async def check() -> bool:
+            return await self.statuses(event_id) == expected
+
+        return check
+
+    async def attempts(self, event_id: str, system: str) -> list[tuple[str, int | None]]:
+        rows = await self.db.fetch(
+            "SELECT a.outcome, a.http_status FROM sync.external_sync_attempts a "
+            "JOIN sync.external_sync_records r ON r.id = a.record_id "
+            "WHERE r.event_id = $1 AND r.system_code = $2 ORDER BY a.attempt_no",
+            uuid.UUID(event_id),
+            system,
+        )
+        return [(row["outcome"], row["http_status"]) for row in rows]
+
+    async def inject_fault(self, fault: dict[str, Any]) -> None:
+        async with self.http.post(self.stub.url + "/_faults", json=fault) as response:
+            assert response.status == 201
+
+    async def clear_faults(self) -> None:
+        async with self.http.delete(self.stub.url + "/_faults") as response:
+            assert response.status == 204
+
+    def calls_to(self, system: str) -> int:
+        return sum(1 for call in self.stub.state.received() if call.system == system)
+
+    async def committed_total(self, group_id: str) -> int:
+        """Sum of a group's committed offsets (the admin client's OffsetFetch fails against tansu)."""
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap_servers, group_id=group_id, enable_auto_commit=False
+        )
+        await reader.start()
+        try:
+            partitions = [TopicPartition(self.topic, p) for p in range(self.kafka.topic_partitions)]
+            reader.assign(partitions)
+            return sum([await reader.committed(tp) or 0 for tp in partitions])
+        finally:
+            await reader.stop()
+
+
+@asynccontextmanager
+async def connector_harness(database_url: str, kafka: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
+    """The stub systems (signatures enforced), a plain producer and a database connection."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    db = await asyncpg.connect(database_url)
+    try:
+        async with (
+            await start_stub_server(secrets=SECRETS) as stub,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+        ):
+            yield ConnectorHarness(database_url, kafka, topic, stub, producer, db, http)
+    finally:
+        await db.close()
+        await producer.stop()
