@@ -66,6 +66,15 @@ def _post_json(url: str, body: dict[str, object]) -> tuple[int, dict[str, object
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+# tansu joins consumer groups slowly with Kafka's default timeouts, and a group whose
+# member was killed waits out the session timeout: keep them short on the dev broker.
+TANSU_GROUP_TIMEOUTS = {
+    "KAFKA_SESSION_TIMEOUT_MS": "4000",
+    "KAFKA_HEARTBEAT_INTERVAL_MS": "400",
+    "KAFKA_REBALANCE_TIMEOUT_MS": "4000",
+}
+
+
 def _services(settings: DevStackSettings, db_url: str, bootstrap: str, logs: Path) -> list[ServiceProcess]:
     system_secrets = {system: secrets.token_hex(32) for system in SYSTEMS}
     stubs_url = f"http://127.0.0.1:{settings.stubs_port}"
