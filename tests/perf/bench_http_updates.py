@@ -1,0 +1,263 @@
+"""Name changes through the HTTP API vs. the same SQL transaction driven directly by asyncpg.
+
+Our figure: approvals (``POST .../decision``, which commits profile, history,
+application, audit and outbox rows) from N concurrent HTTP clients against the
+real profile service process. Baseline: the same statements in one transaction
+per approval from N asyncpg connections. Then latency at 50% of our maximum
+throughput (open loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import aiohttp
+import asyncpg
+
+from libs.devstack.embedded import free_port
+from libs.devstack.processes import ServiceProcess
+from libs.kit.db import sqlalchemy_url
+from tests.perf.harness import Figure, fresh_database, median, percentile, run_concurrently
+
+CLIENTS = 16
+PER_RUN = 1_200
+RUNS = 3
+OPEN_LOOP_SECONDS = 5.0
+
+
+async def seed_pending_applications(url: str, count: int, prefix: str) -> list[str]:
+    """Customers with one pending application each, written set-based."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO profile.customer_profiles (customer_id, customer_name, account_type)
+            SELECT $1 || g, 'Name ' || g, 'residential' FROM generate_series(1, $2) g
+            """,
+            prefix,
+            count,
+        )
+        await conn.execute(
+            """
+            INSERT INTO profile.name_change_applications
+                (application_id, customer_id, old_name, new_name, reason, status, profile_version)
+            SELECT 'APP-' || $1 || g, $1 || g, 'Name ' || g, 'New ' || g, 'bench', 'pending', 1
+            FROM generate_series(1, $2) g
+            """,
+            prefix,
+            count,
+        )
+    finally:
+        await conn.close()
+    return [f"APP-{prefix}{i}" for i in range(1, count + 1)]
+
+
+def chunks(items: list[str], parts: int) -> Iterator[list[str]]:
+    for i in range(parts):
+        yield items[i::parts]
+
+
+async def http_run(base_url: str, application_ids: list[str]) -> tuple[float, list[float]]:
+    body = json.dumps({"decision": "approved", "auditorId": "bench"}).encode()
+    connector = aiohttp.TCPConnector(limit=CLIENTS)
+    async with aiohttp.ClientSession(base_url, connector=connector) as session:
+        shares = list(chunks(application_ids, CLIENTS))
+
+        async def client(index: int) -> list[float]:
+            latencies = []
+            for application_id in shares[index]:
+                started = time.perf_counter()
+                async with session.post(
+                    f"/v1/name-change-applications/{application_id}/decision",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as response:
+                    await response.read()
+                    if response.status != 200:
+                        msg = f"approval failed: {response.status}"
+                        raise RuntimeError(msg)
+                latencies.append(time.perf_counter() - started)
+            return latencies
+
+        return await run_concurrently(CLIENTS, client)
+
+
+def baseline_statements(
+    application_id: str, customer_id: str, *, now: datetime, new_name: str, payload: str, event_id: uuid.UUID
+) -> list[tuple[str, tuple[object, ...]]]:
+    """The statements the approval transaction runs, with their arguments."""
+    app, cust = application_id, customer_id
+    return [
+        ("SELECT * FROM profile.name_change_applications WHERE application_id = $1 FOR UPDATE", (app,)),
+        (
+            (
+                "UPDATE profile.name_change_applications SET status='approved', auditor_id='bench', decided_at=$2, "
+                "updated_at=$2 WHERE application_id=$1"
+            ),
+            (app, now),
+        ),
+        (
+            (
+                "INSERT INTO profile.audit_logs (event_type, actor_id, customer_id, application_id, operation, "
+                "new_value, event_time) VALUES ('APPLICATION_APPROVED', 'bench', $1, $2, 'approve', '{}'::jsonb, $3)"
+            ),
+            (cust, app, now),
+        ),
+        ("SELECT * FROM profile.customer_profiles WHERE customer_id = $1 FOR UPDATE", (cust,)),
+        (
+            (
+                "UPDATE profile.customer_profiles SET customer_name = $2, version = 2, updated_at = $3 "
+                "WHERE customer_id = $1"
+            ),
+            (cust, new_name, now),
+        ),
+        (
+            (
+                "INSERT INTO profile.name_change_history (customer_id, application_id, old_name, new_name, "
+                "change_reason, profile_version, change_date, operator_id, operator_name) "
+                "VALUES ($1, $2, 'old', $3, 'bench', 2, $4, 'system', 'Auto System')"
+            ),
+            (cust, app, new_name, now),
+        ),
+        (
+            (
+                "UPDATE profile.name_change_applications SET status='completed', completed_at=$2, "
+                "update_result=$3::jsonb WHERE application_id=$1"
+            ),
+            (app, now, payload),
+        ),
+        (
+            (
+                "INSERT INTO profile.audit_logs (event_type, actor_id, customer_id, application_id, operation, "
+                "new_value, event_time) VALUES ('PROFILE_UPDATED', 'bench', $1, $2, 'name change', '{}'::jsonb, $3)"
+            ),
+            (cust, app, now),
+        ),
+        (
+            (
+                "INSERT INTO profile.outbox (id, aggregate_type, aggregate_id, event_type, payload, headers, "
+                "created_at) VALUES ($1, 'customer', $2, 'customer.profile.name-changed.v1', $3::jsonb, '{}'::jsonb, $4)"
+            ),
+            (event_id, cust, payload, now),
+        ),
+    ]
+
+
+async def asyncpg_run(url: str, application_ids: list[str]) -> tuple[float, list[float]]:
+    pool = await asyncpg.create_pool(url, min_size=CLIENTS, max_size=CLIENTS)
+    shares = list(chunks(application_ids, CLIENTS))
+
+    async def client(index: int) -> list[float]:
+        latencies = []
+        for application_id in shares[index]:
+            customer_id = application_id.removeprefix("APP-")
+            started = time.perf_counter()
+            async with pool.acquire() as conn, conn.transaction():
+                payload = json.dumps({"customerId": customer_id, "newName": "New"})
+                statements = baseline_statements(
+                    application_id,
+                    customer_id,
+                    now=datetime.now(UTC),
+                    new_name="New",
+                    payload=payload,
+                    event_id=uuid.uuid4(),
+                )
+                for sql, args in statements:
+                    await conn.execute(sql, *args)
+            latencies.append(time.perf_counter() - started)
+        return latencies
+
+    try:
+        return await run_concurrently(CLIENTS, client)
+    finally:
+        await pool.close()
+
+
+async def open_loop(base_url: str, application_ids: list[str], rate: float) -> list[float]:
+    """Requests at a fixed arrival rate, independent of responses."""
+    body = json.dumps({"decision": "approved", "auditorId": "bench"}).encode()
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=200)) as session:
+
+        async def one(application_id: str) -> None:
+            started = time.perf_counter()
+            async with session.post(
+                f"/v1/name-change-applications/{application_id}/decision",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            ) as response:
+                await response.read()
+            latencies.append(time.perf_counter() - started)
+
+        tasks = []
+        started = time.perf_counter()
+        for index, application_id in enumerate(application_ids):
+            due = started + index / rate
+            if (delay := due - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)  # pacing the arrivals, not waiting for a result
+            tasks.append(asyncio.create_task(one(application_id)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+async def run(postgres_url: str) -> tuple[list[Figure], int]:
+    url = await fresh_database(postgres_url, "bench_http")
+    total = RUNS * PER_RUN
+    warm_ids = await seed_pending_applications(url, 200, "W")
+    ours_ids = await seed_pending_applications(url, total, "H")
+    base_ids = await seed_pending_applications(url, total, "B")
+    open_ids = await seed_pending_applications(url, 20_000, "O")
+    port = free_port()
+    service = ServiceProcess(
+        "profile-service",
+        "services.profile",
+        ["serve"],
+        env={"PROFILE_DB_URL": sqlalchemy_url(url), "PROFILE_HTTP_PORT": str(port), "PROFILE_LOG_LEVEL": "WARNING"},
+        health_url=f"http://127.0.0.1:{port}/health",
+    )
+    service.start(timeout=60)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await http_run(base_url, warm_ids)  # warm-up: pools, prepared statements
+        ours_tput, ours_lat, base_tput = [], [], []
+        for i in range(RUNS):
+            elapsed, latencies = await http_run(base_url, ours_ids[i * PER_RUN : (i + 1) * PER_RUN])
+            ours_tput.append(len(latencies) / elapsed)
+            ours_lat.extend(latencies)
+            elapsed, latencies = await asyncpg_run(url, base_ids[i * PER_RUN : (i + 1) * PER_RUN])
+            base_tput.append(len(latencies) / elapsed)
+        max_tput = median(ours_tput)
+        rate = max_tput / 2
+        count = min(len(open_ids), int(rate * OPEN_LOOP_SECONDS))
+        open_lat = await open_loop(base_url, open_ids[:count], rate)
+        pid = service.process.pid if service.process else 0
+    finally:
+        service.stop()
+    scenario = f"name changes via HTTP, {CLIENTS} clients"
+    return [
+        Figure(
+            scenario,
+            "throughput",
+            max_tput,
+            median(base_tput),
+            ">= 0.50 of baseline",
+            "upd/s",
+            runs=ours_tput,
+            notes=f"baseline runs: {[round(b) for b in base_tput]}",
+        ),
+        Figure(scenario, "p50 latency", percentile(ours_lat, 50) * 1000, None, "", "ms"),
+        Figure(scenario, "p99 latency", percentile(ours_lat, 99) * 1000, None, "", "ms"),
+        Figure(
+            f"same, open loop at 50% ({rate:.0f}/s)",
+            "p99 latency",
+            percentile(open_lat, 99) * 1000,
+            None,
+            "< 50 ms",
+            "ms",
+        ),
+    ], pid
