@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck imports clean
+.PHONY: install run test lint typecheck imports bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -37,6 +37,9 @@ imports: install
 test: lint typecheck imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+
+bench: install
+	$(PY) -m tests.perf.run
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

@@ -141,7 +141,8 @@ def baseline_statements(
         (
             (
                 "INSERT INTO profile.outbox (id, aggregate_type, aggregate_id, event_type, payload, headers, "
-                "created_at) VALUES ($1, 'customer', $2, 'customer.profile.name-changed.v1', $3::jsonb, '{}'::jsonb, $4)"
+                "created_at) VALUES ($1, 'customer', $2, 'customer.profile.name-changed.v1', $3::jsonb, "
+                "'{}'::jsonb, $4)"
             ),
             (event_id, cust, payload, now),
         ),
