@@ -22,10 +22,26 @@ from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, CustomerNameChange
 from libs.kit.db import DatabaseSettings, make_engine
 from libs.kit.kafka import KafkaSettings, make_producer
 from libs.outbox.relay import OutboxRelay, RelayMetrics, RelaySettings
-from libs.outbox.table import outbox_table
+from libs.outbox.table import SHARD_COUNT, outbox_table
 from libs.outbox.writer import OutboxMessage, OutboxWriter
 
 SCHEMA = "profile"
+
+
+def relay_settings(topic: str, **overrides: object) -> RelaySettings:
+    """Test timings: small batches, short leases (a killed instance's shards move within ~2 s)."""
+    values: dict[str, object] = {
+        "schema": SCHEMA,
+        "topic": topic,
+        "batch_size": 25,
+        "poll_interval_s": 0.5,
+        "retry_delay_s": 0.1,
+        "reconnect_delay_s": 0.2,
+        "lease_ttl_s": 2.0,
+        "lease_renew_interval_s": 0.25,
+    }
+    values.update(overrides)
+    return msgspec.convert(values, RelaySettings)
 
 
 async def wait_until(
@@ -218,8 +234,16 @@ class RunningRelay:
         return self.registry.get_sample_value(name) or 0.0
 
     @property
-    def is_leader(self) -> bool:
-        return self.metric("outbox_relay_leader") == 1.0
+    def shards_owned(self) -> int:
+        return int(self.metric("outbox_relay_shards_owned"))
+
+    @property
+    def owns_all_shards(self) -> bool:
+        return self.shards_owned == SHARD_COUNT
+
+    @property
+    def instance_id(self) -> str:
+        return self.relay.instance_id
 
     async def shutdown(self, timeout: float = 15.0) -> None:
         self.stop.set()
@@ -245,3 +269,28 @@ async def running_relay(
         finally:
             if not task.done():
                 task.cancel()
+
+
+async def shard_owners(database_url: str) -> dict[int, str | None]:
+    """Each shard's lease owner, as the database says (None: free); expired leases count as free."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        records = await conn.fetch(
+            "SELECT shard, CASE WHEN expires_at > now() THEN owner END AS owner FROM profile.outbox_shards"
+        )
+    finally:
+        await conn.close()
+    return {r["shard"]: r["owner"] for r in records}
+
+
+def first_occurrence_versions(messages: Iterable[Received]) -> dict[str, list[int]]:
+    """Per key, the profile versions in the order their events first appear (duplicates skipped)."""
+    seen: set[str] = set()
+    versions: dict[str, list[int]] = {}
+    for record in sorted(messages, key=lambda r: (r.partition, r.offset)):
+        if record.event_id in seen:
+            continue
+        seen.add(record.event_id)
+        version: int = msgspec.json.decode(record.value)["profileVersion"]
+        versions.setdefault(record.key, []).append(version)
+    return versions

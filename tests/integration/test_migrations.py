@@ -11,7 +11,15 @@ import asyncpg
 from migrations.runner import downgrade, upgrade_all
 
 EXPECTED = {
-    "profile": {"customer_profiles", "name_change_applications", "name_change_history", "audit_logs", "outbox"},
+    "profile": {
+        "customer_profiles",
+        "name_change_applications",
+        "name_change_history",
+        "audit_logs",
+        "outbox",
+        "outbox_shards",
+        "outbox_relay_instances",
+    },
     "sync": {"external_sync_records", "external_sync_attempts", "customer_sync_state"},
 }
 

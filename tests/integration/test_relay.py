@@ -18,7 +18,6 @@ from cloudevents.v1.kafka import KafkaMessage, from_binary
 
 from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, decode_event
 from libs.kit.kafka import KafkaSettings
-from libs.outbox.relay import RelaySettings
 from libs.outbox.writer import OutboxWriter
 from tests.relay_support import (
     SCHEMA,
@@ -28,24 +27,12 @@ from tests.relay_support import (
     outbox,
     outbox_rows,
     random_traceparent,
+    relay_settings,
     running_relay,
     wait_until,
 )
 
 CE_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "content-type")
-
-
-def relay_settings(topic: str, **overrides: object) -> RelaySettings:
-    values: dict[str, object] = {
-        "schema": SCHEMA,
-        "topic": topic,
-        "batch_size": 25,
-        "poll_interval_s": 0.5,
-        "retry_delay_s": 0.1,
-        "leader_retry_s": 0.2,
-    }
-    values.update(overrides)
-    return RelaySettings(**values)  # type: ignore[arg-type]
 
 
 async def test_every_row_arrives_as_a_cloudevent_in_key_order_and_is_marked_published(
@@ -131,7 +118,7 @@ async def test_notify_wakes_the_relay_long_before_the_poll_interval(
         collecting(kafka_settings, topic) as seen,
         running_relay(database_url, kafka_settings, settings) as relay,
     ):
-        await wait_until(lambda: relay.is_leader, timeout=10, message="relay never became leader")
+        await wait_until(lambda: relay.owns_all_shards, timeout=10, message="relay never owned the shards")
         first = name_changed("N1", 1)
         await _write_one(engine, first)
         await wait_until(lambda: str(first.id) in seen.ids(), timeout=10, message="first row not published")
@@ -160,7 +147,7 @@ async def test_polling_covers_a_lost_notification(database_url: str, kafka_setti
         collecting(kafka_settings, topic) as seen,
         running_relay(database_url, kafka_settings, settings) as relay,
     ):
-        await wait_until(lambda: relay.is_leader, timeout=10, message="relay never became leader")
+        await wait_until(lambda: relay.owns_all_shards, timeout=10, message="relay never owned the shards")
         messages = [name_changed("P1", 1), name_changed("P2", 1)]
         for message in messages:
             await _write_one(engine, message)
@@ -200,40 +187,6 @@ async def test_an_uncommitted_row_is_never_published(
     assert {rows[before.id]["status"], rows[after.id]["status"]} == {"published"}
 
 
-async def test_a_standby_relay_waits_for_the_lock_and_takes_over(
-    database_url: str, kafka_settings: KafkaSettings, topic: str
-) -> None:
-    settings = relay_settings(topic, poll_interval_s=0.2)
-    async with (
-        engine_for(database_url) as engine,
-        collecting(kafka_settings, topic) as seen,
-        running_relay(database_url, kafka_settings, settings) as first,
-    ):
-        await wait_until(lambda: first.is_leader, timeout=10, message="first relay never became leader")
-        async with running_relay(database_url, kafka_settings, settings) as second:
-            early = [name_changed(f"L{n}", 1) for n in range(5)]
-            await _write_many(engine, early)
-            await wait_until(
-                lambda: {str(m.id) for m in early} <= seen.ids(), timeout=10, message="leader did not publish"
-            )
-            assert first.metric("outbox_relay_published_total") == len(early)
-            assert not second.is_leader
-            assert second.metric("outbox_relay_published_total") == 0
-            assert await _lock_holders(database_url, first) == 1
-
-            await first.shutdown()
-            assert not first.is_leader
-            await wait_until(lambda: second.is_leader, timeout=10, message="standby did not take over")
-            late = [name_changed(f"L{n}", 2) for n in range(5)]
-            await _write_many(engine, late)
-            await wait_until(
-                lambda: {str(m.id) for m in late} <= seen.ids(), timeout=10, message="new leader did not publish"
-            )
-            assert second.metric("outbox_relay_published_total") == len(late)
-            assert first.metric("outbox_relay_published_total") == len(early)
-    assert len(seen.messages) == len(early) + len(late)
-
-
 async def _write_one(engine, message) -> None:
     await _write_many(engine, [message])
 
@@ -243,16 +196,3 @@ async def _write_many(engine, messages) -> None:
         writer = OutboxWriter(connection, outbox())
         for message in messages:
             await writer.add(message)
-
-
-async def _lock_holders(database_url: str, relay) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = $1::bigint::oid "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            relay.relay.lock_key,
-        )
-    finally:
-        await conn.close()
-    return count

@@ -10,13 +10,12 @@ import asyncpg
 
 from libs.devstack.embedded import EmbeddedKafka
 from libs.kit.kafka import KafkaSettings, ensure_topic
-from libs.outbox.relay import RelaySettings
 from tests.relay_support import (
-    SCHEMA,
     collecting,
     engine_for,
     name_changed,
     outbox_rows,
+    relay_settings,
     running_relay,
     status_counts,
     wait_until,
@@ -37,10 +36,7 @@ async def test_a_broker_outage_leaves_rows_pending_and_they_flow_when_it_is_back
         linger_ms=1,
     )
     # max_attempts is small on purpose: broker errors must never count towards parking.
-    settings = RelaySettings(
-        schema=SCHEMA, topic=topic, batch_size=50, poll_interval_s=0.2, retry_delay_s=0.1,
-        leader_retry_s=0.2, max_attempts=2, producer_reset_after=3,
-    )  # fmt: skip
+    settings = relay_settings(topic, batch_size=50, poll_interval_s=0.2, max_attempts=2, producer_reset_after=3)
     try:
         await ensure_topic(kafka, topic)
         async with engine_for(database_url) as engine, running_relay(database_url, kafka, settings) as relay:
@@ -115,10 +111,7 @@ async def test_a_poison_message_is_parked_while_other_keys_flow_and_its_key_wait
         request_timeout_ms=kafka_settings.request_timeout_ms,
         max_request_size=8_192,
     )
-    settings = RelaySettings(
-        schema=SCHEMA, topic=topic, batch_size=20, poll_interval_s=0.2, retry_delay_s=0.1,
-        leader_retry_s=0.2, max_attempts=3,
-    )  # fmt: skip
+    settings = relay_settings(topic, batch_size=20, poll_interval_s=0.2, max_attempts=3)
     poison = name_changed("X", 1, reason="x" * 20_000)
     behind = name_changed("X", 2)
     others = [name_changed(key, v) for v in (1, 2, 3) for key in ("Y", "Z")]
@@ -164,10 +157,7 @@ async def test_a_poison_message_is_parked_while_other_keys_flow_and_its_key_wait
 async def test_a_row_with_malformed_headers_is_parked_and_the_relay_goes_on(
     database_url: str, kafka_settings: KafkaSettings, topic: str
 ) -> None:
-    settings = RelaySettings(
-        schema=SCHEMA, topic=topic, batch_size=20, poll_interval_s=0.2, retry_delay_s=0.1,
-        leader_retry_s=0.2, max_attempts=2,
-    )  # fmt: skip
+    settings = relay_settings(topic, batch_size=20, poll_interval_s=0.2, max_attempts=2)
     broken, fine = name_changed("M1", 1), name_changed("M2", 1)
     async with engine_for(database_url) as engine:
         await write(engine, [broken, fine])
@@ -189,7 +179,7 @@ async def test_a_row_with_malformed_headers_is_parked_and_the_relay_goes_on(
             return status == "failed"
 
         await wait_until(parked, timeout=10, message="the malformed row was not parked")
-        assert relay.is_leader
+        assert relay.owns_all_shards
         assert not relay.task.done()
     rows = await outbox_rows(database_url)
     assert "MalformedRowError" in rows[broken.id]["last_error"]
@@ -203,10 +193,7 @@ async def test_stop_is_prompt_while_the_broker_is_down(
     broker.start()
     # A long request timeout: without the stop grace, a batch in flight would hold the relay 20 s.
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, request_timeout_ms=20_000, topic_partitions=1)
-    settings = RelaySettings(
-        schema=SCHEMA, topic=topic, batch_size=20, poll_interval_s=0.2, retry_delay_s=0.1,
-        leader_retry_s=0.2, shutdown_grace_s=0.5,
-    )  # fmt: skip
+    settings = relay_settings(topic, batch_size=20, poll_interval_s=0.2, shutdown_grace_s=0.5)
     try:
         await ensure_topic(kafka, topic)
         async with engine_for(database_url) as engine, running_relay(database_url, kafka, settings) as relay:
@@ -227,7 +214,7 @@ async def test_stop_is_prompt_while_the_broker_is_down(
             await relay.shutdown(timeout=10)
             took = time.monotonic() - took
             assert took < 5, f"stop took {took:.1f}s"
-            assert not relay.is_leader
+            assert relay.shards_owned == 0
         rows = await outbox_rows(database_url)
         assert rows[stuck.id]["status"] == "pending"
     finally:

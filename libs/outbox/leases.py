@@ -1,0 +1,194 @@
+"""Shard leases: which relay instance may publish which shard, and the fair share of each.
+
+Why a lease table and not one PostgreSQL advisory lock per shard:
+
+* Fencing. Every acquisition increments the shard's ``token``; the relay's mark and
+  failure updates carry the token they claimed under and lock the lease row while they
+  write (``FOR SHARE``), so once another instance has acquired a shard, the old owner
+  can no longer change its rows, and an acquisition waits for a mark in progress.
+  An advisory lock dies with its session, but a relay that is slow rather than dead
+  would not learn it had lost the lock until its next statement.
+* Rebalancing needs to know the live instances anyway (fair share = ceil(N / live)):
+  a heartbeat table gives that, and the same clock (the server's ``now()``) decides
+  lease expiry. Ownership is a plain table an operator can read
+  (``SELECT * FROM <schema>.outbox_shards``), also through a transaction-mode pooler.
+* A hand-over is explicit: release sets the owner to NULL; an expired lease is taken
+  after ``lease_ttl_s`` (the price: a killed instance's shards wait that long).
+
+Exclusivity comes from the lease row: an acquisition only takes a free or expired
+shard (``FOR UPDATE SKIP LOCKED``), so at any time at most one instance holds a live
+lease on a shard. A shard about to be released is first *drained*: the relay stops
+claiming from it and releases it once no batch in flight covers it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import uuid
+from collections.abc import Collection, Iterable
+
+import asyncpg
+import msgspec
+
+from libs.kit.logging import get_logger
+from libs.outbox.metrics import RelayMetrics
+from libs.outbox.settings import RelaySettings
+
+log = get_logger(__name__)
+
+
+def default_instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def fair_share(total_shards: int, live_instances: int) -> int:
+    """The most shards one instance should hold: ceil(N / live)."""
+    return math.ceil(total_shards / max(live_instances, 1))
+
+
+class LeasePlan(msgspec.Struct, frozen=True):
+    release: frozenset[int] = frozenset()
+    acquire: int = 0
+
+
+def plan_rebalance(active: Collection[int], total_shards: int, live_instances: int) -> LeasePlan:
+    """What to give back or take to reach the fair share; ``active`` excludes shards already draining.
+
+    The highest-numbered shards go first, so repeated plans agree on what to release.
+    """
+    target = fair_share(total_shards, live_instances)
+    if len(active) > target:
+        return LeasePlan(release=frozenset(sorted(active)[target:]))
+    return LeasePlan(acquire=target - len(active))
+
+
+class Ownership(msgspec.Struct, frozen=True):
+    """The shards a batch may claim, with the fencing token each was acquired under."""
+
+    owner: str
+    shards: tuple[int, ...] = ()
+    tokens: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.shards)
+
+
+class ShardLeases:
+    """Membership heartbeat and shard leases of one relay instance (kept across sessions)."""
+
+    def __init__(self, settings: RelaySettings, metrics: RelayMetrics, instance_id: str) -> None:
+        self.instance_id = instance_id
+        self._settings = settings
+        self._metrics = metrics
+        self.total_shards = 0
+        self.live_instances = 0
+        # shard -> fencing token, as last confirmed by the database.
+        self.held: dict[int, int] = {}
+        # Held shards being handed back: no new batch claims from them.
+        self.draining: set[int] = set()
+        schema = f'"{settings.schema}"'
+        self._shards = f"{schema}.outbox_shards"
+        self._instances = f"{schema}.outbox_relay_instances"
+
+    def claimable(self) -> Ownership:
+        shards = tuple(sorted(s for s in self.held if s not in self.draining))
+        return Ownership(self.instance_id, shards, tuple(self.held[s] for s in shards))
+
+    async def heartbeat(self, conn: asyncpg.Connection) -> int:
+        """Record this instance as alive; return how many instances are (this one included)."""
+        host = socket.gethostname()[:255]
+        if not self.total_shards:  # fixed by the migration: read once
+            self.total_shards = await conn.fetchval(f"SELECT count(*) FROM {self._shards}")  # noqa: S608
+        others: int = await conn.fetchval(
+            f"WITH me AS (INSERT INTO {self._instances} (instance_id, host, pid) VALUES ($1, $2, $3) "  # noqa: S608
+            f"ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()), "
+            f"forgotten AS (DELETE FROM {self._instances} WHERE heartbeat_at < now() - make_interval(secs => $4 * 10)) "
+            f"SELECT count(*) FROM {self._instances} "
+            f"WHERE instance_id <> $1 AND heartbeat_at >= now() - make_interval(secs => $4)",
+            self.instance_id,
+            host,
+            os.getpid(),
+            self._settings.lease_ttl_s,
+        )
+        self.live_instances = others + 1
+        self._metrics.live_instances.set(self.live_instances)
+        return self.live_instances
+
+    async def renew(self, conn: asyncpg.Connection) -> None:
+        """Extend every lease this instance holds; notice those another instance took."""
+        records = await conn.fetch(
+            f"UPDATE {self._shards} SET expires_at = now() + make_interval(secs => $2) "  # noqa: S608
+            f"WHERE owner = $1 RETURNING shard, token",
+            self.instance_id,
+            self._settings.lease_ttl_s,
+        )
+        confirmed = {r["shard"]: r["token"] for r in records}
+        lost = sorted(s for s, token in self.held.items() if confirmed.get(s) != token)
+        if lost:
+            self._metrics.leases_lost.inc(len(lost))
+            log.warning("relay_leases_lost", instance_id=self.instance_id, shards=lost)
+        self.held = confirmed
+        self.draining &= set(confirmed)
+        self._metrics.shards_owned.set(len(self.held))
+
+    async def acquire(self, conn: asyncpg.Connection, count: int) -> list[int]:
+        """Take up to ``count`` free or expired shards."""
+        records = await conn.fetch(
+            f"WITH free AS (SELECT shard, owner FROM {self._shards} "  # noqa: S608
+            f"WHERE owner IS NULL OR expires_at < now() ORDER BY shard LIMIT $2 FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {self._shards} s SET owner = $1, token = s.token + 1, acquired_at = now(), "
+            f"expires_at = now() + make_interval(secs => $3) "
+            f"FROM free WHERE s.shard = free.shard RETURNING s.shard, s.token, free.owner AS previous_owner",
+            self.instance_id,
+            count,
+            self._settings.lease_ttl_s,
+        )
+        for record in records:
+            self.held[record["shard"]] = record["token"]
+        if records:
+            self._metrics.leases_acquired.inc(len(records))
+            self._metrics.shards_owned.set(len(self.held))
+            taken_over = sorted({r["previous_owner"] for r in records if r["previous_owner"]})
+            log.info(
+                "relay_leases_acquired",
+                instance_id=self.instance_id,
+                shards=sorted(r["shard"] for r in records),
+                expired_owners=taken_over,
+            )
+        return [r["shard"] for r in records]
+
+    async def release(self, conn: asyncpg.Connection, shards: Iterable[int]) -> list[int]:
+        """Hand shards back (they must be drained: no batch in flight claims from them)."""
+        return await self._release(conn, sorted(shards))
+
+    async def leave(self, conn: asyncpg.Connection) -> None:
+        """Hand every shard back and drop out of the membership: others take over at once."""
+        await self._release(conn, None)
+        await conn.execute(f"DELETE FROM {self._instances} WHERE instance_id = $1", self.instance_id)  # noqa: S608
+        self._metrics.live_instances.set(0)
+
+    async def _release(self, conn: asyncpg.Connection, shards: list[int] | None) -> list[int]:
+        if shards == []:
+            return []
+        records = await conn.fetch(
+            f"UPDATE {self._shards} SET owner = NULL, expires_at = NULL "  # noqa: S608
+            f"WHERE owner = $1 AND ($2::smallint[] IS NULL OR shard = ANY($2::smallint[])) RETURNING shard",
+            self.instance_id,
+            shards,
+        )
+        released = sorted(r["shard"] for r in records)
+        for shard in shards if shards is not None else list(self.held):
+            self.held.pop(shard, None)
+            self.draining.discard(shard)
+        self._metrics.leases_released.inc(len(released))
+        self._metrics.shards_owned.set(len(self.held))
+        log.info("relay_leases_released", instance_id=self.instance_id, shards=released)
+        return released
+
+    def forget(self) -> None:
+        """Local state only: after leaving, the database no longer says we own anything."""
+        self.held.clear()
+        self.draining.clear()
+        self._metrics.shards_owned.set(0)

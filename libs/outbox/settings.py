@@ -1,0 +1,58 @@
+"""Settings of the outbox relay and its admin operations (``PROFILE_RELAY_*`` in the profile service)."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class RelaySettings(msgspec.Struct, frozen=True):
+    schema: str = "profile"
+    topic: str = "customer-profile.v1"
+    # Rows claimed (and produced in one pipelined burst) per batch.
+    batch_size: int = 500
+    # Without a NOTIFY the relay looks for new rows this often.
+    poll_interval_s: float = 1.0
+    # A row whose message fails this many attempts with a per-message error is parked
+    # as ``failed``; later rows of its aggregate wait behind it.
+    max_attempts: int = 10
+    retry_delay_s: float = 0.5
+    # After a lost database session the relay reconnects after this delay.
+    reconnect_delay_s: float = 1.0
+    # After this many consecutive batches failing with broker errors the producer is
+    # closed and built afresh (new connections, new metadata).
+    producer_reset_after: int = 3
+    # On stop, a batch in flight gets this long to finish; then it is cancelled and its
+    # rows stay pending (the next owner of their shards sends them again).
+    shutdown_grace_s: float = 5.0
+    # Shard leases: a lease not renewed for ``lease_ttl_s`` may be taken by another
+    # instance, so a killed instance's shards move after at most this long. Instances
+    # renew (and rebalance) every ``lease_renew_interval_s``.
+    lease_ttl_s: float = 10.0
+    lease_renew_interval_s: float = 2.0
+    # Empty: ``<host>:<pid>:<random>``, unique per process start.
+    instance_id: str = ""
+    # Retention: published rows older than this leave the table, in batches of
+    # ``cleanup_batch_size`` rows, at most ``cleanup_max_batches`` per run, every
+    # ``cleanup_interval_s``. Pending and failed rows are never removed.
+    retention_s: float = 3 * 24 * 3600.0
+    cleanup_interval_s: float = 60.0
+    cleanup_batch_size: int = 1_000
+    cleanup_max_batches: int = 20
+    # Blocked keys (a parked row holds their later rows back) are labelled in a metric,
+    # up to this many per instance, to keep the label set bounded.
+    blocked_keys_metric_limit: int = 50
+    # Admin API and CLI: the largest page of a listing, the most rows one re-drive may touch.
+    admin_max_page_size: int = 500
+    redrive_max_rows: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.lease_renew_interval_s * 2 > self.lease_ttl_s:
+            msg = "lease_renew_interval_s must be at most half of lease_ttl_s (a lease must survive a missed renewal)"
+            raise ValueError(msg)
+        for name in ("batch_size", "max_attempts", "cleanup_batch_size", "cleanup_max_batches", "admin_max_page_size"):
+            if getattr(self, name) < 1:
+                msg = f"{name} must be at least 1"
+                raise ValueError(msg)
+        if self.retention_s < 0:
+            msg = "retention_s must not be negative"
+            raise ValueError(msg)
