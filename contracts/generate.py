@@ -28,23 +28,36 @@ OPENAPI_FILE = Path(__file__).parent / "external-systems.openapi.json"
 SCHEMA_TYPES: dict[str, tuple[type[msgspec.Struct], str]] = {
     "customer-name-changed.v1.schema.json": (
         CustomerNameChanged,
-        "Value of a customer.profile.name-changed.v1 message on customer-profile.v1 (JSON, UTF-8).",
+        (
+            "Value of a customer.profile.name-changed.v1 message on customer-profile.v1 (JSON, UTF-8): the full "
+            "new state after a name change, so the latest event (highest profileVersion) wins. "
+            "Ignore fields you do not know."
+        ),
     ),
     "customer-profile-event-headers.v1.schema.json": (
         EventHeaders,
-        "Kafka headers of every message on customer-profile.v1: CloudEvents 1.0 binary mode plus trace context.",
+        (
+            "Kafka headers of every message on customer-profile.v1 (UTF-8 strings): CloudEvents 1.0 binary "
+            "content mode plus W3C trace context. Ignore headers you do not know."
+        ),
     ),
     "dead-letter-headers.v1.schema.json": (
         DeadLetterHeaders,
-        "Headers a dead letter on customer-profile.v1.dlq.<system> adds to the original message's headers.",
+        (
+            "Headers a dead letter on customer-profile.v1.dlq.<system> carries in addition to the original "
+            "event's headers (UTF-8 strings)."
+        ),
     ),
     "external-sync-request.v1.schema.json": (
         ExternalSyncRequest,
-        "Body of the POST an external system (CRM, CMS, CSS) receives for one name change.",
+        (
+            "Body of the POST an external system (CRM, CMS, CSS) receives for one name change. "
+            "Ignore fields you do not know."
+        ),
     ),
     "external-version-conflict.v1.schema.json": (
         VersionConflict,
-        "Body of an external system's 409 answer: the profile version it already holds.",
+        "Body of an external system's 409 answer: the profile version it already holds for the customer.",
     ),
 }
 
@@ -56,8 +69,7 @@ def json_schema(struct: type[msgspec.Struct], file_name: str, description: str) 
     root = definitions.pop(generated["$ref"].rsplit("/", 1)[-1])
     document: dict[str, Any] = {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_BASE_URI + file_name}
     document.update(root)
-    document["description"] = description + " " + root.get("description", "")
-    document["description"] = document["description"].strip()
+    document["description"] = description  # the type's docstring speaks to us, this to consumers
     if definitions:
         document["$defs"] = definitions
     return document
