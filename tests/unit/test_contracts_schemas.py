@@ -144,7 +144,8 @@ def test_the_connector_sends_the_published_request_body_and_headers() -> None:
     body = encode_payload(event_id, an_event())
     assert errors("external-sync-request.v1.schema.json", json.loads(body)) == []
     strict = msgspec.defstruct("Strict", [], bases=(ExternalSyncRequest,), forbid_unknown_fields=True)
-    request = msgspec.json.decode(body, type=strict)
+    request = msgspec.json.decode(body, type=strict)  # every field sent is a published one
+    assert isinstance(request, ExternalSyncRequest)
     assert (request.event_id, request.customer_name, request.profile_version) == (event_id, "李四", 2)
     assert {system.code: system.path for system in EXTERNAL_SYSTEMS} == SYSTEM_PATHS
     assert CONNECTOR_SIGNATURE_HEADER == SIGNATURE_HEADER

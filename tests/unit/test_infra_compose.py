@@ -1,0 +1,231 @@
+"""docker-compose.yml: valid per the Compose Specification, complete, and started in the right order.
+
+No Docker engine runs here, so the file is checked as data: against the compose-spec JSON
+Schema (shipped offline by check-jsonschema) and for what `docker compose up` relies on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from graphlib import TopologicalSorter
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+APP_SERVICES = {"migrate-profile", "migrate-sync", "profile", "relay", "connector", "stubs"}
+LONG_RUNNING_WITH_HEALTH = {"postgres", "kafka", "profile", "relay", "connector", "stubs", "prometheus", "grafana"}
+ONE_SHOT = {"kafka-init", "migrate-profile", "migrate-sync"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return document
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = compose["services"]
+    return result
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    return {name: spec["condition"] for name, spec in service.get("depends_on", {}).items()}
+
+
+def test_the_file_is_valid_per_the_compose_specification(compose: dict[str, Any]) -> None:
+    spec = json.loads(
+        (resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text(encoding="utf-8")
+    )
+    problems = [f"{e.json_path}: {e.message}" for e in jsonschema.Draft202012Validator(spec).iter_errors(compose)]
+    assert problems == []
+    assert not jsonschema.Draft202012Validator(spec).is_valid({"services": {"x": {"depends_on": 3}}})
+
+
+def test_every_part_of_the_stack_is_there(compose: dict[str, Any]) -> None:
+    assert set(services(compose)) == {
+        *APP_SERVICES,
+        "postgres",
+        "kafka",
+        "kafka-init",
+        "otel-collector",
+        "jaeger",
+        "prometheus",
+        "grafana",
+    }
+
+
+def test_kafka_is_apache_kafka_in_kraft_mode_on_one_node(compose: dict[str, Any]) -> None:
+    kafka = services(compose)["kafka"]
+    assert kafka["image"].startswith("apache/kafka:3.")
+    env = kafka["environment"]
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert "KAFKA_ZOOKEEPER_CONNECT" not in env
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
+
+
+def test_long_running_services_have_health_checks_and_one_shots_do_not_restart(compose: dict[str, Any]) -> None:
+    for name in LONG_RUNNING_WITH_HEALTH:
+        check = services(compose)[name].get("healthcheck", {})
+        assert check.get("test"), name
+        assert not check.get("disable"), name
+    for name in ONE_SHOT:
+        assert services(compose)[name]["restart"] == "no", name
+    for name in APP_SERVICES - ONE_SHOT:
+        assert services(compose)[name]["environment"]["HEALTH_URL"].startswith("http://127.0.0.1:"), name
+
+
+def test_dependencies_wait_for_health_or_completion_and_have_no_cycle(compose: dict[str, Any]) -> None:
+    graph = {name: set(depends_on(service)) for name, service in services(compose).items()}
+    order = list(TopologicalSorter(graph).static_order())
+    for name, service in services(compose).items():
+        for target, condition in depends_on(service).items():
+            if condition == "service_healthy":
+                assert target in LONG_RUNNING_WITH_HEALTH, f"{name} waits for {target}, which has no health check"
+            elif condition == "service_completed_successfully":
+                assert target in ONE_SHOT, f"{name} waits for {target} to finish, but it keeps running"
+            else:
+                assert condition == "service_started", (name, target, condition)
+    assert order.index("migrate-profile") < order.index("profile")
+
+
+def test_the_start_order_of_the_product(compose: dict[str, Any]) -> None:
+    s = services(compose)
+    assert depends_on(s["migrate-profile"]) == {"postgres": "service_healthy"}
+    assert depends_on(s["migrate-sync"]) == {"postgres": "service_healthy"}
+    assert depends_on(s["kafka-init"]) == {"kafka": "service_healthy"}
+    assert depends_on(s["profile"])["migrate-profile"] == "service_completed_successfully"
+    relay = depends_on(s["relay"])
+    assert relay["migrate-profile"] == "service_completed_successfully"
+    assert relay["kafka"] == "service_healthy"
+    assert relay["kafka-init"] == "service_completed_successfully"
+    connector = depends_on(s["connector"])
+    assert connector["migrate-sync"] == "service_completed_successfully"
+    assert connector["kafka-init"] == "service_completed_successfully"
+    assert connector["stubs"] == "service_healthy"
+
+
+def test_two_relays_produce_idempotently(compose: dict[str, Any]) -> None:
+    relay = services(compose)["relay"]
+    assert relay["deploy"]["replicas"] == 2
+    assert "container_name" not in relay
+    assert "ports" not in relay, "host ports would clash between the replicas"
+    from services.profile.settings import settings_from_env
+
+    settings = settings_from_env({k: str(v) for k, v in relay["environment"].items()})
+    assert settings.kafka.enable_idempotence is True
+    assert settings.kafka.bootstrap_servers == "kafka:9092"
+    assert settings.relay_metrics_port == 8002
+
+
+def test_services_listen_beyond_loopback_and_reach_each_other_by_name(compose: dict[str, Any]) -> None:
+    from services.profile.settings import settings_from_env as profile_settings
+    from services.stub_externals.settings import settings_from_env as stub_settings
+    from services.sync_connector.settings import settings_from_env as connector_settings
+
+    s = services(compose)
+
+    def env(name: str) -> dict[str, str]:
+        return {k: str(v) for k, v in s[name]["environment"].items()}
+
+    profile = profile_settings(env("profile"))
+    assert (profile.http.host, profile.http.port) == ("0.0.0.0", 8000)
+    assert "@postgres:5432/" in profile.database.url
+    connector = connector_settings(env("connector"))
+    assert (connector.http_host, connector.http_port) == ("0.0.0.0", 8001)
+    assert {connector.endpoint(code).base_url for code in ("CRM", "CMS", "CSS")} == {"http://stubs:8010"}
+    assert all(connector.endpoint(code).secret for code in ("CRM", "CMS", "CSS"))
+    stubs = stub_settings(env("stubs"))
+    assert (stubs.host, stubs.port) == ("0.0.0.0", 8010)
+    assert set(stubs.secrets()) == {"CRM", "CMS", "CSS"}
+
+
+def test_no_secret_is_committed_only_dev_defaults(compose: dict[str, Any]) -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    for variable in ("POSTGRES_PASSWORD", "CRM_SECRET", "CMS_SECRET", "CSS_SECRET", "GRAFANA_ADMIN_PASSWORD"):
+        assert f"${{{variable}:-dev-only-" in text, f"{variable} comes from .env, with a dev-only default"
+    assert ".env" in (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    for service in services(compose).values():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{port} would listen on every host interface"
+
+
+def test_every_app_command_exists(compose: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        python, flag, module, command = services(compose)[name]["command"]
+        assert (python, flag) == ("python", "-m")
+        cli = importlib.import_module(f"{module}.__main__").cli
+        assert isinstance(cli, click.Group)
+        assert command in cli.commands, f"{name}: `python -m {module} {command}` does not exist"
+
+
+def test_observability_configs_are_wired(compose: dict[str, Any]) -> None:
+    s = services(compose)
+    mounts = {volume.split(":")[0] for service in s.values() for volume in service.get("volumes", [])}
+    observability = ROOT / "infra" / "observability"
+    for source in mounts:
+        if source.startswith("./"):
+            assert (ROOT / source).exists(), source
+    collector = yaml.safe_load((observability / "otel-collector.yaml").read_text(encoding="utf-8"))
+    assert set(collector["receivers"]["otlp"]["protocols"]) == {"grpc", "http"}
+    assert collector["service"]["pipelines"]["traces"]["receivers"] == ["otlp"]
+    for name in APP_SERVICES - {"stubs"}:
+        assert s[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318", name
+
+    prometheus = yaml.safe_load((observability / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert jobs["profile-service"]["static_configs"][0]["targets"] == ["profile:8000"]
+    assert jobs["sync-connector"]["static_configs"][0]["targets"] == ["connector:8001"]
+    assert jobs["outbox-relay"]["dns_sd_configs"][0] == {
+        "names": ["relay"],
+        "type": "A",
+        "port": 8002,
+        "refresh_interval": "15s",
+    }
+
+    grafana = observability / "grafana"
+    datasources = yaml.safe_load((grafana / "provisioning/datasources/datasources.yaml").read_text(encoding="utf-8"))
+    uids = {source["uid"] for source in datasources["datasources"]}
+    dashboard = json.loads((grafana / "dashboards/customer-profile-pipeline.json").read_text(encoding="utf-8"))
+    assert dashboard["panels"]
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] in uids
+        assert all(target["expr"] for target in panel["targets"])
+
+
+def exposed_metric_names() -> set[str]:
+    """Every sample name the services expose, from their metric classes on a fresh registry."""
+    from prometheus_client import CollectorRegistry
+
+    from libs.outbox.relay import RelayMetrics
+    from services.profile.entrypoints.http.problems import ErrorMetrics
+    from services.profile.service_layer.metrics import ProfileMetrics
+    from services.sync_connector.metrics import ConnectorMetrics
+
+    registry = CollectorRegistry()
+    for metrics in (RelayMetrics, ErrorMetrics, ProfileMetrics, ConnectorMetrics):
+        metrics(registry)
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    names = {family.name + suffix for family in registry.collect() for suffix in suffixes.get(family.type, ("",))}
+    return names | {"up"}
+
+
+def test_the_dashboard_only_queries_metrics_the_services_expose() -> None:
+    dashboard = json.loads(
+        (ROOT / "infra/observability/grafana/dashboards/customer-profile-pipeline.json").read_text(encoding="utf-8")
+    )
+    not_metrics = {"histogram_quantile", "customer_type", "system_code"}  # PromQL functions and label names
+    exposed = exposed_metric_names()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            names = {word for word in re.findall(r"[a-z_]+", target["expr"]) if "_" in word} - not_metrics
+            assert names <= exposed, f"{panel['title']}: {sorted(names - exposed)} not exposed by any service"
