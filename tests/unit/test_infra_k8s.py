@@ -1,0 +1,239 @@
+"""infra/k8s: the base and every overlay build with kustomize and validate against the Kubernetes schemas.
+
+Offline: kustomize is `kustomize build` or the one built into `kubectl kustomize`; the
+schemas come from the kubernetes-validate wheel (strict: unknown fields are errors).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import click
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "infra" / "k8s"
+TARGETS = ("base", "overlays/dev", "overlays/prod")
+KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.latest_version())
+WORKLOADS = ("profile-service", "outbox-relay", "sync-connector")
+# Commands another change is adding; a manifest may name them before they land.
+PENDING_COMMANDS = {("services.profile", "maintenance")}
+Resource = dict[str, Any]
+
+
+def kustomize_command() -> list[str] | None:
+    if path := shutil.which("kustomize"):
+        return [path, "build"]
+    if path := shutil.which("kubectl"):
+        return [path, "kustomize"]
+    return None
+
+
+@functools.cache
+def render(target: str) -> tuple[Resource, ...]:
+    command = kustomize_command()
+    if command is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs kustomize or kubectl on PATH to build infra/k8s")
+        pytest.skip("neither kustomize nor kubectl is installed")
+    result = subprocess.run([*command, str(K8S / target)], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def of_kind(resources: tuple[Resource, ...], kind: str) -> dict[str, Resource]:
+    return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
+
+
+def pod_specs(resources: tuple[Resource, ...]) -> dict[str, Resource]:
+    """Pod specs by workload name, for Deployments, Jobs and CronJobs."""
+    specs = {name: d["spec"]["template"]["spec"] for name, d in of_kind(resources, "Deployment").items()}
+    specs |= {name: j["spec"]["template"]["spec"] for name, j in of_kind(resources, "Job").items()}
+    specs |= {
+        name: c["spec"]["jobTemplate"]["spec"]["template"]["spec"] for name, c in of_kind(resources, "CronJob").items()
+    }
+    return specs
+
+
+def pod_labels(resources: tuple[Resource, ...]) -> dict[str, dict[str, str]]:
+    labels = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in of_kind(resources, "Deployment").items()}
+    labels |= {name: j["spec"]["template"]["metadata"]["labels"] for name, j in of_kind(resources, "Job").items()}
+    labels |= {
+        name: c["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        for name, c in of_kind(resources, "CronJob").items()
+    }
+    return labels
+
+
+def selects(selector: Resource, labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics (matchLabels and In/NotIn/Exists/DoesNotExist)."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        matched = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not matched:
+            return False
+    return True
+
+
+def egress_ports(resources: tuple[Resource, ...], workload: str) -> set[int]:
+    labels = pod_labels(resources)[workload]
+    ports: set[int] = set()
+    for policy in of_kind(resources, "NetworkPolicy").values():
+        if selects(policy["spec"]["podSelector"], labels):
+            for rule in policy["spec"].get("egress", []):
+                ports |= {port["port"] for port in rule.get("ports", [])}
+    return ports
+
+
+def containers(spec: Resource) -> list[Resource]:
+    found: list[Resource] = [*spec.get("initContainers", []), *spec["containers"]]
+    return found
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_builds_and_validates_against_the_kubernetes_schemas(target: str, version: str) -> None:
+    resources = render(target)
+    assert resources
+    for resource in resources:
+        kubernetes_validate.validate(resource, version, strict=True)
+
+
+def test_the_validation_is_not_vacuous() -> None:
+    deployment = copy.deepcopy(of_kind(render("base"), "Deployment")["profile-service"])
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = []
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_http_workloads_probe_health_and_readiness_as_seed_10_2_says(target: str) -> None:
+    deployments = of_kind(render(target), "Deployment")
+    for name in ("profile-service", "sync-connector"):
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        liveness, readiness = container["livenessProbe"], container["readinessProbe"]
+        assert liveness["httpGet"]["path"] == "/health"
+        assert (liveness["initialDelaySeconds"], liveness["periodSeconds"]) == (30, 10)
+        assert readiness["httpGet"]["path"] == "/ready"
+        assert (readiness["initialDelaySeconds"], readiness["periodSeconds"]) == (5, 5)
+    relay = deployments["outbox-relay"]["spec"]["template"]["spec"]["containers"][0]
+    assert relay["livenessProbe"]["exec"]["command"][:2] == ["python", "-c"]
+    assert {"name": "HEALTH_URL", "value": "http://127.0.0.1:8002/metrics"} in relay["env"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_container_has_resources_and_runs_hardened_as_non_root(target: str) -> None:
+    for name, spec in pod_specs(render(target)).items():
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["automountServiceAccountToken"] is False, name
+        for container in containers(spec):
+            assert {"requests", "limits"} <= set(container["resources"]), (name, container["name"])
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_prod_runs_the_seed_sizing_and_replicas() -> None:
+    deployments = of_kind(render("overlays/prod"), "Deployment")
+    replicas = {name: deployments[name]["spec"]["replicas"] for name in WORKLOADS}
+    assert replicas == {"profile-service": 3, "outbox-relay": 2, "sync-connector": 3}
+    resources = deployments["profile-service"]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"memory": "256Mi", "cpu": "100m"}, "limits": {"memory": "512Mi", "cpu": "500m"}}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_budgets_and_autoscalers_cover_the_workloads(target: str) -> None:
+    resources = render(target)
+    labels = pod_labels(resources)
+    budgets = of_kind(resources, "PodDisruptionBudget").values()
+    for name in WORKLOADS:
+        assert [b for b in budgets if selects(b["spec"]["selector"], labels[name])], f"{name} has no budget"
+    autoscalers = of_kind(resources, "HorizontalPodAutoscaler")
+    assert {hpa["spec"]["scaleTargetRef"]["name"] for hpa in autoscalers.values()} == {
+        "profile-service",
+        "sync-connector",
+    }
+    for hpa in autoscalers.values():
+        assert hpa["spec"]["scaleTargetRef"]["name"] in of_kind(resources, "Deployment")
+        assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    assert autoscalers["sync-connector"]["spec"]["maxReplicas"] <= 6, "no more consumers than partitions"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_commands_exist_migrations_run_first_and_backups_daily(target: str) -> None:
+    resources = render(target)
+    for name, spec in pod_specs(resources).items():
+        for container in containers(spec):
+            python, flag, module, command = container["args"]
+            assert (python, flag) == ("python", "-m")
+            cli = importlib.import_module(f"{module}.__main__").cli
+            assert isinstance(cli, click.Group)
+            if (module, command) not in PENDING_COMMANDS:
+                assert command in cli.commands, f"{name}: python -m {module} {command} does not exist"
+    job = of_kind(resources, "Job")["schema-migrations"]["spec"]["template"]["spec"]
+    assert [c["args"][2:] for c in containers(job)] == [
+        ["services.profile", "migrate"],
+        ["services.sync_connector", "migrate"],
+    ]
+    backup = of_kind(resources, "CronJob")["ledger-backup"]["spec"]
+    assert backup["schedule"] == "0 2 * * *"
+    assert backup["concurrencyPolicy"] == "Forbid"
+    (container,) = backup["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"][2:] == ["services.profile", "maintenance"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_settings_come_from_config_maps_and_secrets_that_exist_or_are_documented(target: str) -> None:
+    resources = render(target)
+    config_maps, secrets = set(of_kind(resources, "ConfigMap")), set(of_kind(resources, "Secret"))
+    external_secrets = {"profile-secrets", "connector-secrets"}  # created outside git in prod (see the overlay)
+    for name, spec in pod_specs(resources).items():
+        for container in containers(spec):
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in config_maps, name
+                else:
+                    assert source["secretRef"]["name"] in secrets | external_secrets, name
+    if target == "overlays/dev":
+        assert {s.rsplit("-", 1)[0] for s in secrets} >= external_secrets, "dev generates its own dev-only secrets"
+    if target == "overlays/prod":
+        assert not secrets, "no secret is committed for prod"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_network_policies_allow_only_what_each_workload_needs(target: str) -> None:
+    resources = render(target)
+    policies = of_kind(resources, "NetworkPolicy")
+    deny = policies["default-deny-all"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    base = {53, 4317, 4318}  # DNS and the OpenTelemetry collector
+    external = 8010 if target == "overlays/dev" else 443  # the dev overlay talks to the in-cluster stubs
+    assert egress_ports(resources, "profile-service") == base | {5432}
+    assert egress_ports(resources, "outbox-relay") == base | {5432, 9092}
+    assert egress_ports(resources, "sync-connector") == base | {5432, 9092, external}
+    assert egress_ports(resources, "schema-migrations") == base | {5432}
+    assert egress_ports(resources, "ledger-backup") == base | {5432}
+    api_ingress = policies["allow-profile-api-ingress"]["spec"]
+    assert selects(api_ingress["podSelector"], pod_labels(resources)["profile-service"])
+    assert not selects(api_ingress["podSelector"], pod_labels(resources)["outbox-relay"])
+    sources = [peer["namespaceSelector"]["matchLabels"] for peer in api_ingress["ingress"][0]["from"]]
+    assert sources == [
+        {"kubernetes.io/metadata.name": "audit-system"},
+        {"kubernetes.io/metadata.name": "ingress-nginx"},
+    ]
