@@ -237,3 +237,15 @@ def test_network_policies_allow_only_what_each_workload_needs(target: str) -> No
         {"kubernetes.io/metadata.name": "audit-system"},
         {"kubernetes.io/metadata.name": "ingress-nginx"},
     ]
+
+
+@pytest.mark.parametrize("target", ["overlays/prod"])
+def test_the_documented_rollout_holds_back_only_the_deployments(target: str) -> None:
+    # README: `kubectl apply -k ... -l 'app.kubernetes.io/component notin (api,relay,connector)'`
+    # applies the migration Job and everything it needs, but no Deployment; then the rest.
+    held_back = {
+        f"{r['kind']}/{r['metadata']['name']}"
+        for r in render(target)
+        if r["metadata"].get("labels", {}).get("app.kubernetes.io/component") in {"api", "relay", "connector"}
+    }
+    assert held_back == {f"Deployment/{name}" for name in WORKLOADS}
