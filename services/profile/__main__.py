@@ -7,6 +7,7 @@ import os
 
 import click
 
+from services.profile.entrypoints.cli_ledger import LEDGER_COMMANDS
 from services.profile.settings import settings_from_env
 
 
@@ -48,6 +49,9 @@ def migrate() -> None:
 
     upgrade(settings_from_env(os.environ).database.url, "profile")
 
+
+for _command in LEDGER_COMMANDS:
+    cli.add_command(_command)
 
 if __name__ == "__main__":
     cli()

@@ -10,6 +10,7 @@ from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
 from libs.kit.settings import load_settings
 from libs.outbox.relay import RelaySettings
+from services.profile.service_layer.ledger_settings import LedgerSettings
 
 ENV_PREFIX = "PROFILE_"
 
@@ -28,6 +29,7 @@ class ProfileSettings(msgspec.Struct, frozen=True):
     log_level: str = "INFO"
     service_name: str = "profile-service"
     relay_metrics_port: int = 0
+    ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
 
 
 class _Top(msgspec.Struct, frozen=True):
@@ -47,4 +49,5 @@ def settings_from_env(environ: Mapping[str, str]) -> ProfileSettings:
         log_level=top.log_level,
         service_name=top.service_name,
         relay_metrics_port=top.relay_metrics_port,
+        ledger=load_settings(LedgerSettings, environ, f"{ENV_PREFIX}LEDGER_"),
     )

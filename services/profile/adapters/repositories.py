@@ -1,4 +1,4 @@
-"""SQLAlchemy Core repositories of the profile schema."""
+"""SQLAlchemy Core repositories of customer profiles and name-change applications."""
 
 from __future__ import annotations
 
@@ -6,30 +6,36 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.profile.adapters.tables import (
-    audit_logs,
     customer_profiles,
     name_change_applications,
     name_change_history,
+    purged_customers,
 )
 from services.profile.domain.errors import CustomerAlreadyExists
 from services.profile.domain.model import (
     AccountType,
+    ApplicationOrigin,
     ApplicationStatus,
     Customer,
     CustomerStatus,
     NameChange,
     NameChangeApplication,
 )
-from services.profile.service_layer.ports import AuditEntry, HistoryEntry
+from services.profile.service_layer.pagination import TimeKey
+from services.profile.service_layer.ports import ApplicationFilter, CustomerFilter
+
+_CUSTOMER_COLUMNS = tuple(customer_profiles.c.keys())
+_MUTABLE_CUSTOMER_COLUMNS = tuple(c for c in _CUSTOMER_COLUMNS if c not in ("customer_id", "created_at"))
 
 
-def _customer(row: RowMapping) -> Customer:
+def customer_from_row(row: RowMapping) -> Customer:
     return Customer(
         customer_id=row["customer_id"],
         customer_name=row["customer_name"],
@@ -43,6 +49,13 @@ def _customer(row: RowMapping) -> Customer:
         updated_at=row["updated_at"],
         deleted_at=row["deleted_at"],
     )
+
+
+def customer_values(customer: Customer) -> dict[str, Any]:
+    values = {name: getattr(customer, name) for name in _CUSTOMER_COLUMNS}
+    values["account_type"] = customer.account_type.value
+    values["status"] = customer.status.value
+    return values
 
 
 _APPLICATION_FIELDS = (
@@ -65,8 +78,15 @@ _APPLICATION_FIELDS = (
 
 def _application(row: RowMapping) -> NameChangeApplication:
     return NameChangeApplication(
-        status=ApplicationStatus(row["status"]), **{name: row[name] for name in _APPLICATION_FIELDS}
+        status=ApplicationStatus(row["status"]),
+        origin=ApplicationOrigin(row["origin"]),
+        **{name: row[name] for name in _APPLICATION_FIELDS},
     )
+
+
+def _application_values(application: NameChangeApplication) -> dict[str, Any]:
+    values = {name: getattr(application, name) for name in _APPLICATION_FIELDS}
+    return {**values, "status": application.status.value, "origin": application.origin.value}
 
 
 class SqlCustomerRepository:
@@ -78,13 +98,26 @@ class SqlCustomerRepository:
         if for_update:
             query = query.with_for_update()
         row = (await self._connection.execute(query)).mappings().first()
-        return None if row is None else _customer(row)
+        return None if row is None else customer_from_row(row)
+
+    async def get_many(self, customer_ids: Sequence[str], *, for_update: bool = False) -> dict[str, Customer]:
+        if not customer_ids:
+            return {}
+        # Locks are taken in id order, so two bulk writers never deadlock on each other.
+        query = (
+            select(customer_profiles)
+            .where(customer_profiles.c.customer_id.in_(list(customer_ids)))
+            .order_by(customer_profiles.c.customer_id)
+        )
+        if for_update:
+            query = query.with_for_update()
+        rows = (await self._connection.execute(query)).mappings().all()
+        return {row["customer_id"]: customer_from_row(row) for row in rows}
 
     async def add(self, customer: Customer) -> None:
-        values = {name: getattr(customer, name) for name in customer_profiles.c.keys()}  # noqa: SIM118
         try:
             async with self._connection.begin_nested():
-                await self._connection.execute(insert(customer_profiles).values(values))
+                await self._connection.execute(insert(customer_profiles).values(customer_values(customer)))
         except IntegrityError as exc:
             raise CustomerAlreadyExists(f"customer {customer.customer_id} already exists") from exc
 
@@ -94,6 +127,93 @@ class SqlCustomerRepository:
             .where(customer_profiles.c.customer_id == change.customer.customer_id)
             .values(customer_name=change.application.new_name, version=change.new_version, updated_at=change.changed_at)
         )
+
+    async def save_many(self, customers: Sequence[Customer]) -> None:
+        if not customers:
+            return
+        statement = (
+            update(customer_profiles)
+            .where(customer_profiles.c.customer_id == bindparam("key_customer_id"))
+            .values({name: bindparam(f"new_{name}") for name in _MUTABLE_CUSTOMER_COLUMNS})
+        )
+        rows = []
+        for customer in customers:
+            values = customer_values(customer)
+            rows.append(
+                {"key_customer_id": customer.customer_id, **{f"new_{n}": values[n] for n in _MUTABLE_CUSTOMER_COLUMNS}}
+            )
+        await self._connection.execute(statement, rows)
+
+    async def insert_many(self, customers: Sequence[Customer]) -> None:
+        if customers:
+            await self._connection.execute(insert(customer_profiles), [customer_values(c) for c in customers])
+
+    async def list_live(self, filters: CustomerFilter, after: TimeKey | None, limit: int) -> Sequence[Customer]:
+        c = customer_profiles.c
+        query = select(customer_profiles).where(c.deleted_at.is_(None))
+        if filters.status is not None:
+            query = query.where(c.status == filters.status.value)
+        if filters.account_type is not None:
+            query = query.where(c.account_type == filters.account_type.value)
+        if filters.name_prefix:
+            query = query.where(c.customer_name.startswith(filters.name_prefix, autoescape=True))
+        if filters.name_contains:
+            query = query.where(c.customer_name.icontains(filters.name_contains, autoescape=True))
+        if after is not None:
+            query = query.where(tuple_(c.created_at, c.customer_id) > tuple_(*after))
+        query = query.order_by(c.created_at, c.customer_id).limit(limit)
+        return [customer_from_row(row) for row in (await self._connection.execute(query)).mappings()]
+
+    async def list_deleted(self, after: TimeKey | None, limit: int) -> Sequence[Customer]:
+        c = customer_profiles.c
+        query = select(customer_profiles).where(c.deleted_at.is_not(None))
+        if after is not None:
+            query = query.where(tuple_(c.deleted_at, c.customer_id) < tuple_(*after))
+        query = query.order_by(c.deleted_at.desc(), c.customer_id.desc()).limit(limit)
+        return [customer_from_row(row) for row in (await self._connection.execute(query)).mappings()]
+
+    async def purged_versions(self, customer_ids: Sequence[str]) -> dict[str, int]:
+        if not customer_ids:
+            return {}
+        query = select(purged_customers.c.customer_id, purged_customers.c.last_version).where(
+            purged_customers.c.customer_id.in_(list(customer_ids))
+        )
+        return {row.customer_id: row.last_version for row in await self._connection.execute(query)}
+
+    async def forget_purged(self, customer_ids: Sequence[str]) -> None:
+        if customer_ids:
+            await self._connection.execute(
+                delete(purged_customers).where(purged_customers.c.customer_id.in_(list(customer_ids)))
+            )
+
+    async def purge_deleted_before(self, cutoff: datetime, now: datetime, limit: int) -> Sequence[Customer]:
+        c = customer_profiles.c
+        due_query = (
+            select(customer_profiles)
+            .where(c.deleted_at < cutoff)
+            .order_by(c.deleted_at, c.customer_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        due = [customer_from_row(row) for row in (await self._connection.execute(due_query)).mappings()]
+        if not due:
+            return due
+        ids = [customer.customer_id for customer in due]
+        await self._connection.execute(delete(name_change_history).where(name_change_history.c.customer_id.in_(ids)))
+        await self._connection.execute(
+            delete(name_change_applications).where(name_change_applications.c.customer_id.in_(ids))
+        )
+        await self._connection.execute(delete(customer_profiles).where(c.customer_id.in_(ids)))
+        tombstones = pg_insert(purged_customers).values(
+            [{"customer_id": x.customer_id, "last_version": x.version, "purged_at": now} for x in due]
+        )
+        await self._connection.execute(
+            tombstones.on_conflict_do_update(
+                index_elements=[purged_customers.c.customer_id],
+                set_={"last_version": tombstones.excluded.last_version, "purged_at": tombstones.excluded.purged_at},
+            )
+        )
+        return due
 
 
 class SqlApplicationRepository:
@@ -115,37 +235,52 @@ class SqlApplicationRepository:
         return result
 
     async def add(self, application: NameChangeApplication) -> None:
-        values = {name: getattr(application, name) for name in _APPLICATION_FIELDS}
-        await self._connection.execute(
-            insert(name_change_applications).values(status=application.status.value, **values)
-        )
+        await self._connection.execute(insert(name_change_applications).values(_application_values(application)))
+
+    async def add_many(self, applications: Sequence[NameChangeApplication]) -> None:
+        if applications:
+            await self._connection.execute(
+                insert(name_change_applications), [_application_values(a) for a in applications]
+            )
 
     async def save(self, application: NameChangeApplication) -> None:
+        """Write the fields a decision or a re-application changes."""
         await self._connection.execute(
             update(name_change_applications)
             .where(name_change_applications.c.application_id == application.application_id)
             .values(
                 status=application.status.value,
+                old_name=application.old_name,
+                profile_version=application.profile_version,
                 auditor_id=application.auditor_id,
                 audit_comment=application.audit_comment,
                 decided_at=application.decided_at,
+                failure_code=application.failure_code,
+                failure_detail=application.failure_detail,
                 updated_at=application.updated_at,
             )
         )
 
     async def complete(self, application_id: str, result: Mapping[str, Any], now: datetime) -> None:
-        await self._connection.execute(
+        await self.complete_many([(application_id, result)], now)
+
+    async def complete_many(self, results: Sequence[tuple[str, Mapping[str, Any]]], now: datetime) -> None:
+        if not results:
+            return
+        statement = (
             update(name_change_applications)
-            .where(name_change_applications.c.application_id == application_id)
+            .where(name_change_applications.c.application_id == bindparam("key_application_id"))
             .values(
                 status=ApplicationStatus.COMPLETED.value,
                 completed_at=now,
                 updated_at=now,
-                update_result=dict(result),
+                update_result=bindparam("new_update_result"),
                 failure_code=None,
                 failure_detail=None,
             )
         )
+        rows = [{"key_application_id": key, "new_update_result": dict(result)} for key, result in results]
+        await self._connection.execute(statement, rows)
 
     async def mark_update_failed(self, application_id: str, code: str, detail: str, now: datetime) -> None:
         await self._connection.execute(
@@ -159,33 +294,22 @@ class SqlApplicationRepository:
             )
         )
 
-
-class SqlHistoryRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
-
-    async def add(self, entry: HistoryEntry) -> None:
-        await self._connection.execute(
-            insert(name_change_history).values({f: getattr(entry, f) for f in entry.__struct_fields__})
-        )
-
-    async def list_for_customer(self, customer_id: str, limit: int) -> Sequence[HistoryEntry]:
-        query = (
-            select(*(name_change_history.c[f] for f in HistoryEntry.__struct_fields__))
-            .where(name_change_history.c.customer_id == customer_id)
-            .order_by(name_change_history.c.change_date.desc(), name_change_history.c.id.desc())
-            .limit(limit)
-        )
-        rows = (await self._connection.execute(query)).mappings().all()
-        return [HistoryEntry(**row) for row in rows]
-
-
-class SqlAuditLog:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
-
-    async def add(self, entry: AuditEntry, now: datetime) -> None:
-        values: dict[str, Any] = {f: getattr(entry, f) for f in entry.__struct_fields__}
-        values["old_value"] = dict(entry.old_value) if entry.old_value is not None else None
-        values["new_value"] = dict(entry.new_value) if entry.new_value is not None else None
-        await self._connection.execute(insert(audit_logs).values(event_time=now, **values))
+    async def list_page(
+        self, filters: ApplicationFilter, after: TimeKey | None, limit: int
+    ) -> Sequence[NameChangeApplication]:
+        a = name_change_applications.c
+        query = select(name_change_applications)
+        if filters.status is not None:
+            query = query.where(a.status == filters.status.value)
+        if filters.customer_id is not None:
+            query = query.where(a.customer_id == filters.customer_id)
+        if filters.origin is not None:
+            query = query.where(a.origin == filters.origin.value)
+        if filters.created_from is not None:
+            query = query.where(a.created_at >= filters.created_from)
+        if filters.created_to is not None:
+            query = query.where(a.created_at < filters.created_to)
+        if after is not None:
+            query = query.where(tuple_(a.created_at, a.application_id) < tuple_(*after))
+        query = query.order_by(a.created_at.desc(), a.application_id.desc()).limit(limit)
+        return [_application(row) for row in (await self._connection.execute(query)).mappings()]

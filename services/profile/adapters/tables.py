@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, LargeBinary, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from libs.outbox.table import outbox_table
@@ -10,21 +10,25 @@ from libs.outbox.table import outbox_table
 SCHEMA = "profile"
 metadata = MetaData(schema=SCHEMA)
 
-customer_profiles = Table(
-    "customer_profiles",
-    metadata,
-    Column("customer_id", String(50), primary_key=True),
-    Column("customer_name", String(100), nullable=False),
-    Column("contact_phone", String(20)),
-    Column("contact_email", String(254)),
-    Column("contact_address", Text),
-    Column("account_type", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("deleted_at", DateTime(timezone=True)),
-)
+
+def _profile_columns() -> list[Column[object]]:
+    """The columns of a customer profile (live table and backup copies alike)."""
+    return [
+        Column("customer_id", String(50), primary_key=True),
+        Column("customer_name", String(100), nullable=False),
+        Column("contact_phone", String(20)),
+        Column("contact_email", String(254)),
+        Column("contact_address", Text),
+        Column("account_type", String(16), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+        Column("deleted_at", DateTime(timezone=True)),
+    ]
+
+
+customer_profiles = Table("customer_profiles", metadata, *_profile_columns())
 
 name_change_applications = Table(
     "name_change_applications",
@@ -45,6 +49,7 @@ name_change_applications = Table(
     Column("update_result", JSONB),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("origin", String(16), nullable=False),
 )
 
 name_change_history = Table(
@@ -77,6 +82,49 @@ audit_logs = Table(
     Column("user_agent", Text),
     Column("trace_id", String(32)),
     Column("event_time", DateTime(timezone=True), nullable=False),
+)
+
+purged_customers = Table(
+    "purged_customers",
+    metadata,
+    Column("customer_id", String(50), primary_key=True),
+    Column("last_version", Integer, nullable=False),
+    Column("purged_at", DateTime(timezone=True), nullable=False),
+)
+
+backups = Table(
+    "backups",
+    metadata,
+    Column("backup_id", String(50), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("label", String(200)),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("customer_count", Integer, nullable=False),
+    Column("deleted_count", Integer, nullable=False),
+)
+
+# The same columns as customer_profiles, per backup point.
+backup_customers = Table(
+    "backup_customers",
+    metadata,
+    Column("backup_id", String(50), primary_key=True),
+    *_profile_columns(),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(300), primary_key=True),
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("status_code", Integer),
+    Column("response_headers", JSONB),
+    Column("response_body", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 outbox = outbox_table(metadata, SCHEMA)

@@ -10,12 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.kit.db import UnitOfWork
 from libs.kit.errors import AppError, DatabaseError
 from libs.outbox.writer import OutboxWriter
-from services.profile.adapters.repositories import (
-    SqlApplicationRepository,
-    SqlAuditLog,
-    SqlCustomerRepository,
-    SqlHistoryRepository,
-)
+from services.profile.adapters.backups import SqlBackupRepository
+from services.profile.adapters.records import SqlAuditLog, SqlHistoryRepository, SqlMaintenance, SqlOutboxBatch
+from services.profile.adapters.repositories import SqlApplicationRepository, SqlCustomerRepository
 from services.profile.adapters.tables import outbox
 
 
@@ -27,6 +24,9 @@ class SqlProfileUnitOfWork(UnitOfWork):
     history: SqlHistoryRepository
     audit: SqlAuditLog
     outbox: OutboxWriter
+    outbox_batch: SqlOutboxBatch
+    backups: SqlBackupRepository
+    maintenance: SqlMaintenance
 
     def _bind(self, connection: AsyncConnection) -> None:
         self.customers = SqlCustomerRepository(connection)
@@ -34,6 +34,9 @@ class SqlProfileUnitOfWork(UnitOfWork):
         self.history = SqlHistoryRepository(connection)
         self.audit = SqlAuditLog(connection)
         self.outbox = OutboxWriter(connection, outbox)
+        self.outbox_batch = SqlOutboxBatch(connection, outbox)
+        self.backups = SqlBackupRepository(connection)
+        self.maintenance = SqlMaintenance(connection)
 
     async def __aenter__(self) -> SqlProfileUnitOfWork:
         try:

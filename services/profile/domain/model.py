@@ -8,9 +8,11 @@ from enum import StrEnum
 
 from services.profile.domain.errors import (
     ConcurrencyConflict,
+    InvalidInput,
     InvalidStatus,
     ProfileNotFound,
 )
+from services.profile.domain.validation import field_error, name_errors, raise_if_any
 
 SYSTEM_OPERATOR_ID = "system"
 SYSTEM_OPERATOR_NAME = "Auto System"
@@ -34,6 +36,14 @@ class ApplicationStatus(StrEnum):
     REJECTED = "rejected"
     COMPLETED = "completed"
     UPDATE_FAILED = "update_failed"
+
+
+class ApplicationOrigin(StrEnum):
+    """Where a name change came from: a customer's application, or a direct edit / restore by staff."""
+
+    APPLICATION = "application"
+    PROFILE_EDIT = "profile_edit"
+    BACKUP_RESTORE = "backup_restore"
 
 
 class Decision(StrEnum):
@@ -77,6 +87,7 @@ class NameChangeApplication:
     completed_at: datetime | None = None
     failure_code: str | None = None
     failure_detail: str | None = None
+    origin: ApplicationOrigin = ApplicationOrigin.APPLICATION
 
     def decide(self, decision: Decision, auditor_id: str, comment: str | None, now: datetime) -> NameChangeApplication:
         """The audit decision; only a pending application can be decided."""
@@ -88,6 +99,34 @@ class NameChangeApplication:
         status = ApplicationStatus.APPROVED if decision is Decision.APPROVED else ApplicationStatus.REJECTED
         return replace(
             self, status=status, auditor_id=auditor_id, audit_comment=comment, decided_at=now, updated_at=now
+        )
+
+    def reapply(self, customer: Customer, now: datetime) -> NameChangeApplication:
+        """Re-base a failed application on the profile as it is now, for a new audit decision.
+
+        The auditor approved a change from the old name at the old version; after the
+        profile moved on (the usual cause of ``update_failed``) that approval says nothing
+        about the new state, so the application goes back to ``pending``.
+        """
+        if self.status is not ApplicationStatus.UPDATE_FAILED:
+            raise InvalidStatus(
+                f"application {self.application_id} is {self.status.value}, only update_failed can be re-applied",
+                current_status=self.status.value,
+            )
+        if customer.is_deleted:
+            raise ProfileNotFound(f"customer {customer.customer_id} is in the recycle bin")
+        _require_new_name(customer, self.new_name)
+        return replace(
+            self,
+            old_name=customer.customer_name,
+            profile_version=customer.version,
+            status=ApplicationStatus.PENDING,
+            auditor_id=None,
+            audit_comment=None,
+            decided_at=None,
+            failure_code=None,
+            failure_detail=None,
+            updated_at=now,
         )
 
 
@@ -111,6 +150,8 @@ def new_application(
     """Submitting captures the current name and profile version (the optimistic-lock token)."""
     if customer.is_deleted:
         raise ProfileNotFound(f"customer {customer.customer_id} is in the recycle bin")
+    raise_if_any(name_errors(new_name, "newName"), "invalid name-change application")
+    _require_new_name(customer, new_name)
     return NameChangeApplication(
         application_id=application_id,
         customer_id=customer.customer_id,
@@ -141,3 +182,39 @@ def plan_name_change(application: NameChangeApplication, customer: Customer | No
             expected_version=application.profile_version,
         )
     return NameChange(application=application, customer=customer, new_version=customer.version + 1, changed_at=now)
+
+
+def direct_name_change(
+    application_id: str,
+    origin: ApplicationOrigin,
+    *,
+    before: Customer,
+    after: Customer,
+    reason: str,
+    operator_id: str,
+    now: datetime,
+) -> NameChange:
+    """A name change decided by staff (profile edit, restore): its application is approved on creation."""
+    application = NameChangeApplication(
+        application_id=application_id,
+        customer_id=after.customer_id,
+        old_name=before.customer_name,
+        new_name=after.customer_name,
+        reason=reason,
+        status=ApplicationStatus.APPROVED,
+        profile_version=before.version,
+        created_at=now,
+        updated_at=now,
+        auditor_id=operator_id[:50],
+        decided_at=now,
+        origin=origin,
+    )
+    return NameChange(application=application, customer=before, new_version=after.version, changed_at=now)
+
+
+def _require_new_name(customer: Customer, new_name: str) -> None:
+    if new_name == customer.customer_name:
+        raise InvalidInput(
+            f"customer {customer.customer_id} is already named {new_name!r}",
+            errors=[field_error("newName", "equals the current name")],
+        )

@@ -1,15 +1,29 @@
-"""Use cases on customer profiles."""
+"""Use cases on customer profiles: create, read, list, edit, recycle bin."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import msgspec
 
 from services.profile.domain.errors import ProfileNotFound
-from services.profile.domain.model import AccountType, Customer, CustomerStatus
+from services.profile.domain.ledger import (
+    ProfileChanges,
+    ProfileEdit,
+    changed_fields,
+    plan_edit,
+    plan_soft_delete,
+    plan_undelete,
+    validate_profile,
+)
+from services.profile.domain.model import AccountType, ApplicationOrigin, Customer, CustomerStatus, direct_name_change
+from services.profile.service_layer.audit import AuditEvent, customer_entry
+from services.profile.service_layer.metrics import LedgerMetrics
+from services.profile.service_layer.name_change_records import new_application_id, record_name_changes
 from services.profile.service_layer.name_changes import Clock, utc_now
-from services.profile.service_layer.ports import AuditEntry, HistoryEntry, UnitOfWorkFactory
+from services.profile.service_layer.pagination import Page, clamp_limit, fingerprint, page_of, time_key
+from services.profile.service_layer.ports import CustomerFilter, HistoryEntry, ProfileUnitOfWork, UnitOfWorkFactory
 from services.profile.service_layer.results import Actor
 
 MAX_HISTORY = 500
@@ -25,8 +39,11 @@ class NewCustomer(msgspec.Struct, frozen=True):
 
 
 class CustomerService:
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, metrics: LedgerMetrics | None = None, clock: Clock = utc_now
+    ) -> None:
         self._uow_factory = uow_factory
+        self._metrics = metrics
         self._clock = clock
 
     async def create(self, new: NewCustomer, actor: Actor) -> Customer:
@@ -43,23 +60,28 @@ class CustomerService:
             created_at=now,
             updated_at=now,
         )
+        validate_profile(customer)
         async with self._uow_factory() as uow:
+            # A purged customer's id may be used again: its versions continue above the old ones,
+            # so external systems never take the new customer's changes for stale ones.
+            purged = await uow.customers.purged_versions([customer.customer_id])
+            if customer.customer_id in purged:
+                customer = replace(customer, version=purged[customer.customer_id] + 1)
             await uow.customers.add(customer)
+            await uow.customers.forget_purged([customer.customer_id])
             await uow.audit.add(
-                AuditEntry(
-                    event_type="CUSTOMER_CREATED",
-                    actor_id=actor.actor_id,
-                    operation="create customer",
-                    customer_id=customer.customer_id,
-                    # Only ids and non-personal fields in the log: contact data stays in the profile.
-                    new_value={"customerName": customer.customer_name, "accountType": customer.account_type.value},
-                    ip_address=actor.ip_address,
-                    user_agent=actor.user_agent,
-                    trace_id=actor.trace_id,
+                customer_entry(
+                    AuditEvent.CUSTOMER_CREATED,
+                    "create customer",
+                    actor,
+                    before=None,
+                    after=customer,
+                    changed=changed_fields(None, customer),
                 ),
                 now,
             )
             await uow.commit()
+        self._count("created")
         return customer
 
     async def get(self, customer_id: str) -> Customer:
@@ -69,8 +91,116 @@ class CustomerService:
             raise ProfileNotFound(f"customer profile {customer_id} not found")
         return customer
 
+    async def page(self, filters: CustomerFilter, cursor: str | None, limit: int | None) -> Page[Customer]:
+        """Live customers, oldest first; a stable cursor over (created_at, customer_id)."""
+        size = clamp_limit(limit)
+        filters_fingerprint = fingerprint("customers", filters)
+        after = time_key(cursor, filters_fingerprint)
+        async with self._uow_factory() as uow:
+            rows = await uow.customers.list_live(filters, after, size + 1)
+        return page_of(rows, size, lambda c: [c.created_at.isoformat(), c.customer_id], filters_fingerprint)
+
+    async def recycle_bin(self, cursor: str | None, limit: int | None) -> Page[Customer]:
+        """Deleted customers, most recently deleted first."""
+        size = clamp_limit(limit)
+        filters_fingerprint = fingerprint("recycle-bin")
+        after = time_key(cursor, filters_fingerprint)
+        async with self._uow_factory() as uow:
+            rows = await uow.customers.list_deleted(after, size + 1)
+        return page_of(
+            rows, size, lambda c: [c.deleted_at.isoformat() if c.deleted_at else "", c.customer_id], filters_fingerprint
+        )
+
+    async def update(
+        self,
+        customer_id: str,
+        changes: ProfileChanges,
+        expected_version: int,
+        actor: Actor,
+        change_reason: str | None = None,
+    ) -> Customer:
+        """An edit under ``If-Match``; a new name takes the same path as an approved application."""
+        now = self._clock()
+        async with self._uow_factory() as uow:
+            current = await uow.customers.get(customer_id, for_update=True)
+            edit = plan_edit(current, customer_id, changes, expected_version, now)
+            if edit.is_noop:
+                return edit.after
+            await uow.customers.save_many([edit.after])
+            application_id = await _record_edit_name_change(uow, edit, actor, change_reason)
+            await uow.audit.add(
+                customer_entry(
+                    AuditEvent.CUSTOMER_UPDATED,
+                    "update customer",
+                    actor,
+                    before=edit.before,
+                    after=edit.after,
+                    changed=edit.changed,
+                    application_id=application_id,
+                ),
+                now,
+            )
+            await uow.commit()
+        self._count("updated")
+        return edit.after
+
+    async def delete(self, customer_id: str, expected_version: int | None, actor: Actor) -> Customer:
+        """Into the recycle bin (soft delete); ``expected_version`` from an optional ``If-Match``."""
+        now = self._clock()
+        async with self._uow_factory() as uow:
+            edit = plan_soft_delete(
+                await uow.customers.get(customer_id, for_update=True), customer_id, expected_version, now
+            )
+            await self._save(uow, edit, AuditEvent.CUSTOMER_DELETED, "move customer to recycle bin", actor)
+        self._count("deleted")
+        return edit.after
+
+    async def restore(self, customer_id: str, actor: Actor) -> Customer:
+        """Out of the recycle bin, as it was (with a new version)."""
+        now = self._clock()
+        async with self._uow_factory() as uow:
+            edit = plan_undelete(await uow.customers.get(customer_id, for_update=True), customer_id, now)
+            await self._save(uow, edit, AuditEvent.CUSTOMER_RESTORED, "restore customer from recycle bin", actor)
+        self._count("restored")
+        return edit.after
+
     async def name_history(self, customer_id: str, limit: int = MAX_HISTORY) -> Sequence[HistoryEntry]:
         async with self._uow_factory() as uow:
-            if await uow.customers.get(customer_id) is None:
+            customer = await uow.customers.get(customer_id)
+            if customer is None or customer.is_deleted:
                 raise ProfileNotFound(f"customer profile {customer_id} not found")
             return await uow.history.list_for_customer(customer_id, min(limit, MAX_HISTORY))
+
+    async def _save(
+        self, uow: ProfileUnitOfWork, edit: ProfileEdit, event: AuditEvent, operation: str, actor: Actor
+    ) -> None:
+        await uow.customers.save_many([edit.after])
+        await uow.audit.add(
+            customer_entry(event, operation, actor, before=edit.before, after=edit.after, changed=edit.changed),
+            edit.after.updated_at,
+        )
+        await uow.commit()
+
+    def _count(self, operation: str) -> None:
+        if self._metrics is not None:
+            self._metrics.customer_changes.labels(operation).inc()
+
+
+async def _record_edit_name_change(
+    uow: ProfileUnitOfWork, edit: ProfileEdit, actor: Actor, change_reason: str | None
+) -> str | None:
+    """History, a completed application (origin ``profile_edit``) and the outbox event of a renaming edit."""
+    if not edit.name_changed:
+        return None
+    change = direct_name_change(
+        new_application_id(),
+        ApplicationOrigin.PROFILE_EDIT,
+        before=edit.before,
+        after=edit.after,
+        reason=change_reason or "profile edited",
+        operator_id=actor.actor_id,
+        now=edit.after.updated_at,
+    )
+    await uow.applications.add(change.application)
+    await record_name_changes(uow, [change])
+    return change.application.application_id

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import msgspec
 
-from contracts.cloudevents import CloudEventAttributes, kafka_headers
-from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, CustomerNameChanged
 from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
-from libs.kit.telemetry import current_trace_headers
-from libs.outbox.writer import OutboxMessage
 from services.profile.domain.errors import ApplicationNotFound, InvalidStatus, ProfileNotFound
 from services.profile.domain.model import (
-    SYSTEM_OPERATOR_ID,
-    SYSTEM_OPERATOR_NAME,
     ApplicationStatus,
     Decision,
     NameChange,
@@ -26,8 +19,11 @@ from services.profile.domain.model import (
     new_application,
     plan_name_change,
 )
+from services.profile.service_layer.audit import AuditEvent, actor_entry
 from services.profile.service_layer.metrics import ProfileMetrics
-from services.profile.service_layer.ports import AuditEntry, HistoryEntry, ProfileUnitOfWork, UnitOfWorkFactory
+from services.profile.service_layer.name_change_records import new_application_id, record_name_changes
+from services.profile.service_layer.pagination import Page, clamp_limit, fingerprint, page_of, time_key
+from services.profile.service_layer.ports import ApplicationFilter, AuditEntry, ProfileUnitOfWork, UnitOfWorkFactory
 from services.profile.service_layer.results import Actor, BatchItemResult, UpdateResult
 
 log = get_logger(__name__)
@@ -50,9 +46,9 @@ class NameChangeService:
             customer = await uow.customers.get(customer_id)
             if customer is None:
                 raise ProfileNotFound(f"customer profile {customer_id} not found")
-            application = new_application(f"APP-{uuid.uuid4().hex}", customer, new_name, reason, now)
+            application = new_application(new_application_id(), customer, new_name, reason, now)
             await uow.applications.add(application)
-            await uow.audit.add(_audit("APPLICATION_SUBMITTED", "submit name change", actor, application), now)
+            await uow.audit.add(_audit(AuditEvent.APPLICATION_SUBMITTED, "submit name change", actor, application), now)
             await uow.commit()
         self._metrics.applications_submitted.inc()
         return application
@@ -63,6 +59,51 @@ class NameChangeService:
         if application is None:
             raise ApplicationNotFound(f"application {application_id} not found")
         return application
+
+    async def page(
+        self, filters: ApplicationFilter, cursor: str | None, limit: int | None
+    ) -> Page[NameChangeApplication]:
+        """Newest first; a stable cursor over (created_at, application_id)."""
+        size = clamp_limit(limit)
+        filters_fingerprint = fingerprint("applications", filters)
+        after = time_key(cursor, filters_fingerprint)
+        async with self._uow_factory() as uow:
+            rows = await uow.applications.list_page(filters, after, size + 1)
+        return page_of(rows, size, lambda a: [a.created_at.isoformat(), a.application_id], filters_fingerprint)
+
+    async def reapply(self, application_id: str, actor: Actor) -> NameChangeApplication:
+        """An ``update_failed`` application, re-based on the current profile, goes back to ``pending``."""
+        now = self._clock()
+        async with self._uow_factory() as uow:
+            application = await _locked_application(uow, application_id)
+            customer = await uow.customers.get(application.customer_id, for_update=True)
+            if customer is None:
+                raise ProfileNotFound(f"customer profile {application.customer_id} not found")
+            rebased = application.reapply(customer, now)
+            await uow.applications.save(rebased)
+            await uow.audit.add(
+                actor_entry(
+                    AuditEvent.APPLICATION_REAPPLIED,
+                    "re-apply failed name change",
+                    actor,
+                    customer_id=rebased.customer_id,
+                    application_id=rebased.application_id,
+                    old_value={
+                        "status": application.status.value,
+                        "profileVersion": application.profile_version,
+                        "oldName": application.old_name,
+                        "failureCode": application.failure_code,
+                    },
+                    new_value={
+                        "status": rebased.status.value,
+                        "profileVersion": rebased.profile_version,
+                        "oldName": rebased.old_name,
+                    },
+                ),
+                now,
+            )
+            await uow.commit()
+        return rebased
 
     async def decide(
         self, application_id: str, decision: Decision, auditor_id: str, comment: str | None, actor: Actor
@@ -98,7 +139,9 @@ class NameChangeService:
             application = await _locked_application(uow, application_id)
             decided = application.decide(Decision.REJECTED, auditor_id, comment, now)
             await uow.applications.save(decided)
-            await uow.audit.add(_audit("APPLICATION_REJECTED", "audit decision: rejected", actor, decided), now)
+            await uow.audit.add(
+                _audit(AuditEvent.APPLICATION_REJECTED, "audit decision: rejected", actor, decided), now
+            )
             await uow.commit()
         return decided
 
@@ -138,7 +181,9 @@ class NameChangeService:
             if approval is not None:
                 application = application.decide(Decision.APPROVED, approval[0], approval[1], now)
                 await uow.applications.save(application)
-                await uow.audit.add(_audit("APPLICATION_APPROVED", "audit decision: approved", actor, application), now)
+                await uow.audit.add(
+                    _audit(AuditEvent.APPLICATION_APPROVED, "audit decision: approved", actor, application), now
+                )
             customer = await uow.customers.get(application.customer_id, for_update=True)
             change = plan_name_change(application, customer, now)
             result = await _write_name_change(uow, change, actor)
@@ -161,7 +206,7 @@ class NameChangeService:
                     await uow.applications.save(application)
                 await uow.applications.mark_update_failed(application_id, error.code, error.detail, now)
                 await uow.audit.add(
-                    _audit("UPDATE_FAILED", f"profile update failed: {error.code}", actor, application), now
+                    _audit(AuditEvent.UPDATE_FAILED, f"profile update failed: {error.code}", actor, application), now
                 )
                 await uow.commit()
         except AppError as exc:
@@ -180,90 +225,30 @@ async def _locked_application(uow: ProfileUnitOfWork, application_id: str) -> Na
 
 async def _write_name_change(uow: ProfileUnitOfWork, change: NameChange, actor: Actor) -> UpdateResult:
     """Profile, history, completed application, audit log and outbox row: one transaction."""
-    application, now = change.application, change.changed_at
-    event_id = uuid.uuid4()
+    application = change.application
     await uow.customers.apply_name_change(change)
-    await uow.history.add(
-        HistoryEntry(
-            customer_id=application.customer_id,
-            application_id=application.application_id,
-            old_name=application.old_name,
-            new_name=application.new_name,
-            change_reason=application.reason,
-            profile_version=change.new_version,
-            change_date=now,
-            operator_id=SYSTEM_OPERATOR_ID,
-            operator_name=SYSTEM_OPERATOR_NAME,
-        )
-    )
-    result = UpdateResult(
-        success=True,
-        application_id=application.application_id,
-        customer_id=application.customer_id,
-        old_name=application.old_name,
-        new_name=application.new_name,
-        profile_version=change.new_version,
-        update_time=now,
-        event_id=str(event_id),
-    )
-    await uow.applications.complete(application.application_id, msgspec.to_builtins(result), now)
+    (result,) = await record_name_changes(uow, [change])
     await uow.audit.add(
-        AuditEntry(
-            event_type="PROFILE_UPDATED",
-            actor_id=actor.actor_id,
-            operation="name change applied",
+        actor_entry(
+            AuditEvent.PROFILE_UPDATED,
+            "name change applied",
+            actor,
             customer_id=application.customer_id,
             application_id=application.application_id,
             old_value={"customerName": application.old_name, "version": change.customer.version},
             new_value={"customerName": application.new_name, "version": change.new_version},
-            ip_address=actor.ip_address,
-            user_agent=actor.user_agent,
-            trace_id=actor.trace_id,
         ),
-        now,
+        change.changed_at,
     )
-    await uow.outbox.add(_name_changed_message(event_id, change))
     return result
 
 
-def _name_changed_message(event_id: uuid.UUID, change: NameChange) -> OutboxMessage:
-    application = change.application
-    event = CustomerNameChanged(
-        customer_id=application.customer_id,
-        application_id=application.application_id,
-        old_name=application.old_name,
-        new_name=application.new_name,
-        profile_version=change.new_version,
-        reason=application.reason,
-        changed_at=change.changed_at,
-    )
-    attributes = CloudEventAttributes(
-        id=str(event_id),
-        source=EVENT_SOURCE,
-        type=NAME_CHANGED_TYPE,
-        time=change.changed_at,
-        subject=application.customer_id,
-    )
-    return OutboxMessage(
-        id=event_id,
-        aggregate_type="customer",
-        aggregate_id=application.customer_id,
-        event_type=NAME_CHANGED_TYPE,
-        payload=msgspec.to_builtins(event),
-        headers=kafka_headers(attributes, current_trace_headers()),
-        created_at=change.changed_at,
-    )
-
-
-def _audit(event_type: str, operation: str, actor: Actor, application: NameChangeApplication) -> AuditEntry:
-    return AuditEntry(
-        event_type=event_type,
-        actor_id=actor.actor_id,
-        operation=operation,
+def _audit(event: AuditEvent, operation: str, actor: Actor, application: NameChangeApplication) -> AuditEntry:
+    return actor_entry(
+        event,
+        operation,
+        actor,
         customer_id=application.customer_id,
         application_id=application.application_id,
         new_value={"status": application.status.value, "newName": application.new_name},
-        ip_address=actor.ip_address,
-        user_agent=actor.user_agent,
-        trace_id=actor.trace_id,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -10,7 +11,17 @@ from typing import Any, Protocol, Self
 import msgspec
 
 from libs.outbox.writer import OutboxMessage
-from services.profile.domain.model import Customer, NameChange, NameChangeApplication
+from services.profile.domain.model import (
+    AccountType,
+    ApplicationOrigin,
+    ApplicationStatus,
+    Customer,
+    CustomerStatus,
+    NameChange,
+    NameChangeApplication,
+)
+from services.profile.domain.restore import BackupKind
+from services.profile.service_layer.pagination import TimeKey
 
 
 class HistoryEntry(msgspec.Struct, frozen=True):
@@ -38,32 +49,132 @@ class AuditEntry(msgspec.Struct, frozen=True):
     trace_id: str | None = None
 
 
+class StoredAuditEntry(msgspec.Struct, frozen=True):
+    id: int
+    entry: AuditEntry
+    event_time: datetime
+
+
+class CustomerFilter(msgspec.Struct, frozen=True):
+    status: CustomerStatus | None = None
+    account_type: AccountType | None = None
+    name_contains: str | None = None
+    name_prefix: str | None = None
+
+
+class ApplicationFilter(msgspec.Struct, frozen=True):
+    status: ApplicationStatus | None = None
+    customer_id: str | None = None
+    origin: ApplicationOrigin | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+class AuditFilter(msgspec.Struct, frozen=True):
+    customer_id: str | None = None
+    actor_id: str | None = None
+    event_type: str | None = None
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+
+
 class CustomerRepository(Protocol):
     async def get(self, customer_id: str, *, for_update: bool = False) -> Customer | None: ...
+    async def get_many(self, customer_ids: Sequence[str], *, for_update: bool = False) -> dict[str, Customer]: ...
     async def add(self, customer: Customer) -> None: ...
     async def apply_name_change(self, change: NameChange) -> None: ...
+    async def save_many(self, customers: Sequence[Customer]) -> None:
+        """Write every mutable field of existing rows (the caller decided the new versions)."""
+
+    async def insert_many(self, customers: Sequence[Customer]) -> None: ...
+    async def list_live(self, filters: CustomerFilter, after: TimeKey | None, limit: int) -> Sequence[Customer]: ...
+    async def list_deleted(self, after: TimeKey | None, limit: int) -> Sequence[Customer]:
+        """The recycle bin, most recently deleted first."""
+
+    async def purged_versions(self, customer_ids: Sequence[str]) -> dict[str, int]: ...
+    async def forget_purged(self, customer_ids: Sequence[str]) -> None: ...
+    async def purge_deleted_before(self, cutoff: datetime, now: datetime, limit: int) -> Sequence[Customer]:
+        """Hard-delete up to ``limit`` customers deleted before ``cutoff`` (with their applications and
+        history), leaving a version tombstone; returns them."""
 
 
 class ApplicationRepository(Protocol):
     async def get(self, application_id: str, *, for_update: bool = False) -> NameChangeApplication | None: ...
     async def stored_result(self, application_id: str) -> Mapping[str, Any] | None: ...
     async def add(self, application: NameChangeApplication) -> None: ...
+    async def add_many(self, applications: Sequence[NameChangeApplication]) -> None: ...
     async def save(self, application: NameChangeApplication) -> None: ...
     async def complete(self, application_id: str, result: Mapping[str, Any], now: datetime) -> None: ...
+    async def complete_many(self, results: Sequence[tuple[str, Mapping[str, Any]]], now: datetime) -> None: ...
     async def mark_update_failed(self, application_id: str, code: str, detail: str, now: datetime) -> None: ...
+    async def list_page(
+        self, filters: ApplicationFilter, after: TimeKey | None, limit: int
+    ) -> Sequence[NameChangeApplication]: ...
 
 
 class HistoryRepository(Protocol):
     async def add(self, entry: HistoryEntry) -> None: ...
+    async def add_many(self, entries: Sequence[HistoryEntry]) -> None: ...
     async def list_for_customer(self, customer_id: str, limit: int) -> Sequence[HistoryEntry]: ...
 
 
 class AuditLog(Protocol):
     async def add(self, entry: AuditEntry, now: datetime) -> None: ...
+    async def add_many(self, entries: Sequence[AuditEntry], now: datetime) -> None: ...
+    async def list_page(self, filters: AuditFilter, before_id: int | None, limit: int) -> Sequence[StoredAuditEntry]:
+        """Newest first."""
 
 
 class Outbox(Protocol):
     async def add(self, message: OutboxMessage) -> None: ...
+
+
+class OutboxBatch(Protocol):
+    async def add_many(self, messages: Sequence[OutboxMessage]) -> None: ...
+
+
+class BackupPoint(msgspec.Struct, frozen=True):
+    backup_id: str
+    kind: BackupKind
+    label: str | None
+    created_by: str
+    created_at: datetime
+    customer_count: int
+    deleted_count: int
+
+
+class BackupRepository(Protocol):
+    async def take(
+        self, backup_id: str, kind: BackupKind, label: str | None, created_by: str, now: datetime
+    ) -> BackupPoint:
+        """Copy every customer row (recycle bin included) with one INSERT ... SELECT."""
+
+    async def get(self, backup_id: str) -> BackupPoint | None: ...
+    async def list_page(self, after: TimeKey | None, limit: int) -> Sequence[BackupPoint]: ...
+    async def latest(self, kind: BackupKind, since: datetime) -> BackupPoint | None: ...
+    async def expired(self, before: datetime, keep_newest: int) -> Sequence[BackupPoint]: ...
+    async def delete(self, backup_id: str) -> None: ...
+    async def contains(self, backup_id: str, customer_id: str) -> bool: ...
+    async def differing_ids(
+        self, backup_id: str, customer_id: str | None, after_id: str | None, limit: int
+    ) -> Sequence[str]:
+        """Ids (ascending) whose snapshot differs from the current row or has no current row."""
+
+    async def snapshots(self, backup_id: str, customer_ids: Sequence[str]) -> dict[str, Customer]: ...
+    async def live_not_in_backup(self, backup_id: str, after_id: str | None, limit: int) -> Sequence[str]:
+        """Ids (ascending) of live customers created after the backup point."""
+
+
+class RestoreLock(Protocol):
+    def hold(self) -> AbstractAsyncContextManager[None]:
+        """Held for a whole restore; raises RestoreInProgress when another restore holds it."""
+
+
+class Maintenance(Protocol):
+    async def ensure_history_partitions(self, months_ahead: int) -> int:
+        """Create the monthly name-history partitions up to ``months_ahead``; returns how many were new."""
+
+    async def delete_expired_idempotency_keys(self, now: datetime, limit: int) -> int: ...
 
 
 class ProfileUnitOfWork(Protocol):
@@ -77,6 +188,12 @@ class ProfileUnitOfWork(Protocol):
     def audit(self) -> AuditLog: ...
     @property
     def outbox(self) -> Outbox: ...
+    @property
+    def outbox_batch(self) -> OutboxBatch: ...
+    @property
+    def backups(self) -> BackupRepository: ...
+    @property
+    def maintenance(self) -> Maintenance: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -17,15 +17,13 @@ from libs.kit.db import make_engine
 from libs.kit.logging import configure_logging
 from libs.kit.telemetry import configure_tracing
 from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
+from services.profile.entrypoints.http.customer_routes import CustomerController
 from services.profile.entrypoints.http.dependencies import provide_actor, provide_customers, provide_name_changes
+from services.profile.entrypoints.http.idempotency import idempotency_middleware
+from services.profile.entrypoints.http.ledger_wiring import LEDGER_ROUTES, install_ledger_services, ledger_dependencies
 from services.profile.entrypoints.http.ops import health, metrics, ready
 from services.profile.entrypoints.http.problems import EXCEPTION_HANDLERS, ErrorMetrics
-from services.profile.entrypoints.http.routes import (
-    ApplicationController,
-    CustomerController,
-    ProfileUpdateController,
-)
-from services.profile.service_layer.customers import CustomerService
+from services.profile.entrypoints.http.routes import ApplicationController, ProfileUpdateController
 from services.profile.service_layer.metrics import ProfileMetrics
 from services.profile.service_layer.name_changes import NameChangeService
 from services.profile.settings import ProfileSettings
@@ -44,7 +42,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
         SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=tracer_provider)
         uow_factory = SqlUnitOfWorkFactory(engine)
         app.state.engine = engine
-        app.state.customer_service = CustomerService(uow_factory)
+        install_ledger_services(app.state, engine, settings.ledger, registry)
         app.state.name_change_service = NameChangeService(uow_factory, ProfileMetrics(registry))
         try:
             yield
@@ -59,12 +57,22 @@ def create_app(settings: ProfileSettings) -> Litestar:
         return config
 
     return Litestar(
-        route_handlers=[CustomerController, ApplicationController, ProfileUpdateController, health, ready, metrics],
+        route_handlers=[
+            CustomerController,
+            ApplicationController,
+            ProfileUpdateController,
+            *LEDGER_ROUTES,
+            health,
+            ready,
+            metrics,
+        ],
         dependencies={
             "actor": Provide(provide_actor, sync_to_thread=False),
             "customers": Provide(provide_customers, sync_to_thread=False),
             "name_changes": Provide(provide_name_changes, sync_to_thread=False),
+            **ledger_dependencies(),
         },
+        middleware=[idempotency_middleware(MAX_REQUEST_BODY_BYTES)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         on_app_init=[on_app_init],

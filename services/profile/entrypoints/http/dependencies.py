@@ -8,8 +8,11 @@ from litestar import Request
 from litestar.datastructures import State
 from opentelemetry import trace
 
+from services.profile.service_layer.audit import AuditLogService
+from services.profile.service_layer.backups import BackupService
 from services.profile.service_layer.customers import CustomerService
 from services.profile.service_layer.name_changes import NameChangeService
+from services.profile.service_layer.restore import RestoreService
 from services.profile.service_layer.results import Actor
 
 ANONYMOUS = "anonymous"
@@ -35,3 +38,25 @@ def provide_customers(state: State) -> CustomerService:
 def provide_name_changes(state: State) -> NameChangeService:
     service: NameChangeService = state.name_change_service
     return service
+
+
+def provide_backups(state: State) -> BackupService:
+    service: BackupService = state.backup_service
+    return service
+
+
+def provide_restores(state: State) -> RestoreService:
+    service: RestoreService = state.restore_service
+    return service
+
+
+def provide_audit_log(state: State) -> AuditLogService:
+    service: AuditLogService = state.audit_log_service
+    return service
+
+
+LEDGER_DEPENDENCIES = {
+    "backups": provide_backups,
+    "restores": provide_restores,
+    "audit_log": provide_audit_log,
+}

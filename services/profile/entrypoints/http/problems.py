@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -46,8 +47,25 @@ def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Respons
     return _respond(request, problem_for(exc, request.url.path, _trace_id()))
 
 
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+def _field_errors(extra: object) -> list[dict[str, Any]] | None:
+    """The framework's errors, with an unknown body field named by its key rather than ``data``."""
+    if not isinstance(extra, list):
+        return None
+    errors: list[dict[str, Any]] = []
+    for error in extra:
+        if isinstance(error, dict) and error.get("key") == "data":
+            match = _UNKNOWN_FIELD.search(str(error.get("message", "")))
+            if match:
+                error = {**error, "key": match.group(1)}  # noqa: PLW2901 - a renamed copy
+        errors.append(error)
+    return errors
+
+
 def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
-    errors = exc.extra if isinstance(exc.extra, list) else None
+    errors = _field_errors(exc.extra)
     error = InvalidInput(exc.detail or "request body does not match the schema", errors=errors)
     return app_error_handler(request, error)
 

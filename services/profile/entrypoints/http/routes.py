@@ -1,88 +1,54 @@
-"""The profile service's public HTTP API (DESIGN.md contract table)."""
+"""Name-change applications and profile updates (DESIGN.md contract table, seed 000 5.2.1)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import QueryParameter
 
-from libs.kit.errors import ValidationError
-from services.profile.domain.model import NameChangeApplication
+from services.profile.domain.errors import InvalidInput
+from services.profile.domain.model import ApplicationOrigin, ApplicationStatus, NameChangeApplication
+from services.profile.entrypoints.http import examples as ex
+from services.profile.entrypoints.http.customer_routes import Cursor, Limit, PathId
+from services.profile.entrypoints.http.ledger_schemas import Page
 from services.profile.entrypoints.http.schemas import (
     ApplicationResponse,
     BatchProfileUpdateRequest,
-    CreateCustomerRequest,
-    CustomerResponse,
     DecisionRequest,
-    HistoryItem,
     ProfileUpdateRequest,
     SubmitApplicationRequest,
 )
-from services.profile.service_layer.customers import CustomerService, NewCustomer
 from services.profile.service_layer.name_changes import NameChangeService
+from services.profile.service_layer.ports import ApplicationFilter
 from services.profile.service_layer.results import Actor, BatchItemResult, UpdateResult
-
-PathId = Annotated[str, Parameter(max_length=64)]
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-class CustomerController(Controller):
-    path = "/v1/customers"
-    tags = ["customers"]  # noqa: RUF012
-
-    @post("/", status_code=201)
-    async def create_customer(
-        self,
-        data: JSONBody[CreateCustomerRequest],
-        customers: NamedDependency[CustomerService],
-        actor: NamedDependency[Actor],
-    ) -> Response[CustomerResponse]:
-        customer = await customers.create(
-            NewCustomer(
-                customer_id=data.customer_id,
-                customer_name=data.customer_name,
-                account_type=data.account_type,
-                contact_phone=data.contact_phone,
-                contact_email=data.contact_email,
-                contact_address=data.contact_address,
-            ),
-            actor,
-        )
-        return Response(
-            CustomerResponse.of(customer),
-            status_code=201,
-            headers={"ETag": _etag(customer.version), "Location": f"/v1/customers/{customer.customer_id}"},
-        )
-
-    @get("/{customer_id:str}")
-    async def get_customer(
-        self, customer_id: PathId, customers: NamedDependency[CustomerService]
-    ) -> Response[CustomerResponse]:
-        customer = await customers.get(customer_id)
-        return Response(CustomerResponse.of(customer), headers={"ETag": _etag(customer.version)})
-
-    @get("/{customer_id:str}/name-history")
-    async def name_history(self, customer_id: PathId, customers: NamedDependency[CustomerService]) -> list[HistoryItem]:
-        return [HistoryItem.of(entry) for entry in await customers.name_history(customer_id)]
 
 
 class ApplicationController(Controller):
     path = "/v1/name-change-applications"
     tags = ["name-change applications"]  # noqa: RUF012
 
-    @post("/", status_code=201)
+    @post(
+        "/",
+        status_code=201,
+        responses=ex.responses(
+            201, ApplicationResponse, ex.APPLICATION, "Pending", "PROFILE_NOT_FOUND", "VALIDATION", "DATABASE_ERROR"
+        ),
+    )
     async def submit(
         self,
-        data: JSONBody[SubmitApplicationRequest],
+        data: Annotated[
+            SubmitApplicationRequest,
+            ex.body("a change of account holder", {"customerId": "C2025001", "newName": "李四", "reason": "过户"}),
+        ],
         name_changes: NamedDependency[NameChangeService],
         actor: NamedDependency[Actor],
     ) -> Response[ApplicationResponse]:
+        """Records ``oldName`` and ``profileVersion``. Several pending applications per customer are
+        accepted; the first approved one wins, later approvals fail with CONCURRENCY_CONFLICT."""
         application = await name_changes.submit(data.customer_id, data.new_name, data.reason, actor)
         return Response(
             ApplicationResponse.of(application),
@@ -90,17 +56,57 @@ class ApplicationController(Controller):
             headers={"Location": f"{self.path}/{application.application_id}"},
         )
 
-    @get("/{application_id:str}")
+    @get(
+        "/", responses=ex.responses(200, Page[ApplicationResponse], ex.page_of(ex.APPLICATION), "A page", "VALIDATION")
+    )
+    async def list_applications(
+        self,
+        *,
+        name_changes: NamedDependency[NameChangeService],
+        status: Annotated[ApplicationStatus | None, QueryParameter()] = None,
+        customer_id: Annotated[str | None, QueryParameter(name="customerId", max_length=64)] = None,
+        origin: Annotated[ApplicationOrigin | None, QueryParameter()] = None,
+        created_from: Annotated[datetime | None, QueryParameter(name="from", description="created at or after")] = None,
+        created_to: Annotated[datetime | None, QueryParameter(name="to", description="created before")] = None,
+        cursor: Cursor = None,
+        limit: Limit = None,
+    ) -> Page[ApplicationResponse]:
+        """Newest first, with a stable cursor."""
+        filters = ApplicationFilter(status, customer_id, origin, created_from, created_to)
+        page = await name_changes.page(filters, cursor, limit)
+        return Page([ApplicationResponse.of(a) for a in page.items], page.next_cursor)
+
+    @get(
+        "/{application_id:str}",
+        responses=ex.responses(200, ApplicationResponse, ex.APPLICATION, "The application", "APPLICATION_NOT_FOUND"),
+    )
     async def get_application(
         self, application_id: PathId, name_changes: NamedDependency[NameChangeService]
     ) -> ApplicationResponse:
         return ApplicationResponse.of(await name_changes.get(application_id))
 
-    @post("/{application_id:str}/decision", status_code=200)
+    @post(
+        "/{application_id:str}/decision",
+        status_code=200,
+        responses=ex.responses(
+            200,
+            UpdateResult | ApplicationResponse,
+            ex.UPDATE_RESULT,
+            "Approved: the UpdateResult; rejected: the application",
+            "APPLICATION_NOT_FOUND",
+            "INVALID_STATUS",
+            "CONCURRENCY_CONFLICT",
+            "VALIDATION",
+            "DATABASE_ERROR",
+        ),
+    )
     async def decide(
         self,
         application_id: PathId,
-        data: JSONBody[DecisionRequest],
+        data: Annotated[
+            DecisionRequest,
+            ex.body("approval", {"decision": "approved", "auditorId": "auditor-1", "comment": "材料齐全"}),
+        ],
         name_changes: NamedDependency[NameChangeService],
         actor: NamedDependency[Actor],
     ) -> UpdateResult | ApplicationResponse:
@@ -110,29 +116,85 @@ class ApplicationController(Controller):
             return ApplicationResponse.of(outcome)
         return outcome
 
+    @post(
+        "/{application_id:str}/reapply",
+        status_code=200,
+        responses=ex.responses(
+            200,
+            ApplicationResponse,
+            {**ex.APPLICATION, "profileVersion": 5, "oldName": "王五"},
+            "Pending again, re-based on the current profile",
+            "APPLICATION_NOT_FOUND",
+            "INVALID_STATUS",
+            "PROFILE_NOT_FOUND",
+            "VALIDATION",
+        ),
+    )
+    async def reapply(
+        self, application_id: PathId, name_changes: NamedDependency[NameChangeService], actor: NamedDependency[Actor]
+    ) -> ApplicationResponse:
+        """Re-apply an ``update_failed`` application: it takes the current name and profile version as
+        ``oldName`` / ``profileVersion`` and goes back to ``pending`` for a new audit decision."""
+        return ApplicationResponse.of(await name_changes.reapply(application_id, actor))
+
 
 class ProfileUpdateController(Controller):
     path = "/v1/profile-updates"
     tags = ["profile updates"]  # noqa: RUF012
 
-    @post("/", status_code=200)
+    @post(
+        "/",
+        status_code=200,
+        responses=ex.responses(
+            200,
+            UpdateResult,
+            ex.UPDATE_RESULT,
+            "The update result (the first one when repeated)",
+            "APPLICATION_NOT_FOUND",
+            "INVALID_STATUS",
+            "CONCURRENCY_CONFLICT",
+            "DATABASE_ERROR",
+        ),
+    )
     async def run_update(
         self,
-        data: JSONBody[ProfileUpdateRequest],
+        data: Annotated[
+            ProfileUpdateRequest, ex.body("one application", {"applicationId": ex.APPLICATION["applicationId"]})
+        ],
         name_changes: NamedDependency[NameChangeService],
         actor: NamedDependency[Actor],
     ) -> UpdateResult:
         return await name_changes.update(data.application_id, actor)
 
-    @post("/batch", status_code=200)
+    @post(
+        "/batch",
+        status_code=200,
+        responses=ex.responses(
+            200,
+            dict[str, list[BatchItemResult]],
+            {
+                "results": [
+                    {"applicationId": ex.APPLICATION["applicationId"], "success": True, "result": ex.UPDATE_RESULT},
+                    {"applicationId": "APP-x", "success": False, "errorCode": "APPLICATION_NOT_FOUND"},
+                ]
+            },
+            "One result per application, in order",
+            "VALIDATION",
+        ),
+    )
     async def run_batch(
         self,
-        data: JSONBody[BatchProfileUpdateRequest],
+        data: Annotated[
+            BatchProfileUpdateRequest,
+            ex.body("two applications", {"applicationIds": [ex.APPLICATION["applicationId"], "APP-x"]}),
+        ],
         name_changes: NamedDependency[NameChangeService],
         actor: NamedDependency[Actor],
         state: State,
     ) -> dict[str, list[BatchItemResult]]:
+        """One transaction per application, at most ``PROFILE_HTTP_MAX_BATCH_SIZE`` ids."""
         limit: int = state.settings.http.max_batch_size
         if len(data.application_ids) > limit:
-            raise ValidationError(f"at most {limit} application ids per batch")
+            message = f"at most {limit} application ids per batch"
+            raise InvalidInput(message, errors=[{"key": "applicationIds", "message": message, "source": "body"}])
         return {"results": await name_changes.update_batch(data.application_ids, actor)}

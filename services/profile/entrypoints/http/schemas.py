@@ -7,14 +7,17 @@ from typing import Annotated
 
 import msgspec
 
+from services.profile.domain import validation as rules
 from services.profile.domain.model import AccountType, Customer, Decision, NameChangeApplication
 from services.profile.service_layer.ports import HistoryEntry
 
-CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-PersonName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
-Phone = Annotated[str, msgspec.Meta(max_length=20, pattern=r"^\+?[0-9][0-9 -]{4,18}[0-9]$")]
-Email = Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Address = Annotated[str, msgspec.Meta(max_length=500)]
+CustomerId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=rules.CUSTOMER_ID_MAX, pattern=rules.CUSTOMER_ID_PATTERN)
+]
+PersonName = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.NAME_MAX, pattern=rules.NAME_PATTERN)]
+Phone = Annotated[str, msgspec.Meta(max_length=rules.PHONE_MAX, pattern=rules.PHONE_PATTERN)]
+Email = Annotated[str, msgspec.Meta(max_length=rules.EMAIL_MAX, pattern=rules.EMAIL_PATTERN)]
+Address = Annotated[str, msgspec.Meta(max_length=rules.ADDRESS_MAX)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S")]
 ActorId = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 Comment = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -90,6 +93,7 @@ class ApplicationResponse(msgspec.Struct, rename="camel", frozen=True):
     reason: str
     status: str
     profile_version: int
+    origin: str
     created_at: datetime
     updated_at: datetime
     auditor_id: str | None
@@ -101,8 +105,11 @@ class ApplicationResponse(msgspec.Struct, rename="camel", frozen=True):
 
     @classmethod
     def of(cls, application: NameChangeApplication) -> ApplicationResponse:
-        fields = {name: getattr(application, name) for name in cls.__struct_fields__ if name != "status"}
-        return cls(status=application.status.value, **fields)
+        fields = {name: getattr(application, name) for name in cls.__struct_fields__ if name not in _ENUMS}
+        return cls(status=application.status.value, origin=application.origin.value, **fields)
+
+
+_ENUMS = ("status", "origin")
 
 
 class HistoryItem(msgspec.Struct, rename="camel", frozen=True):

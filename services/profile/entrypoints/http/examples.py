@@ -1,0 +1,181 @@
+"""Examples for the OpenAPI document at ``/schema``: request bodies, responses and problems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.params import Body
+
+from libs.kit.errors import PROBLEM_TYPE_BASE, ProblemDetails
+
+PROBLEM_JSON = "application/problem+json"
+TIME = "2026-11-21T08:30:00Z"
+
+CUSTOMER: dict[str, Any] = {
+    "customerId": "C2025001",
+    "customerName": "张三",
+    "accountType": "residential",
+    "status": "active",
+    "version": 3,
+    "createdAt": "2026-01-05T09:00:00Z",
+    "updatedAt": TIME,
+    "contactPhone": "+86 138 0013 8000",
+    "contactEmail": "zhang.san@example.com",
+    "contactAddress": "北京市海淀区中关村大街 1 号",
+}
+RECYCLED = {**CUSTOMER, "version": 4, "deletedAt": TIME, "purgeAfter": "2026-12-21T08:30:00Z"}
+APPLICATION: dict[str, Any] = {
+    "applicationId": "APP-5f0c3b9c8e2a4d6f9a1b2c3d4e5f6a7b",
+    "customerId": "C2025001",
+    "oldName": "张三",
+    "newName": "李四",
+    "reason": "过户",
+    "status": "pending",
+    "profileVersion": 3,
+    "origin": "application",
+    "createdAt": TIME,
+    "updatedAt": TIME,
+    "auditorId": None,
+    "auditComment": None,
+    "decidedAt": None,
+    "completedAt": None,
+    "failureCode": None,
+    "failureDetail": None,
+}
+UPDATE_RESULT = {
+    "success": True,
+    "applicationId": APPLICATION["applicationId"],
+    "customerId": "C2025001",
+    "oldName": "张三",
+    "newName": "李四",
+    "profileVersion": 4,
+    "updateTime": TIME,
+    "eventId": "0b8f6f0e-3c1d-4b7e-9a55-1f2e3d4c5b6a",
+}
+HISTORY_ITEM = {
+    "applicationId": APPLICATION["applicationId"],
+    "oldName": "张三",
+    "newName": "李四",
+    "changeReason": "过户",
+    "profileVersion": 4,
+    "changeDate": TIME,
+    "operatorId": "system",
+    "operatorName": "Auto System",
+}
+BACKUP = {
+    "backupId": "BK-20261121083000-1a2b3c4d",
+    "kind": "manual",
+    "label": "before the spring data clean-up",
+    "createdBy": "operator-7",
+    "createdAt": TIME,
+    "customerCount": 100000,
+    "deletedCount": 12,
+}
+RESTORE_REPORT = {
+    "backupId": BACKUP["backupId"],
+    "customerId": None,
+    "dryRun": True,
+    "customersChanged": 2,
+    "actions": {"update": 1, "undelete": 1},
+    "nameChanges": 1,
+    "differences": [
+        {
+            "customerId": "C2025001",
+            "action": "update",
+            "changedFields": ["customerName", "contactPhone"],
+            "currentName": "李四",
+            "backupName": "张三",
+        },
+        {
+            "customerId": "C2025002",
+            "action": "undelete",
+            "changedFields": ["deleted"],
+            "currentName": "王五",
+            "backupName": "王五",
+        },
+    ],
+    "truncated": False,
+    "durationMs": 84.2,
+}
+AUDIT_ITEM = {
+    "id": 1042,
+    "eventType": "CUSTOMER_UPDATED",
+    "actorId": "operator-7",
+    "customerId": "C2025001",
+    "applicationId": None,
+    "operation": "update customer",
+    "oldValue": {"version": 3, "status": "active"},
+    "newValue": {"version": 4, "status": "suspended", "changedFields": ["status", "contactPhone"]},
+    "ipAddress": "10.0.0.12",
+    "userAgent": "curl/8.5.0",
+    "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+    "eventTime": TIME,
+}
+NEXT_CURSOR = "eyJwIjpbIjIwMjYtMTEtMjFUMDg6MzA6MDArMDA6MDAiLCJDMjAyNTAwMSJdLCJmIjoiOWM0ZTJhIn0"
+
+_PROBLEMS: dict[str, tuple[int, str, str]] = {
+    "APPLICATION_NOT_FOUND": (404, "Application not found", "application APP-missing not found"),
+    "PROFILE_NOT_FOUND": (404, "Customer profile not found", "customer profile C404 not found"),
+    "BACKUP_NOT_FOUND": (404, "Backup not found", "backup BK-missing not found"),
+    "NOT_FOUND": (404, "Not found", "no route for GET /v1/nowhere"),
+    "INVALID_STATUS": (409, "Invalid application status", "application APP-1 is rejected, only pending can be decided"),
+    "CONCURRENCY_CONFLICT": (409, "Profile modified concurrently", "profile C2025001 is at version 4"),
+    "CUSTOMER_EXISTS": (409, "Customer already exists", "customer C2025001 already exists"),
+    "NOT_IN_RECYCLE_BIN": (409, "Customer is not in the recycle bin", "customer C2025001 is not in the recycle bin"),
+    "RESTORE_IN_PROGRESS": (409, "Another restore is running", "another restore is running"),
+    "IDEMPOTENCY_KEY_IN_USE": (409, "Idempotency key in use", "a request with this key is still running"),
+    "PRECONDITION_FAILED": (412, "Profile version is stale", "profile C2025001 is at version 4, If-Match names 3"),
+    "VALIDATION": (422, "Invalid request", "Validation failed for POST /v1/customers"),
+    "IDEMPOTENCY_KEY_REUSED": (422, "Idempotency key reused", "the key was used with another request body"),
+    "PRECONDITION_REQUIRED": (428, "If-Match header required", "send If-Match with the ETag of the profile"),
+    "DATABASE_ERROR": (503, "Database unavailable", "database unavailable: ConnectionRefusedError"),
+}
+_RETRYABLE = {"CONCURRENCY_CONFLICT", "RESTORE_IN_PROGRESS", "IDEMPOTENCY_KEY_IN_USE", "DATABASE_ERROR"}
+
+
+def problem_example(code: str) -> dict[str, Any]:
+    status, title, detail = _PROBLEMS[code]
+    example: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code.lower().replace("_", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "retryable": code in _RETRYABLE,
+        "instance": "/v1/customers/C2025001",
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+    }
+    if code == "VALIDATION":
+        example["errors"] = [{"key": "contactEmail", "message": "not an e-mail address", "source": "body"}]
+    return example
+
+
+def body(summary: str, value: Any) -> Any:
+    """``Body(...)`` metadata with one example, for ``Annotated[Struct, body(...)]``."""
+    return Body(examples=[Example(summary=summary, value=value)])
+
+
+def responses(
+    status: int, container: Any, example: Any, description: str, *problem_codes: str
+) -> dict[int, ResponseSpec]:
+    """The success response with its example, and each problem a route can answer with."""
+    specs = {
+        status: ResponseSpec(container, description=description, examples=[Example(summary=description, value=example)])
+    }
+    by_status: dict[int, list[str]] = {}
+    for code in problem_codes:
+        by_status.setdefault(_PROBLEMS[code][0], []).append(code)
+    for problem_status, codes in by_status.items():
+        specs[problem_status] = ResponseSpec(
+            ProblemDetails,
+            description=", ".join(codes),
+            media_type=PROBLEM_JSON,
+            examples=[Example(summary=code, value=problem_example(code)) for code in codes],
+        )
+    return specs
+
+
+def page_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"items": [item], "nextCursor": NEXT_CURSOR}

@@ -1,0 +1,140 @@
+"""HTTP bodies of the ledger: profile edits, recycle bin, pages, backups, restores, audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Generic, TypeVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from services.profile.domain.ledger import UNCHANGED, ProfileChanges
+from services.profile.domain.model import AccountType, Customer, CustomerStatus
+from services.profile.entrypoints.http.schemas import (
+    Address,
+    CustomerId,
+    CustomerResponse,
+    Email,
+    PersonName,
+    Phone,
+    Reason,
+    Request,
+)
+from services.profile.service_layer.ports import BackupPoint, StoredAuditEntry
+
+T = TypeVar("T")
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class UpdateCustomerRequest(Request, frozen=True):
+    """Only the fields sent change; ``null`` clears a contact field."""
+
+    customer_name: PersonName | UnsetType = UNSET
+    contact_phone: Phone | UnsetType | None = UNSET
+    contact_email: Email | UnsetType | None = UNSET
+    contact_address: Address | UnsetType | None = UNSET
+    account_type: AccountType | UnsetType = UNSET
+    status: CustomerStatus | UnsetType = UNSET
+    # Recorded in the name history when the name changes.
+    change_reason: Reason | UnsetType = UNSET
+
+    def changes(self) -> ProfileChanges:
+        def given(value: Any) -> Any:
+            return UNCHANGED if value is UNSET else value
+
+        return ProfileChanges(
+            customer_name=given(self.customer_name),
+            contact_phone=given(self.contact_phone),
+            contact_email=given(self.contact_email),
+            contact_address=given(self.contact_address),
+            account_type=given(self.account_type),
+            status=given(self.status),
+        )
+
+    def reason(self) -> str | None:
+        return None if isinstance(self.change_reason, UnsetType) else self.change_reason
+
+
+class RecycleBinItem(msgspec.Struct, rename="camel", frozen=True):
+    customer_id: str
+    customer_name: str
+    account_type: str
+    status: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    contact_phone: str | None
+    contact_email: str | None
+    contact_address: str | None
+    deleted_at: datetime
+    purge_after: datetime
+
+    @classmethod
+    def of(cls, customer: Customer, retention: timedelta) -> RecycleBinItem:
+        deleted_at = customer.deleted_at or customer.updated_at
+        live = msgspec.structs.asdict(CustomerResponse.of(customer))
+        return cls(**live, deleted_at=deleted_at, purge_after=deleted_at + retention)
+
+
+class Page(msgspec.Struct, Generic[T], rename="camel", frozen=True):
+    items: list[T]
+    next_cursor: str | None
+
+
+class CreateBackupRequest(Request, frozen=True):
+    label: Label | None = None
+
+
+class RestoreRequest(Request, frozen=True):
+    """Restore one customer (``customerId``) or the whole ledger; ``dryRun`` only reports differences."""
+
+    customer_id: CustomerId | None = None
+    dry_run: bool = False
+
+
+class BackupResponse(msgspec.Struct, rename="camel", frozen=True):
+    backup_id: str
+    kind: str
+    label: str | None
+    created_by: str
+    created_at: datetime
+    customer_count: int
+    deleted_count: int
+
+    @classmethod
+    def of(cls, point: BackupPoint) -> BackupResponse:
+        fields = msgspec.structs.asdict(point)
+        return cls(**{**fields, "kind": point.kind.value})
+
+
+class AuditLogItem(msgspec.Struct, rename="camel", frozen=True):
+    id: int
+    event_type: str
+    actor_id: str
+    customer_id: str | None
+    application_id: str | None
+    operation: str
+    old_value: dict[str, Any] | None
+    new_value: dict[str, Any] | None
+    ip_address: str | None
+    user_agent: str | None
+    trace_id: str | None
+    event_time: datetime
+
+    @classmethod
+    def of(cls, stored: StoredAuditEntry) -> AuditLogItem:
+        entry = stored.entry
+        return cls(
+            id=stored.id,
+            event_type=entry.event_type,
+            actor_id=entry.actor_id,
+            customer_id=entry.customer_id,
+            application_id=entry.application_id,
+            operation=entry.operation,
+            old_value=dict(entry.old_value) if entry.old_value is not None else None,
+            new_value=dict(entry.new_value) if entry.new_value is not None else None,
+            ip_address=entry.ip_address,
+            user_agent=entry.user_agent,
+            trace_id=entry.trace_id,
+            event_time=stored.event_time,
+        )

@@ -1,0 +1,122 @@
+"""What every committed name change writes besides the profile row, whatever its origin.
+
+An approved application, a profile edit and a restore from a backup all go through
+``record_name_changes``: a history row, the application completed with its result, and
+an outbox event carrying the new profile version (invariant 1). Many changes of one
+transaction are written with one statement per table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+
+import msgspec
+
+from contracts.cloudevents import CloudEventAttributes, kafka_headers
+from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, CustomerNameChanged
+from libs.kit.telemetry import current_trace_headers
+from libs.outbox.writer import OutboxMessage
+from services.profile.domain.model import (
+    SYSTEM_OPERATOR_ID,
+    SYSTEM_OPERATOR_NAME,
+    ApplicationOrigin,
+    NameChange,
+    NameChangeApplication,
+)
+from services.profile.service_layer.ports import HistoryEntry, ProfileUnitOfWork
+from services.profile.service_layer.results import UpdateResult
+
+
+def new_application_id() -> str:
+    return f"APP-{uuid.uuid4().hex}"
+
+
+async def record_name_changes(uow: ProfileUnitOfWork, changes: Sequence[NameChange]) -> list[UpdateResult]:
+    """History, completed applications and outbox events of ``changes`` (applications must exist).
+
+    The profile rows are the caller's: an approval writes only the name, an edit or a
+    restore writes every field.
+    """
+    if not changes:
+        return []
+    trace_context = current_trace_headers()
+    history: list[HistoryEntry] = []
+    results: list[UpdateResult] = []
+    messages: list[OutboxMessage] = []
+    for change in changes:
+        application = change.application
+        event_id = uuid.uuid4()
+        history.append(
+            HistoryEntry(
+                customer_id=application.customer_id,
+                application_id=application.application_id,
+                old_name=application.old_name,
+                new_name=application.new_name,
+                change_reason=application.reason,
+                profile_version=change.new_version,
+                change_date=change.changed_at,
+                **_operator(application),
+            )
+        )
+        results.append(
+            UpdateResult(
+                success=True,
+                application_id=application.application_id,
+                customer_id=application.customer_id,
+                old_name=application.old_name,
+                new_name=application.new_name,
+                profile_version=change.new_version,
+                update_time=change.changed_at,
+                event_id=str(event_id),
+            )
+        )
+        messages.append(name_changed_message(event_id, change, trace_context))
+    await uow.history.add_many(history)
+    await uow.applications.complete_many(
+        [(result.application_id, msgspec.to_builtins(result)) for result in results], changes[0].changed_at
+    )
+    if len(messages) == 1:
+        await uow.outbox.add(messages[0])
+    else:
+        await uow.outbox_batch.add_many(messages)
+    return results
+
+
+_OPERATOR_NAMES = {ApplicationOrigin.PROFILE_EDIT: "Profile edit", ApplicationOrigin.BACKUP_RESTORE: "Backup restore"}
+
+
+def _operator(application: NameChangeApplication) -> dict[str, str]:
+    """The automatic update after an approval is the system's; an edit or a restore is the staff member's."""
+    if application.origin is ApplicationOrigin.APPLICATION or application.auditor_id is None:
+        return {"operator_id": SYSTEM_OPERATOR_ID, "operator_name": SYSTEM_OPERATOR_NAME}
+    return {"operator_id": application.auditor_id, "operator_name": _OPERATOR_NAMES[application.origin]}
+
+
+def name_changed_message(event_id: uuid.UUID, change: NameChange, trace_context: Mapping[str, str]) -> OutboxMessage:
+    application = change.application
+    event = CustomerNameChanged(
+        customer_id=application.customer_id,
+        application_id=application.application_id,
+        old_name=application.old_name,
+        new_name=application.new_name,
+        profile_version=change.new_version,
+        reason=application.reason,
+        changed_at=change.changed_at,
+    )
+    attributes = CloudEventAttributes(
+        id=str(event_id),
+        source=EVENT_SOURCE,
+        type=NAME_CHANGED_TYPE,
+        time=change.changed_at,
+        subject=application.customer_id,
+    )
+    return OutboxMessage(
+        id=event_id,
+        aggregate_type="customer",
+        aggregate_id=application.customer_id,
+        event_type=NAME_CHANGED_TYPE,
+        payload=msgspec.to_builtins(event),
+        headers=kafka_headers(attributes, trace_context),
+        created_at=change.changed_at,
+    )

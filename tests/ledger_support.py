@@ -1,0 +1,104 @@
+"""Helpers for the customer-ledger tests: an in-process profile API on a fresh database, seeding, checks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import asyncpg
+import httpx
+from litestar.testing import AsyncTestClient
+
+from libs.kit.db import sqlalchemy_url
+from services.profile.entrypoints.http.app import create_app
+from services.profile.settings import settings_from_env
+
+PROBLEM = "https://customer-profile.example/problems/"
+Client = AsyncTestClient[Any]
+
+
+@contextlib.asynccontextmanager
+async def profile_client(database_url: str, **env: str) -> AsyncIterator[Client]:
+    settings = settings_from_env(
+        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **env}
+    )
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["type"] == PROBLEM + code.lower().replace("_", "-")
+    assert body["status"] == status
+    return body
+
+
+def customer_body(customer_id: str, name: str = "张三", **overrides: Any) -> dict[str, Any]:
+    return {
+        "customerId": customer_id,
+        "customerName": name,
+        "accountType": "residential",
+        "contactPhone": "+86 138 0013 8000",
+        "contactEmail": "zhang@example.com",
+        "contactAddress": "北京市海淀区中关村大街 1 号",
+        **overrides,
+    }
+
+
+async def create_customer(client: Client, customer_id: str, name: str = "张三", **overrides: Any) -> dict[str, Any]:
+    response = await client.post("/v1/customers", json=customer_body(customer_id, name, **overrides))
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def patch_customer(
+    client: Client, customer_id: str, changes: Mapping[str, Any], version: int | str | None
+) -> httpx.Response:
+    headers = {} if version is None else {"If-Match": version if isinstance(version, str) else f'"{version}"'}
+    return await client.patch(f"/v1/customers/{customer_id}", json=dict(changes), headers=headers)
+
+
+async def seed_customers(db: asyncpg.Connection, count: int, prefix: str = "C", start: int = 1) -> None:
+    """``count`` live customers in one set-based statement (ids ``C000001``...; names ``客户1``...)."""
+    await db.execute(
+        """
+        INSERT INTO profile.customer_profiles
+            (customer_id, customer_name, contact_phone, contact_email, account_type, status, version,
+             created_at, updated_at)
+        SELECT $1 || lpad(g::text, 6, '0'), '客户' || g, '138' || lpad(g::text, 8, '0'),
+               'c' || g || '@example.com',
+               (ARRAY['residential', 'commercial', 'industrial'])[1 + g % 3], 'active', 1,
+               now() - interval '1 day' + g * interval '1 millisecond', now() - interval '1 day'
+        FROM generate_series($2::int, $2::int + $3::int - 1) g
+        """,
+        prefix,
+        start,
+        count,
+    )
+
+
+async def counts(db: asyncpg.Connection, customer_id: str) -> dict[str, int]:
+    return {
+        "history": await db.fetchval(
+            "SELECT count(*) FROM profile.name_change_history WHERE customer_id=$1", customer_id
+        ),
+        "outbox": await db.fetchval("SELECT count(*) FROM profile.outbox WHERE aggregate_id=$1", customer_id),
+        "completed": await db.fetchval(
+            "SELECT count(*) FROM profile.name_change_applications WHERE customer_id=$1 AND status='completed'",
+            customer_id,
+        ),
+    }
+
+
+async def audit_rows(db: asyncpg.Connection, customer_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await db.fetch(
+        "SELECT event_type, actor_id, old_value::text AS old, new_value::text AS new, ip_address, user_agent "
+        "FROM profile.audit_logs WHERE customer_id=$1 ORDER BY id",
+        customer_id,
+    )
+    return rows
