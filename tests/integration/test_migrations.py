@@ -19,6 +19,11 @@ EXPECTED = {
         "outbox",
         "outbox_shards",
         "outbox_relay_instances",
+        # the customer ledger (profile_0003)
+        "purged_customers",
+        "backups",
+        "backup_customers",
+        "idempotency_keys",
     },
     "sync": {"external_sync_records", "external_sync_attempts", "customer_sync_state"},
 }
