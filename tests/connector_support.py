@@ -103,6 +103,11 @@ class ConnectorHarness:
             backoff_base_s=0.05,
             backoff_max_s=0.2,
             http_timeout_s=5.0,
+            claim_lease_s=6.0,
+            retry_poll_interval_s=0.1,
+            breaker_failure_threshold=5,
+            breaker_cooldown_s=0.5,
+            dlq_poll_interval_s=0.2,
             shutdown_grace_s=5.0,
         )
         return msgspec.structs.replace(settings, **overrides)
@@ -114,6 +119,7 @@ class ConnectorHarness:
         event_id: str | None = None,
         value: bytes | None = None,
         traceparent: str | None = None,
+        partition: int | None = None,
     ) -> str:
         """One CloudEvents message keyed by customer id; returns its event id."""
         event_id = event_id or str(uuid.uuid4())
@@ -133,6 +139,7 @@ class ConnectorHarness:
             value if value is not None else encode_event(event),
             key=event.customer_id.encode(),
             headers=[(k, v.encode()) for k, v in headers.items()],
+            partition=partition,
         )
         return event_id
 
@@ -168,6 +175,50 @@ class ConnectorHarness:
     async def clear_faults(self) -> None:
         async with self.http.delete(self.stub.url + "/_faults") as response:
             assert response.status == 204
+
+    async def stub_stats(self) -> dict[str, dict[str, int]]:
+        async with self.http.get(self.stub.url + "/_stats") as response:
+            stats: dict[str, dict[str, int]] = await response.json()
+            return stats
+
+    def applied_versions(self, system: str, customer_id: str) -> list[int]:
+        """The versions the stub applied (2xx) for one customer at one system, in arrival order."""
+        return [
+            call.body["profileVersion"]
+            for call in self.stub.state.received(system)
+            if call.body["customerId"] == customer_id and call.status == 200
+        ]
+
+    async def dead_letters(self) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.db.fetch("SELECT * FROM sync.dead_letters ORDER BY id")
+        return rows
+
+    async def dlq_messages(self, system: str, count: int, timeout: float = 20.0) -> list[Any]:
+        """The first ``count`` messages of a system's dead-letter topic (read without a group)."""
+        topic = f"{self.topic}.dlq.{system.lower()}"
+        reader = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap_servers, enable_auto_commit=False)
+        await reader.start()
+        messages: list[Any] = []
+        try:
+
+            async def topic_exists() -> set[int]:
+                await reader._client.force_metadata_update()
+                found: set[int] | None = reader.partitions_for_topic(topic)
+                return found or set()
+
+            partitions = await eventually(topic_exists, f"topic {topic}", timeout=timeout)
+            reader.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+            await reader.seek_to_beginning()
+
+            async def read() -> bool:
+                for batch in (await reader.getmany(timeout_ms=200)).values():
+                    messages.extend(batch)
+                return len(messages) >= count
+
+            await eventually(read, f"{count} message(s) on {topic}", timeout=timeout)
+        finally:
+            await reader.stop()
+        return messages
 
     def calls_to(self, system: str) -> int:
         return sum(1 for call in self.stub.state.received() if call.system == system)

@@ -12,7 +12,7 @@ from typing import Self
 import msgspec
 from aiohttp import web
 
-from services.stub_externals.state import SYSTEM_BY_PATH, Fault, FaultMode, StubState, SyncBody
+from services.stub_externals.state import SYSTEM_BY_PATH, SYSTEM_CODES, Fault, FaultMode, StubState, SyncBody
 
 STATE_KEY = web.AppKey("state", StubState)
 SECRETS_KEY = web.AppKey("secrets", dict[str, str])
@@ -35,9 +35,22 @@ def _problem(status: int, detail: str) -> web.Response:
     return web.json_response({"status": status, "detail": detail}, status=status)
 
 
+class _Customer(msgspec.Struct):
+    customer_id: str | None = msgspec.field(default=None, name="customerId")
+
+
+def _customer_of(raw: bytes) -> str | None:
+    """The body's customerId, for customer-scoped faults (None when the body is not what we expect)."""
+    try:
+        return msgspec.json.decode(raw, type=_Customer).customer_id
+    except msgspec.DecodeError:
+        return None
+
+
 async def _sync_call(request: web.Request) -> web.StreamResponse:
     state, system = request.app[STATE_KEY], SYSTEM_BY_PATH[request.path]
-    fault = state.take_fault(system)
+    raw = await request.read()
+    fault = state.take_fault(system, _customer_of(raw))
     if fault is not None:
         if fault.mode is FaultMode.DOWN:
             # Like a crashed server: the client gets a dropped connection, no answer.
@@ -47,7 +60,6 @@ async def _sync_call(request: web.Request) -> web.StreamResponse:
         if fault.mode is FaultMode.STATUS:
             return _problem(fault.status, f"injected fault for {system}")
         await asyncio.sleep(fault.latency_ms / 1000)
-    raw = await request.read()
     secret = request.app[SECRETS_KEY].get(system)
     if secret is not None and not signature_valid(secret, raw, request.headers.get("X-Signature")):
         return _problem(401, "missing or invalid X-Signature")
@@ -67,6 +79,20 @@ async def _sync_call(request: web.Request) -> web.StreamResponse:
 async def _received(request: web.Request) -> web.Response:
     calls = request.app[STATE_KEY].received(request.query.get("system"))
     return web.Response(body=msgspec.json.encode(calls), content_type="application/json")
+
+
+async def _stats(request: web.Request) -> web.Response:
+    """Per system: distinct Idempotency-Keys applied, 409s, duplicate calls absorbed, faulted calls."""
+    return web.Response(body=msgspec.json.encode(request.app[STATE_KEY].stats()), content_type="application/json")
+
+
+async def _customers(request: web.Request) -> web.Response:
+    """What one system (``?system=CRM``) holds per customer: version and name."""
+    system = request.query.get("system", "")
+    if system not in SYSTEM_CODES:
+        return _problem(400, f"query parameter system must be one of {sorted(SYSTEM_CODES)}")
+    customers = request.app[STATE_KEY].customers(system)
+    return web.Response(body=msgspec.json.encode(customers), content_type="application/json")
 
 
 async def _add_fault(request: web.Request) -> web.Response:
@@ -101,6 +127,8 @@ def create_app(secrets: Mapping[str, str] | None = None, state: StubState | None
     app.router.add_routes(
         [
             web.get("/_received", _received),
+            web.get("/_stats", _stats),
+            web.get("/_customers", _customers),
             web.post("/_faults", _add_fault),
             web.delete("/_faults", _clear_faults),
             web.post("/_reset", _reset),

@@ -1,4 +1,4 @@
-"""``python -m services.sync_connector serve|migrate``."""
+"""``python -m services.sync_connector serve|migrate|sync ...``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 
 import click
 
+from services.sync_connector.cli import sync
 from services.sync_connector.settings import settings_from_env
 
 
@@ -30,6 +31,8 @@ def migrate() -> None:
 
     upgrade(settings_from_env(os.environ).database.url, "sync")
 
+
+cli.add_command(sync)
 
 if __name__ == "__main__":
     cli()

@@ -1,7 +1,15 @@
-"""Deliver one event to one external system: record, call, classify, record, retry.
+"""Deliver (event, system) records: decide under the lane lock, claim, call, settle.
 
-Every database write commits before the next network call (invariant 6), so a
-crash at any point leaves a record the redelivered message resumes from.
+Two callers share this: the partition worker (the fast path, a message just
+read from Kafka) and the retry scheduler (records whose next attempt is due).
+Neither ever waits for a retry: a transient failure persists the record as
+``retrying`` with ``next_attempt_at`` and the partition moves on; the scheduler
+picks it up when due, in this or any other connector instance (see README,
+"Sync-connector"). Every database write commits before the next network call
+(invariant 6); a call happens only under a claim (a fencing token on the record
+plus the lane's in-flight lease), so a rebalance or a second instance never
+makes two calls in flight for one (event, system), and a late result of a lost
+claim is discarded instead of recorded twice.
 """
 
 from __future__ import annotations
@@ -9,18 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 
+import msgspec
 import structlog
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
-from opentelemetry.util.types import AttributeValue
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CustomerNameChanged
 from libs.kit.logging import get_logger
-from libs.kit.telemetry import context_from_headers
-from services.sync_connector.messages import KafkaMessage, UndecodableMessageError, decode_message
+from services.sync_connector.breaker import CircuitBreaker, Permit
+from services.sync_connector.lanes import LaneState, Verdict, judge
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import (
     TERMINAL_STATUSES,
@@ -32,33 +39,81 @@ from services.sync_connector.outcome import (
     classify_transport_error,
     status_after,
 )
-from services.sync_connector.records import RecordState, SyncUnitOfWork
+from services.sync_connector.records import SyncRecord, SyncUnitOfWork
 from services.sync_connector.sinks import Sink, SinkUnavailableError, encode_payload
 
 log = get_logger(__name__)
 
+# Waits between attempts to write a call's result while the database is unavailable.
+SETTLE_RETRY_BACKOFF = RetryPolicy(max_retries=0, base_s=0.2, max_s=5.0)
 
-class DeliveryInterruptedError(Exception):
-    """Stop was requested while waiting to retry; the message stays uncommitted and is redelivered."""
+
+class SettleInterruptedError(Exception):
+    """Stopping while the database refused a call's result; the claim's lease ends and the call is repeated."""
+
+
+class Claim(msgspec.Struct, frozen=True):
+    """The right to make one call for a record: shown back (token) when recording the result."""
+
+    record: SyncRecord
+    token: str
+    permit: Permit
+
+
+class CallResult(msgspec.Struct, frozen=True):
+    """One call's result and what it makes of the record."""
+
+    classification: Classification
+    http_status: int | None
+    status: SyncStatus
+    delay_s: float  # before the next attempt, when status is retrying
+    duration_s: float
+
+    @property
+    def error(self) -> str | None:
+        return None if self.status is SyncStatus.SUCCESS else self.classification.detail
+
+    @property
+    def dead_letter_reason(self) -> str:
+        return "retries_exhausted" if self.classification.outcome is Outcome.RETRYABLE else "rejected"
+
+
+class DueBatch(msgspec.Struct, frozen=True):
+    claims: list[Claim]
+    examined: int  # due records seen (claimed, superseded, deferred or skipped)
+    skipped: int  # seen but left untouched because their lane was busy in another transaction
 
 
 class SyncDelivery:
-    def __init__(self, engine: AsyncEngine, sink: Sink, policy: RetryPolicy, metrics: ConnectorMetrics) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sink: Sink,
+        breaker: CircuitBreaker,
+        policy: RetryPolicy,
+        metrics: ConnectorMetrics,
+        *,
+        lease_s: float,
+        recheck_s: float,
+        on_dead_letter: Callable[[], None],
+    ) -> None:
         self._engine = engine
         self._sink = sink
+        self._breaker = breaker
         self._policy = policy
         self._metrics = metrics
-        self._code = sink.system.code
+        self._lease_s = lease_s
+        self._recheck_s = recheck_s  # the soonest a parked or deferred record is looked at again
+        self._on_dead_letter = on_dead_letter
+        self.system_code = sink.system.code
 
-    async def deliver(self, event_id: str, event: CustomerNameChanged, stop: asyncio.Event) -> SyncStatus:
-        """Settle (event, system): returns the record's final status."""
-        body = encode_payload(event_id, event)
-        logger = log.bind(
-            event_id=event_id,
-            customer_id=event.customer_id,
-            system_code=self._code,
-            profile_version=event.profile_version,
-        )
+    async def accept(
+        self, event_id: str, event: CustomerNameChanged, headers: dict[str, str], stop: asyncio.Event
+    ) -> str:
+        """The fast path for a message just read: record it and, if its lane allows, deliver it now.
+
+        Returns what happened (a final status, or why it was left to the retry scheduler).
+        """
         async with SyncUnitOfWork(self._engine) as uow:
             record = await uow.records.open(
                 event_id=event_id,
@@ -66,88 +121,192 @@ class SyncDelivery:
                 application_id=event.application_id,
                 profile_version=event.profile_version,
                 system=self._sink.system,
-                sync_data=body,
+                sync_data=encode_payload(event_id, event),
+                event_headers=headers,
                 max_retry_count=self._policy.max_retries,
             )
-            if record.status in TERMINAL_STATUSES:
-                self._metrics.skipped.labels(self._code).inc()
-                logger.info("sync_redelivery_skipped", sync_status=record.status.value)
-                return record.status
-            applied = await uow.records.applied_version(self._code, event.customer_id)
-            if applied is not None and applied >= event.profile_version:
-                await uow.records.finish(
-                    record.id, SyncStatus.SUPERSEDED, None, f"{self._code} already applied version {applied}"
-                )
-                await uow.commit()
-                self._count_status(SyncStatus.SUPERSEDED)
-                logger.info("sync_superseded", applied_version=applied)
-                return SyncStatus.SUPERSEDED
-            await uow.commit()
-        return await self._attempt_until_settled(record, event_id, event, body=body, stop=stop, logger=logger)
+            lane = await uow.records.lock_lane(self.system_code, event.customer_id)
+            verdict, claim = await self._decide(uow, record, lane)
+            await self._commit_or_release(uow, [claim] if claim else [])
+        if claim is None:
+            return verdict
+        status = await self.attempt(claim, stop)
+        return "claim_lost" if status is None else status.value
 
-    async def _attempt_until_settled(
-        self,
-        record: RecordState,
-        event_id: str,
-        event: CustomerNameChanged,
-        *,
-        body: bytes,
-        stop: asyncio.Event,
-        logger: structlog.stdlib.BoundLogger,
-    ) -> SyncStatus:
-        retries_done = record.retry_count
-        if record.status is SyncStatus.RETRYING and record.next_attempt_at is not None:
-            # Resuming after a restart or rebalance: keep the schedule the previous owner set.
-            remaining = (record.next_attempt_at - datetime.now(UTC)).total_seconds()
-            await _wait_or_interrupt(stop, min(remaining, self._policy.max_delay_s))
-        while True:
-            started = time.monotonic()
-            classification, http_status = await self._call(event_id, body, event.profile_version)
-            duration_s = time.monotonic() - started
-            status = status_after(classification.outcome, retries_done, self._policy.max_retries)
-            delay_s = 0.0
-            async with SyncUnitOfWork(self._engine) as uow:
-                await uow.records.add_attempt(
-                    record.id,
-                    outcome=classification.outcome.value,
-                    http_status=http_status,
-                    error=None if status is SyncStatus.SUCCESS else classification.detail,
-                    duration_ms=duration_s * 1000,
-                )
-                if status is SyncStatus.RETRYING:
-                    retries_done += 1
-                    delay_s = self._policy.delay_before_retry(retries_done)
-                    next_at = datetime.now(UTC) + timedelta(seconds=delay_s)
-                    await uow.records.schedule_retry(
-                        record.id,
-                        retry_count=retries_done,
-                        next_attempt_at=next_at,
-                        http_status=http_status,
-                        error=classification.detail,
-                    )
-                else:
-                    error = None if status is SyncStatus.SUCCESS else classification.detail
-                    await uow.records.finish(record.id, status, http_status, error)
-                    if status is SyncStatus.SUCCESS:
-                        await uow.records.record_applied(self._code, event.customer_id, event.profile_version, event_id)
-                await uow.commit()
-            self._metrics.attempts.labels(self._code, classification.outcome.value).inc()
-            self._metrics.attempt_seconds.labels(self._code).observe(duration_s)
-            self._count_status(status)
-            _log_attempt(logger, status, classification, http_status=http_status, retries=retries_done, delay_s=delay_s)
-            if status is not SyncStatus.RETRYING:
-                return status
-            await _wait_or_interrupt(stop, delay_s)
+    async def claim_due(self, limit: int) -> DueBatch:
+        """For the retry scheduler: decide about up to ``limit`` due records, claiming those to call now."""
+        claims: list[Claim] = []
+        skipped = 0
+        async with SyncUnitOfWork(self._engine) as uow:
+            due = await uow.records.due(self.system_code, limit)
+            # Lanes in one order, and never waited for: two schedulers cannot deadlock on them.
+            for record in sorted(due, key=lambda r: (r.customer_id, r.profile_version, r.id)):
+                lane = await uow.records.try_lock_lane(record.system_code, record.customer_id)
+                if lane is None:
+                    skipped += 1
+                    continue
+                _, claim = await self._decide(uow, record, lane)
+                if claim is not None:
+                    claims.append(claim)
+            await self._commit_or_release(uow, claims)
+        return DueBatch(claims, len(due), skipped)
 
-    async def _call(self, event_id: str, body: bytes, version: int) -> tuple[Classification, int | None]:
+    async def _commit_or_release(self, uow: SyncUnitOfWork, claims: list[Claim]) -> None:
         try:
-            response = await self._sink.send(event_id, body)
+            await uow.commit()
+        except BaseException:
+            for claim in claims:  # no call will be made: a half-open breaker must not wait for its trial forever
+                self._breaker.release(claim.permit)
+            raise
+
+    async def _decide(self, uow: SyncUnitOfWork, record: SyncRecord, lane: LaneState) -> tuple[str, Claim | None]:
+        logger = _bind(record)
+        blocker = None if record.status in TERMINAL_STATUSES else await uow.records.blocker(record)
+        verdict = judge(record.state, lane, blocker)
+        if verdict is Verdict.FINISHED:
+            self._metrics.skipped.labels(self.system_code).inc()
+            logger.info("sync_redelivery_skipped", sync_status=record.status.value)
+        elif verdict in (Verdict.IN_FLIGHT, Verdict.SCHEDULED):
+            self._metrics.deferred.labels(self.system_code, verdict.value).inc()
+            logger.info("sync_left_to_scheduler", reason=verdict.value, next_attempt_at=str(record.next_attempt_at))
+        elif verdict is Verdict.SUPERSEDED:
+            detail = f"{self.system_code} already applied version {lane.applied_version}"
+            await uow.records.finish(record.id, SyncStatus.SUPERSEDED, None, detail)
+            await uow.records.release_lane(record)
+            self._metrics.status.labels(self.system_code, SyncStatus.SUPERSEDED.value).inc()
+            logger.info("sync_superseded", applied_version=lane.applied_version)
+        elif verdict is Verdict.LANE_BUSY:
+            await uow.records.defer(
+                record.id,
+                status=record.status,
+                delay_s=self._recheck_s,
+                not_before=lane.inflight_until,
+                blocked_by=lane.inflight_record_id,
+            )
+            self._metrics.deferred.labels(self.system_code, verdict.value).inc()
+            logger.info("sync_lane_busy", in_flight_record_id=lane.inflight_record_id)
+        elif verdict is Verdict.PARKED:
+            assert blocker is not None  # judge() parks only behind a blocker
+            await uow.records.defer(
+                record.id,
+                status=record.status,
+                delay_s=self._recheck_s,
+                not_before=blocker.next_attempt_at,
+                blocked_by=blocker.id,
+            )
+            self._metrics.deferred.labels(self.system_code, verdict.value).inc()
+            logger.info("sync_parked", blocked_by_record_id=blocker.id, blocked_by_version=blocker.profile_version)
+        else:
+            return await self._claim_or_defer(uow, record, logger)
+        return verdict.value, None
+
+    async def _claim_or_defer(
+        self, uow: SyncUnitOfWork, record: SyncRecord, logger: structlog.stdlib.BoundLogger
+    ) -> tuple[str, Claim | None]:
+        permit = self._breaker.acquire()
+        if permit is None:
+            # Deferred, not failed: no attempt is spent while the system is known to be down.
+            wait_s = max(self._breaker.seconds_until_probe(), self._recheck_s)
+            await uow.records.defer(record.id, status=SyncStatus.RETRYING, delay_s=wait_s)
+            self._metrics.deferred.labels(self.system_code, "circuit_open").inc()
+            logger.info("sync_deferred_circuit_open", retry_in_s=round(wait_s, 3))
+            return "circuit_open", None
+        token = await uow.records.claim(record.id, self._lease_s)
+        return Verdict.SEND.value, Claim(record, token, permit)
+
+    async def attempt(self, claim: Claim, stop: asyncio.Event) -> SyncStatus | None:
+        """Make the claimed call and record its result; None when the claim was lost meanwhile."""
+        record = claim.record
+        logger = _bind(record)
+        started = time.monotonic()
+        classification, http_status = await self._call(record)
+        duration_s = time.monotonic() - started
+        if classification.outcome is Outcome.RETRYABLE:
+            self._breaker.record_failure(claim.permit)
+        else:
+            self._breaker.record_success(claim.permit)
+        status = status_after(classification.outcome, record.retry_count, record.max_retry_count)
+        delay_s = self._policy.delay_before_retry(record.retry_count + 1) if status is SyncStatus.RETRYING else 0.0
+        result = CallResult(classification, http_status, status, delay_s, duration_s)
+        self._metrics.attempts.labels(self.system_code, classification.outcome.value).inc()
+        self._metrics.attempt_seconds.labels(self.system_code).observe(duration_s)
+        if not await self._settle(claim, result, stop):
+            self._metrics.claims_lost.labels(self.system_code).inc()
+            logger.warning("sync_claim_lost", outcome=classification.outcome.value, http_status=http_status)
+            return None
+        self._metrics.status.labels(self.system_code, status.value).inc()
+        retries = record.retry_count + (1 if status is SyncStatus.RETRYING else 0)
+        _log_attempt(logger, status, classification, http_status=http_status, retries=retries, delay_s=delay_s)
+        if status is SyncStatus.FAILED:
+            self._metrics.dead_letters.labels(self.system_code, result.dead_letter_reason).inc()
+            self._on_dead_letter()
+        return status
+
+    async def _settle(self, claim: Claim, result: CallResult, stop: asyncio.Event) -> bool:
+        """Record the result (retrying through a database outage); False when the claim was lost."""
+        failures = 0
+        while True:
+            try:
+                return await self._settle_once(claim, result)
+            except (SQLAlchemyError, OSError) as exc:
+                failures += 1
+                self._metrics.processing_errors.labels(self.system_code, "database").inc()
+                wait_s = SETTLE_RETRY_BACKOFF.delay_before_retry(failures)
+                _bind(claim.record).warning("sync_result_not_recorded", error=repr(exc), retry_in_s=round(wait_s, 3))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=wait_s)
+                if stop.is_set():
+                    raise SettleInterruptedError(str(exc)) from exc
+
+    async def _settle_once(self, claim: Claim, result: CallResult) -> bool:
+        record, status = claim.record, result.status
+        async with SyncUnitOfWork(self._engine) as uow:
+            if not await uow.records.release_claim(record.id, claim.token):
+                return False
+            await uow.records.lock_lane_of(record)
+            await uow.records.add_attempt(
+                record.id,
+                outcome=result.classification.outcome.value,
+                http_status=result.http_status,
+                error=result.error,
+                duration_ms=result.duration_s * 1000,
+            )
+            if status is SyncStatus.RETRYING:
+                await uow.records.schedule_retry(
+                    record.id,
+                    retry_count=record.retry_count + 1,
+                    delay_s=result.delay_s,
+                    http_status=result.http_status,
+                    error=result.classification.detail,
+                )
+            else:
+                await uow.records.finish(record.id, status, result.http_status, result.error)
+            if status is SyncStatus.SUCCESS:
+                await uow.records.record_applied(record)
+            elif status is SyncStatus.FAILED:
+                await uow.records.add_dead_letter(
+                    record.id, reason=result.dead_letter_reason, error=result.error, http_status=result.http_status
+                )
+            await uow.records.release_lane(record)
+            await uow.commit()
+        return True
+
+    async def _call(self, record: SyncRecord) -> tuple[Classification, int | None]:
+        try:
+            response = await self._sink.send(record.event_id, record.sync_data.encode())
         except SinkUnavailableError as exc:
             return classify_transport_error(exc.kind, str(exc)), None
-        return classify_response(response.status, response.body, version), response.status
+        return classify_response(response.status, response.body, record.profile_version), response.status
 
-    def _count_status(self, status: SyncStatus) -> None:
-        self._metrics.status.labels(self._code, status.value).inc()
+
+def _bind(record: SyncRecord) -> structlog.stdlib.BoundLogger:
+    return log.bind(
+        record_id=record.id,
+        event_id=record.event_id,
+        customer_id=record.customer_id,
+        system_code=record.system_code,
+        profile_version=record.profile_version,
+    )
 
 
 def _log_attempt(
@@ -168,70 +327,4 @@ def _log_attempt(
         logger.warning("sync_retry_scheduled", error=classification.detail, retry_in_s=round(delay_s, 3), **fields)
     else:
         permanent = classification.outcome is not Outcome.RETRYABLE
-        logger.error("sync_failed", error=classification.detail, permanent=permanent, **fields)
-
-
-async def _wait_or_interrupt(stop: asyncio.Event, delay_s: float) -> None:
-    if delay_s > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay_s)
-    if stop.is_set():
-        raise DeliveryInterruptedError
-
-
-class SystemMessageHandler:
-    """Handles one Kafka message for one external system, inside a consumer span."""
-
-    def __init__(
-        self,
-        delivery: SyncDelivery,
-        system_code: str,
-        group_id: str,
-        tracer: trace.Tracer,
-        metrics: ConnectorMetrics,
-    ) -> None:
-        self._delivery = delivery
-        self._code = system_code
-        self._group_id = group_id
-        self._tracer = tracer
-        self._metrics = metrics
-
-    async def __call__(self, message: KafkaMessage, stop: asyncio.Event) -> None:
-        where = {
-            "topic": message.topic,
-            "partition": message.partition,
-            "offset": message.offset,
-            "system_code": self._code,
-        }
-        try:
-            decoded = decode_message(message)
-        except UndecodableMessageError as exc:
-            self._skip_undecodable(exc, where)
-            return
-        if decoded.event is None:
-            self._metrics.ignored.labels(self._code, decoded.event_type).inc()
-            log.debug("message_ignored", event_type=decoded.event_type, **where)
-            return
-        attributes: dict[str, AttributeValue] = {
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": message.topic,
-            "messaging.kafka.consumer.group": self._group_id,
-            "messaging.destination.partition.id": str(message.partition),
-            "messaging.kafka.offset": message.offset,
-            "messaging.kafka.message.key": (message.key or b"").decode(errors="replace"),
-            "messaging.message.id": decoded.event_id,
-        }
-        with self._tracer.start_as_current_span(
-            f"process {message.topic}",
-            context=context_from_headers(decoded.headers),
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-        ) as span:
-            status = await self._delivery.deliver(decoded.event_id, decoded.event, stop)
-            span.set_attribute("sync.status", status.value)
-
-    def _skip_undecodable(self, error: UndecodableMessageError, where: dict[str, object]) -> None:
-        # Skipped, not retried: no redelivery can make these bytes decodable.
-        self._metrics.undecodable.labels(self._code).inc()
-        log.error("message_undecodable", error=str(error), **where)
+        logger.error("sync_failed_dead_lettered", error=classification.detail, permanent=permanent, **fields)

@@ -1,20 +1,19 @@
-"""The connector's small HTTP API: health, readiness, metrics, sync records."""
+"""The connector's small HTTP API: health, readiness, metrics, and the admin routes (``admin_http``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.kit.errors import AppError, DatabaseError, ProblemDetails, ValidationError, problem_for
 from libs.kit.logging import get_logger
-from services.sync_connector.records import SyncUnitOfWork
+from services.sync_connector.admin import SyncAdmin
+from services.sync_connector.admin_http import ADMIN_KEY, admin_routes
+from services.sync_connector.http_support import json_response, problem_details
 
 log = get_logger(__name__)
 
@@ -24,17 +23,8 @@ CONSUMERS_STARTED_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("consumers_st
 READY_DB_TIMEOUT_S = 2.0
 
 
-def _json(payload: object, status: int = 200, content_type: str = "application/json") -> web.Response:
-    return web.Response(body=msgspec.json.encode(payload), status=status, content_type=content_type)
-
-
-def _problem(error: AppError, request: web.Request) -> web.Response:
-    problem: ProblemDetails = problem_for(error, request.path, None)
-    return _json(problem, error.status, "application/problem+json")
-
-
 async def _health(_: web.Request) -> web.Response:
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def _ready(request: web.Request) -> web.Response:
@@ -45,7 +35,7 @@ async def _ready(request: web.Request) -> web.Response:
         checks["database"] = True
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         log.warning("readiness_database_failed", error=repr(exc))
-    return _json({"ready": all(checks.values()), "checks": checks}, 200 if all(checks.values()) else 503)
+    return json_response({"ready": all(checks.values()), "checks": checks}, 200 if all(checks.values()) else 503)
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -53,32 +43,20 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _sync_records(request: web.Request) -> web.Response:
-    customer_id = request.query.get("customerId", "").strip()
-    if not customer_id:
-        return _problem(ValidationError("query parameter customerId is required"), request)
-    try:
-        async with SyncUnitOfWork(request.app[ENGINE_KEY]) as uow:
-            records = await uow.records.list_for_customer(customer_id)
-    except (SQLAlchemyError, OSError) as exc:
-        log.warning("sync_records_query_failed", error=repr(exc))
-        return _problem(DatabaseError("sync records are unavailable"), request)
-    return _json(records)
-
-
 def create_api(
-    engine: AsyncEngine, registry: CollectorRegistry, consumers_started: Callable[[], bool]
+    engine: AsyncEngine, registry: CollectorRegistry, consumers_started: Callable[[], bool], admin: SyncAdmin
 ) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[problem_details])
     app[ENGINE_KEY] = engine
     app[REGISTRY_KEY] = registry
     app[CONSUMERS_STARTED_KEY] = consumers_started
+    app[ADMIN_KEY] = admin
     app.router.add_routes(
         [
             web.get("/health", _health),
             web.get("/ready", _ready),
             web.get("/metrics", _metrics),
-            web.get("/v1/sync-records", _sync_records),
+            *admin_routes(),
         ]
     )
     return app

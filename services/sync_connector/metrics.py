@@ -56,6 +56,66 @@ class ConnectorMetrics:
             ["system_code", "kind"],
             registry=registry,
         )
+        self.deferred = Counter(
+            "sync_deferred",
+            "Deliveries not made on the spot, by why: circuit_open, lane_busy, parked, in_flight, scheduled",
+            ["system_code", "reason"],
+            registry=registry,
+        )
+        self.claims_lost = Counter(
+            "sync_claims_lost",
+            "Call results discarded because the claim's lease had ended and another instance took the record",
+            ["system_code"],
+            registry=registry,
+        )
+        self.scheduled_claims = Counter(
+            "sync_retry_scheduler_claims",
+            "Due records the retry scheduler claimed for a call",
+            ["system_code"],
+            registry=registry,
+        )
+        self.scheduler_errors = Counter(
+            "sync_retry_scheduler_errors",
+            "Retry scheduler rounds that failed (database errors); the round is repeated",
+            ["system_code"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "sync_dead_letters",
+            "Records that ended failed and were dead-lettered, by reason: retries_exhausted or rejected",
+            ["system_code", "reason"],
+            registry=registry,
+        )
+        self.dead_letters_published = Counter(
+            "sync_dead_letters_published",
+            "Dead letters published to their dead-letter topic",
+            ["system_code"],
+            registry=registry,
+        )
+        self.dead_letter_publish_errors = Counter(
+            "sync_dead_letter_publish_errors",
+            "Failed rounds of publishing dead letters (retried), by kind: kafka or database",
+            ["kind"],
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "circuit_breaker_state",
+            "Circuit breaker per external system: 0 closed, 1 open, 2 half-open",
+            ["system_code"],
+            registry=registry,
+        )
+        self.breaker_transitions = Counter(
+            "circuit_breaker_transitions",
+            "Circuit breaker state changes, by the state entered",
+            ["system_code", "to_state"],
+            registry=registry,
+        )
+        self.admin_retries = Counter(
+            "sync_admin_retries",
+            "Records reset for another delivery by an admin, by channel (http, cli)",
+            ["channel"],
+            registry=registry,
+        )
         self.assigned_partitions = Gauge(
             "consumer_assigned_partitions",
             "Partitions assigned to this instance",

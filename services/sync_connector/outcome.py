@@ -43,12 +43,21 @@ class _Conflict(msgspec.Struct):
     current_version: int = msgspec.field(name="currentVersion")
 
 
+# 4xx answers that say "not now" rather than "never": a deliberate deviation from
+# "4xx is permanent" (DESIGN.md). 408 is the server giving up waiting for our request,
+# 429 is rate limiting; both succeed when repeated later, so they retry like a 5xx.
+TRANSIENT_4XX = frozenset({HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS})
+
+
 def classify_response(status: int, body: bytes, event_version: int) -> Classification:
-    """2xx applied; 409 with an equal/newer version already applied/superseded; other 4xx permanent; 5xx retry."""
+    """2xx applied; 409 with an equal/newer version already applied/superseded; 408/429 and 5xx retry;
+    other 4xx permanent."""
     if HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES:
         return Classification(Outcome.APPLIED, f"HTTP {status}")
     if status == HTTPStatus.CONFLICT:
         return _classify_conflict(body, event_version)
+    if status in TRANSIENT_4XX:
+        return Classification(Outcome.RETRYABLE, f"HTTP {status}: {_snippet(body)}")
     if HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR:
         return Classification(Outcome.REJECTED, f"HTTP {status}: {_snippet(body)}")
     return Classification(Outcome.RETRYABLE, f"HTTP {status}: {_snippet(body)}")

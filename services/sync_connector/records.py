@@ -1,7 +1,13 @@
-"""``sync.external_sync_records``, its attempts and ``customer_sync_state`` (SQL on one connection)."""
+"""The delivery state of (event, system) records, their lanes and attempts (SQL on one connection).
+
+Lock order, in every transaction: a record row first, then its lane row. The
+retry scheduler takes lanes with SKIP LOCKED, so no transaction ever waits for
+a lane while holding another lane.
+"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -10,62 +16,115 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.kit.db import UnitOfWork
+from services.sync_connector.lanes import Blocker, LaneState, RecordState
 from services.sync_connector.outcome import SyncStatus
 from services.sync_connector.sinks import ExternalSystem
 
+_RECORD_COLUMNS = """
+    id, event_id::text AS event_id, customer_id, system_code, sync_status AS status, profile_version, retry_count,
+    max_retry_count, next_attempt_at, COALESCE(next_attempt_at <= now(), true) AS due,
+    sync_data::text AS sync_data, event_headers
+"""
 
-class RecordState(msgspec.Struct, frozen=True):
-    id: int
-    status: SyncStatus
-    retry_count: int
-    next_attempt_at: datetime | None
 
-
-class SyncRecordView(msgspec.Struct, frozen=True, rename="camel"):
-    """One record as the HTTP API shows it."""
+class SyncRecord(msgspec.Struct, frozen=True):
+    """A record as delivery sees it."""
 
     id: int
     event_id: str
     customer_id: str
-    application_id: str
     system_code: str
-    system_name: str
-    sync_status: str
+    status: SyncStatus
+    profile_version: int
     retry_count: int
     max_retry_count: int
-    profile_version: int
-    last_http_status: int | None
-    error_message: str | None
     next_attempt_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-    sync_data: Any
+    due: bool
+    sync_data: str
+    event_headers: dict[str, str]
+
+    @property
+    def state(self) -> RecordState:
+        return RecordState(self.id, self.status, self.profile_version, self.due)
 
 
-_OPEN = text("""
+_OPEN = text(f"""
     INSERT INTO sync.external_sync_records
-        (event_id, customer_id, application_id, system_code, system_name, sync_data, max_retry_count, profile_version)
+        (event_id, customer_id, application_id, system_code, system_name, sync_data, max_retry_count,
+         profile_version, event_headers)
     VALUES (:event_id, :customer_id, :application_id, :system_code, :system_name, CAST(:sync_data AS jsonb),
-            :max_retry_count, :profile_version)
-    -- A no-op update so RETURNING also yields the existing row on redelivery.
+            :max_retry_count, :profile_version, CAST(:event_headers AS jsonb))
+    -- A no-op update so RETURNING also yields (and locks) the existing row on redelivery.
     ON CONFLICT (event_id, system_code) DO UPDATE SET event_id = EXCLUDED.event_id
-    RETURNING id, sync_status, retry_count, next_attempt_at
+    RETURNING {_RECORD_COLUMNS}
+""")  # noqa: S608 - fixed column lists, values are bound parameters
+_DUE = text(f"""
+    SELECT {_RECORD_COLUMNS} FROM sync.external_sync_records
+    WHERE system_code = :system_code AND sync_status IN ('pending', 'retrying') AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+""")  # noqa: S608 - fixed column lists, values are bound parameters
+_LANE_COLUMNS = """
+    applied_version, inflight_record_id, inflight_until, COALESCE(inflight_until > now(), false) AS inflight_live
+"""
+_LOCK_LANE = text(f"""
+    INSERT INTO sync.customer_sync_state (system_code, customer_id) VALUES (:system_code, :customer_id)
+    ON CONFLICT (system_code, customer_id) DO UPDATE SET updated_at = now()
+    RETURNING {_LANE_COLUMNS}
+""")  # noqa: S608 - fixed column lists, values are bound parameters
+_ENSURE_LANE = text("""
+    INSERT INTO sync.customer_sync_state (system_code, customer_id) VALUES (:system_code, :customer_id)
+    ON CONFLICT (system_code, customer_id) DO NOTHING
 """)
-_APPLIED_VERSION = text("""
-    SELECT applied_version FROM sync.customer_sync_state
+_TRY_LOCK_LANE = text(f"""
+    SELECT {_LANE_COLUMNS} FROM sync.customer_sync_state
     WHERE system_code = :system_code AND customer_id = :customer_id
+    FOR UPDATE SKIP LOCKED
+""")  # noqa: S608 - fixed column lists, values are bound parameters
+_BLOCKER = text("""
+    SELECT id, profile_version, next_attempt_at FROM sync.external_sync_records
+    WHERE system_code = :system_code AND customer_id = :customer_id AND sync_status IN ('pending', 'retrying')
+      AND (profile_version, id) < (:profile_version, :id)
+    ORDER BY profile_version, id
+    LIMIT 1
+""")
+_CLAIM = text("""
+    WITH claimed AS (
+        UPDATE sync.external_sync_records
+        SET claim_token = :token, next_attempt_at = now() + make_interval(secs => :lease_s),
+            blocked_by_record_id = NULL, updated_at = now()
+        WHERE id = :id
+        RETURNING system_code, customer_id, next_attempt_at
+    )
+    UPDATE sync.customer_sync_state s
+    SET inflight_record_id = :id, inflight_until = claimed.next_attempt_at
+    FROM claimed WHERE s.system_code = claimed.system_code AND s.customer_id = claimed.customer_id
+""")
+_DEFER = text("""
+    UPDATE sync.external_sync_records
+    SET sync_status = :status, blocked_by_record_id = :blocked_by, updated_at = now(),
+        next_attempt_at = GREATEST(CAST(:not_before AS timestamptz), now() + make_interval(secs => :delay_s))
+    WHERE id = :id
+""")
+_RELEASE_CLAIM = text("""
+    UPDATE sync.external_sync_records SET claim_token = NULL WHERE id = :id AND claim_token = :token RETURNING id
+""")
+_LOCK_LANE_FOR_RECORD = text("""
+    SELECT 1 FROM sync.customer_sync_state
+    WHERE system_code = :system_code AND customer_id = :customer_id FOR UPDATE
 """)
 _FINISH = text("""
     UPDATE sync.external_sync_records
     SET sync_status = :status, last_http_status = COALESCE(:http_status, last_http_status),
-        error_message = :error, next_attempt_at = NULL, updated_at = now(), completed_at = now()
+        error_message = :error, next_attempt_at = NULL, claim_token = NULL, blocked_by_record_id = NULL,
+        updated_at = now(), completed_at = now()
     WHERE id = :id
 """)
 _RETRYING = text("""
     UPDATE sync.external_sync_records
     SET sync_status = 'retrying', retry_count = :retry_count, last_http_status = :http_status,
-        error_message = :error, next_attempt_at = :next_attempt_at, updated_at = now()
+        error_message = :error, next_attempt_at = now() + make_interval(secs => :delay_s), updated_at = now()
     WHERE id = :id
 """)
 _ATTEMPT = text("""
@@ -73,27 +132,41 @@ _ATTEMPT = text("""
     SELECT :record_id, COALESCE(MAX(attempt_no), 0) + 1, :outcome, :http_status, :error, :duration_ms
     FROM sync.external_sync_attempts WHERE record_id = :record_id
 """)
-_APPLIED = text("""
-    INSERT INTO sync.customer_sync_state (system_code, customer_id, applied_version, applied_event_id)
-    VALUES (:system_code, :customer_id, :version, :event_id)
-    ON CONFLICT (system_code, customer_id) DO UPDATE
-    SET applied_version = GREATEST(customer_sync_state.applied_version, EXCLUDED.applied_version),
-        applied_event_id = CASE WHEN EXCLUDED.applied_version > customer_sync_state.applied_version
-                                THEN EXCLUDED.applied_event_id ELSE customer_sync_state.applied_event_id END,
-        updated_at = now()
+_RELEASE_LANE = text("""
+    UPDATE sync.customer_sync_state
+    SET inflight_record_id = NULL, inflight_until = NULL, updated_at = now()
+    WHERE system_code = :system_code AND customer_id = :customer_id AND inflight_record_id = :id
 """)
-_LIST = text("""
-    SELECT id, event_id::text AS event_id, customer_id, application_id, system_code, system_name, sync_status,
-           retry_count, max_retry_count, profile_version, last_http_status, error_message, next_attempt_at,
-           created_at, updated_at, completed_at, sync_data
-    FROM sync.external_sync_records WHERE customer_id = :customer_id
-    ORDER BY created_at, id LIMIT :limit
+_WAKE_WAITING = text("""
+    UPDATE sync.external_sync_records SET next_attempt_at = now()
+    WHERE system_code = :system_code AND customer_id = :customer_id AND blocked_by_record_id = :id
+      AND sync_status IN ('pending', 'retrying')
+""")
+_APPLIED = text("""
+    UPDATE sync.customer_sync_state
+    SET applied_event_id = CASE WHEN applied_version IS NULL OR :version > applied_version
+                                THEN CAST(:event_id AS uuid) ELSE applied_event_id END,
+        applied_version = GREATEST(COALESCE(applied_version, :version), :version),
+        updated_at = now()
+    WHERE system_code = :system_code AND customer_id = :customer_id
+""")
+_DEAD_LETTER = text("""
+    INSERT INTO sync.dead_letters
+        (record_id, event_id, system_code, customer_id, profile_version, reason, payload, headers,
+         last_error, last_http_status, attempts)
+    SELECT r.id, r.event_id, r.system_code, r.customer_id, r.profile_version, :reason, r.sync_data, r.event_headers,
+           :error, :http_status, (SELECT count(*) FROM sync.external_sync_attempts a WHERE a.record_id = r.id)
+    FROM sync.external_sync_records r WHERE r.id = :id
+    RETURNING id
 """)
 
 
 class SyncRecordRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
+
+    async def _run(self, statement: Any, **params: Any) -> Any:
+        return await self._connection.execute(statement, params)
 
     async def open(
         self,
@@ -104,95 +177,122 @@ class SyncRecordRepository:
         profile_version: int,
         system: ExternalSystem,
         sync_data: bytes,
+        event_headers: dict[str, str],
         max_retry_count: int,
-    ) -> RecordState:
-        """The record of (event, system), created ``pending`` on first sight."""
-        row = (
-            await self._connection.execute(
-                _OPEN,
-                {
-                    "event_id": event_id,
-                    "customer_id": customer_id,
-                    "application_id": application_id,
-                    "system_code": system.code,
-                    "system_name": system.name,
-                    "sync_data": sync_data.decode(),
-                    "max_retry_count": max_retry_count,
-                    "profile_version": profile_version,
-                },
-            )
-        ).one()
-        return RecordState(row.id, SyncStatus(row.sync_status), row.retry_count, row.next_attempt_at)
-
-    async def applied_version(self, system_code: str, customer_id: str) -> int | None:
-        result = await self._connection.execute(
-            _APPLIED_VERSION, {"system_code": system_code, "customer_id": customer_id}
+    ) -> SyncRecord:
+        """The record of (event, system), created ``pending`` on first sight; locked until commit."""
+        result = await self._run(
+            _OPEN,
+            event_id=event_id,
+            customer_id=customer_id,
+            application_id=application_id,
+            system_code=system.code,
+            system_name=system.name,
+            sync_data=sync_data.decode(),
+            event_headers=msgspec.json.encode(event_headers).decode(),
+            max_retry_count=max_retry_count,
+            profile_version=profile_version,
         )
-        version: int | None = result.scalar_one_or_none()
-        return version
+        return msgspec.convert(dict(result.mappings().one()), SyncRecord)
 
-    async def add_attempt(
+    async def due(self, system_code: str, limit: int) -> list[SyncRecord]:
+        """Open records whose attempt time has come, locked; rows locked by others are skipped."""
+        result = await self._run(_DUE, system_code=system_code, limit=limit)
+        return [msgspec.convert(dict(row), SyncRecord) for row in result.mappings()]
+
+    async def lock_lane(self, system_code: str, customer_id: str) -> LaneState:
+        """The lane, created on first use, locked until commit (waits for a concurrent holder)."""
+        row = (await self._run(_LOCK_LANE, system_code=system_code, customer_id=customer_id)).mappings().one()
+        return msgspec.convert(dict(row), LaneState)
+
+    async def try_lock_lane(self, system_code: str, customer_id: str) -> LaneState | None:
+        """The lane locked until commit, or None when another transaction holds it right now."""
+        await self._run(_ENSURE_LANE, system_code=system_code, customer_id=customer_id)
+        row = (await self._run(_TRY_LOCK_LANE, system_code=system_code, customer_id=customer_id)).mappings().first()
+        return None if row is None else msgspec.convert(dict(row), LaneState)
+
+    async def blocker(self, record: SyncRecord) -> Blocker | None:
+        result = await self._run(
+            _BLOCKER,
+            system_code=record.system_code,
+            customer_id=record.customer_id,
+            profile_version=record.profile_version,
+            id=record.id,
+        )
+        row = result.mappings().first()
+        return None if row is None else msgspec.convert(dict(row), Blocker)
+
+    async def claim(self, record_id: int, lease_s: float) -> str:
+        """Take the record and its lane for one call; returns the fencing token the result must show."""
+        token = str(uuid.uuid4())
+        await self._run(_CLAIM, id=record_id, token=token, lease_s=lease_s)
+        return token
+
+    async def defer(
         self,
         record_id: int,
         *,
-        outcome: str,
-        http_status: int | None,
-        error: str | None,
-        duration_ms: float,
+        status: SyncStatus,
+        delay_s: float,
+        not_before: datetime | None = None,
+        blocked_by: int | None = None,
     ) -> None:
-        """Numbered after the record's previous attempts, also across redeliveries."""
-        await self._connection.execute(
+        """No call now: the next attempt is at ``max(not_before, now + delay_s)``."""
+        await self._run(
+            _DEFER, id=record_id, status=status.value, delay_s=delay_s, not_before=not_before, blocked_by=blocked_by
+        )
+
+    async def release_claim(self, record_id: int, token: str) -> bool:
+        """False when the claim was lost (its lease ended and someone else took the record)."""
+        return (await self._run(_RELEASE_CLAIM, id=record_id, token=token)).first() is not None
+
+    async def lock_lane_of(self, record: SyncRecord) -> None:
+        await self._run(_LOCK_LANE_FOR_RECORD, system_code=record.system_code, customer_id=record.customer_id)
+
+    async def add_attempt(
+        self, record_id: int, *, outcome: str, http_status: int | None, error: str | None, duration_ms: float
+    ) -> None:
+        """Numbered after the record's previous attempts, also across redeliveries and re-drives."""
+        await self._run(
             _ATTEMPT,
-            {
-                "record_id": record_id,
-                "outcome": outcome,
-                "http_status": http_status,
-                "error": error,
-                "duration_ms": duration_ms,
-            },
+            record_id=record_id,
+            outcome=outcome,
+            http_status=http_status,
+            error=error,
+            duration_ms=duration_ms,
         )
 
     async def finish(self, record_id: int, status: SyncStatus, http_status: int | None, error: str | None) -> None:
         """A terminal status: success, superseded or failed."""
-        await self._connection.execute(
-            _FINISH, {"id": record_id, "status": status.value, "http_status": http_status, "error": error}
-        )
+        await self._run(_FINISH, id=record_id, status=status.value, http_status=http_status, error=error)
 
     async def schedule_retry(
-        self,
-        record_id: int,
-        *,
-        retry_count: int,
-        next_attempt_at: datetime,
-        http_status: int | None,
-        error: str,
+        self, record_id: int, *, retry_count: int, delay_s: float, http_status: int | None, error: str
     ) -> None:
-        await self._connection.execute(
-            _RETRYING,
-            {
-                "id": record_id,
-                "retry_count": retry_count,
-                "next_attempt_at": next_attempt_at,
-                "http_status": http_status,
-                "error": error,
-            },
+        await self._run(
+            _RETRYING, id=record_id, retry_count=retry_count, delay_s=delay_s, http_status=http_status, error=error
         )
 
-    async def record_applied(self, system_code: str, customer_id: str, version: int, event_id: str) -> None:
-        """The system now holds at least ``version`` of the customer (never lowers it)."""
-        await self._connection.execute(
+    async def release_lane(self, record: SyncRecord) -> None:
+        """Free the lane if this record holds it, and wake the records waiting behind it."""
+        params = {"system_code": record.system_code, "customer_id": record.customer_id, "id": record.id}
+        await self._run(_RELEASE_LANE, **params)
+        await self._run(_WAKE_WAITING, **params)
+
+    async def record_applied(self, record: SyncRecord) -> None:
+        """The system now holds at least this record's version of the customer (never lowers it)."""
+        await self._run(
             _APPLIED,
-            {
-                "system_code": system_code,
-                "customer_id": customer_id,
-                "version": version,
-                "event_id": event_id,
-            },
+            system_code=record.system_code,
+            customer_id=record.customer_id,
+            version=record.profile_version,
+            event_id=record.event_id,
         )
 
-    async def list_for_customer(self, customer_id: str, limit: int = 500) -> list[SyncRecordView]:
-        result = await self._connection.execute(_LIST, {"customer_id": customer_id, "limit": limit})
-        return [SyncRecordView(**row) for row in result.mappings()]
+    async def add_dead_letter(self, record_id: int, *, reason: str, error: str | None, http_status: int | None) -> int:
+        result = await self._run(_DEAD_LETTER, id=record_id, reason=reason, error=error, http_status=http_status)
+        dead_letter_id: int = result.scalar_one()
+        return dead_letter_id
 
 
 class SyncUnitOfWork(UnitOfWork):

@@ -16,11 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from libs.kit.db import make_engine
 from libs.kit.logging import configure_logging, get_logger
 from libs.kit.telemetry import configure_tracing
+from services.sync_connector.admin import SyncAdmin
+from services.sync_connector.breaker import BreakerState, CircuitBreaker
 from services.sync_connector.consumer import SystemConsumer
-from services.sync_connector.delivery import SyncDelivery, SystemMessageHandler
+from services.sync_connector.dead_letters import DeadLetterPublisher
+from services.sync_connector.delivery import SyncDelivery
+from services.sync_connector.handler import SystemMessageHandler
 from services.sync_connector.http_api import create_api
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
+from services.sync_connector.scheduler import RetryScheduler
 from services.sync_connector.settings import ConnectorSettings
 from services.sync_connector.sinks import EXTERNAL_SYSTEMS, HttpSink, make_http_session
 
@@ -28,7 +33,8 @@ log = get_logger(__name__)
 
 
 class ConnectorRuntime:
-    """The consumers of all external systems plus the HTTP API, in this event loop.
+    """Per external system a consumer group, a retry scheduler and a circuit breaker; one dead-letter
+    publisher and the HTTP API; all in this event loop.
 
     ``serve`` runs one; tests run one in-process (``async with ConnectorRuntime(settings) as runtime``).
     ``settings.http_port = 0`` binds a free port, see ``http_url``.
@@ -45,6 +51,9 @@ class ConnectorRuntime:
         self.metrics = ConnectorMetrics(self.registry)
         self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("services.sync_connector")
         self.consumers: dict[str, SystemConsumer] = {}
+        self.schedulers: dict[str, RetryScheduler] = {}
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.dead_letters: DeadLetterPublisher | None = None
         self.http_url = ""
         self._engine: AsyncEngine | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -71,25 +80,61 @@ class ConnectorRuntime:
         self._engine = engine = make_engine(settings.database)
         self._session = make_http_session(settings.http_timeout_s)
         policy = RetryPolicy(settings.max_retry_count, settings.backoff_base_s, settings.backoff_max_s)
+        self.dead_letters = DeadLetterPublisher(
+            engine, settings.kafka, settings.dlq_topic, self.metrics, poll_interval_s=settings.dlq_poll_interval_s
+        )
         for system in EXTERNAL_SYSTEMS:
-            sink = HttpSink(system, settings.endpoint(system.code), self._session, self._tracer)
-            group_id = settings.group_id(system.code)
-            handler = SystemMessageHandler(
-                SyncDelivery(engine, sink, policy, self.metrics), system.code, group_id, self._tracer, self.metrics
+            breaker = self.breakers[system.code] = CircuitBreaker(
+                system.code,
+                failure_threshold=settings.breaker_failure_threshold,
+                cooldown_s=settings.breaker_cooldown_s,
+                on_transition=self._breaker_moved,
             )
-            consumer = SystemConsumer(
+            self.metrics.breaker_state.labels(system.code).set(BreakerState.CLOSED)
+            delivery = SyncDelivery(
+                engine,
+                HttpSink(system, settings.endpoint(system.code), self._session, self._tracer),
+                breaker,
+                policy,
+                self.metrics,
+                lease_s=settings.claim_lease_s,
+                recheck_s=settings.retry_poll_interval_s,
+                on_dead_letter=self.dead_letters.notify,
+            )
+            group_id = settings.group_id(system.code)
+            self.consumers[system.code] = SystemConsumer(
                 system.code,
                 kafka=settings.kafka,
                 topic=settings.topic,
                 group_id=group_id,
-                handler=handler,
+                handler=SystemMessageHandler(delivery, system.code, group_id, self._tracer, self.metrics),
                 metrics=self.metrics,
                 grace_s=settings.shutdown_grace_s,
             )
-            self.consumers[system.code] = consumer
+            self.schedulers[system.code] = RetryScheduler(
+                delivery,
+                breaker,
+                self.metrics,
+                self._tracer,
+                poll_interval_s=settings.retry_poll_interval_s,
+                concurrency=settings.retry_concurrency,
+                grace_s=settings.shutdown_grace_s,
+            )
+        for consumer in self.consumers.values():
             consumer.start()
+        for scheduler in self.schedulers.values():
+            scheduler.start()
+        self.dead_letters.start()
+        admin = SyncAdmin(
+            engine,
+            retry_budget=settings.max_retry_count,
+            bulk_limit=settings.admin_bulk_retry_limit,
+            metrics=self.metrics,
+        )
         self._api = web.AppRunner(
-            create_api(engine, self.registry, lambda: self.consumers_started), access_log=None, handle_signals=False
+            create_api(engine, self.registry, lambda: self.consumers_started, admin),
+            access_log=None,
+            handle_signals=False,
         )
         await self._api.setup()
         await web.TCPSite(self._api, settings.http_host, settings.http_port).start()
@@ -97,9 +142,27 @@ class ConnectorRuntime:
         self.http_url = f"http://{host}:{port}"
         log.info("connector_started", topic=settings.topic, http_url=self.http_url, systems=list(self.consumers))
 
+    def _breaker_moved(self, system_code: str, old: BreakerState, new: BreakerState, why: str) -> None:
+        self.metrics.breaker_state.labels(system_code).set(new)
+        self.metrics.breaker_transitions.labels(system_code, new.name.lower()).inc()
+        level = log.info if new is BreakerState.CLOSED else log.warning
+        level(
+            "circuit_breaker_transition",
+            system_code=system_code,
+            from_state=old.name.lower(),
+            to_state=new.name.lower(),
+            reason=why,
+        )
+
     async def stop(self) -> None:
-        """Consumers first (finish in-flight, commit), then the API, the HTTP pool and the database pool."""
-        await asyncio.gather(*(consumer.stop() for consumer in self.consumers.values()))
+        """Consumers and schedulers first (finish in-flight calls, record, commit), then the dead-letter
+        publisher, the API, the HTTP pool and the database pool."""
+        await asyncio.gather(
+            *(consumer.stop() for consumer in self.consumers.values()),
+            *(scheduler.stop() for scheduler in self.schedulers.values()),
+        )
+        if self.dead_letters is not None:
+            await self.dead_letters.stop()
         if self._api is not None:
             await self._api.cleanup()
         if self._session is not None:

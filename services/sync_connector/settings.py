@@ -38,11 +38,33 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     backoff_base_s: float = 0.2
     backoff_max_s: float = 5.0
     http_timeout_s: float = 5.0
+    # A delivery in flight holds its record (and its customer's lane at that system) for this
+    # long; a crashed holder's delivery is resumed by any instance after it. Longer than a call.
+    claim_lease_s: float = 30.0
+    # The retry scheduler: how often it looks for due records, and calls in flight per system.
+    retry_poll_interval_s: float = 1.0
+    retry_concurrency: int = 10
+    # Circuit breaker per system: open after this many consecutive transient failures, probe after the cool-down.
+    breaker_failure_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+    # Dead letters go to "<dlq_topic_prefix><system code lowercase>"; empty = "<topic>.dlq.".
+    dlq_topic_prefix: str = ""
+    dlq_poll_interval_s: float = 2.0
+    # At most this many records are reset by one "retry all failed of a system" call.
+    admin_bulk_retry_limit: int = 10_000
     # How long shutdown or a rebalance waits for an in-flight message before abandoning it
     # (it is then redelivered; the idempotency key makes that harmless).
     shutdown_grace_s: float = 10.0
     log_level: str = "INFO"
     service_name: str = "sync-connector"
+
+    def __post_init__(self) -> None:
+        if self.claim_lease_s <= self.http_timeout_s:
+            msg = "claim_lease_s must be longer than http_timeout_s (a lease must outlive the call it covers)"
+            raise ValueError(msg)
+        if min(self.retry_concurrency, self.breaker_failure_threshold, self.admin_bulk_retry_limit) < 1:
+            msg = "retry_concurrency, breaker_failure_threshold and admin_bulk_retry_limit must be at least 1"
+            raise ValueError(msg)
 
     def endpoint(self, system_code: str) -> SystemEndpoint:
         by_code = {
@@ -54,6 +76,10 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
 
     def group_id(self, system_code: str) -> str:
         return f"{self.group_prefix}.{system_code.lower()}"
+
+    def dlq_topic(self, system_code: str) -> str:
+        """``customer-profile.v1.dlq.crm`` for the default topic."""
+        return f"{self.dlq_topic_prefix or self.topic + '.dlq.'}{system_code.lower()}"
 
 
 def settings_from_env(environ: Mapping[str, str]) -> ConnectorSettings:

@@ -59,6 +59,20 @@ def encode_payload(event_id: str, event: CustomerNameChanged) -> bytes:
     )
 
 
+def event_from_payload(sync_data: str | bytes) -> CustomerNameChanged:
+    """The event a stored payload was made from (the dead-letter topic carries the event again)."""
+    payload = msgspec.json.decode(sync_data, type=SyncPayload)
+    return CustomerNameChanged(
+        customer_id=payload.customer_id,
+        application_id=payload.application_id,
+        old_name=payload.old_name,
+        new_name=payload.customer_name,
+        profile_version=payload.profile_version,
+        reason=payload.reason,
+        changed_at=payload.changed_at,
+    )
+
+
 class SinkResponse(msgspec.Struct, frozen=True):
     status: int
     body: bytes

@@ -1,12 +1,15 @@
-"""The sync-connector when an external system fails: retries, permanent failures, isolation, restarts."""
+"""The sync-connector when an external system fails: retries, dead letters, isolation, restarts."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import asyncpg
+import msgspec
 import pytest
+from cloudevents.v1.kafka import KafkaMessage, from_binary
 
+from contracts.events import NAME_CHANGED_TYPE, CustomerNameChanged
 from libs.kit.kafka import KafkaSettings
 from tests.connector_support import (
     SYSTEMS,
@@ -19,6 +22,7 @@ from tests.connector_support import (
 )
 
 CRM_FAILED = {"CRM": "failed", "CMS": "success", "CSS": "success"}
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.fixture
@@ -62,11 +66,11 @@ async def test_crm_retries_503s_while_cms_and_css_do_not_wait(harness: Connector
         assert metric(runtime, "external_sync_status_total", system_code="CRM", status="retrying") == 2
 
 
-async def test_crm_400_fails_at_once_and_crm_down_fails_after_retries(harness: ConnectorHarness) -> None:
+async def test_400_fails_at_once_and_exhausted_retries_fail_both_dead_lettered(harness: ConnectorHarness) -> None:
     await harness.inject_fault({"system": "CRM", "mode": "status", "status": 400, "count": 1})
     async with running_connector(harness.settings()) as runtime:
         rejected_event = name_changed("C300", 1)
-        rejected_id = await harness.produce(rejected_event)
+        rejected_id = await harness.produce(rejected_event, traceparent=f"00-{TRACE_ID}-00f067aa0ba902b7-01")
         await eventually(harness.statuses_become(rejected_id, CRM_FAILED), "CRM failed on 400")
         crm = (await harness.records(rejected_id))["CRM"]
         assert (crm["retry_count"], crm["last_http_status"]) == (0, 400)
@@ -81,7 +85,27 @@ async def test_crm_400_fails_at_once_and_crm_down_fails_after_retries(harness: C
         assert "connection_error" in crm["error_message"]
         assert await harness.attempts(down_id, "CRM") == [("retryable", None)] * 4
 
-        # A failed record is final for redeliveries: no new attempt (admin re-drive is a later feature).
+        # One dead-letter row per failed record, with the payload, the last error and the attempts.
+        letters = await harness.dead_letters()
+        assert [(str(x["event_id"]), x["system_code"], x["reason"], x["attempts"]) for x in letters] == [
+            (rejected_id, "CRM", "rejected", 1),
+            (down_id, "CRM", "retries_exhausted", 4),
+        ]
+        assert msgspec.json.decode(letters[0]["payload"])["customerId"] == "C300"
+        assert letters[0]["last_http_status"] == 400
+        assert "connection_error" in letters[1]["last_error"]
+
+        await _assert_dead_letter_messages(harness, rejected_event, rejected_id, down_id)
+
+        async def published() -> bool:
+            return all(x["published_at"] is not None for x in await harness.dead_letters())
+
+        await eventually(published, "dead letters marked published")
+        assert metric(runtime, "sync_dead_letters_total", system_code="CRM", reason="rejected") == 1
+        assert metric(runtime, "sync_dead_letters_total", system_code="CRM", reason="retries_exhausted") == 1
+        assert metric(runtime, "sync_dead_letters_published_total", system_code="CRM") == 2
+
+        # A failed record is final for redeliveries: no new attempt (an admin retry re-drives it).
         await harness.produce(rejected_event, event_id=rejected_id)
 
         async def crm_skipped() -> bool:
@@ -93,31 +117,64 @@ async def test_crm_400_fails_at_once_and_crm_down_fails_after_retries(harness: C
         assert metric(runtime, "sync_attempts_total", system_code="CRM", result="retryable") == 4
         assert metric(runtime, "external_sync_status_total", system_code="CRM", status="failed") == 2
         assert harness.calls_to("CRM") == 0
+        assert len(await harness.dead_letters()) == 2
 
 
-async def test_shutdown_mid_retry_leaves_the_message_uncommitted_and_a_restart_resumes_it(
-    harness: ConnectorHarness,
+async def _assert_dead_letter_messages(
+    harness: ConnectorHarness, rejected_event: CustomerNameChanged, rejected_id: str, down_id: str
 ) -> None:
+    """Each failure is also a message on the system's dead-letter topic: the original CloudEvent plus x-dlq-*."""
+    messages = await harness.dlq_messages("CRM", 2)
+    by_id = {dict(m.headers)["ce_id"].decode(): m for m in messages}
+    assert set(by_id) == {rejected_id, down_id}
+    rejected = by_id[rejected_id]
+    headers = {key: value.decode() for key, value in rejected.headers}
+    assert headers["x-dlq-system"] == "CRM"
+    assert headers["x-dlq-reason"].startswith("rejected: HTTP 400")
+    assert headers["x-dlq-attempts"] == "1"
+    assert headers["ce_type"] == NAME_CHANGED_TYPE
+    assert headers["ce_subject"] == "C300"
+    assert headers["traceparent"].split("-")[1] == TRACE_ID
+    assert rejected.key == b"C300"
+    event = from_binary(KafkaMessage(headers=dict(rejected.headers), key=rejected.key, value=rejected.value))
+    assert event["id"] == rejected_id  # the official SDK reads it
+    assert event.data["newName"] == rejected_event.new_name
+    assert event.data["profileVersion"] == 1
+    exhausted = {key: value.decode() for key, value in by_id[down_id].headers}
+    assert exhausted["x-dlq-reason"].startswith("retries_exhausted: connection_error")
+
+
+async def test_a_persisted_retry_resumes_after_a_restart(harness: ConnectorHarness) -> None:
     # CRM answers slower than the connector waits: each call times out (though the stub may apply it).
     await harness.inject_fault({"system": "CRM", "mode": "latency", "latencyMs": 1000})
-    settings = harness.settings(http_timeout_s=0.3, max_retry_count=20, backoff_max_s=0.4)
+    settings = harness.settings(http_timeout_s=0.3, claim_lease_s=1.0, max_retry_count=20, backoff_max_s=0.4)
     async with running_connector(settings):
         event_id = await harness.produce(name_changed("C400", 1))
         crm_retrying = {"CRM": "retrying", "CMS": "success", "CSS": "success"}
         await eventually(harness.statuses_become(event_id, crm_retrying), "CRM retrying after a timeout")
+
+        # The retry lives in the database, not on the partition: the message is already committed.
+        async def crm_committed() -> bool:
+            return await harness.committed_total(settings.group_id("CRM")) == 1
+
+        await eventually(crm_committed, "the CRM offset committed while CRM is still retrying")
     crm = (await harness.records(event_id))["CRM"]
     assert crm["sync_status"] == "retrying"
+    assert crm["next_attempt_at"] is not None
     assert "timeout" in crm["error_message"]
-    assert await harness.committed_total(settings.group_id("CRM")) == 0
-    assert await harness.committed_total(settings.group_id("CMS")) == 1
+    attempts_before = len(await harness.attempts(event_id, "CRM"))
 
     await harness.clear_faults()
-    async with running_connector(settings):  # same groups: resumes from the committed offsets
+    async with running_connector(settings) as runtime:  # nothing left in Kafka: the retry scheduler resumes it
         await eventually(harness.statuses_become(event_id, dict.fromkeys(SYSTEMS, "success")), "CRM success")
+        assert metric(runtime, "sync_retry_scheduler_claims_total", system_code="CRM") >= 1
+        assert metric(runtime, "messages_undecodable_total", system_code="CRM") == 0
     attempts = await harness.attempts(event_id, "CRM")
+    assert len(attempts) > attempts_before
     assert attempts[-1] == ("applied", 200)
     assert set(attempts[:-1]) == {("retryable", None)}
     assert (await harness.records(event_id))["CRM"]["retry_count"] == len(attempts) - 1 > 0  # across both runs
     # One effect per system: timed-out calls and the retry all carried the same Idempotency-Key.
     assert sorted(call.system for call in harness.stub.state.received()) == sorted(SYSTEMS)
-    assert await harness.committed_total(settings.group_id("CRM")) == 1
+    stats = await harness.stub_stats()
+    assert {code: stats[code]["appliedKeys"] for code in SYSTEMS} == dict.fromkeys(SYSTEMS, 1)

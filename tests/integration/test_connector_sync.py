@@ -78,12 +78,14 @@ async def test_happy_path_redelivery_stale_event_and_undecodable_message(harness
         async with http.get(runtime.http_url + "/metrics") as response:
             assert 'sync_attempts_total{result="applied",system_code="CRM"} 1.0' in await response.text()
         async with http.get(runtime.http_url + "/v1/sync-records", params={"customerId": "C100"}) as response:
-            listed = await response.json()
+            page = await response.json()
+        listed = page["items"]
+        assert page["nextCursor"] is None
         assert all(record["syncData"]["customerId"] == "C100" for record in listed)
         assert sorted((record["systemCode"], record["syncStatus"]) for record in listed) == sorted(
             [(code, "success") for code in SYSTEMS] + [(code, "superseded") for code in SYSTEMS]
         )
-        async with http.get(runtime.http_url + "/v1/sync-records") as response:
+        async with http.get(runtime.http_url + "/v1/sync-records", params={"limit": "0"}) as response:
             assert response.status == 422
             assert response.content_type == "application/problem+json"
 

@@ -1,0 +1,141 @@
+"""A per-system circuit breaker (pure state machine; the clock and the transition hook are injected).
+
+closed --K consecutive transient failures--> open --cool-down elapsed, next caller--> half-open
+half-open --the one trial call succeeds--> closed;  half-open --it fails--> open (a new cool-down)
+
+Only transient failures count (5xx, 408/429, timeout, connection error): a 4xx
+rejection or a 409 means the system is up and answering. Each connector
+process keeps its own breaker per system; they are not coordinated, so with N
+instances a down system sees at most N trial calls per cool-down.
+
+A call asks for a ``Permit`` before it is made and reports its result with it.
+Results of calls permitted before the last transition are ignored (a slow call
+started while closed must not close a breaker that opened meanwhile).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import IntEnum
+
+import msgspec
+
+
+class BreakerState(IntEnum):
+    """Also the value of the ``circuit_breaker_state`` gauge."""
+
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2
+
+
+class Permit(msgspec.Struct, frozen=True):
+    generation: int
+    trial: bool
+
+
+TransitionHook = Callable[[str, BreakerState, BreakerState, str], None]
+
+
+def _ignore_transition(_code: str, _old: BreakerState, _new: BreakerState, _why: str) -> None:
+    return None
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        system_code: str,
+        *,
+        failure_threshold: int,
+        cooldown_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_transition: TransitionHook = _ignore_transition,
+    ) -> None:
+        if failure_threshold < 1:
+            msg = "failure_threshold must be at least 1"
+            raise ValueError(msg)
+        self.system_code = system_code
+        self._threshold = failure_threshold
+        self._cooldown_s = cooldown_s
+        self._clock = clock
+        self._on_transition = on_transition
+        self._state = BreakerState.CLOSED
+        self._generation = 0
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trial_out = False
+
+    @property
+    def state(self) -> BreakerState:
+        return self._state
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self._failures
+
+    def seconds_until_probe(self) -> float:
+        """How long a deferred delivery should wait: until the next trial may be made."""
+        if self._state is BreakerState.OPEN:
+            return max(0.0, self._opened_at + self._cooldown_s - self._clock())
+        if self._state is BreakerState.HALF_OPEN:
+            return self._cooldown_s  # a trial is out; its result decides, re-check after a cool-down
+        return 0.0
+
+    def calls_allowed(self) -> int | None:
+        """How many calls may start now: None = no limit (closed), 1 = a trial may go, 0 = none."""
+        if self._state is BreakerState.CLOSED:
+            return None
+        if self._state is BreakerState.OPEN:
+            return 1 if self.seconds_until_probe() == 0 else 0
+        return 0 if self._trial_out else 1
+
+    def acquire(self) -> Permit | None:
+        """A permit to call now, or None when the breaker is open (or its one trial is out)."""
+        if self._state is BreakerState.CLOSED:
+            return Permit(self._generation, trial=False)
+        if self._state is BreakerState.OPEN:
+            if self.seconds_until_probe() > 0:
+                return None
+            self._move(BreakerState.HALF_OPEN, "cool-down elapsed, probing with one trial call")
+        if self._trial_out:
+            return None
+        self._trial_out = True
+        return Permit(self._generation, trial=True)
+
+    def release(self, permit: Permit) -> None:
+        """The permitted call was not made after all (e.g. the delivery turned out superseded)."""
+        if permit.trial and permit.generation == self._generation:
+            self._trial_out = False
+
+    def record_success(self, permit: Permit) -> None:
+        """The system answered (2xx, 409, or a 4xx rejection): it is up."""
+        if permit.generation != self._generation:
+            return
+        self._failures = 0
+        if self._state is BreakerState.HALF_OPEN and permit.trial:
+            self._move(BreakerState.CLOSED, "trial call succeeded")
+
+    def record_failure(self, permit: Permit) -> None:
+        """A transient failure: 5xx, 408/429, timeout or connection error."""
+        if permit.generation != self._generation:
+            return
+        if self._state is BreakerState.HALF_OPEN and permit.trial:
+            self._open("trial call failed")
+            return
+        if self._state is BreakerState.CLOSED:
+            self._failures += 1
+            if self._failures >= self._threshold:
+                self._open(f"{self._failures} consecutive transient failures")
+
+    def _open(self, why: str) -> None:
+        self._opened_at = self._clock()
+        self._move(BreakerState.OPEN, why)
+
+    def _move(self, new: BreakerState, why: str) -> None:
+        old, self._state = self._state, new
+        self._generation += 1
+        self._trial_out = False
+        if new is BreakerState.CLOSED:
+            self._failures = 0
+        self._on_transition(self.system_code, old, new, why)

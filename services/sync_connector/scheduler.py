@@ -1,0 +1,142 @@
+"""The retry scheduler of one external system: delivers records whose next attempt is due.
+
+Retries are moved off the Kafka partition (the design decision, see README
+"Sync-connector"): a transient failure, an open circuit breaker, or a record
+waiting behind an older delivery of its customer is stored with
+``next_attempt_at``; this loop, running in every connector instance, claims due
+records (``FOR UPDATE SKIP LOCKED``, so instances share the work without
+overlap) and calls the system with at most ``concurrency`` calls in flight.
+It respects the system's circuit breaker: nothing is claimed while it is open,
+one trial record when its cool-down has passed. Each system has its own loop,
+so one system's backlog or outage never delays another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from sqlalchemy.exc import SQLAlchemyError
+
+from libs.kit.logging import get_logger
+from libs.kit.telemetry import context_from_headers
+from services.sync_connector.breaker import CircuitBreaker
+from services.sync_connector.delivery import Claim, SyncDelivery
+from services.sync_connector.metrics import ConnectorMetrics
+from services.sync_connector.outcome import RetryPolicy
+
+log = get_logger(__name__)
+
+ERROR_BACKOFF = RetryPolicy(max_retries=0, base_s=0.5, max_s=10.0)
+
+
+class RetryScheduler:
+    def __init__(
+        self,
+        delivery: SyncDelivery,
+        breaker: CircuitBreaker,
+        metrics: ConnectorMetrics,
+        tracer: trace.Tracer,
+        *,
+        poll_interval_s: float,
+        concurrency: int,
+        grace_s: float,
+    ) -> None:
+        self._delivery = delivery
+        self._breaker = breaker
+        self._metrics = metrics
+        self._tracer = tracer
+        self._poll_s = poll_interval_s
+        self._concurrency = concurrency
+        self._grace_s = grace_s
+        self._code = delivery.system_code
+        self._stop = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"retry-scheduler-{self._code}")
+
+    async def stop(self) -> None:
+        """Stop claiming; let calls in flight finish and record (bounded by the grace period)."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        if self._in_flight:
+            _, pending = await asyncio.wait(self._in_flight, timeout=self._grace_s)
+            for task in pending:  # their claims' leases end and another instance repeats the call
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            allowed = self._breaker.calls_allowed()
+            if allowed == 0:
+                await self._wait(min(max(self._breaker.seconds_until_probe(), 0.01), self._poll_s))
+                continue
+            free = self._concurrency - len(self._in_flight)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._wait_for_slot()
+                continue
+            limit = free if allowed is None else min(free, allowed)
+            try:
+                batch = await self._delivery.claim_due(limit)
+            except (SQLAlchemyError, OSError) as exc:
+                failures += 1
+                self._metrics.scheduler_errors.labels(self._code).inc()
+                wait_s = ERROR_BACKOFF.delay_before_retry(failures)
+                log.warning("retry_scheduler_failed", system_code=self._code, error=repr(exc), retry_in_s=wait_s)
+                await self._wait(wait_s)
+                continue
+            failures = 0
+            for claim in batch.claims:
+                self._launch(claim)
+            # A full batch that made progress means more may be due right now; otherwise wait a poll.
+            if batch.examined < limit or batch.skipped == batch.examined:
+                await self._wait(self._poll_s)
+
+    def _launch(self, claim: Claim) -> None:
+        self._metrics.scheduled_claims.labels(self._code).inc()
+        task = asyncio.create_task(self._attempt(claim), name=f"retry-{self._code}-{claim.record.id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slot_freed.set()
+
+    async def _attempt(self, claim: Claim) -> None:
+        record = claim.record
+        # The retry continues the trace of the transaction that wrote the event.
+        with self._tracer.start_as_current_span(
+            f"sync retry {self._code}",
+            context=context_from_headers(dict(record.event_headers)),
+            kind=SpanKind.INTERNAL,
+            attributes={"messaging.message.id": record.event_id, "sync.record_id": record.id},
+        ) as span:
+            try:
+                status = await self._delivery.attempt(claim, self._stop)
+            except Exception:
+                # The claim's lease ends and the record is due again: nothing is lost.
+                log.exception("retry_attempt_failed", system_code=self._code, record_id=record.id)
+                return
+            span.set_attribute("sync.status", "claim_lost" if status is None else status.value)
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    async def _wait_for_slot(self) -> None:
+        stop = asyncio.create_task(self._stop.wait())
+        slot = asyncio.create_task(self._slot_freed.wait())
+        try:
+            await asyncio.wait({stop, slot}, timeout=self._poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            slot.cancel()
