@@ -25,7 +25,13 @@ EXPECTED = {
         "backup_customers",
         "idempotency_keys",
     },
-    "sync": {"external_sync_records", "external_sync_attempts", "customer_sync_state"},
+    "sync": {
+        "external_sync_records",
+        "external_sync_attempts",
+        "customer_sync_state",
+        "dead_letters",
+        "admin_actions",
+    },
 }
 
 
