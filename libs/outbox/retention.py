@@ -28,10 +28,11 @@ class Retention:
         self._metrics = metrics
         self._next_run = 0.0
         table = f'"{settings.schema}".outbox'
+        # ``= ANY(ARRAY(...))``: the batch's ids first, then primary-key look-ups; a join could
+        # hash the whole table.
         self._sql = (
-            f"WITH old AS (SELECT id FROM {table} WHERE status = 'published' "  # noqa: S608
-            f"AND shard = ANY($1::smallint[]) AND published_at < now() - make_interval(secs => $2) LIMIT $3) "
-            f"DELETE FROM {table} o USING old WHERE o.id = old.id"
+            f"DELETE FROM {table} WHERE id = ANY(ARRAY(SELECT id FROM {table} WHERE status = 'published' "  # noqa: S608
+            f"AND shard = ANY($1::smallint[]) AND published_at < now() - make_interval(secs => $2) LIMIT $3))"
         )
 
     def due(self) -> bool:

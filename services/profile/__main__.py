@@ -1,4 +1,4 @@
-"""``python -m services.profile serve|relay|migrate``."""
+"""``python -m services.profile serve|relay|migrate|outbox``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import click
 
 from services.profile.entrypoints.cli_ledger import LEDGER_COMMANDS
+from services.profile.entrypoints.cli_outbox import outbox
 from services.profile.settings import settings_from_env
 
 
@@ -50,6 +51,7 @@ def migrate() -> None:
     upgrade(settings_from_env(os.environ).database.url, "profile")
 
 
+cli.add_command(outbox)
 for _command in LEDGER_COMMANDS:
     cli.add_command(_command)
 

@@ -1,9 +1,10 @@
-"""kill -9 the relay process mid-stream: nothing is lost, per-key order holds, all rows end published."""
+"""kill -9 one of two relay processes mid-stream: its shards move after the lease expires, nothing is lost,
+per-key order holds, all rows end published; a restarted instance gets its fair share back."""
 
 from __future__ import annotations
 
-import json
 import random
+import time
 import uuid
 from pathlib import Path
 
@@ -11,11 +12,15 @@ import pytest
 
 from libs.devstack.processes import ServiceProcess
 from libs.kit.kafka import KafkaSettings
+from libs.outbox.table import SHARD_COUNT
+from libs.outbox.writer import OutboxMessage
 from tests.relay_support import (
     collecting,
     engine_for,
+    first_occurrence_versions,
     name_changed,
     outbox_rows,
+    shard_owners,
     status_counts,
     wait_until,
     write,
@@ -24,10 +29,34 @@ from tests.relay_support import (
 ROWS = 1_000
 KEYS = 300
 KILL_AFTER = 50  # published rows before the kill: well into the stream, far from its end
+LEASE_TTL_S = 2.0
+
+
+def relay_process(name: str, database_url: str, kafka: KafkaSettings, topic: str, log_file: Path) -> ServiceProcess:
+    return ServiceProcess(
+        name=name,
+        module="services.profile",
+        args=["relay"],
+        env={
+            "PROFILE_DB_URL": database_url,
+            "PROFILE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "PROFILE_RELAY_TOPIC": topic,
+            "PROFILE_RELAY_INSTANCE_ID": name,
+            # Small batches with some linger: the kill lands in the middle of the stream.
+            "PROFILE_RELAY_BATCH_SIZE": "10",
+            "PROFILE_KAFKA_LINGER_MS": "30",
+            "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
+            "PROFILE_RELAY_RECONNECT_DELAY_S": "0.2",
+            "PROFILE_RELAY_LEASE_TTL_S": str(LEASE_TTL_S),
+            "PROFILE_RELAY_LEASE_RENEW_INTERVAL_S": "0.3",
+            "PROFILE_LOG_LEVEL": "INFO",
+        },
+        log_file=log_file,
+    )
 
 
 @pytest.mark.chaos
-async def test_relay_killed_mid_batch_loses_nothing(
+async def test_a_killed_relay_instance_loses_nothing_and_its_shards_move_after_the_lease_expires(
     database_url: str, kafka_settings: KafkaSettings, topic: str, artifacts_dir: Path
 ) -> None:
     rng = random.Random(20240611)
@@ -43,76 +72,86 @@ async def test_relay_killed_mid_batch_loses_nothing(
             await write(engine, messages[start : start + 100])
     assert await status_counts(database_url) == {"pending": ROWS}
 
-    log_file = artifacts_dir / f"chaos-relay-{uuid.uuid4().hex[:8]}.log"
-    relay = ServiceProcess(
-        name="outbox-relay",
-        module="services.profile",
-        args=["relay"],
-        env={
-            "PROFILE_DB_URL": database_url,
-            "PROFILE_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-            "PROFILE_RELAY_TOPIC": topic,
-            # Small batches with some linger: the kill lands in the middle of the stream.
-            "PROFILE_RELAY_BATCH_SIZE": "10",
-            "PROFILE_KAFKA_LINGER_MS": "20",
-            "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
-            "PROFILE_RELAY_LEADER_RETRY_S": "0.2",
-            "PROFILE_LOG_LEVEL": "INFO",
-        },
-        log_file=log_file,
-    )
+    run = uuid.uuid4().hex[:8]
+    log_a, log_b = (artifacts_dir / f"chaos-relay-{run}-{n}.log" for n in ("a", "b"))
+    relay_a = relay_process("relay-a", database_url, kafka_settings, topic, log_a)
+    relay_b = relay_process("relay-b", database_url, kafka_settings, topic, log_b)
 
     async def published() -> int:
         return (await status_counts(database_url)).get("published", 0)
 
-    async def some_published() -> bool:
-        if not relay.running:
-            raise AssertionError(f"relay exited early (log: {log_file})")
-        return await published() >= KILL_AFTER
+    async def owners() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for owner in (await shard_owners(database_url)).values():
+            counts[owner or "-"] = counts.get(owner or "-", 0) + 1
+        return counts
 
-    async def all_published() -> bool:
-        return await published() == ROWS
+    async def both_own_and_some_published() -> bool:
+        for relay, log in ((relay_a, log_a), (relay_b, log_b)):
+            if not relay.running:
+                raise AssertionError(f"{relay.name} exited early (log: {log})")
+        shares = await owners()
+        return shares.get("relay-a", 0) > 0 and shares.get("relay-b", 0) > 0 and await published() >= KILL_AFTER
 
     try:
-        relay.start()
+        relay_a.start()
+        relay_b.start()
         await wait_until(
-            some_published,
+            both_own_and_some_published,
             timeout=30,
-            message=f"relay published nothing (log: {log_file})",
+            message=lambda: f"the two relays did not share the work (logs: {log_a}, {log_b})",
             interval=0.02,
         )
-        relay.kill()
+        killed_shards = {s for s, o in (await shard_owners(database_url)).items() if o == "relay-a"}
+        relay_a.kill()
+        killed_at = time.monotonic()
         at_kill = await published()
         assert 0 < at_kill < ROWS, f"the kill must land mid-stream, {at_kill} of {ROWS} were published"
 
-        relay.start()
-        await wait_until(
-            all_published,
-            timeout=60,
-            message=f"not all rows published after the restart (log: {log_file})",
-        )
-    finally:
-        relay.stop()
+        async def b_owns_all() -> bool:
+            return await owners() == {"relay-b": SHARD_COUNT}
 
+        await wait_until(b_owns_all, timeout=LEASE_TTL_S + 10, message=f"relay-b did not take over (log: {log_b})")
+        takeover_s = time.monotonic() - killed_at
+        # Taken over by expiry: not before the killed instance's last lease ran out.
+        assert takeover_s >= LEASE_TTL_S - 0.5, takeover_s
+        assert killed_shards
+
+        await wait_until(lambda: _all_published(database_url), timeout=60, message=f"rows left pending (log: {log_b})")
+
+        relay_a.start()  # back, same instance id: it gets its fair share again
+
+        async def rebalanced() -> bool:
+            return await owners() == {"relay-a": SHARD_COUNT // 2, "relay-b": SHARD_COUNT // 2}
+
+        await wait_until(rebalanced, timeout=15, message=lambda: f"no rebalance after the restart (log: {log_a})")
+    finally:
+        relay_a.stop()
+        relay_b.stop()
+    assert await owners() == {"-": SHARD_COUNT}, "stopped instances hand their shards back"
+
+    print(
+        f"killed after {at_kill} of {ROWS} rows; shards {sorted(killed_shards)} taken over after {takeover_s:.1f}s "
+        f"(lease ttl {LEASE_TTL_S}s)"
+    )
+    await _assert_all_delivered_in_order(database_url, kafka_settings, topic, messages, versions)
+
+
+async def _assert_all_delivered_in_order(
+    database_url: str, kafka: KafkaSettings, topic: str, messages: list[OutboxMessage], versions: dict[str, int]
+) -> None:
     expected = {str(m.id) for m in messages}
-    async with collecting(kafka_settings, topic) as seen:
+    async with collecting(kafka, topic) as seen:
         await wait_until(
             lambda: expected <= seen.ids(),
             timeout=30,
             message=lambda: f"{len(expected - seen.ids())} of {ROWS} events never reached Kafka",
         )
     assert await status_counts(database_url) == {"published": ROWS}
-    print(f"killed after {at_kill} of {ROWS} rows; {len(seen.messages) - ROWS} duplicates in Kafka")
+    print(f"{len(seen.messages) - ROWS} duplicates in Kafka")
 
     # Per key, the first occurrence of each event follows the commit order (versions ascend).
-    first_seen: dict[str, list[int]] = {}
-    seen_ids: set[str] = set()
-    for record in sorted(seen.messages, key=lambda r: (r.partition, r.offset)):
-        if record.event_id in seen_ids:
-            continue
-        seen_ids.add(record.event_id)
-        first_seen.setdefault(record.key, []).append(json.loads(record.value)["profileVersion"])
-    for key, seq in first_seen.items():
+    for key, seq in first_occurrence_versions(seen.messages).items():
         assert seq == list(range(1, versions[key] + 1)), (key, seq)
 
     # Every row's recorded position holds that very event.
@@ -121,3 +160,7 @@ async def test_relay_killed_mid_batch_loses_nothing(
     for message in messages:
         row = rows[message.id]
         assert position[(row["published_partition"], row["published_offset"])] == str(message.id)
+
+
+async def _all_published(database_url: str) -> bool:
+    return await status_counts(database_url) == {"published": ROWS}

@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 
 import asyncpg
+from structlog.testing import capture_logs
 
 from libs.devstack.embedded import EmbeddedKafka
 from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.outbox.table import SHARD_COUNT
 from tests.relay_support import (
     collecting,
     engine_for,
+    first_occurrence_versions,
     name_changed,
     outbox_rows,
     relay_settings,
@@ -103,7 +106,7 @@ async def test_a_broker_outage_leaves_rows_pending_and_they_flow_when_it_is_back
         broker.stop()
 
 
-async def test_a_poison_message_is_parked_while_other_keys_flow_and_its_key_waits(
+async def test_a_poison_message_blocks_only_its_key_across_two_instances_and_says_which(
     database_url: str, kafka_settings: KafkaSettings, topic: str
 ) -> None:
     kafka = KafkaSettings(
@@ -114,32 +117,59 @@ async def test_a_poison_message_is_parked_while_other_keys_flow_and_its_key_wait
     settings = relay_settings(topic, batch_size=20, poll_interval_s=0.2, max_attempts=3)
     poison = name_changed("X", 1, reason="x" * 20_000)
     behind = name_changed("X", 2)
-    others = [name_changed(key, v) for v in (1, 2, 3) for key in ("Y", "Z")]
-    async with (
-        engine_for(database_url) as engine,
-        collecting(kafka, topic) as seen,
-        running_relay(database_url, kafka, settings) as relay,
-    ):
-        await write(engine, [others[0], poison, others[1], behind, *others[2:]])
+    keys = [f"Y{n:02d}" for n in range(40)]
+    others = [name_changed(key, v) for v in (1, 2, 3) for key in keys]
+    with capture_logs() as logs:
+        async with (
+            engine_for(database_url) as engine,
+            collecting(kafka, topic) as seen,
+            running_relay(database_url, kafka, settings) as first,
+            running_relay(database_url, kafka, settings) as second,
+        ):
+            relays = (first, second)
+            await wait_until(
+                lambda: sum(r.shards_owned for r in relays) == SHARD_COUNT and all(r.shards_owned for r in relays),
+                timeout=10,
+                message="the instances did not share the shards",
+            )
+            await write(engine, [*others[:40], poison, *others[40:80], behind, *others[80:]])
 
-        async def parked() -> bool:
-            status: str = (await outbox_rows(database_url))[poison.id]["status"]
-            return status == "failed"
+            async def parked() -> bool:
+                status: str = (await outbox_rows(database_url))[poison.id]["status"]
+                return status == "failed"
 
-        await wait_until(parked, timeout=15, message="poison row was not parked")
-        await wait_until(
-            lambda: {str(m.id) for m in others} <= seen.ids(), timeout=10, message="other keys did not flow"
-        )
-        # The relay is not blocked: later rows of other keys keep flowing; X waits behind its parked row.
-        later = [name_changed("Y", 4), name_changed("Z", 4), name_changed("X", 3)]
-        await write(engine, later)
-        await wait_until(
-            lambda: {str(later[0].id), str(later[1].id)} <= seen.ids(),
-            timeout=10,
-            message="rows written after the parking did not flow",
-        )
-        rows = await outbox_rows(database_url)
-        assert relay.metric("outbox_relay_parked_total") == 1
+            await wait_until(parked, timeout=15, message="poison row was not parked")
+            await wait_until(
+                lambda: {str(m.id) for m in others} <= seen.ids(), timeout=10, message="other keys did not flow"
+            )
+            # No instance is blocked: later rows of other keys flow; X waits behind its parked row.
+            later = [name_changed(keys[0], 4), name_changed(keys[-1], 4), name_changed("X", 3)]
+            await write(engine, later)
+            await wait_until(
+                lambda: {str(later[0].id), str(later[1].id)} <= seen.ids(),
+                timeout=10,
+                message="rows written after the parking did not flow",
+            )
+            await wait_until(
+                lambda: sum(r.metric("outbox_relay_blocked_keys") for r in relays) == 1,
+                timeout=5,
+                message="the blocked-keys gauge did not count the blocked key",
+            )
+            labelled = [
+                r.registry.get_sample_value(
+                    "outbox_relay_blocked_key", {"aggregate_id": "X", "outbox_id": str(poison.id)}
+                )
+                for r in relays
+            ]
+            rows = await outbox_rows(database_url)
+            assert sum(r.metric("outbox_relay_parked_total") for r in relays) == 1
+
+    assert sorted(labelled, key=lambda v: v is None) == [1.0, None], "exactly the owner of X's shard names it"
+    blocked_lines = [e for e in logs if e["event"] == "outbox_key_blocked"]
+    assert [(e["aggregate_id"], e["outbox_id"]) for e in blocked_lines] == [("X", str(poison.id))]
+    assert blocked_lines[0]["waiting_rows"] >= 1
+    parked_lines = [e for e in logs if e["event"] == "outbox_row_parked"]
+    assert [(e["aggregate_id"], e["outbox_id"]) for e in parked_lines] == [("X", str(poison.id))]
 
     assert rows[poison.id]["status"] == "failed"
     assert rows[poison.id]["attempts"] == settings.max_attempts
@@ -148,10 +178,10 @@ async def test_a_poison_message_is_parked_while_other_keys_flow_and_its_key_wait
         assert rows[waiting.id]["status"] == "pending"
         assert rows[waiting.id]["attempts"] == 0
     assert not {str(poison.id), str(behind.id), str(later[2].id)} & seen.ids()
-    assert {m.key for m in seen.messages} == {"Y", "Z"}
-    for key in ("Y", "Z"):
-        versions = [_version(m.value) for m in sorted(seen.messages, key=lambda r: r.offset) if m.key == key]
-        assert versions == [1, 2, 3, 4]
+    assert {m.key for m in seen.messages} == set(keys)
+    versions = first_occurrence_versions(seen.messages)
+    assert versions[keys[0]] == versions[keys[-1]] == [1, 2, 3, 4]
+    assert all(versions[key] == [1, 2, 3] for key in keys[1:-1])
 
 
 async def test_a_row_with_malformed_headers_is_parked_and_the_relay_goes_on(

@@ -1,4 +1,4 @@
-"""The relay process: outbox -> Kafka until SIGTERM/SIGINT."""
+"""The relay process: outbox -> Kafka until SIGTERM/SIGINT; run as many as you like (shard leases)."""
 
 from __future__ import annotations
 
@@ -35,9 +35,16 @@ async def run_relay(settings: ProfileSettings) -> None:
         settings.relay,
         RelayMetrics(registry),
     )
-    log.info("relay_started", topic=settings.relay.topic, schema=settings.relay.schema)
+    log.info(
+        "relay_started",
+        topic=settings.relay.topic,
+        schema=settings.relay.schema,
+        instance_id=relay.instance_id,
+        lease_ttl_s=settings.relay.lease_ttl_s,
+    )
     try:
-        await relay.run(stop)  # owns its producer: builds it, rebuilds it after broker failures, stops it
+        # Owns its producer and its shard leases: hands both back when stop is set.
+        await relay.run(stop)
     finally:
         provider.shutdown()
         log.info("relay_stopped")

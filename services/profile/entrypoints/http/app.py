@@ -17,6 +17,7 @@ from libs.kit.db import make_engine
 from libs.kit.logging import configure_logging
 from libs.kit.telemetry import configure_tracing
 from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
+from services.profile.entrypoints.http.admin_outbox import OutboxAdminController
 from services.profile.entrypoints.http.customer_routes import CustomerController
 from services.profile.entrypoints.http.dependencies import provide_actor, provide_customers, provide_name_changes
 from services.profile.entrypoints.http.idempotency import idempotency_middleware
@@ -24,6 +25,7 @@ from services.profile.entrypoints.http.ledger_wiring import LEDGER_ROUTES, insta
 from services.profile.entrypoints.http.ops import health, metrics, ready
 from services.profile.entrypoints.http.problems import EXCEPTION_HANDLERS, ErrorMetrics
 from services.profile.entrypoints.http.routes import ApplicationController, ProfileUpdateController
+from services.profile.entrypoints.outbox_admin_wiring import build_outbox_admin_service
 from services.profile.service_layer.metrics import ProfileMetrics
 from services.profile.service_layer.name_changes import NameChangeService
 from services.profile.settings import ProfileSettings
@@ -44,6 +46,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
         app.state.engine = engine
         install_ledger_services(app.state, engine, settings.ledger, registry)
         app.state.name_change_service = NameChangeService(uow_factory, ProfileMetrics(registry))
+        app.state.outbox_admin_service = build_outbox_admin_service(engine, settings.relay, registry)
         try:
             yield
         finally:
@@ -61,6 +64,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
             CustomerController,
             ApplicationController,
             ProfileUpdateController,
+            OutboxAdminController,
             *LEDGER_ROUTES,
             health,
             ready,
