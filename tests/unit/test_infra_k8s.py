@@ -191,7 +191,7 @@ def test_commands_exist_migrations_run_first_and_backups_daily(target: str) -> N
         ["services.profile", "migrate"],
         ["services.sync_connector", "migrate"],
     ]
-    backup = of_kind(resources, "CronJob")["ledger-backup"]["spec"]
+    backup = of_kind(resources, "CronJob")["ledger-maintenance"]["spec"]
     assert backup["schedule"] == "0 2 * * *"
     assert backup["concurrencyPolicy"] == "Forbid"
     (container,) = backup["jobTemplate"]["spec"]["template"]["spec"]["containers"]
@@ -228,7 +228,7 @@ def test_network_policies_allow_only_what_each_workload_needs(target: str) -> No
     assert egress_ports(resources, "outbox-relay") == base | {5432, 9092}
     assert egress_ports(resources, "sync-connector") == base | {5432, 9092, external}
     assert egress_ports(resources, "schema-migrations") == base | {5432}
-    assert egress_ports(resources, "ledger-backup") == base | {5432}
+    assert egress_ports(resources, "ledger-maintenance") == base | {5432}
     api_ingress = policies["allow-profile-api-ingress"]["spec"]
     assert selects(api_ingress["podSelector"], pod_labels(resources)["profile-service"])
     assert not selects(api_ingress["podSelector"], pod_labels(resources)["outbox-relay"])
