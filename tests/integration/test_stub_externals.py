@@ -135,3 +135,28 @@ async def test_faults_status_down_latency_and_reset(stub: RunningStub, http: aio
     assert (await _post(http, stub, CRM_PATH, body, "k", secret=SECRET))[0] == 200  # the replay cache is gone too
     async with http.get(stub.url + "/health") as response:
         assert response.status == 200
+
+
+async def test_stats_count_applied_keys_duplicates_conflicts_and_faults(
+    stub: RunningStub, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        stub.url + "/_faults", json={"system": "CMS", "mode": "status", "status": 500, "customerId": "C9"}
+    ) as response:
+        assert response.status == 201
+    assert (await _post(http, stub, "/api/profile/sync", _body("C9"), "k9"))[0] == 500  # only C9 is faulted
+    assert (await _post(http, stub, "/api/profile/sync", _body("C1", 1), "k1"))[0] == 200
+    assert (await _post(http, stub, "/api/profile/sync", _body("C1", 1), "k1"))[0] == 200  # duplicate, absorbed
+    assert (await _post(http, stub, "/api/profile/sync", _body("C1", 2), "k2"))[0] == 200
+    assert (await _post(http, stub, "/api/profile/sync", _body("C1", 1), "k3"))[0] == 409
+    assert (await _post(http, stub, "/api/customer/profile", _body("C1", 1), "k1"))[0] == 200
+
+    async with http.get(stub.url + "/_stats") as response:
+        stats = await response.json()
+    assert stats["CMS"] == {"appliedKeys": 2, "conflicts": 1, "duplicateCalls": 1, "faultedCalls": 1}
+    assert stats["CSS"] == {"appliedKeys": 1, "conflicts": 0, "duplicateCalls": 0, "faultedCalls": 0}
+    assert stats["CRM"]["appliedKeys"] == 0
+    async with http.get(stub.url + "/_customers", params={"system": "CMS"}) as response:
+        assert await response.json() == {"C1": {"profileVersion": 2, "customerName": "New"}}
+    async with http.get(stub.url + "/_customers", params={"system": "ERP"}) as response:
+        assert response.status == 400

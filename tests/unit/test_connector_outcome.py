@@ -36,7 +36,7 @@ def test_409_with_an_older_or_missing_version_is_permanent(body: bytes) -> None:
     assert classify_response(409, body, event_version=3).outcome is Outcome.REJECTED
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 413, 422])
 def test_other_4xx_is_permanent(status: int) -> None:
     result = classify_response(status, b'{"detail": "bad"}', event_version=1)
     assert result.outcome is Outcome.REJECTED
@@ -46,6 +46,13 @@ def test_other_4xx_is_permanent(status: int) -> None:
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_5xx_is_retryable(status: int) -> None:
     assert classify_response(status, b"", event_version=1).outcome is Outcome.RETRYABLE
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_request_timeout_and_rate_limit_are_retryable_despite_being_4xx(status: int) -> None:
+    result = classify_response(status, b"slow down", event_version=1)
+    assert result.outcome is Outcome.RETRYABLE
+    assert str(status) in result.detail
 
 
 def test_no_answer_is_retryable() -> None:
