@@ -182,8 +182,8 @@ async def test_approval_reaches_every_external_system_once(
 
     async def three_successes() -> list[dict[str, Any]] | None:
         response = await http.get(f"{running_system.connector_url}/v1/sync-records", params={"customerId": "E2E001"})
-        records: list[dict[str, Any]] = response.json()
-        statuses = [r.get("syncStatus", r.get("sync_status")) for r in records]
+        records: list[dict[str, Any]] = response.json()["items"]
+        statuses = [r["syncStatus"] for r in records]
         return records if statuses.count("success") == len(SYSTEMS) else None
 
     await eventually(three_successes, 30, "three success sync records")
