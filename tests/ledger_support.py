@@ -9,9 +9,15 @@ from typing import Any
 import asyncpg
 import httpx
 from litestar.testing import AsyncTestClient
+from prometheus_client import CollectorRegistry
 
-from libs.kit.db import sqlalchemy_url
+from libs.kit.db import DatabaseSettings, make_engine, sqlalchemy_url
+from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
 from services.profile.entrypoints.http.app import create_app
+from services.profile.service_layer.backups import BackupService
+from services.profile.service_layer.ledger_settings import LedgerSettings
+from services.profile.service_layer.maintenance import MaintenanceReport, MaintenanceService, MaintenanceTask
+from services.profile.service_layer.metrics import LedgerMetrics
 from services.profile.settings import settings_from_env
 
 PROBLEM = "https://customer-profile.example/problems/"
@@ -102,3 +108,19 @@ async def audit_rows(db: asyncpg.Connection, customer_id: str) -> list[asyncpg.R
         customer_id,
     )
     return rows
+
+
+async def run_maintenance(
+    database_url: str, *tasks: MaintenanceTask, settings: LedgerSettings | None = None
+) -> MaintenanceReport:
+    """The maintenance use case on its own engine, as the CLI runs it."""
+    engine = make_engine(DatabaseSettings(url=sqlalchemy_url(database_url), pool_size=2, max_overflow=0))
+    try:
+        uow_factory = SqlUnitOfWorkFactory(engine)
+        metrics = LedgerMetrics(CollectorRegistry())
+        service = MaintenanceService(
+            uow_factory, BackupService(uow_factory, metrics), settings or LedgerSettings(), metrics
+        )
+        return await service.run(tasks or tuple(MaintenanceTask))
+    finally:
+        await engine.dispose()

@@ -177,7 +177,9 @@ async def test_create_reports_field_errors(client: Client) -> None:
     )
     body = assert_problem(response, 422, "VALIDATION")
     assert body["errors"][0]["key"] == "customerId"
-    blank = await client.post("/v1/customers", json={"customerId": "C1", "customerName": "  ", "accountType": "residential"})
+    blank = await client.post(
+        "/v1/customers", json={"customerId": "C1", "customerName": "  ", "accountType": "residential"}
+    )
     assert assert_problem(blank, 422, "VALIDATION")["errors"][0]["key"] == "customerName"
 
 

@@ -13,7 +13,12 @@ from litestar.params import Parameter, QueryParameter
 from services.profile.domain.model import AccountType, CustomerStatus
 from services.profile.entrypoints.http import examples as ex
 from services.profile.entrypoints.http.conditional import IfMatch, etag, optional_version, required_version
-from services.profile.entrypoints.http.ledger_schemas import Page, RecycleBinItem, UpdateCustomerRequest
+from services.profile.entrypoints.http.ledger_schemas import (
+    CustomerPage,
+    RecycleBinItem,
+    RecycleBinPage,
+    UpdateCustomerRequest,
+)
 from services.profile.entrypoints.http.schemas import CreateCustomerRequest, CustomerResponse, HistoryItem
 from services.profile.service_layer.customers import CustomerService, NewCustomer
 from services.profile.service_layer.pagination import MAX_PAGE_SIZE
@@ -74,7 +79,7 @@ class CustomerController(Controller):
         response.headers["Location"] = f"/v1/customers/{customer.customer_id}"
         return response
 
-    @get("/", responses=ex.responses(200, Page[CustomerResponse], ex.page_of(ex.CUSTOMER), "A page", "VALIDATION"))
+    @get("/", responses=ex.responses(200, CustomerPage, ex.page_of(ex.CUSTOMER), "A page", "VALIDATION"))
     async def list_customers(
         self,
         *,
@@ -89,11 +94,11 @@ class CustomerController(Controller):
         ] = None,
         cursor: Cursor = None,
         limit: Limit = None,
-    ) -> Page[CustomerResponse]:
+    ) -> CustomerPage:
         """Live customers (not the recycle bin), oldest first, with a stable cursor."""
         filters = CustomerFilter(status, account_type, name_contains, name_prefix)
         page = await customers.page(filters, cursor, limit)
-        return Page([CustomerResponse.of(c) for c in page.items], page.next_cursor)
+        return CustomerPage([CustomerResponse.of(c) for c in page.items], page.next_cursor)
 
     @get(
         "/{customer_id:str}",
@@ -181,11 +186,11 @@ class RecycleBinController(Controller):
     path = "/v1/recycle-bin"
     tags = ["customers"]  # noqa: RUF012
 
-    @get("/", responses=ex.responses(200, Page[RecycleBinItem], ex.page_of(ex.RECYCLED), "A page", "VALIDATION"))
+    @get("/", responses=ex.responses(200, RecycleBinPage, ex.page_of(ex.RECYCLED), "A page", "VALIDATION"))
     async def list_recycle_bin(
         self, customers: NamedDependency[CustomerService], state: State, cursor: Cursor = None, limit: Limit = None
-    ) -> Page[RecycleBinItem]:
+    ) -> RecycleBinPage:
         """Deleted customers, most recently deleted first; ``purgeAfter`` is when they go for good."""
         page = await customers.recycle_bin(cursor, limit)
         retention = _retention(state)
-        return Page([RecycleBinItem.of(c, retention) for c in page.items], page.next_cursor)
+        return RecycleBinPage([RecycleBinItem.of(c, retention) for c in page.items], page.next_cursor)

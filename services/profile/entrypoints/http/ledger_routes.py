@@ -14,9 +14,10 @@ from services.profile.entrypoints.http import examples as ex
 from services.profile.entrypoints.http.customer_routes import Cursor, Limit, PathId
 from services.profile.entrypoints.http.ledger_schemas import (
     AuditLogItem,
+    AuditLogPage,
+    BackupPage,
     BackupResponse,
     CreateBackupRequest,
-    Page,
     RestoreRequest,
 )
 from services.profile.service_layer.audit import AuditLogService
@@ -47,13 +48,13 @@ class BackupController(Controller):
             BackupResponse.of(point), status_code=201, headers={"Location": f"{self.path}/{point.backup_id}"}
         )
 
-    @get("/", responses=ex.responses(200, Page[BackupResponse], ex.page_of(ex.BACKUP), "Newest first", "VALIDATION"))
+    @get("/", responses=ex.responses(200, BackupPage, ex.page_of(ex.BACKUP), "Newest first", "VALIDATION"))
     async def list_backups(
         self, backups: NamedDependency[BackupService], cursor: Cursor = None, limit: Limit = None
-    ) -> Page[BackupResponse]:
+    ) -> BackupPage:
         """Backup points (manual and daily), newest first."""
         page = await backups.page(cursor, limit)
-        return Page([BackupResponse.of(p) for p in page.items], page.next_cursor)
+        return BackupPage([BackupResponse.of(p) for p in page.items], page.next_cursor)
 
     @get("/{backup_id:str}", responses=ex.responses(200, BackupResponse, ex.BACKUP, "The point", "BACKUP_NOT_FOUND"))
     async def get_backup(self, backup_id: PathId, backups: NamedDependency[BackupService]) -> BackupResponse:
@@ -97,7 +98,7 @@ class AuditLogController(Controller):
     path = "/v1/audit-logs"
     tags = ["operation log"]  # noqa: RUF012
 
-    @get("/", responses=ex.responses(200, Page[AuditLogItem], ex.page_of(ex.AUDIT_ITEM), "Newest first", "VALIDATION"))
+    @get("/", responses=ex.responses(200, AuditLogPage, ex.page_of(ex.AUDIT_ITEM), "Newest first", "VALIDATION"))
     async def list_audit_logs(
         self,
         *,
@@ -111,9 +112,9 @@ class AuditLogController(Controller):
         time_to: Annotated[datetime | None, QueryParameter(name="to", description="before")] = None,
         cursor: Cursor = None,
         limit: Limit = None,
-    ) -> Page[AuditLogItem]:
+    ) -> AuditLogPage:
         """The append-only operation log. Contact data never appears in it: ``changedFields`` names
         a changed phone, e-mail or address without its value."""
         filters = AuditFilter(customer_id, actor_id, event_type, time_from, time_to)
         page = await audit_log.page(filters, cursor, limit)
-        return Page([AuditLogItem.of(entry) for entry in page.items], page.next_cursor)
+        return AuditLogPage([AuditLogItem.of(entry) for entry in page.items], page.next_cursor)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -12,6 +12,7 @@ from services.profile.domain.ledger import UNCHANGED, ProfileChanges
 from services.profile.domain.model import AccountType, Customer, CustomerStatus
 from services.profile.entrypoints.http.schemas import (
     Address,
+    ApplicationResponse,
     CustomerId,
     CustomerResponse,
     Email,
@@ -22,7 +23,6 @@ from services.profile.entrypoints.http.schemas import (
 )
 from services.profile.service_layer.ports import BackupPoint, StoredAuditEntry
 
-T = TypeVar("T")
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
@@ -74,11 +74,6 @@ class RecycleBinItem(msgspec.Struct, rename="camel", frozen=True):
         deleted_at = customer.deleted_at or customer.updated_at
         live = msgspec.structs.asdict(CustomerResponse.of(customer))
         return cls(**live, deleted_at=deleted_at, purge_after=deleted_at + retention)
-
-
-class Page(msgspec.Struct, Generic[T], rename="camel", frozen=True):
-    items: list[T]
-    next_cursor: str | None
 
 
 class CreateBackupRequest(Request, frozen=True):
@@ -138,3 +133,31 @@ class AuditLogItem(msgspec.Struct, rename="camel", frozen=True):
             trace_id=entry.trace_id,
             event_time=stored.event_time,
         )
+
+
+# One page type per listing (rather than a generic one), so the OpenAPI document names them plainly.
+
+
+class CustomerPage(msgspec.Struct, rename="camel", frozen=True):
+    items: list[CustomerResponse]
+    next_cursor: str | None  # pass as ``cursor`` for the next page; null on the last one
+
+
+class RecycleBinPage(msgspec.Struct, rename="camel", frozen=True):
+    items: list[RecycleBinItem]
+    next_cursor: str | None
+
+
+class ApplicationPage(msgspec.Struct, rename="camel", frozen=True):
+    items: list[ApplicationResponse]
+    next_cursor: str | None
+
+
+class BackupPage(msgspec.Struct, rename="camel", frozen=True):
+    items: list[BackupResponse]
+    next_cursor: str | None
+
+
+class AuditLogPage(msgspec.Struct, rename="camel", frozen=True):
+    items: list[AuditLogItem]
+    next_cursor: str | None

@@ -14,7 +14,7 @@ from services.profile.domain.errors import InvalidInput
 from services.profile.domain.model import ApplicationOrigin, ApplicationStatus, NameChangeApplication
 from services.profile.entrypoints.http import examples as ex
 from services.profile.entrypoints.http.customer_routes import Cursor, Limit, PathId
-from services.profile.entrypoints.http.ledger_schemas import Page
+from services.profile.entrypoints.http.ledger_schemas import ApplicationPage
 from services.profile.entrypoints.http.schemas import (
     ApplicationResponse,
     BatchProfileUpdateRequest,
@@ -56,9 +56,7 @@ class ApplicationController(Controller):
             headers={"Location": f"{self.path}/{application.application_id}"},
         )
 
-    @get(
-        "/", responses=ex.responses(200, Page[ApplicationResponse], ex.page_of(ex.APPLICATION), "A page", "VALIDATION")
-    )
+    @get("/", responses=ex.responses(200, ApplicationPage, ex.page_of(ex.APPLICATION), "A page", "VALIDATION"))
     async def list_applications(
         self,
         *,
@@ -70,11 +68,11 @@ class ApplicationController(Controller):
         created_to: Annotated[datetime | None, QueryParameter(name="to", description="created before")] = None,
         cursor: Cursor = None,
         limit: Limit = None,
-    ) -> Page[ApplicationResponse]:
+    ) -> ApplicationPage:
         """Newest first, with a stable cursor."""
         filters = ApplicationFilter(status, customer_id, origin, created_from, created_to)
         page = await name_changes.page(filters, cursor, limit)
-        return Page([ApplicationResponse.of(a) for a in page.items], page.next_cursor)
+        return ApplicationPage([ApplicationResponse.of(a) for a in page.items], page.next_cursor)
 
     @get(
         "/{application_id:str}",
