@@ -22,47 +22,26 @@ it, while every other aggregate keeps flowing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Sequence
 
 import asyncpg
 import msgspec
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidTimestampError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-)
 from aiokafka.structs import RecordMetadata
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from libs.kit.logging import get_logger
-from libs.kit.telemetry import context_from_headers
 from libs.outbox.leases import Ownership
 from libs.outbox.metrics import RelayMetrics
+from libs.outbox.producing import (
+    ClaimedRow,
+    ManagedProducer,
+    ProducerFactory,
+    is_per_message,
+    publish_in_key_order,
+)
 from libs.outbox.settings import RelaySettings
 
 log = get_logger(__name__)
-tracer = trace.get_tracer("libs.outbox.relay")
-
-ProducerFactory = Callable[[], AIOKafkaProducer]
-
-# Errors that belong to one message: retrying cannot help, so they count towards parking.
-_PER_MESSAGE_ERRORS: tuple[type[BaseException], ...] = (
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-    RecordListTooLargeError,
-    CorruptRecordException,
-    InvalidTimestampError,
-    ValueError,  # our own encoding of the row (headers, key, value)
-    TypeError,
-)
 
 
 class BatchResult(msgspec.Struct, frozen=True):
@@ -74,23 +53,6 @@ class BatchResult(msgspec.Struct, frozen=True):
     held_back: int = 0
     # Rows published but not marked: the shard's lease had moved to another instance.
     fenced: int = 0
-
-
-class _Row(msgspec.Struct, frozen=True):
-    id: Any
-    seq: int
-    shard: int
-    aggregate_id: str
-    payload: str
-    headers: str
-    attempts: int
-
-
-class MalformedRowError(ValueError):
-    """The stored row cannot be turned into a Kafka message."""
-
-
-_Outcome: TypeAlias = RecordMetadata | BaseException | None  # None: not sent / held back
 
 
 def _lease_cte(shards_table: str, owner: str, shards: str, tokens: str) -> str:
@@ -106,9 +68,7 @@ class BatchPublisher:
     """Claims, produces and marks batches of one outbox table; owns the Kafka producer."""
 
     def __init__(self, producer_factory: ProducerFactory, settings: RelaySettings, metrics: RelayMetrics) -> None:
-        self._producer_factory = producer_factory
-        self._producer: AIOKafkaProducer | None = None
-        self._broker_failures = 0
+        self._producer = ManagedProducer(producer_factory, settings, metrics)
         self._settings = settings
         self._metrics = metrics
         table = f'"{settings.schema}".outbox'
@@ -150,16 +110,16 @@ class BatchPublisher:
         )
         if not records:
             return BatchResult()
-        rows = [_Row(**dict(r)) for r in records]
+        rows = [ClaimedRow(**dict(r)) for r in records]
         try:
-            producer = await self._producer_ready()
+            producer = await self._producer.ready()
         except Exception as exc:  # noqa: BLE001 - any start failure is a broker problem: retry later
             log.warning("relay_producer_unavailable", error=repr(exc))
-            await self._on_broker_failure()
+            await self._producer.failed()
             return BatchResult(claimed=len(rows), failed=len(rows))
         self._metrics.in_flight.set(len(rows))
         try:
-            outcomes = await self._publish(producer, rows)
+            outcomes = await publish_in_key_order(producer, self._settings.topic, rows)
         finally:
             self._metrics.in_flight.set(0)
 
@@ -183,10 +143,10 @@ class BatchPublisher:
                 log.warning("relay_mark_fenced", rows=fenced, reason="shard lease moved to another instance")
         if errors:
             await self._record_failures(conn, errors, ownership)
-        if any(not _is_per_message(err) for _, err in errors):
-            await self._on_broker_failure()
+        if any(not is_per_message(err) for _, err in errors):
+            await self._producer.failed()
         elif done:
-            self._broker_failures = 0
+            self._producer.succeeded()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         return BatchResult(
             claimed=len(rows),
@@ -196,73 +156,15 @@ class BatchPublisher:
             fenced=fenced,
         )
 
-    async def _publish(self, producer: AIOKafkaProducer, rows: Sequence[_Row]) -> list[_Outcome]:
-        """Send the batch; a key stops at its first failure, and a broker error stops the batch."""
-        sent: list[asyncio.Future[RecordMetadata] | BaseException | None] = []
-        blocked: set[str] = set()
-        broker_down = False
-        for row in rows:
-            if broker_down or row.aggregate_id in blocked:
-                sent.append(None)
-                continue
-            try:
-                sent.append(await self._send(producer, row))
-            except Exception as exc:  # noqa: BLE001 - classified below, recorded on the row
-                blocked.add(row.aggregate_id)
-                sent.append(exc)
-                # Metadata or buffer trouble: the rest would only wait for the same timeout.
-                broker_down = not _is_per_message(exc)
-
-        outcomes: list[_Outcome] = []
-        blocked = set()
-        for row, item in zip(rows, sent, strict=True):
-            outcome: _Outcome
-            if isinstance(item, asyncio.Future):
-                try:
-                    outcome = await item
-                except Exception as exc:  # noqa: BLE001 - a delivery failure of this message
-                    outcome = exc
-            else:
-                outcome = item
-            if row.aggregate_id in blocked:
-                # Delivered perhaps, but after a predecessor that was not: send it again later.
-                outcome = None
-            elif not isinstance(outcome, RecordMetadata):
-                blocked.add(row.aggregate_id)
-            outcomes.append(outcome)
-        return outcomes
-
-    async def _send(self, producer: AIOKafkaProducer, row: _Row) -> asyncio.Future[RecordMetadata]:
-        headers = _decode_headers(row)
-        with tracer.start_as_current_span(
-            f"{self._settings.topic} publish",
-            context=context_from_headers(headers),
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "publish",
-                "messaging.destination.name": self._settings.topic,
-                "messaging.message.id": str(row.id),
-                "messaging.kafka.message.key": row.aggregate_id,
-            },
-        ):
-            future: asyncio.Future[RecordMetadata] = await producer.send(
-                self._settings.topic,
-                value=row.payload.encode(),
-                key=row.aggregate_id.encode(),
-                headers=[(k, v.encode()) for k, v in headers.items()],
-            )
-            return future
-
     async def _record_failures(
-        self, conn: asyncpg.Connection, errors: Sequence[tuple[_Row, BaseException]], ownership: Ownership
+        self, conn: asyncpg.Connection, errors: Sequence[tuple[ClaimedRow, BaseException]], ownership: Ownership
     ) -> None:
         self._metrics.failed.inc(len(errors))
         changed = await conn.fetch(
             self._fail_sql,
             [row.id for row, _ in errors],
             [repr(err)[:2000] for _, err in errors],
-            [_is_per_message(err) for _, err in errors],
+            [is_per_message(err) for _, err in errors],
             self._settings.max_attempts,
             ownership.owner,
             list(ownership.shards),
@@ -286,44 +188,8 @@ class BatchPublisher:
             first_outbox_id=str(first_row.id),
             first_aggregate_id=first_row.aggregate_id,
             first_error=repr(first_error),
-            per_message=_is_per_message(first_error),
+            per_message=is_per_message(first_error),
         )
 
-    async def _producer_ready(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = self._producer_factory()
-            try:
-                await producer.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(producer.stop(), timeout=self._settings.shutdown_grace_s)
-                raise
-            self._producer = producer
-        return self._producer
-
-    async def _on_broker_failure(self) -> None:
-        self._broker_failures += 1
-        if self._broker_failures >= self._settings.producer_reset_after and self._producer is not None:
-            log.warning("relay_producer_reset", consecutive_failed_batches=self._broker_failures)
-            self._metrics.producer_resets.inc()
-            self._broker_failures = 0
-            await self.close()
-
     async def close(self) -> None:
-        """Stop the producer (bounded by the shutdown grace); the next batch builds a new one."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), timeout=self._settings.shutdown_grace_s)
-
-
-def _decode_headers(row: _Row) -> dict[str, str]:
-    try:
-        return msgspec.json.decode(row.headers, type=dict[str, str])
-    except msgspec.DecodeError as exc:  # ValidationError included
-        msg = f"outbox row {row.id}: headers are not a JSON object of strings: {exc}"
-        raise MalformedRowError(msg) from exc
-
-
-def _is_per_message(error: BaseException) -> bool:
-    return isinstance(error, _PER_MESSAGE_ERRORS)
+        await self._producer.close()

@@ -33,7 +33,8 @@ from libs.kit.logging import get_logger
 from libs.outbox.blocked import BlockedKeys
 from libs.outbox.leases import ShardLeases, default_instance_id, plan_rebalance
 from libs.outbox.metrics import RelayMetrics
-from libs.outbox.publisher import BatchPublisher, BatchResult, ProducerFactory
+from libs.outbox.producing import ProducerFactory
+from libs.outbox.publisher import BatchPublisher, BatchResult
 from libs.outbox.retention import Retention
 from libs.outbox.settings import RelaySettings
 from libs.outbox.table import notify_channel
@@ -201,7 +202,7 @@ class OutboxRelay:
                 "relay_leave_failed",
                 instance_id=self.instance_id,
                 error=repr(exc),
-                leases_expire_in_s=(self._settings.lease_ttl_s),
+                leases_expire_in_s=self._settings.lease_ttl_s,
             )
         finally:
             self._leases.forget()
