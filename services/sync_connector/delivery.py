@@ -115,6 +115,7 @@ class SyncDelivery:
         Returns what happened (a final status, or why it was left to the retry scheduler).
         """
         async with SyncUnitOfWork(self._engine) as uow:
+            lane = await uow.records.lock_lane(self.system_code, event.customer_id)
             record = await uow.records.open(
                 event_id=event_id,
                 customer_id=event.customer_id,
@@ -125,7 +126,6 @@ class SyncDelivery:
                 event_headers=headers,
                 max_retry_count=self._policy.max_retries,
             )
-            lane = await uow.records.lock_lane(self.system_code, event.customer_id)
             verdict, claim = await self._decide(uow, record, lane)
             await self._commit_or_release(uow, [claim] if claim else [])
         if claim is None:
@@ -219,7 +219,11 @@ class SyncDelivery:
         record = claim.record
         logger = _bind(record)
         started = time.monotonic()
-        classification, http_status = await self._call(record)
+        try:
+            classification, http_status = await self._call(record)
+        except BaseException:  # cancelled: no result, and a half-open breaker must not wait for it forever
+            self._breaker.release(claim.permit)
+            raise
         duration_s = time.monotonic() - started
         if classification.outcome is Outcome.RETRYABLE:
             self._breaker.record_failure(claim.permit)
@@ -261,9 +265,9 @@ class SyncDelivery:
     async def _settle_once(self, claim: Claim, result: CallResult) -> bool:
         record, status = claim.record, result.status
         async with SyncUnitOfWork(self._engine) as uow:
+            await uow.records.lock_lane_of(record)
             if not await uow.records.release_claim(record.id, claim.token):
                 return False
-            await uow.records.lock_lane_of(record)
             await uow.records.add_attempt(
                 record.id,
                 outcome=result.classification.outcome.value,

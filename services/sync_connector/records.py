@@ -1,8 +1,10 @@
 """The delivery state of (event, system) records, their lanes and attempts (SQL on one connection).
 
-Lock order, in every transaction: a record row first, then its lane row. The
-retry scheduler takes lanes with SKIP LOCKED, so no transaction ever waits for
-a lane while holding another lane.
+Lock order: a lane row first, then records of that lane (the fast path and
+the settling of a call's result). The retry scheduler is the exception: it
+locks due records first (SKIP LOCKED), but then takes their lanes with SKIP
+LOCKED too, so it never waits while holding anything and no cycle can form.
+Admin re-drives lock records only and never wait while holding a lock.
 """
 
 from __future__ import annotations
@@ -137,10 +139,16 @@ _RELEASE_LANE = text("""
     SET inflight_record_id = NULL, inflight_until = NULL, updated_at = now()
     WHERE system_code = :system_code AND customer_id = :customer_id AND inflight_record_id = :id
 """)
+# SKIP LOCKED: a waiter locked right now is being looked at by a retry scheduler anyway (it was due);
+# waiting for it could deadlock two schedulers that each hold a lane.
 _WAKE_WAITING = text("""
     UPDATE sync.external_sync_records SET next_attempt_at = now()
-    WHERE system_code = :system_code AND customer_id = :customer_id AND blocked_by_record_id = :id
-      AND sync_status IN ('pending', 'retrying')
+    WHERE id IN (
+        SELECT id FROM sync.external_sync_records
+        WHERE system_code = :system_code AND customer_id = :customer_id AND blocked_by_record_id = :id
+          AND sync_status IN ('pending', 'retrying')
+        FOR UPDATE SKIP LOCKED
+    )
 """)
 _APPLIED = text("""
     UPDATE sync.customer_sync_state
