@@ -49,6 +49,15 @@ def _customer_of(raw: bytes) -> str | None:
 
 async def _sync_call(request: web.Request) -> web.StreamResponse:
     state, system = request.app[STATE_KEY], SYSTEM_BY_PATH[request.path]
+    key = request.headers.get("Idempotency-Key", "")
+    state.call_started(system, key)
+    try:
+        return await _handle_sync_call(request, state, system)
+    finally:
+        state.call_ended(system, key)
+
+
+async def _handle_sync_call(request: web.Request, state: StubState, system: str) -> web.StreamResponse:
     raw = await request.read()
     fault = state.take_fault(system, _customer_of(raw))
     if fault is not None:

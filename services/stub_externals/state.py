@@ -81,6 +81,9 @@ class SystemStats(msgspec.Struct, rename="camel"):
     conflicts: int = 0  # distinct keys answered 409 (the system held that version or a newer one)
     duplicate_calls: int = 0  # repeated keys, absorbed: the first reply replayed, nothing applied again
     faulted_calls: int = 0  # calls answered by an injected fault
+    # Calls that arrived while another call with the same key was still being handled: a client
+    # that keeps "one call in flight per key" never causes one.
+    overlapping_calls: int = 0
 
 
 class CustomerState(msgspec.Struct, frozen=True, rename="camel"):
@@ -99,6 +102,7 @@ class StubState:
         self._applied: dict[tuple[str, str], CustomerState] = {}
         self._received: list[ReceivedCall] = []
         self._stats: dict[str, SystemStats] = {code: SystemStats() for code in sorted(SYSTEM_CODES)}
+        self._in_flight: dict[tuple[str, str], int] = {}
 
     def add_fault(self, fault: Fault) -> None:
         self._faults.setdefault(fault.system, []).append(fault)
@@ -112,6 +116,17 @@ class StubState:
         self._applied.clear()
         self._received.clear()
         self._stats = {code: SystemStats() for code in sorted(SYSTEM_CODES)}
+
+    def call_started(self, system: str, key: str) -> None:
+        in_flight = self._in_flight.get((system, key), 0)
+        if in_flight:
+            self._stats[system].overlapping_calls += 1
+        self._in_flight[(system, key)] = in_flight + 1
+
+    def call_ended(self, system: str, key: str) -> None:
+        remaining = self._in_flight.pop((system, key), 1) - 1
+        if remaining:
+            self._in_flight[(system, key)] = remaining
 
     def stats(self) -> dict[str, SystemStats]:
         return {code: msgspec.structs.replace(stats) for code, stats in self._stats.items()}

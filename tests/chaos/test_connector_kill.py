@@ -167,6 +167,7 @@ async def test_two_connectors_one_killed_mid_load_every_event_applied_once(
         applied_keys = [c.headers["Idempotency-Key"] for c in harness.stub.state.received(code) if c.status == 200]
         assert sorted(applied_keys) == sorted(all_ids), code  # exactly once each, by Idempotency-Key
         assert (stats[code]["appliedKeys"], stats[code]["conflicts"]) == (len(all_ids), 0), code
+        assert stats[code]["overlappingCalls"] == 0, code  # never two calls in flight for one key
         for customer in event_ids:
             assert harness.applied_versions(code, customer) == list(range(1, VERSIONS + 1)), (code, customer)
     duplicates = sum(stats[code]["duplicateCalls"] for code in SYSTEMS)

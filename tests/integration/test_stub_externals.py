@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -153,10 +154,30 @@ async def test_stats_count_applied_keys_duplicates_conflicts_and_faults(
 
     async with http.get(stub.url + "/_stats") as response:
         stats = await response.json()
-    assert stats["CMS"] == {"appliedKeys": 2, "conflicts": 1, "duplicateCalls": 1, "faultedCalls": 1}
-    assert stats["CSS"] == {"appliedKeys": 1, "conflicts": 0, "duplicateCalls": 0, "faultedCalls": 0}
+    assert stats["CMS"] == {
+        "appliedKeys": 2,
+        "conflicts": 1,
+        "duplicateCalls": 1,
+        "faultedCalls": 1,
+        "overlappingCalls": 0,
+    }
+    assert stats["CSS"] == {
+        "appliedKeys": 1,
+        "conflicts": 0,
+        "duplicateCalls": 0,
+        "faultedCalls": 0,
+        "overlappingCalls": 0,
+    }
     assert stats["CRM"]["appliedKeys"] == 0
     async with http.get(stub.url + "/_customers", params={"system": "CMS"}) as response:
         assert await response.json() == {"C1": {"profileVersion": 2, "customerName": "New"}}
     async with http.get(stub.url + "/_customers", params={"system": "ERP"}) as response:
         assert response.status == 400
+
+    # Two calls with one key at the same time are counted: a correct client never makes them.
+    async with http.post(stub.url + "/_faults", json={"system": "CRM", "mode": "latency", "latencyMs": 200}) as r:
+        assert r.status == 201
+    await asyncio.gather(*(_post(http, stub, CRM_PATH, _body("C2"), "same", secret=SECRET) for _ in range(2)))
+    async with http.get(stub.url + "/_stats") as response:
+        crm = (await response.json())["CRM"]
+    assert (crm["overlappingCalls"], crm["appliedKeys"], crm["duplicateCalls"]) == (1, 1, 1)
