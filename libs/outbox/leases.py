@@ -1,19 +1,22 @@
 """Shard leases: which relay instance may publish which shard, and the fair share of each.
 
-Why a lease table and not one PostgreSQL advisory lock per shard:
+Why a lease table and not a session advisory lock per shard:
 
-* Fencing. Every acquisition increments the shard's ``token``; the relay's mark and
-  failure updates carry the token they claimed under and lock the lease row while they
-  write (``FOR SHARE``), so once another instance has acquired a shard, the old owner
-  can no longer change its rows, and an acquisition waits for a mark in progress.
-  An advisory lock dies with its session, but a relay that is slow rather than dead
-  would not learn it had lost the lock until its next statement.
-* Rebalancing needs to know the live instances anyway (fair share = ceil(N / live)):
-  a heartbeat table gives that, and the same clock (the server's ``now()``) decides
-  lease expiry. Ownership is a plain table an operator can read
-  (``SELECT * FROM <schema>.outbox_shards``), also through a transaction-mode pooler.
-* A hand-over is explicit: release sets the owner to NULL; an expired lease is taken
-  after ``lease_ttl_s`` (the price: a killed instance's shards wait that long).
+* Fencing that does not depend on a session. Every acquisition increments the shard's
+  ``token``; the relay's mark and failure updates carry the token they claimed under and
+  share-lock the lease row while they write, so once another instance has acquired a
+  shard the old owner can change none of its rows (an acquisition skips a shard whose
+  mark is in progress and takes it at a later tick). A stale write is refused and
+  counted, not silently allowed because an old session happens to live on.
+* Take-over time is a setting (``lease_ttl_s``), the same for a killed process and a
+  partitioned host; a dead session's advisory locks go only when the server notices,
+  which for a lost network path is the TCP keepalive timeout.
+* Rebalancing needs the live instances anyway (fair share = ceil(N / live)): a heartbeat
+  table gives that, and the same clock (the server's ``now()``) decides lease expiry.
+  Ownership is a plain table an operator can read (``SELECT * FROM <schema>.outbox_shards``),
+  and nothing pins a session, so it also works through a transaction-mode pooler.
+* A hand-over is explicit: release sets the owner to NULL and the others take the shard
+  at their next tick.
 
 Exclusivity comes from the lease row: an acquisition only takes a free or expired
 shard (``FOR UPDATE SKIP LOCKED``), so at any time at most one instance holds a live
