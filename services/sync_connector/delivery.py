@@ -230,7 +230,11 @@ class SyncDelivery:
         else:
             self._breaker.record_success(claim.permit)
         status = status_after(classification.outcome, record.retry_count, record.max_retry_count)
-        delay_s = self._policy.delay_before_retry(record.retry_count + 1) if status is SyncStatus.RETRYING else 0.0
+        delay_s = 0.0
+        if status is SyncStatus.RETRYING:
+            # While the breaker is not closed, no retry before its next probe: during a long outage the
+            # waiting records take turns as the trial, instead of one record spending its whole budget.
+            delay_s = max(self._policy.delay_before_retry(record.retry_count + 1), self._breaker.seconds_until_probe())
         result = CallResult(classification, http_status, status, delay_s, duration_s)
         self._metrics.attempts.labels(self.system_code, classification.outcome.value).inc()
         self._metrics.attempt_seconds.labels(self.system_code).observe(duration_s)
