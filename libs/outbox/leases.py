@@ -95,6 +95,13 @@ class ShardLeases:
         self._shards = f"{schema}.outbox_shards"
         self._instances = f"{schema}.outbox_relay_instances"
 
+    def _mine(self, owner: str, condition: str = "TRUE") -> str:
+        """This instance's lease rows, locked in shard order (as the relay's marks lock them)."""
+        return (
+            f"SELECT shard FROM {self._shards} WHERE owner = {owner} AND ({condition}) "  # noqa: S608
+            f"ORDER BY shard FOR UPDATE"
+        )
+
     def claimable(self) -> Ownership:
         shards = tuple(sorted(s for s in self.held if s not in self.draining))
         return Ownership(self.instance_id, shards, tuple(self.held[s] for s in shards))
@@ -122,8 +129,8 @@ class ShardLeases:
     async def renew(self, conn: asyncpg.Connection) -> None:
         """Extend every lease this instance holds; notice those another instance took."""
         records = await conn.fetch(
-            f"UPDATE {self._shards} SET expires_at = now() + make_interval(secs => $2) "  # noqa: S608
-            f"WHERE owner = $1 RETURNING shard, token",
+            f"UPDATE {self._shards} s SET expires_at = now() + make_interval(secs => $2) "  # noqa: S608
+            f"FROM ({self._mine('$1')}) mine WHERE s.shard = mine.shard RETURNING s.shard, s.token",
             self.instance_id,
             self._settings.lease_ttl_s,
         )
@@ -176,8 +183,9 @@ class ShardLeases:
         if shards == []:
             return []
         records = await conn.fetch(
-            f"UPDATE {self._shards} SET owner = NULL, expires_at = NULL "  # noqa: S608
-            f"WHERE owner = $1 AND ($2::smallint[] IS NULL OR shard = ANY($2::smallint[])) RETURNING shard",
+            f"UPDATE {self._shards} s SET owner = NULL, expires_at = NULL "  # noqa: S608
+            f"FROM ({self._mine('$1', '$2::smallint[] IS NULL OR shard = ANY($2::smallint[])')}) mine "
+            f"WHERE s.shard = mine.shard RETURNING s.shard",
             self.instance_id,
             shards,
         )

@@ -56,11 +56,15 @@ class BatchResult(msgspec.Struct, frozen=True):
 
 
 def _lease_cte(shards_table: str, owner: str, shards: str, tokens: str) -> str:
-    """The leases still held under the given tokens, share-locked until the statement's commit."""
+    """The leases still held under the given tokens, share-locked until the statement's commit.
+
+    Locked in shard order, as renewal and release lock them: the worker's and the keeper's
+    sessions of one instance never deadlock on the lease rows.
+    """
     return (
         f"WITH lease AS (SELECT l.shard FROM {shards_table} l "  # noqa: S608
         f"JOIN unnest({shards}::smallint[], {tokens}::bigint[]) AS h(shard, token) "
-        f"ON h.shard = l.shard AND h.token = l.token WHERE l.owner = {owner} FOR SHARE OF l) "
+        f"ON h.shard = l.shard AND h.token = l.token WHERE l.owner = {owner} ORDER BY l.shard FOR SHARE OF l) "
     )
 
 
