@@ -1,0 +1,98 @@
+"""Fencing: an instance whose shard was taken over while its batch was in flight can mark nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+
+from libs.kit.kafka import KafkaSettings
+from libs.outbox.leases import ShardLeases
+from libs.outbox.metrics import RelayMetrics
+from libs.outbox.publisher import BatchPublisher
+from libs.outbox.table import SHARD_COUNT
+from tests.relay_support import (
+    collecting,
+    engine_for,
+    name_changed,
+    outbox_rows,
+    relay_settings,
+    wait_until,
+    write,
+)
+
+
+class GatedProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """A real producer whose sends wait for a gate: the test decides when the batch goes on."""
+
+    def __init__(self, gate: asyncio.Event, sending: asyncio.Event, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._gate = gate
+        self._sending = sending
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        self._sending.set()
+        await self._gate.wait()
+        return await super().send(*args, **kwargs)
+
+
+async def test_a_batch_whose_shards_moved_meanwhile_is_not_marked_and_the_new_owner_sends_it(
+    database_url: str, kafka_settings: KafkaSettings, topic: str
+) -> None:
+    settings = relay_settings(topic, lease_ttl_s=2.0)
+    messages = [name_changed(f"F{n}", 1) for n in range(10)]
+    async with engine_for(database_url) as engine:
+        await write(engine, messages)
+    gate, sending = asyncio.Event(), asyncio.Event()
+    old_registry, new_registry = CollectorRegistry(), CollectorRegistry()
+    old_metrics, new_metrics = RelayMetrics(old_registry), RelayMetrics(new_registry)
+
+    def gated() -> AIOKafkaProducer:
+        return GatedProducer(gate, sending, bootstrap_servers=kafka_settings.bootstrap_servers)
+
+    def plain() -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+
+    old_leases = ShardLeases(settings, old_metrics, "old-owner")
+    new_leases = ShardLeases(settings, new_metrics, "new-owner")
+    old_publisher = BatchPublisher(gated, settings, old_metrics)
+    new_publisher = BatchPublisher(plain, settings, new_metrics)
+    old_conn, new_conn = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        async with collecting(kafka_settings, topic) as seen:
+            await old_leases.heartbeat(old_conn)
+            assert len(await old_leases.acquire(old_conn, SHARD_COUNT)) == SHARD_COUNT
+            in_flight = asyncio.create_task(old_publisher.relay_batch(old_conn, old_leases.claimable()))
+            await asyncio.wait_for(sending.wait(), timeout=10)  # claimed, about to send
+
+            # Meanwhile the old owner's leases run out and another instance takes the shards.
+            await new_conn.execute("UPDATE profile.outbox_shards SET expires_at = now() - interval '1 second'")
+            await new_leases.heartbeat(new_conn)
+            assert len(await new_leases.acquire(new_conn, SHARD_COUNT)) == SHARD_COUNT
+            gate.set()
+            stale = await asyncio.wait_for(in_flight, timeout=20)
+
+            assert (stale.claimed, stale.published, stale.fenced) == (10, 0, 10)
+            assert old_registry.get_sample_value("outbox_relay_fenced_rows_total") == 10
+            rows = await outbox_rows(database_url)
+            assert {rows[m.id]["status"] for m in messages} == {"pending"}, "a stale owner marked rows"
+            await wait_until(lambda: len(seen.ids()) == 10, timeout=10, message="the stale sends did not land")
+
+            fresh = await new_publisher.relay_batch(new_conn, new_leases.claimable())
+            assert (fresh.claimed, fresh.published, fresh.fenced) == (10, 10, 0)
+            await wait_until(lambda: len(seen.messages) == 20, timeout=10, message="the new owner did not send")
+            # The stale instance renews: it learns it lost every lease.
+            await old_leases.renew(old_conn)
+            assert old_leases.held == {}
+            assert old_registry.get_sample_value("outbox_relay_leases_lost_total") == SHARD_COUNT
+    finally:
+        await old_publisher.close()
+        await new_publisher.close()
+        await old_conn.close()
+        await new_conn.close()
+    rows = await outbox_rows(database_url)
+    assert {rows[m.id]["status"] for m in messages} == {"published"}
+    assert all(rows[m.id]["attempts"] == 1 for m in messages)
