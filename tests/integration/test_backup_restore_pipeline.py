@@ -1,0 +1,213 @@
+"""Seed 004 end to end: back up 10,000 customers, rename 1,000, restore, and the external systems follow.
+
+The profile API runs in-process; the relay, the sync-connector and the stub CRM/CMS/CSS run
+as real processes on the test's PostgreSQL and Kafka, as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from libs.devstack.embedded import free_port
+from libs.devstack.processes import ServiceProcess
+from libs.kit.db import sqlalchemy_url
+from tests.ledger_support import Client, patch_customer, profile_client, seed_customers
+
+SYSTEMS = ("CRM", "CMS", "CSS")
+CUSTOMERS = int(os.environ.get("LEDGER_E2E_CUSTOMERS", "10000"))
+RENAMED = CUSTOMERS // 10
+COMPARED = "customer_name, contact_phone, contact_email, contact_address, account_type, status, deleted_at IS NULL"
+
+
+@pytest.fixture
+def pipeline(database_url: str, kafka_bootstrap: str, topic: str, artifacts_dir: Path) -> Iterator[str]:
+    """Relay, connector and stubs as processes; yields the stubs' base URL."""
+    ports = {name: free_port() for name in ("stubs", "relay", "connector")}
+    secrets = {system: uuid.uuid4().hex for system in SYSTEMS}
+    stubs_url = f"http://127.0.0.1:{ports['stubs']}"
+    db_url = sqlalchemy_url(database_url)
+    logs = artifacts_dir / "ledger-restore-e2e"
+    processes = [
+        ServiceProcess(
+            "stub-externals",
+            "services.stub_externals",
+            ["serve"],
+            env={"STUBS_PORT": str(ports["stubs"]), **{f"STUBS_{s}_SECRET": v for s, v in secrets.items()}},
+            health_url=f"{stubs_url}/health",
+            log_file=logs / "stubs.log",
+        ),
+        ServiceProcess(
+            "outbox-relay",
+            "services.profile",
+            ["relay"],
+            env={
+                "PROFILE_DB_URL": db_url,
+                "PROFILE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "PROFILE_RELAY_TOPIC": topic,
+                "PROFILE_RELAY_METRICS_PORT": str(ports["relay"]),
+                "PROFILE_LOG_LEVEL": "WARNING",
+            },
+            health_url=f"http://127.0.0.1:{ports['relay']}/metrics",
+            log_file=logs / "relay.log",
+        ),
+        ServiceProcess(
+            "sync-connector",
+            "services.sync_connector",
+            ["serve"],
+            env={
+                "CONNECTOR_DB_URL": db_url,
+                "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "CONNECTOR_TOPIC": topic,
+                "CONNECTOR_GROUP_PREFIX": f"sync-{uuid.uuid4().hex[:8]}",
+                "CONNECTOR_HTTP_PORT": str(ports["connector"]),
+                "CONNECTOR_KAFKA_SESSION_TIMEOUT_MS": "6000",
+                "CONNECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+                "CONNECTOR_KAFKA_REBALANCE_TIMEOUT_MS": "6000",
+                "CONNECTOR_LOG_LEVEL": "WARNING",
+                **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
+                **{f"CONNECTOR_{s}_SECRET": v for s, v in secrets.items()},
+            },
+            health_url=f"http://127.0.0.1:{ports['connector']}/health",
+            log_file=logs / "connector.log",
+        ),
+    ]
+    try:
+        for process in processes:
+            process.start(timeout=60)
+        yield stubs_url
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[Client]:
+    async with profile_client(database_url) as test_client:
+        yield test_client
+
+
+async def wait_for(what: str, probe: Any, timeout: float) -> Any:
+    """Poll ``probe`` (an async callable returning a value or None) until it answers, at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last is not None:
+            return last
+        await asyncio.sleep(0.5)
+    pytest.fail(f"not within {timeout}s: {what}")
+
+
+async def held_by_systems(http: httpx.AsyncClient, stubs_url: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """What each external system holds now: customer id -> {profileVersion, customerName}."""
+    held = {}
+    for system in SYSTEMS:
+        held[system] = (await http.get(f"{stubs_url}/_customers", params={"system": system})).json()
+    return held
+
+
+async def rename_through_the_api(client: Client, customer_ids: list[str]) -> None:
+    gate = asyncio.Semaphore(8)
+
+    async def rename(customer_id: str) -> None:
+        async with gate:
+            response = await patch_customer(client, customer_id, {"customerName": f"改名-{customer_id}"}, 1)
+            assert response.status_code == 200, response.text
+
+    await asyncio.gather(*(rename(c) for c in customer_ids))
+
+
+async def ledger_differences(db: asyncpg.Connection, backup_id: str) -> int:
+    """Customers whose row differs from the backup point, or exists on one side only."""
+    snapshot = ", ".join(f"b.{column}" for column in COMPARED.split(", "))
+    current = ", ".join(f"c.{column}" for column in COMPARED.split(", "))
+    count: int = await db.fetchval(
+        f"""
+        SELECT count(*) FROM (SELECT * FROM profile.backup_customers WHERE backup_id = $1) b
+        FULL JOIN profile.customer_profiles c ON c.customer_id = b.customer_id
+        WHERE c.customer_id IS NULL OR b.customer_id IS NULL OR ({snapshot}) IS DISTINCT FROM ({current})
+        """,
+        backup_id,
+    )
+    return count
+
+
+async def test_backup_rename_restore_and_every_external_system_converges(
+    pipeline: str, client: Client, database_url: str
+) -> None:
+    db = await asyncpg.connect(database_url)
+    http = httpx.AsyncClient(timeout=30)
+    phases: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        phases[name] = round(now - clock, 2)
+        clock = now
+
+    try:
+        await seed_customers(db, CUSTOMERS)
+        backup = await client.post("/v1/backups", json={"label": "before the renames"})
+        assert backup.status_code == 201, backup.text
+        backup_id = backup.json()["backupId"]
+        assert backup.json()["customerCount"] == CUSTOMERS
+
+        renamed = [f"C{i:06d}" for i in range(1, CUSTOMERS + 1, CUSTOMERS // RENAMED)]
+        assert len(renamed) == RENAMED
+        phase("seed and backup")
+        await rename_through_the_api(client, renamed)
+        phase("renames")
+
+        async def renames_delivered() -> bool | None:
+            held = await held_by_systems(http, pipeline)
+            done = all(
+                len(held[s]) == RENAMED and all(c["profileVersion"] == 2 for c in held[s].values()) for s in SYSTEMS
+            )
+            return True if done else None
+
+        await wait_for("the 1,000 renames at CRM, CMS and CSS", renames_delivered, timeout=180)
+        phase("renames delivered")
+
+        response = await client.post(f"/v1/backups/{backup_id}/restore", json={"dryRun": False})
+        phase("restore")
+        assert response.status_code == 200, response.text
+        report = response.json()
+        assert (report["customersChanged"], report["nameChanges"], report["actions"]) == (
+            RENAMED,
+            RENAMED,
+            {"update": RENAMED},
+        )
+
+        assert await ledger_differences(db, backup_id) == 0, "the ledger equals the backup point"
+        assert await db.fetchval("SELECT count(*) FROM profile.customer_profiles") == CUSTOMERS
+
+        expected = {customer_id: f"客户{int(customer_id[1:])}" for customer_id in renamed}
+
+        async def restored_names_delivered() -> dict[str, Any] | None:
+            held = await held_by_systems(http, pipeline)
+            for system in SYSTEMS:
+                names = {cid: state["customerName"] for cid, state in held[system].items()}
+                versions = {state["profileVersion"] for state in held[system].values()}
+                if names != expected or versions != {3}:
+                    return None
+            return held
+
+        await wait_for("the restored names at CRM, CMS and CSS", restored_names_delivered, timeout=180)
+        phase("restored names delivered")
+        statuses = await db.fetch("SELECT status, count(*) AS n FROM profile.outbox GROUP BY status")
+        assert {r["status"]: r["n"] for r in statuses} == {"published": 2 * RENAMED}
+        print(f"{CUSTOMERS} customers, {RENAMED} renamed and restored; seconds per phase: {phases}")
+    finally:
+        await http.aclose()
+        await db.close()
