@@ -21,6 +21,7 @@ from libs.kit.logging import get_logger
 from services.sync_connector.messages import KafkaMessage
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
+from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
 
@@ -102,9 +103,7 @@ class PartitionWorker:
                     offset=message.offset,
                     retry_in_s=round(delay, 3),
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
-                if self._stop.is_set():
+                if await wait_until_set(self._stop, delay):
                     return False
             else:
                 return True
@@ -177,8 +176,7 @@ class SystemConsumer:
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, cut short by stop()."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        await wait_until_set(self._stopping, seconds)
 
     async def _connect(self) -> AIOKafkaConsumer | None:
         """The broker may be down at start-up: retry until it answers or we are stopped."""

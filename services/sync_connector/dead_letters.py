@@ -35,6 +35,7 @@ from libs.kit.logging import get_logger
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
 from services.sync_connector.sinks import event_from_payload
+from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
 
@@ -215,6 +216,5 @@ class DeadLetterPublisher:
                 await producer.stop()
 
     async def _wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        await wait_until_set(self._wake, seconds)
         self._wake.clear()

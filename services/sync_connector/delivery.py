@@ -15,9 +15,9 @@ claim is discarded instead of recorded twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import msgspec
 import structlog
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CustomerNameChanged
 from libs.kit.logging import get_logger
+from services.sync_connector.attempts import CallResult, log_attempt
 from services.sync_connector.breaker import CircuitBreaker, Permit
 from services.sync_connector.lanes import LaneState, Verdict, judge
 from services.sync_connector.metrics import ConnectorMetrics
@@ -41,6 +42,7 @@ from services.sync_connector.outcome import (
 )
 from services.sync_connector.records import SyncRecord, SyncUnitOfWork
 from services.sync_connector.sinks import Sink, SinkUnavailableError, encode_payload
+from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
 
@@ -58,24 +60,6 @@ class Claim(msgspec.Struct, frozen=True):
     record: SyncRecord
     token: str
     permit: Permit
-
-
-class CallResult(msgspec.Struct, frozen=True):
-    """One call's result and what it makes of the record."""
-
-    classification: Classification
-    http_status: int | None
-    status: SyncStatus
-    delay_s: float  # before the next attempt, when status is retrying
-    duration_s: float
-
-    @property
-    def error(self) -> str | None:
-        return None if self.status is SyncStatus.SUCCESS else self.classification.detail
-
-    @property
-    def dead_letter_reason(self) -> str:
-        return "retries_exhausted" if self.classification.outcome is Outcome.RETRYABLE else "rejected"
 
 
 class DueBatch(msgspec.Struct, frozen=True):
@@ -175,27 +159,19 @@ class SyncDelivery:
             await uow.records.release_lane(record)
             self._metrics.status.labels(self.system_code, SyncStatus.SUPERSEDED.value).inc()
             logger.info("sync_superseded", applied_version=lane.applied_version)
-        elif verdict is Verdict.LANE_BUSY:
+        elif verdict in (Verdict.LANE_BUSY, Verdict.PARKED):
+            # Wait for the record in flight (lane busy) or the older open one (parked); finishing it wakes us.
+            waiting_for: int | None
+            not_before: datetime | None
+            if blocker is not None and verdict is Verdict.PARKED:
+                waiting_for, not_before = blocker.id, blocker.next_attempt_at
+            else:
+                waiting_for, not_before = lane.inflight_record_id, lane.inflight_until
             await uow.records.defer(
-                record.id,
-                status=record.status,
-                delay_s=self._recheck_s,
-                not_before=lane.inflight_until,
-                blocked_by=lane.inflight_record_id,
+                record.id, status=record.status, delay_s=self._recheck_s, not_before=not_before, blocked_by=waiting_for
             )
             self._metrics.deferred.labels(self.system_code, verdict.value).inc()
-            logger.info("sync_lane_busy", in_flight_record_id=lane.inflight_record_id)
-        elif verdict is Verdict.PARKED:
-            assert blocker is not None  # judge() parks only behind a blocker
-            await uow.records.defer(
-                record.id,
-                status=record.status,
-                delay_s=self._recheck_s,
-                not_before=blocker.next_attempt_at,
-                blocked_by=blocker.id,
-            )
-            self._metrics.deferred.labels(self.system_code, verdict.value).inc()
-            logger.info("sync_parked", blocked_by_record_id=blocker.id, blocked_by_version=blocker.profile_version)
+            logger.info("sync_waiting", reason=verdict.value, blocked_by_record_id=waiting_for)
         else:
             return await self._claim_or_defer(uow, record, logger)
         return verdict.value, None
@@ -244,7 +220,7 @@ class SyncDelivery:
             return None
         self._metrics.status.labels(self.system_code, status.value).inc()
         retries = record.retry_count + (1 if status is SyncStatus.RETRYING else 0)
-        _log_attempt(logger, status, classification, http_status=http_status, retries=retries, delay_s=delay_s)
+        log_attempt(logger, status, classification, http_status=http_status, retries=retries, delay_s=delay_s)
         if status is SyncStatus.FAILED:
             self._metrics.dead_letters.labels(self.system_code, result.dead_letter_reason).inc()
             self._on_dead_letter()
@@ -261,9 +237,7 @@ class SyncDelivery:
                 self._metrics.processing_errors.labels(self.system_code, "database").inc()
                 wait_s = SETTLE_RETRY_BACKOFF.delay_before_retry(failures)
                 _bind(claim.record).warning("sync_result_not_recorded", error=repr(exc), retry_in_s=round(wait_s, 3))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=wait_s)
-                if stop.is_set():
+                if await wait_until_set(stop, wait_s):
                     raise SettleInterruptedError(str(exc)) from exc
 
     async def _settle_once(self, claim: Claim, result: CallResult) -> bool:
@@ -315,24 +289,3 @@ def _bind(record: SyncRecord) -> structlog.stdlib.BoundLogger:
         system_code=record.system_code,
         profile_version=record.profile_version,
     )
-
-
-def _log_attempt(
-    logger: structlog.stdlib.BoundLogger,
-    status: SyncStatus,
-    classification: Classification,
-    *,
-    http_status: int | None,
-    retries: int,
-    delay_s: float,
-) -> None:
-    fields = {"outcome": classification.outcome.value, "http_status": http_status, "retry_count": retries}
-    if status is SyncStatus.SUCCESS:
-        logger.info("sync_succeeded", **fields)
-    elif status is SyncStatus.SUPERSEDED:
-        logger.info("sync_superseded", detail=classification.detail, **fields)
-    elif status is SyncStatus.RETRYING:
-        logger.warning("sync_retry_scheduled", error=classification.detail, retry_in_s=round(delay_s, 3), **fields)
-    else:
-        permanent = classification.outcome is not Outcome.RETRYABLE
-        logger.error("sync_failed_dead_lettered", error=classification.detail, permanent=permanent, **fields)

@@ -26,6 +26,7 @@ from services.sync_connector.breaker import CircuitBreaker
 from services.sync_connector.delivery import Claim, SyncDelivery
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
+from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
 
@@ -129,8 +130,7 @@ class RetryScheduler:
             span.set_attribute("sync.status", "claim_lost" if status is None else status.value)
 
     async def _wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        await wait_until_set(self._stop, seconds)
 
     async def _wait_for_slot(self) -> None:
         stop = asyncio.create_task(self._stop.wait())
