@@ -104,7 +104,7 @@ def _services(settings: DevStackSettings, db_url: str, bootstrap: str, logs: Pat
                 "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "PROFILE_RELAY_METRICS_PORT": str(settings.relay_metrics_port),
             },
-            health_url=f"http://127.0.0.1:{settings.relay_metrics_port}/metrics",
+            health_url=f"http://127.0.0.1:{settings.relay_metrics_port}/health",
             log_file=logs / "outbox-relay.log",
         ),
         ServiceProcess(

@@ -29,6 +29,8 @@ class ProfileSettings(msgspec.Struct, frozen=True):
     log_level: str = "INFO"
     service_name: str = "profile-service"
     relay_metrics_port: int = 0
+    relay_metrics_host: str = "127.0.0.1"
+    backlog_refresh_s: float = 5.0
     ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
 
 
@@ -36,6 +38,8 @@ class _Top(msgspec.Struct, frozen=True):
     log_level: str = "INFO"
     service_name: str = "profile-service"
     relay_metrics_port: int = 0
+    relay_metrics_host: str = "127.0.0.1"
+    backlog_refresh_s: float = 5.0
 
 
 def settings_from_env(environ: Mapping[str, str]) -> ProfileSettings:
@@ -49,5 +53,7 @@ def settings_from_env(environ: Mapping[str, str]) -> ProfileSettings:
         log_level=top.log_level,
         service_name=top.service_name,
         relay_metrics_port=top.relay_metrics_port,
+        relay_metrics_host=top.relay_metrics_host,
+        backlog_refresh_s=top.backlog_refresh_s,
         ledger=load_settings(LedgerSettings, environ, f"{ENV_PREFIX}LEDGER_"),
     )

@@ -85,7 +85,7 @@ def running_system(
                 "PROFILE_RELAY_TOPIC": topic,
                 "PROFILE_RELAY_METRICS_PORT": str(ports["relay"]),
             },
-            health_url=f"http://127.0.0.1:{ports['relay']}/metrics",
+            health_url=f"http://127.0.0.1:{ports['relay']}/health",
             log_file=logs / "relay.log",
         ),
         "connector": ServiceProcess(

@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import signal
 
-from prometheus_client import CollectorRegistry, start_http_server
+from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from libs.kit.db import asyncpg_dsn
 from libs.kit.kafka import ensure_topic, make_producer
 from libs.kit.logging import configure_logging, get_logger
+from libs.kit.ops_server import broker_check, database_check, start_ops_server
 from libs.kit.telemetry import configure_tracing
+from libs.outbox.backlog import BacklogMetrics, watch_backlog
 from libs.outbox.relay import OutboxRelay, RelayMetrics
 from services.profile.settings import ProfileSettings
 
@@ -22,15 +25,18 @@ async def run_relay(settings: ProfileSettings) -> None:
     configure_logging("outbox-relay", settings.log_level)
     provider = configure_tracing("outbox-relay")
     registry = CollectorRegistry()
+    dsn = asyncpg_dsn(settings.database.url)
+    ops: web.AppRunner | None = None
     if settings.relay_metrics_port:
-        start_http_server(settings.relay_metrics_port, addr="127.0.0.1", registry=registry)
+        checks = {"database": database_check(dsn), "broker": broker_check(settings.kafka.bootstrap_servers)}
+        ops = await start_ops_server(settings.relay_metrics_host, settings.relay_metrics_port, registry, checks)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await _wait_for_topic(settings, stop)
     relay = OutboxRelay(
-        asyncpg_dsn(settings.database.url),
+        dsn,
         lambda: make_producer(settings.kafka),
         settings.relay,
         RelayMetrics(registry),
@@ -42,10 +48,17 @@ async def run_relay(settings: ProfileSettings) -> None:
         instance_id=relay.instance_id,
         lease_ttl_s=settings.relay.lease_ttl_s,
     )
+    backlog = asyncio.create_task(
+        watch_backlog(dsn, settings.relay.schema, BacklogMetrics(registry), settings.backlog_refresh_s, stop)
+    )
     try:
         # Owns its producer and its shard leases: hands both back when stop is set.
         await relay.run(stop)
     finally:
+        stop.set()
+        await backlog
+        if ops is not None:
+            await ops.cleanup()
         provider.shutdown()
         log.info("relay_stopped")
 
