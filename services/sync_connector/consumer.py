@@ -3,7 +3,8 @@
 Offsets are committed only up to the last message whose handler returned, that
 is, whose sync record is written (invariant 2). A handler that raises is retried
 with backoff on the same message (a database outage must not lose it); the
-partition waits behind it, others go on.
+partition waits behind it, others go on. Handlers never wait for a delivery
+retry: those live in the database and the retry scheduler makes them.
 """
 
 from __future__ import annotations

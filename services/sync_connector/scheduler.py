@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
 from services.sync_connector.breaker import CircuitBreaker
-from services.sync_connector.delivery import Claim, SyncDelivery
+from services.sync_connector.delivery import Claim, SettleInterruptedError, SyncDelivery
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
 from services.sync_connector.waiting import wait_until_set
@@ -123,6 +123,9 @@ class RetryScheduler:
         ) as span:
             try:
                 status = await self._delivery.attempt(claim, self._stop)
+            except SettleInterruptedError:
+                log.info("retry_result_left_to_lease", system_code=self._code, record_id=record.id)
+                return
             except Exception:
                 # The claim's lease ends and the record is due again: nothing is lost.
                 log.exception("retry_attempt_failed", system_code=self._code, record_id=record.id)
