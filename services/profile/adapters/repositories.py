@@ -237,11 +237,16 @@ class SqlApplicationRepository:
     async def add(self, application: NameChangeApplication) -> None:
         await self._connection.execute(insert(name_change_applications).values(_application_values(application)))
 
-    async def add_many(self, applications: Sequence[NameChangeApplication]) -> None:
-        if applications:
-            await self._connection.execute(
-                insert(name_change_applications), [_application_values(a) for a in applications]
-            )
+    async def add_many(
+        self, applications: Sequence[NameChangeApplication], results: Sequence[Mapping[str, Any]] | None = None
+    ) -> None:
+        if not applications:
+            return
+        rows = [_application_values(a) for a in applications]
+        if results is not None:
+            for row, result in zip(rows, results, strict=True):
+                row["update_result"] = dict(result)
+        await self._connection.execute(insert(name_change_applications), rows)
 
     async def save(self, application: NameChangeApplication) -> None:
         """Write the fields a decision or a re-application changes."""

@@ -101,6 +101,16 @@ class NameChangeApplication:
             self, status=status, auditor_id=auditor_id, audit_comment=comment, decided_at=now, updated_at=now
         )
 
+    def completed(self, now: datetime) -> NameChangeApplication:
+        return replace(
+            self,
+            status=ApplicationStatus.COMPLETED,
+            completed_at=now,
+            updated_at=now,
+            failure_code=None,
+            failure_detail=None,
+        )
+
     def reapply(self, customer: Customer, now: datetime) -> NameChangeApplication:
         """Re-base a failed application on the profile as it is now, for a new audit decision.
 

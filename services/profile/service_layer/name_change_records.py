@@ -32,11 +32,14 @@ def new_application_id() -> str:
     return f"APP-{uuid.uuid4().hex}"
 
 
-async def record_name_changes(uow: ProfileUnitOfWork, changes: Sequence[NameChange]) -> list[UpdateResult]:
-    """History, completed applications and outbox events of ``changes`` (applications must exist).
+async def record_name_changes(
+    uow: ProfileUnitOfWork, changes: Sequence[NameChange], *, new_applications: bool = False
+) -> list[UpdateResult]:
+    """Completed applications, history and outbox events of ``changes``.
 
-    The profile rows are the caller's: an approval writes only the name, an edit or a
-    restore writes every field.
+    ``new_applications``: the applications are inserted already completed (an edit, a
+    restore); otherwise they exist and are completed (an approval). The profile rows are
+    the caller's: an approval writes only the name, an edit or a restore every field.
     """
     if not changes:
         return []
@@ -72,10 +75,15 @@ async def record_name_changes(uow: ProfileUnitOfWork, changes: Sequence[NameChan
             )
         )
         messages.append(name_changed_message(event_id, change, trace_context))
+    stored = [msgspec.to_builtins(result) for result in results]
+    if new_applications:
+        await uow.applications.add_many([c.application.completed(c.changed_at) for c in changes], stored)
+    else:
+        await uow.applications.complete_many(
+            [(result.application_id, body) for result, body in zip(results, stored, strict=True)],
+            changes[0].changed_at,
+        )
     await uow.history.add_many(history)
-    await uow.applications.complete_many(
-        [(result.application_id, msgspec.to_builtins(result)) for result in results], changes[0].changed_at
-    )
     if len(messages) == 1:
         await uow.outbox.add(messages[0])
     else:

@@ -220,8 +220,7 @@ class RestoreService:
             for s in steps
             if s.name_changed
         ]
-        await uow.applications.add_many([change.application for change in changes])
-        await record_name_changes(uow, changes)
+        await record_name_changes(uow, changes, new_applications=True)
         application_ids = {c.application.customer_id: c.application.application_id for c in changes}
         entries = [
             customer_entry(
