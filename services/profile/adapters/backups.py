@@ -9,11 +9,11 @@ from datetime import datetime
 
 from sqlalchemy import delete, exists, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.errors import DatabaseError
-from services.profile.adapters.repositories import customer_from_row
+from services.profile.adapters.faults import DATABASE_FAULTS
+from services.profile.adapters.repositories import customer_from_row, keyset_position
 from services.profile.adapters.tables import backup_customers, backups, customer_profiles
 from services.profile.domain.errors import RestoreInProgress
 from services.profile.domain.model import Customer
@@ -88,7 +88,7 @@ class SqlBackupRepository:
         b = backups.c
         query = select(backups)
         if after is not None:
-            query = query.where(tuple_(b.created_at, b.backup_id) < tuple_(*after))
+            query = query.where(tuple_(b.created_at, b.backup_id) < keyset_position(after))
         query = query.order_by(b.created_at.desc(), b.backup_id.desc()).limit(limit)
         return [_point(row) for row in (await self._connection.execute(query)).mappings()]
 
@@ -161,7 +161,7 @@ class PgRestoreLock:
     async def hold(self) -> AsyncIterator[None]:
         try:
             connection = await self._engine.connect()
-        except (DBAPIError, OSError) as exc:
+        except DATABASE_FAULTS as exc:
             raise DatabaseError(f"database unavailable: {type(exc).__name__}") from exc
         try:
             acquired = await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": _RESTORE_LOCK_KEY})
@@ -173,7 +173,7 @@ class PgRestoreLock:
             finally:
                 await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _RESTORE_LOCK_KEY})
                 await connection.commit()
-        except DBAPIError as exc:
-            raise DatabaseError(f"restore lock: {type(exc.orig).__name__}") from exc
+        except DATABASE_FAULTS as exc:
+            raise DatabaseError(f"restore lock: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc
         finally:
             await connection.close()

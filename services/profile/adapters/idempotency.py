@@ -18,10 +18,10 @@ import msgspec
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.errors import DatabaseError
+from services.profile.adapters.faults import DATABASE_FAULTS
 from services.profile.adapters.tables import idempotency_keys
 
 IN_PROGRESS = "in_progress"
@@ -111,7 +111,7 @@ class SqlIdempotencyStore:
         try:
             async with self._engine.begin() as connection:
                 yield connection
-        except (DBAPIError, OSError) as exc:
+        except DATABASE_FAULTS as exc:
             raise DatabaseError(f"idempotency store: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc
 
 

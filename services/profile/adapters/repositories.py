@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, bindparam, delete, insert, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -160,7 +160,7 @@ class SqlCustomerRepository:
         if filters.name_contains:
             query = query.where(c.customer_name.icontains(filters.name_contains, autoescape=True))
         if after is not None:
-            query = query.where(tuple_(c.created_at, c.customer_id) > tuple_(*after))
+            query = query.where(tuple_(c.created_at, c.customer_id) > keyset_position(after))
         query = query.order_by(c.created_at, c.customer_id).limit(limit)
         return [customer_from_row(row) for row in (await self._connection.execute(query)).mappings()]
 
@@ -168,7 +168,7 @@ class SqlCustomerRepository:
         c = customer_profiles.c
         query = select(customer_profiles).where(c.deleted_at.is_not(None))
         if after is not None:
-            query = query.where(tuple_(c.deleted_at, c.customer_id) < tuple_(*after))
+            query = query.where(tuple_(c.deleted_at, c.customer_id) < keyset_position(after))
         query = query.order_by(c.deleted_at.desc(), c.customer_id.desc()).limit(limit)
         return [customer_from_row(row) for row in (await self._connection.execute(query)).mappings()]
 
@@ -315,6 +315,11 @@ class SqlApplicationRepository:
         if filters.created_to is not None:
             query = query.where(a.created_at < filters.created_to)
         if after is not None:
-            query = query.where(tuple_(a.created_at, a.application_id) < tuple_(*after))
+            query = query.where(tuple_(a.created_at, a.application_id) < keyset_position(after))
         query = query.order_by(a.created_at.desc(), a.application_id.desc()).limit(limit)
         return [_application(row) for row in (await self._connection.execute(query)).mappings()]
+
+
+def keyset_position(position: TimeKey) -> ColumnElement[Any]:
+    """A keyset position as a row value to compare ``(timestamp, id)`` columns with."""
+    return tuple_(literal(position[0]), literal(position[1]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, LargeBinary, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -11,7 +13,7 @@ SCHEMA = "profile"
 metadata = MetaData(schema=SCHEMA)
 
 
-def _profile_columns() -> list[Column[object]]:
+def _profile_columns() -> list[Column[Any]]:
     """The columns of a customer profile (live table and backup copies alike)."""
     return [
         Column("customer_id", String(50), primary_key=True),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.db import UnitOfWork
 from libs.kit.errors import AppError, DatabaseError
 from libs.outbox.writer import OutboxWriter
 from services.profile.adapters.backups import SqlBackupRepository
+from services.profile.adapters.faults import DATABASE_FAULTS
 from services.profile.adapters.records import SqlAuditLog, SqlHistoryRepository, SqlMaintenance, SqlOutboxBatch
 from services.profile.adapters.repositories import SqlApplicationRepository, SqlCustomerRepository
 from services.profile.adapters.tables import outbox
@@ -41,7 +41,7 @@ class SqlProfileUnitOfWork(UnitOfWork):
     async def __aenter__(self) -> SqlProfileUnitOfWork:
         try:
             return await super().__aenter__()
-        except (DBAPIError, OSError) as exc:
+        except DATABASE_FAULTS as exc:
             raise DatabaseError(f"database unavailable: {type(exc).__name__}") from exc
 
     async def __aexit__(
@@ -52,16 +52,16 @@ class SqlProfileUnitOfWork(UnitOfWork):
     ) -> None:
         try:
             await super().__aexit__(exc_type, exc, tb)
-        except (DBAPIError, OSError):
+        except DATABASE_FAULTS:
             if exc is None:
                 raise
-        if isinstance(exc, DBAPIError | OSError) and not isinstance(exc, AppError):
+        if isinstance(exc, DATABASE_FAULTS) and not isinstance(exc, AppError):
             raise DatabaseError(f"database error: {_describe(exc)}") from exc
 
     async def commit(self) -> None:
         try:
             await super().commit()
-        except DBAPIError as exc:
+        except DATABASE_FAULTS as exc:
             raise DatabaseError(f"commit failed: {_describe(exc)}") from exc
 
 
