@@ -1,4 +1,9 @@
-"""Backup points of the ledger (set-based copies) and the lock that serialises restores."""
+"""Backup points of the ledger (set-based copies) and the lock that serialises restores.
+
+``backup_customers`` copies the profile columns as stored: whatever protects contact data
+in ``customer_profiles`` (encryption at rest) must stay valid in the copy, e.g. associated
+data that binds a value to its customer and column, not to the table.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ with the same key never both run; the response is stored after the request's own
 transaction committed. A process that dies in between leaves a claim whose lease
 expires; the key may then be claimed again and the request run again (the use cases
 refuse a second effect: a duplicate customer id, an already decided application).
+
+Stored bodies are responses as sent, so a created customer's contact data is among them
+until the record expires: encryption at rest must cover ``response_body`` too.
 """
 
 from __future__ import annotations
