@@ -160,7 +160,7 @@ class CustomerController(Controller):
     ) -> RecycleBinItem:
         """Soft delete into the recycle bin (purged after the retention period); ``If-Match`` optional."""
         customer = await customers.delete(customer_id, optional_version(if_match), actor)
-        return RecycleBinItem.of(customer, _retention(state))
+        return RecycleBinItem.of_deleted(customer, _retention(state))
 
     @post(
         "/{customer_id:str}/restore",
@@ -193,4 +193,4 @@ class RecycleBinController(Controller):
         """Deleted customers, most recently deleted first; ``purgeAfter`` is when they go for good."""
         page = await customers.recycle_bin(cursor, limit)
         retention = _retention(state)
-        return RecycleBinPage([RecycleBinItem.of(c, retention) for c in page.items], page.next_cursor)
+        return RecycleBinPage([RecycleBinItem.of_deleted(c, retention) for c in page.items], page.next_cursor)

@@ -55,22 +55,14 @@ class UpdateCustomerRequest(Request, frozen=True):
         return None if isinstance(self.change_reason, UnsetType) else self.change_reason
 
 
-class RecycleBinItem(msgspec.Struct, rename="camel", frozen=True):
-    customer_id: str
-    customer_name: str
-    account_type: str
-    status: str
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    contact_phone: str | None
-    contact_email: str | None
-    contact_address: str | None
+class RecycleBinItem(CustomerResponse, frozen=True):
+    """A deleted customer: the profile as it was, when it was deleted, when it will be purged."""
+
     deleted_at: datetime
     purge_after: datetime
 
     @classmethod
-    def of(cls, customer: Customer, retention: timedelta) -> RecycleBinItem:
+    def of_deleted(cls, customer: Customer, retention: timedelta) -> RecycleBinItem:
         deleted_at = customer.deleted_at or customer.updated_at
         live = msgspec.structs.asdict(CustomerResponse.of(customer))
         return cls(**live, deleted_at=deleted_at, purge_after=deleted_at + retention)
