@@ -214,6 +214,19 @@ class SystemConsumer:
                     self._worker_for(tp).push(messages)
             self._apply_backpressure(consumer, assignment)
             await self._commit(consumer, self._workers.values())
+            self._report_lag(consumer, assignment)
+
+    def _report_lag(self, consumer: AIOKafkaConsumer, assignment: Collection[TopicPartition]) -> None:
+        """Lag per assigned partition: what this system still has to settle there."""
+        for tp in assignment:
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue  # nothing fetched from it yet
+            committed = self._committed.get(tp)
+            if committed is None:
+                worker = self._workers.get(tp)
+                committed = worker.next_offset if worker is not None and worker.next_offset is not None else highwater
+            self._metrics.consumer_lag.labels(self.system_code, str(tp.partition)).set(max(0, highwater - committed))
 
     def _worker_for(self, tp: TopicPartition) -> PartitionWorker:
         if (worker := self._workers.get(tp)) is None:

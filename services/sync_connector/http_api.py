@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.kit.logging import get_logger
+from libs.kit.ops_server import ReadinessCheck
 from services.sync_connector.admin import SyncAdmin
 from services.sync_connector.admin_http import ADMIN_KEY, admin_routes
 from services.sync_connector.http_support import json_response, problem_details
@@ -20,6 +21,7 @@ log = get_logger(__name__)
 ENGINE_KEY = web.AppKey("engine", AsyncEngine)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 CONSUMERS_STARTED_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("consumers_started")
+BROKER_CHECK_KEY: web.AppKey[ReadinessCheck] = web.AppKey("broker_check")
 READY_DB_TIMEOUT_S = 2.0
 
 
@@ -28,7 +30,11 @@ async def _health(_: web.Request) -> web.Response:
 
 
 async def _ready(request: web.Request) -> web.Response:
-    checks = {"database": False, "consumers": request.app[CONSUMERS_STARTED_KEY]()}
+    checks = {
+        "database": False,
+        "broker": await request.app[BROKER_CHECK_KEY](),
+        "consumers": request.app[CONSUMERS_STARTED_KEY](),
+    }
     try:
         async with asyncio.timeout(READY_DB_TIMEOUT_S), request.app[ENGINE_KEY].connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -44,12 +50,17 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 def create_api(
-    engine: AsyncEngine, registry: CollectorRegistry, consumers_started: Callable[[], bool], admin: SyncAdmin
+    engine: AsyncEngine,
+    registry: CollectorRegistry,
+    consumers_started: Callable[[], bool],
+    admin: SyncAdmin,
+    broker_reachable: ReadinessCheck,
 ) -> web.Application:
     app = web.Application(middlewares=[problem_details])
     app[ENGINE_KEY] = engine
     app[REGISTRY_KEY] = registry
     app[CONSUMERS_STARTED_KEY] = consumers_started
+    app[BROKER_CHECK_KEY] = broker_reachable
     app[ADMIN_KEY] = admin
     app.router.add_routes(
         [

@@ -116,6 +116,12 @@ class ConnectorMetrics:
             ["channel"],
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "consumer_lag",
+            "Messages of an assigned partition not yet settled and committed (high watermark - committed offset)",
+            ["system_code", "partition"],
+            registry=registry,
+        )
         self.assigned_partitions = Gauge(
             "consumer_assigned_partitions",
             "Partitions assigned to this instance",

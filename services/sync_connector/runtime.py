@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.kit.db import make_engine
 from libs.kit.logging import configure_logging, get_logger
+from libs.kit.ops_server import broker_check
 from libs.kit.telemetry import configure_tracing
 from services.sync_connector.admin import SyncAdmin
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
@@ -49,7 +50,8 @@ class ConnectorRuntime:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ConnectorMetrics(self.registry)
-        self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("services.sync_connector")
+        self._tracer_provider = tracer_provider or trace.get_tracer_provider()
+        self._tracer = self._tracer_provider.get_tracer("services.sync_connector")
         self.consumers: dict[str, SystemConsumer] = {}
         self.schedulers: dict[str, RetryScheduler] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -78,7 +80,7 @@ class ConnectorRuntime:
     async def _start(self) -> None:
         settings = self.settings
         self._engine = engine = make_engine(settings.database)
-        self._session = make_http_session(settings.http_timeout_s)
+        self._session = make_http_session(settings.http_timeout_s, self._tracer_provider)
         policy = RetryPolicy(settings.max_retry_count, settings.backoff_base_s, settings.backoff_max_s)
         self.dead_letters = DeadLetterPublisher(
             engine, settings.kafka, settings.dlq_topic, self.metrics, poll_interval_s=settings.dlq_poll_interval_s
@@ -93,7 +95,7 @@ class ConnectorRuntime:
             self.metrics.breaker_state.labels(system.code).set(BreakerState.CLOSED)
             delivery = SyncDelivery(
                 engine,
-                HttpSink(system, settings.endpoint(system.code), self._session, self._tracer),
+                HttpSink(system, settings.endpoint(system.code), self._session),
                 breaker,
                 policy,
                 self.metrics,
@@ -132,7 +134,13 @@ class ConnectorRuntime:
             metrics=self.metrics,
         )
         self._api = web.AppRunner(
-            create_api(engine, self.registry, lambda: self.consumers_started, admin),
+            create_api(
+                engine,
+                self.registry,
+                lambda: self.consumers_started,
+                admin,
+                broker_check(settings.kafka.bootstrap_servers),
+            ),
             access_log=None,
             handle_signals=False,
         )

@@ -81,13 +81,14 @@ async def test_one_trace_from_the_audit_call_to_every_external_system(
 
     def complete_trace() -> list[ReceivedSpan] | None:
         spans = otlp.in_trace(trace_id)
-        clients = [s for s in spans if s.service == "sync-connector" and s.kind == "CLIENT"]
-        return spans if len(clients) >= len(SYSTEMS) else None
+        kinds = [s.kind for s in spans if s.service == "sync-connector"]
+        done = kinds.count("CLIENT") >= len(SYSTEMS) and kinds.count("CONSUMER") >= len(SYSTEMS)
+        return spans if done else None
 
     async def probe() -> list[ReceivedSpan] | None:
         return complete_trace()
 
-    spans = await eventually(probe, 20, "the connector's client spans to be exported")
+    spans = await eventually(probe, 20, "the connector's consumer and client spans to be exported")
     by_service: dict[str, list[ReceivedSpan]] = {}
     for span in spans:
         by_service.setdefault(span.service, []).append(span)
@@ -168,3 +169,10 @@ async def test_metrics_after_three_changes(running_system: RunningSystem, http: 
         )
 
     await eventually(backlog_drained, 10, "the relay's backlog gauge back at 0")
+
+    async def no_lag() -> float | None:
+        text = (await http.get(f"{running_system.connector_url}/metrics")).text
+        lags = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("consumer_lag{")]
+        return 0.0 if lags and sum(lags) == 0 else None
+
+    await eventually(no_lag, 10, "every system's consumer lag back at 0")

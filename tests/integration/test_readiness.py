@@ -6,6 +6,7 @@ import asyncio
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,13 +34,13 @@ def own_services(artifacts_dir: Path) -> Iterator[tuple[EmbeddedPostgres, Embedd
         remove_tree(data_dir)
 
 
-async def readiness(url: str) -> tuple[int, dict[str, object]]:
+async def readiness(url: str) -> tuple[int, dict[str, Any]]:
     async with httpx.AsyncClient(timeout=5) as client:
         response = await client.get(url)
     return response.status_code, response.json()
 
 
-async def until_status(url: str, status: int, timeout: float = 20) -> dict[str, object]:
+async def until_status(url: str, status: int, timeout: float = 20) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         code, body = await readiness(url)
@@ -108,3 +109,44 @@ async def test_relay_and_profile_readiness_follow_their_dependencies(
     finally:
         relay.stop()
         profile.stop()
+
+
+async def test_connector_readiness_follows_database_broker_and_group(
+    own_services: tuple[EmbeddedPostgres, EmbeddedKafka], artifacts_dir: Path
+) -> None:
+    postgres, broker = own_services
+    port = free_port()
+    connector = ServiceProcess(
+        "connector",
+        "services.sync_connector",
+        ["serve"],
+        env={
+            "CONNECTOR_DB_URL": sqlalchemy_url(postgres.url),
+            "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "CONNECTOR_HTTP_PORT": str(port),
+            "CONNECTOR_KAFKA_SESSION_TIMEOUT_MS": "3000",
+            "CONNECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+            "CONNECTOR_KAFKA_REBALANCE_TIMEOUT_MS": "3000",
+        },
+        health_url=f"http://127.0.0.1:{port}/health",
+        log_file=artifacts_dir / "readiness-connector.log",
+    )
+    connector.start(timeout=60)
+    ready = f"http://127.0.0.1:{port}/ready"
+    try:
+        body = await until_status(ready, 200, timeout=40)
+        assert body["checks"] == {"database": True, "broker": True, "consumers": True}
+
+        broker.kill()
+        body = await until_status(ready, 503)
+        assert body["checks"]["broker"] is False
+        broker.start()
+        await until_status(ready, 200, timeout=40)
+
+        postgres.kill()
+        body = await until_status(ready, 503)
+        assert body["checks"]["database"] is False
+        postgres.start()
+        await until_status(ready, 200, timeout=40)
+    finally:
+        connector.stop()
