@@ -29,7 +29,9 @@ def extra_env(otlp: OtlpReceiver) -> dict[str, str]:
     return {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
 
 
-async def approve_name_change(http: httpx.AsyncClient, api: str, customer_id: str, new_name: str) -> dict[str, Any]:
+async def approve_name_change(
+    http: httpx.AsyncClient, api: str, customer_id: str, new_name: str
+) -> tuple[dict[str, Any], str]:
     submitted = await http.post(
         f"{api}/v1/name-change-applications", json={"customerId": customer_id, "newName": new_name, "reason": "r"}
     )
@@ -40,7 +42,7 @@ async def approve_name_change(http: httpx.AsyncClient, api: str, customer_id: st
     )
     assert approved.status_code == 200, approved.text
     result: dict[str, Any] = approved.json()
-    return result
+    return result, approved.headers["x-trace-id"]
 
 
 async def successes(http: httpx.AsyncClient, system: RunningSystem, customer_id: str) -> int:
@@ -68,7 +70,7 @@ async def test_one_trace_from_the_audit_call_to_every_external_system(
         f"{api}/v1/customers", json={"customerId": "OBS001", "customerName": "张三", "accountType": "industrial"}
     )
     assert created.status_code == 201
-    result = await approve_name_change(http, api, "OBS001", "李四")
+    result, response_trace_id = await approve_name_change(http, api, "OBS001", "李四")
     await eventually(lambda: _at_least(successes(http, running_system, "OBS001"), len(SYSTEMS)), 30, "three successes")
     db = await asyncpg.connect(database_url)
     try:
@@ -78,6 +80,7 @@ async def test_one_trace_from_the_audit_call_to_every_external_system(
     finally:
         await db.close()
     trace_id = headers["traceparent"].split("-")[1]
+    assert response_trace_id == trace_id, "the approval response names the trace its event carries"
 
     def complete_trace() -> list[ReceivedSpan] | None:
         spans = otlp.in_trace(trace_id)

@@ -25,6 +25,7 @@ from services.profile.entrypoints.http.ledger_wiring import LEDGER_ROUTES, insta
 from services.profile.entrypoints.http.ops import health, metrics, ready
 from services.profile.entrypoints.http.problems import EXCEPTION_HANDLERS, ErrorMetrics
 from services.profile.entrypoints.http.routes import ApplicationController, ProfileUpdateController
+from services.profile.entrypoints.http.trace_header import add_trace_id_header
 from services.profile.entrypoints.outbox_admin_wiring import build_outbox_admin_service
 from services.profile.service_layer.metrics import ProfileMetrics
 from services.profile.service_layer.name_changes import NameChangeService
@@ -78,6 +79,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
         },
         middleware=[idempotency_middleware(MAX_REQUEST_BODY_BYTES)],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_trace_id_header],
         lifespan=[lifespan],
         on_app_init=[on_app_init],
         plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=tracer_provider))],
