@@ -14,6 +14,7 @@ from libs.kit.logging import get_logger
 from libs.kit.ops_server import ReadinessCheck
 from services.sync_connector.admin import SyncAdmin
 from services.sync_connector.admin_http import ADMIN_KEY, admin_routes
+from services.sync_connector.admin_insight import insight_routes
 from services.sync_connector.http_support import json_response, problem_details
 
 log = get_logger(__name__)
@@ -68,6 +69,7 @@ def create_api(
             web.get("/ready", _ready),
             web.get("/metrics", _metrics),
             *admin_routes(),
+            *insight_routes(engine, registry),
         ]
     )
     return app
