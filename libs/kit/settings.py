@@ -17,7 +17,7 @@ class SettingsError(ValueError):
 def load_settings(cls: type[SettingsT], environ: Mapping[str, str], prefix: str) -> SettingsT:
     """Build ``cls`` from ``PREFIX_FIELD`` variables; missing ones keep their defaults.
 
-    Strings are converted to the field types (ints, floats, bools, lists from JSON).
+    Strings are converted to the field types (ints, floats, bools, lists and objects from JSON).
     """
     values: dict[str, object] = {}
     for name in cls.__struct_fields__:
@@ -25,7 +25,7 @@ def load_settings(cls: type[SettingsT], environ: Mapping[str, str], prefix: str)
         if key not in environ:
             continue
         raw = environ[key]
-        values[name] = _decode_list(raw) if raw.startswith("[") else raw
+        values[name] = _decode_json(raw) if raw.startswith(("[", "{")) else raw
     try:
         return msgspec.convert(values, cls, strict=False)
     except msgspec.ValidationError as exc:
@@ -33,7 +33,7 @@ def load_settings(cls: type[SettingsT], environ: Mapping[str, str], prefix: str)
         raise SettingsError(msg) from exc
 
 
-def _decode_list(raw: str) -> object:
+def _decode_json(raw: str) -> object:
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError:

@@ -9,6 +9,7 @@ import msgspec
 from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
 from libs.kit.settings import load_settings
+from libs.kit.tokens import TokenSettings
 from libs.outbox.relay import RelaySettings
 from services.profile.service_layer.ledger_settings import LedgerSettings
 
@@ -32,6 +33,8 @@ class ProfileSettings(msgspec.Struct, frozen=True):
     relay_metrics_host: str = "127.0.0.1"
     backlog_refresh_s: float = 5.0
     ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
+    # PROFILE_AUTH_*: keys that sign and verify bearer tokens (libs/kit/tokens.py).
+    auth: TokenSettings = msgspec.field(default_factory=TokenSettings)
 
 
 class _Top(msgspec.Struct, frozen=True):
@@ -56,4 +59,5 @@ def settings_from_env(environ: Mapping[str, str]) -> ProfileSettings:
         relay_metrics_host=top.relay_metrics_host,
         backlog_refresh_s=top.backlog_refresh_s,
         ledger=load_settings(LedgerSettings, environ, f"{ENV_PREFIX}LEDGER_"),
+        auth=load_settings(TokenSettings, environ, f"{ENV_PREFIX}AUTH_"),
     )

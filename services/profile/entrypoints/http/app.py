@@ -16,8 +16,10 @@ from prometheus_client import CollectorRegistry
 from libs.kit.db import make_engine
 from libs.kit.logging import configure_logging
 from libs.kit.telemetry import configure_tracing
+from libs.kit.tokens import TokenVerifier
 from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
 from services.profile.entrypoints.http.admin_outbox import OutboxAdminController
+from services.profile.entrypoints.http.auth import authentication_middleware
 from services.profile.entrypoints.http.customer_routes import CustomerController
 from services.profile.entrypoints.http.dependencies import provide_actor, provide_customers, provide_name_changes
 from services.profile.entrypoints.http.idempotency import idempotency_middleware
@@ -58,6 +60,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
         config.state.settings = settings
         config.state.registry = registry
         config.state.error_metrics = ErrorMetrics(registry)
+        config.state.token_verifier = TokenVerifier(settings.auth)
         return config
 
     return Litestar(
@@ -77,7 +80,8 @@ def create_app(settings: ProfileSettings) -> Litestar:
             "name_changes": Provide(provide_name_changes, sync_to_thread=False),
             **ledger_dependencies(),
         },
-        middleware=[idempotency_middleware(MAX_REQUEST_BODY_BYTES)],
+        # Authentication first: the idempotency middleware authorizes before it replays anything.
+        middleware=[authentication_middleware, idempotency_middleware(MAX_REQUEST_BODY_BYTES)],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_trace_id_header],
         lifespan=[lifespan],

@@ -37,8 +37,14 @@ def _respond(request: Request[Any, Any, Any], problem: ProblemDetails) -> Respon
         msgspec.json.encode(problem),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
-        headers={"Retry-After": "1"} if problem.retryable else None,
+        headers=_headers(problem),
     )
+
+
+def _headers(problem: ProblemDetails) -> dict[str, str] | None:
+    if problem.status == 401:  # noqa: PLR2004 - RFC 9110: a 401 names the scheme to use
+        return {"WWW-Authenticate": 'Bearer realm="customer-profile"'}
+    return {"Retry-After": "1"} if problem.retryable else None
 
 
 def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[bytes]:
