@@ -11,6 +11,8 @@ from libs.kit.kafka import KafkaSettings
 from libs.kit.settings import load_settings
 from libs.kit.tokens import TokenSettings
 from libs.outbox.relay import RelaySettings
+from services.profile.adapters.connector_client import ConnectorClientSettings
+from services.profile.entrypoints.console.settings import ConsoleSettings
 from services.profile.service_layer.ledger_settings import LedgerSettings
 
 ENV_PREFIX = "PROFILE_"
@@ -35,6 +37,9 @@ class ProfileSettings(msgspec.Struct, frozen=True):
     ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
     # PROFILE_AUTH_*: keys that sign and verify bearer tokens (libs/kit/tokens.py).
     auth: TokenSettings = msgspec.field(default_factory=TokenSettings)
+    # PROFILE_CONSOLE_*: the admin console; PROFILE_CONNECTOR_*: the sync-connector's admin API it calls.
+    console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
+    connector: ConnectorClientSettings = msgspec.field(default_factory=ConnectorClientSettings)
 
 
 class _Top(msgspec.Struct, frozen=True):
@@ -60,4 +65,6 @@ def settings_from_env(environ: Mapping[str, str]) -> ProfileSettings:
         backlog_refresh_s=top.backlog_refresh_s,
         ledger=load_settings(LedgerSettings, environ, f"{ENV_PREFIX}LEDGER_"),
         auth=load_settings(TokenSettings, environ, f"{ENV_PREFIX}AUTH_"),
+        console=load_settings(ConsoleSettings, environ, f"{ENV_PREFIX}CONSOLE_"),
+        connector=load_settings(ConnectorClientSettings, environ, f"{ENV_PREFIX}CONNECTOR_"),
     )
