@@ -19,6 +19,7 @@ from services.profile.service_layer.ledger_settings import LedgerSettings
 from services.profile.service_layer.maintenance import MaintenanceReport, MaintenanceService, MaintenanceTask
 from services.profile.service_layer.metrics import LedgerMetrics
 from services.profile.settings import settings_from_env
+from tests.auth_support import auth_env, authorize
 
 PROBLEM = "https://customer-profile.example/problems/"
 Client = AsyncTestClient[Any]
@@ -27,10 +28,10 @@ Client = AsyncTestClient[Any]
 @contextlib.asynccontextmanager
 async def profile_client(database_url: str, **env: str) -> AsyncIterator[Client]:
     settings = settings_from_env(
-        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **env}
+        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env(), **env}
     )
     async with AsyncTestClient(app=create_app(settings)) as client:
-        yield client
+        yield authorize(client)
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

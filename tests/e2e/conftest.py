@@ -15,6 +15,7 @@ import pytest
 from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
 from libs.kit.db import sqlalchemy_url
+from tests.auth_support import auth_env, authorize, connector_auth_env
 
 SYSTEMS = {"CRM": "/api/customer/update", "CMS": "/api/profile/sync", "CSS": "/api/customer/profile"}
 T = TypeVar("T")
@@ -80,7 +81,7 @@ def running_system(
             "profile-service",
             "services.profile",
             ["serve"],
-            env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(ports["profile"])},
+            env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(ports["profile"]), **auth_env()},
             health_url=f"http://127.0.0.1:{ports['profile']}/health",
             log_file=logs / "profile.log",
         ),
@@ -110,6 +111,7 @@ def running_system(
                 **{f"CONNECTOR_{k}": v for k, v in kafka_env.items()},
                 **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
                 **{f"CONNECTOR_{s}_SECRET": v for s, v in secrets.items()},
+                **connector_auth_env(),
             },
             health_url=f"http://127.0.0.1:{ports['connector']}/health",
             log_file=logs / "connector.log",
@@ -136,4 +138,4 @@ def running_system(
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
-        yield client
+        yield authorize(client)

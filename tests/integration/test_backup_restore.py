@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from services.profile.service_layer.maintenance import MaintenanceTask
+from tests.auth_support import DEFAULT_SUBJECT
 from tests.ledger_support import (
     Client,
     assert_problem,
@@ -89,7 +90,7 @@ async def test_backup_points_are_listed_newest_first(client: Client, db: asyncpg
     first = await backup(client, "first")
     second = await backup(client)
     assert (first["customerCount"], first["deletedCount"], first["kind"], first["label"]) == (4, 1, "manual", "first")
-    assert first["createdBy"] == "anonymous"
+    assert first["createdBy"] == DEFAULT_SUBJECT
 
     page = (await client.get("/v1/backups", params={"limit": 1})).json()
     rest = (await client.get("/v1/backups", params={"limit": 1, "cursor": page["nextCursor"]})).json()

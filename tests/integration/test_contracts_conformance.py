@@ -24,6 +24,7 @@ from libs.kit.db import sqlalchemy_url
 from libs.kit.kafka import KafkaSettings
 from services.profile.entrypoints.http.app import create_app
 from services.profile.settings import settings_from_env
+from tests.auth_support import auth_env, authorize
 from tests.relay_support import Received, collecting, random_traceparent, relay_settings, running_relay, wait_until
 
 SCHEMAS = Path(contracts.__file__).parent / "schemas"
@@ -37,9 +38,11 @@ def validator(file_name: str) -> jsonschema.protocols.Validator:
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = settings_from_env({"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING"})
+    settings = settings_from_env(
+        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env()}
+    )
     async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
+        yield authorize(test_client)
 
 
 async def change_names(client: AsyncTestClient[Any]) -> dict[str, str]:

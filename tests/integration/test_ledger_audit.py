@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from libs.kit.tokens import Role
+from tests.auth_support import bearer
 from tests.ledger_support import Client, assert_problem, create_customer, patch_customer, profile_client
 
 
@@ -25,7 +27,8 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def test_every_change_is_logged_with_actor_address_and_agent(client: Client) -> None:
-    operator = {"X-Actor-Id": "operator-7", "User-Agent": "ledger-test/1.0"}
+    operator = {**bearer(Role.OPERATOR, subject="operator-7"), "User-Agent": "ledger-test/1.0"}
+    admin = bearer(Role.ADMIN, subject="admin-1")
     created = await client.post(
         "/v1/customers",
         json={"customerId": "C1", "customerName": "张三", "accountType": "residential", "contactPhone": "13800138000"},
@@ -36,8 +39,8 @@ async def test_every_change_is_logged_with_actor_address_and_agent(client: Clien
         await client.patch("/v1/customers/C1", json={"status": "suspended"}, headers={**operator, "If-Match": '"1"'})
     ).status_code == 200
     assert (await client.delete("/v1/customers/C1", headers=operator)).status_code == 200
-    assert (await client.post("/v1/customers/C1/restore", headers={"X-Actor-Id": "admin-1"})).status_code == 200
-    assert (await client.post("/v1/backups", json={}, headers={"X-Actor-Id": "admin-1"})).status_code == 201
+    assert (await client.post("/v1/customers/C1/restore", headers=admin)).status_code == 200
+    assert (await client.post("/v1/backups", json={}, headers=admin)).status_code == 201
 
     page = (await client.get("/v1/audit-logs", params={"customerId": "C1"})).json()
     entries = page["items"]

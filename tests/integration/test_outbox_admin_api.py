@@ -16,8 +16,10 @@ from litestar.testing import AsyncTestClient
 
 from libs.kit.db import sqlalchemy_url
 from libs.kit.kafka import KafkaSettings
+from libs.kit.tokens import Role
 from services.profile.entrypoints.http.app import create_app
 from services.profile.settings import settings_from_env
+from tests.auth_support import DEFAULT_SUBJECT, auth_env, authorize, bearer
 from tests.relay_support import (
     collecting,
     engine_for,
@@ -32,14 +34,14 @@ from tests.relay_support import (
 )
 
 PROBLEM = "https://customer-profile.example/problems/"
-ADMIN = {"x-actor-id": "sre-alice", "user-agent": "ops-console/1.0"}
+ADMIN = {**bearer(Role.ADMIN, subject="sre-alice"), "user-agent": "ops-console/1.0"}
 
 
 def make_client(database_url: str, **env: str) -> AsyncTestClient[Any]:
     settings = settings_from_env(
-        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **env}
+        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env(), **env}
     )
-    return AsyncTestClient(app=create_app(settings))
+    return authorize(AsyncTestClient(app=create_app(settings)))
 
 
 @pytest.fixture
@@ -229,4 +231,4 @@ async def test_errors_are_typed_problems_and_leave_no_audit(database_url: str) -
     assert await status_counts(database_url) == {"pending": 4, "failed": 1}
     audits = await redrive_audits(database_url)
     assert [json.loads(a["new_value"])["count"] for a in audits] == [3, 1]
-    assert {a["actor_id"] for a in audits} == {"anonymous"}
+    assert {a["actor_id"] for a in audits} == {DEFAULT_SUBJECT}

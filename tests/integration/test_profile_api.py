@@ -14,15 +14,18 @@ from litestar.testing import AsyncTestClient
 from libs.kit.db import sqlalchemy_url
 from services.profile.entrypoints.http.app import create_app
 from services.profile.settings import settings_from_env
+from tests.auth_support import auth_env, authorize
 
 PROBLEM = "https://customer-profile.example/problems/"
 
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = settings_from_env({"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING"})
+    settings = settings_from_env(
+        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env()}
+    )
     async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
+        yield authorize(test_client)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from libs.kit.telemetry import configure_tracing
 from libs.kit.tokens import TokenVerifier
 from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
 from services.profile.entrypoints.http.admin_outbox import OutboxAdminController
-from services.profile.entrypoints.http.auth import authentication_middleware
+from services.profile.entrypoints.http.auth import assert_every_route_guarded, authentication_middleware
 from services.profile.entrypoints.http.customer_routes import CustomerController
 from services.profile.entrypoints.http.dependencies import provide_actor, provide_customers, provide_name_changes
 from services.profile.entrypoints.http.idempotency import idempotency_middleware
@@ -63,7 +63,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
         config.state.token_verifier = TokenVerifier(settings.auth)
         return config
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             CustomerController,
             ApplicationController,
@@ -90,3 +90,5 @@ def create_app(settings: ProfileSettings) -> Litestar:
         openapi_config=OpenAPIConfig(title="Customer profile service", version="1.0.0", path="/schema"),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
     )
+    assert_every_route_guarded(app)
+    return app

@@ -7,7 +7,7 @@ there is no valid token; it never answers by itself. Every route then carries
 ``guards=[requires(...)]``: no principal is 401 ``UNAUTHENTICATED``, a principal without
 the role is 403 ``FORBIDDEN`` (both problem+json). ``create_app`` refuses to start when a
 route has no ``requires`` guard and is not public (``opt={"public": True}`` or one of
-``PUBLIC_PATHS``): a forgotten guard is a start-up error, not an open route.
+``PUBLIC_PATHS``, the OpenAPI document): a forgotten guard is a start-up error, not an open route.
 
 Role implication: ADMIN may do what OPERATOR and VIEWER may, OPERATOR what VIEWER may.
 AUDIT_SYSTEM (decisions, running updates) and NOTIFIER (contact data for notifications)
@@ -47,7 +47,7 @@ __all__ = [
 
 log = get_logger(__name__)
 SESSION_COOKIE = "profile_session"
-PUBLIC_PATHS = ("/health", "/ready", "/metrics", "/schema")
+PUBLIC_PATHS = ("/schema",)  # the OpenAPI document: the contract is public, the data is not
 AUTH_FAILURE_KEY = "auth_failure"
 
 ROLE_IMPLIES: dict[Role, frozenset[Role]] = {

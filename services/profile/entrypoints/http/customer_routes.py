@@ -12,6 +12,7 @@ from litestar.params import Parameter, QueryParameter
 
 from services.profile.domain.model import AccountType, CustomerStatus
 from services.profile.entrypoints.http import examples as ex
+from services.profile.entrypoints.http.auth import Role, requires
 from services.profile.entrypoints.http.conditional import IfMatch, etag, optional_version, required_version
 from services.profile.entrypoints.http.ledger_schemas import (
     CustomerPage,
@@ -52,6 +53,7 @@ class CustomerController(Controller):
 
     @post(
         "/",
+        guards=[requires(Role.OPERATOR)],
         status_code=201,
         responses=ex.responses(
             201, CustomerResponse, ex.CUSTOMER, "Created", "CUSTOMER_EXISTS", "VALIDATION", "DATABASE_ERROR"
@@ -79,7 +81,11 @@ class CustomerController(Controller):
         response.headers["Location"] = f"/v1/customers/{customer.customer_id}"
         return response
 
-    @get("/", responses=ex.responses(200, CustomerPage, ex.page_of(ex.CUSTOMER), "A page", "VALIDATION"))
+    @get(
+        "/",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
+        responses=ex.responses(200, CustomerPage, ex.page_of(ex.CUSTOMER), "A page", "VALIDATION"),
+    )
     async def list_customers(
         self,
         *,
@@ -102,6 +108,7 @@ class CustomerController(Controller):
 
     @get(
         "/{customer_id:str}",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
         responses=ex.responses(200, CustomerResponse, ex.CUSTOMER, "The profile; ETag = version", "PROFILE_NOT_FOUND"),
     )
     async def get_customer(
@@ -111,6 +118,7 @@ class CustomerController(Controller):
 
     @patch(
         "/{customer_id:str}",
+        guards=[requires(Role.OPERATOR)],
         responses=ex.responses(
             200,
             CustomerResponse,
@@ -145,6 +153,7 @@ class CustomerController(Controller):
 
     @delete(
         "/{customer_id:str}",
+        guards=[requires(Role.OPERATOR)],
         status_code=200,
         responses=ex.responses(
             200, RecycleBinItem, ex.RECYCLED, "Moved to the recycle bin", "PROFILE_NOT_FOUND", "PRECONDITION_FAILED"
@@ -164,6 +173,7 @@ class CustomerController(Controller):
 
     @post(
         "/{customer_id:str}/restore",
+        guards=[requires(Role.OPERATOR)],
         status_code=200,
         responses=ex.responses(
             200, CustomerResponse, ex.CUSTOMER, "Back out of the recycle bin", "PROFILE_NOT_FOUND", "NOT_IN_RECYCLE_BIN"
@@ -176,6 +186,7 @@ class CustomerController(Controller):
 
     @get(
         "/{customer_id:str}/name-history",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
         responses=ex.responses(200, list[HistoryItem], [ex.HISTORY_ITEM], "Newest first", "PROFILE_NOT_FOUND"),
     )
     async def name_history(self, customer_id: PathId, customers: NamedDependency[CustomerService]) -> list[HistoryItem]:
@@ -186,7 +197,11 @@ class RecycleBinController(Controller):
     path = "/v1/recycle-bin"
     tags = ["customers"]  # noqa: RUF012
 
-    @get("/", responses=ex.responses(200, RecycleBinPage, ex.page_of(ex.RECYCLED), "A page", "VALIDATION"))
+    @get(
+        "/",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(200, RecycleBinPage, ex.page_of(ex.RECYCLED), "A page", "VALIDATION"),
+    )
     async def list_recycle_bin(
         self, customers: NamedDependency[CustomerService], state: State, cursor: Cursor = None, limit: Limit = None
     ) -> RecycleBinPage:

@@ -8,6 +8,7 @@ from litestar import Request
 from litestar.datastructures import State
 from opentelemetry import trace
 
+from services.profile.entrypoints.http.auth import Principal
 from services.profile.service_layer.audit import AuditLogService
 from services.profile.service_layer.backups import BackupService
 from services.profile.service_layer.customers import CustomerService
@@ -19,8 +20,9 @@ ANONYMOUS = "anonymous"
 
 
 def provide_actor(request: Request[Any, Any, Any]) -> Actor:
-    # Until authentication lands the caller names itself; the audit log records it.
-    actor_id = request.headers.get("x-actor-id", ANONYMOUS)[:100] or ANONYMOUS
+    # The verified token's subject, never a header the caller writes; every guarded route has one.
+    principal = request.scope.get("user")
+    actor_id = principal.subject if isinstance(principal, Principal) else ANONYMOUS
     context = trace.get_current_span().get_span_context()
     return Actor(
         actor_id=actor_id,

@@ -1,6 +1,7 @@
 """``Idempotency-Key`` on POST: a repeated request gets the first response, not a second effect.
 
-Keys are scoped by method and path. Same key and same request (path, query, body): the
+Keys are scoped by method, path and caller (the token's subject), and the route's guards run
+before a key is claimed or a response replayed. Same key and same request (path, query, body): the
 stored response is replayed with its original status and ``Idempotent-Replayed: true``.
 Same key, other request: 422 ``IDEMPOTENCY_KEY_REUSED``. Same key while the first
 request still runs: 409 ``IDEMPOTENCY_KEY_IN_USE`` (retryable). Responses that invite a
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import msgspec
+from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPRequestEvent, HTTPScope, Message, Receive, ReceiveMessage, Scope, Send
 from opentelemetry import trace
@@ -27,6 +29,7 @@ from services.profile.service_layer.metrics import LedgerMetrics
 log = get_logger(__name__)
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 200
+MAX_SCOPE_LENGTH = 300  # profile.idempotency_keys.scope
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -78,8 +81,10 @@ def idempotency_middleware(max_body_bytes: int) -> Callable[..., ASGIApp]:
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             message = f"Idempotency-Key must have 1 to {MAX_KEY_LENGTH} characters"
             raise ValidationError(message, errors=[{"key": "Idempotency-Key", "message": message, "source": "header"}])
+        # Authorize before anything is claimed or replayed: a stored response is no way around a guard.
+        await scope["route_handler"].authorize_connection(ASGIConnection(scope, receive, send))
         body = await _read_body(receive, max_body_bytes)
-        route = f"POST {scope['path']}"
+        route = _key_scope(scope)
         request_hash = hashlib.sha256(b"\0".join([route.encode(), scope.get("query_string", b""), body])).hexdigest()
         claim = await store.claim(route, key, request_hash)
         metrics.idempotency.labels(claim.outcome.value).inc()
@@ -190,7 +195,19 @@ async def _send_problem(scope: Scope, send: Send, error: AppError) -> None:
     headers = {"content-type": PROBLEM_JSON, "content-length": str(len(body))}
     if error.retryable:
         headers["retry-after"] = "1"
+    if error.status == 401:  # noqa: PLR2004
+        headers["www-authenticate"] = 'Bearer realm="customer-profile"'
     await _send_stored(send, StoredResponse(error.status, headers, body), replayed=False)
+
+
+def _key_scope(scope: HTTPScope) -> str:
+    """Keys belong to one caller on one path: another caller's key replays nothing of theirs."""
+    principal = scope.get("user")
+    subject = getattr(principal, "subject", "")
+    readable = f"POST {scope['path']} by {subject}"
+    if len(readable) <= MAX_SCOPE_LENGTH:
+        return readable
+    return "POST sha256:" + hashlib.sha256(readable.encode()).hexdigest()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -11,6 +11,7 @@ from litestar.params import QueryParameter
 
 from services.profile.domain.restore import BackupKind
 from services.profile.entrypoints.http import examples as ex
+from services.profile.entrypoints.http.auth import Role, requires
 from services.profile.entrypoints.http.customer_routes import Cursor, Limit, PathId
 from services.profile.entrypoints.http.ledger_schemas import (
     AuditLogItem,
@@ -33,6 +34,7 @@ class BackupController(Controller):
 
     @post(
         "/",
+        guards=[requires(Role.ADMIN)],
         status_code=201,
         responses=ex.responses(201, BackupResponse, ex.BACKUP, "The backup point", "VALIDATION", "DATABASE_ERROR"),
     )
@@ -48,7 +50,11 @@ class BackupController(Controller):
             BackupResponse.of(point), status_code=201, headers={"Location": f"{self.path}/{point.backup_id}"}
         )
 
-    @get("/", responses=ex.responses(200, BackupPage, ex.page_of(ex.BACKUP), "Newest first", "VALIDATION"))
+    @get(
+        "/",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(200, BackupPage, ex.page_of(ex.BACKUP), "Newest first", "VALIDATION"),
+    )
     async def list_backups(
         self, backups: NamedDependency[BackupService], cursor: Cursor = None, limit: Limit = None
     ) -> BackupPage:
@@ -56,12 +62,17 @@ class BackupController(Controller):
         page = await backups.page(cursor, limit)
         return BackupPage([BackupResponse.of(p) for p in page.items], page.next_cursor)
 
-    @get("/{backup_id:str}", responses=ex.responses(200, BackupResponse, ex.BACKUP, "The point", "BACKUP_NOT_FOUND"))
+    @get(
+        "/{backup_id:str}",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(200, BackupResponse, ex.BACKUP, "The point", "BACKUP_NOT_FOUND"),
+    )
     async def get_backup(self, backup_id: PathId, backups: NamedDependency[BackupService]) -> BackupResponse:
         return BackupResponse.of(await backups.get(backup_id))
 
     @post(
         "/{backup_id:str}/restore",
+        guards=[requires(Role.ADMIN)],
         status_code=200,
         responses=ex.responses(
             200,
@@ -98,7 +109,11 @@ class AuditLogController(Controller):
     path = "/v1/audit-logs"
     tags = ["operation log"]  # noqa: RUF012
 
-    @get("/", responses=ex.responses(200, AuditLogPage, ex.page_of(ex.AUDIT_ITEM), "Newest first", "VALIDATION"))
+    @get(
+        "/",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(200, AuditLogPage, ex.page_of(ex.AUDIT_ITEM), "Newest first", "VALIDATION"),
+    )
     async def list_audit_logs(
         self,
         *,

@@ -1,4 +1,4 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics: public (no token), they carry no customer data."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
-@get("/health", include_in_schema=False, sync_to_thread=False)
+@get("/health", include_in_schema=False, sync_to_thread=False, opt={"public": True})
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", include_in_schema=False)
+@get("/ready", include_in_schema=False, opt={"public": True})
 async def ready(state: State) -> Response[dict[str, str]]:
     engine: AsyncEngine = state.engine
     try:
@@ -25,7 +25,7 @@ async def ready(state: State) -> Response[dict[str, str]]:
     return Response({"status": "ready", "database": "ok"})
 
 
-@get("/metrics", include_in_schema=False, sync_to_thread=False)
+@get("/metrics", include_in_schema=False, sync_to_thread=False, opt={"public": True})
 def metrics(state: State) -> Response[bytes]:
     registry: CollectorRegistry = state.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -13,6 +13,7 @@ from litestar.params import QueryParameter
 from services.profile.domain.errors import InvalidInput
 from services.profile.domain.model import ApplicationOrigin, ApplicationStatus, NameChangeApplication
 from services.profile.entrypoints.http import examples as ex
+from services.profile.entrypoints.http.auth import Role, requires
 from services.profile.entrypoints.http.customer_routes import Cursor, Limit, PathId
 from services.profile.entrypoints.http.ledger_schemas import ApplicationPage
 from services.profile.entrypoints.http.schemas import (
@@ -33,6 +34,7 @@ class ApplicationController(Controller):
 
     @post(
         "/",
+        guards=[requires(Role.OPERATOR)],
         status_code=201,
         responses=ex.responses(
             201, ApplicationResponse, ex.APPLICATION, "Pending", "PROFILE_NOT_FOUND", "VALIDATION", "DATABASE_ERROR"
@@ -56,7 +58,11 @@ class ApplicationController(Controller):
             headers={"Location": f"{self.path}/{application.application_id}"},
         )
 
-    @get("/", responses=ex.responses(200, ApplicationPage, ex.page_of(ex.APPLICATION), "A page", "VALIDATION"))
+    @get(
+        "/",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
+        responses=ex.responses(200, ApplicationPage, ex.page_of(ex.APPLICATION), "A page", "VALIDATION"),
+    )
     async def list_applications(
         self,
         *,
@@ -76,6 +82,7 @@ class ApplicationController(Controller):
 
     @get(
         "/{application_id:str}",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
         responses=ex.responses(200, ApplicationResponse, ex.APPLICATION, "The application", "APPLICATION_NOT_FOUND"),
     )
     async def get_application(
@@ -85,6 +92,7 @@ class ApplicationController(Controller):
 
     @post(
         "/{application_id:str}/decision",
+        guards=[requires(Role.AUDIT_SYSTEM)],
         status_code=200,
         responses=ex.responses(
             200,
@@ -116,6 +124,7 @@ class ApplicationController(Controller):
 
     @post(
         "/{application_id:str}/reapply",
+        guards=[requires(Role.OPERATOR)],
         status_code=200,
         responses=ex.responses(
             200,
@@ -142,6 +151,7 @@ class ProfileUpdateController(Controller):
 
     @post(
         "/",
+        guards=[requires(Role.AUDIT_SYSTEM, Role.ADMIN)],
         status_code=200,
         responses=ex.responses(
             200,
@@ -166,6 +176,7 @@ class ProfileUpdateController(Controller):
 
     @post(
         "/batch",
+        guards=[requires(Role.AUDIT_SYSTEM, Role.ADMIN)],
         status_code=200,
         responses=ex.responses(
             200,
