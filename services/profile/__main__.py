@@ -9,6 +9,7 @@ import click
 
 from services.profile.entrypoints.cli_ledger import LEDGER_COMMANDS
 from services.profile.entrypoints.cli_outbox import outbox
+from services.profile.entrypoints.cli_token import token
 from services.profile.settings import settings_from_env
 
 
@@ -52,6 +53,7 @@ def migrate() -> None:
 
 
 cli.add_command(outbox)
+cli.add_command(token)
 for _command in LEDGER_COMMANDS:
     cli.add_command(_command)
 
