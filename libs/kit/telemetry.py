@@ -9,6 +9,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanContext, TraceFlags
 
 
 def configure_tracing(service: str) -> TracerProvider:
@@ -31,3 +32,22 @@ def current_trace_headers() -> dict[str, str]:
 
 def context_from_headers(headers: dict[str, str]) -> Context:
     return propagate.extract(headers)
+
+
+def span_context_from_traceparent(traceparent: str | None) -> SpanContext | None:
+    """The remote span context a W3C ``traceparent`` names (a fast path for per-message links)."""
+    if not traceparent:
+        return None
+    parts = traceparent.split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16:  # noqa: PLR2004 - W3C field widths
+        return None
+    try:
+        context = SpanContext(
+            trace_id=int(parts[1], 16),
+            span_id=int(parts[2], 16),
+            is_remote=True,
+            trace_flags=TraceFlags(int(parts[3][:2], 16)),
+        )
+    except ValueError:
+        return None
+    return context if context.is_valid else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeAlias
 
 import msgspec
@@ -18,10 +19,11 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import RecordMetadata
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from libs.kit.logging import get_logger
-from libs.kit.telemetry import context_from_headers
+from libs.kit.telemetry import span_context_from_traceparent
 from libs.outbox.metrics import RelayMetrics
 from libs.outbox.settings import RelaySettings
 
@@ -29,6 +31,8 @@ log = get_logger(__name__)
 tracer = trace.get_tracer("libs.outbox.relay")
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
+# The SDK keeps at most 128 links per span by default (OTEL_SPAN_LINK_COUNT_LIMIT).
+LINKS_PER_PUBLISH_SPAN = 128
 Outcome: TypeAlias = RecordMetadata | BaseException | None  # None: not sent / held back
 
 # Errors that belong to one message: retrying cannot help, so they count towards parking.
@@ -109,23 +113,9 @@ async def publish_in_key_order(producer: AIOKafkaProducer, topic: str, rows: Seq
     Sending is pipelined (every message handed to the producer before any acknowledgement
     is awaited); a row counts as published only if every earlier row of its key did too.
     """
-    sent: list[asyncio.Future[RecordMetadata] | BaseException | None] = []
-    blocked: set[str] = set()
-    broker_down = False
-    for row in rows:
-        if broker_down or row.aggregate_id in blocked:
-            sent.append(None)
-            continue
-        try:
-            sent.append(await _send(producer, topic, row))
-        except Exception as exc:  # noqa: BLE001 - classified by the caller, recorded on the row
-            blocked.add(row.aggregate_id)
-            sent.append(exc)
-            # Metadata or buffer trouble: the rest would only wait for the same timeout.
-            broker_down = not is_per_message(exc)
-
+    sent = await _hand_over(producer, topic, rows)
     outcomes: list[Outcome] = []
-    blocked = set()
+    blocked: set[str] = set()
     for row, item in zip(rows, sent, strict=True):
         outcome: Outcome
         if isinstance(item, asyncio.Future):
@@ -144,27 +134,79 @@ async def publish_in_key_order(producer: AIOKafkaProducer, topic: str, rows: Seq
     return outcomes
 
 
-async def _send(producer: AIOKafkaProducer, topic: str, row: ClaimedRow) -> asyncio.Future[RecordMetadata]:
-    headers = _decode_headers(row)
-    with tracer.start_as_current_span(
-        f"{topic} publish",
-        context=context_from_headers(headers),
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "publish",
-            "messaging.destination.name": topic,
-            "messaging.message.id": str(row.id),
-            "messaging.kafka.message.key": row.aggregate_id,
-        },
-    ):
-        future: asyncio.Future[RecordMetadata] = await producer.send(
-            topic,
-            value=row.payload.encode(),
-            key=row.aggregate_id.encode(),
-            headers=[(k, v.encode()) for k, v in headers.items()],
-        )
-        return future
+async def _hand_over(
+    producer: AIOKafkaProducer, topic: str, rows: Sequence[ClaimedRow]
+) -> list[asyncio.Future[RecordMetadata] | BaseException | None]:
+    """Hand every row to the producer (None: held back behind its key's failure or a broker error)."""
+    sent: list[asyncio.Future[RecordMetadata] | BaseException | None] = []
+    blocked: set[str] = set()
+    broker_down = False
+    for start in range(0, len(rows), LINKS_PER_PUBLISH_SPAN):
+        chunk = rows[start : start + LINKS_PER_PUBLISH_SPAN]
+        headers = [_headers_or_error(row) for row in chunk]
+        with _publish_span(topic, chunk, headers):
+            for row, row_headers in zip(chunk, headers, strict=True):
+                if broker_down or row.aggregate_id in blocked:
+                    sent.append(None)
+                    continue
+                item: asyncio.Future[RecordMetadata] | BaseException
+                if isinstance(row_headers, BaseException):
+                    item = row_headers
+                else:
+                    try:
+                        item = await _send(producer, topic, row, row_headers)
+                    except Exception as exc:  # noqa: BLE001 - classified by the caller, recorded on the row
+                        item = exc
+                if isinstance(item, BaseException):
+                    blocked.add(row.aggregate_id)
+                    # Metadata or buffer trouble: the rest would only wait for the same timeout.
+                    broker_down = not is_per_message(item)
+                sent.append(item)
+    return sent
+
+
+def _publish_span(
+    topic: str, rows: Sequence[ClaimedRow], headers: Sequence[dict[str, str] | BaseException]
+) -> AbstractContextManager[Span]:
+    """One PRODUCER span per chunk, linked to each message's creation context (messaging conventions
+    for batch publishing). The messages keep their own ``traceparent``, so consumers continue the
+    trace of the transaction that wrote them."""
+    links = [
+        Link(context)
+        for row_headers in headers
+        if isinstance(row_headers, dict)
+        and (context := span_context_from_traceparent(row_headers.get("traceparent"))) is not None
+    ]
+    attributes: dict[str, AttributeValue] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "publish",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": topic,
+        "messaging.batch.message_count": len(rows),
+    }
+    if len(rows) == 1:
+        attributes["messaging.message.id"] = str(rows[0].id)
+        attributes["messaging.kafka.message.key"] = rows[0].aggregate_id
+    return tracer.start_as_current_span(f"{topic} publish", kind=SpanKind.PRODUCER, links=links, attributes=attributes)
+
+
+async def _send(
+    producer: AIOKafkaProducer, topic: str, row: ClaimedRow, headers: dict[str, str]
+) -> asyncio.Future[RecordMetadata]:
+    future: asyncio.Future[RecordMetadata] = await producer.send(
+        topic,
+        value=row.payload.encode(),
+        key=row.aggregate_id.encode(),
+        headers=[(k, v.encode()) for k, v in headers.items()],
+    )
+    return future
+
+
+def _headers_or_error(row: ClaimedRow) -> dict[str, str] | BaseException:
+    try:
+        return _decode_headers(row)
+    except MalformedRowError as exc:
+        return exc
 
 
 def _decode_headers(row: ClaimedRow) -> dict[str, str]:

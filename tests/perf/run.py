@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests.perf import bench_http_updates
+from tests.perf import bench_http_updates, bench_relay
 from tests.perf.harness import Figure, machine, real_services, render_table, write_json
 
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench-results/latest.json"))
@@ -20,6 +20,9 @@ async def main() -> int:
         print("scenario: name changes through the HTTP API ...", flush=True)
         http_figures, _ = await bench_http_updates.run(services.postgres_url)
         figures.extend(http_figures)
+        print("scenario: relay draining a backlog ...", flush=True)
+        relay_figures, _ = await bench_relay.run(services.postgres_url, services.kafka_bootstrap)
+        figures.extend(relay_figures)
     print()
     print(render_table(figures))
     write_json(RESULTS, figures)

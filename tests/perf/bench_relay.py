@@ -1,0 +1,148 @@
+"""The relay draining a backlog of outbox rows vs. a bare aiokafka producer sending the same messages.
+
+Our figure: rows/s from the first to the last row marked published by one real relay
+process. Baseline: the same keys, values and headers sent by a bare aiokafka producer
+with the same settings (acks=all, same linger and batch size), rows read beforehand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from libs.devstack.embedded import free_port
+from libs.devstack.processes import ServiceProcess
+from libs.kit.db import sqlalchemy_url
+from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
+from tests.perf.harness import Figure, PeakRss, fresh_database, median
+
+BACKLOG = 200_000
+RUNS = 3
+CUSTOMERS = 20_000
+
+SEED_BACKLOG = """
+WITH s AS (SELECT gen_random_uuid() AS id, g FROM generate_series(1, $1) g)
+INSERT INTO profile.outbox (id, aggregate_type, aggregate_id, event_type, payload, headers, created_at)
+SELECT id, 'customer', 'C' || (g % $2), 'customer.profile.name-changed.v1',
+       jsonb_build_object('customerId', 'C' || (g % $2), 'applicationId', 'APP-' || g, 'oldName', '张三',
+                          'newName', '李四' || g, 'profileVersion', g / $2 + 1, 'reason', '过户',
+                          'changedAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
+       jsonb_build_object('ce_specversion', '1.0', 'ce_id', id::text, 'ce_source', 'urn:customer-profile:bench',
+                          'ce_type', 'customer.profile.name-changed.v1', 'ce_time', now()::text,
+                          'ce_subject', 'C' || (g % $2), 'content-type', 'application/json',
+                          'traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'),
+       now()
+FROM s
+"""
+
+
+async def count(url: str, status: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM profile.outbox WHERE status = $1", status))
+    finally:
+        await conn.close()
+
+
+async def relay_run(url: str, bootstrap: str, topic: str, rss: dict[str, float]) -> float:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DELETE FROM profile.outbox")
+        await conn.execute(SEED_BACKLOG, BACKLOG, CUSTOMERS)
+        await conn.execute("VACUUM ANALYZE profile.outbox")
+    finally:
+        await conn.close()
+    port = free_port()
+    relay = ServiceProcess(
+        "relay",
+        "services.profile",
+        ["relay"],
+        env={
+            "PROFILE_DB_URL": sqlalchemy_url(url),
+            "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "PROFILE_RELAY_TOPIC": topic,
+            "PROFILE_RELAY_METRICS_PORT": str(port),
+            "PROFILE_LOG_LEVEL": "WARNING",
+            "PROFILE_RELAY_BATCH_SIZE": "2000",
+        },
+        health_url=f"http://127.0.0.1:{port}/health",
+    )
+    relay.start(timeout=60)
+    sampler = PeakRss({"relay": relay.process.pid}) if relay.process else None
+    try:
+        first = last = 0.0
+        while True:
+            published = await count(url, "published")
+            now = time.perf_counter()
+            if sampler:
+                sampler.sample()
+            if published and not first:
+                first = now
+            if published >= BACKLOG:
+                last = now
+                break
+            await asyncio.sleep(0.05)  # sampling progress, bounded by the relay finishing
+    finally:
+        relay.stop()
+    if sampler:
+        rss["relay"] = max(rss.get("relay", 0.0), sampler.peak_mb["relay"])
+    return BACKLOG / (last - first)
+
+
+async def baseline_run(url: str, kafka: KafkaSettings, topic: str) -> float:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT aggregate_id, payload::text AS payload, headers FROM profile.outbox LIMIT $1", BACKLOG
+        )
+    finally:
+        await conn.close()
+    messages = [
+        (
+            r["aggregate_id"].encode(),
+            r["payload"].encode(),
+            [(k, str(v).encode()) for k, v in __import__("json").loads(r["headers"]).items()],
+        )
+        for r in rows
+    ]
+    producer: AIOKafkaProducer = make_producer(kafka)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [
+            await producer.send(topic, key=key, value=value, headers=headers) for key, value, headers in messages
+        ]
+        await asyncio.gather(*futures)
+        return len(messages) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def run(postgres_url: str, bootstrap: str) -> tuple[list[Figure], dict[str, float]]:
+    url = await fresh_database(postgres_url, "bench_relay")
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    ours, base, rss = [], [], {}
+    for _ in range(RUNS):
+        topic = f"bench-relay-{uuid.uuid4().hex[:8]}"
+        await ensure_topic(kafka, topic)
+        ours.append(await relay_run(url, bootstrap, topic, rss))
+        base_topic = f"bench-producer-{uuid.uuid4().hex[:8]}"
+        await ensure_topic(kafka, base_topic)
+        base.append(await baseline_run(url, kafka, base_topic))
+    scenario = f"relay draining {BACKLOG:,} outbox rows"
+    return [
+        Figure(
+            scenario,
+            "throughput",
+            median(ours),
+            median(base),
+            ">= 20,000/s and >= 0.40",
+            "ev/s",
+            runs=ours,
+            notes=f"baseline runs: {[round(b) for b in base]}",
+        ),
+    ], rss
