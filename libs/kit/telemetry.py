@@ -9,13 +9,25 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanContext, TraceFlags
 
 
 def configure_tracing(service: str) -> TracerProvider:
-    """A tracer provider for the service; exports over OTLP when ``OTEL_EXPORTER_OTLP_*`` is set."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    """A tracer provider for the service; exports over OTLP when ``OTEL_EXPORTER_OTLP_*`` is set.
+
+    Without an exporter nothing would ever read a recorded span, so spans are not
+    recorded (``ALWAYS_OFF``); they still get valid span contexts, so trace ids are
+    propagated (HTTP, outbox rows, Kafka headers) and logged. With an exporter the
+    sampler comes from the standard ``OTEL_TRACES_SAMPLER`` (default: parent-based, always on).
+    """
+    exporting = bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}), sampler=None if exporting else ALWAYS_OFF
+    )
+    if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from libs.kit.crypto import CryptoSettings
 from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
 from libs.kit.settings import load_settings
@@ -37,6 +38,8 @@ class ProfileSettings(msgspec.Struct, frozen=True):
     ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
     # PROFILE_AUTH_*: keys that sign and verify bearer tokens (libs/kit/tokens.py).
     auth: TokenSettings = msgspec.field(default_factory=TokenSettings)
+    # PROFILE_CRYPTO_*: keys that seal contact data at rest (libs/kit/crypto.py).
+    crypto: CryptoSettings = msgspec.field(default_factory=CryptoSettings)
     # PROFILE_CONSOLE_*: the admin console; PROFILE_CONNECTOR_*: the sync-connector's admin API it calls.
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
     connector: ConnectorClientSettings = msgspec.field(default_factory=ConnectorClientSettings)
@@ -65,6 +68,7 @@ def settings_from_env(environ: Mapping[str, str]) -> ProfileSettings:
         backlog_refresh_s=top.backlog_refresh_s,
         ledger=load_settings(LedgerSettings, environ, f"{ENV_PREFIX}LEDGER_"),
         auth=load_settings(TokenSettings, environ, f"{ENV_PREFIX}AUTH_"),
+        crypto=load_settings(CryptoSettings, environ, f"{ENV_PREFIX}CRYPTO_"),
         console=load_settings(ConsoleSettings, environ, f"{ENV_PREFIX}CONSOLE_"),
         connector=load_settings(ConnectorClientSettings, environ, f"{ENV_PREFIX}CONNECTOR_"),
     )

@@ -125,7 +125,9 @@ async def baseline_run(url: str, kafka: KafkaSettings, topic: str) -> float:
 async def run(postgres_url: str, bootstrap: str) -> tuple[list[Figure], dict[str, float]]:
     url = await fresh_database(postgres_url, "bench_relay")
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
-    ours, base, rss = [], [], {}
+    ours: list[float] = []
+    base: list[float] = []
+    rss: dict[str, float] = {}
     for _ in range(RUNS):
         topic = f"bench-relay-{uuid.uuid4().hex[:8]}"
         await ensure_topic(kafka, topic)

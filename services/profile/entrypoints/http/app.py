@@ -17,6 +17,7 @@ from libs.kit.db import make_engine
 from libs.kit.logging import configure_logging
 from libs.kit.telemetry import configure_tracing
 from libs.kit.tokens import TokenVerifier
+from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
 from services.profile.entrypoints.http.admin_outbox import OutboxAdminController
 from services.profile.entrypoints.http.auth import assert_every_route_guarded, authentication_middleware
@@ -40,14 +41,16 @@ def create_app(settings: ProfileSettings) -> Litestar:
     configure_logging(settings.service_name, settings.log_level)
     tracer_provider = configure_tracing(settings.service_name)
     registry = CollectorRegistry()
+    # Built now, so missing or malformed keys stop the start instead of failing requests later.
+    protector = ContactProtector.from_settings(settings.crypto)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = make_engine(settings.database)
         SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=tracer_provider)
-        uow_factory = SqlUnitOfWorkFactory(engine)
+        uow_factory = SqlUnitOfWorkFactory(engine, protector)
         app.state.engine = engine
-        install_ledger_services(app.state, engine, settings.ledger, registry)
+        install_ledger_services(app.state, uow_factory, settings.ledger, registry)
         app.state.name_change_service = NameChangeService(uow_factory, ProfileMetrics(registry))
         app.state.outbox_admin_service = build_outbox_admin_service(engine, settings.relay, registry)
         try:

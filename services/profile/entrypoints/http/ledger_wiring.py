@@ -8,7 +8,6 @@ from typing import Any
 from litestar.datastructures import State
 from litestar.di import Provide
 from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profile.adapters.backups import PgRestoreLock
 from services.profile.adapters.idempotency import SqlIdempotencyStore
@@ -28,10 +27,10 @@ LEDGER_ROUTES = (RecycleBinController, BackupController, AuditLogController)
 
 
 def install_ledger_services(
-    state: State, engine: AsyncEngine, settings: LedgerSettings, registry: CollectorRegistry
+    state: State, uow_factory: SqlUnitOfWorkFactory, settings: LedgerSettings, registry: CollectorRegistry
 ) -> None:
     """Called from the lifespan, once the engine exists."""
-    uow_factory = SqlUnitOfWorkFactory(engine)
+    engine = uow_factory.engine
     metrics = LedgerMetrics(registry)
     state.ledger_metrics = metrics
     state.customer_service = CustomerService(uow_factory, metrics)
@@ -46,6 +45,7 @@ def install_ledger_services(
     state.audit_log_service = AuditLogService(uow_factory)
     state.idempotency_store = SqlIdempotencyStore(
         engine,
+        uow_factory.protector,
         ttl=timedelta(seconds=settings.idempotency_ttl_s),
         lease=timedelta(seconds=settings.idempotency_lease_s),
         clock=utc_now,
