@@ -1,8 +1,9 @@
 """Backup points of the ledger (set-based copies) and the lock that serialises restores.
 
-``backup_customers`` copies the profile columns as stored: whatever protects contact data
-in ``customer_profiles`` (encryption at rest) must stay valid in the copy, e.g. associated
-data that binds a value to its customer and column, not to the table.
+``backup_customers`` copies the profile columns as stored: contact data stays sealed in the
+copy and opens there like in the live row (its associated data names the customer and column,
+not the table). Whether contact data differs is a comparison of ``contact_digest`` (a keyed
+hash of the plaintext), since two seals of one value never compare equal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.errors import DatabaseError
+from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.faults import DATABASE_FAULTS
 from services.profile.adapters.repositories import customer_from_row, keyset_position
 from services.profile.adapters.tables import backup_customers, backups, customer_profiles
@@ -28,7 +30,8 @@ from services.profile.service_layer.ports import BackupPoint
 
 _COPY_TIMEOUT = "10min"
 _RESTORE_LOCK_KEY = zlib.crc32(b"profile-ledger-restore")
-_COMPARED = ("customer_name", "contact_phone", "contact_email", "contact_address", "account_type", "status")
+# The domain compares the decrypted values again (plan_customer_restore); this only preselects rows.
+_COMPARED = ("customer_name", "contact_digest", "account_type", "status")
 _PROFILE_COLUMNS = tuple(customer_profiles.c.keys())
 
 
@@ -45,8 +48,9 @@ def _point(row: RowMapping) -> BackupPoint:
 
 
 class SqlBackupRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, protector: ContactProtector) -> None:
         self._connection = connection
+        self._protector = protector
 
     async def take(
         self, backup_id: str, kind: BackupKind, label: str | None, created_by: str, now: datetime
@@ -143,7 +147,7 @@ class SqlBackupRepository:
         b = backup_customers.c
         query = select(backup_customers).where(b.backup_id == backup_id, b.customer_id.in_(list(customer_ids)))
         rows = (await self._connection.execute(query)).mappings()
-        return {row["customer_id"]: customer_from_row(row) for row in rows}
+        return {row["customer_id"]: customer_from_row(row, self._protector) for row in rows}
 
     async def live_not_in_backup(self, backup_id: str, after_id: str | None, limit: int) -> Sequence[str]:
         b, c = backup_customers.c, customer_profiles.c

@@ -7,7 +7,8 @@ expires; the key may then be claimed again and the request run again (the use ca
 refuse a second effect: a duplicate customer id, an already decided application).
 
 Stored bodies are responses as sent, so a created customer's contact data is among them
-until the record expires: encryption at rest must cover ``response_body`` too.
+until the record expires: ``response_body`` is sealed (AES-256-GCM, bound to the scope and
+key, ``response_key_id`` names the key) and opened only to replay it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.errors import DatabaseError
+from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.faults import DATABASE_FAULTS
 from services.profile.adapters.tables import idempotency_keys
 
@@ -50,8 +52,16 @@ class Claim(msgspec.Struct, frozen=True):
 
 
 class SqlIdempotencyStore:
-    def __init__(self, engine: AsyncEngine, ttl: timedelta, lease: timedelta, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        protector: ContactProtector,
+        ttl: timedelta,
+        lease: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._engine = engine
+        self._protector = protector
         self._ttl = ttl
         self._lease = lease
         self._clock = clock
@@ -64,6 +74,7 @@ class SqlIdempotencyStore:
             "status_code": None,
             "response_headers": None,
             "response_body": None,
+            "response_key_id": None,
             "created_at": now,
             "locked_until": now + self._lease,
             "expires_at": now + self._ttl,
@@ -81,12 +92,19 @@ class SqlIdempotencyStore:
                 return Claim(ClaimOutcome.CLAIMED)
             row = (await connection.execute(select(idempotency_keys).where(where).with_for_update())).mappings().first()
             claim, take_over = _on_existing(row, request_hash, now)
+            if claim.outcome is ClaimOutcome.REPLAY and row is not None:
+                claim = Claim(ClaimOutcome.REPLAY, self._stored(scope, key, row))
             if take_over:
                 values = fresh if row is None or row["expires_at"] <= now else {"locked_until": now + self._lease}
                 await connection.execute(update(idempotency_keys).where(where).values(values))
             return claim
 
+    def _stored(self, scope: str, key: str, row: RowMapping) -> StoredResponse:
+        body = self._protector.open_response(scope, key, bytes(row["response_body"]))
+        return StoredResponse(row["status_code"], dict(row["response_headers"]), body)
+
     async def complete(self, scope: str, key: str, response: StoredResponse) -> None:
+        sealed, key_id = self._protector.seal_response(scope, key, response.body)
         k = idempotency_keys.c
         async with self._transaction() as connection:
             await connection.execute(
@@ -96,7 +114,8 @@ class SqlIdempotencyStore:
                     state=COMPLETED,
                     status_code=response.status_code,
                     response_headers=response.headers,
-                    response_body=response.body,
+                    response_body=sealed,
+                    response_key_id=key_id,
                     locked_until=None,
                 )
             )
@@ -127,8 +146,7 @@ def _on_existing(row: RowMapping | None, request_hash: str, now: datetime) -> tu
     if row["request_hash"] != request_hash:
         return Claim(ClaimOutcome.MISMATCH), False
     if row["state"] == COMPLETED:
-        stored = StoredResponse(row["status_code"], dict(row["response_headers"]), bytes(row["response_body"]))
-        return Claim(ClaimOutcome.REPLAY, stored), False
+        return Claim(ClaimOutcome.REPLAY), False  # the caller opens the sealed body
     if row["locked_until"] is not None and row["locked_until"] > now:
         return Claim(ClaimOutcome.IN_PROGRESS), False
     # The request that claimed the key outlived its lease: presumed dead, the key is free again.

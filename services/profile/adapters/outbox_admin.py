@@ -1,4 +1,4 @@
-"""The outbox admin's unit of work: the profile unit of work plus the outbox admin queries."""
+"""The outbox admin's unit of work: the outbox admin queries and the audit log, no contact keys."""
 
 from __future__ import annotations
 
@@ -6,20 +6,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.outbox.admin import OutboxAdmin
 from libs.outbox.table import notify_channel
+from services.profile.adapters.records import SqlAuditLog
 from services.profile.adapters.tables import SCHEMA, outbox
-from services.profile.adapters.unit_of_work import SqlProfileUnitOfWork
+from services.profile.adapters.unit_of_work import SqlUnitOfWork
 
 
-class SqlOutboxAdminUnitOfWork(SqlProfileUnitOfWork):
+class SqlOutboxAdminUnitOfWork(SqlUnitOfWork):
     outbox_admin: OutboxAdmin
-
-    async def __aenter__(self) -> SqlOutboxAdminUnitOfWork:
-        await super().__aenter__()
-        return self
+    audit: SqlAuditLog
 
     def _bind(self, connection: AsyncConnection) -> None:
-        super()._bind(connection)
         self.outbox_admin = OutboxAdmin(connection, outbox, notify_channel(SCHEMA))
+        self.audit = SqlAuditLog(connection)
 
 
 class SqlOutboxAdminUnitOfWorkFactory:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.profile.adapters.contact_crypto import CONTACT_FIELDS, STORED_COLUMNS, ContactProtector
 from services.profile.adapters.tables import (
     customer_profiles,
     name_change_applications,
@@ -33,15 +34,17 @@ from services.profile.service_layer.ports import ApplicationFilter, CustomerFilt
 
 _CUSTOMER_COLUMNS = tuple(customer_profiles.c.keys())
 _MUTABLE_CUSTOMER_COLUMNS = tuple(c for c in _CUSTOMER_COLUMNS if c not in ("customer_id", "created_at"))
+_PLAIN_COLUMNS = tuple(c for c in _CUSTOMER_COLUMNS if c not in STORED_COLUMNS)
 
 
-def customer_from_row(row: RowMapping) -> Customer:
+def customer_from_row(row: RowMapping, protector: ContactProtector) -> Customer:
+    contact = protector.open(row)
     return Customer(
         customer_id=row["customer_id"],
         customer_name=row["customer_name"],
-        contact_phone=row["contact_phone"],
-        contact_email=row["contact_email"],
-        contact_address=row["contact_address"],
+        contact_phone=contact["contact_phone"],
+        contact_email=contact["contact_email"],
+        contact_address=contact["contact_address"],
         account_type=AccountType(row["account_type"]),
         status=CustomerStatus(row["status"]),
         version=row["version"],
@@ -51,11 +54,12 @@ def customer_from_row(row: RowMapping) -> Customer:
     )
 
 
-def customer_values(customer: Customer) -> dict[str, Any]:
-    values = {name: getattr(customer, name) for name in _CUSTOMER_COLUMNS}
+def customer_values(customer: Customer, protector: ContactProtector) -> dict[str, Any]:
+    values = {name: getattr(customer, name) for name in _PLAIN_COLUMNS}
     values["account_type"] = customer.account_type.value
     values["status"] = customer.status.value
-    return values
+    contact = {field: getattr(customer, field) for field in CONTACT_FIELDS}
+    return {**values, **protector.seal(customer.customer_id, contact)}
 
 
 _APPLICATION_FIELDS = (
@@ -90,15 +94,19 @@ def _application_values(application: NameChangeApplication) -> dict[str, Any]:
 
 
 class SqlCustomerRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, protector: ContactProtector) -> None:
         self._connection = connection
+        self._protector = protector
+
+    def _customer(self, row: RowMapping) -> Customer:
+        return customer_from_row(row, self._protector)
 
     async def get(self, customer_id: str, *, for_update: bool = False) -> Customer | None:
         query = select(customer_profiles).where(customer_profiles.c.customer_id == customer_id)
         if for_update:
             query = query.with_for_update()
         row = (await self._connection.execute(query)).mappings().first()
-        return None if row is None else customer_from_row(row)
+        return None if row is None else self._customer(row)
 
     async def get_many(self, customer_ids: Sequence[str], *, for_update: bool = False) -> dict[str, Customer]:
         if not customer_ids:
@@ -112,12 +120,14 @@ class SqlCustomerRepository:
         if for_update:
             query = query.with_for_update()
         rows = (await self._connection.execute(query)).mappings().all()
-        return {row["customer_id"]: customer_from_row(row) for row in rows}
+        return {row["customer_id"]: self._customer(row) for row in rows}
 
     async def add(self, customer: Customer) -> None:
         try:
             async with self._connection.begin_nested():
-                await self._connection.execute(insert(customer_profiles).values(customer_values(customer)))
+                await self._connection.execute(
+                    insert(customer_profiles).values(customer_values(customer, self._protector))
+                )
         except IntegrityError as exc:
             raise CustomerAlreadyExists(f"customer {customer.customer_id} already exists") from exc
 
@@ -138,7 +148,7 @@ class SqlCustomerRepository:
         )
         rows = []
         for customer in customers:
-            values = customer_values(customer)
+            values = customer_values(customer, self._protector)
             rows.append(
                 {"key_customer_id": customer.customer_id, **{f"new_{n}": values[n] for n in _MUTABLE_CUSTOMER_COLUMNS}}
             )
@@ -146,7 +156,9 @@ class SqlCustomerRepository:
 
     async def insert_many(self, customers: Sequence[Customer]) -> None:
         if customers:
-            await self._connection.execute(insert(customer_profiles), [customer_values(c) for c in customers])
+            await self._connection.execute(
+                insert(customer_profiles), [customer_values(c, self._protector) for c in customers]
+            )
 
     async def list_live(self, filters: CustomerFilter, after: TimeKey | None, limit: int) -> Sequence[Customer]:
         c = customer_profiles.c
@@ -159,10 +171,12 @@ class SqlCustomerRepository:
             query = query.where(c.customer_name.startswith(filters.name_prefix, autoescape=True))
         if filters.name_contains:
             query = query.where(c.customer_name.icontains(filters.name_contains, autoescape=True))
+        if filters.phone is not None:  # an equality on the keyed hash: the phone is never compared in plaintext
+            query = query.where(c.contact_phone_hash == self._protector.phone_hash(filters.phone))
         if after is not None:
             query = query.where(tuple_(c.created_at, c.customer_id) > keyset_position(after))
         query = query.order_by(c.created_at, c.customer_id).limit(limit)
-        return [customer_from_row(row) for row in (await self._connection.execute(query)).mappings()]
+        return [self._customer(row) for row in (await self._connection.execute(query)).mappings()]
 
     async def list_deleted(self, after: TimeKey | None, limit: int) -> Sequence[Customer]:
         c = customer_profiles.c
@@ -170,7 +184,7 @@ class SqlCustomerRepository:
         if after is not None:
             query = query.where(tuple_(c.deleted_at, c.customer_id) < keyset_position(after))
         query = query.order_by(c.deleted_at.desc(), c.customer_id.desc()).limit(limit)
-        return [customer_from_row(row) for row in (await self._connection.execute(query)).mappings()]
+        return [self._customer(row) for row in (await self._connection.execute(query)).mappings()]
 
     async def purged_versions(self, customer_ids: Sequence[str]) -> dict[str, int]:
         if not customer_ids:
@@ -195,7 +209,7 @@ class SqlCustomerRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        due = [customer_from_row(row) for row in (await self._connection.execute(due_query)).mappings()]
+        due = [self._customer(row) for row in (await self._connection.execute(due_query)).mappings()]
         if not due:
             return due
         ids = [customer.customer_id for customer in due]

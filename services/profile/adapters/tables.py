@@ -18,9 +18,13 @@ def _profile_columns() -> list[Column[Any]]:
     return [
         Column("customer_id", String(50), primary_key=True),
         Column("customer_name", String(100), nullable=False),
-        Column("contact_phone", String(20)),
-        Column("contact_email", String(254)),
-        Column("contact_address", Text),
+        # Contact data only sealed (adapters/contact_crypto.py), never in plaintext.
+        Column("contact_phone_encrypted", LargeBinary),
+        Column("contact_email_encrypted", LargeBinary),
+        Column("contact_address_encrypted", LargeBinary),
+        Column("contact_key_id", String(32)),
+        Column("contact_phone_hash", LargeBinary),
+        Column("contact_digest", LargeBinary),
         Column("account_type", String(16), nullable=False),
         Column("status", String(16), nullable=False),
         Column("version", Integer, nullable=False),
@@ -123,7 +127,8 @@ idempotency_keys = Table(
     Column("state", String(16), nullable=False),
     Column("status_code", Integer),
     Column("response_headers", JSONB),
-    Column("response_body", LargeBinary),
+    Column("response_body", LargeBinary),  # sealed: a response may carry contact data
+    Column("response_key_id", String(32)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("locked_until", DateTime(timezone=True)),
     Column("expires_at", DateTime(timezone=True), nullable=False),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -10,35 +11,17 @@ from libs.kit.db import UnitOfWork
 from libs.kit.errors import AppError, DatabaseError
 from libs.outbox.writer import OutboxWriter
 from services.profile.adapters.backups import SqlBackupRepository
+from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.faults import DATABASE_FAULTS
 from services.profile.adapters.records import SqlAuditLog, SqlHistoryRepository, SqlMaintenance, SqlOutboxBatch
 from services.profile.adapters.repositories import SqlApplicationRepository, SqlCustomerRepository
 from services.profile.adapters.tables import outbox
 
 
-class SqlProfileUnitOfWork(UnitOfWork):
-    """Repositories on one connection and one transaction; database faults become DatabaseError."""
+class SqlUnitOfWork(UnitOfWork):
+    """One connection and one transaction; database faults become DatabaseError."""
 
-    customers: SqlCustomerRepository
-    applications: SqlApplicationRepository
-    history: SqlHistoryRepository
-    audit: SqlAuditLog
-    outbox: OutboxWriter
-    outbox_batch: SqlOutboxBatch
-    backups: SqlBackupRepository
-    maintenance: SqlMaintenance
-
-    def _bind(self, connection: AsyncConnection) -> None:
-        self.customers = SqlCustomerRepository(connection)
-        self.applications = SqlApplicationRepository(connection)
-        self.history = SqlHistoryRepository(connection)
-        self.audit = SqlAuditLog(connection)
-        self.outbox = OutboxWriter(connection, outbox)
-        self.outbox_batch = SqlOutboxBatch(connection, outbox)
-        self.backups = SqlBackupRepository(connection)
-        self.maintenance = SqlMaintenance(connection)
-
-    async def __aenter__(self) -> SqlProfileUnitOfWork:
+    async def __aenter__(self) -> Self:
         try:
             return await super().__aenter__()
         except DATABASE_FAULTS as exc:
@@ -65,14 +48,44 @@ class SqlProfileUnitOfWork(UnitOfWork):
             raise DatabaseError(f"commit failed: {_describe(exc)}") from exc
 
 
+class SqlProfileUnitOfWork(SqlUnitOfWork):
+    """The profile repositories; contact data is sealed and opened with the protector's keys."""
+
+    customers: SqlCustomerRepository
+    applications: SqlApplicationRepository
+    history: SqlHistoryRepository
+    audit: SqlAuditLog
+    outbox: OutboxWriter
+    outbox_batch: SqlOutboxBatch
+    backups: SqlBackupRepository
+    maintenance: SqlMaintenance
+
+    def __init__(self, engine: AsyncEngine, protector: ContactProtector) -> None:
+        super().__init__(engine)
+        self._protector = protector
+
+    def _bind(self, connection: AsyncConnection) -> None:
+        self.customers = SqlCustomerRepository(connection, self._protector)
+        self.applications = SqlApplicationRepository(connection)
+        self.history = SqlHistoryRepository(connection)
+        self.audit = SqlAuditLog(connection)
+        self.outbox = OutboxWriter(connection, outbox)
+        self.outbox_batch = SqlOutboxBatch(connection, outbox)
+        self.backups = SqlBackupRepository(connection, self._protector)
+        self.maintenance = SqlMaintenance(connection)
+
+
 def _describe(exc: BaseException) -> str:
     original = getattr(exc, "orig", None) or exc
     return f"{type(original).__name__}: {str(original).splitlines()[0] if str(original) else ''}"[:300]
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    """Contact data is sealed and opened with ``protector``: no unit of work without the keys."""
+
+    def __init__(self, engine: AsyncEngine, protector: ContactProtector) -> None:
+        self.engine = engine
+        self.protector = protector
 
     def __call__(self) -> SqlProfileUnitOfWork:
-        return SqlProfileUnitOfWork(self._engine)
+        return SqlProfileUnitOfWork(self.engine, self.protector)

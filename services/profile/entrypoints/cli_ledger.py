@@ -26,6 +26,7 @@ from libs.kit.db import make_engine
 from libs.kit.errors import AppError
 from libs.kit.logging import configure_logging
 from services.profile.adapters.backups import PgRestoreLock
+from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
 from services.profile.domain.restore import BackupKind
 from services.profile.service_layer.backups import BackupService
@@ -49,7 +50,7 @@ class _Ledger:
 async def _ledger(settings: ProfileSettings) -> AsyncIterator[_Ledger]:
     engine = make_engine(settings.database)
     try:
-        uow_factory = SqlUnitOfWorkFactory(engine)
+        uow_factory = SqlUnitOfWorkFactory(engine, ContactProtector.from_settings(settings.crypto))
         metrics = LedgerMetrics(CollectorRegistry())
         backups = BackupService(uow_factory, metrics)
         yield _Ledger(

@@ -60,6 +60,7 @@ class CustomerFilter(msgspec.Struct, frozen=True):
     account_type: AccountType | None = None
     name_contains: str | None = None
     name_prefix: str | None = None
+    phone: str | None = None  # exact, ignoring spaces and dashes
 
 
 class ApplicationFilter(msgspec.Struct, frozen=True):
