@@ -1,0 +1,38 @@
+"""The console's Prometheus metrics (built at start-up on the app's registry)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from litestar import Request
+from prometheus_client import CollectorRegistry, Counter
+
+from libs.kit.errors import AppError
+
+T = TypeVar("T")
+
+
+class ConsoleMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sign_ins = Counter(
+            "console_sign_ins", "Console sign-in attempts by outcome", ["outcome"], registry=registry
+        )
+        self.actions = Counter(
+            "console_actions",
+            "Changes made from the console, by action and outcome (ok or the error code)",
+            ["action", "outcome"],
+            registry=registry,
+        )
+
+
+async def counted(request: Request[Any, Any, Any], action: str, call: Awaitable[T]) -> T:
+    """Await a change made from the console and count its outcome (``ok`` or the error's code)."""
+    metrics: ConsoleMetrics = request.app.state.console_metrics
+    try:
+        result = await call
+    except AppError as exc:
+        metrics.actions.labels(action, exc.code).inc()
+        raise
+    metrics.actions.labels(action, "ok").inc()
+    return result
