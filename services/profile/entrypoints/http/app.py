@@ -19,6 +19,7 @@ from libs.kit.telemetry import configure_tracing
 from libs.kit.tokens import TokenVerifier
 from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
+from services.profile.entrypoints.console.wiring import console_lifespan, console_routes, console_template_config
 from services.profile.entrypoints.http.admin_outbox import OutboxAdminController
 from services.profile.entrypoints.http.auth import assert_every_route_guarded, authentication_middleware
 from services.profile.entrypoints.http.customer_routes import CustomerController
@@ -76,6 +77,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
             health,
             ready,
             metrics,
+            *console_routes(settings),
         ],
         dependencies={
             "actor": Provide(provide_actor, sync_to_thread=False),
@@ -87,7 +89,8 @@ def create_app(settings: ProfileSettings) -> Litestar:
         middleware=[authentication_middleware, idempotency_middleware(MAX_REQUEST_BODY_BYTES)],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_trace_id_header],
-        lifespan=[lifespan],
+        lifespan=[lifespan, console_lifespan(settings, registry, tracer_provider)],
+        template_config=console_template_config(settings),
         on_app_init=[on_app_init],
         plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=tracer_provider))],
         openapi_config=OpenAPIConfig(title="Customer profile service", version="1.0.0", path="/schema"),
