@@ -1,0 +1,96 @@
+"""Helpers for the console tests: a profile app whose console is signed in through its own login form."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from litestar.testing import AsyncTestClient
+
+from libs.kit.crypto import generate_key
+from libs.kit.db import sqlalchemy_url
+from libs.kit.tokens import Role
+from services.profile.entrypoints.http.app import create_app
+from services.profile.settings import settings_from_env
+from tests.auth_support import auth_env, bearer, token
+
+Client = AsyncTestClient[Any]
+_HIDDEN = re.compile(r'<input type="hidden" name="(?P<name>[A-Za-z_]+)" value="(?P<value>[^"]*)">')
+
+
+@functools.cache
+def _crypto_env() -> dict[str, str]:
+    return {
+        "PROFILE_CRYPTO_KEYS": json.dumps({"console-test": generate_key()}),
+        "PROFILE_CRYPTO_ACTIVE_KEY_ID": "console-test",
+        "PROFILE_CRYPTO_HASH_KEY": generate_key(),
+    }
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    return {m["name"]: m["value"] for m in _HIDDEN.finditer(html)}
+
+
+def csrf_of(html: str) -> str:
+    value = hidden_fields(html).get("csrf")
+    assert value, "the page has no CSRF field"
+    return value
+
+
+async def sign_in(client: Client, *roles: Role, subject: str, login_path: str = "/console/login") -> httpx.Response:
+    """Through the login form, as a browser would: GET the form, POST the token."""
+    form = await client.get(login_path)
+    assert form.status_code == 200, form.text
+    fields = hidden_fields(form.text)
+    return await client.post(
+        "/console/login",
+        data={"token": token(*roles, subject=subject), "login_csrf": fields["login_csrf"], "next": fields["next"]},
+    )
+
+
+@contextlib.asynccontextmanager
+async def console_client(
+    database_url: str, *roles: Role, subject: str = "console-admin", **env: str
+) -> AsyncIterator[Client]:
+    """An app on ``database_url`` (the connector at ``PROFILE_CONNECTOR_URL`` if given) with a signed-in session."""
+    settings = settings_from_env(
+        {
+            "PROFILE_DB_URL": sqlalchemy_url(database_url),
+            "PROFILE_LOG_LEVEL": "WARNING",
+            "PROFILE_CONNECTOR_URL": "http://127.0.0.1:9",  # nobody: pages must say so, not fail
+            "PROFILE_CONNECTOR_TIMEOUT_S": "2",
+            **auth_env(),
+            **_crypto_env(),
+            **env,
+        }
+    )
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        client.follow_redirects = False  # the tests check every POST-redirect-GET themselves
+        if roles:
+            response = await sign_in(client, *roles, subject=subject)
+            assert response.status_code == 303, response.text
+        yield client
+
+
+async def api(client: Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """A call of the JSON API next to the console session (an admin's bearer token)."""
+    headers = {**bearer(Role.ADMIN, Role.AUDIT_SYSTEM, subject="api-setup"), **kwargs.pop("headers", {})}
+    return await client.request(method, path, headers=headers, **kwargs)
+
+
+async def confirm_and_post(client: Client, confirm_path: str, expect: str) -> httpx.Response:
+    """Open a confirmation page, check it says ``expect``, submit its form (the POST, not followed)."""
+    page = await client.get(confirm_path)
+    assert page.status_code == 200, page.text
+    assert expect in page.text, page.text
+    match = re.search(r'<form method="post" action="(?P<action>[^"]+)"', page.text)
+    assert match, "the confirmation page has no form"
+    fields: dict[str, Any] = {}
+    for m in _HIDDEN.finditer(page.text[match.start() :]):
+        fields.setdefault(m["name"], []).append(m["value"])
+    return await client.post(match["action"].replace("&amp;", "&"), data=fields)
