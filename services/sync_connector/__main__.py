@@ -1,4 +1,4 @@
-"""``python -m services.sync_connector serve|migrate|sync ...``."""
+"""``python -m services.sync_connector serve|migrate|sync ...|notify ...``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import click
 
 from services.sync_connector.cli import sync
+from services.sync_connector.notify.cli import notify
 from services.sync_connector.settings import settings_from_env
 
 
@@ -33,6 +34,7 @@ def migrate() -> None:
 
 
 cli.add_command(sync)
+cli.add_command(notify)
 
 if __name__ == "__main__":
     cli()

@@ -13,29 +13,32 @@ from typing import TypeVar
 
 import click
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.kit.db import make_engine
 from libs.kit.errors import AppError
 from libs.kit.logging import configure_logging
 from services.sync_connector.admin import DEFAULT_PAGE_SIZE, Actor, SyncAdmin
 from services.sync_connector.admin_store import RecordFilter
-from services.sync_connector.settings import settings_from_env
+from services.sync_connector.settings import ConnectorSettings, settings_from_env
 
 T = TypeVar("T")
+AdminT = TypeVar("AdminT")
 CLI_USER_AGENT = "sync-connector-cli"
 CLI_SERVICE_NAME = "sync-connector-cli"
 
 
-def _run(use_case: Callable[[SyncAdmin], Awaitable[T]]) -> T:
-    """Run one use case against the configured database; typed errors exit 1 with their problem."""
+def run_admin(
+    build: Callable[[AsyncEngine, ConnectorSettings], AdminT], use_case: Callable[[AdminT], Awaitable[T]]
+) -> T:
+    """Run one admin use case against the configured database; typed errors exit 1 with their problem."""
     settings = settings_from_env(os.environ)
     configure_logging(CLI_SERVICE_NAME, settings.log_level)  # JSON lines on stderr; stdout is the result
 
     async def main() -> T:
         engine = make_engine(settings.database)
         try:
-            admin = SyncAdmin(engine, retry_budget=settings.max_retry_count, bulk_limit=settings.admin_bulk_retry_limit)
-            return await use_case(admin)
+            return await use_case(build(engine, settings))
         finally:
             await engine.dispose()
 
@@ -46,7 +49,16 @@ def _run(use_case: Callable[[SyncAdmin], Awaitable[T]]) -> T:
         raise SystemExit(1) from error
 
 
-def _print(value: object) -> None:
+def _run(use_case: Callable[[SyncAdmin], Awaitable[T]]) -> T:
+    return run_admin(
+        lambda engine, settings: SyncAdmin(
+            engine, retry_budget=settings.max_retry_count, bulk_limit=settings.admin_bulk_retry_limit
+        ),
+        use_case,
+    )
+
+
+def print_json(value: object) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2))
 
 
@@ -73,14 +85,14 @@ def list_records(
 ) -> None:
     """Sync records, newest first, as JSON ({items, nextCursor})."""
     where = RecordFilter(customer_id=customer_id, system_code=system_code, status=status, event_id=event_id)
-    _print(_run(lambda admin: admin.list_records(where, cursor=cursor, limit=limit)))
+    print_json(_run(lambda admin: admin.list_records(where, cursor=cursor, limit=limit)))
 
 
 @sync.command("status")
 @click.argument("customer_id")
 def status(customer_id: str) -> None:
     """The latest sync status of a customer at every system."""
-    _print(_run(lambda admin: admin.sync_status(customer_id)))
+    print_json(_run(lambda admin: admin.sync_status(customer_id)))
 
 
 @sync.command("retry")
@@ -95,7 +107,7 @@ def retry(*, record_id: int | None, system_code: str | None, status: str, custom
         raise click.UsageError("give exactly one of --id or --system")
     who = Actor(actor, "cli", user_agent=CLI_USER_AGENT)
     if record_id is not None:
-        _print(_run(lambda admin: admin.retry_record(record_id, who)))
+        print_json(_run(lambda admin: admin.retry_record(record_id, who)))
     else:
         assert system_code is not None
-        _print(_run(lambda admin: admin.retry_failed(system_code, who, status=status, customer_id=customer_id)))
+        print_json(_run(lambda admin: admin.retry_failed(system_code, who, status=status, customer_id=customer_id)))

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Generic, TypeVar
 
 import msgspec
 import structlog
@@ -54,6 +55,26 @@ class SettleInterruptedError(Exception):
     """Stopping while the database refused a call's result; the claim's lease ends and the call is repeated."""
 
 
+async def settle_until_recorded(
+    write: Callable[[], Awaitable[bool]], stop: asyncio.Event, on_error: Callable[[Exception, float], None]
+) -> bool:
+    """Write a call's result, retrying through a database outage (the call is not repeated for it).
+
+    Returns what ``write`` returns (False: the claim was lost); raises SettleInterruptedError when
+    stopping first, so the claim's lease ends and the call is made again under a new claim.
+    """
+    failures = 0
+    while True:
+        try:
+            return await write()
+        except (SQLAlchemyError, OSError) as exc:
+            failures += 1
+            wait_s = SETTLE_RETRY_BACKOFF.delay_before_retry(failures)
+            on_error(exc, wait_s)
+            if await wait_until_set(stop, wait_s):
+                raise SettleInterruptedError(str(exc)) from exc
+
+
 class Claim(msgspec.Struct, frozen=True):
     """The right to make one call for a record: shown back (token) when recording the result."""
 
@@ -61,9 +82,27 @@ class Claim(msgspec.Struct, frozen=True):
     token: str
     permit: Permit
 
+    # What the retry scheduler needs of any claim (``scheduler.ScheduledClaim``).
+    @property
+    def record_id(self) -> int:
+        return self.record.id
 
-class DueBatch(msgspec.Struct, frozen=True):
-    claims: list[Claim]
+    @property
+    def event_id(self) -> str:
+        return self.record.event_id
+
+    @property
+    def trace_headers(self) -> dict[str, str]:
+        return self.record.event_headers
+
+
+ClaimT = TypeVar("ClaimT")
+
+
+class DueBatch(msgspec.Struct, Generic[ClaimT], frozen=True):
+    """One round of the retry scheduler: the claims to call now, out of the due records seen."""
+
+    claims: list[ClaimT]
     examined: int  # due records seen (claimed, superseded, deferred or skipped)
     skipped: int  # seen but left untouched because their lane was busy in another transaction
 
@@ -117,7 +156,7 @@ class SyncDelivery:
         status = await self.attempt(claim, stop)
         return "claim_lost" if status is None else status.value
 
-    async def claim_due(self, limit: int) -> DueBatch:
+    async def claim_due(self, limit: int) -> DueBatch[Claim]:
         """For the retry scheduler: decide about up to ``limit`` due records, claiming those to call now."""
         claims: list[Claim] = []
         skipped = 0
@@ -228,17 +267,12 @@ class SyncDelivery:
 
     async def _settle(self, claim: Claim, result: CallResult, stop: asyncio.Event) -> bool:
         """Record the result (retrying through a database outage); False when the claim was lost."""
-        failures = 0
-        while True:
-            try:
-                return await self._settle_once(claim, result)
-            except (SQLAlchemyError, OSError) as exc:
-                failures += 1
-                self._metrics.processing_errors.labels(self.system_code, "database").inc()
-                wait_s = SETTLE_RETRY_BACKOFF.delay_before_retry(failures)
-                _bind(claim.record).warning("sync_result_not_recorded", error=repr(exc), retry_in_s=round(wait_s, 3))
-                if await wait_until_set(stop, wait_s):
-                    raise SettleInterruptedError(str(exc)) from exc
+
+        def not_recorded(exc: Exception, wait_s: float) -> None:
+            self._metrics.processing_errors.labels(self.system_code, "database").inc()
+            _bind(claim.record).warning("sync_result_not_recorded", error=repr(exc), retry_in_s=round(wait_s, 3))
+
+        return await settle_until_recorded(lambda: self._settle_once(claim, result), stop, not_recorded)
 
     async def _settle_once(self, claim: Claim, result: CallResult) -> bool:
         record, status = claim.record, result.status

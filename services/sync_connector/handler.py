@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
+from contracts.events import CustomerNameChanged
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
-from services.sync_connector.delivery import SyncDelivery
 from services.sync_connector.messages import KafkaMessage, UndecodableMessageError, decode_message
 from services.sync_connector.metrics import ConnectorMetrics
 
 log = get_logger(__name__)
+
+
+class EventAcceptor(Protocol):
+    """Takes one decoded event (``SyncDelivery`` for a system, the notification intake); says what it did."""
+
+    async def accept(
+        self, event_id: str, event: CustomerNameChanged, headers: dict[str, str], stop: asyncio.Event
+    ) -> str: ...
 
 
 class SystemMessageHandler:
@@ -22,7 +31,7 @@ class SystemMessageHandler:
 
     def __init__(
         self,
-        delivery: SyncDelivery,
+        delivery: EventAcceptor,
         system_code: str,
         group_id: str,
         tracer: trace.Tracer,

@@ -16,6 +16,8 @@ from services.sync_connector.admin import SyncAdmin
 from services.sync_connector.admin_http import ADMIN_KEY, admin_routes
 from services.sync_connector.admin_insight import insight_routes
 from services.sync_connector.http_support import json_response, problem_details
+from services.sync_connector.notify.admin import NotificationAdmin
+from services.sync_connector.notify.admin_http import NOTIFICATION_ADMIN_KEY, notification_routes
 
 log = get_logger(__name__)
 
@@ -56,6 +58,8 @@ def create_api(
     consumers_started: Callable[[], bool],
     admin: SyncAdmin,
     broker_reachable: ReadinessCheck,
+    *,
+    notification_admin: NotificationAdmin | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[problem_details])
     app[ENGINE_KEY] = engine
@@ -72,4 +76,7 @@ def create_api(
             *insight_routes(engine, registry),
         ]
     )
+    if notification_admin is not None:
+        app[NOTIFICATION_ADMIN_KEY] = notification_admin
+        app.router.add_routes(notification_routes())
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -25,6 +25,10 @@ from services.sync_connector.delivery import SyncDelivery
 from services.sync_connector.handler import SystemMessageHandler
 from services.sync_connector.http_api import create_api
 from services.sync_connector.metrics import ConnectorMetrics
+from services.sync_connector.notify.admin import NotificationAdmin
+from services.sync_connector.notify.metrics import NotificationMetrics
+from services.sync_connector.notify.settings import Channel
+from services.sync_connector.notify.wiring import NOTIFY_CODE, build_notifications
 from services.sync_connector.outcome import RetryPolicy
 from services.sync_connector.scheduler import RetryScheduler
 from services.sync_connector.settings import ConnectorSettings
@@ -50,10 +54,11 @@ class ConnectorRuntime:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ConnectorMetrics(self.registry)
+        self.notify_metrics = NotificationMetrics(self.registry)
         self._tracer_provider = tracer_provider or trace.get_tracer_provider()
         self._tracer = self._tracer_provider.get_tracer("services.sync_connector")
         self.consumers: dict[str, SystemConsumer] = {}
-        self.schedulers: dict[str, RetryScheduler] = {}
+        self.schedulers: dict[str, RetryScheduler[Any]] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self.dead_letters: DeadLetterPublisher | None = None
         self.http_url = ""
@@ -122,6 +127,19 @@ class ConnectorRuntime:
                 concurrency=settings.retry_concurrency,
                 grace_s=settings.shutdown_grace_s,
             )
+        if settings.notify.enabled:  # its consumer group, schedulers and breakers run with the systems' ones
+            notifications = build_notifications(
+                settings,
+                engine,
+                self._session,
+                metrics=self.notify_metrics,
+                connector_metrics=self.metrics,
+                tracer=self._tracer,
+                on_breaker_transition=self._breaker_moved,
+            )
+            self.consumers[NOTIFY_CODE] = notifications.consumer
+            self.schedulers.update(notifications.schedulers)
+            self.breakers.update(notifications.breakers)
         for consumer in self.consumers.values():
             consumer.start()
         for scheduler in self.schedulers.values():
@@ -140,6 +158,13 @@ class ConnectorRuntime:
                 lambda: self.consumers_started,
                 admin,
                 broker_check(settings.kafka.bootstrap_servers),
+                notification_admin=NotificationAdmin(
+                    engine,
+                    attempt_budget=settings.notify.max_attempts,
+                    bulk_limit=settings.admin_bulk_retry_limit,
+                    metrics=self.notify_metrics,
+                    on_reset=self._wake_notifications,
+                ),
             ),
             access_log=None,
             handle_signals=False,
@@ -149,6 +174,10 @@ class ConnectorRuntime:
         host, port = self._api.addresses[0][:2]
         self.http_url = f"http://{host}:{port}"
         log.info("connector_started", topic=settings.topic, http_url=self.http_url, systems=list(self.consumers))
+
+    def _wake_notifications(self, channel: Channel) -> None:
+        if (scheduler := self.schedulers.get(channel.code)) is not None:
+            scheduler.wake()
 
     def _breaker_moved(self, system_code: str, old: BreakerState, new: BreakerState, why: str) -> None:
         self.metrics.breaker_state.labels(system_code).set(new)

@@ -9,12 +9,18 @@ overlap) and calls the system with at most ``concurrency`` calls in flight.
 It respects the system's circuit breaker: nothing is claimed while it is open,
 one trial record when its cool-down has passed. Each system has its own loop,
 so one system's backlog or outage never delays another.
+
+The customer notifications (``notify``) reuse this loop, one per channel: any
+delivery that claims due records and attempts a claim fits (``ScheduledDelivery``),
+and ``wake`` lets the writer of a new record skip the poll wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -23,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
 from services.sync_connector.breaker import CircuitBreaker
-from services.sync_connector.delivery import Claim, SettleInterruptedError, SyncDelivery
+from services.sync_connector.delivery import DueBatch, SettleInterruptedError
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
 from services.sync_connector.waiting import wait_until_set
@@ -33,10 +39,35 @@ log = get_logger(__name__)
 ERROR_BACKOFF = RetryPolicy(max_retries=0, base_s=0.5, max_s=10.0)
 
 
-class RetryScheduler:
+class ScheduledClaim(Protocol):
+    """What the scheduler reads of a claim: for its span and log lines."""
+
+    @property
+    def record_id(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def trace_headers(self) -> dict[str, str]: ...
+
+
+ClaimT = TypeVar("ClaimT", bound=ScheduledClaim)
+
+
+class ScheduledDelivery(Protocol[ClaimT]):
+    @property
+    def system_code(self) -> str: ...
+
+    async def claim_due(self, limit: int) -> DueBatch[ClaimT]: ...
+
+    async def attempt(self, claim: ClaimT, stop: asyncio.Event) -> StrEnum | None:
+        """Make the claimed call and record it: the record's new status, None when the claim was lost."""
+        ...
+
+
+class RetryScheduler(Generic[ClaimT]):
     def __init__(
         self,
-        delivery: SyncDelivery,
+        delivery: ScheduledDelivery[ClaimT],
         breaker: CircuitBreaker,
         metrics: ConnectorMetrics,
         tracer: trace.Tracer,
@@ -44,6 +75,7 @@ class RetryScheduler:
         poll_interval_s: float,
         concurrency: int,
         grace_s: float,
+        span_name: str = "",
     ) -> None:
         self._delivery = delivery
         self._breaker = breaker
@@ -53,13 +85,19 @@ class RetryScheduler:
         self._concurrency = concurrency
         self._grace_s = grace_s
         self._code = delivery.system_code
+        self._span_name = span_name or f"sync retry {self._code}"
         self._stop = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._woken = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"retry-scheduler-{self._code}")
+
+    def wake(self) -> None:
+        """Look for due records now rather than after the poll interval (a record was just committed)."""
+        self._woken.set()
 
     async def stop(self) -> None:
         """Stop claiming; let calls in flight finish and record (bounded by the grace period)."""
@@ -98,13 +136,15 @@ class RetryScheduler:
             failures = 0
             for claim in batch.claims:
                 self._launch(claim)
-            # A full batch that made progress means more may be due right now; otherwise wait a poll.
+            # A full batch that made progress means more may be due right now; otherwise wait a poll
+            # (a wake-up, set before or during this round, cuts it short: no new record waits a poll).
             if batch.examined < limit or batch.skipped == batch.examined:
-                await self._wait(self._poll_s)
+                await self._sleep(self._poll_s, self._woken)
+                self._woken.clear()
 
-    def _launch(self, claim: Claim) -> None:
+    def _launch(self, claim: ClaimT) -> None:
         self._metrics.scheduled_claims.labels(self._code).inc()
-        task = asyncio.create_task(self._attempt(claim), name=f"retry-{self._code}-{claim.record.id}")
+        task = asyncio.create_task(self._attempt(claim), name=f"retry-{self._code}-{claim.record_id}")
         self._in_flight.add(task)
         task.add_done_callback(self._done)
 
@@ -112,23 +152,22 @@ class RetryScheduler:
         self._in_flight.discard(task)
         self._slot_freed.set()
 
-    async def _attempt(self, claim: Claim) -> None:
-        record = claim.record
+    async def _attempt(self, claim: ClaimT) -> None:
         # The retry continues the trace of the transaction that wrote the event.
         with self._tracer.start_as_current_span(
-            f"sync retry {self._code}",
-            context=context_from_headers(dict(record.event_headers)),
+            self._span_name,
+            context=context_from_headers(dict(claim.trace_headers)),
             kind=SpanKind.INTERNAL,
-            attributes={"messaging.message.id": record.event_id, "sync.record_id": record.id},
+            attributes={"messaging.message.id": claim.event_id, "sync.record_id": claim.record_id},
         ) as span:
             try:
                 status = await self._delivery.attempt(claim, self._stop)
             except SettleInterruptedError:
-                log.info("retry_result_left_to_lease", system_code=self._code, record_id=record.id)
+                log.info("retry_result_left_to_lease", system_code=self._code, record_id=claim.record_id)
                 return
             except Exception:
                 # The claim's lease ends and the record is due again: nothing is lost.
-                log.exception("retry_attempt_failed", system_code=self._code, record_id=record.id)
+                log.exception("retry_attempt_failed", system_code=self._code, record_id=claim.record_id)
                 return
             span.set_attribute("sync.status", "claim_lost" if status is None else status.value)
 
@@ -136,10 +175,13 @@ class RetryScheduler:
         await wait_until_set(self._stop, seconds)
 
     async def _wait_for_slot(self) -> None:
-        stop = asyncio.create_task(self._stop.wait())
-        slot = asyncio.create_task(self._slot_freed.wait())
+        await self._sleep(self._poll_s, self._slot_freed)
+
+    async def _sleep(self, seconds: float, also: asyncio.Event) -> None:
+        """Up to ``seconds``; stopping or ``also`` being set cuts it short."""
+        waiters = {asyncio.create_task(self._stop.wait()), asyncio.create_task(also.wait())}
         try:
-            await asyncio.wait({stop, slot}, timeout=self._poll_s, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop.cancel()
-            slot.cancel()
+            for waiter in waiters:
+                waiter.cancel()

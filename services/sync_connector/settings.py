@@ -10,6 +10,7 @@ from contracts.topics import CUSTOMER_PROFILE_TOPIC
 from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
 from libs.kit.settings import load_settings
+from services.sync_connector.notify.settings import NotifySettings, ProfileApiSettings
 
 ENV_PREFIX = "CONNECTOR_"
 DEFAULT_EXTERNAL_URL = "http://127.0.0.1:8010"
@@ -24,6 +25,9 @@ class SystemEndpoint(msgspec.Struct, frozen=True):
 class ConnectorSettings(msgspec.Struct, frozen=True):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
+    # Customer notifications (CONNECTOR_NOTIFY_*) and where they read contact data (CONNECTOR_PROFILE_*).
+    notify: NotifySettings = msgspec.field(default_factory=NotifySettings)
+    profile: ProfileApiSettings = msgspec.field(default_factory=ProfileApiSettings)
     topic: str = CUSTOMER_PROFILE_TOPIC
     group_prefix: str = "sync-connector"
     http_host: str = "127.0.0.1"
@@ -89,4 +93,6 @@ def settings_from_env(environ: Mapping[str, str]) -> ConnectorSettings:
         top,
         database=load_settings(DatabaseSettings, environ, f"{ENV_PREFIX}DB_"),
         kafka=load_settings(KafkaSettings, environ, f"{ENV_PREFIX}KAFKA_"),
+        notify=load_settings(NotifySettings, environ, f"{ENV_PREFIX}NOTIFY_"),
+        profile=load_settings(ProfileApiSettings, environ, f"{ENV_PREFIX}PROFILE_"),
     )

@@ -31,6 +31,9 @@ EXPECTED = {
         "customer_sync_state",
         "dead_letters",
         "admin_actions",
+        # customer notifications (sync_0003)
+        "notification_records",
+        "notification_attempts",
     },
 }
 
