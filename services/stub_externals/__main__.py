@@ -14,11 +14,12 @@ def cli() -> None:
 
 @cli.command()
 def serve() -> None:
-    """Serve the three external systems on one port until SIGTERM/SIGINT."""
+    """Serve CRM/CMS/CSS and the SMS gateway on one port, and the local SMTP server, until SIGTERM/SIGINT."""
     from aiohttp import web  # noqa: PLC0415
 
     from libs.kit.logging import configure_logging, get_logger  # noqa: PLC0415
     from services.stub_externals.app import create_app  # noqa: PLC0415
+    from services.stub_externals.mail import MailStore, RunningSmtp  # noqa: PLC0415
     from services.stub_externals.settings import settings_from_env  # noqa: PLC0415
 
     settings = settings_from_env(os.environ)
@@ -26,7 +27,9 @@ def serve() -> None:
     get_logger(__name__).info(
         "stub_externals_starting", host=settings.host, port=settings.port, signed_systems=sorted(settings.secrets())
     )
-    web.run_app(create_app(settings.secrets()), host=settings.host, port=settings.port, access_log=None, print=None)
+    smtp = RunningSmtp(MailStore(), settings.smtp_host, settings.smtp_port) if settings.smtp_enabled else None
+    app = create_app(settings.secrets(), smtp=smtp)
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":

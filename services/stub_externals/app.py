@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Self
 
 import msgspec
 from aiohttp import web
 
+from libs.kit.logging import get_logger
+from services.stub_externals.mail import MailStore, RunningSmtp
+from services.stub_externals.sms import SMS_KEY, SmsGateway, sms_routes
 from services.stub_externals.state import SYSTEM_BY_PATH, SYSTEM_CODES, Fault, FaultMode, StubState, SyncBody
 
+log = get_logger(__name__)
 STATE_KEY = web.AppKey("state", StubState)
 SECRETS_KEY = web.AppKey("secrets", dict[str, str])
+MAIL_KEY = web.AppKey("mail", MailStore)
 SIGNATURE_PREFIX = "sha256="
 
 
@@ -120,19 +125,41 @@ async def _clear_faults(request: web.Request) -> web.Response:
 
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATE_KEY].reset()
+    request.app[SMS_KEY].reset()
+    request.app[MAIL_KEY].reset()
     return web.Response(status=204)
+
+
+async def _mail(request: web.Request) -> web.Response:
+    """The mails the local SMTP server accepted (``STUBS_SMTP_PORT``), oldest first."""
+    return web.Response(body=msgspec.json.encode(request.app[MAIL_KEY].received()), content_type="application/json")
 
 
 async def _health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app(secrets: Mapping[str, str] | None = None, state: StubState | None = None) -> web.Application:
-    """The stub application; ``secrets`` maps system code to HMAC secret (unset = unsigned is fine)."""
+def create_app(
+    secrets: Mapping[str, str] | None = None,
+    state: StubState | None = None,
+    *,
+    sms: SmsGateway | None = None,
+    smtp: RunningSmtp | None = None,
+) -> web.Application:
+    """The stub application; ``secrets`` maps system code to HMAC secret (unset = unsigned is fine).
+
+    With ``smtp``, the local SMTP server starts and stops with the application (and ``GET /_mail``
+    shows what it accepted); a port already taken is logged, and the HTTP stubs serve anyway.
+    """
     app = web.Application()
     app[STATE_KEY] = state if state is not None else StubState()
     app[SECRETS_KEY] = dict(secrets or {})
+    app[SMS_KEY] = sms if sms is not None else SmsGateway()
+    app[MAIL_KEY] = smtp.store if smtp is not None else MailStore()
+    if smtp is not None:
+        app.cleanup_ctx.append(_smtp_running(smtp))
     app.router.add_routes([web.post(path, _sync_call) for path in SYSTEM_BY_PATH])
+    app.router.add_routes([*sms_routes(), web.get("/_mail", _mail)])
     app.router.add_routes(
         [
             web.get("/_received", _received),
@@ -147,13 +174,27 @@ def create_app(secrets: Mapping[str, str] | None = None, state: StubState | None
     return app
 
 
+def _smtp_running(smtp: RunningSmtp) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def running(_: web.Application) -> AsyncIterator[None]:
+        try:
+            await smtp.start()
+            log.info("stub_smtp_started", host=smtp.host, port=smtp.port)
+        except OSError as exc:
+            log.error("stub_smtp_unavailable", host=smtp.host, port=smtp.port, error=repr(exc))  # noqa: TRY400 - a busy port needs no traceback
+        yield
+        await smtp.stop()
+
+    return running
+
+
 class RunningStub:
     """A stub server listening on a real socket; ``url`` is its base URL."""
 
-    def __init__(self, runner: web.AppRunner, state: StubState, url: str) -> None:
+    def __init__(self, runner: web.AppRunner, state: StubState, url: str, sms: SmsGateway) -> None:
         self._runner = runner
         self.state = state
         self.url = url
+        self.sms = sms
 
     async def close(self) -> None:
         await self._runner.cleanup()
@@ -171,10 +212,10 @@ async def start_stub_server(
     port: int = 0, *, host: str = "127.0.0.1", secrets: Mapping[str, str] | None = None
 ) -> RunningStub:
     """Start the stub in this event loop; port 0 picks a free port (see ``RunningStub.url``)."""
-    state = StubState()
-    runner = web.AppRunner(create_app(secrets, state), access_log=None, handle_signals=False)
+    state, sms = StubState(), SmsGateway()
+    runner = web.AppRunner(create_app(secrets, state, sms=sms), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound_host, bound_port = runner.addresses[0][:2]
-    return RunningStub(runner, state, f"http://{bound_host}:{bound_port}")
+    return RunningStub(runner, state, f"http://{bound_host}:{bound_port}", sms)

@@ -18,6 +18,10 @@ class StubSettings(msgspec.Struct, frozen=True):
     crm_secret: str = ""
     cms_secret: str = ""
     css_secret: str = ""
+    # The local SMTP server that accepts and shows the customer notifications' mail (GET /_mail).
+    smtp_enabled: bool = True
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
     log_level: str = "INFO"
 
     def secrets(self) -> dict[str, str]:
