@@ -25,6 +25,7 @@ from services.profile.entrypoints.http.auth import assert_every_route_guarded, a
 from services.profile.entrypoints.http.customer_routes import CustomerController
 from services.profile.entrypoints.http.dependencies import provide_actor, provide_customers, provide_name_changes
 from services.profile.entrypoints.http.idempotency import idempotency_middleware
+from services.profile.entrypoints.http.internal_contact import InternalContactController
 from services.profile.entrypoints.http.ledger_wiring import LEDGER_ROUTES, install_ledger_services, ledger_dependencies
 from services.profile.entrypoints.http.ops import health, metrics, ready
 from services.profile.entrypoints.http.problems import EXCEPTION_HANDLERS, ErrorMetrics
@@ -73,6 +74,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
             ApplicationController,
             ProfileUpdateController,
             OutboxAdminController,
+            InternalContactController,
             *LEDGER_ROUTES,
             health,
             ready,
