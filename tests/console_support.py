@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import uvicorn
 from litestar.testing import AsyncTestClient
 
 from libs.kit.crypto import generate_key
 from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
 from services.profile.entrypoints.http.app import create_app
-from services.profile.settings import settings_from_env
+from services.profile.settings import ProfileSettings, settings_from_env
 from tests.auth_support import auth_env, bearer, token
 
 Client = AsyncTestClient[Any]
@@ -42,7 +45,9 @@ def csrf_of(html: str) -> str:
     return value
 
 
-async def sign_in(client: Client, *roles: Role, subject: str, login_path: str = "/console/login") -> httpx.Response:
+async def sign_in(
+    client: Client | httpx.AsyncClient, *roles: Role, subject: str, login_path: str = "/console/login"
+) -> httpx.Response:
     """Through the login form, as a browser would: GET the form, POST the token."""
     form = await client.get(login_path)
     assert form.status_code == 200, form.text
@@ -53,12 +58,8 @@ async def sign_in(client: Client, *roles: Role, subject: str, login_path: str = 
     )
 
 
-@contextlib.asynccontextmanager
-async def console_client(
-    database_url: str, *roles: Role, subject: str = "console-admin", **env: str
-) -> AsyncIterator[Client]:
-    """An app on ``database_url`` (the connector at ``PROFILE_CONNECTOR_URL`` if given) with a signed-in session."""
-    settings = settings_from_env(
+def _settings(database_url: str, env: dict[str, str]) -> ProfileSettings:
+    return settings_from_env(
         {
             "PROFILE_DB_URL": sqlalchemy_url(database_url),
             "PROFILE_LOG_LEVEL": "WARNING",
@@ -69,7 +70,14 @@ async def console_client(
             **env,
         }
     )
-    async with AsyncTestClient(app=create_app(settings)) as client:
+
+
+@contextlib.asynccontextmanager
+async def console_client(
+    database_url: str, *roles: Role, subject: str = "console-admin", **env: str
+) -> AsyncIterator[Client]:
+    """An app on ``database_url`` (the connector at ``PROFILE_CONNECTOR_URL`` if given) with a signed-in session."""
+    async with AsyncTestClient(app=create_app(_settings(database_url, env))) as client:
         client.follow_redirects = False  # the tests check every POST-redirect-GET themselves
         if roles:
             response = await sign_in(client, *roles, subject=subject)
@@ -77,13 +85,41 @@ async def console_client(
         yield client
 
 
-async def api(client: Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+@contextlib.asynccontextmanager
+async def served_console_client(
+    database_url: str, *roles: Role, subject: str = "console-admin", **env: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Like ``console_client``, but the app is served by uvicorn on a real socket in this event loop, so
+    it can call servers of this loop too (an in-process sync-connector)."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(_settings(database_url, env)), host="127.0.0.1", port=0, log_config=None, access_log=False
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert not serving.done(), "the profile app did not start"
+            assert time.monotonic() < deadline, "the profile app did not start within 20 s"
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            response = await sign_in(client, *roles, subject=subject)
+            assert response.status_code == 303, response.text
+            yield client
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def api(client: Client | httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
     """A call of the JSON API next to the console session (an admin's bearer token)."""
     headers = {**bearer(Role.ADMIN, Role.AUDIT_SYSTEM, subject="api-setup"), **kwargs.pop("headers", {})}
     return await client.request(method, path, headers=headers, **kwargs)
 
 
-async def confirm_and_post(client: Client, confirm_path: str, expect: str) -> httpx.Response:
+async def confirm_and_post(client: Client | httpx.AsyncClient, confirm_path: str, expect: str) -> httpx.Response:
     """Open a confirmation page, check it says ``expect``, submit its form (the POST, not followed)."""
     page = await client.get(confirm_path)
     assert page.status_code == 200, page.text
