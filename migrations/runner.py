@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -13,8 +14,10 @@ AREAS: tuple[Area, ...] = ("profile", "sync")
 _HERE = Path(__file__).parent
 
 
-def alembic_config(area: Area, database_url: str) -> Config:
+def alembic_config(area: Area, database_url: str, attributes: Mapping[str, object] | None = None) -> Config:
+    """``attributes`` reach the migrations, e.g. ``profile_crypto`` (CryptoSettings) to seal existing rows."""
     config = Config()
+    config.attributes.update(attributes or {})
     config.set_main_option("script_location", str(_HERE / area))
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(_HERE / area / "versions"))
@@ -23,14 +26,18 @@ def alembic_config(area: Area, database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, area: Area, revision: str = "head") -> None:
-    command.upgrade(alembic_config(area, database_url), revision)
+def upgrade(
+    database_url: str, area: Area, revision: str = "head", attributes: Mapping[str, object] | None = None
+) -> None:
+    command.upgrade(alembic_config(area, database_url, attributes), revision)
 
 
-def downgrade(database_url: str, area: Area, revision: str = "base") -> None:
-    command.downgrade(alembic_config(area, database_url), revision)
+def downgrade(
+    database_url: str, area: Area, revision: str = "base", attributes: Mapping[str, object] | None = None
+) -> None:
+    command.downgrade(alembic_config(area, database_url, attributes), revision)
 
 
-def upgrade_all(database_url: str) -> None:
+def upgrade_all(database_url: str, attributes: Mapping[str, object] | None = None) -> None:
     for area in AREAS:
-        upgrade(database_url, area)
+        upgrade(database_url, area, attributes=attributes)

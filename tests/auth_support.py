@@ -1,7 +1,9 @@
-"""Bearer tokens for tests: one signing key pair per test run, handed to apps and processes as settings.
+"""Keys for tests: one token signing key pair and one set of encryption keys per test run.
 
-``auth_env()`` is the environment a profile app or process needs to verify (and, for the token
-CLI, issue) tokens; ``connector_auth_env()`` the connector's. ``bearer(...)`` is an
+``auth_env()`` is the security environment every profile app or process needs: the token
+keys (``PROFILE_AUTH_*``, to verify and, for the token CLI, issue tokens) and the keys that
+seal contact data at rest (``PROFILE_CRYPTO_*``); ``connector_auth_env()`` the connector's.
+``contact_protector()`` seals and opens contact data with the same keys (seeding, checks). ``bearer(...)`` is an
 ``Authorization`` header for the given roles and subject. ``authorize(client)`` gives a test
 client a token that may call every route except the notifier's (admin + audit-system), so
 tests written before authentication keep exercising behaviour, not permissions.
@@ -14,9 +16,12 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from libs.kit.crypto import CryptoSettings, generate_key
 from libs.kit.tokens import Role, TokenIssuer, TokenSettings, generate_key_pair
+from services.profile.adapters.contact_crypto import ContactProtector
 
 TEST_KEY_ID = "test-key-1"
+TEST_CRYPTO_KEY_ID = "test-aes-1"
 EVERYTHING = (Role.ADMIN, Role.AUDIT_SYSTEM)
 DEFAULT_SUBJECT = "test-admin"
 
@@ -24,6 +29,26 @@ DEFAULT_SUBJECT = "test-admin"
 @functools.cache
 def _key_pair() -> tuple[str, str]:
     return generate_key_pair()
+
+
+@functools.cache
+def crypto_settings() -> CryptoSettings:
+    return CryptoSettings(
+        keys={TEST_CRYPTO_KEY_ID: generate_key()}, active_key_id=TEST_CRYPTO_KEY_ID, hash_key=generate_key()
+    )
+
+
+def crypto_env(settings: CryptoSettings | None = None) -> dict[str, str]:
+    crypto = settings or crypto_settings()
+    return {
+        "PROFILE_CRYPTO_KEYS": json.dumps(crypto.keys),
+        "PROFILE_CRYPTO_ACTIVE_KEY_ID": crypto.active_key_id,
+        "PROFILE_CRYPTO_HASH_KEY": crypto.hash_key,
+    }
+
+
+def contact_protector(settings: CryptoSettings | None = None) -> ContactProtector:
+    return ContactProtector.from_settings(settings or crypto_settings())
 
 
 def token_settings() -> TokenSettings:
@@ -37,6 +62,7 @@ def auth_env(prefix: str = "PROFILE_") -> dict[str, str]:
         f"{prefix}AUTH_PUBLIC_KEYS": json.dumps({TEST_KEY_ID: public}),
         f"{prefix}AUTH_SIGNING_KEY_ID": TEST_KEY_ID,
         f"{prefix}AUTH_SIGNING_KEY": private,
+        **(crypto_env() if prefix == "PROFILE_" else {}),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
 from libs.kit.db import DatabaseSettings, make_engine, sqlalchemy_url
+from services.profile.adapters.contact_crypto import STORED_COLUMNS
 from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
 from services.profile.entrypoints.http.app import create_app
 from services.profile.service_layer.backups import BackupService
@@ -19,7 +21,7 @@ from services.profile.service_layer.ledger_settings import LedgerSettings
 from services.profile.service_layer.maintenance import MaintenanceReport, MaintenanceService, MaintenanceTask
 from services.profile.service_layer.metrics import LedgerMetrics
 from services.profile.settings import settings_from_env
-from tests.auth_support import auth_env, authorize
+from tests.auth_support import auth_env, authorize, contact_protector
 
 PROBLEM = "https://customer-profile.example/problems/"
 Client = AsyncTestClient[Any]
@@ -71,21 +73,41 @@ async def patch_customer(
 
 
 async def seed_customers(db: asyncpg.Connection, count: int, prefix: str = "C", start: int = 1) -> None:
-    """``count`` live customers in one set-based statement (ids ``C000001``...; names ``客户1``...)."""
-    await db.execute(
-        """
-        INSERT INTO profile.customer_profiles
-            (customer_id, customer_name, contact_phone, contact_email, account_type, status, version,
-             created_at, updated_at)
-        SELECT $1 || lpad(g::text, 6, '0'), '客户' || g, '138' || lpad(g::text, 8, '0'),
-               'c' || g || '@example.com',
-               (ARRAY['residential', 'commercial', 'industrial'])[1 + g % 3], 'active', 1,
-               now() - interval '1 day' + g * interval '1 millisecond', now() - interval '1 day'
-        FROM generate_series($2::int, $2::int + $3::int - 1) g
-        """,
-        prefix,
-        start,
-        count,
+    """``count`` live customers in one COPY (ids ``C000001``...; names ``客户1``...), contact data sealed."""
+    protector = contact_protector()
+    base = datetime.now(UTC) - timedelta(days=1)
+    account_types = ("residential", "commercial", "industrial")
+    records = []
+    for g in range(start, start + count):
+        customer_id = f"{prefix}{g:06d}"
+        contact = {"contact_phone": f"138{g:08d}", "contact_email": f"c{g}@example.com", "contact_address": None}
+        sealed = protector.seal(customer_id, contact)
+        records.append(
+            (
+                customer_id,
+                f"客户{g}",
+                account_types[g % 3],
+                "active",
+                1,
+                base + timedelta(milliseconds=g),
+                base,
+                *tuple(sealed[c] for c in STORED_COLUMNS),
+            )
+        )
+    await db.copy_records_to_table(
+        "customer_profiles",
+        schema_name="profile",
+        columns=[
+            "customer_id",
+            "customer_name",
+            "account_type",
+            "status",
+            "version",
+            "created_at",
+            "updated_at",
+            *list(STORED_COLUMNS),
+        ],
+        records=records,
     )
 
 
@@ -117,7 +139,7 @@ async def run_maintenance(
     """The maintenance use case on its own engine, as the CLI runs it."""
     engine = make_engine(DatabaseSettings(url=sqlalchemy_url(database_url), pool_size=2, max_overflow=0))
     try:
-        uow_factory = SqlUnitOfWorkFactory(engine)
+        uow_factory = SqlUnitOfWorkFactory(engine, contact_protector())
         metrics = LedgerMetrics(CollectorRegistry())
         service = MaintenanceService(
             uow_factory, BackupService(uow_factory, metrics), settings or LedgerSettings(), metrics

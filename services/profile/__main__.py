@@ -49,7 +49,9 @@ def migrate() -> None:
     """Apply the profile schema migrations."""
     from migrations.runner import upgrade  # noqa: PLC0415
 
-    upgrade(settings_from_env(os.environ).database.url, "profile")
+    settings = settings_from_env(os.environ)
+    # The keys seal contact data that rows already hold (profile_0004); not needed on an empty ledger.
+    upgrade(settings.database.url, "profile", attributes={"profile_crypto": settings.crypto})
 
 
 cli.add_command(outbox)

@@ -14,6 +14,7 @@ import pytest
 from libs.kit.db import sqlalchemy_url
 from services.profile.service_layer.ledger_settings import LedgerSettings
 from services.profile.service_layer.maintenance import MaintenanceTask
+from tests.auth_support import auth_env
 from tests.ledger_support import run_maintenance, seed_customers
 
 
@@ -113,7 +114,12 @@ async def test_expired_idempotency_keys_are_deleted(database_url: str, db: async
 
 
 def test_the_cli_runs_every_task_as_a_cron_job_would(database_url: str) -> None:
-    env = {**os.environ, "PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PROFILE_DB_URL": sqlalchemy_url(database_url),
+        "PROFILE_LOG_LEVEL": "WARNING",
+        **auth_env(),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "services.profile", "maintenance"],
         env=env,

@@ -26,7 +26,7 @@ from tests.ledger_support import Client, patch_customer, profile_client, seed_cu
 SYSTEMS = ("CRM", "CMS", "CSS")
 CUSTOMERS = int(os.environ.get("LEDGER_E2E_CUSTOMERS", "10000"))
 RENAMED = CUSTOMERS // 10
-COMPARED = "customer_name, contact_phone, contact_email, contact_address, account_type, status, deleted_at IS NULL"
+COMPARED = "customer_name, contact_digest, account_type, status, deleted_at IS NULL"  # the digest: seals differ
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, free_port, r
 from libs.devstack.processes import ServiceProcess
 from libs.kit.db import sqlalchemy_url
 from migrations.runner import upgrade_all
+from tests.auth_support import auth_env
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ async def test_relay_and_profile_readiness_follow_their_dependencies(
         "profile",
         "services.profile",
         ["serve"],
-        env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(profile_port)},
+        env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(profile_port), **auth_env()},
         health_url=f"http://127.0.0.1:{profile_port}/health",
         log_file=artifacts_dir / "readiness-profile.log",
     )

@@ -22,6 +22,7 @@ import click
 import msgspec
 from prometheus_client import CollectorRegistry
 
+from libs.kit.crypto import CryptoConfigError
 from libs.kit.db import make_engine
 from libs.kit.errors import AppError
 from libs.kit.logging import configure_logging
@@ -81,6 +82,9 @@ def _run(work: Callable[[_Ledger], Awaitable[T]]) -> T:
     except AppError as exc:
         click.echo(msgspec.json.encode({"error": exc.code, "detail": exc.detail}).decode(), err=True)
         sys.exit(1)
+    except CryptoConfigError as exc:
+        click.echo(msgspec.json.encode({"error": "CRYPTO_CONFIG", "detail": str(exc)}).decode(), err=True)
+        sys.exit(2)
 
 
 def _operator(actor_id: str) -> Actor:
