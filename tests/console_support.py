@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +13,6 @@ import httpx
 import uvicorn
 from litestar.testing import AsyncTestClient
 
-from libs.kit.crypto import generate_key
 from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
 from services.profile.entrypoints.http.app import create_app
@@ -24,15 +21,6 @@ from tests.auth_support import auth_env, bearer, token
 
 Client = AsyncTestClient[Any]
 _HIDDEN = re.compile(r'<input type="hidden" name="(?P<name>[A-Za-z_]+)" value="(?P<value>[^"]*)">')
-
-
-@functools.cache
-def _crypto_env() -> dict[str, str]:
-    return {
-        "PROFILE_CRYPTO_KEYS": json.dumps({"console-test": generate_key()}),
-        "PROFILE_CRYPTO_ACTIVE_KEY_ID": "console-test",
-        "PROFILE_CRYPTO_HASH_KEY": generate_key(),
-    }
 
 
 def hidden_fields(html: str) -> dict[str, str]:
@@ -66,7 +54,6 @@ def _settings(database_url: str, env: dict[str, str]) -> ProfileSettings:
             "PROFILE_CONNECTOR_URL": "http://127.0.0.1:9",  # nobody: pages must say so, not fail
             "PROFILE_CONNECTOR_TIMEOUT_S": "2",
             **auth_env(),
-            **_crypto_env(),
             **env,
         }
     )
