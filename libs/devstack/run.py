@@ -21,9 +21,11 @@ from types import FrameType
 
 import msgspec
 
+from libs.devstack.dev_keys import DEMO_TOKEN_TTL, DevKeys
 from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from libs.devstack.processes import ProcessStartError, ServiceProcess
 from libs.kit.settings import load_settings
+from libs.kit.tokens import Role
 from migrations.runner import upgrade_all
 
 DEMO_CUSTOMERS = (
@@ -55,9 +57,10 @@ class DevStackSettings(msgspec.Struct, frozen=True):
     relay_metrics_port: int = 8002
 
 
-def _post_json(url: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+def _post_json(url: str, body: dict[str, object], token: str) -> tuple[int, dict[str, object]]:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     request = urllib.request.Request(  # noqa: S310 - loopback URL built from settings
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
@@ -75,7 +78,9 @@ TANSU_GROUP_TIMEOUTS = {
 }
 
 
-def _services(settings: DevStackSettings, db_url: str, bootstrap: str, logs: Path) -> list[ServiceProcess]:
+def _services(
+    settings: DevStackSettings, db_url: str, bootstrap: str, logs: Path, keys: DevKeys
+) -> list[ServiceProcess]:
     system_secrets = {system: secrets.token_hex(32) for system in SYSTEMS}
     stubs_url = f"http://127.0.0.1:{settings.stubs_port}"
     return [
@@ -91,7 +96,7 @@ def _services(settings: DevStackSettings, db_url: str, bootstrap: str, logs: Pat
             name="profile-service",
             module="services.profile",
             args=["serve"],
-            env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(settings.profile_port)},
+            env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(settings.profile_port), **keys.profile_env()},
             health_url=f"http://127.0.0.1:{settings.profile_port}/health",
             log_file=logs / "profile-service.log",
         ),
@@ -117,6 +122,10 @@ def _services(settings: DevStackSettings, db_url: str, bootstrap: str, logs: Pat
                 "CONNECTOR_HTTP_PORT": str(settings.connector_port),
                 **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
                 **{f"CONNECTOR_{s}_SECRET": v for s, v in system_secrets.items()},
+                **keys.connector_env(),
+                # The notification sender reads contact data from the profile service as the notifier.
+                "CONNECTOR_PROFILE_URL": f"http://127.0.0.1:{settings.profile_port}",
+                "CONNECTOR_PROFILE_TOKEN": keys.service_token(Role.NOTIFIER),
             },
             health_url=f"http://127.0.0.1:{settings.connector_port}/health",
             log_file=logs / "sync-connector.log",
@@ -124,16 +133,17 @@ def _services(settings: DevStackSettings, db_url: str, bootstrap: str, logs: Pat
     ]
 
 
-def _load_demo_data(profile_port: int) -> None:
+def _load_demo_data(profile_port: int, operator_token: str) -> None:
     for customer in DEMO_CUSTOMERS:
-        status, body = _post_json(f"http://127.0.0.1:{profile_port}/v1/customers", dict(customer))
+        status, body = _post_json(f"http://127.0.0.1:{profile_port}/v1/customers", dict(customer), operator_token)
         if status not in (201, 409):
             msg = f"loading demo customer {customer['customerId']} failed: {status} {body}"
             raise RuntimeError(msg)
 
 
-def _how_to_try(settings: DevStackSettings, logs: Path) -> str:
+def _how_to_try(settings: DevStackSettings, logs: Path, tokens: dict[Role, str]) -> str:
     api = f"http://127.0.0.1:{settings.profile_port}"
+    exports = "\n".join(f"  export {_token_variable(role)}={token}" for role, token in tokens.items())
     return f"""
 The system is up.
   profile service   {api}   (OpenAPI: {api}/schema/swagger)
@@ -142,18 +152,27 @@ The system is up.
   relay metrics     http://127.0.0.1:{settings.relay_metrics_port}/metrics
   logs              {logs}/
 
-Try it (copy-paste):
-  APP=$(curl -s -X POST {api}/v1/name-change-applications -H 'Content-Type: application/json' \\
-        -d '{{"customerId":"DEMO001","newName":"李四","reason":"过户"}}' \\
+Every API call needs a bearer token. Demo tokens, one per role (valid {DEMO_TOKEN_TTL}; signing keys in
+{settings.data_dir}/dev-keys.json; more with: python -m services.profile token issue --role ROLE --subject NAME):
+{exports}
+
+Try it (copy-paste, after the exports):
+  APP=$(curl -s -X POST {api}/v1/name-change-applications -H "Authorization: Bearer $OPERATOR_TOKEN" \\
+        -H 'Content-Type: application/json' -d '{{"customerId":"DEMO001","newName":"李四","reason":"过户"}}' \\
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["applicationId"])')
-  curl -s -X POST {api}/v1/name-change-applications/$APP/decision -H 'Content-Type: application/json' \\
-        -d '{{"decision":"approved","auditorId":"auditor-1","comment":"ok"}}'; echo
-  curl -s {api}/v1/customers/DEMO001/name-history; echo
+  curl -s -X POST {api}/v1/name-change-applications/$APP/decision -H "Authorization: Bearer $AUDIT_SYSTEM_TOKEN" \\
+        -H 'Content-Type: application/json' -d '{{"decision":"approved","auditorId":"auditor-1","comment":"ok"}}'; echo
+  curl -s {api}/v1/customers/DEMO001/name-history -H "Authorization: Bearer $VIEWER_TOKEN"; echo
   curl -s http://127.0.0.1:{settings.stubs_port}/_received; echo
-  curl -s 'http://127.0.0.1:{settings.connector_port}/v1/sync-records?customerId=DEMO001'; echo
+  curl -s 'http://127.0.0.1:{settings.connector_port}/v1/sync-records?customerId=DEMO001' \\
+        -H "Authorization: Bearer $VIEWER_TOKEN"; echo
 
 Ctrl-C stops everything.
 """
+
+
+def _token_variable(role: Role) -> str:
+    return f"{role.value.upper().replace('-', '_')}_TOKEN"
 
 
 def main() -> int:
@@ -177,15 +196,17 @@ def main() -> int:
         postgres.start()
         print(f"starting the Kafka-compatible broker (tansu) on {settings.kafka_port}", flush=True)
         broker.start()
+        keys = DevKeys.load_or_create(data_dir / "dev-keys.json")
+        tokens = keys.demo_tokens()
         print("applying migrations", flush=True)
-        upgrade_all(postgres.url)
+        upgrade_all(postgres.url, attributes={"profile_crypto": keys.crypto_settings()})
         db_url = postgres.url.replace("postgresql://", "postgresql+asyncpg://", 1)
-        services = _services(settings, db_url, broker.bootstrap, logs)
+        services = _services(settings, db_url, broker.bootstrap, logs, keys)
         for service in services:
             print(f"starting {service.name}", flush=True)
             service.start(timeout=60)
-        _load_demo_data(settings.profile_port)
-        print(_how_to_try(settings, logs), flush=True)
+        _load_demo_data(settings.profile_port, tokens[Role.OPERATOR])
+        print(_how_to_try(settings, logs, tokens), flush=True)
         while not stopping:
             for service in services:
                 if not service.running and not stopping:
