@@ -1,0 +1,98 @@
+"""Helpers for the customer-notification tests: the real profile API on a socket, tokens, record queries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import uvicorn
+
+from libs.kit.crypto import generate_key
+from libs.kit.db import sqlalchemy_url
+from libs.kit.tokens import Role
+from services.profile.entrypoints.http.app import create_app
+from services.profile.settings import settings_from_env
+from tests.auth_support import auth_env, bearer, token
+from tests.connector_support import eventually
+
+NOTIFIER_SUBJECT = "sync-connector"
+# Contact data of the test customers: none of it may ever appear on the public topic.
+PHONE = "+86 138 0013 8000"
+PHONE_DIGITS = "+8613800138000"
+EMAIL = "zhang.san@example.com"
+ADDRESS = "北京市海淀区中关村大街 1 号"
+
+
+@functools.cache
+def profile_crypto_env() -> dict[str, str]:
+    """Keys for the profile's encryption at rest (one set per test run)."""
+    return {
+        "PROFILE_CRYPTO_KEYS": json.dumps({"notify-test": generate_key()}),
+        "PROFILE_CRYPTO_ACTIVE_KEY_ID": "notify-test",
+        "PROFILE_CRYPTO_HASH_KEY": generate_key(),
+    }
+
+
+def notifier_token() -> str:
+    """The connector's service token: may read contact data and nothing else."""
+    return token(Role.NOTIFIER, subject=NOTIFIER_SUBJECT)
+
+
+@contextlib.asynccontextmanager
+async def running_profile(database_url: str) -> AsyncIterator[str]:
+    """The real profile service (``create_app``) served by uvicorn on a free loopback port; yields its URL."""
+    settings = settings_from_env(
+        {
+            "PROFILE_DB_URL": sqlalchemy_url(database_url),
+            "PROFILE_LOG_LEVEL": "WARNING",
+            **auth_env(),
+            **profile_crypto_env(),
+        }
+    )
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        if serving.done():
+            serving.result()  # raises what stopped it
+        return server.started
+
+    try:
+        await eventually(started, "the profile service to start", timeout=30)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def create_customer(profile_url: str, customer_id: str, name: str = "张三", **contact: str | None) -> None:
+    body: dict[str, Any] = {"customerId": customer_id, "customerName": name, "accountType": "residential"}
+    body.update({key: value for key, value in contact.items() if value is not None})
+    async with httpx.AsyncClient(timeout=10, headers=bearer(Role.OPERATOR)) as client:
+        response = await client.post(f"{profile_url}/v1/customers", json=body)
+    assert response.status_code == 201, response.text
+
+
+async def notification_records(db: asyncpg.Connection, event_id: str) -> dict[str, asyncpg.Record]:
+    rows = await db.fetch("SELECT * FROM sync.notification_records WHERE event_id = $1", uuid.UUID(event_id))
+    return {row["channel"]: row for row in rows}
+
+
+async def notification_statuses(db: asyncpg.Connection, event_id: str) -> dict[str, str]:
+    return {channel: row["status"] for channel, row in (await notification_records(db, event_id)).items()}
+
+
+async def attempt_outcomes(db: asyncpg.Connection, record_id: int) -> list[str]:
+    rows = await db.fetch(
+        "SELECT outcome FROM sync.notification_attempts WHERE record_id = $1 ORDER BY attempt_no", record_id
+    )
+    return [row["outcome"] for row in rows]
