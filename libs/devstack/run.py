@@ -55,6 +55,7 @@ class DevStackSettings(msgspec.Struct, frozen=True):
     connector_port: int = 8001
     stubs_port: int = 8010
     relay_metrics_port: int = 8002
+    smtp_port: int = 8025  # the local SMTP server in the stubs process; the notification mails land there
 
 
 def _post_json(url: str, body: dict[str, object], token: str) -> tuple[int, dict[str, object]]:
@@ -88,7 +89,11 @@ def _services(
             name="stub-externals",
             module="services.stub_externals",
             args=["serve"],
-            env={"STUBS_PORT": str(settings.stubs_port), **{f"STUBS_{s}_SECRET": v for s, v in system_secrets.items()}},
+            env={
+                "STUBS_PORT": str(settings.stubs_port),
+                "STUBS_SMTP_PORT": str(settings.smtp_port),
+                **{f"STUBS_{s}_SECRET": v for s, v in system_secrets.items()},
+            },
             health_url=f"{stubs_url}/health",
             log_file=logs / "stub-externals.log",
         ),
@@ -126,6 +131,10 @@ def _services(
                 # The notification sender reads contact data from the profile service as the notifier.
                 "CONNECTOR_PROFILE_URL": f"http://127.0.0.1:{settings.profile_port}",
                 "CONNECTOR_PROFILE_TOKEN": keys.service_token(Role.NOTIFIER),
+                # Customer notifications: e-mail to the stubs' SMTP server, SMS to their gateway.
+                "CONNECTOR_NOTIFY_ENABLED": "true",
+                "CONNECTOR_NOTIFY_SMTP_PORT": str(settings.smtp_port),
+                "CONNECTOR_NOTIFY_SMS_URL": stubs_url,
             },
             health_url=f"http://127.0.0.1:{settings.connector_port}/health",
             log_file=logs / "sync-connector.log",
@@ -149,6 +158,8 @@ The system is up.
   profile service   {api}   (OpenAPI: {api}/schema/swagger)
   sync-connector    http://127.0.0.1:{settings.connector_port}   (/health /ready /metrics /v1/sync-records)
   stub CRM/CMS/CSS  http://127.0.0.1:{settings.stubs_port}   (GET /_received)
+  customer mail     http://127.0.0.1:{settings.stubs_port}/_mail   (SMTP server on 127.0.0.1:{settings.smtp_port})
+  customer SMS      http://127.0.0.1:{settings.stubs_port}/_sms
   relay metrics     http://127.0.0.1:{settings.relay_metrics_port}/metrics
   logs              {logs}/
 
@@ -164,6 +175,8 @@ Try it (copy-paste, after the exports):
         -H 'Content-Type: application/json' -d '{{"decision":"approved","auditorId":"auditor-1","comment":"ok"}}'; echo
   curl -s {api}/v1/customers/DEMO001/name-history -H "Authorization: Bearer $VIEWER_TOKEN"; echo
   curl -s http://127.0.0.1:{settings.stubs_port}/_received; echo
+  curl -s http://127.0.0.1:{settings.stubs_port}/_mail; echo      # the customer's e-mail (DEMO001 has e-mail and phone)
+  curl -s http://127.0.0.1:{settings.stubs_port}/_sms; echo       # and the SMS
   curl -s 'http://127.0.0.1:{settings.connector_port}/v1/sync-records?customerId=DEMO001' \\
         -H "Authorization: Bearer $VIEWER_TOKEN"; echo
 
