@@ -8,6 +8,7 @@ with the same settings (acks=all, same linger and batch size), rows read beforeh
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 
@@ -67,7 +68,7 @@ async def relay_run(url: str, bootstrap: str, topic: str, rss: dict[str, float])
             "PROFILE_RELAY_TOPIC": topic,
             "PROFILE_RELAY_METRICS_PORT": str(port),
             "PROFILE_LOG_LEVEL": "WARNING",
-            "PROFILE_RELAY_BATCH_SIZE": "2000",
+            "PROFILE_RELAY_BATCH_SIZE": os.environ.get("BENCH_RELAY_BATCH", "2000"),
         },
         health_url=f"http://127.0.0.1:{port}/health",
     )

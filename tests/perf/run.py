@@ -1,30 +1,77 @@
-"""``make bench``: every scenario on real services, one table with ratios, results to JSON."""
+"""``make bench``: every scenario on real services, one table with ratios, results to JSON.
+
+``BENCH_DATABASE_URL`` / ``BENCH_KAFKA_BOOTSTRAP`` point it at external services;
+otherwise embedded PostgreSQL and tansu are started. ``BENCH_ONLY=http,relay`` runs a subset.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.perf import bench_http_updates, bench_relay
-from tests.perf.harness import Figure, machine, real_services, render_table, write_json
+import psutil
+
+from tests.perf import bench_backup, bench_http_updates, bench_pipeline, bench_relay
+from tests.perf.harness import Figure, Services, machine, real_services, render_table, write_json
 
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench-results/latest.json"))
 
 
+async def _http(services: Services) -> list[Figure]:
+    figures, _ = await bench_http_updates.run(services.postgres_url)
+    return figures
+
+
+async def _relay(services: Services) -> list[Figure]:
+    figures, rss = await bench_relay.run(services.postgres_url, services.kafka_bootstrap)
+    return [
+        *figures,
+        *(Figure(f"peak RSS {name} (relay drain)", "memory", mb, None, "<= 150 MB", "MB") for name, mb in rss.items()),
+    ]
+
+
+async def _pipeline(services: Services) -> list[Figure]:
+    return await bench_pipeline.run(services.postgres_url, services.kafka_bootstrap)
+
+
+async def _backup(services: Services) -> list[Figure]:
+    return await bench_backup.run(services.postgres_url)
+
+
+SCENARIOS: dict[str, Callable[[Services], Awaitable[list[Figure]]]] = {
+    "http": _http,
+    "relay": _relay,
+    "pipeline": _pipeline,
+    "backup": _backup,
+}
+
+
 async def main() -> int:
+    wanted = [name for name in os.environ.get("BENCH_ONLY", ",".join(SCENARIOS)).split(",") if name]
     figures: list[Figure] = []
     with real_services() as services:
         print(f"machine: {machine()}", flush=True)
-        print("scenario: name changes through the HTTP API ...", flush=True)
-        http_figures, _ = await bench_http_updates.run(services.postgres_url)
-        figures.extend(http_figures)
-        print("scenario: relay draining a backlog ...", flush=True)
-        relay_figures, _ = await bench_relay.run(services.postgres_url, services.kafka_bootstrap)
-        figures.extend(relay_figures)
+        for name in wanted:
+            print(f"scenario: {name} ...", flush=True)
+            figures.extend(await SCENARIOS[name](services))
+    figures.append(
+        Figure(
+            "peak RSS of this benchmark process",
+            "memory",
+            psutil.Process().memory_info().rss / 1_048_576,
+            None,
+            "",
+            "MB",
+        )
+    )
     print()
     print(render_table(figures))
+    notes = [f"- {f.scenario}: {f.notes}" for f in figures if f.notes]
+    if notes:
+        print("\n" + "\n".join(notes))
     write_json(RESULTS, figures)
     print(f"\nresults written to {RESULTS}")
     return 0
