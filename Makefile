@@ -8,8 +8,11 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The console's browser tests drive Debian's Chromium (never a browser Playwright downloads).
+CHROMIUM := /usr/bin/chromium
+BROWSER_PACKAGES := chromium fonts-wqy-zenhei
 
-.PHONY: install run test lint typecheck imports bench clean
+.PHONY: install run test lint typecheck imports browser bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -34,7 +37,21 @@ typecheck: install
 imports: install
 	$(VENV)/bin/lint-imports
 
-test: lint typecheck imports
+# Installs Chromium (and a CJK font, so screenshots show the customers' names) with apt when
+# running as root; anywhere else the browser tests skip and say why.
+browser:
+	@if [ -x $(CHROMIUM) ]; then \
+	  true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $(BROWSER_PACKAGES) for the console's browser tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; } \
+	    || echo "could not install $(BROWSER_PACKAGES): the browser tests will skip"; \
+	else \
+	  echo "no $(CHROMIUM) and no apt-get as root: the browser tests will skip (apt-get install chromium)"; \
+	fi
+
+test: lint typecheck imports browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 

@@ -27,11 +27,11 @@ STATIC = Path(__file__).parent / "static"
 
 NOTICES: dict[str, str] = {
     "signed-out": "You are signed out.",
-    "redriven": "Re-drove {n} outbox entries; the relay publishes them in commit order.",
+    "redriven": "Re-drove {n} outbox {entries}; the relay publishes them in commit order.",
     "redriven-none": "Nothing was re-driven: the entries are pending already (on their way).",
     "retried": "Retry scheduled: the record is retrying and will be delivered with the same Idempotency-Key.",
-    "retried-many": "Retry scheduled for {n} failed sync records.",
-    "retried-limit": "Retry scheduled for {n} failed sync records; the bulk limit was reached, retry again for more.",
+    "retried-many": "Retry scheduled for {n} failed sync {records}.",
+    "retried-limit": "Retry scheduled for {n} failed sync {records}; the bulk limit was reached, retry again for more.",
     "deleted": "The customer is in the recycle bin.",
     "restored": "The customer is back out of the recycle bin.",
     "backup-created": "Backup point created ({n} customers).",
@@ -100,8 +100,11 @@ def _notice(request: Request[Any, Any, Any]) -> str | None:
     text = NOTICES.get(request.query_params.get("notice", ""))
     if text is None:
         return None
-    count = request.query_params.get("n", "")
-    return text.format(n=int(count) if count.isdigit() else 0)
+    raw = request.query_params.get("n", "")
+    count = int(raw) if raw.isdigit() else 0
+    return text.format(
+        n=count, entries="entry" if count == 1 else "entries", records="record" if count == 1 else "records"
+    )
 
 
 def render(
