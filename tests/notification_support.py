@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +12,6 @@ import asyncpg
 import httpx
 import uvicorn
 
-from libs.kit.crypto import generate_key
 from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
 from services.profile.entrypoints.http.app import create_app
@@ -30,16 +27,6 @@ EMAIL = "zhang.san@example.com"
 ADDRESS = "北京市海淀区中关村大街 1 号"
 
 
-@functools.cache
-def profile_crypto_env() -> dict[str, str]:
-    """Keys for the profile's encryption at rest (one set per test run)."""
-    return {
-        "PROFILE_CRYPTO_KEYS": json.dumps({"notify-test": generate_key()}),
-        "PROFILE_CRYPTO_ACTIVE_KEY_ID": "notify-test",
-        "PROFILE_CRYPTO_HASH_KEY": generate_key(),
-    }
-
-
 def notifier_token() -> str:
     """The connector's service token: may read contact data and nothing else."""
     return token(Role.NOTIFIER, subject=NOTIFIER_SUBJECT)
@@ -49,12 +36,7 @@ def notifier_token() -> str:
 async def running_profile(database_url: str) -> AsyncIterator[str]:
     """The real profile service (``create_app``) served by uvicorn on a free loopback port; yields its URL."""
     settings = settings_from_env(
-        {
-            "PROFILE_DB_URL": sqlalchemy_url(database_url),
-            "PROFILE_LOG_LEVEL": "WARNING",
-            **auth_env(),
-            **profile_crypto_env(),
-        }
+        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env()}
     )
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

@@ -16,6 +16,7 @@ from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
 from libs.kit.db import sqlalchemy_url
 from tests.auth_support import auth_env, authorize, connector_auth_env
+from tests.notification_support import notifier_token
 
 SYSTEMS = {"CRM": "/api/customer/update", "CMS": "/api/profile/sync", "CSS": "/api/customer/profile"}
 T = TypeVar("T")
@@ -73,7 +74,11 @@ def running_system(
             "stub-externals",
             "services.stub_externals",
             ["serve"],
-            env={"STUBS_PORT": str(ports["stubs"]), **{f"STUBS_{s}_SECRET": v for s, v in secrets.items()}},
+            env={
+                "STUBS_PORT": str(ports["stubs"]),
+                "STUBS_SMTP_ENABLED": "false",  # a notification test starts its own SMTP server
+                **{f"STUBS_{s}_SECRET": v for s, v in secrets.items()},
+            },
             health_url=f"{stubs_url}/health",
             log_file=logs / "stubs.log",
         ),
@@ -112,6 +117,10 @@ def running_system(
                 **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
                 **{f"CONNECTOR_{s}_SECRET": v for s, v in secrets.items()},
                 **connector_auth_env(),
+                # Used once a test turns notifications on (CONNECTOR_NOTIFY_ENABLED in extra_env).
+                "CONNECTOR_PROFILE_URL": f"http://127.0.0.1:{ports['profile']}",
+                "CONNECTOR_PROFILE_TOKEN": notifier_token(),
+                "CONNECTOR_NOTIFY_SMS_URL": stubs_url,
             },
             health_url=f"http://127.0.0.1:{ports['connector']}/health",
             log_file=logs / "connector.log",

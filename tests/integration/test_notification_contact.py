@@ -13,7 +13,7 @@ from libs.kit.tokens import Role
 from services.profile.entrypoints.http.app import create_app
 from services.profile.settings import settings_from_env
 from tests.auth_support import auth_env, bearer
-from tests.notification_support import EMAIL, PHONE, notifier_token, profile_crypto_env
+from tests.notification_support import EMAIL, PHONE, notifier_token
 
 CONTACT = "/internal/v1/customers/{}/contact"
 
@@ -21,12 +21,7 @@ CONTACT = "/internal/v1/customers/{}/contact"
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
     settings = settings_from_env(
-        {
-            "PROFILE_DB_URL": sqlalchemy_url(database_url),
-            "PROFILE_LOG_LEVEL": "WARNING",
-            **auth_env(),
-            **profile_crypto_env(),
-        }
+        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env()}
     )
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         operator = bearer(Role.OPERATOR)
