@@ -101,7 +101,13 @@ def _services(
             name="profile-service",
             module="services.profile",
             args=["serve"],
-            env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(settings.profile_port), **keys.profile_env()},
+            env={
+                "PROFILE_DB_URL": db_url,
+                "PROFILE_HTTP_PORT": str(settings.profile_port),
+                # The admin console reads sync records, breakers and lag from the connector's API.
+                "PROFILE_CONNECTOR_URL": f"http://127.0.0.1:{settings.connector_port}",
+                **keys.profile_env(),
+            },
             health_url=f"http://127.0.0.1:{settings.profile_port}/health",
             log_file=logs / "profile-service.log",
         ),
@@ -156,6 +162,7 @@ def _how_to_try(settings: DevStackSettings, logs: Path, tokens: dict[Role, str])
     return f"""
 The system is up.
   profile service   {api}   (OpenAPI: {api}/schema/swagger)
+  admin console     {api}/console/   (sign in: paste the ADMIN_TOKEN value printed below)
   sync-connector    http://127.0.0.1:{settings.connector_port}   (/health /ready /metrics /v1/sync-records)
   stub CRM/CMS/CSS  http://127.0.0.1:{settings.stubs_port}   (GET /_received)
   customer mail     http://127.0.0.1:{settings.stubs_port}/_mail   (SMTP server on 127.0.0.1:{settings.smtp_port})
