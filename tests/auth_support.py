@@ -66,6 +66,12 @@ def auth_env(prefix: str = "PROFILE_") -> dict[str, str]:
     }
 
 
+def connector_token_settings() -> TokenSettings:
+    """What the connector gets: the public key only."""
+    _, public = _key_pair()
+    return TokenSettings(public_keys={TEST_KEY_ID: public})
+
+
 def connector_auth_env() -> dict[str, str]:
     """Verification only: the connector never holds the private key."""
     _, public = _key_pair()

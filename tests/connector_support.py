@@ -24,6 +24,7 @@ from libs.kit.kafka import KafkaSettings
 from services.stub_externals.app import RunningStub, start_stub_server
 from services.sync_connector.runtime import ConnectorRuntime
 from services.sync_connector.settings import ConnectorSettings
+from tests.auth_support import authorize, connector_token_settings
 
 T = TypeVar("T")
 SYSTEMS = ("CRM", "CMS", "CSS")
@@ -109,6 +110,7 @@ class ConnectorHarness:
             breaker_cooldown_s=0.5,
             dlq_poll_interval_s=0.2,
             shutdown_grace_s=5.0,
+            auth=connector_token_settings(),
         )
         return msgspec.structs.replace(settings, **overrides)
 
@@ -248,7 +250,7 @@ async def connector_harness(database_url: str, kafka: KafkaSettings, topic: str)
             await start_stub_server(secrets=SECRETS) as stub,
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
         ):
-            yield ConnectorHarness(database_url, kafka, topic, stub, producer, db, http)
+            yield ConnectorHarness(database_url, kafka, topic, stub, producer, db, authorize(http))
     finally:
         await db.close()
         await producer.stop()

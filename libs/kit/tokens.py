@@ -42,6 +42,21 @@ class Role(StrEnum):
 
 SERVICE_ROLES = frozenset({Role.AUDIT_SYSTEM, Role.NOTIFIER})
 
+# ADMIN may do what OPERATOR and VIEWER may, OPERATOR what VIEWER may. The service identities
+# (AUDIT_SYSTEM, NOTIFIER) are implied by no other role: an admin does not decide name changes,
+# and contact data for notifications is read by the notifier only.
+ROLE_IMPLIES: dict[Role, frozenset[Role]] = {
+    Role.ADMIN: frozenset({Role.ADMIN, Role.OPERATOR, Role.VIEWER}),
+    Role.OPERATOR: frozenset({Role.OPERATOR, Role.VIEWER}),
+    Role.VIEWER: frozenset({Role.VIEWER}),
+    Role.AUDIT_SYSTEM: frozenset({Role.AUDIT_SYSTEM}),
+    Role.NOTIFIER: frozenset({Role.NOTIFIER}),
+}
+
+
+def effective_roles(roles: frozenset[Role]) -> frozenset[Role]:
+    return frozenset().union(*(ROLE_IMPLIES[role] for role in roles))
+
 
 class TokenSettings(msgspec.Struct, frozen=True):
     """``<PREFIX>AUTH_*``: ``PUBLIC_KEYS`` is a JSON object ``{"<kid>": "<base64url public key>"}``."""

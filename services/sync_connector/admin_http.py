@@ -8,11 +8,10 @@ from aiohttp import web
 from libs.kit.errors import ValidationError
 from services.sync_connector.admin import DEFAULT_PAGE_SIZE, Actor, SyncAdmin
 from services.sync_connector.admin_store import RecordFilter
+from services.sync_connector.auth import principal
 from services.sync_connector.http_support import json_response
 
 ADMIN_KEY = web.AppKey("admin", SyncAdmin)
-ACTOR_HEADER = "X-Actor-Id"
-MAX_ACTOR_LENGTH = 100
 
 
 class BulkRetryRequest(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
@@ -22,10 +21,8 @@ class BulkRetryRequest(msgspec.Struct, frozen=True, rename="camel", forbid_unkno
 
 
 def _actor(request: web.Request) -> Actor:
-    actor_id = request.headers.get(ACTOR_HEADER, "").strip()
-    if not actor_id or len(actor_id) > MAX_ACTOR_LENGTH:
-        raise ValidationError(f"header {ACTOR_HEADER} is required (at most {MAX_ACTOR_LENGTH} characters)")
-    return Actor(actor_id, "http", ip=request.remote, user_agent=request.headers.get("User-Agent"))
+    """The verified token's subject (auth.py ran before any handler), never a header the caller writes."""
+    return Actor(principal(request).subject, "http", ip=request.remote, user_agent=request.headers.get("User-Agent"))
 
 
 def _query(request: web.Request, name: str) -> str | None:

@@ -1,7 +1,9 @@
 """``python -m services.sync_connector sync list|status|retry``: the admin use cases from a shell.
 
 Talks to the sync database directly (``CONNECTOR_DB_*``), through the same use
-cases as the HTTP API, and is audited the same way (channel ``cli``).
+cases as the HTTP API, and is audited the same way (channel ``cli``). Like the API it
+needs a bearer token (``CONNECTOR_ADMIN_TOKEN``, verified with ``CONNECTOR_AUTH_PUBLIC_KEYS``):
+VIEWER to read, ADMIN to retry; the token's subject is the actor in the audit log.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import click
 import msgspec
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from libs.kit.db import make_engine
 from libs.kit.errors import AppError
 from libs.kit.logging import configure_logging
+from libs.kit.tokens import Forbidden, Role, TokenVerifier, effective_roles
 from services.sync_connector.admin import DEFAULT_PAGE_SIZE, Actor, SyncAdmin
 from services.sync_connector.admin_store import RecordFilter
 from services.sync_connector.settings import ConnectorSettings, settings_from_env
@@ -26,12 +29,31 @@ T = TypeVar("T")
 AdminT = TypeVar("AdminT")
 CLI_USER_AGENT = "sync-connector-cli"
 CLI_SERVICE_NAME = "sync-connector-cli"
+TOKEN_ENV = "CONNECTOR_ADMIN_TOKEN"  # noqa: S105 - the name of the variable, not a secret
+
+
+def _fail(error: AppError) -> NoReturn:
+    click.echo(msgspec.json.encode({"status": error.status, "code": error.code, "detail": error.detail}), err=True)
+    raise SystemExit(1) from error
+
+
+def cli_actor(role: Role) -> Actor:
+    """Who runs this command, from the verified ``CONNECTOR_ADMIN_TOKEN``; exits 1 without the role."""
+    settings = settings_from_env(os.environ)
+    try:
+        caller = TokenVerifier(settings.auth).verify(os.environ.get(TOKEN_ENV, "").strip())
+        if role not in effective_roles(caller.roles):
+            raise Forbidden(f"this command needs the role {role.value}")
+    except AppError as error:
+        _fail(error)
+    return Actor(caller.subject, "cli", user_agent=CLI_USER_AGENT)
 
 
 def run_admin(
     build: Callable[[AsyncEngine, ConnectorSettings], AdminT], use_case: Callable[[AdminT], Awaitable[T]]
 ) -> T:
     """Run one admin use case against the configured database; typed errors exit 1 with their problem."""
+    cli_actor(Role.VIEWER)
     settings = settings_from_env(os.environ)
     configure_logging(CLI_SERVICE_NAME, settings.log_level)  # JSON lines on stderr; stdout is the result
 
@@ -45,8 +67,7 @@ def run_admin(
     try:
         return asyncio.run(main())
     except AppError as error:
-        click.echo(msgspec.json.encode({"status": error.status, "code": error.code, "detail": error.detail}), err=True)
-        raise SystemExit(1) from error
+        _fail(error)
 
 
 def _run(use_case: Callable[[SyncAdmin], Awaitable[T]]) -> T:
@@ -100,12 +121,14 @@ def status(customer_id: str) -> None:
 @click.option("--system", "system_code", help="retry every failed record of this system (CRM, CMS, CSS)")
 @click.option("--status", default="failed", show_default=True, help="with --system: only 'failed'")
 @click.option("--customer-id", help="with --system: only this customer's records")
-@click.option("--actor", required=True, help="who is doing this (written to the audit log)")
-def retry(*, record_id: int | None, system_code: str | None, status: str, customer_id: str | None, actor: str) -> None:
-    """Reset failed records to retrying; the connector delivers them again with the same Idempotency-Key."""
+def retry(*, record_id: int | None, system_code: str | None, status: str, customer_id: str | None) -> None:
+    """Reset failed records to retrying; the connector delivers them again with the same Idempotency-Key.
+
+    Needs an ADMIN token in CONNECTOR_ADMIN_TOKEN; its subject is recorded as the actor.
+    """
     if (record_id is None) == (system_code is None):
         raise click.UsageError("give exactly one of --id or --system")
-    who = Actor(actor, "cli", user_agent=CLI_USER_AGENT)
+    who = cli_actor(Role.ADMIN)
     if record_id is not None:
         print_json(_run(lambda admin: admin.retry_record(record_id, who)))
     else:

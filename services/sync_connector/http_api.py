@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.kit.logging import get_logger
 from libs.kit.ops_server import ReadinessCheck
+from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
 from services.sync_connector.admin_http import ADMIN_KEY, admin_routes
 from services.sync_connector.admin_insight import insight_routes
+from services.sync_connector.auth import authentication
 from services.sync_connector.http_support import json_response, problem_details
 from services.sync_connector.notify.admin import NotificationAdmin
 from services.sync_connector.notify.admin_http import NOTIFICATION_ADMIN_KEY, notification_routes
@@ -59,9 +61,10 @@ def create_api(
     admin: SyncAdmin,
     broker_reachable: ReadinessCheck,
     *,
+    verifier: TokenVerifier,
     notification_admin: NotificationAdmin | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[problem_details])
+    app = web.Application(middlewares=[problem_details, authentication(verifier)])
     app[ENGINE_KEY] = engine
     app[REGISTRY_KEY] = registry
     app[CONSUMERS_STARTED_KEY] = consumers_started

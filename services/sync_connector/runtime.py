@@ -17,6 +17,7 @@ from libs.kit.db import make_engine
 from libs.kit.logging import configure_logging, get_logger
 from libs.kit.ops_server import broker_check
 from libs.kit.telemetry import configure_tracing
+from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
 from services.sync_connector.consumer import SystemConsumer
@@ -158,6 +159,7 @@ class ConnectorRuntime:
                 lambda: self.consumers_started,
                 admin,
                 broker_check(settings.kafka.bootstrap_servers),
+                verifier=TokenVerifier(settings.auth),
                 notification_admin=NotificationAdmin(
                     engine,
                     attempt_budget=settings.notify.max_attempts,

@@ -10,6 +10,7 @@ from contracts.topics import CUSTOMER_PROFILE_TOPIC
 from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
 from libs.kit.settings import load_settings
+from libs.kit.tokens import TokenSettings
 from services.sync_connector.notify.settings import NotifySettings, ProfileApiSettings
 
 ENV_PREFIX = "CONNECTOR_"
@@ -28,6 +29,8 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     # Customer notifications (CONNECTOR_NOTIFY_*) and where they read contact data (CONNECTOR_PROFILE_*).
     notify: NotifySettings = msgspec.field(default_factory=NotifySettings)
     profile: ProfileApiSettings = msgspec.field(default_factory=ProfileApiSettings)
+    # CONNECTOR_AUTH_PUBLIC_KEYS: the profile service's token keys, to verify admin API callers.
+    auth: TokenSettings = msgspec.field(default_factory=TokenSettings)
     topic: str = CUSTOMER_PROFILE_TOPIC
     group_prefix: str = "sync-connector"
     http_host: str = "127.0.0.1"
@@ -95,4 +98,5 @@ def settings_from_env(environ: Mapping[str, str]) -> ConnectorSettings:
         kafka=load_settings(KafkaSettings, environ, f"{ENV_PREFIX}KAFKA_"),
         notify=load_settings(NotifySettings, environ, f"{ENV_PREFIX}NOTIFY_"),
         profile=load_settings(ProfileApiSettings, environ, f"{ENV_PREFIX}PROFILE_"),
+        auth=load_settings(TokenSettings, environ, f"{ENV_PREFIX}AUTH_"),
     )

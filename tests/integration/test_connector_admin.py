@@ -13,6 +13,8 @@ import msgspec
 import pytest
 
 from libs.kit.kafka import KafkaSettings
+from libs.kit.tokens import Role
+from tests.auth_support import bearer, connector_auth_env, token
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
@@ -25,7 +27,7 @@ from tests.connector_support import (
 
 CRM_FAILED = {"CRM": "failed", "CMS": "success", "CSS": "success"}
 ALL_SUCCESS = dict.fromkeys(SYSTEMS, "success")
-ADMIN = {"X-Actor-Id": "ops-alice", "User-Agent": "admin-test/1.0"}
+ADMIN = {**bearer(Role.ADMIN, subject="ops-alice"), "User-Agent": "admin-test/1.0"}
 
 
 @pytest.fixture
@@ -52,7 +54,12 @@ async def _run_cli(database_url: str, *args: str) -> tuple[int, str, str]:
         "services.sync_connector",
         "sync",
         *args,
-        env={**os.environ, "CONNECTOR_DB_URL": database_url},
+        env={
+            **os.environ,
+            "CONNECTOR_DB_URL": database_url,
+            **connector_auth_env(),
+            "CONNECTOR_ADMIN_TOKEN": token(Role.ADMIN, subject="ops-bob"),
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -97,10 +104,10 @@ async def test_list_status_and_retry_over_http(harness: ConnectorHarness) -> Non
         status, _, problem = await _call(harness, "GET", f"{api}/v1/sync-status/NOBODY")
         assert (status, problem["code"]) == (404, "SYNC_STATUS_NOT_FOUND")
 
-        # retryFailedSync for one record: needs an actor; re-delivered with the same key; audited.
+        # retryFailedSync for one record: needs an admin; re-delivered with the same key; audited.
         retry_first = f"{api}/v1/sync-records/{first_id}/retry"
-        status, _, problem = await _call(harness, "POST", retry_first)
-        assert (status, problem["code"]) == (422, "VALIDATION")
+        status, _, problem = await _call(harness, "POST", retry_first, headers=bearer(Role.VIEWER))
+        assert (status, problem["code"]) == (403, "FORBIDDEN")
         status, _, body = await _call(harness, "POST", retry_first, headers=ADMIN)
         assert (status, body["syncStatus"], body["redriveCount"]) == (202, "retrying", 1)
         await eventually(harness.statuses_become(first, ALL_SUCCESS), "the re-driven record delivered")
@@ -154,11 +161,11 @@ async def test_cli_lists_and_retries(harness: ConnectorHarness) -> None:
         code, out, err = await _run_cli(url, "list", "--system", "CRM", "--status", "failed")
         assert code == 0, err
         assert [item["id"] for item in msgspec.json.decode(out)["items"]] == [record_id]
-        code, out, err = await _run_cli(url, "retry", "--id", str(record_id), "--actor", "ops-bob")
+        code, out, err = await _run_cli(url, "retry", "--id", str(record_id))
         assert code == 0, err
         assert msgspec.json.decode(out)["syncStatus"] == "retrying"
         await eventually(harness.statuses_become(event_id, ALL_SUCCESS), "the CLI re-driven record delivered")
-        code, out, err = await _run_cli(url, "retry", "--id", str(record_id), "--actor", "ops-bob")
+        code, out, err = await _run_cli(url, "retry", "--id", str(record_id))
         assert (code, out) == (1, "")
         assert "INVALID_STATUS" in err
 

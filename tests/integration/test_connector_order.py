@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from libs.kit.kafka import KafkaSettings
+from libs.kit.tokens import Role
+from tests.auth_support import bearer
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
@@ -63,7 +65,7 @@ async def test_a_retrying_event_holds_only_its_customer_and_a_rejected_one_holds
         # Re-driving the old rejected event must not put the older name back: it is superseded, never sent.
         record_id = (await harness.records(rejected_v1))["CRM"]["id"]
         async with harness.http.post(
-            f"{runtime.http_url}/v1/sync-records/{record_id}/retry", headers={"X-Actor-Id": "ops"}
+            f"{runtime.http_url}/v1/sync-records/{record_id}/retry", headers=bearer(Role.ADMIN, subject="ops")
         ) as response:
             assert response.status == 202
         await eventually(

@@ -20,9 +20,11 @@ import msgspec
 import pytest
 
 from libs.kit.kafka import KafkaSettings
+from libs.kit.tokens import Role
 from services.stub_externals.mail import RunningSmtp, start_smtp_server
 from services.stub_externals.sms import SmsFault
 from services.sync_connector.notify.settings import NotifySettings, ProfileApiSettings
+from tests.auth_support import bearer, connector_auth_env, token
 from tests.connector_support import (
     ConnectorHarness,
     connector_harness,
@@ -44,7 +46,7 @@ from tests.notification_support import (
 )
 
 SENT = {"email": "sent", "sms": "sent"}
-ADMIN = {"X-Actor-Id": "ops-alice", "User-Agent": "notify-test/1.0"}
+ADMIN = {**bearer(Role.ADMIN, subject="ops-alice"), "User-Agent": "notify-test/1.0"}
 
 
 @dataclass
@@ -182,8 +184,9 @@ async def test_smtp_down_past_the_last_attempt_fails_and_an_admin_resend_deliver
         assert await attempt_outcomes(harness.db, email["id"]) == ["retryable"] * 3
 
         api = runtime.http_url
-        status, problem = await _call(harness, "POST", f"{api}/v1/notifications/{email['id']}/resend")
-        assert (status, problem["code"]) == (422, "VALIDATION")  # who asks is required (X-Actor-Id)
+        resend = f"{api}/v1/notifications/{email['id']}/resend"
+        status, problem = await _call(harness, "POST", resend, headers=bearer(Role.VIEWER))
+        assert (status, problem["code"]) == (403, "FORBIDDEN")  # a re-send needs an admin
         await harness.smtp.start()
         status, reset = await _call(harness, "POST", f"{api}/v1/notifications/{email['id']}/resend", headers=ADMIN)
         assert status == 202
@@ -217,7 +220,12 @@ async def _run_cli(database_url: str, *args: str) -> tuple[int, Any, str]:
         "services.sync_connector",
         "notify",
         *args,
-        env={**os.environ, "CONNECTOR_DB_URL": database_url},
+        env={
+            **os.environ,
+            "CONNECTOR_DB_URL": database_url,
+            **connector_auth_env(),
+            "CONNECTOR_ADMIN_TOKEN": token(Role.ADMIN, subject="bob"),
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

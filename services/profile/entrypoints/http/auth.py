@@ -30,7 +30,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from libs.kit.logging import get_logger
-from libs.kit.tokens import Forbidden, Role, TokenVerifier, Unauthenticated, bearer_token
+from libs.kit.tokens import Forbidden, Role, TokenVerifier, Unauthenticated, bearer_token, effective_roles
 
 __all__ = [
     "PUBLIC_PATHS",
@@ -50,15 +50,6 @@ SESSION_COOKIE = "profile_session"
 PUBLIC_PATHS = ("/schema",)  # the OpenAPI document: the contract is public, the data is not
 AUTH_FAILURE_KEY = "auth_failure"
 
-ROLE_IMPLIES: dict[Role, frozenset[Role]] = {
-    Role.ADMIN: frozenset({Role.ADMIN, Role.OPERATOR, Role.VIEWER}),
-    Role.OPERATOR: frozenset({Role.OPERATOR, Role.VIEWER}),
-    Role.VIEWER: frozenset({Role.VIEWER}),
-    Role.AUDIT_SYSTEM: frozenset({Role.AUDIT_SYSTEM}),
-    Role.NOTIFIER: frozenset({Role.NOTIFIER}),
-}
-
-
 class Principal(msgspec.Struct, frozen=True):
     subject: str
     roles: frozenset[Role]
@@ -66,7 +57,7 @@ class Principal(msgspec.Struct, frozen=True):
     token_id: str | None
 
     def effective_roles(self) -> frozenset[Role]:
-        return frozenset().union(*(ROLE_IMPLIES[role] for role in self.roles))
+        return effective_roles(self.roles)
 
     def may_act_as(self, allowed: Iterable[Role]) -> bool:
         return not self.effective_roles().isdisjoint(allowed)
