@@ -7,6 +7,7 @@ import os
 
 import click
 
+from services.profile.entrypoints.cli_keys import keys
 from services.profile.entrypoints.cli_ledger import LEDGER_COMMANDS
 from services.profile.entrypoints.cli_outbox import outbox
 from services.profile.entrypoints.cli_token import token
@@ -56,6 +57,7 @@ def migrate() -> None:
 
 cli.add_command(outbox)
 cli.add_command(token)
+cli.add_command(keys)
 for _command in LEDGER_COMMANDS:
     cli.add_command(_command)
 

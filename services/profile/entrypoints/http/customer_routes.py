@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
 
+from services.profile.domain import validation as rules
 from services.profile.domain.model import AccountType, CustomerStatus
 from services.profile.entrypoints.http import examples as ex
 from services.profile.entrypoints.http.auth import Role, requires
@@ -98,11 +99,20 @@ class CustomerController(Controller):
         name_prefix: Annotated[
             str | None, QueryParameter(name="namePrefix", min_length=1, max_length=100, description="exact case")
         ] = None,
+        phone: Annotated[
+            str | None,
+            QueryParameter(
+                name="contactPhone",
+                min_length=1,
+                max_length=rules.PHONE_MAX,
+                description="exact phone, spaces and dashes ignored (matched on a keyed hash, never in plaintext)",
+            ),
+        ] = None,
         cursor: Cursor = None,
         limit: Limit = None,
     ) -> CustomerPage:
         """Live customers (not the recycle bin), oldest first, with a stable cursor."""
-        filters = CustomerFilter(status, account_type, name_contains, name_prefix)
+        filters = CustomerFilter(status, account_type, name_contains, name_prefix, phone)
         page = await customers.page(filters, cursor, limit)
         return CustomerPage([CustomerResponse.of(c) for c in page.items], page.next_cursor)
 
