@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -97,6 +99,27 @@ def decode_cursor(cursor: str) -> int:
     return last_id
 
 
+def page_start(cursor: str | None, limit: int) -> int | None:
+    """The id a page continues after (from the previous page's cursor), once ``limit`` is checked."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    return decode_cursor(cursor) if cursor else None
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+RowT = TypeVar("RowT", bound=_Identified)
+
+
+def page_end(rows: Sequence[RowT], limit: int) -> tuple[list[RowT], str | None]:
+    """The page and the next page's cursor; ``rows`` holds one row more than asked when another page follows."""
+    items = list(rows[:limit])
+    return items, encode_cursor(items[-1].id) if len(rows) > limit else None
+
+
 def validate_filter(where: RecordFilter) -> RecordFilter:
     if where.system_code is not None and where.system_code not in SYSTEM_CODES:
         raise ValidationError(f"systemCode must be one of {sorted(SYSTEM_CODES)}")
@@ -126,14 +149,10 @@ class SyncAdmin:
     async def list_records(
         self, where: RecordFilter, *, cursor: str | None = None, limit: int = DEFAULT_PAGE_SIZE
     ) -> RecordPage:
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValidationError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-        before_id = decode_cursor(cursor) if cursor else None
+        before_id = page_start(cursor, limit)
         async with AdminUnitOfWork(self._engine) as uow:
-            # One row more than asked tells whether another page follows.
             rows = await uow.admin.list_records(validate_filter(where), before_id=before_id, limit=limit + 1)
-        items = rows[:limit]
-        return RecordPage(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+        return RecordPage(*page_end(rows, limit))
 
     async def sync_status(self, customer_id: str) -> CustomerSyncStatus:
         async with AdminUnitOfWork(self._engine) as uow:

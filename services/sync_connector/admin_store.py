@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.kit.db import UnitOfWork
@@ -121,23 +122,42 @@ _AUDIT = text("""
 """)
 
 
+async def newest_first(
+    connection: AsyncConnection,
+    select_from: str,
+    conditions: Mapping[str, str],
+    where: msgspec.Struct,
+    *,
+    before_id: int | None,
+    limit: int,
+) -> list[RowMapping]:
+    """One page of ``select_from`` by descending ``id``: the filter's set fields (each a fixed condition
+    fragment of ``conditions``, values bound), after ``before_id`` when continuing."""
+    params: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(where).items() if v is not None}
+    clauses = [conditions[name] for name in params]
+    if before_id is not None:
+        clauses.append("id < :before_id")
+        params["before_id"] = before_id
+    where_sql = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = text(f"{select_from} {where_sql} ORDER BY id DESC LIMIT :limit")
+    return list((await connection.execute(query, {**params, "limit": limit})).mappings())
+
+
 class AdminRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
     async def list_records(self, where: RecordFilter, *, before_id: int | None, limit: int) -> list[SyncRecordView]:
         """Newest first; ``before_id`` continues after the previous page."""
-        params: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(where).items() if v is not None}
-        conditions = [_CONDITIONS[name] for name in params]
-        if before_id is not None:
-            conditions.append("id < :before_id")
-            params["before_id"] = before_id
-        where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        query = text(
-            f"SELECT {_VIEW_COLUMNS} FROM sync.external_sync_records {where_sql} ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed fragments
+        rows = await newest_first(
+            self._connection,
+            f"SELECT {_VIEW_COLUMNS} FROM sync.external_sync_records",  # noqa: S608 - fixed fragments
+            _CONDITIONS,
+            where,
+            before_id=before_id,
+            limit=limit,
         )
-        result = await self._connection.execute(query, {**params, "limit": limit})
-        return [SyncRecordView(**row) for row in result.mappings()]
+        return [SyncRecordView(**row) for row in rows]
 
     async def status_of(self, customer_id: str) -> list[SystemSyncStatus]:
         result = await self._connection.execute(_STATUS, {"customer_id": customer_id})

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.kit.db import UnitOfWork
 from libs.kit.errors import NotFoundError, ValidationError
 from libs.kit.logging import get_logger
-from services.sync_connector.admin import MAX_PAGE_SIZE, Actor, InvalidStatus, decode_cursor, encode_cursor
+from services.sync_connector.admin import Actor, InvalidStatus, page_end, page_start
 from services.sync_connector.admin_store import AdminAction, AdminRepository
 from services.sync_connector.notify.admin_store import (
     NotificationAdminRepository,
@@ -103,13 +103,10 @@ class NotificationAdmin:
         self._on_reset = on_reset  # wakes this instance's scheduler of the channel
 
     async def page(self, where: NotificationFilter, *, cursor: str | None = None, limit: int = 50) -> NotificationPage:
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValidationError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-        before_id = decode_cursor(cursor) if cursor else None
+        before_id = page_start(cursor, limit)
         async with NotificationAdminUnitOfWork(self._engine) as uow:
             rows = await uow.notifications.select(validate_filter(where), before_id=before_id, limit=limit + 1)
-        items = rows[:limit]
-        return NotificationPage(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+        return NotificationPage(*page_end(rows, limit))
 
     async def get(self, notification_id: int) -> NotificationDetail:
         async with NotificationAdminUnitOfWork(self._engine) as uow:

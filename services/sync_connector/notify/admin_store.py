@@ -9,6 +9,8 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.sync_connector.admin_store import newest_first
+
 
 class NotificationView(msgspec.Struct, frozen=True, rename="camel"):
     """One record as the admin API and CLI show it (no contact data: the connector never holds any)."""
@@ -94,17 +96,15 @@ class NotificationAdminRepository:
 
     async def select(self, where: NotificationFilter, *, before_id: int | None, limit: int) -> list[NotificationView]:
         """Newest first; ``before_id`` continues after the previous page."""
-        params: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(where).items() if v is not None}
-        conditions = [_CONDITIONS[name] for name in params]
-        if before_id is not None:
-            conditions.append("id < :before_id")
-            params["before_id"] = before_id
-        where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        query = text(
-            f"SELECT {_VIEW_COLUMNS} FROM sync.notification_records {where_sql} ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed fragments
+        rows = await newest_first(
+            self._connection,
+            f"SELECT {_VIEW_COLUMNS} FROM sync.notification_records",  # noqa: S608 - fixed fragments
+            _CONDITIONS,
+            where,
+            before_id=before_id,
+            limit=limit,
         )
-        result = await self._connection.execute(query, {**params, "limit": limit})
-        return [NotificationView(**row) for row in result.mappings()]
+        return [NotificationView(**row) for row in rows]
 
     async def detail(self, record_id: int) -> NotificationDetail | None:
         row = (await self._connection.execute(_ONE, {"id": record_id})).mappings().first()
