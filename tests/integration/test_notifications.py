@@ -212,7 +212,7 @@ async def test_smtp_down_past_the_last_attempt_fails_and_an_admin_resend_deliver
         assert metric(runtime, "notification_admin_resends_total", channel="email", via="http") == 1
 
 
-async def _run_cli(database_url: str, *args: str) -> tuple[int, Any, str]:
+async def _run_cli(database_url: str, *args: str, role: Role = Role.ADMIN) -> tuple[int, Any, str]:
     """``python -m services.sync_connector notify ...`` as a real process: exit code, JSON stdout, stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -224,7 +224,7 @@ async def _run_cli(database_url: str, *args: str) -> tuple[int, Any, str]:
             **os.environ,
             "CONNECTOR_DB_URL": database_url,
             **connector_auth_env(),
-            "CONNECTOR_ADMIN_TOKEN": token(Role.ADMIN, subject="bob"),
+            "CONNECTOR_ADMIN_TOKEN": token(role, subject="bob"),
         },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -245,10 +245,12 @@ async def test_a_rejected_sms_fails_at_once_and_a_cli_resend_delivers(harness: N
         code, page, _ = await _run_cli(harness.sync.database_url, "list", "--channel", "sms", "--status", "failed")
         assert code == 0
         assert [item["id"] for item in page["items"]] == [sms["id"]]
-        code, reset, _ = await _run_cli(harness.sync.database_url, "resend", "--id", str(sms["id"]), "--actor", "bob")
+        code, _, err = await _run_cli(harness.sync.database_url, "resend", "--id", str(sms["id"]), role=Role.VIEWER)
+        assert (code, "FORBIDDEN" in err) == (1, True)  # reading is not re-sending
+        code, reset, _ = await _run_cli(harness.sync.database_url, "resend", "--id", str(sms["id"]))
         assert (code, reset["status"]) == (0, "retrying")
         await harness.statuses_become(event_id, SENT)
-        code, _, err = await _run_cli(harness.sync.database_url, "resend", "--id", str(sms["id"]), "--actor", "bob")
+        code, _, err = await _run_cli(harness.sync.database_url, "resend", "--id", str(sms["id"]))
         assert code == 1
         assert "INVALID_STATUS" in err
         assert len(harness.sync.stub.sms.messages(PHONE_DIGITS)) == 1

@@ -1,7 +1,8 @@
 """``python -m services.sync_connector notify list|show|resend``: the notification admin from a shell.
 
 Same use cases as ``/v1/notifications`` on the connector's API, audited the same
-way in ``sync.admin_actions`` (channel ``cli``).
+way in ``sync.admin_actions`` (channel ``cli``), with the same token rule as ``sync``:
+``CONNECTOR_ADMIN_TOKEN`` of a viewer to read, of an admin to re-send.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.sync_connector.admin import DEFAULT_PAGE_SIZE, Actor
-from services.sync_connector.cli import CLI_USER_AGENT, print_json, run_admin
+from libs.kit.tokens import Role
+from services.sync_connector.admin import DEFAULT_PAGE_SIZE
+from services.sync_connector.cli import cli_actor, print_json, run_admin
 from services.sync_connector.notify.admin import NotificationAdmin
 from services.sync_connector.notify.admin_store import NotificationFilter
 from services.sync_connector.settings import ConnectorSettings
@@ -69,14 +71,14 @@ def show(notification_id: int) -> None:
 @click.option("--channel", help="re-send every record of this channel (email, sms) in --status")
 @click.option("--status", default="failed", show_default=True, help="with --channel: failed or skipped_*")
 @click.option("--customer-id", help="with --channel: only this customer's records")
-@click.option("--actor", required=True, help="who is doing this (written to the audit log)")
-def resend(
-    *, notification_id: int | None, channel: str | None, status: str, customer_id: str | None, actor: str
-) -> None:
-    """Reset records for another send; a running connector sends them within its poll interval."""
+def resend(*, notification_id: int | None, channel: str | None, status: str, customer_id: str | None) -> None:
+    """Reset records for another send; a running connector sends them within its poll interval.
+
+    Needs an ADMIN token in CONNECTOR_ADMIN_TOKEN; its subject is recorded as the actor.
+    """
     if (notification_id is None) == (channel is None):
         raise click.UsageError("give exactly one of --id or --channel")
-    who = Actor(actor, "cli", user_agent=CLI_USER_AGENT)
+    who = cli_actor(Role.ADMIN)
     if notification_id is not None:
         print_json(_run(lambda admin: admin.resend(notification_id, who)))
     else:
