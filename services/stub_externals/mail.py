@@ -59,7 +59,7 @@ class MailStore:
                 envelope_to=[str(rcpt) for rcpt in envelope.rcpt_tos],
                 headers={name: str(value).strip() for name, value in message.items()},  # unfolded
                 subject=str(message.get("Subject", "")),
-                body=body.get_content() if body is not None else "",
+                body=body.get_content().replace("\r\n", "\n") if body is not None else "",
                 received_at=datetime.now(UTC),
             )
         )
