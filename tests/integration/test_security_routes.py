@@ -58,7 +58,7 @@ def _concrete(path: str) -> str:
 
 
 async def _call(client: Client, method: str, path: str, headers: dict[str, str]) -> int:
-    body = {} if method in {"POST", "PATCH", "PUT"} else None
+    body: dict[str, Any] | None = {} if method in {"POST", "PATCH", "PUT"} else None
     response = await client.request(method, _concrete(path), json=body, headers=headers)
     if response.status_code in DENIED:
         assert response.headers["content-type"].startswith("application/problem+json"), response.text
