@@ -104,7 +104,10 @@ async def test_errors_are_pages_in_words(database_url: str) -> None:
         bad_record = await client.get("/console/sync/abc")
         assert bad_record.status_code == 422
         assert "is not a sync record id" in bad_record.text
-        for page in (missing, bad_filter, bad_record):
+        no_page = await client.get("/console/no/such/page")
+        assert no_page.status_code == 404
+        assert "There is no page at /console/no/such/page." in no_page.text
+        for page in (missing, bad_filter, bad_record, no_page):
             assert page.headers["content-type"].startswith("text/html")
             assert "Traceback" not in page.text
 

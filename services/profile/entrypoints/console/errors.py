@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar import Request, Response, get
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.response import Redirect
 from litestar.types import ExceptionHandlersMap
 from opentelemetry import trace
@@ -19,7 +19,7 @@ from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
 from libs.kit.tokens import Forbidden, Unauthenticated
 from services.profile.entrypoints.console.rendering import query, render, security_headers
-from services.profile.entrypoints.console.session import LOGIN_PATH, cleared_session_cookie, session_token
+from services.profile.entrypoints.console.session import LOGIN_PATH, READ, cleared_session_cookie, session_token
 from services.profile.entrypoints.http.problems import ErrorMetrics
 
 log = get_logger(__name__)
@@ -77,6 +77,12 @@ def unexpected_error_page(request: Request[Any, Any, Any], exc: Exception) -> Re
     log.error("console_unhandled_error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
     detail = "Something went wrong on our side. Nothing was changed unless a page said so; quote the trace id."
     return _page(request, 500, "INTERNAL", "Unexpected error", detail)
+
+
+@get("/{unknown:path}", guards=READ, include_in_schema=False)
+async def unknown_page(unknown: str) -> None:
+    """Any other path under /console: the console's own 404 page, not the API's problem+json."""
+    raise NotFoundException(f"no console page {unknown}")
 
 
 CONSOLE_EXCEPTION_HANDLERS: ExceptionHandlersMap = {

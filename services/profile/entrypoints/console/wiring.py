@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from services.profile.adapters.connector_client import ConnectorClient, ConnectorMetrics, make_connector_session
 from services.profile.adapters.outbox_backlog import SqlOutboxBacklog
-from services.profile.entrypoints.console import audit, backups, customers, outbox, overview, sign_in, sync
+from services.profile.entrypoints.console import audit, backups, customers, errors, outbox, overview, sign_in, sync
 from services.profile.entrypoints.console.errors import CONSOLE_EXCEPTION_HANDLERS
 from services.profile.entrypoints.console.metrics import ConsoleMetrics
 from services.profile.entrypoints.console.rendering import STATIC, security_headers, template_config
@@ -58,6 +58,7 @@ CONSOLE_HANDLERS = (
     backups.confirm_restore,
     backups.restore,
     audit.audit_log,
+    errors.unknown_page,
 )
 
 
