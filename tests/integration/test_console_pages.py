@@ -167,6 +167,17 @@ async def test_outbox_redrive_of_a_parked_entry(database_url: str) -> None:
             assert actor == "ada"
             again = await client.get(f"/console/outbox/redrive?id={entry_id}")
             assert "pending already" in again.text
+            await db.execute("UPDATE profile.outbox SET status = 'failed' WHERE id = $1::uuid", entry_id)
+            by_filter_done = await confirm_and_post(
+                client, "/console/outbox/redrive?mode=filter&status=failed&customerId=C-OUT-1", "Re-drive 1 outbox"
+            )
+            assert by_filter_done.headers["location"] == "/console/outbox?notice=redriven&n=1"
+            assert await db.fetchval("SELECT status FROM profile.outbox WHERE id=$1::uuid", entry_id) == "pending"
+            audited = await db.fetchval(
+                "SELECT new_value->'filter'->>'customerId' FROM profile.audit_logs "
+                "WHERE event_type='OUTBOX_REDRIVEN' ORDER BY id DESC LIMIT 1"
+            )
+            assert audited == "C-OUT-1"
         finally:
             await db.close()
 
