@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
 
 import msgspec
@@ -123,14 +123,20 @@ def page_end(rows: Sequence[RowT], limit: int) -> tuple[list[RowT], str | None]:
 def validate_filter(where: RecordFilter) -> RecordFilter:
     if where.system_code is not None and where.system_code not in SYSTEM_CODES:
         raise ValidationError(f"systemCode must be one of {sorted(SYSTEM_CODES)}")
-    if where.status is not None and where.status not in set(SyncStatus):
-        raise ValidationError(f"status must be one of {sorted(SyncStatus)}")
-    if where.event_id is not None:
+    check_status_and_event_id(where.status, SyncStatus, where.event_id)
+    return where
+
+
+def check_status_and_event_id(status: str | None, statuses: Iterable[str], event_id: str | None) -> None:
+    """The listing filters every record kind shares: a known status, an event id that is a UUID."""
+    allowed = sorted(str(known) for known in statuses)
+    if status is not None and status not in allowed:
+        raise ValidationError(f"status must be one of {allowed}")
+    if event_id is not None:
         try:
-            uuid.UUID(where.event_id)
+            uuid.UUID(event_id)
         except ValueError as exc:
             raise ValidationError("eventId must be a UUID") from exc
-    return where
 
 
 class SyncAdmin:

@@ -11,7 +11,6 @@ re-sent (409): the customer has the message. Every re-send is written to
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 import msgspec
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.kit.db import UnitOfWork
 from libs.kit.errors import NotFoundError, ValidationError
 from libs.kit.logging import get_logger
-from services.sync_connector.admin import Actor, InvalidStatus, page_end, page_start
+from services.sync_connector.admin import Actor, InvalidStatus, check_status_and_event_id, page_end, page_start
 from services.sync_connector.admin_store import AdminAction, AdminRepository
 from services.sync_connector.notify.admin_store import (
     NotificationAdminRepository,
@@ -76,13 +75,7 @@ def _channel(raw: str) -> Channel:
 def validate_filter(where: NotificationFilter) -> NotificationFilter:
     if where.channel is not None:
         _channel(where.channel)
-    if where.status is not None and where.status not in set(NotificationStatus):
-        raise ValidationError(f"status must be one of {sorted(NotificationStatus)}")
-    if where.event_id is not None:
-        try:
-            uuid.UUID(where.event_id)
-        except ValueError as exc:
-            raise ValidationError("eventId must be a UUID") from exc
+    check_status_and_event_id(where.status, NotificationStatus, where.event_id)
     return where
 
 
