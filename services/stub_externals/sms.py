@@ -32,6 +32,7 @@ class SmsMessage(msgspec.Struct, frozen=True, rename="camel"):
     reference: str | None
     idempotency_key: str
     received_at: datetime
+    traceparent: str | None = None  # the sender's trace, when it propagates one
 
 
 class SmsFault(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -73,14 +74,14 @@ class SmsGateway:
                 self._faults[0] = msgspec.structs.replace(fault, count=fault.count - 1)
         return fault
 
-    def send(self, key: str, request: SmsRequest) -> tuple[int, dict[str, str]]:
+    def send(self, key: str, request: SmsRequest, traceparent: str | None = None) -> tuple[int, dict[str, str]]:
         """Accept one message; a repeated key replays the first answer and is not sent again."""
         if (replay := self._replies.get(key)) is not None:
             self.duplicate_calls += 1
             return replay
         message_id = f"SMS-{next(self._ids):06d}"
         self._messages.append(
-            SmsMessage(message_id, request.to, request.text, request.reference, key, datetime.now(UTC))
+            SmsMessage(message_id, request.to, request.text, request.reference, key, datetime.now(UTC), traceparent)
         )
         reply = (200, {"messageId": message_id, "status": "accepted"})
         self._replies[key] = reply
@@ -111,7 +112,7 @@ async def _send(request: web.Request) -> web.StreamResponse:
         return _problem(400, f"invalid body: {exc}")
     if not body.to or not body.text:
         return _problem(422, "to and text are required")
-    status, reply = gateway.send(key, body)
+    status, reply = gateway.send(key, body, request.headers.get("traceparent"))
     return web.json_response(reply, status=status)
 
 

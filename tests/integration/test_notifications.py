@@ -46,6 +46,7 @@ from tests.notification_support import (
 )
 
 SENT = {"email": "sent", "sms": "sent"}
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 ADMIN = {**bearer(Role.ADMIN, subject="ops-alice"), "User-Agent": "notify-test/1.0"}
 
 
@@ -197,6 +198,16 @@ async def test_smtp_down_past_the_last_attempt_fails_and_an_admin_resend_deliver
 
         (mail,) = harness.smtp.store.received()
         assert mail.envelope_to == [EMAIL]
+        status, page = await _call(harness, "GET", f"{api}/v1/notifications", params={"customerId": "N001"})
+        assert (status, sorted((item["channel"], item["status"]) for item in page["items"])) == (
+            200,
+            [("email", "sent"), ("sms", "sent")],
+        )
+        for bad in ({"channel": "fax"}, {"status": "odd"}, {"eventId": "x"}, {"limit": "501"}, {"cursor": "bm9wZQ"}):
+            status, problem = await _call(harness, "GET", f"{api}/v1/notifications", params=bad)
+            assert (status, problem["code"]) == (422, "VALIDATION"), bad
+        status, problem = await _call(harness, "GET", f"{api}/v1/notifications/999999")
+        assert (status, problem["code"]) == (404, "NOTIFICATION_NOT_FOUND")
         status, detail = await _call(harness, "GET", f"{api}/v1/notifications/{email['id']}")
         assert status == 200
         assert [a["outcome"] for a in detail["attemptLog"]] == ["retryable"] * 3 + ["sent"]
@@ -266,7 +277,7 @@ async def test_hostile_names_are_plain_text_and_inject_no_headers(harness: Notif
             old_name="{{7*7}} ${new_name} $customer_name {0} %s",
             application_id="APP-1\r\nBcc: x@example.org",
         )
-        event_id = await harness.sync.produce(event)
+        event_id = await harness.sync.produce(event, traceparent=f"00-{TRACE_ID}-00f067aa0ba902b7-01")
         await harness.statuses_become(event_id, SENT)
 
         (mail,) = harness.smtp.store.received()
@@ -280,3 +291,5 @@ async def test_hostile_names_are_plain_text_and_inject_no_headers(harness: Notif
         (sms,) = harness.sync.stub.sms.messages(PHONE_DIGITS)
         assert "\r" not in sms.text
         assert "\n" not in sms.text
+        assert sms.traceparent is not None
+        assert sms.traceparent.split("-")[1] == TRACE_ID  # the send continues the change's trace
