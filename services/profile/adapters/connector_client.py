@@ -1,9 +1,8 @@
 """An HTTP client of the sync-connector's admin API (the services never import each other).
 
-The console calls it on behalf of a person: the person's bearer token is forwarded so the
-connector checks their role and audits them (``X-Actor-Id`` names them too, for a
-connector that does not read tokens yet); the service token from the settings is used
-only when there is no person's token. Answers are decoded into the Structs below, which
+The console calls it on behalf of a person: the person's bearer token is forwarded, so the
+connector checks their role and audits them as the token's subject; the service token from
+the settings is used only when there is no person's token. Answers are decoded into the Structs below, which
 mirror the connector's JSON contract; its problem+json errors become typed AppErrors with
 the connector's own words, and a connector that does not answer is a retryable 503.
 """
@@ -93,9 +92,8 @@ _ERRORS_BY_STATUS: dict[int, type[AppError]] = {
 
 
 class Caller(msgspec.Struct, frozen=True):
-    """On whose behalf a call is made."""
+    """On whose behalf a call is made: their token (the connector verifies it) and browser."""
 
-    actor_id: str
     token: str | None = None
     user_agent: str | None = None
 
@@ -219,7 +217,7 @@ class ConnectorClient:
             raise ConnectorUnavailable(f"the sync-connector answered something unexpected: {exc}") from exc
 
     def _headers(self, caller: Caller) -> dict[str, str]:
-        headers = {"X-Actor-Id": caller.actor_id[:100], "User-Agent": _user_agent(caller.user_agent)}
+        headers = {"User-Agent": _user_agent(caller.user_agent)}
         if token := caller.token or self._settings.token:
             headers["Authorization"] = f"Bearer {token}"
         return headers

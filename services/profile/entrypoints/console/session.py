@@ -76,12 +76,9 @@ async def verified_form(request: Request[Any, Any, Any]) -> FormMultiDict:
 
 
 def caller(request: Request[Any, Any, Any]) -> Caller:
-    """On whose behalf the console calls the sync-connector: the person, with their own token."""
-    return Caller(
-        actor_id=principal(request).subject,
-        token=session_token(request),
-        user_agent=request.headers.get("user-agent"),
-    )
+    """On whose behalf the console calls the sync-connector: the signed-in person, with their own token."""
+    principal(request)  # a page calls the connector only for a signed-in person
+    return Caller(token=session_token(request), user_agent=request.headers.get("user-agent"))
 
 
 def may(request: Request[Any, Any, Any], role: Role) -> bool:
