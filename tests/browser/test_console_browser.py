@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from libs.kit.tokens import Role
 from tests.auth_support import token
@@ -82,6 +83,9 @@ def test_sign_in_find_a_failed_sync_retry_it_and_see_it_succeed(
     crm_failed_link = page.locator('tr[data-system="CRM"] td[data-status="failed"] a')
     crm_failed_link.wait_for()
     assert page.get_by_text("Signed in as").is_visible()
+    # The overview refreshes its panels in place (the script's status line has no "UTC").
+    expect(page.locator("#refresh-status")).not_to_contain_text("UTC")
+    assert crm_failed_link.inner_text() == "1"
     shots("overview-with-a-failed-sync")
 
     crm_failed_link.click()
