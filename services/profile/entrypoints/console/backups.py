@@ -38,6 +38,19 @@ def _customer_id(raw: str) -> str | None:
     return customer_id
 
 
+async def _dry_run(
+    request: Request[Any, Any, Any],
+    backup_id: str,
+    backups: BackupService,
+    restores: RestoreService,
+    actor: Actor,
+) -> dict[str, Any]:
+    point = await backups.get(backup_id)
+    customer_id = _customer_id(request.query_params.get("customerId", ""))
+    report = await restores.restore(backup_id, customer_id, dry_run=True, actor=actor)
+    return {"backup": point, "report": report, "customer_id": customer_id or ""}
+
+
 @get("/backups", guards=READ, name="console:backups")
 async def backup_list(request: Request[Any, Any, Any], backups: NamedDependency[BackupService]) -> Template:
     cursor = request.query_params.get("cursor") or None
@@ -76,10 +89,7 @@ async def dry_run(
     actor: NamedDependency[Actor],
 ) -> Template:
     """What a restore would change; writes nothing."""
-    point = await backups.get(backup_id)
-    customer_id = _customer_id(request.query_params.get("customerId", ""))
-    report = await restores.restore(backup_id, customer_id, dry_run=True, actor=actor)
-    context = {"backup": point, "report": report, "customer_id": customer_id or ""}
+    context = await _dry_run(request, backup_id, backups, restores, actor)
     return render(request, "backup.html", context, page="backups", title=f"Dry run of {backup_id}")
 
 
@@ -91,10 +101,8 @@ async def confirm_restore(
     restores: NamedDependency[RestoreService],
     actor: NamedDependency[Actor],
 ) -> Template:
-    point = await backups.get(backup_id)
-    customer_id = _customer_id(request.query_params.get("customerId", ""))
-    report = await restores.restore(backup_id, customer_id, dry_run=True, actor=actor)
-    context = {"backup": point, "report": report, "customer_id": customer_id or ""}
+    """The confirmation runs a dry run first, so it says how many customers the restore changes."""
+    context = await _dry_run(request, backup_id, backups, restores, actor)
     return render(request, "backup_restore.html", context, page="backups", title="Confirm restore")
 
 
