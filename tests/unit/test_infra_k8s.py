@@ -221,7 +221,7 @@ def test_network_policies_allow_only_what_each_workload_needs(target: str) -> No
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     base = {53, 4317, 4318}  # DNS and the OpenTelemetry collector
     external = 8010 if target == "overlays/dev" else 443  # the dev overlay talks to the in-cluster stubs
-    assert egress_ports(resources, "profile-service") == base | {5432}
+    assert egress_ports(resources, "profile-service") == base | {5432, 8001}  # 8001: the console -> connector API
     assert egress_ports(resources, "outbox-relay") == base | {5432, 9092}
     assert egress_ports(resources, "sync-connector") == base | {5432, 9092, external}
     assert egress_ports(resources, "schema-migrations") == base | {5432}
