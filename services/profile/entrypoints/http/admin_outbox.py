@@ -14,6 +14,7 @@ from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from libs.outbox.admin import OutboxEntry, OutboxFilter
 from libs.outbox.table import OutboxStatus
+from services.profile.entrypoints.http import examples as ex
 from services.profile.entrypoints.http.auth import Role, requires
 from services.profile.entrypoints.http.schemas import Request
 from services.profile.service_layer.outbox_admin import (
@@ -95,7 +96,7 @@ class OutboxAdminController(Controller):
     tags = ["admin: outbox"]  # noqa: RUF012
     dependencies = {"outbox_admin": Provide(provide_outbox_admin, sync_to_thread=False)}  # noqa: RUF012
 
-    @get("/", guards=[requires(Role.ADMIN)])
+    @get("/", guards=[requires(Role.ADMIN)], responses=ex.problems())
     async def list_entries(
         self,
         *,
@@ -116,7 +117,7 @@ class OutboxAdminController(Controller):
         next_cursor = str(page.next_after) if page.next_after is not None else None
         return OutboxPageResponse([OutboxEntrySummary.of(e) for e in page.items], next_cursor)
 
-    @get("/{entry_id:str}", guards=[requires(Role.ADMIN)])
+    @get("/{entry_id:str}", guards=[requires(Role.ADMIN)], responses=ex.problems("OUTBOX_ENTRY_NOT_FOUND"))
     async def get_entry(
         self, entry_id: Annotated[str, PathParameter(max_length=64)], outbox_admin: NamedDependency[OutboxAdminService]
     ) -> OutboxEntryDetail:
@@ -126,7 +127,12 @@ class OutboxAdminController(Controller):
             raise OutboxEntryNotFound(f"outbox entry {entry_id} not found (not a UUID)") from None
         return OutboxEntryDetail.of(await outbox_admin.get(parsed))
 
-    @post("/redrive", guards=[requires(Role.ADMIN)], status_code=200)
+    @post(
+        "/redrive",
+        guards=[requires(Role.ADMIN)],
+        status_code=200,
+        responses=ex.problems("OUTBOX_ENTRY_NOT_FOUND", "INVALID_OUTBOX_FILTER", "REDRIVE_LIMIT_EXCEEDED"),
+    )
     async def redrive(
         self,
         data: JSONBody[RedriveRequest],

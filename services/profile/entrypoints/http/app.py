@@ -25,6 +25,7 @@ from services.profile.entrypoints.http.auth import assert_every_route_guarded, a
 from services.profile.entrypoints.http.customer_routes import CustomerController
 from services.profile.entrypoints.http.dependencies import provide_actor, provide_customers, provide_name_changes
 from services.profile.entrypoints.http.idempotency import idempotency_middleware
+from services.profile.entrypoints.http.input_guard import input_guard_middleware
 from services.profile.entrypoints.http.internal_contact import InternalContactController
 from services.profile.entrypoints.http.ledger_wiring import LEDGER_ROUTES, install_ledger_services, ledger_dependencies
 from services.profile.entrypoints.http.ops import health, metrics, ready
@@ -88,7 +89,11 @@ def create_app(settings: ProfileSettings) -> Litestar:
             **ledger_dependencies(),
         },
         # Authentication first: the idempotency middleware authorizes before it replays anything.
-        middleware=[authentication_middleware, idempotency_middleware(MAX_REQUEST_BODY_BYTES)],
+        middleware=[
+            authentication_middleware,
+            input_guard_middleware(MAX_REQUEST_BODY_BYTES),
+            idempotency_middleware(MAX_REQUEST_BODY_BYTES),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_trace_id_header],
         lifespan=[lifespan, console_lifespan(settings, registry, tracer_provider)],

@@ -116,6 +116,12 @@ AUDIT_ITEM = {
 NEXT_CURSOR = "eyJwIjpbIjIwMjYtMTEtMjFUMDg6MzA6MDArMDA6MDAiLCJDMjAyNTAwMSJdLCJmIjoiOWM0ZTJhIn0"
 
 _PROBLEMS: dict[str, tuple[int, str, str]] = {
+    "HTTP_400": (400, "Bad request", "JSON is malformed: invalid character (byte 0)"),
+    "UNAUTHENTICATED": (401, "Authentication required", "a bearer token is required"),
+    "FORBIDDEN": (403, "Not allowed for this role", "this needs one of the roles: admin"),
+    "OUTBOX_ENTRY_NOT_FOUND": (404, "Outbox entry not found", "outbox entry 4f1c... not found"),
+    "INVALID_OUTBOX_FILTER": (422, "Invalid outbox filter", "a filter re-drive needs status failed or published"),
+    "REDRIVE_LIMIT_EXCEEDED": (422, "Re-drive limit exceeded", "the filter matches 12000 rows, at most 10000"),
     "APPLICATION_NOT_FOUND": (404, "Application not found", "application APP-missing not found"),
     "PROFILE_NOT_FOUND": (404, "Customer profile not found", "customer profile C404 not found"),
     "BACKUP_NOT_FOUND": (404, "Backup not found", "backup BK-missing not found"),
@@ -135,10 +141,16 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
 _RETRYABLE = {"CONCURRENCY_CONFLICT", "RESTORE_IN_PROGRESS", "IDEMPOTENCY_KEY_IN_USE", "DATABASE_ERROR"}
 
 
+# What any guarded route may answer, whatever it does: a malformed or invalid request, no or
+# a wrong token, a lost database.
+EVERY_ROUTE = ("HTTP_400", "UNAUTHENTICATED", "FORBIDDEN", "VALIDATION", "DATABASE_ERROR")
+
+
 def problem_example(code: str) -> dict[str, Any]:
     status, title, detail = _PROBLEMS[code]
+    framework = code.startswith("HTTP_")  # the framework's own errors: ``about:blank#http_400``
     example: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + code.lower().replace("_", "-"),
+        "type": f"about:blank#{code.lower()}" if framework else PROBLEM_TYPE_BASE + code.lower().replace("_", "-"),
         "title": title,
         "status": status,
         "detail": detail,
@@ -164,17 +176,23 @@ def responses(
     specs = {
         status: ResponseSpec(container, description=description, examples=[Example(summary=description, value=example)])
     }
+    return {**specs, **problems(*problem_codes)}
+
+
+def problems(*problem_codes: str) -> dict[int, ResponseSpec]:
+    """Each problem a route can answer with, plus those of every route (``EVERY_ROUTE``)."""
     by_status: dict[int, list[str]] = {}
-    for code in problem_codes:
+    for code in dict.fromkeys((*problem_codes, *EVERY_ROUTE)):
         by_status.setdefault(_PROBLEMS[code][0], []).append(code)
-    for problem_status, codes in by_status.items():
-        specs[problem_status] = ResponseSpec(
+    return {
+        problem_status: ResponseSpec(
             ProblemDetails,
             description=", ".join(codes),
             media_type=PROBLEM_JSON,
             examples=[Example(summary=code, value=problem_example(code)) for code in codes],
         )
-    return specs
+        for problem_status, codes in by_status.items()
+    }
 
 
 def page_of(item: dict[str, Any]) -> dict[str, Any]:

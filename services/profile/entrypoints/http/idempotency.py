@@ -65,7 +65,7 @@ def idempotency_middleware(max_body_bytes: int) -> Callable[..., ASGIApp]:
                     app, cast("HTTPScope", scope), receive, send, key, state.idempotency_store, state.ledger_metrics
                 )
             except AppError as exc:
-                await _send_problem(scope, send, exc)
+                await send_problem(scope, send, exc)
 
         return handle
 
@@ -83,7 +83,7 @@ def idempotency_middleware(max_body_bytes: int) -> Callable[..., ASGIApp]:
             raise ValidationError(message, errors=[{"key": "Idempotency-Key", "message": message, "source": "header"}])
         # Authorize before anything is claimed or replayed: a stored response is no way around a guard.
         await scope["route_handler"].authorize_connection(ASGIConnection(scope, receive, send))
-        body = await _read_body(receive, max_body_bytes)
+        body = await read_body(receive, max_body_bytes)
         route = _key_scope(scope)
         request_hash = hashlib.sha256(b"\0".join([route.encode(), scope.get("query_string", b""), body])).hexdigest()
         claim = await store.claim(route, key, request_hash)
@@ -97,7 +97,7 @@ def idempotency_middleware(max_body_bytes: int) -> Callable[..., ASGIApp]:
             return
         captured = _Capture()
         try:
-            await app(scope, _replay(body, receive), captured)
+            await app(scope, replay_body(body, receive), captured)
         except BaseException:
             await store.release(route, key)
             raise
@@ -145,7 +145,7 @@ def _worth_storing(response: StoredResponse) -> bool:
     return True
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -162,7 +162,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes, original: Receive) -> Receive:
+def replay_body(body: bytes, original: Receive) -> Receive:
     """The body already read, then the client's own channel (a disconnect, eventually)."""
     sent = False
 
@@ -184,7 +184,7 @@ async def _send_stored(send: Send, response: StoredResponse, *, replayed: bool) 
     await send({"type": "http.response.body", "body": response.body, "more_body": False})
 
 
-async def _send_problem(scope: Scope, send: Send, error: AppError) -> None:
+async def send_problem(scope: Scope, send: Send, error: AppError) -> None:
     state = scope["litestar_app"].state
     state.error_metrics.errors.labels(error.code, str(error.status)).inc()
     log.info("request_failed", code=error.code, status=error.status, path=scope["path"], detail=error.detail)
