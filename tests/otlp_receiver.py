@@ -33,6 +33,8 @@ def _value(value: AnyValue) -> Any:
 class OtlpReceiver:
     url: str = ""
     spans: list[ReceivedSpan] = field(default_factory=list)
+    # Every export request as received (protobuf), for greps over everything a span carries.
+    raw_exports: list[bytes] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -50,8 +52,10 @@ class OtlpReceiver:
             await self._runner.cleanup()
 
     async def _traces(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.raw_exports.append(body)
         export = ExportTraceServiceRequest()
-        export.ParseFromString(await request.read())
+        export.ParseFromString(body)
         for resource_spans in export.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:

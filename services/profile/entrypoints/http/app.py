@@ -32,6 +32,7 @@ from services.profile.entrypoints.http.ops import health, metrics, ready
 from services.profile.entrypoints.http.problems import EXCEPTION_HANDLERS, ErrorMetrics
 from services.profile.entrypoints.http.routes import ApplicationController, ProfileUpdateController
 from services.profile.entrypoints.http.trace_header import add_trace_id_header
+from services.profile.entrypoints.http.trace_redaction import redact_url_attributes
 from services.profile.entrypoints.outbox_admin_wiring import build_outbox_admin_service
 from services.profile.service_layer.metrics import ProfileMetrics
 from services.profile.service_layer.name_changes import NameChangeService
@@ -99,7 +100,11 @@ def create_app(settings: ProfileSettings) -> Litestar:
         lifespan=[lifespan, console_lifespan(settings, registry, tracer_provider)],
         template_config=console_template_config(settings),
         on_app_init=[on_app_init],
-        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=tracer_provider))],
+        plugins=[
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(tracer_provider=tracer_provider, server_request_hook_handler=redact_url_attributes)
+            )
+        ],
         openapi_config=OpenAPIConfig(title="Customer profile service", version="1.0.0", path="/schema"),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
     )
