@@ -35,6 +35,8 @@ from services.profile.service_layer.backups import BackupService
 from services.profile.service_layer.metrics import LedgerMetrics
 from services.profile.service_layer.restore import RestoreService
 from services.profile.service_layer.results import Actor
+from tests.auth_support import contact_protector
+from tests.ledger_support import seed_customers
 from tests.perf.harness import Figure, fresh_database, machine, render_table
 
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "100000"))
@@ -42,22 +44,14 @@ RUNS = int(os.environ.get("BENCH_BACKUP_RUNS", "3"))
 ACTOR = Actor(actor_id="bench")
 TARGET = "< 300 s (seed 004)"
 _COLUMNS = (
-    "customer_name, contact_phone, contact_email, contact_address, account_type, status, version, "
+    "customer_name, contact_phone_encrypted, contact_email_encrypted, contact_address_encrypted, contact_key_id, "
+    "contact_phone_hash, contact_digest, account_type, status, version, "
     "created_at, updated_at, deleted_at"
 )
 
 
 async def seed(db: asyncpg.Connection, count: int) -> None:
-    await db.execute(
-        """
-        INSERT INTO profile.customer_profiles
-            (customer_id, customer_name, contact_phone, contact_email, account_type, status, version)
-        SELECT 'C' || lpad(g::text, 7, '0'), '客户' || g, '138' || lpad(g::text, 8, '0'), 'c' || g || '@example.com',
-               (ARRAY['residential', 'commercial', 'industrial'])[1 + g % 3], 'active', 1
-        FROM generate_series(1, $1::int) g
-        """,
-        count,
-    )
+    await seed_customers(db, count)  # contact data sealed, as the service stores it
     await db.execute("ANALYZE profile.customer_profiles")
 
 
@@ -82,7 +76,7 @@ async def timed(work: Awaitable[object]) -> float:
 async def use_cases(url: str) -> AsyncIterator[tuple[BackupService, RestoreService]]:
     engine = make_engine(DatabaseSettings(url=sqlalchemy_url(url), pool_size=4, statement_timeout_ms=120_000))
     try:
-        uow_factory = SqlUnitOfWorkFactory(engine)
+        uow_factory = SqlUnitOfWorkFactory(engine, contact_protector())
         metrics = LedgerMetrics(CollectorRegistry())
         yield BackupService(uow_factory, metrics), RestoreService(uow_factory, PgRestoreLock(engine), metrics)
     finally:
@@ -120,7 +114,8 @@ async def restore_baseline(db: asyncpg.Connection, backup_id: str) -> float:
         db.execute(
             f"""
             UPDATE profile.customer_profiles c SET ({_COLUMNS}) = (
-                b.customer_name, b.contact_phone, b.contact_email, b.contact_address, b.account_type,
+                b.customer_name, b.contact_phone_encrypted, b.contact_email_encrypted, b.contact_address_encrypted,
+                b.contact_key_id, b.contact_phone_hash, b.contact_digest, b.account_type,
                 b.status, b.version, b.created_at, b.updated_at, b.deleted_at)
             FROM profile.backup_customers b
             WHERE b.backup_id = $1 AND b.customer_id = c.customer_id AND b.customer_name <> c.customer_name

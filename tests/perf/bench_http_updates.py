@@ -22,6 +22,8 @@ import asyncpg
 from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
 from libs.kit.db import sqlalchemy_url
+from libs.kit.tokens import Role
+from tests.auth_support import auth_env, bearer
 from tests.perf.harness import Figure, fresh_database, median, percentile, run_concurrently
 
 CLIENTS = 16
@@ -75,7 +77,7 @@ async def http_run(base_url: str, application_ids: list[str]) -> tuple[float, li
                 async with session.post(
                     f"/v1/name-change-applications/{application_id}/decision",
                     data=body,
-                    headers={"Content-Type": "application/json"},
+                    headers={"Content-Type": "application/json", **bearer(Role.AUDIT_SYSTEM, subject="bench")},
                 ) as response:
                     await response.read()
                     if response.status != 200:
@@ -190,7 +192,7 @@ async def open_loop(base_url: str, application_ids: list[str], rate: float) -> l
             async with session.post(
                 f"/v1/name-change-applications/{application_id}/decision",
                 data=body,
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **bearer(Role.AUDIT_SYSTEM, subject="bench")},
             ) as response:
                 await response.read()
             latencies.append(time.perf_counter() - started)
@@ -218,7 +220,12 @@ async def run(postgres_url: str) -> tuple[list[Figure], int]:
         "profile-service",
         "services.profile",
         ["serve"],
-        env={"PROFILE_DB_URL": sqlalchemy_url(url), "PROFILE_HTTP_PORT": str(port), "PROFILE_LOG_LEVEL": "WARNING"},
+        env={
+            "PROFILE_DB_URL": sqlalchemy_url(url),
+            "PROFILE_HTTP_PORT": str(port),
+            "PROFILE_LOG_LEVEL": "WARNING",
+            **auth_env(),
+        },
         health_url=f"http://127.0.0.1:{port}/health",
     )
     service.start(timeout=60)
