@@ -50,6 +50,7 @@ SESSION_COOKIE = "profile_session"
 PUBLIC_PATHS = ("/schema",)  # the OpenAPI document: the contract is public, the data is not
 AUTH_FAILURE_KEY = "auth_failure"
 
+
 class Principal(msgspec.Struct, frozen=True):
     subject: str
     roles: frozenset[Role]
