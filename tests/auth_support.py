@@ -14,12 +14,13 @@ from __future__ import annotations
 import functools
 import json
 from datetime import timedelta
-from typing import Any
+from typing import TypeVar
 
 from libs.kit.crypto import CryptoSettings, generate_key
 from libs.kit.tokens import Role, TokenIssuer, TokenSettings, generate_key_pair
 from services.profile.adapters.contact_crypto import ContactProtector
 
+ClientT = TypeVar("ClientT")
 TEST_KEY_ID = "test-key-1"
 TEST_CRYPTO_KEY_ID = "test-aes-1"
 EVERYTHING = (Role.ADMIN, Role.AUDIT_SYSTEM)
@@ -86,7 +87,7 @@ def bearer(*roles: Role, subject: str = DEFAULT_SUBJECT) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(*roles, subject=subject)}"}
 
 
-def authorize(client: Any, *roles: Role, subject: str = DEFAULT_SUBJECT) -> Any:
+def authorize(client: ClientT, *roles: Role, subject: str = DEFAULT_SUBJECT) -> ClientT:
     """Every later request of this (httpx or aiohttp-like) client carries the token; returns the client."""
-    client.headers.update(bearer(*roles, subject=subject))
+    client.headers.update(bearer(*roles, subject=subject))  # type: ignore[attr-defined]
     return client
