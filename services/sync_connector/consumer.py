@@ -37,6 +37,9 @@ MAX_PARTITION_BACKLOG = 1_000
 # Waits between retries of a message after an infrastructure error (database down...), and between
 # consumer restarts. Those are retried until they clear, so max_retries is not consulted.
 PROCESSING_ERROR_BACKOFF = RetryPolicy(max_retries=0, base_s=0.5, max_s=10.0)
+# aiokafka retries a commit that fails with a retriable error (e.g. UnknownTopicOrPartition from a broker
+# that lost its topic) until it succeeds, possibly for ever; the fetch loop must not wait on it.
+COMMIT_TIMEOUT_S = 5.0
 
 
 class PartitionWorker:
@@ -252,10 +255,10 @@ class SystemConsumer:
         if not offsets:
             return
         try:
-            await consumer.commit(offsets)
-        except KafkaError as exc:  # the same offsets are committed again on the next round
+            await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:  # the same offsets are committed again on the next round
             self._metrics.consumer_errors.labels(self.system_code, "commit").inc()
-            log.warning("commit_failed", group_id=self.group_id, error=repr(exc))
+            log.warning("commit_failed", group_id=self.group_id, error=repr(exc), timeout_s=COMMIT_TIMEOUT_S)
         else:
             self._committed.update(offsets)
 
