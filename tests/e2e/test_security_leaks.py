@@ -129,6 +129,9 @@ async def test_no_secret_or_contact_data_in_logs_spans_or_the_database(
     assert _leaks(logs, {**secrets, **contacts}) == [], "in the logs"
     assert _leaks(spans, {**secrets, **contacts}) == [], "in the exported spans"
     assert not [s for s in otlp.spans if any("signature" in key.lower() for key in s.attributes)]
+    # Database spans carry statements, never their parameter values (a customer's name is one).
+    assert any("db.statement" in s.attributes for s in otlp.spans)
+    assert "泄漏测试1".encode() not in spans
     dump = _dump(database_url)
     assert b"leak check" in dump  # the dump has the session's data
     assert _leaks(dump, contacts) == [], "in the database dump"
