@@ -1,0 +1,167 @@
+"""The fault rounds the chaos suite injects while the load runs, and what the operator does about them.
+
+One round; each fault runs on its own timeline (seconds from the round's start), so a slow restart
+never shortens another fault:
+
+* 0: CRM answers 500; CMS is slow (its first calls outlast the connector's HTTP timeout and land
+  anyway, so the retry with the same Idempotency-Key is a duplicate the stub absorbs).
+* 1 / 3.5: SIGKILL one relay, start it again (its shards move after the lease expires).
+* 2.5 / 5: SIGKILL one connector, start it again (its partitions move, its claims expire).
+* 4.5: CRM goes down (connections dropped without an answer) until 20.
+* 6 / 9: the broker hangs (SIGSTOP, then SIGCONT): an outage without loss, every client times out.
+* 11 / 14: the broker is killed and started again on the same port. Its storage is memory-only:
+  the topic, its messages and the groups' offsets are gone. The operator follows README's runbook
+  for a broker that lost its data (``_broker_lost_recovery``).
+* 16 / 18: PostgreSQL is killed (kill -9) and started again; every service must reconnect.
+* 20: CRM and CMS are well again.
+
+Rounds alternate which relay and which connector die.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+
+from tests.chaos.pipeline_load import ProfileClient
+from tests.chaos.pipeline_system import CONNECTOR_HTTP_TIMEOUT_S, ChaosSystem
+
+SLOW_OVER_TIMEOUT_CALLS = 6
+SLOW_LATENCY_MS = 300
+
+
+@dataclass
+class FaultLog:
+    """What was injected when (seconds since the run started), and what the operator re-drove."""
+
+    started: float
+    events: list[tuple[float, str]] = field(default_factory=list)
+    redriven: int = 0
+    last_fault_cleared: float | None = None
+
+    def note(self, what: str) -> None:
+        self.events.append((round(time.monotonic() - self.started, 1), what))
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for _, what in self.events if what.startswith(prefix))
+
+
+class FaultInjector:
+    def __init__(
+        self, system: ChaosSystem, http: httpx.AsyncClient, profile: ProfileClient, log: FaultLog, since: datetime
+    ) -> None:
+        self._system = system
+        self._http = http
+        self._profile = profile
+        self._log = log
+        self._since = since
+
+    async def run_rounds(self, rounds: int, first_at_s: float, gap_s: float) -> None:
+        await self._until(first_at_s)
+        for index in range(rounds):
+            await self.round(index)
+            if index + 1 < rounds:
+                await asyncio.sleep(gap_s)  # a quiet spell: the pipeline makes progress between rounds
+
+    async def round(self, index: int) -> None:
+        """Each fault on its own timeline, so a slow restart never shortens another fault."""
+        relay = self._system.relays[index % 2]
+        connector = self._system.connectors[(index + 1) % 2]
+        start = time.monotonic()
+        label = f"round {index + 1}"
+
+        async def timeline(*steps: tuple[float, str, Callable[[], Awaitable[None]]]) -> None:
+            for offset, what, action in steps:
+                delay = start + offset - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # the fault's planned duration, not a wait for an outcome
+                await action()
+                self._log.note(f"{label}: {what}")
+
+        await asyncio.gather(
+            timeline(
+                (0.0, "CRM 500s, CMS slow", self._crm_errors_cms_slow),
+                (4.5, "CRM down", self._crm_down),
+                (20.0, "CRM and CMS well", self._clear_faults),
+            ),
+            timeline(
+                (1.0, f"SIGKILL {relay.name}", lambda: self._system.kill(relay)),
+                (3.5, f"{relay.name} restarted", lambda: self._system.restart(relay)),
+            ),
+            timeline(
+                (2.5, f"SIGKILL {connector.name}", lambda: self._system.kill(connector)),
+                (5.0, f"{connector.name} restarted", lambda: self._system.restart(connector)),
+            ),
+            timeline(
+                (6.0, "broker paused (SIGSTOP)", self._pause_broker),
+                (9.0, "broker resumed (SIGCONT)", self._resume_broker),
+                (11.0, "broker kill -9 (its memory-only storage is lost)", self._system.kill_broker),
+                (14.0, "broker restarted, operator's recovery done", self._broker_lost_recovery),
+            ),
+            timeline(
+                (16.0, "PostgreSQL kill -9", self._system.kill_postgres),
+                (18.0, "PostgreSQL restarted", self._system.start_postgres),
+            ),
+        )
+        self._log.last_fault_cleared = time.monotonic()
+        if dead := self._system.exited():
+            raise AssertionError(f"processes exited on their own: {dead} (logs: {self._system.logs})")
+
+    async def _until(self, offset_s: float) -> None:
+        delay = self._log.started + offset_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _fault(self, body: dict[str, object]) -> None:
+        response = await self._http.post(f"{self._system.urls['stubs']}/_faults", json=body)
+        response.raise_for_status()
+
+    async def _clear_faults(self) -> None:
+        response = await self._http.delete(f"{self._system.urls['stubs']}/_faults")
+        response.raise_for_status()
+
+    async def _cms_slow(self) -> None:
+        over_timeout_ms = int(CONNECTOR_HTTP_TIMEOUT_S * 1000) + 500
+        await self._fault(
+            {"system": "CMS", "mode": "latency", "latencyMs": over_timeout_ms, "count": SLOW_OVER_TIMEOUT_CALLS}
+        )
+        await self._fault({"system": "CMS", "mode": "latency", "latencyMs": SLOW_LATENCY_MS})
+
+    async def _crm_errors_cms_slow(self) -> None:
+        await self._fault({"system": "CRM", "mode": "status", "status": 500})
+        await self._cms_slow()
+
+    async def _crm_down(self) -> None:
+        await self._clear_faults()
+        await self._fault({"system": "CRM", "mode": "down"})
+        await self._fault({"system": "CMS", "mode": "latency", "latencyMs": SLOW_LATENCY_MS})
+
+    async def _pause_broker(self) -> None:
+        self._system.pause_broker()
+
+    async def _resume_broker(self) -> None:
+        self._system.resume_broker()
+
+    async def _broker_lost_recovery(self) -> None:
+        """README's runbook for a broker that lost its data, as an operator runs it.
+
+        The connectors still hold positions in the lost topic and would commit them into the new
+        one, where they point past events never read: they are stopped before the broker is back.
+        The topic is created again, the connectors start on it from its beginning, and the published
+        outbox rows are re-driven: what had not been consumed before the loss is delivered, what had
+        been is skipped by the connector (or recorded ``superseded`` behind a newer event).
+        """
+        connectors = self._system.connectors
+        await asyncio.gather(*(self._system.kill(c) for c in connectors))
+        await self._system.start_broker()
+        await self._system.create_topic()
+        await asyncio.gather(*(self._system.restart(c) for c in connectors))
+        response = await self._profile.call(
+            "POST", "/v1/admin/outbox/redrive", json={"status": "published", "from": self._since.isoformat()}
+        )
+        self._log.redriven += int(response.json()["redriven"])
