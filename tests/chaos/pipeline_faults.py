@@ -24,7 +24,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 
@@ -43,6 +43,7 @@ class FaultLog:
     events: list[tuple[float, str]] = field(default_factory=list)
     redriven: int = 0
     last_fault_cleared: float | None = None
+    broker_lost_at: datetime | None = None  # wall clock, to compare with the database's timestamps
 
     def note(self, what: str) -> None:
         self.events.append((round(time.monotonic() - self.started, 1), what))
@@ -100,7 +101,7 @@ class FaultInjector:
             timeline(
                 (6.0, "broker paused (SIGSTOP)", self._pause_broker),
                 (9.0, "broker resumed (SIGCONT)", self._resume_broker),
-                (11.0, "broker kill -9 (its memory-only storage is lost)", self._system.kill_broker),
+                (11.0, "broker kill -9 (its memory-only storage is lost)", self._lose_broker),
                 (14.0, "broker restarted, operator's recovery done", self._broker_lost_recovery),
             ),
             timeline(
@@ -146,6 +147,11 @@ class FaultInjector:
 
     async def _resume_broker(self) -> None:
         self._system.resume_broker()
+
+    async def _lose_broker(self) -> None:
+        if self._log.broker_lost_at is None:
+            self._log.broker_lost_at = datetime.now(UTC)
+        await self._system.kill_broker()
 
     async def _broker_lost_recovery(self) -> None:
         """README's runbook for a broker that lost its data, as an operator runs it.

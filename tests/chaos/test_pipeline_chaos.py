@@ -76,7 +76,7 @@ async def test_every_committed_change_reaches_every_system_once_through_faults(s
         drained_at = await wait_for_drain(system, profile.drain_timeout_s)
         facts = await gather_facts(system, http)
 
-    check_invariants(facts, customer_ids(profile.load, system.run_id), profile.load.changes)
+    check_invariants(facts, customer_ids(profile.load, system.run_id), profile.load.changes, fault_log.broker_lost_at)
 
     summary = _summary(name, profile, facts, load, fault_log, started, drained_at)
     (system.logs / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
