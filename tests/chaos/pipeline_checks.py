@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.chaos.pipeline_diagnostics import dump_diagnostics
 from tests.chaos.pipeline_system import SYSTEMS, ChaosSystem
 
 TERMINAL = ("success", "superseded", "failed")
@@ -74,7 +75,11 @@ async def wait_for_drain(system: ChaosSystem, timeout: float) -> float:
         await asyncio.sleep(0.5)
     summary = Counter((r["system_code"], r["outbox_status"], r["sync_status"]) for r in last or [])
     sample = [dict(r) for r in (last or [])[:10]]
-    pytest.fail(f"not drained after {timeout}s: {dict(summary)}; first: {sample} (logs: {system.logs})")
+    await dump_diagnostics(system)
+    pytest.fail(
+        f"not drained after {timeout}s: {dict(summary)}; first: {sample} "
+        f"(logs, outbox.json, sync_records.json, topic.json: {system.logs})"
+    )
 
 
 async def gather_facts(system: ChaosSystem, http: httpx.AsyncClient) -> Facts:
