@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
 
 from libs.kit.kafka import KafkaSettings, make_consumer
 from libs.kit.logging import get_logger
+from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.messages import KafkaMessage
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
@@ -96,7 +96,7 @@ class PartitionWorker:
                 if self._stop.is_set():
                     return False
                 failures += 1
-                kind = "database" if isinstance(exc, SQLAlchemyError | OSError) else "unexpected"
+                kind = "database" if isinstance(exc, DATABASE_FAULTS) else "unexpected"
                 self._metrics.processing_errors.labels(self._code, kind).inc()
                 delay = PROCESSING_ERROR_BACKOFF.delay_before_retry(failures)
                 log.exception(

@@ -25,13 +25,13 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.cloudevents import CloudEventAttributes, kafka_headers
 from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, encode_event
 from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
 from libs.kit.logging import get_logger
+from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
 from services.sync_connector.sinks import event_from_payload
@@ -145,7 +145,7 @@ class DeadLetterPublisher:
         while not self._stop.is_set():
             try:
                 published = await self.publish_once()
-            except (KafkaError, SQLAlchemyError, OSError) as exc:
+            except (KafkaError, *DATABASE_FAULTS) as exc:
                 failures += 1
                 kind = "kafka" if isinstance(exc, KafkaError) else "database"
                 self._metrics.dead_letter_publish_errors.labels(kind).inc()

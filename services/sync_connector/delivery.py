@@ -22,13 +22,13 @@ from typing import Generic, TypeVar
 
 import msgspec
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CustomerNameChanged
 from libs.kit.logging import get_logger
 from services.sync_connector.attempts import CallResult, log_attempt
 from services.sync_connector.breaker import CircuitBreaker, Permit
+from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.lanes import LaneState, Verdict, judge
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import (
@@ -67,7 +67,7 @@ async def settle_until_recorded(
     while True:
         try:
             return await write()
-        except (SQLAlchemyError, OSError) as exc:
+        except DATABASE_FAULTS as exc:
             failures += 1
             wait_s = SETTLE_RETRY_BACKOFF.delay_before_retry(failures)
             on_error(exc, wait_s)

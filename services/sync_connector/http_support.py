@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from libs.kit.errors import AppError, DatabaseError, NotFoundError, ProblemDetails, problem_for
 from libs.kit.logging import get_logger
+from services.sync_connector.db_faults import DATABASE_FAULTS
 
 log = get_logger(__name__)
 
@@ -39,6 +39,6 @@ async def problem_details(request: web.Request, handler: Handler) -> web.StreamR
         return problem_response(error, request)
     except web.HTTPNotFound:
         return problem_response(RouteNotFound(f"no route {request.method} {request.path}"), request)
-    except (SQLAlchemyError, OSError) as exc:
+    except DATABASE_FAULTS as exc:
         log.warning("api_database_error", path=request.path, error=repr(exc))
         return problem_response(DatabaseError("the sync database is unavailable"), request)

@@ -24,11 +24,11 @@ from typing import Generic, Protocol, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy.exc import SQLAlchemyError
 
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
 from services.sync_connector.breaker import CircuitBreaker
+from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.delivery import DueBatch, SettleInterruptedError
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
@@ -126,7 +126,7 @@ class RetryScheduler(Generic[ClaimT]):
             limit = free if allowed is None else min(free, allowed)
             try:
                 batch = await self._delivery.claim_due(limit)
-            except (SQLAlchemyError, OSError) as exc:
+            except DATABASE_FAULTS as exc:
                 failures += 1
                 self._metrics.scheduler_errors.labels(self._code).inc()
                 wait_s = ERROR_BACKOFF.delay_before_retry(failures)
