@@ -171,3 +171,6 @@ class FaultInjector:
             "POST", "/v1/admin/outbox/redrive", json={"status": "published", "from": self._since.isoformat()}
         )
         self._log.redriven += int(response.json()["redriven"])
+        # Kept for a failed run's diagnosis: which rows the operator sent again, and when.
+        redrives = sorted(self._system.logs.glob("redrive-*.json"))
+        (self._system.logs / f"redrive-{len(redrives) + 1}.json").write_text(response.text)
