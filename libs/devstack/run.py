@@ -208,7 +208,13 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    postgres = EmbeddedPostgres(data_dir / "postgres", port=settings.pg_port, log_file=logs / "postgres.log")
+    # The demo keeps what it acknowledged through a kill -9 of PostgreSQL too (tests trade that for speed).
+    postgres = EmbeddedPostgres(
+        data_dir / "postgres",
+        port=settings.pg_port,
+        log_file=logs / "postgres.log",
+        settings={"synchronous_commit": "on"},
+    )
     broker = EmbeddedKafka(port=settings.kafka_port, log_file=logs / "tansu.log")
     services: list[ServiceProcess] = []
     try:
