@@ -1,7 +1,8 @@
 """``make bench``: every scenario on real services, one table with ratios, results to JSON.
 
 ``BENCH_DATABASE_URL`` / ``BENCH_KAFKA_BOOTSTRAP`` point it at external services;
-otherwise embedded PostgreSQL and tansu are started. ``BENCH_ONLY=http,relay`` runs a subset.
+otherwise embedded PostgreSQL and tansu are started. ``BENCH_ONLY=http,relay`` runs a subset
+(http, relay, broker, pipeline, backup).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.perf import bench_backup, bench_http_updates, bench_pipeline, bench_relay
+from tests.perf import bench_backup, bench_broker_latency, bench_http_updates, bench_pipeline, bench_relay
 from tests.perf.harness import Figure, Services, machine, real_services, render_table, write_json
 
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench-results/latest.json"))
@@ -33,6 +34,10 @@ async def _relay(services: Services) -> list[Figure]:
     ]
 
 
+async def _broker(services: Services) -> list[Figure]:
+    return await bench_broker_latency.run(services.postgres_url, services.kafka_bootstrap)
+
+
 async def _pipeline(services: Services) -> list[Figure]:
     return await bench_pipeline.run(services.postgres_url, services.kafka_bootstrap)
 
@@ -44,6 +49,7 @@ async def _backup(services: Services) -> list[Figure]:
 SCENARIOS: dict[str, Callable[[Services], Awaitable[list[Figure]]]] = {
     "http": _http,
     "relay": _relay,
+    "broker": _broker,
     "pipeline": _pipeline,
     "backup": _backup,
 }
