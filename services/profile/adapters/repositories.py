@@ -37,7 +37,7 @@ _MUTABLE_CUSTOMER_COLUMNS = tuple(c for c in _CUSTOMER_COLUMNS if c not in ("cus
 _PLAIN_COLUMNS = tuple(c for c in _CUSTOMER_COLUMNS if c not in STORED_COLUMNS)
 
 
-def customer_from_row(row: RowMapping, protector: ContactProtector) -> Customer:
+def customer_from_row(row: RowMapping | Mapping[str, Any], protector: ContactProtector) -> Customer:
     contact = protector.open(row)
     return Customer(
         customer_id=row["customer_id"],
@@ -80,7 +80,7 @@ _APPLICATION_FIELDS = (
 )
 
 
-def _application(row: RowMapping) -> NameChangeApplication:
+def application_from_row(row: RowMapping | Mapping[str, Any]) -> NameChangeApplication:
     return NameChangeApplication(
         status=ApplicationStatus(row["status"]),
         origin=ApplicationOrigin(row["origin"]),
@@ -239,7 +239,7 @@ class SqlApplicationRepository:
         if for_update:
             query = query.with_for_update()
         row = (await self._connection.execute(query)).mappings().first()
-        return None if row is None else _application(row)
+        return None if row is None else application_from_row(row)
 
     async def stored_result(self, application_id: str) -> Mapping[str, Any] | None:
         query = select(name_change_applications.c.update_result).where(
@@ -331,7 +331,7 @@ class SqlApplicationRepository:
         if after is not None:
             query = query.where(tuple_(a.created_at, a.application_id) < keyset_position(after))
         query = query.order_by(a.created_at.desc(), a.application_id.desc()).limit(limit)
-        return [_application(row) for row in (await self._connection.execute(query)).mappings()]
+        return [application_from_row(row) for row in (await self._connection.execute(query)).mappings()]
 
 
 def keyset_position(position: TimeKey) -> ColumnElement[Any]:

@@ -13,6 +13,7 @@ from libs.outbox.writer import OutboxWriter
 from services.profile.adapters.backups import SqlBackupRepository
 from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.faults import DATABASE_FAULTS
+from services.profile.adapters.name_change_ledger import SqlNameChangeLedger
 from services.profile.adapters.records import SqlAuditLog, SqlHistoryRepository, SqlMaintenance, SqlOutboxBatch
 from services.profile.adapters.repositories import SqlApplicationRepository, SqlCustomerRepository
 from services.profile.adapters.tables import outbox
@@ -57,6 +58,7 @@ class SqlProfileUnitOfWork(SqlUnitOfWork):
     audit: SqlAuditLog
     outbox: OutboxWriter
     outbox_batch: SqlOutboxBatch
+    name_changes: SqlNameChangeLedger
     backups: SqlBackupRepository
     maintenance: SqlMaintenance
 
@@ -71,6 +73,7 @@ class SqlProfileUnitOfWork(SqlUnitOfWork):
         self.audit = SqlAuditLog(connection)
         self.outbox = OutboxWriter(connection, outbox)
         self.outbox_batch = SqlOutboxBatch(connection, outbox)
+        self.name_changes = SqlNameChangeLedger(connection, self._protector)
         self.backups = SqlBackupRepository(connection, self._protector)
         self.maintenance = SqlMaintenance(connection)
 

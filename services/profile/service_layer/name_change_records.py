@@ -48,33 +48,10 @@ async def record_name_changes(
     results: list[UpdateResult] = []
     messages: list[OutboxMessage] = []
     for change in changes:
-        application = change.application
-        event_id = uuid.uuid4()
-        history.append(
-            HistoryEntry(
-                customer_id=application.customer_id,
-                application_id=application.application_id,
-                old_name=application.old_name,
-                new_name=application.new_name,
-                change_reason=application.reason,
-                profile_version=change.new_version,
-                change_date=change.changed_at,
-                **_operator(application),
-            )
-        )
-        results.append(
-            UpdateResult(
-                success=True,
-                application_id=application.application_id,
-                customer_id=application.customer_id,
-                old_name=application.old_name,
-                new_name=application.new_name,
-                profile_version=change.new_version,
-                update_time=change.changed_at,
-                event_id=str(event_id),
-            )
-        )
-        messages.append(name_changed_message(event_id, change, trace_context))
+        entry, result, message = name_change_rows(change, trace_context)
+        history.append(entry)
+        results.append(result)
+        messages.append(message)
     stored = [msgspec.to_builtins(result) for result in results]
     if new_applications:
         await uow.applications.add_many([c.application.completed(c.changed_at) for c in changes], stored)
@@ -89,6 +66,35 @@ async def record_name_changes(
     else:
         await uow.outbox_batch.add_many(messages)
     return results
+
+
+def name_change_rows(
+    change: NameChange, trace_context: Mapping[str, str]
+) -> tuple[HistoryEntry, UpdateResult, OutboxMessage]:
+    """The history row, the update result and the outbox event of one change (a new event id)."""
+    application = change.application
+    event_id = uuid.uuid4()
+    history = HistoryEntry(
+        customer_id=application.customer_id,
+        application_id=application.application_id,
+        old_name=application.old_name,
+        new_name=application.new_name,
+        change_reason=application.reason,
+        profile_version=change.new_version,
+        change_date=change.changed_at,
+        **_operator(application),
+    )
+    result = UpdateResult(
+        success=True,
+        application_id=application.application_id,
+        customer_id=application.customer_id,
+        old_name=application.old_name,
+        new_name=application.new_name,
+        profile_version=change.new_version,
+        update_time=change.changed_at,
+        event_id=str(event_id),
+    )
+    return history, result, name_changed_message(event_id, change, trace_context)
 
 
 _OPERATOR_NAMES = {ApplicationOrigin.PROFILE_EDIT: "Profile edit", ApplicationOrigin.BACKUP_RESTORE: "Backup restore"}

@@ -10,6 +10,7 @@ import msgspec
 
 from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
+from libs.kit.telemetry import current_trace_headers
 from services.profile.domain.errors import ApplicationNotFound, InvalidStatus, ProfileNotFound
 from services.profile.domain.model import (
     ApplicationStatus,
@@ -21,9 +22,15 @@ from services.profile.domain.model import (
 )
 from services.profile.service_layer.audit import AuditEvent, actor_entry
 from services.profile.service_layer.metrics import ProfileMetrics
-from services.profile.service_layer.name_change_records import new_application_id, record_name_changes
+from services.profile.service_layer.name_change_records import name_change_rows, new_application_id
 from services.profile.service_layer.pagination import Page, clamp_limit, fingerprint, page_of, time_key
-from services.profile.service_layer.ports import ApplicationFilter, AuditEntry, ProfileUnitOfWork, UnitOfWorkFactory
+from services.profile.service_layer.ports import (
+    ApplicationFilter,
+    AuditEntry,
+    CompletedNameChange,
+    ProfileUnitOfWork,
+    UnitOfWorkFactory,
+)
 from services.profile.service_layer.results import Actor, BatchItemResult, UpdateResult
 
 log = get_logger(__name__)
@@ -173,20 +180,21 @@ class NameChangeService:
     ) -> UpdateResult:
         now = self._clock()
         async with self._uow_factory() as uow:
-            application = await _locked_application(uow, application_id)
+            locked = await uow.name_changes.lock(application_id)
+            if locked is None:
+                raise ApplicationNotFound(f"application {application_id} not found")
+            application, customer = locked
             if approval is None and application.status is ApplicationStatus.COMPLETED:
                 stored = await uow.applications.stored_result(application_id)
                 if stored is not None:
                     return msgspec.convert(stored, UpdateResult)
+            audit: list[AuditEntry] = []
             if approval is not None:
                 application = application.decide(Decision.APPROVED, approval[0], approval[1], now)
-                await uow.applications.save(application)
-                await uow.audit.add(
-                    _audit(AuditEvent.APPLICATION_APPROVED, "audit decision: approved", actor, application), now
-                )
-            customer = await uow.customers.get(application.customer_id, for_update=True)
+                audit.append(_audit(AuditEvent.APPLICATION_APPROVED, "audit decision: approved", actor, application))
             change = plan_name_change(application, customer, now)
-            result = await _write_name_change(uow, change, actor)
+            completed, result = _completed_name_change(change, actor, audit)
+            await uow.name_changes.write(completed)
             await uow.commit()
         self._metrics.update_success.labels(change.customer_type).inc()
         return result
@@ -223,12 +231,13 @@ async def _locked_application(uow: ProfileUnitOfWork, application_id: str) -> Na
     return application
 
 
-async def _write_name_change(uow: ProfileUnitOfWork, change: NameChange, actor: Actor) -> UpdateResult:
-    """Profile, history, completed application, audit log and outbox row: one transaction."""
+def _completed_name_change(
+    change: NameChange, actor: Actor, audit: list[AuditEntry]
+) -> tuple[CompletedNameChange, UpdateResult]:
+    """Profile, history, completed application, audit log and outbox row: written in one transaction."""
     application = change.application
-    await uow.customers.apply_name_change(change)
-    (result,) = await record_name_changes(uow, [change])
-    await uow.audit.add(
+    history, result, message = name_change_rows(change, current_trace_headers())
+    audit.append(
         actor_entry(
             AuditEvent.PROFILE_UPDATED,
             "name change applied",
@@ -237,10 +246,17 @@ async def _write_name_change(uow: ProfileUnitOfWork, change: NameChange, actor: 
             application_id=application.application_id,
             old_value={"customerName": application.old_name, "version": change.customer.version},
             new_value={"customerName": application.new_name, "version": change.new_version},
-        ),
-        change.changed_at,
+        )
     )
-    return result
+    completed = CompletedNameChange(
+        change=change,
+        application=application.completed(change.changed_at),
+        stored_result=msgspec.to_builtins(result),
+        history=history,
+        audit=audit,
+        message=message,
+    )
+    return completed, result
 
 
 def _audit(event: AuditEvent, operation: str, actor: Actor, application: NameChangeApplication) -> AuditEntry:

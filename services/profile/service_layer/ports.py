@@ -138,6 +138,27 @@ class OutboxBatch(Protocol):
     async def add_many(self, messages: Sequence[OutboxMessage]) -> None: ...
 
 
+class CompletedNameChange(msgspec.Struct, frozen=True):
+    """Every row one name change of an existing application writes (invariant 1), decided before any write."""
+
+    change: NameChange
+    application: NameChangeApplication  # as it ends: completed
+    stored_result: Mapping[str, Any]
+    history: HistoryEntry
+    audit: Sequence[AuditEntry]
+    message: OutboxMessage
+
+
+class NameChangeLedger(Protocol):
+    """The hot path of an approval: one locking read, one write."""
+
+    async def lock(self, application_id: str) -> tuple[NameChangeApplication, Customer] | None:
+        """The application and its customer, both locked (application first); None when there is none."""
+
+    async def write(self, completed: CompletedNameChange) -> None:
+        """Profile name and version, completed application, history, audit and outbox rows."""
+
+
 class BackupPoint(msgspec.Struct, frozen=True):
     backup_id: str
     kind: BackupKind
@@ -195,6 +216,8 @@ class ProfileUnitOfWork(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def outbox_batch(self) -> OutboxBatch: ...
+    @property
+    def name_changes(self) -> NameChangeLedger: ...
     @property
     def backups(self) -> BackupRepository: ...
     @property
