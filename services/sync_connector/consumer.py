@@ -1,17 +1,19 @@
 """One Kafka consumer group per external system; partitions run concurrently, in order within each.
 
-Offsets are committed only up to the last message whose handler returned, that
-is, whose sync record is written (invariant 2). A handler that raises is retried
-with backoff on the same message (a database outage must not lose it); the
-partition waits behind it, others go on. Handlers never wait for a delivery
-retry: those live in the database and the retry scheduler makes them.
+A partition's worker hands the handler everything buffered for it (up to
+``MAX_HANDLER_BATCH`` messages, in offset order) at once. Offsets are committed
+only up to the last message of a batch whose handler returned, that is, whose
+sync records are written (invariant 2). A handler that raises is retried with
+backoff on the same batch (a database outage must not lose it); the partition
+waits behind it, others go on. Handlers never wait for a delivery retry: those
+live in the database and the retry scheduler makes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -26,14 +28,16 @@ from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
 
-# A handler must finish the message, or raise; when ``stop`` is set it may give up
-# (raise) and the message is left uncommitted for the next owner.
-MessageHandler = Callable[[KafkaMessage, asyncio.Event], Awaitable[None]]
+# A handler must finish the messages, or raise; when ``stop`` is set it may give up
+# (raise) and the messages are left uncommitted for the next owner.
+MessageHandler = Callable[[Sequence[KafkaMessage], asyncio.Event], Awaitable[None]]
 
 FETCH_WAIT_MS = 200
 MAX_FETCH_RECORDS = 500
 # Above this many buffered messages a partition is paused, so one stuck key does not fill memory.
 MAX_PARTITION_BACKLOG = 1_000
+# The most messages of one partition handed to the handler at once.
+MAX_HANDLER_BATCH = 500
 # Waits between retries of a message after an infrastructure error (database down...), and between
 # consumer restarts. Those are retried until they clear, so max_retries is not consulted.
 PROCESSING_ERROR_BACKOFF = RetryPolicy(max_retries=0, base_s=0.5, max_s=10.0)
@@ -79,19 +83,30 @@ class PartitionWorker:
 
     async def _run(self) -> None:
         while not self._stop.is_set():
-            message = await self._queue.get()
-            if message is None or self._stop.is_set():
+            batch = await self._next_batch()
+            if not batch or self._stop.is_set():
                 return
-            if not await self._process(message):
+            if not await self._process(batch):
                 return
-            self.next_offset = message.offset + 1
+            self.next_offset = batch[-1].offset + 1
 
-    async def _process(self, message: KafkaMessage) -> bool:
-        """True once the handler finished the message; False when stopping first."""
+    async def _next_batch(self) -> list[KafkaMessage]:
+        """Waits for a message, then takes what else is buffered (bounded); empty when stopping."""
+        message = await self._queue.get()
+        batch: list[KafkaMessage] = []
+        while message is not None and len(batch) < MAX_HANDLER_BATCH:
+            batch.append(message)
+            if self._queue.empty() or len(batch) == MAX_HANDLER_BATCH:
+                return batch
+            message = self._queue.get_nowait()
+        return []  # the stop sentinel
+
+    async def _process(self, batch: Sequence[KafkaMessage]) -> bool:
+        """True once the handler finished the batch; False when stopping first."""
         failures = 0
         while True:
             try:
-                await self._handler(message, self._stop)
+                await self._handler(batch, self._stop)
             except Exception as exc:
                 if self._stop.is_set():
                     return False
@@ -103,8 +118,9 @@ class PartitionWorker:
                     "message_processing_failed",
                     system_code=self._code,
                     kind=kind,
-                    partition=message.partition,
-                    offset=message.offset,
+                    partition=batch[0].partition,
+                    offset=batch[0].offset,
+                    messages=len(batch),
                     retry_in_s=round(delay, 3),
                 )
                 if await wait_until_set(self._stop, delay):

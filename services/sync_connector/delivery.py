@@ -1,7 +1,7 @@
-"""Deliver (event, system) records: decide under the lane lock, claim, call, settle.
+"""Deliver (event, system) records: decide under the lane locks, claim, call, settle, a batch at a time.
 
-Two callers share this: the partition worker (the fast path, a message just
-read from Kafka) and the retry scheduler (records whose next attempt is due).
+Two callers share this: the partition worker (the fast path, the messages just read
+from one partition) and the retry scheduler (records whose next attempt is due).
 Neither ever waits for a retry: a transient failure persists the record as
 ``retrying`` with ``next_attempt_at`` and the partition moves on; the scheduler
 picks it up when due, in this or any other connector instance (see README,
@@ -10,26 +10,31 @@ picks it up when due, in this or any other connector instance (see README,
 plus the lane's in-flight lease), so a rebalance or a second instance never
 makes two calls in flight for one (event, system), and a late result of a lost
 claim is discarded instead of recorded twice.
+
+A batch from the partition is handled in waves with at most one event per customer:
+one transaction opens and claims the whole wave, the calls run concurrently, one
+transaction records their results; the next wave (the customers' later events) follows.
+That keeps each customer's order at the system and costs a handful of statements per
+wave instead of a dozen per message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Generic, TypeVar
 
 import msgspec
 import structlog
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CustomerNameChanged
 from libs.kit.logging import get_logger
 from services.sync_connector.attempts import CallResult, log_attempt
 from services.sync_connector.breaker import CircuitBreaker, Permit
-from services.sync_connector.db_faults import DATABASE_FAULTS
-from services.sync_connector.lanes import LaneState, Verdict, judge
+from services.sync_connector.lanes import Blocker, LaneState, Verdict, judge
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import (
     TERMINAL_STATUSES,
@@ -41,38 +46,20 @@ from services.sync_connector.outcome import (
     classify_transport_error,
     status_after,
 )
-from services.sync_connector.records import SyncRecord, SyncUnitOfWork
+from services.sync_connector.records import NewRecord, Settlement, SyncRecord, SyncUnitOfWork
+from services.sync_connector.settling import DueBatch, settle_until_recorded
 from services.sync_connector.sinks import Sink, SinkUnavailableError, encode_payload
-from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
 
-# Waits between attempts to write a call's result while the database is unavailable.
-SETTLE_RETRY_BACKOFF = RetryPolicy(max_retries=0, base_s=0.2, max_s=5.0)
 
+class AcceptedEvent(msgspec.Struct, frozen=True):
+    """An event just read from Kafka, with the span its processing belongs to."""
 
-class SettleInterruptedError(Exception):
-    """Stopping while the database refused a call's result; the claim's lease ends and the call is repeated."""
-
-
-async def settle_until_recorded(
-    write: Callable[[], Awaitable[bool]], stop: asyncio.Event, on_error: Callable[[Exception, float], None]
-) -> bool:
-    """Write a call's result, retrying through a database outage (the call is not repeated for it).
-
-    Returns what ``write`` returns (False: the claim was lost); raises SettleInterruptedError when
-    stopping first, so the claim's lease ends and the call is made again under a new claim.
-    """
-    failures = 0
-    while True:
-        try:
-            return await write()
-        except DATABASE_FAULTS as exc:
-            failures += 1
-            wait_s = SETTLE_RETRY_BACKOFF.delay_before_retry(failures)
-            on_error(exc, wait_s)
-            if await wait_until_set(stop, wait_s):
-                raise SettleInterruptedError(str(exc)) from exc
+    event_id: str
+    event: CustomerNameChanged
+    headers: dict[str, str]
+    span: trace.Span = trace.INVALID_SPAN
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -81,6 +68,7 @@ class Claim(msgspec.Struct, frozen=True):
     record: SyncRecord
     token: str
     permit: Permit
+    span: trace.Span | None = None  # the call's parent; None: the current span
 
     # What the retry scheduler needs of any claim (``scheduler.ScheduledClaim``).
     @property
@@ -96,17 +84,6 @@ class Claim(msgspec.Struct, frozen=True):
         return self.record.event_headers
 
 
-ClaimT = TypeVar("ClaimT")
-
-
-class DueBatch(msgspec.Struct, Generic[ClaimT], frozen=True):
-    """One round of the retry scheduler: the claims to call now, out of the due records seen."""
-
-    claims: list[ClaimT]
-    examined: int  # due records seen (claimed, superseded, deferred or skipped)
-    skipped: int  # seen but left untouched because their lane was busy in another transaction
-
-
 class SyncDelivery:
     def __init__(
         self,
@@ -119,6 +96,7 @@ class SyncDelivery:
         lease_s: float,
         recheck_s: float,
         on_dead_letter: Callable[[], None],
+        max_wave: int = 64,
     ) -> None:
         self._engine = engine
         self._sink = sink
@@ -128,51 +106,88 @@ class SyncDelivery:
         self._lease_s = lease_s
         self._recheck_s = recheck_s  # the soonest a parked or deferred record is looked at again
         self._on_dead_letter = on_dead_letter
+        self._max_wave = max_wave
         self.system_code = sink.system.code
 
-    async def accept(
-        self, event_id: str, event: CustomerNameChanged, headers: dict[str, str], stop: asyncio.Event
-    ) -> str:
-        """The fast path for a message just read: record it and, if its lane allows, deliver it now.
+    async def accept_batch(self, events: Sequence[AcceptedEvent], stop: asyncio.Event) -> list[str]:
+        """The fast path for messages just read (one partition, in offset order): record them and deliver
+        what their lanes allow now. Returns per event what happened (a final status, or why it was left
+        to the retry scheduler)."""
+        outcomes = [""] * len(events)
+        for wave in _waves(events, self._max_wave):
+            claims, verdicts = await self._open_and_claim([events[i] for i in wave])
+            statuses = await self.attempt_many(list(claims.values()), stop)
+            settled = dict(zip(claims, statuses, strict=True))
+            for i in wave:
+                event_id = events[i].event_id
+                if event_id in settled:
+                    status = settled[event_id]
+                    outcomes[i] = "claim_lost" if status is None else status.value
+                else:
+                    outcomes[i] = verdicts[event_id]
+        return outcomes
 
-        Returns what happened (a final status, or why it was left to the retry scheduler).
+    async def _open_and_claim(self, wave: Sequence[AcceptedEvent]) -> tuple[dict[str, Claim], dict[str, str]]:
+        """One transaction: open the wave's records, decide each under its lane's lock, claim those to send.
+
+        Returns the claims and the verdicts of the others, by event id.
         """
-        async with SyncUnitOfWork(self._engine) as uow:
-            lane = await uow.records.lock_lane(self.system_code, event.customer_id)
-            record = await uow.records.open(
-                event_id=event_id,
-                customer_id=event.customer_id,
-                application_id=event.application_id,
-                profile_version=event.profile_version,
-                system=self._sink.system,
-                sync_data=encode_payload(event_id, event),
-                event_headers=headers,
-                max_retry_count=self._policy.max_retries,
+        new = [
+            NewRecord(
+                event_id=e.event_id,
+                customer_id=e.event.customer_id,
+                application_id=e.event.application_id,
+                profile_version=e.event.profile_version,
+                sync_data=encode_payload(e.event_id, e.event),
+                event_headers=e.headers,
             )
-            verdict, claim = await self._decide(uow, record, lane)
-            await self._commit_or_release(uow, [claim] if claim else [])
-        if claim is None:
-            return verdict
-        status = await self.attempt(claim, stop)
-        return "claim_lost" if status is None else status.value
+            for e in wave
+        ]
+        spans = {e.event_id: e.span for e in wave}
+        async with SyncUnitOfWork(self._engine, self.system_code) as uow:
+            lanes = await uow.records.lock_lanes([n.customer_id for n in new])
+            records = await uow.records.open(self._sink.system, new, self._policy.max_retries)
+            blockers = await uow.records.blockers([r for r in records if r.status not in TERMINAL_STATUSES])
+            verdicts: dict[str, str] = {}
+            to_claim: list[tuple[SyncRecord, Permit]] = []
+            for record in records:
+                verdict = await self._decide(uow, record, lanes[record.customer_id], blockers.get(record.id))
+                if verdict is Verdict.SEND and (permit := await self._permit_or_defer(uow, record)) is not None:
+                    to_claim.append((record, permit))
+                else:
+                    verdicts[record.event_id] = "circuit_open" if verdict is Verdict.SEND else verdict.value
+            tokens = await uow.records.claim([r.id for r, _ in to_claim], self._lease_s)
+            claims = [
+                Claim(r, token, permit, spans.get(r.event_id))
+                for (r, permit), token in zip(to_claim, tokens, strict=True)
+            ]
+            await self._commit_or_release(uow, claims)
+        return {c.record.event_id: c for c in claims}, verdicts
 
     async def claim_due(self, limit: int) -> DueBatch[Claim]:
         """For the retry scheduler: decide about up to ``limit`` due records, claiming those to call now."""
         claims: list[Claim] = []
         skipped = 0
-        async with SyncUnitOfWork(self._engine) as uow:
-            due = await uow.records.due(self.system_code, limit)
+        async with SyncUnitOfWork(self._engine, self.system_code) as uow:
+            due = await uow.records.due(limit)
             # Lanes in one order, and never waited for: two schedulers cannot deadlock on them.
             for record in sorted(due, key=lambda r: (r.customer_id, r.profile_version, r.id)):
-                lane = await uow.records.try_lock_lane(record.system_code, record.customer_id)
+                lane = await uow.records.try_lock_lane(record.customer_id)
                 if lane is None:
                     skipped += 1
                     continue
-                _, claim = await self._decide(uow, record, lane)
-                if claim is not None:
-                    claims.append(claim)
+                blocker = None if record.status in TERMINAL_STATUSES else await self._blocker(uow, record)
+                if await self._decide(uow, record, lane, blocker) is not Verdict.SEND:
+                    continue
+                if (permit := await self._permit_or_defer(uow, record)) is not None:
+                    (token,) = await uow.records.claim([record.id], self._lease_s)
+                    claims.append(Claim(record, token, permit))
             await self._commit_or_release(uow, claims)
         return DueBatch(claims, len(due), skipped)
+
+    @staticmethod
+    async def _blocker(uow: SyncUnitOfWork, record: SyncRecord) -> Blocker | None:
+        return (await uow.records.blockers([record])).get(record.id)
 
     async def _commit_or_release(self, uow: SyncUnitOfWork, claims: list[Claim]) -> None:
         try:
@@ -182,10 +197,14 @@ class SyncDelivery:
                 self._breaker.release(claim.permit)
             raise
 
-    async def _decide(self, uow: SyncUnitOfWork, record: SyncRecord, lane: LaneState) -> tuple[str, Claim | None]:
-        logger = _bind(record)
-        blocker = None if record.status in TERMINAL_STATUSES else await uow.records.blocker(record)
+    async def _decide(
+        self, uow: SyncUnitOfWork, record: SyncRecord, lane: LaneState, blocker: Blocker | None
+    ) -> Verdict:
+        """The lane rule's verdict, with what it implies written (superseded, deferred)."""
         verdict = judge(record.state, lane, blocker)
+        if verdict is Verdict.SEND:
+            return verdict
+        logger = _bind(record)
         if verdict is Verdict.FINISHED:
             self._metrics.skipped.labels(self.system_code).inc()
             logger.info("sync_redelivery_skipped", sync_status=record.status.value)
@@ -193,13 +212,10 @@ class SyncDelivery:
             self._metrics.deferred.labels(self.system_code, verdict.value).inc()
             logger.info("sync_left_to_scheduler", reason=verdict.value, next_attempt_at=str(record.next_attempt_at))
         elif verdict is Verdict.SUPERSEDED:
-            detail = f"{self.system_code} already applied version {lane.applied_version}"
-            await uow.records.finish(record.id, SyncStatus.SUPERSEDED, None, detail)
-            await uow.records.release_lane(record)
+            await uow.records.supersede(record, f"{self.system_code} already applied version {lane.applied_version}")
             self._metrics.status.labels(self.system_code, SyncStatus.SUPERSEDED.value).inc()
             logger.info("sync_superseded", applied_version=lane.applied_version)
-        elif verdict in (Verdict.LANE_BUSY, Verdict.PARKED):
-            # Wait for the record in flight (lane busy) or the older open one (parked); finishing it wakes us.
+        else:  # lane busy or parked: wait for the record in flight or the older open one; finishing it wakes us
             waiting_for: int | None
             not_before: datetime | None
             if blocker is not None and verdict is Verdict.PARKED:
@@ -211,31 +227,84 @@ class SyncDelivery:
             )
             self._metrics.deferred.labels(self.system_code, verdict.value).inc()
             logger.info("sync_waiting", reason=verdict.value, blocked_by_record_id=waiting_for)
-        else:
-            return await self._claim_or_defer(uow, record, logger)
-        return verdict.value, None
+        return verdict
 
-    async def _claim_or_defer(
-        self, uow: SyncUnitOfWork, record: SyncRecord, logger: structlog.stdlib.BoundLogger
-    ) -> tuple[str, Claim | None]:
+    async def _permit_or_defer(self, uow: SyncUnitOfWork, record: SyncRecord) -> Permit | None:
         permit = self._breaker.acquire()
         if permit is None:
             # Deferred, not failed: no attempt is spent while the system is known to be down.
             wait_s = max(self._breaker.seconds_until_probe(), self._recheck_s)
             await uow.records.defer(record.id, status=SyncStatus.RETRYING, delay_s=wait_s)
             self._metrics.deferred.labels(self.system_code, "circuit_open").inc()
-            logger.info("sync_deferred_circuit_open", retry_in_s=round(wait_s, 3))
-            return "circuit_open", None
-        token = await uow.records.claim(record.id, self._lease_s)
-        return Verdict.SEND.value, Claim(record, token, permit)
+            _bind(record).info("sync_deferred_circuit_open", retry_in_s=round(wait_s, 3))
+        return permit
 
     async def attempt(self, claim: Claim, stop: asyncio.Event) -> SyncStatus | None:
         """Make the claimed call and record its result; None when the claim was lost meanwhile."""
+        (status,) = await self.attempt_many([claim], stop)
+        return status
+
+    async def attempt_many(self, claims: Sequence[Claim], stop: asyncio.Event) -> list[SyncStatus | None]:
+        """Make the claimed calls concurrently, then record their results in one transaction.
+
+        Per claim: the record's new status, or None when the claim was lost meanwhile.
+        """
+        if not claims:
+            return []
+        results = await asyncio.gather(*(self._call(claim) for claim in claims))
+        settlements = [Settlement(c.record, c.token, r) for c, r in zip(claims, results, strict=True)]
+
+        def not_recorded(exc: Exception, wait_s: float) -> None:
+            self._metrics.processing_errors.labels(self.system_code, "database").inc()
+            log.warning("sync_results_not_recorded", records=len(claims), error=repr(exc), retry_in_s=round(wait_s, 3))
+
+        kept = await settle_until_recorded(lambda: self._settle_once(settlements), stop, not_recorded)
+        recorded = {s.record.id for s in kept}
+        statuses: list[SyncStatus | None] = []
+        for settlement in settlements:
+            statuses.append(self._report(settlement) if settlement.record.id in recorded else None)
+            if settlement.record.id not in recorded:
+                self._metrics.claims_lost.labels(self.system_code).inc()
+                _bind(settlement.record).warning(
+                    "sync_claim_lost",
+                    outcome=settlement.result.classification.outcome.value,
+                    http_status=settlement.result.http_status,
+                )
+        return statuses
+
+    async def _settle_once(self, settlements: Sequence[Settlement]) -> list[Settlement]:
+        async with SyncUnitOfWork(self._engine, self.system_code) as uow:
+            kept = await uow.records.settle(settlements)
+            await uow.commit()
+        return kept
+
+    def _report(self, settlement: Settlement) -> SyncStatus:
+        record, result = settlement.record, settlement.result
+        status = result.status
+        self._metrics.status.labels(self.system_code, status.value).inc()
+        retries = record.retry_count + (1 if status is SyncStatus.RETRYING else 0)
+        log_attempt(
+            _bind(record),
+            status,
+            result.classification,
+            http_status=result.http_status,
+            retries=retries,
+            delay_s=result.delay_s,
+        )
+        if status is SyncStatus.FAILED:
+            self._metrics.dead_letters.labels(self.system_code, result.dead_letter_reason).inc()
+            self._on_dead_letter()
+        return status
+
+    async def _call(self, claim: Claim) -> CallResult:
         record = claim.record
-        logger = _bind(record)
         started = time.monotonic()
         try:
-            classification, http_status = await self._call(record)
+            if claim.span is None:
+                classification, http_status = await self._send(record)
+            else:
+                with trace.use_span(claim.span, end_on_exit=False):
+                    classification, http_status = await self._send(record)
         except BaseException:  # cancelled: no result, and a half-open breaker must not wait for it forever
             self._breaker.release(claim.permit)
             raise
@@ -250,69 +319,37 @@ class SyncDelivery:
             # While the breaker is not closed, no retry before its next probe: during a long outage the
             # waiting records take turns as the trial, instead of one record spending its whole budget.
             delay_s = max(self._policy.delay_before_retry(record.retry_count + 1), self._breaker.seconds_until_probe())
-        result = CallResult(classification, http_status, status, delay_s, duration_s)
         self._metrics.attempts.labels(self.system_code, classification.outcome.value).inc()
         self._metrics.attempt_seconds.labels(self.system_code).observe(duration_s)
-        if not await self._settle(claim, result, stop):
-            self._metrics.claims_lost.labels(self.system_code).inc()
-            logger.warning("sync_claim_lost", outcome=classification.outcome.value, http_status=http_status)
-            return None
-        self._metrics.status.labels(self.system_code, status.value).inc()
-        retries = record.retry_count + (1 if status is SyncStatus.RETRYING else 0)
-        log_attempt(logger, status, classification, http_status=http_status, retries=retries, delay_s=delay_s)
-        if status is SyncStatus.FAILED:
-            self._metrics.dead_letters.labels(self.system_code, result.dead_letter_reason).inc()
-            self._on_dead_letter()
-        return status
+        return CallResult(classification, http_status, status, delay_s, duration_s)
 
-    async def _settle(self, claim: Claim, result: CallResult, stop: asyncio.Event) -> bool:
-        """Record the result (retrying through a database outage); False when the claim was lost."""
-
-        def not_recorded(exc: Exception, wait_s: float) -> None:
-            self._metrics.processing_errors.labels(self.system_code, "database").inc()
-            _bind(claim.record).warning("sync_result_not_recorded", error=repr(exc), retry_in_s=round(wait_s, 3))
-
-        return await settle_until_recorded(lambda: self._settle_once(claim, result), stop, not_recorded)
-
-    async def _settle_once(self, claim: Claim, result: CallResult) -> bool:
-        record, status = claim.record, result.status
-        async with SyncUnitOfWork(self._engine) as uow:
-            await uow.records.lock_lane_of(record)
-            if not await uow.records.release_claim(record.id, claim.token):
-                return False
-            await uow.records.add_attempt(
-                record.id,
-                outcome=result.classification.outcome.value,
-                http_status=result.http_status,
-                error=result.error,
-                duration_ms=result.duration_s * 1000,
-            )
-            if status is SyncStatus.RETRYING:
-                await uow.records.schedule_retry(
-                    record.id,
-                    retry_count=record.retry_count + 1,
-                    delay_s=result.delay_s,
-                    http_status=result.http_status,
-                    error=result.classification.detail,
-                )
-            else:
-                await uow.records.finish(record.id, status, result.http_status, result.error)
-            if status is SyncStatus.SUCCESS:
-                await uow.records.record_applied(record)
-            elif status is SyncStatus.FAILED:
-                await uow.records.add_dead_letter(
-                    record.id, reason=result.dead_letter_reason, error=result.error, http_status=result.http_status
-                )
-            await uow.records.release_lane(record)
-            await uow.commit()
-        return True
-
-    async def _call(self, record: SyncRecord) -> tuple[Classification, int | None]:
+    async def _send(self, record: SyncRecord) -> tuple[Classification, int | None]:
         try:
             response = await self._sink.send(record.event_id, record.sync_data.encode())
         except SinkUnavailableError as exc:
             return classify_transport_error(exc.kind, str(exc)), None
         return classify_response(response.status, response.body, record.profile_version), response.status
+
+
+def _waves(events: Sequence[AcceptedEvent], max_wave: int) -> list[list[int]]:
+    """Indexes of ``events`` in waves of at most ``max_wave``: each customer at most once per wave, a
+    customer's events in order across waves.
+
+    All calls of a wave start together and end within the HTTP timeout (which covers waiting for a
+    pooled connection), so the wave's claims never outlive their lease.
+    """
+    waves: list[list[int]] = []
+    last_wave: dict[str, int] = {}  # customer -> the wave of its latest event so far
+    for index, accepted in enumerate(events):
+        customer = accepted.event.customer_id
+        wave = last_wave.get(customer, -1) + 1
+        while wave < len(waves) and len(waves[wave]) >= max_wave:
+            wave += 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(index)
+        last_wave[customer] = wave
+    return waves
 
 
 def _bind(record: SyncRecord) -> structlog.stdlib.BoundLogger:

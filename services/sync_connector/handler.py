@@ -1,17 +1,18 @@
-"""The partition worker's handler: one Kafka message for one external system, inside a consumer span."""
+"""The partition worker's handler: a batch of one partition's messages for one external system."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from contracts.events import CustomerNameChanged
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
+from services.sync_connector.delivery import AcceptedEvent
 from services.sync_connector.messages import KafkaMessage, UndecodableMessageError, decode_message
 from services.sync_connector.metrics import ConnectorMetrics
 
@@ -19,15 +20,14 @@ log = get_logger(__name__)
 
 
 class EventAcceptor(Protocol):
-    """Takes one decoded event (``SyncDelivery`` for a system, the notification intake); says what it did."""
+    """Takes a batch of decoded events of one partition, in order (``SyncDelivery`` for a system, the
+    notification intake); says per event what it did."""
 
-    async def accept(
-        self, event_id: str, event: CustomerNameChanged, headers: dict[str, str], stop: asyncio.Event
-    ) -> str: ...
+    async def accept_batch(self, events: Sequence[AcceptedEvent], stop: asyncio.Event) -> list[str]: ...
 
 
 class SystemMessageHandler:
-    """Handles one Kafka message for one external system, inside a consumer span."""
+    """Handles a batch of one partition's messages for one external system, a consumer span per message."""
 
     def __init__(
         self,
@@ -43,7 +43,24 @@ class SystemMessageHandler:
         self._tracer = tracer
         self._metrics = metrics
 
-    async def __call__(self, message: KafkaMessage, stop: asyncio.Event) -> None:
+    async def __call__(self, messages: Sequence[KafkaMessage], stop: asyncio.Event) -> None:
+        accepted = [event for message in messages if (event := self._open(message)) is not None]
+        if not accepted:
+            return
+        try:
+            results = await self._delivery.accept_batch(accepted, stop)
+        except BaseException as exc:
+            for event in accepted:
+                event.span.record_exception(exc)
+                event.span.set_status(StatusCode.ERROR, type(exc).__name__)
+                event.span.end()
+            raise
+        for event, result in zip(accepted, results, strict=True):
+            event.span.set_attribute("sync.result", result)
+            event.span.end()
+
+    def _open(self, message: KafkaMessage) -> AcceptedEvent | None:
+        """The decoded event with its processing span started; None for a message to skip."""
         where = {
             "topic": message.topic,
             "partition": message.partition,
@@ -54,11 +71,11 @@ class SystemMessageHandler:
             decoded = decode_message(message)
         except UndecodableMessageError as exc:
             self._skip_undecodable(exc, where)
-            return
+            return None
         if decoded.event is None:
             self._metrics.ignored.labels(self._code, decoded.event_type).inc()
             log.debug("message_ignored", event_type=decoded.event_type, **where)
-            return
+            return None
         attributes: dict[str, AttributeValue] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
@@ -69,14 +86,13 @@ class SystemMessageHandler:
             "messaging.kafka.message.key": (message.key or b"").decode(errors="replace"),
             "messaging.message.id": decoded.event_id,
         }
-        with self._tracer.start_as_current_span(
+        span = self._tracer.start_span(
             f"process {message.topic}",
             context=context_from_headers(decoded.headers),
             kind=SpanKind.CONSUMER,
             attributes=attributes,
-        ) as span:
-            result = await self._delivery.accept(decoded.event_id, decoded.event, decoded.headers, stop)
-            span.set_attribute("sync.result", result)
+        )
+        return AcceptedEvent(decoded.event_id, decoded.event, decoded.headers, span)
 
     def _skip_undecodable(self, error: UndecodableMessageError, where: dict[str, object]) -> None:
         # Skipped, not retried: no redelivery can make these bytes decodable.

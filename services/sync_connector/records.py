@@ -1,7 +1,7 @@
 """The delivery state of (event, system) records, their lanes and attempts (SQL on one connection).
 
-Lock order: a lane row first, then records of that lane (the fast path and
-the settling of a call's result). The retry scheduler is the exception: it
+Lock order: lane rows first (in customer order), then records of those lanes (the fast
+path and the settling of calls' results). The retry scheduler is the exception: it
 locks due records first (SKIP LOCKED), but then takes their lanes with SKIP
 LOCKED too, so it never waits while holding anything and no cycle can form.
 Admin re-drives lock records only and never wait while holding a lock.
@@ -10,23 +10,19 @@ Admin re-drives lock records only and never wait while holding a lock.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.db import UnitOfWork
+from services.sync_connector import record_sql as sql
+from services.sync_connector.attempts import CallResult
 from services.sync_connector.lanes import Blocker, LaneState, RecordState
 from services.sync_connector.outcome import SyncStatus
 from services.sync_connector.sinks import ExternalSystem
-
-_RECORD_COLUMNS = """
-    id, event_id::text AS event_id, customer_id, system_code, sync_status AS status, profile_version, retry_count,
-    max_retry_count, next_attempt_at, COALESCE(next_attempt_at <= now(), true) AS due,
-    sync_data::text AS sync_data, event_headers
-"""
 
 
 class SyncRecord(msgspec.Struct, frozen=True):
@@ -50,191 +46,88 @@ class SyncRecord(msgspec.Struct, frozen=True):
         return RecordState(self.id, self.status, self.profile_version, self.due)
 
 
-_OPEN = text(f"""
-    INSERT INTO sync.external_sync_records
-        (event_id, customer_id, application_id, system_code, system_name, sync_data, max_retry_count,
-         profile_version, event_headers)
-    VALUES (:event_id, :customer_id, :application_id, :system_code, :system_name, CAST(:sync_data AS jsonb),
-            :max_retry_count, :profile_version, CAST(:event_headers AS jsonb))
-    -- A no-op update so RETURNING also yields (and locks) the existing row on redelivery.
-    ON CONFLICT (event_id, system_code) DO UPDATE SET event_id = EXCLUDED.event_id
-    RETURNING {_RECORD_COLUMNS}
-""")  # noqa: S608 - fixed column lists, values are bound parameters
-_DUE = text(f"""
-    SELECT {_RECORD_COLUMNS} FROM sync.external_sync_records
-    WHERE system_code = :system_code AND sync_status IN ('pending', 'retrying') AND next_attempt_at <= now()
-    ORDER BY next_attempt_at, id
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-""")  # noqa: S608 - fixed column lists, values are bound parameters
-_LANE_COLUMNS = """
-    applied_version, inflight_record_id, inflight_until, COALESCE(inflight_until > now(), false) AS inflight_live
-"""
-_LOCK_LANE = text(f"""
-    INSERT INTO sync.customer_sync_state (system_code, customer_id) VALUES (:system_code, :customer_id)
-    ON CONFLICT (system_code, customer_id) DO UPDATE SET updated_at = now()
-    RETURNING {_LANE_COLUMNS}
-""")  # noqa: S608 - fixed column lists, values are bound parameters
-_ENSURE_LANE = text("""
-    INSERT INTO sync.customer_sync_state (system_code, customer_id) VALUES (:system_code, :customer_id)
-    ON CONFLICT (system_code, customer_id) DO NOTHING
-""")
-_TRY_LOCK_LANE = text(f"""
-    SELECT {_LANE_COLUMNS} FROM sync.customer_sync_state
-    WHERE system_code = :system_code AND customer_id = :customer_id
-    FOR UPDATE SKIP LOCKED
-""")  # noqa: S608 - fixed column lists, values are bound parameters
-_BLOCKER = text("""
-    SELECT id, profile_version, next_attempt_at FROM sync.external_sync_records
-    WHERE system_code = :system_code AND customer_id = :customer_id AND sync_status IN ('pending', 'retrying')
-      AND (profile_version, id) < (:profile_version, :id)
-    ORDER BY profile_version, id
-    LIMIT 1
-""")
-_CLAIM = text("""
-    WITH claimed AS (
-        UPDATE sync.external_sync_records
-        SET claim_token = :token, next_attempt_at = now() + make_interval(secs => :lease_s),
-            blocked_by_record_id = NULL, updated_at = now()
-        WHERE id = :id
-        RETURNING system_code, customer_id, next_attempt_at
-    )
-    UPDATE sync.customer_sync_state s
-    SET inflight_record_id = :id, inflight_until = claimed.next_attempt_at
-    FROM claimed WHERE s.system_code = claimed.system_code AND s.customer_id = claimed.customer_id
-""")
-_DEFER = text("""
-    UPDATE sync.external_sync_records
-    SET sync_status = :status, blocked_by_record_id = :blocked_by, updated_at = now(),
-        next_attempt_at = GREATEST(CAST(:not_before AS timestamptz), now() + make_interval(secs => :delay_s))
-    WHERE id = :id
-""")
-_RELEASE_CLAIM = text("""
-    UPDATE sync.external_sync_records SET claim_token = NULL WHERE id = :id AND claim_token = :token RETURNING id
-""")
-_LOCK_LANE_FOR_RECORD = text("""
-    SELECT 1 FROM sync.customer_sync_state
-    WHERE system_code = :system_code AND customer_id = :customer_id FOR UPDATE
-""")
-_FINISH = text("""
-    UPDATE sync.external_sync_records
-    SET sync_status = :status, last_http_status = COALESCE(:http_status, last_http_status),
-        error_message = :error, next_attempt_at = NULL, claim_token = NULL, blocked_by_record_id = NULL,
-        updated_at = now(), completed_at = now()
-    WHERE id = :id
-""")
-_RETRYING = text("""
-    UPDATE sync.external_sync_records
-    SET sync_status = 'retrying', retry_count = :retry_count, last_http_status = :http_status,
-        error_message = :error, next_attempt_at = now() + make_interval(secs => :delay_s), updated_at = now()
-    WHERE id = :id
-""")
-_ATTEMPT = text("""
-    INSERT INTO sync.external_sync_attempts (record_id, attempt_no, outcome, http_status, error_message, duration_ms)
-    SELECT :record_id, COALESCE(MAX(attempt_no), 0) + 1, :outcome, :http_status, :error, :duration_ms
-    FROM sync.external_sync_attempts WHERE record_id = :record_id
-""")
-_RELEASE_LANE = text("""
-    UPDATE sync.customer_sync_state
-    SET inflight_record_id = NULL, inflight_until = NULL, updated_at = now()
-    WHERE system_code = :system_code AND customer_id = :customer_id AND inflight_record_id = :id
-""")
-# SKIP LOCKED: a waiter locked right now is being looked at by a retry scheduler anyway (it was due);
-# waiting for it could deadlock two schedulers that each hold a lane.
-_WAKE_WAITING = text("""
-    UPDATE sync.external_sync_records SET next_attempt_at = now()
-    WHERE id IN (
-        SELECT id FROM sync.external_sync_records
-        WHERE system_code = :system_code AND customer_id = :customer_id AND blocked_by_record_id = :id
-          AND sync_status IN ('pending', 'retrying')
-        FOR UPDATE SKIP LOCKED
-    )
-""")
-_APPLIED = text("""
-    UPDATE sync.customer_sync_state
-    SET applied_event_id = CASE WHEN applied_version IS NULL OR :version > applied_version
-                                THEN CAST(:event_id AS uuid) ELSE applied_event_id END,
-        applied_version = GREATEST(COALESCE(applied_version, :version), :version),
-        updated_at = now()
-    WHERE system_code = :system_code AND customer_id = :customer_id
-""")
-_DEAD_LETTER = text("""
-    INSERT INTO sync.dead_letters
-        (record_id, event_id, system_code, customer_id, profile_version, reason, payload, headers,
-         last_error, last_http_status, attempts)
-    SELECT r.id, r.event_id, r.system_code, r.customer_id, r.profile_version, :reason, r.sync_data, r.event_headers,
-           :error, :http_status, (SELECT count(*) FROM sync.external_sync_attempts a WHERE a.record_id = r.id)
-    FROM sync.external_sync_records r WHERE r.id = :id
-    RETURNING id
-""")
+class NewRecord(msgspec.Struct, frozen=True):
+    """What a Kafka message says about one (event, system) record."""
+
+    event_id: str
+    customer_id: str
+    application_id: str
+    profile_version: int
+    sync_data: bytes
+    event_headers: dict[str, str]
+
+
+class Settlement(msgspec.Struct, frozen=True):
+    """A call's result to write for a record whose claim (``token``) is still to be shown."""
+
+    record: SyncRecord
+    token: str
+    result: CallResult
 
 
 class SyncRecordRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    """Reads and writes records of one system; every method takes a batch (one round trip each)."""
+
+    def __init__(self, connection: AsyncConnection, system_code: str) -> None:
         self._connection = connection
+        self._system_code = system_code
 
     async def _run(self, statement: Any, **params: Any) -> Any:
-        return await self._connection.execute(statement, params)
+        return await self._connection.execute(statement, {"system_code": self._system_code, **params})
 
-    async def open(
-        self,
-        *,
-        event_id: str,
-        customer_id: str,
-        application_id: str,
-        profile_version: int,
-        system: ExternalSystem,
-        sync_data: bytes,
-        event_headers: dict[str, str],
-        max_retry_count: int,
-    ) -> SyncRecord:
-        """The record of (event, system), created ``pending`` on first sight; locked until commit."""
+    async def open(self, system: ExternalSystem, new: Sequence[NewRecord], max_retry_count: int) -> list[SyncRecord]:
+        """The records, created ``pending`` on first sight, locked until commit (one per event, any order).
+
+        The events must be distinct (the same event twice in one statement is refused by PostgreSQL).
+        """
         result = await self._run(
-            _OPEN,
-            event_id=event_id,
-            customer_id=customer_id,
-            application_id=application_id,
-            system_code=system.code,
+            sql.OPEN,
             system_name=system.name,
-            sync_data=sync_data.decode(),
-            event_headers=msgspec.json.encode(event_headers).decode(),
             max_retry_count=max_retry_count,
-            profile_version=profile_version,
+            event_ids=[n.event_id for n in new],
+            customer_ids=[n.customer_id for n in new],
+            application_ids=[n.application_id for n in new],
+            sync_data=[n.sync_data.decode() for n in new],
+            versions=[n.profile_version for n in new],
+            event_headers=[msgspec.json.encode(n.event_headers).decode() for n in new],
         )
-        return msgspec.convert(dict(result.mappings().one()), SyncRecord)
-
-    async def due(self, system_code: str, limit: int) -> list[SyncRecord]:
-        """Open records whose attempt time has come, locked; rows locked by others are skipped."""
-        result = await self._run(_DUE, system_code=system_code, limit=limit)
         return [msgspec.convert(dict(row), SyncRecord) for row in result.mappings()]
 
-    async def lock_lane(self, system_code: str, customer_id: str) -> LaneState:
-        """The lane, created on first use, locked until commit (waits for a concurrent holder)."""
-        row = (await self._run(_LOCK_LANE, system_code=system_code, customer_id=customer_id)).mappings().one()
-        return msgspec.convert(dict(row), LaneState)
+    async def due(self, limit: int) -> list[SyncRecord]:
+        """Open records whose attempt time has come, locked; rows locked by others are skipped."""
+        result = await self._run(sql.DUE, limit=limit)
+        return [msgspec.convert(dict(row), SyncRecord) for row in result.mappings()]
 
-    async def try_lock_lane(self, system_code: str, customer_id: str) -> LaneState | None:
+    async def lock_lanes(self, customer_ids: Collection[str]) -> dict[str, LaneState]:
+        """The lanes, created on first use, locked until commit (waits for concurrent holders)."""
+        result = await self._run(sql.LOCK_LANES, customer_ids=sorted(set(customer_ids)))
+        return {row["customer_id"]: msgspec.convert(dict(row), LaneState) for row in result.mappings()}
+
+    async def try_lock_lane(self, customer_id: str) -> LaneState | None:
         """The lane locked until commit, or None when another transaction holds it right now."""
-        await self._run(_ENSURE_LANE, system_code=system_code, customer_id=customer_id)
-        row = (await self._run(_TRY_LOCK_LANE, system_code=system_code, customer_id=customer_id)).mappings().first()
+        await self._run(sql.ENSURE_LANE, customer_id=customer_id)
+        row = (await self._run(sql.TRY_LOCK_LANE, customer_id=customer_id)).mappings().first()
         return None if row is None else msgspec.convert(dict(row), LaneState)
 
-    async def blocker(self, record: SyncRecord) -> Blocker | None:
+    async def blockers(self, records: Sequence[SyncRecord]) -> dict[int, Blocker]:
+        """Per record id: the oldest other open record of its lane, ahead of it (absent when none)."""
+        if not records:
+            return {}
         result = await self._run(
-            _BLOCKER,
-            system_code=record.system_code,
-            customer_id=record.customer_id,
-            profile_version=record.profile_version,
-            id=record.id,
+            sql.BLOCKERS,
+            ids=[r.id for r in records],
+            customer_ids=[r.customer_id for r in records],
+            versions=[r.profile_version for r in records],
         )
-        row = result.mappings().first()
-        return None if row is None else msgspec.convert(dict(row), Blocker)
+        return {row["record_id"]: msgspec.convert(dict(row), Blocker) for row in result.mappings()}
 
-    async def claim(self, record_id: int, lease_s: float) -> str:
-        """Take the record and its lane for one call; returns the fencing token the result must show."""
-        token = str(uuid.uuid4())
-        await self._run(_CLAIM, id=record_id, token=token, lease_s=lease_s)
-        return token
+    async def claim(self, record_ids: Sequence[int], lease_s: float) -> list[str]:
+        """Take the records and their lanes (one record per lane) for one call each; returns the fencing
+        tokens the results must show, in order."""
+        tokens = [str(uuid.uuid4()) for _ in record_ids]
+        if record_ids:
+            await self._run(sql.CLAIM, ids=list(record_ids), tokens=tokens, lease_s=lease_s)
+        return tokens
 
     async def defer(
         self,
@@ -247,64 +140,107 @@ class SyncRecordRepository:
     ) -> None:
         """No call now: the next attempt is at ``max(not_before, now + delay_s)``."""
         await self._run(
-            _DEFER, id=record_id, status=status.value, delay_s=delay_s, not_before=not_before, blocked_by=blocked_by
+            sql.DEFER, id=record_id, status=status.value, delay_s=delay_s, not_before=not_before, blocked_by=blocked_by
         )
 
-    async def release_claim(self, record_id: int, token: str) -> bool:
-        """False when the claim was lost (its lease ended and someone else took the record)."""
-        return (await self._run(_RELEASE_CLAIM, id=record_id, token=token)).first() is not None
+    async def supersede(self, record: SyncRecord, detail: str) -> None:
+        await self._finish([(record.id, SyncStatus.SUPERSEDED, None, detail)])
+        await self._release_lanes([record])
 
-    async def lock_lane_of(self, record: SyncRecord) -> None:
-        await self._run(_LOCK_LANE_FOR_RECORD, system_code=record.system_code, customer_id=record.customer_id)
+    async def settle(self, outcomes: Sequence[Settlement]) -> list[Settlement]:
+        """Write the results of calls whose claims still hold, and free their lanes; returns those.
 
-    async def add_attempt(
-        self, record_id: int, *, outcome: str, http_status: int | None, error: str | None, duration_ms: float
-    ) -> None:
-        """Numbered after the record's previous attempts, also across redeliveries and re-drives."""
+        Lanes are locked first (in order), so a decision about a lane never sees half a result.
+        """
+        if not outcomes:
+            return []
+        await self._run(sql.LOCK_LANES_OF, customer_ids=sorted({o.record.customer_id for o in outcomes}))
+        held = await self._run(
+            sql.RELEASE_CLAIMS, ids=[o.record.id for o in outcomes], tokens=[o.token for o in outcomes]
+        )
+        still_held = {row[0] for row in held}
+        kept = [o for o in outcomes if o.record.id in still_held]
+        if not kept:
+            return []
         await self._run(
-            _ATTEMPT,
-            record_id=record_id,
-            outcome=outcome,
-            http_status=http_status,
-            error=error,
-            duration_ms=duration_ms,
+            sql.ATTEMPTS,
+            ids=[o.record.id for o in kept],
+            outcomes=[o.result.classification.outcome.value for o in kept],
+            http_statuses=[o.result.http_status for o in kept],
+            errors=[o.result.error for o in kept],
+            durations_ms=[o.result.duration_s * 1000 for o in kept],
         )
-
-    async def finish(self, record_id: int, status: SyncStatus, http_status: int | None, error: str | None) -> None:
-        """A terminal status: success, superseded or failed."""
-        await self._run(_FINISH, id=record_id, status=status.value, http_status=http_status, error=error)
-
-    async def schedule_retry(
-        self, record_id: int, *, retry_count: int, delay_s: float, http_status: int | None, error: str
-    ) -> None:
-        await self._run(
-            _RETRYING, id=record_id, retry_count=retry_count, delay_s=delay_s, http_status=http_status, error=error
+        retrying = [o for o in kept if o.result.status is SyncStatus.RETRYING]
+        if retrying:
+            await self._run(
+                sql.RETRYING,
+                ids=[o.record.id for o in retrying],
+                retry_counts=[o.record.retry_count + 1 for o in retrying],
+                http_statuses=[o.result.http_status for o in retrying],
+                errors=[o.result.classification.detail for o in retrying],
+                delays_s=[o.result.delay_s for o in retrying],
+            )
+        await self._finish(
+            [
+                (o.record.id, o.result.status, o.result.http_status, o.result.error)
+                for o in kept
+                if o.result.status is not SyncStatus.RETRYING
+            ]
         )
+        await self._record_applied([o.record for o in kept if o.result.status is SyncStatus.SUCCESS])
+        for o in kept:
+            if o.result.status is SyncStatus.FAILED:
+                await self._run(
+                    sql.DEAD_LETTER,
+                    id=o.record.id,
+                    reason=o.result.dead_letter_reason,
+                    error=o.result.error,
+                    http_status=o.result.http_status,
+                )
+        await self._release_lanes([o.record for o in kept])
+        return kept
 
-    async def release_lane(self, record: SyncRecord) -> None:
-        """Free the lane if this record holds it, and wake the records waiting behind it."""
-        params = {"system_code": record.system_code, "customer_id": record.customer_id, "id": record.id}
-        await self._run(_RELEASE_LANE, **params)
-        await self._run(_WAKE_WAITING, **params)
+    async def _finish(self, rows: Sequence[tuple[int, SyncStatus, int | None, str | None]]) -> None:
+        """Terminal statuses: success, superseded or failed."""
+        if rows:
+            ids, statuses, http_statuses, errors = zip(*rows, strict=True)
+            await self._run(
+                sql.FINISH,
+                ids=list(ids),
+                statuses=[s.value for s in statuses],
+                http_statuses=list(http_statuses),
+                errors=list(errors),
+            )
 
-    async def record_applied(self, record: SyncRecord) -> None:
-        """The system now holds at least this record's version of the customer (never lowers it)."""
-        await self._run(
-            _APPLIED,
-            system_code=record.system_code,
-            customer_id=record.customer_id,
-            version=record.profile_version,
-            event_id=record.event_id,
-        )
+    async def _record_applied(self, records: Sequence[SyncRecord]) -> None:
+        """Each system now holds at least these versions (never lowered); the newest per customer counts."""
+        newest: dict[str, SyncRecord] = {}
+        for record in records:
+            if (seen := newest.get(record.customer_id)) is None or record.profile_version > seen.profile_version:
+                newest[record.customer_id] = record
+        if newest:
+            await self._run(
+                sql.APPLIED,
+                customer_ids=list(newest),
+                versions=[r.profile_version for r in newest.values()],
+                event_ids=[r.event_id for r in newest.values()],
+            )
 
-    async def add_dead_letter(self, record_id: int, *, reason: str, error: str | None, http_status: int | None) -> int:
-        result = await self._run(_DEAD_LETTER, id=record_id, reason=reason, error=error, http_status=http_status)
-        dead_letter_id: int = result.scalar_one()
-        return dead_letter_id
+    async def _release_lanes(self, records: Sequence[SyncRecord]) -> None:
+        """Free the lanes these records hold, and wake the records waiting behind them."""
+        params = {"customer_ids": [r.customer_id for r in records], "ids": [r.id for r in records]}
+        await self._run(sql.RELEASE_LANES, **params)
+        await self._run(sql.WAKE_WAITING, **params)
 
 
 class SyncUnitOfWork(UnitOfWork):
+    """One transaction over the records of one system."""
+
     records: SyncRecordRepository
 
+    def __init__(self, engine: AsyncEngine, system_code: str) -> None:
+        super().__init__(engine)
+        self._system_code = system_code
+
     def _bind(self, connection: AsyncConnection) -> None:
-        self.records = SyncRecordRepository(connection)
+        self.records = SyncRecordRepository(connection, self._system_code)

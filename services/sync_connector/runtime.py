@@ -91,7 +91,7 @@ class ConnectorRuntime:
         self.dead_letters = DeadLetterPublisher(
             engine, settings.kafka, settings.dlq_topic, self.metrics, poll_interval_s=settings.dlq_poll_interval_s
         )
-        for system in EXTERNAL_SYSTEMS:
+        for system in (s for s in EXTERNAL_SYSTEMS if s.code in settings.systems):
             breaker = self.breakers[system.code] = CircuitBreaker(
                 system.code,
                 failure_threshold=settings.breaker_failure_threshold,
@@ -108,6 +108,7 @@ class ConnectorRuntime:
                 lease_s=settings.claim_lease_s,
                 recheck_s=settings.retry_poll_interval_s,
                 on_dead_letter=self.dead_letters.notify,
+                max_wave=settings.delivery_wave_size,
             )
             group_id = settings.group_id(system.code)
             self.consumers[system.code] = SystemConsumer(

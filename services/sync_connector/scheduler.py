@@ -29,9 +29,9 @@ from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
 from services.sync_connector.breaker import CircuitBreaker
 from services.sync_connector.db_faults import DATABASE_FAULTS
-from services.sync_connector.delivery import DueBatch, SettleInterruptedError
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
+from services.sync_connector.settling import DueBatch, SettleInterruptedError
 from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)

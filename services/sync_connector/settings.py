@@ -41,6 +41,13 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     crm_secret: str = ""
     cms_secret: str = ""
     css_secret: str = ""
+    # The external systems this instance delivers to (CONNECTOR_SYSTEMS='["CRM"]'): by default all;
+    # one deployment per system isolates them in separate processes too.
+    systems: tuple[str, ...] = ("CRM", "CMS", "CSS")
+    # The fast path takes a partition's buffered messages in waves of at most this many (one
+    # customer once per wave): one transaction claims a wave, its calls run concurrently, one
+    # transaction records the results.
+    delivery_wave_size: int = 64
     max_retry_count: int = 3
     backoff_base_s: float = 0.2
     backoff_max_s: float = 5.0
@@ -69,8 +76,15 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
         if self.claim_lease_s <= self.http_timeout_s:
             msg = "claim_lease_s must be longer than http_timeout_s (a lease must outlive the call it covers)"
             raise ValueError(msg)
-        if min(self.retry_concurrency, self.breaker_failure_threshold, self.admin_bulk_retry_limit) < 1:
-            msg = "retry_concurrency, breaker_failure_threshold and admin_bulk_retry_limit must be at least 1"
+        limits = (self.retry_concurrency, self.breaker_failure_threshold, self.admin_bulk_retry_limit)
+        if min(*limits, self.delivery_wave_size) < 1:
+            msg = (
+                "retry_concurrency, breaker_failure_threshold, admin_bulk_retry_limit and delivery_wave_size "
+                "must be at least 1"
+            )
+            raise ValueError(msg)
+        if unknown := set(self.systems) - {"CRM", "CMS", "CSS"}:
+            msg = f"unknown systems {sorted(unknown)}: the systems are CRM, CMS and CSS"
             raise ValueError(msg)
 
     def endpoint(self, system_code: str) -> SystemEndpoint:

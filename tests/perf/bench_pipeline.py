@@ -91,7 +91,7 @@ async def connector_throughput(url: str, bootstrap: str) -> Figure:
     await producer.flush()
     await producer.stop()
     with stubs_process() as stubs_url:
-        with connector_process(url, bootstrap, topic, stubs_url):
+        with connector_process(url, bootstrap, topic, stubs_url, systems=("CRM",)):
             conn = await asyncpg.connect(url)
             try:
                 deadline = time.monotonic() + 180

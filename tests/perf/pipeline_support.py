@@ -19,7 +19,7 @@ from libs.kit.db import sqlalchemy_url
 STEADY_SECONDS = 10.0
 BROKER_RATE = 500
 APPLIED_RATE = 200
-CONNECTOR_EVENTS = 3_000
+CONNECTOR_EVENTS = 20_000
 SYSTEMS = ("CRM", "CMS", "CSS")
 GROUP_TIMEOUTS = {
     "KAFKA_SESSION_TIMEOUT_MS": "4000",
@@ -107,7 +107,9 @@ def relay_process(url: str, bootstrap: str, topic: str) -> Iterator[ServiceProce
 
 
 @contextmanager
-def connector_process(url: str, bootstrap: str, topic: str, stubs_url: str) -> Iterator[ServiceProcess]:
+def connector_process(
+    url: str, bootstrap: str, topic: str, stubs_url: str, systems: tuple[str, ...] = SYSTEMS
+) -> Iterator[ServiceProcess]:
     port = free_port()
     connector = ServiceProcess(
         "connector",
@@ -121,6 +123,7 @@ def connector_process(url: str, bootstrap: str, topic: str, stubs_url: str) -> I
             "CONNECTOR_HTTP_PORT": str(port),
             "CONNECTOR_LOG_LEVEL": "WARNING",
             **{f"CONNECTOR_{k}": v for k, v in GROUP_TIMEOUTS.items()},
+            "CONNECTOR_SYSTEMS": json.dumps(list(systems)),
             **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
         },
         health_url=f"http://127.0.0.1:{port}/ready",

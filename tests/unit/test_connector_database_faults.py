@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry
 from libs.kit.kafka import KafkaSettings
 from services.sync_connector.breaker import CircuitBreaker
 from services.sync_connector.dead_letters import DeadLetterPublisher
-from services.sync_connector.delivery import DueBatch
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.scheduler import RetryScheduler
+from services.sync_connector.settling import DueBatch
 
 FAULTS = [
     asyncpg.exceptions.CannotConnectNowError("the database system is not yet accepting connections"),

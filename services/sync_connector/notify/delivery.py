@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.events import decode_event
 from libs.kit.logging import get_logger
 from services.sync_connector.breaker import CircuitBreaker, Permit
-from services.sync_connector.delivery import DueBatch, settle_until_recorded
 from services.sync_connector.notify.channels import SendResult, Transport
 from services.sync_connector.notify.contacts import Contact, ContactLookupError, ProfileContacts
 from services.sync_connector.notify.metrics import NotificationMetrics
@@ -35,6 +34,7 @@ from services.sync_connector.notify.records import (
 from services.sync_connector.notify.settings import Language
 from services.sync_connector.notify.templates import NoticeFacts, choose_language, render
 from services.sync_connector.outcome import Classification, Outcome, RetryPolicy, SyncStatus, status_after
+from services.sync_connector.settling import DueBatch, settle_until_recorded
 
 log = get_logger(__name__)
 

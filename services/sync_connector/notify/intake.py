@@ -1,4 +1,4 @@
-"""The notification consumer's handler target: one event in, one record per channel, committed.
+"""The notification consumer's handler target: a batch of events in, one record per event and channel.
 
 Runs on the ``<prefix>.notify`` group's partition worker (the connector's
 ``SystemConsumer`` and ``SystemMessageHandler``, reused). It makes no network
@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.events import CustomerNameChanged, encode_event
+from contracts.events import encode_event
 from libs.kit.logging import get_logger
+from services.sync_connector.delivery import AcceptedEvent
 from services.sync_connector.notify.metrics import NotificationMetrics
 from services.sync_connector.notify.records import NotificationStatus, NotificationUnitOfWork
 from services.sync_connector.notify.settings import Channel
@@ -50,33 +51,42 @@ class NotificationIntake:
         self._on_recorded = on_recorded
         self._clock = clock
 
-    async def accept(
+    async def accept_batch(
         self,
-        event_id: str,
-        event: CustomerNameChanged,
-        headers: dict[str, str],
+        events: Sequence[AcceptedEvent],
         stop: asyncio.Event,  # noqa: ARG002 - one short transaction: nothing to cut short
-    ) -> str:
-        """Record the event's notifications; returns ``recorded``, ``skipped_stale`` or ``duplicate``."""
-        stale = self._clock() - event.changed_at > self._max_age
-        status = NotificationStatus.SKIPPED_STALE if stale else NotificationStatus.PENDING
+    ) -> list[str]:
+        """Record the events' notifications in one transaction; per event ``recorded``, ``skipped_stale``
+        or ``duplicate``."""
+        now = self._clock()
+        opened: list[tuple[AcceptedEvent, NotificationStatus, list[Channel]]] = []
         async with NotificationUnitOfWork(self._engine) as uow:
-            created = await uow.notifications.open(
-                event_id=event_id,
-                customer_id=event.customer_id,
-                application_id=event.application_id,
-                event_json=encode_event(event),
-                event_headers=headers,
-                channels=self._channels,
-                max_attempts=self._max_attempts,
-                status=status,
-            )
+            for accepted in events:
+                event = accepted.event
+                stale = now - event.changed_at > self._max_age
+                status = NotificationStatus.SKIPPED_STALE if stale else NotificationStatus.PENDING
+                created = await uow.notifications.open(
+                    event_id=accepted.event_id,
+                    customer_id=event.customer_id,
+                    application_id=event.application_id,
+                    event_json=encode_event(event),
+                    event_headers=accepted.headers,
+                    channels=self._channels,
+                    max_attempts=self._max_attempts,
+                    status=status,
+                )
+                opened.append((accepted, status, list(created)))
             await uow.commit()
-        logger = log.bind(event_id=event_id, customer_id=event.customer_id)
+        return [self._report(accepted, status, created) for accepted, status, created in opened]
+
+    def _report(self, accepted: AcceptedEvent, status: NotificationStatus, created: list[Channel]) -> str:
+        event = accepted.event
+        logger = log.bind(event_id=accepted.event_id, customer_id=event.customer_id)
         if not created:
             self._metrics.redeliveries_skipped.inc()
             logger.info("notification_redelivery_skipped")
             return "duplicate"
+        stale = status is NotificationStatus.SKIPPED_STALE
         for channel in created:
             self._metrics.status.labels(channel, status).inc()
             if not stale:

@@ -1,0 +1,170 @@
+"""The statements of ``records``: each takes arrays, so a batch of records costs one round trip.
+
+Lock order: lane rows first (in ``customer_id`` order), then the records of those lanes.
+Every statement that locks several lanes locks them in that order, so two transactions
+(the fast path of two instances during a rebalance, a settle and a fast path) never
+deadlock on them. The retry scheduler locks due records first but takes their lanes with
+SKIP LOCKED, so it never waits while holding anything.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+RECORD_COLUMNS = """
+    r.id, r.event_id::text AS event_id, r.customer_id, r.system_code, r.sync_status AS status, r.profile_version,
+    r.retry_count, r.max_retry_count, r.next_attempt_at, COALESCE(r.next_attempt_at <= now(), true) AS due,
+    r.sync_data::text AS sync_data, r.event_headers
+"""
+LANE_COLUMNS = """
+    s.customer_id, s.applied_version, s.inflight_record_id, s.inflight_until,
+    COALESCE(s.inflight_until > now(), false) AS inflight_live
+"""
+
+# A no-op update on conflict, so RETURNING also yields (and locks) the records seen before (redeliveries).
+OPEN = text(f"""
+    INSERT INTO sync.external_sync_records AS r
+        (event_id, customer_id, application_id, system_code, system_name, sync_data, max_retry_count,
+         profile_version, event_headers)
+    SELECT v.event_id, v.customer_id, v.application_id, :system_code, :system_name, CAST(v.sync_data AS jsonb),
+           :max_retry_count, v.profile_version, CAST(v.event_headers AS jsonb)
+    FROM unnest(CAST(:event_ids AS uuid[]), CAST(:customer_ids AS text[]), CAST(:application_ids AS text[]),
+                CAST(:sync_data AS text[]), CAST(:versions AS int[]), CAST(:event_headers AS text[]))
+         AS v(event_id, customer_id, application_id, sync_data, profile_version, event_headers)
+    ORDER BY v.customer_id, v.profile_version
+    ON CONFLICT (event_id, system_code) DO UPDATE SET event_id = EXCLUDED.event_id
+    RETURNING {RECORD_COLUMNS}
+""")  # noqa: S608 - fixed column lists, values are bound parameters
+DUE = text(f"""
+    SELECT {RECORD_COLUMNS} FROM sync.external_sync_records r
+    WHERE r.system_code = :system_code AND r.sync_status IN ('pending', 'retrying') AND r.next_attempt_at <= now()
+    ORDER BY r.next_attempt_at, r.id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+""")  # noqa: S608 - fixed column lists, values are bound parameters
+LOCK_LANES = text(f"""
+    INSERT INTO sync.customer_sync_state AS s (system_code, customer_id)
+    SELECT :system_code, c FROM unnest(CAST(:customer_ids AS text[])) AS c ORDER BY c
+    ON CONFLICT (system_code, customer_id) DO UPDATE SET updated_at = now()
+    RETURNING {LANE_COLUMNS}
+""")  # noqa: S608 - fixed column lists, values are bound parameters
+ENSURE_LANE = text("""
+    INSERT INTO sync.customer_sync_state (system_code, customer_id) VALUES (:system_code, :customer_id)
+    ON CONFLICT (system_code, customer_id) DO NOTHING
+""")
+TRY_LOCK_LANE = text(f"""
+    SELECT {LANE_COLUMNS} FROM sync.customer_sync_state s
+    WHERE s.system_code = :system_code AND s.customer_id = :customer_id
+    FOR UPDATE SKIP LOCKED
+""")  # noqa: S608 - fixed column lists, values are bound parameters
+LOCK_LANES_OF = text("""
+    SELECT 1 FROM sync.customer_sync_state
+    WHERE system_code = :system_code AND customer_id = ANY(CAST(:customer_ids AS text[]))
+    ORDER BY customer_id
+    FOR UPDATE
+""")
+# The oldest other open record of each record's lane, ahead of it.
+BLOCKERS = text("""
+    SELECT v.id AS record_id, b.id, b.profile_version, b.next_attempt_at
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:customer_ids AS text[]), CAST(:versions AS int[]))
+         AS v(id, customer_id, profile_version)
+    CROSS JOIN LATERAL (
+        SELECT r.id, r.profile_version, r.next_attempt_at FROM sync.external_sync_records r
+        WHERE r.system_code = :system_code AND r.customer_id = v.customer_id
+          AND r.sync_status IN ('pending', 'retrying') AND (r.profile_version, r.id) < (v.profile_version, v.id)
+        ORDER BY r.profile_version, r.id
+        LIMIT 1
+    ) AS b
+""")
+CLAIM = text("""
+    WITH claimed AS (
+        UPDATE sync.external_sync_records r
+        SET claim_token = v.token, next_attempt_at = now() + make_interval(secs => :lease_s),
+            blocked_by_record_id = NULL, updated_at = now()
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[])) AS v(id, token)
+        WHERE r.id = v.id
+        RETURNING r.id, r.system_code, r.customer_id, r.next_attempt_at
+    )
+    UPDATE sync.customer_sync_state s
+    SET inflight_record_id = claimed.id, inflight_until = claimed.next_attempt_at
+    FROM claimed WHERE s.system_code = claimed.system_code AND s.customer_id = claimed.customer_id
+""")
+DEFER = text("""
+    UPDATE sync.external_sync_records
+    SET sync_status = :status, blocked_by_record_id = :blocked_by, updated_at = now(),
+        next_attempt_at = GREATEST(CAST(:not_before AS timestamptz), now() + make_interval(secs => :delay_s))
+    WHERE id = :id
+""")
+# The claims still held under their tokens; a lost claim (its lease ended, another took it) is not returned.
+RELEASE_CLAIMS = text("""
+    UPDATE sync.external_sync_records r SET claim_token = NULL
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[])) AS v(id, token)
+    WHERE r.id = v.id AND r.claim_token = v.token
+    RETURNING r.id
+""")
+# Numbered after the record's previous attempts, also across redeliveries and re-drives.
+ATTEMPTS = text("""
+    INSERT INTO sync.external_sync_attempts (record_id, attempt_no, outcome, http_status, error_message, duration_ms)
+    SELECT v.record_id,
+           COALESCE((SELECT max(a.attempt_no) FROM sync.external_sync_attempts a WHERE a.record_id = v.record_id), 0)
+           + 1,
+           v.outcome, v.http_status, v.error, v.duration_ms
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:http_statuses AS int[]),
+                CAST(:errors AS text[]), CAST(:durations_ms AS float8[]))
+         AS v(record_id, outcome, http_status, error, duration_ms)
+""")
+FINISH = text("""
+    UPDATE sync.external_sync_records r
+    SET sync_status = v.status, last_http_status = COALESCE(v.http_status, r.last_http_status),
+        error_message = v.error, next_attempt_at = NULL, claim_token = NULL, blocked_by_record_id = NULL,
+        updated_at = now(), completed_at = now()
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:http_statuses AS int[]),
+                CAST(:errors AS text[])) AS v(id, status, http_status, error)
+    WHERE r.id = v.id
+""")
+RETRYING = text("""
+    UPDATE sync.external_sync_records r
+    SET sync_status = 'retrying', retry_count = v.retry_count, last_http_status = v.http_status,
+        error_message = v.error, next_attempt_at = now() + make_interval(secs => v.delay_s), updated_at = now()
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:retry_counts AS int[]), CAST(:http_statuses AS int[]),
+                CAST(:errors AS text[]), CAST(:delays_s AS float8[])) AS v(id, retry_count, http_status, error, delay_s)
+    WHERE r.id = v.id
+""")
+RELEASE_LANES = text("""
+    UPDATE sync.customer_sync_state s
+    SET inflight_record_id = NULL, inflight_until = NULL, updated_at = now()
+    FROM unnest(CAST(:customer_ids AS text[]), CAST(:ids AS bigint[])) AS v(customer_id, id)
+    WHERE s.system_code = :system_code AND s.customer_id = v.customer_id AND s.inflight_record_id = v.id
+""")
+# SKIP LOCKED: a waiter locked right now is being looked at by a retry scheduler anyway (it was due);
+# waiting for it could deadlock two schedulers that each hold a lane.
+WAKE_WAITING = text("""
+    UPDATE sync.external_sync_records SET next_attempt_at = now()
+    WHERE id IN (
+        SELECT r.id FROM sync.external_sync_records r
+        JOIN unnest(CAST(:customer_ids AS text[]), CAST(:ids AS bigint[])) AS v(customer_id, id)
+          ON r.customer_id = v.customer_id AND r.blocked_by_record_id = v.id
+        WHERE r.system_code = :system_code AND r.sync_status IN ('pending', 'retrying')
+        FOR UPDATE OF r SKIP LOCKED
+    )
+""")
+# The system now holds at least this version of the customer (never lowered); one row per customer.
+APPLIED = text("""
+    UPDATE sync.customer_sync_state s
+    SET applied_event_id = CASE WHEN s.applied_version IS NULL OR v.version > s.applied_version
+                                THEN v.event_id ELSE s.applied_event_id END,
+        applied_version = GREATEST(COALESCE(s.applied_version, v.version), v.version),
+        updated_at = now()
+    FROM unnest(CAST(:customer_ids AS text[]), CAST(:versions AS int[]), CAST(:event_ids AS uuid[]))
+         AS v(customer_id, version, event_id)
+    WHERE s.system_code = :system_code AND s.customer_id = v.customer_id
+""")
+DEAD_LETTER = text("""
+    INSERT INTO sync.dead_letters
+        (record_id, event_id, system_code, customer_id, profile_version, reason, payload, headers,
+         last_error, last_http_status, attempts)
+    SELECT r.id, r.event_id, r.system_code, r.customer_id, r.profile_version, :reason, r.sync_data, r.event_headers,
+           :error, :http_status, (SELECT count(*) FROM sync.external_sync_attempts a WHERE a.record_id = r.id)
+    FROM sync.external_sync_records r WHERE r.id = :id
+    RETURNING id
+""")
