@@ -35,6 +35,12 @@ def configure_tracing(service: str) -> TracerProvider:
     return provider
 
 
+def records_spans(provider: trace.TracerProvider) -> bool:
+    """False for the provider ``configure_tracing`` makes without an exporter: instrumentation that
+    only makes spans can be left out (context propagation must still happen)."""
+    return not (isinstance(provider, TracerProvider) and provider.sampler is ALWAYS_OFF)
+
+
 def current_trace_headers() -> dict[str, str]:
     """``traceparent`` / ``tracestate`` of the active span, for storing with an outbox row."""
     carrier: dict[str, str] = {}
