@@ -15,6 +15,9 @@ class DatabaseSettings(msgspec.Struct, frozen=True):
     max_overflow: int = 10
     pool_timeout_s: float = 5.0
     statement_timeout_ms: int = 10_000
+    # Test each pooled connection with a round trip before use. Without it, a connection that died
+    # with the server fails its first statement once (and SQLAlchemy then drops the whole pool).
+    pool_pre_ping: bool = True
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -35,7 +38,7 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.pool_pre_ping,
         connect_args={"server_settings": {"statement_timeout": str(settings.statement_timeout_ms)}},
     )
 
