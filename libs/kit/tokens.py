@@ -13,6 +13,7 @@ Claims: ``sub`` (who), ``roles`` (list of role names), ``kind`` (``person`` or
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -136,17 +137,38 @@ def public_half(private_encoded: str) -> str:
 class TokenVerifier:
     """Checks signature, key id, issuer, audience, expiry and claim shapes; nothing else is trusted."""
 
-    def __init__(self, settings: TokenSettings) -> None:
+    def __init__(self, settings: TokenSettings, *, cache_size: int = 0) -> None:
+        """``cache_size`` > 0 remembers that many verified tokens (by their exact text) until they expire.
+
+        Safe because the keys are fixed at start-up and nothing revokes a token: a token that
+        verified once verifies again until its ``exp`` (plus leeway). It saves the Ed25519
+        check for a client that sends the same token with every request.
+        """
         self._settings = settings
         self._keys = {kid: public_key(encoded) for kid, encoded in settings.public_keys.items()}
         if settings.signing_key:
             self._keys.setdefault(settings.signing_key_id, private_key(settings.signing_key).public_key())
+        self._cache_size = cache_size
+        self._verified: dict[str, tuple[float, VerifiedToken]] = {}
 
     @property
     def key_ids(self) -> frozenset[str]:
         return frozenset(self._keys)
 
     def verify(self, token: str) -> VerifiedToken:
+        if self._cache_size <= 0:
+            return self._verify(token)
+        cached = self._verified.get(token)
+        if cached is not None and time.time() <= cached[0]:
+            return cached[1]
+        self._verified.pop(token, None)
+        verified = self._verify(token)
+        if len(self._verified) >= self._cache_size:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        self._verified[token] = (verified.expires_at.timestamp() + self._settings.leeway_s, verified)
+        return verified
+
+    def _verify(self, token: str) -> VerifiedToken:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("the bearer token is empty or too long")
         try:

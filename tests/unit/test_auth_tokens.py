@@ -138,3 +138,26 @@ def test_bearer_header_parsing_and_ttl_parsing() -> None:
     assert parse_ttl("30m") == timedelta(minutes=30)
     assert parse_ttl("7d") == timedelta(days=7)
     assert parse_ttl("90") == timedelta(seconds=90)
+
+
+def test_a_caching_verifier_remembers_only_good_tokens_and_only_until_they_expire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = TokenVerifier(VERIFYING, cache_size=2)
+    token = issue(Role.AUDIT_SYSTEM, ttl=timedelta(minutes=10))
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first  # remembered: no second signature check
+    header, claims, signature = token.split(".")
+    forged = ".".join([header, claims, ("B" if signature[0] == "A" else "A") + signature[1:]])
+    with pytest.raises(Unauthenticated):
+        verifier.verify(forged)
+    with pytest.raises(Unauthenticated):
+        verifier.verify(forged)  # refusals are never remembered
+    for _ in range(2):  # bounded: the oldest entries make room
+        verifier.verify(issue(Role.VIEWER))
+    assert verifier.verify(token) is not first
+    remembered = verifier.verify(token)
+    # Past exp + leeway the entry is not served: the full check runs (and refuses, by its own clock).
+    later = datetime.now(UTC).timestamp() + 11 * 60
+    monkeypatch.setattr("libs.kit.tokens.time.time", lambda: later)
+    assert verifier.verify(token) is not remembered
