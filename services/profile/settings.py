@@ -23,6 +23,8 @@ class HttpSettings(msgspec.Struct, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8000
     max_batch_size: int = 100
+    # Pooled connections idle this long are pinged before use; busier ones are not (libs/kit/db.py).
+    db_ping_after_idle_s: float = 1.0
 
 
 class ProfileSettings(msgspec.Struct, frozen=True):

@@ -2,9 +2,10 @@
 
 Our figure: approvals (``POST .../decision``, which commits profile, history,
 application, audit and outbox rows) from N concurrent HTTP clients against the
-real profile service process. Baseline: the same statements in one transaction
-per approval from N asyncpg connections. Then latency at 50% of our maximum
-throughput (open loop).
+real profile service process. Baseline: the same statements in one transaction per
+approval from N asyncpg connections (the locking read, then the service's own write
+statement, imported from its adapter). Then latency at 50% of our maximum throughput
+(open loop).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
 from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
+from services.profile.adapters.name_change_ledger import WRITE_NAME_CHANGE_SQL
 from tests.auth_support import auth_env, bearer
 from tests.perf.harness import Figure, fresh_database, median, percentile, run_concurrently
 
@@ -89,66 +91,37 @@ async def http_run(base_url: str, application_ids: list[str]) -> tuple[float, li
         return await run_concurrently(CLIENTS, client)
 
 
+LOCK_SQL = """
+SELECT a.*, c.* FROM profile.name_change_applications a
+JOIN profile.customer_profiles c ON c.customer_id = a.customer_id
+WHERE a.application_id = $1 FOR UPDATE
+"""
+
+
 def baseline_statements(
     application_id: str, customer_id: str, *, now: datetime, new_name: str, payload: str, event_id: uuid.UUID
 ) -> list[tuple[str, tuple[object, ...]]]:
-    """The statements the approval transaction runs, with their arguments."""
+    """The statements the approval transaction runs (the service's own write statement), with arguments."""
     app, cust = application_id, customer_id
-    return [
-        ("SELECT * FROM profile.name_change_applications WHERE application_id = $1 FOR UPDATE", (app,)),
-        (
-            (
-                "UPDATE profile.name_change_applications SET status='approved', auditor_id='bench', decided_at=$2, "
-                "updated_at=$2 WHERE application_id=$1"
-            ),
-            (app, now),
-        ),
-        (
-            (
-                "INSERT INTO profile.audit_logs (event_type, actor_id, customer_id, application_id, operation, "
-                "new_value, event_time) VALUES ('APPLICATION_APPROVED', 'bench', $1, $2, 'approve', '{}'::jsonb, $3)"
-            ),
-            (cust, app, now),
-        ),
-        ("SELECT * FROM profile.customer_profiles WHERE customer_id = $1 FOR UPDATE", (cust,)),
-        (
-            (
-                "UPDATE profile.customer_profiles SET customer_name = $2, version = 2, updated_at = $3 "
-                "WHERE customer_id = $1"
-            ),
-            (cust, new_name, now),
-        ),
-        (
-            (
-                "INSERT INTO profile.name_change_history (customer_id, application_id, old_name, new_name, "
-                "change_reason, profile_version, change_date, operator_id, operator_name) "
-                "VALUES ($1, $2, 'old', $3, 'bench', 2, $4, 'system', 'Auto System')"
-            ),
-            (cust, app, new_name, now),
-        ),
-        (
-            (
-                "UPDATE profile.name_change_applications SET status='completed', completed_at=$2, "
-                "update_result=$3::jsonb WHERE application_id=$1"
-            ),
-            (app, now, payload),
-        ),
-        (
-            (
-                "INSERT INTO profile.audit_logs (event_type, actor_id, customer_id, application_id, operation, "
-                "new_value, event_time) VALUES ('PROFILE_UPDATED', 'bench', $1, $2, 'name change', '{}'::jsonb, $3)"
-            ),
-            (cust, app, now),
-        ),
-        (
-            (
-                "INSERT INTO profile.outbox (id, aggregate_type, aggregate_id, event_type, payload, headers, "
-                "created_at) VALUES ($1, 'customer', $2, 'customer.profile.name-changed.v1', $3::jsonb, "
-                "'{}'::jsonb, $4)"
-            ),
-            (event_id, cust, payload, now),
-        ),
+    audit = [
+        ["APPLICATION_APPROVED", "PROFILE_UPDATED"],
+        ["bench", "bench"],
+        [cust, cust],
+        [app, app],
+        ["audit decision: approved", "name change applied"],
+        [None, '{"customerName": "old", "version": 1}'],
+        ['{"status": "approved"}', '{"customerName": "New", "version": 2}'],
+        ["127.0.0.1", "127.0.0.1"],
+        [None, None],
+        ["0" * 32, "0" * 32],
     ]
+    write_args = (
+        *(app, "completed", "bench", None, now, now, payload, cust, new_name, 2),
+        *("old", "bench", "system", "Auto System"),
+        *audit,
+        *(event_id, "customer", "customer.profile.name-changed.v1", payload, '{"traceparent": "00"}', "pending"),
+    )
+    return [(LOCK_SQL, (app,)), (WRITE_NAME_CHANGE_SQL, write_args)]
 
 
 async def asyncpg_run(url: str, application_ids: list[str]) -> tuple[float, list[float]]:

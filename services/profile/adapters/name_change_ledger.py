@@ -38,7 +38,7 @@ _LOCK_QUERY = (
 )
 
 # The CTEs all see the snapshot the statement starts with; none reads what another writes.
-_WRITE_SQL = """
+WRITE_NAME_CHANGE_SQL = """
 WITH application AS (
     UPDATE profile.name_change_applications
     SET status = $2, auditor_id = $3, audit_comment = $4, decided_at = $5, completed_at = $6,
@@ -123,7 +123,7 @@ class SqlNameChangeLedger:
         application, history, message = completed.application, completed.history, completed.message
         with _tracer.start_as_current_span("profile.write_name_change", attributes={"db.system": "postgresql"}):
             await driver.execute(
-                _WRITE_SQL,
+                WRITE_NAME_CHANGE_SQL,
                 application.application_id,
                 application.status.value,
                 application.auditor_id,

@@ -39,6 +39,7 @@ from services.profile.service_layer.name_changes import NameChangeService
 from services.profile.settings import ProfileSettings
 
 MAX_REQUEST_BODY_BYTES = 256 * 1024
+TOKEN_CACHE_SIZE = 1024  # verified tokens remembered until they expire (one Ed25519 check each)
 
 
 def create_app(settings: ProfileSettings) -> Litestar:
@@ -50,7 +51,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        engine = make_engine(settings.database)
+        engine = make_engine(settings.database, ping_after_idle_s=settings.http.db_ping_after_idle_s)
         SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=tracer_provider)
         uow_factory = SqlUnitOfWorkFactory(engine, protector)
         app.state.engine = engine
@@ -67,7 +68,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
         config.state.settings = settings
         config.state.registry = registry
         config.state.error_metrics = ErrorMetrics(registry)
-        config.state.token_verifier = TokenVerifier(settings.auth)
+        config.state.token_verifier = TokenVerifier(settings.auth, cache_size=TOKEN_CACHE_SIZE)
         return config
 
     app = Litestar(

@@ -70,7 +70,8 @@ class RoleGuard:
     def __init__(self, roles: frozenset[Role]) -> None:
         self.roles = roles
 
-    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        # Async although it never awaits: Litestar runs a sync guard in a worker thread (a thread hop per request).
         principal = connection.scope.get("user")
         if not isinstance(principal, Principal):
             detail = connection.scope.get(AUTH_FAILURE_KEY) or "a bearer token is required"
