@@ -13,6 +13,12 @@ moved on). Rows published but not marked are sent again by the new owner: duplic
 and still in order (each owner sends a key's rows in ``seq`` order from the first
 unmarked one, so the first occurrence of every event keeps the commit order).
 
+Pipelining: the relay claims and hands over the next batch while the previous one waits
+for its acknowledgements and its mark. The next claim leaves out the rows still in flight;
+a key that failed in a batch holds back its rows in the batch after it too (``blocked``);
+and after any failure both are settled before the next claim, which starts again from
+the first pending row.
+
 Failures: errors of the broker or the connection (outage, timeout, unknown topic)
 leave rows pending, retried for ever. Only errors of the message itself (too large,
 malformed headers) count towards ``max_attempts``, after which the row is parked as
@@ -27,18 +33,12 @@ from collections.abc import Sequence
 
 import asyncpg
 import msgspec
-from aiokafka.structs import RecordMetadata
 
 from libs.kit.logging import get_logger
 from libs.outbox.leases import Ownership
 from libs.outbox.metrics import RelayMetrics
-from libs.outbox.producing import (
-    ClaimedRow,
-    ManagedProducer,
-    ProducerFactory,
-    is_per_message,
-    publish_in_key_order,
-)
+from libs.outbox.producing import ClaimedRow, ManagedProducer, ProducerFactory, is_per_message
+from libs.outbox.sending import Delivered, HandedOver, Outcome, hand_over, in_key_order
 from libs.outbox.settings import RelaySettings
 
 log = get_logger(__name__)
@@ -53,6 +53,48 @@ class BatchResult(msgspec.Struct, frozen=True):
     held_back: int = 0
     # Rows published but not marked: the shard's lease had moved to another instance.
     fenced: int = 0
+    # A failure of the broker (not of one message): the producer may need rebuilding.
+    broker_failed: bool = False
+
+    @property
+    def clean(self) -> bool:
+        """Every claimed row was published and marked."""
+        return not (self.failed or self.held_back or self.fenced)
+
+    def __add__(self, other: BatchResult) -> BatchResult:
+        return BatchResult(
+            self.claimed + other.claimed,
+            self.published + other.published,
+            self.failed + other.failed,
+            self.held_back + other.held_back,
+            self.fenced + other.fenced,
+            self.broker_failed or other.broker_failed,
+        )
+
+
+class InFlightBatch(msgspec.Struct):
+    """A claimed batch handed to the producer, not yet acknowledged and marked."""
+
+    ownership: Ownership
+    rows: list[ClaimedRow]
+    # None: the producer could not be started; every row failed.
+    handed: HandedOver | None
+    started: float
+
+    @property
+    def stopped(self) -> bool:
+        """Rows of it were not handed to the producer: a later batch must not overtake them."""
+        return self.handed is None or self.handed.stopped
+
+    @property
+    def seqs(self) -> list[int]:
+        return [row.seq for row in self.rows]
+
+
+# The held shards as one array, computed once: joined as a table instead, the lease CTE (estimated
+# at one row) drove a nested loop probing the primary key once per row and shard (32x the work:
+# 400 ms instead of 60 ms to mark 2,000 rows).
+_HELD = "ARRAY(SELECT shard FROM lease)"
 
 
 def _lease_cte(shards_table: str, owner: str, shards: str, tokens: str) -> str:
@@ -84,6 +126,7 @@ class BatchPublisher:
             f"SELECT l.shard FROM {shards} l JOIN unnest($1::smallint[], $2::bigint[]) AS h(shard, token) "
             f"ON h.shard = l.shard AND h.token = l.token WHERE l.owner = $3 AND l.expires_at > now()) "
             f"AND NOT EXISTS (SELECT 1 FROM {table} f WHERE f.status = 'failed' AND f.aggregate_id = o.aggregate_id) "
+            f"AND o.seq NOT IN (SELECT unnest($5::bigint[])) "  # the batch still in flight
             f"ORDER BY o.seq LIMIT $4"
         )
         # last_error stays: a row that needed retries keeps the reason for history.
@@ -91,74 +134,108 @@ class BatchPublisher:
         self._mark_sql = (
             f"{mark_lease}, marked AS (UPDATE {table} o SET status = 'published', published_at = now(), "  # noqa: S608
             f"attempts = o.attempts + 1, published_partition = v.p, published_offset = v.off "
-            f"FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS v(id, p, off), lease "
-            f"WHERE o.id = v.id AND o.status = 'pending' AND o.shard = lease.shard RETURNING 1) "
+            f"FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS v(id, p, off) "
+            f"WHERE o.id = v.id AND o.status = 'pending' AND o.shard = ANY({_HELD}) RETURNING 1) "
             f"SELECT count(*) FROM marked"
         )
         fail_lease = _lease_cte(shards, "$5", "$6", "$7")
         self._fail_sql = (
             f"{fail_lease}UPDATE {table} o SET attempts = o.attempts + 1, last_error = v.err, "  # noqa: S608
             f"status = CASE WHEN v.permanent AND o.attempts + 1 >= $4 THEN 'failed' ELSE o.status END "
-            f"FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS v(id, err, permanent), lease "
-            f"WHERE o.id = v.id AND o.status = 'pending' AND o.shard = lease.shard "
+            f"FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS v(id, err, permanent) "
+            f"WHERE o.id = v.id AND o.status = 'pending' AND o.shard = ANY({_HELD}) "
             f"RETURNING o.id, o.aggregate_id, o.shard, o.status, o.attempts"
         )
 
     async def relay_batch(self, conn: asyncpg.Connection, ownership: Ownership) -> BatchResult:
-        """Claim, publish and mark one batch of the owned shards."""
+        """Claim, publish and mark one batch of the owned shards (nothing else in flight)."""
+        rows = await self.claim(conn, ownership)
+        if not rows:
+            return BatchResult()
+        result = await self.settle(conn, await self.send(rows, ownership), set())
+        await self.account(result)
+        return result
+
+    async def claim(
+        self, conn: asyncpg.Connection, ownership: Ownership, in_flight: InFlightBatch | None = None
+    ) -> list[ClaimedRow]:
+        """The next pending rows of the owned shards in ``seq`` order, leaving out those in flight."""
         if not ownership:
-            return BatchResult()
-        started = time.perf_counter()
+            return []
         records = await conn.fetch(
-            self._claim_sql, list(ownership.shards), list(ownership.tokens), ownership.owner, self._settings.batch_size
+            self._claim_sql,
+            list(ownership.shards),
+            list(ownership.tokens),
+            ownership.owner,
+            self._settings.batch_size,
+            in_flight.seqs if in_flight is not None else [],
         )
-        if not records:
-            return BatchResult()
-        rows = [ClaimedRow(**dict(r)) for r in records]
+        return [ClaimedRow(*record) for record in records]
+
+    async def send(self, rows: list[ClaimedRow], ownership: Ownership) -> InFlightBatch:
+        """Hand the rows to the producer; their acknowledgements are awaited by ``settle``."""
+        started = time.perf_counter()
         try:
             producer = await self._producer.ready()
         except Exception as exc:  # noqa: BLE001 - any start failure is a broker problem: retry later
             log.warning("relay_producer_unavailable", error=repr(exc))
-            await self._producer.failed()
-            return BatchResult(claimed=len(rows), failed=len(rows))
-        self._metrics.in_flight.set(len(rows))
-        try:
-            outcomes = await publish_in_key_order(producer, self._settings.topic, rows)
-        finally:
-            self._metrics.in_flight.set(0)
+            return InFlightBatch(ownership, rows, None, started)
+        self._metrics.in_flight.inc(len(rows))
+        return InFlightBatch(ownership, rows, await hand_over(producer, self._settings.topic, rows), started)
 
-        done = [(row, o) for row, o in zip(rows, outcomes, strict=True) if isinstance(o, RecordMetadata)]
+    async def settle(self, conn: asyncpg.Connection, batch: InFlightBatch, blocked: set[str]) -> BatchResult:
+        """Wait for the batch's acknowledgements, mark what was published in key order, record failures.
+
+        ``blocked``: keys that failed in an earlier batch still being settled; gains this batch's.
+        """
+        if batch.handed is None:
+            return BatchResult(claimed=len(batch.rows), failed=len(batch.rows), broker_failed=True)
+        rows = batch.rows
+        try:
+            acknowledged = await batch.handed.acknowledged()
+        finally:
+            self._metrics.in_flight.dec(len(rows))
+        outcomes: list[Outcome] = in_key_order(rows, acknowledged, blocked)
+        done = [(row, o) for row, o in zip(rows, outcomes, strict=True) if isinstance(o, Delivered)]
         errors = [(row, o) for row, o in zip(rows, outcomes, strict=True) if isinstance(o, BaseException)]
-        fenced = 0
-        if done:
-            marked: int = await conn.fetchval(
-                self._mark_sql,
-                [row.id for row, _ in done],
-                [meta.partition for _, meta in done],
-                [meta.offset for _, meta in done],
-                ownership.owner,
-                list(ownership.shards),
-                list(ownership.tokens),
-            )
-            self._metrics.published.inc(marked)
-            fenced = len(done) - marked
-            if fenced:
-                self._metrics.fenced.inc(fenced)
-                log.warning("relay_mark_fenced", rows=fenced, reason="shard lease moved to another instance")
+        marked = await self._mark(conn, done, batch.ownership) if done else 0
+        fenced = len(done) - marked
         if errors:
-            await self._record_failures(conn, errors, ownership)
-        if any(not is_per_message(err) for _, err in errors):
-            await self._producer.failed()
-        elif done:
-            self._producer.succeeded()
-        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+            await self._record_failures(conn, errors, batch.ownership)
+        self._metrics.batch_seconds.observe(time.perf_counter() - batch.started)
         return BatchResult(
             claimed=len(rows),
-            published=len(done) - fenced,
+            published=marked,
             failed=len(errors),
             held_back=len(rows) - len(done) - len(errors),
             fenced=fenced,
+            broker_failed=any(not is_per_message(err) for _, err in errors),
         )
+
+    async def account(self, result: BatchResult) -> None:
+        """After settling (nothing in flight): a broker failure counts towards rebuilding the producer."""
+        if result.broker_failed:
+            await self._producer.failed()
+        elif result.published:
+            self._producer.succeeded()
+
+    async def _mark(
+        self, conn: asyncpg.Connection, done: Sequence[tuple[ClaimedRow, Delivered]], ownership: Ownership
+    ) -> int:
+        marked: int = await conn.fetchval(
+            self._mark_sql,
+            [row.id for row, _ in done],
+            [delivered.partition for _, delivered in done],
+            [delivered.offset for _, delivered in done],
+            ownership.owner,
+            list(ownership.shards),
+            list(ownership.tokens),
+        )
+        self._metrics.published.inc(marked)
+        if fenced := len(done) - marked:
+            self._metrics.fenced.inc(fenced)
+            log.warning("relay_mark_fenced", rows=fenced, reason="shard lease moved to another instance")
+        return marked
 
     async def _record_failures(
         self, conn: asyncpg.Connection, errors: Sequence[tuple[ClaimedRow, BaseException]], ownership: Ownership

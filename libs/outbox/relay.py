@@ -8,14 +8,16 @@ aggregate's rows are therefore published by one instance at a time, in commit or
 One instance runs two tasks on two database sessions:
 
 * the worker: LISTEN for inserts, claim -> produce -> mark batches of the claimable
-  shards, and retention between batches;
+  shards, and retention between batches. While the backlog fills whole batches, the next
+  batch is claimed and handed to the producer while the previous one waits for its
+  acknowledgements and its mark (``libs.outbox.publisher``);
 * the lease keeper, every ``lease_renew_interval_s``: heartbeat, renew the leases,
   rebalance to ceil(N / live instances), refresh the blocked-key report. Renewal does not
   wait for a batch, so a slow broker does not cost the leases.
 
 A shard is handed over only when no batch in flight claims from it: the keeper first
-drains it (the worker stops claiming from it) and releases it when the worker's current
-batch, which may still cover it, has ended. On stop, the worker finishes its batch
+drains it (the worker stops claiming from it) and releases it when the worker's batches
+in flight, which may still cover it, have ended. On stop, the worker finishes its batches
 (``shutdown_grace_s``), the producer is closed, and every lease is released so other
 instances take over at once; a killed instance's leases expire after ``lease_ttl_s``.
 A lost database session ends both tasks; the instance reconnects and renews the leases it
@@ -34,7 +36,7 @@ from libs.outbox.blocked import BlockedKeys
 from libs.outbox.leases import ShardLeases, default_instance_id, plan_rebalance
 from libs.outbox.metrics import RelayMetrics
 from libs.outbox.producing import ProducerFactory
-from libs.outbox.publisher import BatchPublisher, BatchResult
+from libs.outbox.publisher import BatchPublisher, BatchResult, InFlightBatch
 from libs.outbox.retention import Retention
 from libs.outbox.settings import RelaySettings
 from libs.outbox.table import notify_channel
@@ -67,7 +69,7 @@ class OutboxRelay:
         self._blocked = BlockedKeys(settings, metrics)
         self._retention = Retention(settings, metrics)
         self._wakeup = asyncio.Event()
-        # Shards the batch in flight claims from: the keeper releases none of them.
+        # Shards the batches in flight claim from: the keeper releases none of them.
         self._busy: frozenset[int] = frozenset()
 
     @property
@@ -145,29 +147,60 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def _relay_loop(self, conn: asyncpg.Connection, stop: asyncio.Event, keeper: asyncio.Task[None]) -> None:
-        while not stop.is_set():
-            if keeper.done():
-                keeper.result()  # raises what ended it
-                msg = "lease keeper stopped"
-                raise asyncpg.InterfaceError(msg)
-            self._wakeup.clear()
-            ownership = self._leases.claimable()
-            self._busy = frozenset(ownership.shards)
-            try:
-                result = await self._publisher.relay_batch(conn, ownership)
-            finally:
-                self._busy = frozenset()
-            if self._retention.due():
-                await self._retention.run(conn, ownership.shards)
-            if result.failed:
-                await _wait(stop, self._settings.retry_delay_s)
-            elif result.claimed < self._settings.batch_size:
-                # Caught up: sleep until a NOTIFY, new shards, the poll interval, stop or a lost session.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.poll_interval_s)
-            if conn.is_closed():
-                msg = "relay connection closed"
-                raise asyncpg.InterfaceError(msg)
+        in_flight: InFlightBatch | None = None
+        try:
+            while not stop.is_set() or in_flight is not None:
+                if keeper.done():
+                    keeper.result()  # raises what ended it
+                    msg = "lease keeper stopped"
+                    raise asyncpg.InterfaceError(msg)
+                self._wakeup.clear()
+                in_flight, result, caught_up = await self._relay_step(conn, in_flight, stop)
+                if self._retention.due():
+                    await self._retention.run(conn, self._leases.claimable().shards)
+                if result.failed:
+                    await _wait(stop, self._settings.retry_delay_s)
+                elif caught_up and not stop.is_set():
+                    # Sleep until a NOTIFY, new shards, the poll interval, stop or a lost session.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.poll_interval_s)
+                if conn.is_closed():
+                    msg = "relay connection closed"
+                    raise asyncpg.InterfaceError(msg)
+        finally:
+            # A batch abandoned with its session stays pending: the next claim sends it again.
+            self._busy = frozenset()
+            self._metrics.in_flight.set(0)
+
+    async def _relay_step(
+        self, conn: asyncpg.Connection, in_flight: InFlightBatch | None, stop: asyncio.Event
+    ) -> tuple[InFlightBatch | None, BatchResult, bool]:
+        """Claim and send the next batch, then settle the one before it; the new one stays in flight
+        only if it is full and everything before it went through. Returns it, the settled result, and
+        whether the claim caught up with the outbox."""
+        publisher = self._publisher
+        ownership = self._leases.claimable()
+        # Behind a batch whose rows did not all reach the producer (a poison row, a broker error),
+        # the next claim waits: it would send later rows of their keys first.
+        overtaking = in_flight is not None and in_flight.stopped
+        rows = [] if stop.is_set() or overtaking else await publisher.claim(conn, ownership, in_flight)
+        following = await publisher.send(rows, ownership) if rows else None
+        self._busy = frozenset(ownership.shards if following else ()) | (
+            frozenset(in_flight.ownership.shards) if in_flight else frozenset()
+        )
+        caught_up = len(rows) < self._settings.batch_size and not overtaking
+        blocked: set[str] = set()  # keys failed in the first batch hold theirs back in the second
+        result = BatchResult()
+        if in_flight is not None:
+            result = await publisher.settle(conn, in_flight, blocked)
+        if following is not None and (caught_up or not result.clean):
+            # Nothing to overlap with, or after a failure: the next claim starts from the first pending row.
+            result += await publisher.settle(conn, following, blocked)
+            following = None
+        self._busy = frozenset(following.ownership.shards) if following is not None else frozenset()
+        if following is None or result.clean:
+            await publisher.account(result)
+        return following, result, caught_up
 
     async def _keep(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
         while not stop.is_set():

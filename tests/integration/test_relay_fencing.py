@@ -33,10 +33,10 @@ class GatedProducer(AIOKafkaProducer):  # type: ignore[misc]
         self._gate = gate
         self._sending = sending
 
-    async def send(self, *args: Any, **kwargs: Any) -> Any:
+    async def send_batch(self, *args: Any, **kwargs: Any) -> Any:
         self._sending.set()
         await self._gate.wait()
-        return await super().send(*args, **kwargs)
+        return await super().send_batch(*args, **kwargs)
 
 
 async def test_a_batch_whose_shards_moved_meanwhile_is_not_marked_and_the_new_owner_sends_it(

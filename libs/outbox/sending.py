@@ -1,0 +1,210 @@
+"""Sending claimed rows: one aiokafka record batch per partition, acknowledgements per row, key order.
+
+``producer.send`` costs a coroutine, a partition lookup and a future per message (about half
+of the relay's CPU when it was used). Instead the rows of a claim are appended to one
+record batch per partition (``create_batch``/``send_batch``), which the producer sends as
+soon as it is submitted (no linger: the batch is closed). The partition is the one the
+producer's default partitioner gives the key (murmur2 over all partitions), so consumers
+see the same partitioning as with ``send``. A batch's acknowledgement carries its base
+offset; a row's offset is that plus its place in the batch.
+
+aiokafka sends one batch per partition at a time, in submission order, retries included,
+so rows of one key reach the partition in the order they were appended (claim order,
+which is ``seq`` order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import NamedTuple, TypeAlias
+
+import msgspec
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.structs import RecordMetadata
+
+from libs.outbox.producing import ClaimedRow, MalformedRowError, is_per_message, publish_span
+
+# aiokafka's own default, used if the producer does not expose its limit.
+_DEFAULT_MAX_REQUEST_SIZE = 1_048_576
+_partitioner = DefaultPartitioner()
+
+
+class Delivered(NamedTuple):
+    partition: int
+    offset: int
+
+
+Outcome: TypeAlias = Delivered | BaseException | None  # None: not sent, or held back behind its key
+
+
+class _PartitionBatch:
+    """Rows of one partition appended to one record batch."""
+
+    __slots__ = ("builder", "error", "future", "partition")
+
+    def __init__(self, producer: AIOKafkaProducer, partition: int) -> None:
+        self.partition = partition
+        self.builder: BatchBuilder = producer.create_batch()
+        self.future: asyncio.Future[RecordMetadata] | None = None
+        self.error: BaseException | None = None
+
+
+# Per row: (its batch, its place in the batch), its own error, or None (not sent).
+_Slot: TypeAlias = tuple[_PartitionBatch, int] | BaseException | None
+
+
+class HandedOver:
+    """One claim handed to the producer; ``acknowledged`` waits for the broker's answers."""
+
+    def __init__(self, rows: Sequence[ClaimedRow], slots: list[_Slot]) -> None:
+        self.rows = rows
+        self._slots = slots
+
+    @property
+    def stopped(self) -> bool:
+        """Some row failed before it reached the producer (its key stopped there, or the claim did)."""
+        return any(slot is None or isinstance(slot, BaseException) for slot in self._slots)
+
+    async def acknowledged(self) -> list[Outcome]:
+        """Per row: delivered (partition, offset), its error, or None if it was not sent."""
+        batches = {id(slot[0]): slot[0] for slot in self._slots if isinstance(slot, tuple)}
+        for batch in batches.values():
+            if batch.future is not None:
+                try:
+                    await batch.future
+                except Exception as exc:  # noqa: BLE001 - a delivery failure of the batch's rows
+                    batch.error = exc
+        outcomes: list[Outcome] = []
+        for slot in self._slots:
+            if not isinstance(slot, tuple):
+                outcomes.append(slot)
+                continue
+            batch, place = slot
+            if batch.future is None or batch.error is not None:  # failed, or its submission did
+                outcomes.append(batch.error)
+            else:
+                outcomes.append(Delivered(batch.partition, batch.future.result().offset + place))
+        return outcomes
+
+
+def in_key_order(rows: Sequence[ClaimedRow], outcomes: Sequence[Outcome], blocked: set[str]) -> list[Outcome]:
+    """A row counts as published only if every earlier row of its key did too (``blocked`` carries
+    the keys that failed in earlier batches still in flight, and gains this batch's)."""
+    settled: list[Outcome] = []
+    for row, outcome in zip(rows, outcomes, strict=True):
+        if row.aggregate_id in blocked:
+            # Delivered perhaps, but after a predecessor that was not: send it again later.
+            settled.append(None)
+            continue
+        if not isinstance(outcome, Delivered):
+            blocked.add(row.aggregate_id)
+        settled.append(outcome)
+    return settled
+
+
+async def hand_over(producer: AIOKafkaProducer, topic: str, rows: Sequence[ClaimedRow]) -> HandedOver:
+    """Append every row to its partition's batch and submit the batches; nothing is awaited from the broker.
+
+    A key stops at its first failing row; a broker error (metadata, full buffer) stops the claim.
+    """
+    slots: list[_Slot] = [None] * len(rows)
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+    except Exception as exc:  # noqa: BLE001 - classified by the caller, recorded on the row
+        if rows:
+            slots[0] = exc
+        return HandedOver(rows, slots)
+    max_size: int = getattr(producer, "_max_request_size", _DEFAULT_MAX_REQUEST_SIZE)
+    open_batches: dict[int, _PartitionBatch] = {}
+    blocked: set[str] = set()
+    for start in range(0, len(rows), _SPAN_ROWS):
+        chunk = rows[start : start + _SPAN_ROWS]
+        with publish_span(topic, chunk):
+            for index in range(start, start + len(chunk)):
+                row = rows[index]
+                if row.aggregate_id in blocked:
+                    continue
+                try:
+                    key, value, headers = _message(row, max_size)
+                except (MalformedRowError, MessageSizeTooLargeError) as exc:
+                    slots[index] = exc
+                    blocked.add(row.aggregate_id)
+                    continue
+                partition = _partitioner(key, partitions, partitions)
+                batch = open_batches.get(partition)
+                if batch is None:
+                    batch = open_batches[partition] = _PartitionBatch(producer, partition)
+                metadata = batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
+                if metadata is None:  # full: send it, start the partition's next batch
+                    if not await _submit(producer, topic, batch):
+                        return _stopped(rows, slots, index, batch, open_batches)
+                    batch = open_batches[partition] = _PartitionBatch(producer, partition)
+                    metadata = batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
+                slots[index] = (batch, metadata.offset)
+    for batch in open_batches.values():
+        if not await _submit(producer, topic, batch):
+            return _stopped(rows, slots, len(rows), batch, open_batches)
+    return HandedOver(rows, slots)
+
+
+# Rows per PRODUCER span: the SDK keeps at most 128 links per span (OTEL_SPAN_LINK_COUNT_LIMIT).
+_SPAN_ROWS = 128
+
+
+async def _submit(producer: AIOKafkaProducer, topic: str, batch: _PartitionBatch) -> bool:
+    """Close and submit the batch (no linger: it is complete); False after a broker error."""
+    batch.builder.close()
+    try:
+        batch.future = await producer.send_batch(batch.builder, topic, partition=batch.partition)
+    except Exception as exc:  # noqa: BLE001 - classified by the caller, recorded on the rows
+        batch.error = exc
+        return False
+    return True
+
+
+def _stopped(
+    rows: Sequence[ClaimedRow],
+    slots: list[_Slot],
+    stopped_at: int,
+    failed: _PartitionBatch,
+    open_batches: dict[int, _PartitionBatch],
+) -> HandedOver:
+    """A submission failed: its rows carry the error; rows of batches never submitted, and the rest, wait."""
+    for index, slot in enumerate(slots):
+        if isinstance(slot, tuple) and slot[0] is not failed and slot[0].future is None:
+            slots[index] = None
+    for index in range(stopped_at, len(rows)):
+        if isinstance(slots[index], tuple):
+            slots[index] = None
+    open_batches.clear()
+    return HandedOver(rows, slots)
+
+
+def _message(row: ClaimedRow, max_size: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    key = row.aggregate_id.encode()
+    value = row.payload.encode()
+    headers = [(name, text.encode()) for name, text in _decode_headers(row).items()]
+    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+    if size > max_size:  # the producer's own check in ``send``, per message
+        msg = (
+            f"The message is {size} bytes when serialized which is larger than the maximum request size "
+            "you have configured with the max_request_size configuration"
+        )
+        raise MessageSizeTooLargeError(msg)
+    return key, value, headers
+
+
+def _decode_headers(row: ClaimedRow) -> dict[str, str]:
+    try:
+        return msgspec.json.decode(row.headers, type=dict[str, str])
+    except msgspec.DecodeError as exc:  # ValidationError included
+        msg = f"outbox row {row.id}: headers are not a JSON object of strings: {exc}"
+        raise MalformedRowError(msg) from exc
+
+
+__all__ = ["Delivered", "HandedOver", "Outcome", "hand_over", "in_key_order", "is_per_message"]
