@@ -25,14 +25,13 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-import msgspec
 import structlog
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.events import CustomerNameChanged
 from libs.kit.logging import get_logger
 from services.sync_connector.attempts import CallResult, log_attempt
+from services.sync_connector.batches import AcceptedEvent, Claim, waves
 from services.sync_connector.breaker import CircuitBreaker, Permit
 from services.sync_connector.lanes import Blocker, LaneState, Verdict, judge
 from services.sync_connector.metrics import ConnectorMetrics
@@ -51,37 +50,6 @@ from services.sync_connector.settling import DueBatch, settle_until_recorded
 from services.sync_connector.sinks import Sink, SinkUnavailableError, encode_payload
 
 log = get_logger(__name__)
-
-
-class AcceptedEvent(msgspec.Struct, frozen=True):
-    """An event just read from Kafka, with the span its processing belongs to."""
-
-    event_id: str
-    event: CustomerNameChanged
-    headers: dict[str, str]
-    span: trace.Span = trace.INVALID_SPAN
-
-
-class Claim(msgspec.Struct, frozen=True):
-    """The right to make one call for a record: shown back (token) when recording the result."""
-
-    record: SyncRecord
-    token: str
-    permit: Permit
-    span: trace.Span | None = None  # the call's parent; None: the current span
-
-    # What the retry scheduler needs of any claim (``scheduler.ScheduledClaim``).
-    @property
-    def record_id(self) -> int:
-        return self.record.id
-
-    @property
-    def event_id(self) -> str:
-        return self.record.event_id
-
-    @property
-    def trace_headers(self) -> dict[str, str]:
-        return self.record.event_headers
 
 
 class SyncDelivery:
@@ -114,7 +82,7 @@ class SyncDelivery:
         what their lanes allow now. Returns per event what happened (a final status, or why it was left
         to the retry scheduler)."""
         outcomes = [""] * len(events)
-        for wave in _waves(events, self._max_wave):
+        for wave in waves(events, self._max_wave):
             claims, verdicts = await self._open_and_claim([events[i] for i in wave])
             statuses = await self.attempt_many(list(claims.values()), stop)
             settled = dict(zip(claims, statuses, strict=True))
@@ -261,16 +229,23 @@ class SyncDelivery:
         kept = await settle_until_recorded(lambda: self._settle_once(settlements), stop, not_recorded)
         recorded = {s.record.id for s in kept}
         statuses: list[SyncStatus | None] = []
-        for settlement in settlements:
-            statuses.append(self._report(settlement) if settlement.record.id in recorded else None)
-            if settlement.record.id not in recorded:
-                self._metrics.claims_lost.labels(self.system_code).inc()
-                _bind(settlement.record).warning(
-                    "sync_claim_lost",
-                    outcome=settlement.result.classification.outcome.value,
-                    http_status=settlement.result.http_status,
-                )
+        for claim, settlement in zip(claims, settlements, strict=True):
+            # Logged in the call's span, so the lines carry its trace id.
+            with trace.use_span(claim.span or trace.get_current_span(), end_on_exit=False):
+                if settlement.record.id in recorded:
+                    statuses.append(self._report(settlement))
+                else:
+                    self._lost(settlement)
+                    statuses.append(None)
         return statuses
+
+    def _lost(self, settlement: Settlement) -> None:
+        self._metrics.claims_lost.labels(self.system_code).inc()
+        _bind(settlement.record).warning(
+            "sync_claim_lost",
+            outcome=settlement.result.classification.outcome.value,
+            http_status=settlement.result.http_status,
+        )
 
     async def _settle_once(self, settlements: Sequence[Settlement]) -> list[Settlement]:
         async with SyncUnitOfWork(self._engine, self.system_code) as uow:
@@ -329,27 +304,6 @@ class SyncDelivery:
         except SinkUnavailableError as exc:
             return classify_transport_error(exc.kind, str(exc)), None
         return classify_response(response.status, response.body, record.profile_version), response.status
-
-
-def _waves(events: Sequence[AcceptedEvent], max_wave: int) -> list[list[int]]:
-    """Indexes of ``events`` in waves of at most ``max_wave``: each customer at most once per wave, a
-    customer's events in order across waves.
-
-    All calls of a wave start together and end within the HTTP timeout (which covers waiting for a
-    pooled connection), so the wave's claims never outlive their lease.
-    """
-    waves: list[list[int]] = []
-    last_wave: dict[str, int] = {}  # customer -> the wave of its latest event so far
-    for index, accepted in enumerate(events):
-        customer = accepted.event.customer_id
-        wave = last_wave.get(customer, -1) + 1
-        while wave < len(waves) and len(waves[wave]) >= max_wave:
-            wave += 1
-        if wave == len(waves):
-            waves.append([])
-        waves[wave].append(index)
-        last_wave[customer] = wave
-    return waves
 
 
 def _bind(record: SyncRecord) -> structlog.stdlib.BoundLogger:

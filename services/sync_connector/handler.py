@@ -12,7 +12,7 @@ from opentelemetry.util.types import AttributeValue
 
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
-from services.sync_connector.delivery import AcceptedEvent
+from services.sync_connector.batches import AcceptedEvent
 from services.sync_connector.messages import KafkaMessage, UndecodableMessageError, decode_message
 from services.sync_connector.metrics import ConnectorMetrics
 

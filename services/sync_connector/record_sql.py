@@ -95,23 +95,61 @@ DEFER = text("""
         next_attempt_at = GREATEST(CAST(:not_before AS timestamptz), now() + make_interval(secs => :delay_s))
     WHERE id = :id
 """)
-# The claims still held under their tokens; a lost claim (its lease ended, another took it) is not returned.
-RELEASE_CLAIMS = text("""
-    UPDATE sync.external_sync_records r SET claim_token = NULL
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[])) AS v(id, token)
-    WHERE r.id = v.id AND r.claim_token = v.token
-    RETURNING r.id
-""")
-# Numbered after the record's previous attempts, also across redeliveries and re-drives.
-ATTEMPTS = text("""
-    INSERT INTO sync.external_sync_attempts (record_id, attempt_no, outcome, http_status, error_message, duration_ms)
-    SELECT v.record_id,
-           COALESCE((SELECT max(a.attempt_no) FROM sync.external_sync_attempts a WHERE a.record_id = v.record_id), 0)
-           + 1,
-           v.outcome, v.http_status, v.error, v.duration_ms
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:http_statuses AS int[]),
-                CAST(:errors AS text[]), CAST(:durations_ms AS float8[]))
-         AS v(record_id, outcome, http_status, error, duration_ms)
+# The results of calls, in one statement: only records whose claim still holds (the token matches)
+# are settled and returned; each gets an attempt row, its lane is freed (and, on success, moved to
+# its version, never lowered) and the records waiting behind it are woken. At most one record per
+# lane (a claim holds its lane). Lanes are locked before this (LOCK_LANES_OF), in order.
+SETTLE = text("""
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[]), CAST(:statuses AS text[]),
+                             CAST(:outcomes AS text[]), CAST(:http_statuses AS int[]), CAST(:errors AS text[]),
+                             CAST(:delays_s AS float8[]), CAST(:durations_ms AS float8[]))
+             AS v(id, token, status, outcome, http_status, error, delay_s, duration_ms)
+    ), settled AS (
+        UPDATE sync.external_sync_records r
+        SET claim_token = NULL, sync_status = v.status, updated_at = now(), error_message = v.error,
+            retry_count = r.retry_count + CASE WHEN v.status = 'retrying' THEN 1 ELSE 0 END,
+            last_http_status = CASE WHEN v.status = 'retrying' THEN v.http_status
+                                    ELSE COALESCE(v.http_status, r.last_http_status) END,
+            next_attempt_at = CASE WHEN v.status = 'retrying' THEN now() + make_interval(secs => v.delay_s) END,
+            blocked_by_record_id = CASE WHEN v.status = 'retrying' THEN r.blocked_by_record_id END,
+            completed_at = CASE WHEN v.status = 'retrying' THEN r.completed_at ELSE now() END
+        FROM v WHERE r.id = v.id AND r.claim_token = v.token
+        RETURNING r.id, r.customer_id, r.event_id, r.profile_version, v.status, v.outcome, v.http_status,
+                  v.error, v.duration_ms
+    ), attempts AS (
+        -- Numbered after the record's previous attempts, also across redeliveries and re-drives.
+        INSERT INTO sync.external_sync_attempts
+            (record_id, attempt_no, outcome, http_status, error_message, duration_ms)
+        SELECT s.id,
+               COALESCE((SELECT max(a.attempt_no) FROM sync.external_sync_attempts a WHERE a.record_id = s.id), 0)
+               + 1,
+               s.outcome, s.http_status, s.error, s.duration_ms
+        FROM settled s
+    ), lanes AS (
+        UPDATE sync.customer_sync_state l
+        SET inflight_record_id = CASE WHEN l.inflight_record_id = s.id THEN NULL ELSE l.inflight_record_id END,
+            inflight_until = CASE WHEN l.inflight_record_id = s.id THEN NULL ELSE l.inflight_until END,
+            applied_event_id = CASE WHEN s.status = 'success'
+                                         AND (l.applied_version IS NULL OR s.profile_version > l.applied_version)
+                                    THEN s.event_id ELSE l.applied_event_id END,
+            applied_version = CASE WHEN s.status = 'success'
+                                   THEN GREATEST(COALESCE(l.applied_version, s.profile_version), s.profile_version)
+                                   ELSE l.applied_version END,
+            updated_at = now()
+        FROM settled s WHERE l.system_code = :system_code AND l.customer_id = s.customer_id
+    ), woken AS (
+        -- SKIP LOCKED: a waiter locked right now is being looked at by a retry scheduler anyway (it was
+        -- due); waiting for it could deadlock two schedulers that each hold a lane.
+        UPDATE sync.external_sync_records w SET next_attempt_at = now()
+        WHERE w.id IN (
+            SELECT r.id FROM sync.external_sync_records r JOIN settled s
+              ON r.customer_id = s.customer_id AND r.blocked_by_record_id = s.id
+            WHERE r.system_code = :system_code AND r.sync_status IN ('pending', 'retrying')
+            FOR UPDATE OF r SKIP LOCKED
+        )
+    )
+    SELECT id FROM settled
 """)
 FINISH = text("""
     UPDATE sync.external_sync_records r
@@ -120,14 +158,6 @@ FINISH = text("""
         updated_at = now(), completed_at = now()
     FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:http_statuses AS int[]),
                 CAST(:errors AS text[])) AS v(id, status, http_status, error)
-    WHERE r.id = v.id
-""")
-RETRYING = text("""
-    UPDATE sync.external_sync_records r
-    SET sync_status = 'retrying', retry_count = v.retry_count, last_http_status = v.http_status,
-        error_message = v.error, next_attempt_at = now() + make_interval(secs => v.delay_s), updated_at = now()
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:retry_counts AS int[]), CAST(:http_statuses AS int[]),
-                CAST(:errors AS text[]), CAST(:delays_s AS float8[])) AS v(id, retry_count, http_status, error, delay_s)
     WHERE r.id = v.id
 """)
 RELEASE_LANES = text("""
@@ -147,17 +177,6 @@ WAKE_WAITING = text("""
         WHERE r.system_code = :system_code AND r.sync_status IN ('pending', 'retrying')
         FOR UPDATE OF r SKIP LOCKED
     )
-""")
-# The system now holds at least this version of the customer (never lowered); one row per customer.
-APPLIED = text("""
-    UPDATE sync.customer_sync_state s
-    SET applied_event_id = CASE WHEN s.applied_version IS NULL OR v.version > s.applied_version
-                                THEN v.event_id ELSE s.applied_event_id END,
-        applied_version = GREATEST(COALESCE(s.applied_version, v.version), v.version),
-        updated_at = now()
-    FROM unnest(CAST(:customer_ids AS text[]), CAST(:versions AS int[]), CAST(:event_ids AS uuid[]))
-         AS v(customer_id, version, event_id)
-    WHERE s.system_code = :system_code AND s.customer_id = v.customer_id
 """)
 DEAD_LETTER = text("""
     INSERT INTO sync.dead_letters

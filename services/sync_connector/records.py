@@ -147,57 +147,38 @@ class SyncRecordRepository:
         await self._finish([(record.id, SyncStatus.SUPERSEDED, None, detail)])
         await self._release_lanes([record])
 
-    async def settle(self, outcomes: Sequence[Settlement]) -> list[Settlement]:
+    async def settle(self, settlements: Sequence[Settlement]) -> list[Settlement]:
         """Write the results of calls whose claims still hold, and free their lanes; returns those.
 
-        Lanes are locked first (in order), so a decision about a lane never sees half a result.
+        At most one settlement per lane (a claim holds its lane). Lanes are locked first (in order), so a
+        decision about a lane never sees half a result.
         """
-        if not outcomes:
+        if not settlements:
             return []
-        await self._run(sql.LOCK_LANES_OF, customer_ids=sorted({o.record.customer_id for o in outcomes}))
-        held = await self._run(
-            sql.RELEASE_CLAIMS, ids=[o.record.id for o in outcomes], tokens=[o.token for o in outcomes]
+        await self._run(sql.LOCK_LANES_OF, customer_ids=sorted({s.record.customer_id for s in settlements}))
+        results = [s.result for s in settlements]
+        settled = await self._run(
+            sql.SETTLE,
+            ids=[s.record.id for s in settlements],
+            tokens=[s.token for s in settlements],
+            statuses=[r.status.value for r in results],
+            outcomes=[r.classification.outcome.value for r in results],
+            http_statuses=[r.http_status for r in results],
+            errors=[r.error for r in results],
+            delays_s=[r.delay_s for r in results],
+            durations_ms=[r.duration_s * 1000 for r in results],
         )
-        still_held = {row[0] for row in held}
-        kept = [o for o in outcomes if o.record.id in still_held]
-        if not kept:
-            return []
-        await self._run(
-            sql.ATTEMPTS,
-            ids=[o.record.id for o in kept],
-            outcomes=[o.result.classification.outcome.value for o in kept],
-            http_statuses=[o.result.http_status for o in kept],
-            errors=[o.result.error for o in kept],
-            durations_ms=[o.result.duration_s * 1000 for o in kept],
-        )
-        retrying = [o for o in kept if o.result.status is SyncStatus.RETRYING]
-        if retrying:
-            await self._run(
-                sql.RETRYING,
-                ids=[o.record.id for o in retrying],
-                retry_counts=[o.record.retry_count + 1 for o in retrying],
-                http_statuses=[o.result.http_status for o in retrying],
-                errors=[o.result.classification.detail for o in retrying],
-                delays_s=[o.result.delay_s for o in retrying],
-            )
-        await self._finish(
-            [
-                (o.record.id, o.result.status, o.result.http_status, o.result.error)
-                for o in kept
-                if o.result.status is not SyncStatus.RETRYING
-            ]
-        )
-        await self._record_applied([o.record for o in kept if o.result.status is SyncStatus.SUCCESS])
-        for o in kept:
-            if o.result.status is SyncStatus.FAILED:
+        still_held = {row[0] for row in settled}
+        kept = [s for s in settlements if s.record.id in still_held]
+        for s in kept:
+            if s.result.status is SyncStatus.FAILED:
                 await self._run(
                     sql.DEAD_LETTER,
-                    id=o.record.id,
-                    reason=o.result.dead_letter_reason,
-                    error=o.result.error,
-                    http_status=o.result.http_status,
+                    id=s.record.id,
+                    reason=s.result.dead_letter_reason,
+                    error=s.result.error,
+                    http_status=s.result.http_status,
                 )
-        await self._release_lanes([o.record for o in kept])
         return kept
 
     async def _finish(self, rows: Sequence[tuple[int, SyncStatus, int | None, str | None]]) -> None:
@@ -210,20 +191,6 @@ class SyncRecordRepository:
                 statuses=[s.value for s in statuses],
                 http_statuses=list(http_statuses),
                 errors=list(errors),
-            )
-
-    async def _record_applied(self, records: Sequence[SyncRecord]) -> None:
-        """Each system now holds at least these versions (never lowered); the newest per customer counts."""
-        newest: dict[str, SyncRecord] = {}
-        for record in records:
-            if (seen := newest.get(record.customer_id)) is None or record.profile_version > seen.profile_version:
-                newest[record.customer_id] = record
-        if newest:
-            await self._run(
-                sql.APPLIED,
-                customer_ids=list(newest),
-                versions=[r.profile_version for r in newest.values()],
-                event_ids=[r.event_id for r in newest.values()],
             )
 
     async def _release_lanes(self, records: Sequence[SyncRecord]) -> None:

@@ -108,7 +108,11 @@ def settings_from_env(environ: Mapping[str, str]) -> ConnectorSettings:
     top = load_settings(ConnectorSettings, environ, ENV_PREFIX)
     return msgspec.structs.replace(
         top,
-        database=load_settings(DatabaseSettings, environ, f"{ENV_PREFIX}DB_"),
+        # No pre-ping by default: the connector retries every database fault anyway, and the ping
+        # was one round trip in ten on the fast path.
+        database=load_settings(
+            DatabaseSettings, {f"{ENV_PREFIX}DB_POOL_PRE_PING": "false", **environ}, f"{ENV_PREFIX}DB_"
+        ),
         kafka=load_settings(KafkaSettings, environ, f"{ENV_PREFIX}KAFKA_"),
         notify=load_settings(NotifySettings, environ, f"{ENV_PREFIX}NOTIFY_"),
         profile=load_settings(ProfileApiSettings, environ, f"{ENV_PREFIX}PROFILE_"),

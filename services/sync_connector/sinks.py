@@ -11,11 +11,12 @@ from typing import ClassVar, Protocol
 
 import aiohttp
 import msgspec
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation._semconv import _StabilityMode
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from contracts.events import CustomerNameChanged
+from libs.kit.telemetry import records_spans
 from services.sync_connector.settings import SystemEndpoint
 from services.sync_connector.signing import SIGNATURE_HEADER, sign_body
 
@@ -105,14 +106,21 @@ class Sink(Protocol):
 def make_http_session(timeout_s: float, tracer_provider: trace.TracerProvider | None = None) -> aiohttp.ClientSession:
     """The one pooled session all sinks share.
 
-    The maintained aiohttp-client instrumentation makes the CLIENT span of every call
-    (stable HTTP semantic conventions) and injects its ``traceparent``.
+    When spans are recorded, the maintained aiohttp-client instrumentation makes the CLIENT
+    span of every call (stable HTTP semantic conventions) and injects its ``traceparent``.
+    Otherwise it is left out (about a tenth of the connector's CPU, for spans nobody reads)
+    and the sink injects the current span's ``traceparent`` itself.
     """
-    tracing = create_trace_config(tracer_provider=tracer_provider, sem_conv_opt_in_mode=_StabilityMode.HTTP)
+    provider = tracer_provider or trace.get_tracer_provider()
+    tracing = (
+        [create_trace_config(tracer_provider=provider, sem_conv_opt_in_mode=_StabilityMode.HTTP)]
+        if records_spans(provider)
+        else []
+    )
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout_s),
         connector=aiohttp.TCPConnector(limit=100, limit_per_host=30),
-        trace_configs=[tracing],
+        trace_configs=tracing,
     )
 
 
@@ -129,6 +137,7 @@ class HttpSink:
 
     async def send(self, idempotency_key: str, body: bytes) -> SinkResponse:
         headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
+        propagate.inject(headers)  # the instrumentation, when present, replaces it with its CLIENT span's
         if self._endpoint.secret:
             headers[SIGNATURE_HEADER] = sign_body(self._endpoint.secret, body)
         try:

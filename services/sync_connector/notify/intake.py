@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import encode_event
 from libs.kit.logging import get_logger
-from services.sync_connector.delivery import AcceptedEvent
+from services.sync_connector.batches import AcceptedEvent
 from services.sync_connector.notify.metrics import NotificationMetrics
 from services.sync_connector.notify.records import NotificationStatus, NotificationUnitOfWork
 from services.sync_connector.notify.settings import Channel

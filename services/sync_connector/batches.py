@@ -1,0 +1,64 @@
+"""The fast path's units: an event read from Kafka, a claim to call for a record, and waves of a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+from opentelemetry import trace
+
+from contracts.events import CustomerNameChanged
+from services.sync_connector.breaker import Permit
+from services.sync_connector.records import SyncRecord
+
+
+class AcceptedEvent(msgspec.Struct, frozen=True):
+    """An event just read from Kafka, with the span its processing belongs to."""
+
+    event_id: str
+    event: CustomerNameChanged
+    headers: dict[str, str]
+    span: trace.Span = trace.INVALID_SPAN
+
+
+class Claim(msgspec.Struct, frozen=True):
+    """The right to make one call for a record: shown back (token) when recording the result."""
+
+    record: SyncRecord
+    token: str
+    permit: Permit
+    span: trace.Span | None = None  # the call's parent; None: the current span
+
+    # What the retry scheduler needs of any claim (``scheduler.ScheduledClaim``).
+    @property
+    def record_id(self) -> int:
+        return self.record.id
+
+    @property
+    def event_id(self) -> str:
+        return self.record.event_id
+
+    @property
+    def trace_headers(self) -> dict[str, str]:
+        return self.record.event_headers
+
+
+def waves(events: Sequence[AcceptedEvent], max_wave: int) -> list[list[int]]:
+    """Indexes of ``events`` in waves of at most ``max_wave``: each customer at most once per wave, a
+    customer's events in order across waves.
+
+    All calls of a wave start together and end within the HTTP timeout (which covers waiting for a
+    pooled connection), so the wave's claims never outlive their lease.
+    """
+    waves: list[list[int]] = []
+    last_wave: dict[str, int] = {}  # customer -> the wave of its latest event so far
+    for index, accepted in enumerate(events):
+        customer = accepted.event.customer_id
+        wave = last_wave.get(customer, -1) + 1
+        while wave < len(waves) and len(waves[wave]) >= max_wave:
+            wave += 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(index)
+        last_wave[customer] = wave
+    return waves
