@@ -18,7 +18,7 @@ import asyncpg
 from contracts.events import decode_event
 from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
 from services.sync_connector.sinks import encode_payload
-from tests.perf.harness import Figure, fresh_database, percentile
+from tests.perf.harness import Figure, fresh_database, percentile, tree_cpu_seconds
 from tests.perf.pipeline_support import (
     APPLIED_RATE,
     CONNECTOR_EVENTS,
@@ -36,9 +36,9 @@ async def commit_to_applied(url: str, bootstrap: str) -> Figure:
     topic = f"bench-applied-{uuid.uuid4().hex[:8]}"
     await ensure_topic(KafkaSettings(bootstrap_servers=bootstrap), topic)
     with (
-        stubs_process() as stubs_url,
+        stubs_process() as stubs,
         relay_process(url, bootstrap, topic),
-        connector_process(url, bootstrap, topic, stubs_url),
+        connector_process(url, bootstrap, topic, stubs.url),
     ):
         committed = await steady_writes(url, APPLIED_RATE, STEADY_SECONDS)
         conn = await asyncpg.connect(url)
@@ -70,7 +70,7 @@ async def commit_to_applied(url: str, bootstrap: str) -> Figure:
     )
 
 
-async def connector_throughput(url: str, bootstrap: str) -> Figure:
+async def connector_throughput(url: str, bootstrap: str, pg_pid: int | None) -> Figure:
     topic = f"bench-connector-{uuid.uuid4().hex[:8]}"
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     await ensure_topic(kafka, topic)
@@ -90,34 +90,61 @@ async def connector_throughput(url: str, bootstrap: str) -> Figure:
         bodies.append(str(event_id))
     await producer.flush()
     await producer.stop()
-    with stubs_process() as stubs_url:
-        with connector_process(url, bootstrap, topic, stubs_url, systems=("CRM",)):
-            conn = await asyncpg.connect(url)
-            try:
-                deadline = time.monotonic() + 180
-                while time.monotonic() < deadline:
-                    done = await conn.fetchval(
-                        "SELECT count(*) FROM sync.external_sync_records "
-                        "WHERE system_code='CRM' AND sync_status='success'"
-                    )
-                    if done >= CONNECTOR_EVENTS:
-                        break
-                    await asyncio.sleep(0.2)  # bounded drain
-                span = await conn.fetchval(
-                    "SELECT extract(epoch FROM max(completed_at) - min(created_at)) "
-                    "FROM sync.external_sync_records WHERE system_code='CRM'"
-                )
-            finally:
-                await conn.close()
-        ours = CONNECTOR_EVENTS / float(span)
-        base = await bare_http_loop(stubs_url, bodies)
+    with stubs_process() as stubs, connector_process(url, bootstrap, topic, stubs.url, systems=("CRM",)) as connector:
+        pids = {
+            "connector": connector.process.pid if connector.process else None,
+            "stubs": stubs.pid,
+            "postgres": pg_pid,
+        }
+        conn = await asyncpg.connect(url)
+        try:
+            ours, cpu = await _measure_drain(conn, pids)
+        finally:
+            await conn.close()
+        base, base_cpu = await bare_http_loop(stubs.url, bodies, stubs.pid)
+    per_delivery = " + ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
+    busy = sum(ms for ms in cpu.values() if ms == ms)  # noqa: PLR0124 - skips NaN (external services)
     return Figure(
-        "connector deliveries to one stub system", "throughput", ours, base, ">= 5,000/s and >= 0.50", "del/s"
+        "connector deliveries to one stub system",
+        "throughput",
+        ours,
+        base,
+        ">= 5,000/s and >= 0.50",
+        "del/s",
+        notes=(
+            f"CPU ms per delivery: {per_delivery} (2 cores bound these processes to {2000 / busy:,.0f}/s); "
+            f"baseline CPU ms per call: " + " + ".join(f"{n} {ms:.2f}" for n, ms in base_cpu.items())
+        ),
     )
 
 
-async def bare_http_loop(stubs_url: str, event_ids: list[str], concurrency: int = 32) -> float:
-    """The same calls (the connector's body for new customers, so each is applied) from plain aiohttp."""
+async def _measure_drain(conn: asyncpg.Connection, pids: dict[str, int | None]) -> tuple[float, dict[str, float]]:
+    """Deliveries/s from the first record to the last success, and each process's CPU ms per delivery
+    over the same window (sampled when the first record appears and when the last one succeeds)."""
+    count_done = "SELECT count(*) FROM sync.external_sync_records WHERE system_code='CRM' AND sync_status='success'"
+    deadline = time.monotonic() + 180
+    while not await conn.fetchval("SELECT count(*) FROM sync.external_sync_records") and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # bounded: the connector's first record
+    before = {name: tree_cpu_seconds(pid) if pid else float("nan") for name, pid in pids.items()}
+    done_before = await conn.fetchval(count_done)
+    while (done := await conn.fetchval(count_done)) < CONNECTOR_EVENTS and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # bounded drain
+    after = {name: tree_cpu_seconds(pid) if pid else float("nan") for name, pid in pids.items()}
+    span = await conn.fetchval(
+        "SELECT extract(epoch FROM max(completed_at) - min(created_at)) FROM sync.external_sync_records "
+        "WHERE system_code='CRM'"
+    )
+    measured = max(1, done - done_before)
+    return CONNECTOR_EVENTS / float(span), {n: (after[n] - before[n]) * 1000 / measured for n in pids}
+
+
+async def bare_http_loop(
+    stubs_url: str, event_ids: list[str], stubs_pid: int | None, concurrency: int = 32
+) -> tuple[float, dict[str, float]]:
+    """The same calls (the connector's body for new customers, so each is applied) from plain aiohttp.
+
+    Returns calls/s and the CPU ms per call of this client and of the stub server.
+    """
     queue = [(key, encode_payload(key, decode_event(event(uuid.UUID(key), f"U{key[:16]}")[2]))) for key in event_ids]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
@@ -128,15 +155,21 @@ async def bare_http_loop(stubs_url: str, event_ids: list[str], concurrency: int 
                 async with session.post(f"{stubs_url}/api/customer/update", data=body, headers=headers) as response:
                     await response.read()
 
+        stubs_before = tree_cpu_seconds(stubs_pid) if stubs_pid else float("nan")
+        client_before = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return len(event_ids) / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        client = time.process_time() - client_before
+        stubs = (tree_cpu_seconds(stubs_pid) if stubs_pid else float("nan")) - stubs_before
+    calls = len(event_ids)
+    return calls / elapsed, {"client": client * 1000 / calls, "stubs": stubs * 1000 / calls}
 
 
-async def run(postgres_url: str, bootstrap: str) -> list[Figure]:
+async def run(postgres_url: str, bootstrap: str, postgres_pid: int | None = None) -> list[Figure]:
     figures = []
     url = await fresh_database(postgres_url, "bench_pipeline")
     figures.append(await commit_to_applied(url, bootstrap))
     url = await fresh_database(postgres_url, "bench_pipeline")
-    figures.append(await connector_throughput(url, bootstrap))
+    figures.append(await connector_throughput(url, bootstrap, postgres_pid))
     return figures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -45,6 +46,7 @@ class Figure:
 class Services:
     postgres_url: str
     kafka_bootstrap: str
+    postgres_pid: int | None = None  # the embedded server's postmaster (None for external services)
 
 
 @contextmanager
@@ -59,7 +61,7 @@ def real_services() -> Iterator[Services]:
     postgres.start()
     broker.start()
     try:
-        yield Services(postgres.url, broker.bootstrap)
+        yield Services(postgres.url, broker.bootstrap, postgres.process.pid if postgres.process else None)
     finally:
         broker.stop()
         postgres.stop()
@@ -121,6 +123,21 @@ class PeakRss:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             except TimeoutError:
                 continue
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds a process and its children used so far (exited children included once reaped)."""
+    try:
+        process = psutil.Process(pid)
+        times = process.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+    except psutil.Error:
+        return float("nan")
+    return total
 
 
 def machine() -> dict[str, object]:

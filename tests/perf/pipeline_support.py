@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -135,8 +136,14 @@ def connector_process(
         connector.stop()
 
 
+@dataclass(frozen=True)
+class Stubs:
+    url: str
+    pid: int | None
+
+
 @contextmanager
-def stubs_process() -> Iterator[str]:
+def stubs_process() -> Iterator[Stubs]:
     port = free_port()
     stubs = ServiceProcess(
         "stubs",
@@ -147,6 +154,6 @@ def stubs_process() -> Iterator[str]:
     )
     stubs.start(timeout=60)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield Stubs(f"http://127.0.0.1:{port}", stubs.process.pid if stubs.process else None)
     finally:
         stubs.stop()
