@@ -55,11 +55,16 @@ class _Top(msgspec.Struct, frozen=True):
     backlog_refresh_s: float = 5.0
 
 
+# The API holds a connection per request in flight: with fewer pooled ones, busy moments open and
+# close overflow connections (a connect plus type introspection each) instead of reusing them.
+_DATABASE_DEFAULTS = {f"{ENV_PREFIX}DB_POOL_SIZE": "20"}
+
+
 def settings_from_env(environ: Mapping[str, str]) -> ProfileSettings:
     """``PROFILE_DB_URL``, ``PROFILE_KAFKA_BOOTSTRAP_SERVERS``, ``PROFILE_RELAY_TOPIC``, ``PROFILE_HTTP_PORT``..."""
     top = load_settings(_Top, environ, ENV_PREFIX)
     return ProfileSettings(
-        database=load_settings(DatabaseSettings, environ, f"{ENV_PREFIX}DB_"),
+        database=load_settings(DatabaseSettings, {**_DATABASE_DEFAULTS, **environ}, f"{ENV_PREFIX}DB_"),
         kafka=load_settings(KafkaSettings, environ, f"{ENV_PREFIX}KAFKA_"),
         relay=load_settings(RelaySettings, environ, f"{ENV_PREFIX}RELAY_"),
         http=load_settings(HttpSettings, environ, f"{ENV_PREFIX}HTTP_"),

@@ -15,7 +15,7 @@ from typing import Any, cast
 import asyncpg
 import msgspec
 from opentelemetry import trace
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.outbox.table import OutboxStatus
@@ -33,9 +33,10 @@ _LOCK_QUERY = (
         *(column.label(_CUSTOMER_PREFIX + column.name) for column in customer_profiles.c),
     )
     .join(customer_profiles, customer_profiles.c.customer_id == name_change_applications.c.customer_id)
+    .where(name_change_applications.c.application_id == bindparam("application_id"))
     # Rows are locked in FROM order: the application first, then the customer, as every other writer does.
     .with_for_update()
-)
+)  # one statement object: SQLAlchemy computes its cache key once, not per approval
 
 # The CTEs all see the snapshot the statement starts with; none reads what another writes.
 WRITE_NAME_CHANGE_SQL = """
@@ -107,8 +108,7 @@ class SqlNameChangeLedger:
         self._protector = protector
 
     async def lock(self, application_id: str) -> tuple[NameChangeApplication, Customer] | None:
-        query = _LOCK_QUERY.where(name_change_applications.c.application_id == application_id)
-        row = (await self._connection.execute(query)).mappings().first()
+        row = (await self._connection.execute(_LOCK_QUERY, {"application_id": application_id})).mappings().first()
         if row is None:
             return None
         customer_row = {name: row[_CUSTOMER_PREFIX + name] for name in _CUSTOMER_COLUMNS}
