@@ -29,7 +29,7 @@ it, while every other aggregate keeps flowing.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 import msgspec
@@ -38,7 +38,7 @@ from libs.kit.logging import get_logger
 from libs.outbox.leases import Ownership
 from libs.outbox.metrics import RelayMetrics
 from libs.outbox.producing import ClaimedRow, ManagedProducer, ProducerFactory, is_per_message
-from libs.outbox.sending import Delivered, HandedOver, Outcome, hand_over, in_key_order
+from libs.outbox.sending import Delivered, HandedOver, KeyPartitions, Outcome, hand_over, in_key_order
 from libs.outbox.settings import RelaySettings
 
 log = get_logger(__name__)
@@ -97,6 +97,16 @@ class InFlightBatch(msgspec.Struct):
 _HELD = "ARRAY(SELECT shard FROM lease)"
 
 
+def _numbers(param: str) -> str:
+    """A bigint[] sent as comma-separated text: asyncpg encodes a list parameter element by element
+    with abstract-class checks, a visible share of the relay's CPU for thousands of rows."""
+    return f"string_to_array({param}, ',')::bigint[]"
+
+
+def _number_list(values: Iterable[int]) -> str:
+    return ",".join(map(str, values))
+
+
 def _lease_cte(shards_table: str, owner: str, shards: str, tokens: str) -> str:
     """The leases still held under the given tokens, share-locked until the statement's commit.
 
@@ -115,6 +125,7 @@ class BatchPublisher:
 
     def __init__(self, producer_factory: ProducerFactory, settings: RelaySettings, metrics: RelayMetrics) -> None:
         self._producer = ManagedProducer(producer_factory, settings, metrics)
+        self._key_partitions = KeyPartitions()
         self._settings = settings
         self._metrics = metrics
         table = f'"{settings.schema}".outbox'
@@ -126,7 +137,7 @@ class BatchPublisher:
             f"SELECT l.shard FROM {shards} l JOIN unnest($1::smallint[], $2::bigint[]) AS h(shard, token) "
             f"ON h.shard = l.shard AND h.token = l.token WHERE l.owner = $3 AND l.expires_at > now()) "
             f"AND NOT EXISTS (SELECT 1 FROM {table} f WHERE f.status = 'failed' AND f.aggregate_id = o.aggregate_id) "
-            f"AND o.seq NOT IN (SELECT unnest($5::bigint[])) "  # the batch still in flight
+            f"AND o.seq NOT IN (SELECT unnest({_numbers('$5')})) "  # the batches still in flight
             f"ORDER BY o.seq LIMIT $4"
         )
         # last_error stays: a row that needed retries keeps the reason for history.
@@ -134,8 +145,8 @@ class BatchPublisher:
         self._mark_sql = (
             f"{mark_lease}, marked AS (UPDATE {table} o SET status = 'published', published_at = now(), "  # noqa: S608
             f"attempts = o.attempts + 1, published_partition = v.p, published_offset = v.off "
-            f"FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS v(id, p, off) "
-            f"WHERE o.id = v.id AND o.status = 'pending' AND o.shard = ANY({_HELD}) RETURNING 1) "
+            f"FROM unnest({_numbers('$1')}, {_numbers('$2')}, {_numbers('$3')}) AS v(seq, p, off) "
+            f"WHERE o.seq = v.seq AND o.status = 'pending' AND o.shard = ANY({_HELD}) RETURNING 1) "
             f"SELECT count(*) FROM marked"
         )
         fail_lease = _lease_cte(shards, "$5", "$6", "$7")
@@ -168,7 +179,7 @@ class BatchPublisher:
             list(ownership.tokens),
             ownership.owner,
             self._settings.batch_size,
-            in_flight.seqs if in_flight is not None else [],
+            _number_list(in_flight.seqs if in_flight is not None else ()),
         )
         return [ClaimedRow(*record) for record in records]
 
@@ -181,7 +192,8 @@ class BatchPublisher:
             log.warning("relay_producer_unavailable", error=repr(exc))
             return InFlightBatch(ownership, rows, None, started)
         self._metrics.in_flight.inc(len(rows))
-        return InFlightBatch(ownership, rows, await hand_over(producer, self._settings.topic, rows), started)
+        handed = await hand_over(producer, self._settings.topic, rows, self._key_partitions)
+        return InFlightBatch(ownership, rows, handed, started)
 
     async def settle(self, conn: asyncpg.Connection, batch: InFlightBatch, blocked: set[str]) -> BatchResult:
         """Wait for the batch's acknowledgements, mark what was published in key order, record failures.
@@ -224,9 +236,9 @@ class BatchPublisher:
     ) -> int:
         marked: int = await conn.fetchval(
             self._mark_sql,
-            [row.id for row, _ in done],
-            [delivered.partition for _, delivered in done],
-            [delivered.offset for _, delivered in done],
+            _number_list(row.seq for row, _ in done),
+            _number_list(delivered.partition for _, delivered in done),
+            _number_list(delivered.offset for _, delivered in done),
             ownership.owner,
             list(ownership.shards),
             list(ownership.tokens),

@@ -31,7 +31,30 @@ from libs.outbox.producing import ClaimedRow, MalformedRowError, is_per_message,
 
 # aiokafka's own default, used if the producer does not expose its limit.
 _DEFAULT_MAX_REQUEST_SIZE = 1_048_576
-_partitioner = DefaultPartitioner()
+_PARTITION_CACHE_KEYS = 100_000
+
+
+class KeyPartitions:
+    """The producer's default partitioner (murmur2, pure Python: ~1/8 of the relay's CPU) with the
+    answer remembered per key while the topic's partitions stay the same (bounded)."""
+
+    def __init__(self) -> None:
+        self._partitioner = DefaultPartitioner()
+        self._partitions: list[int] = []
+        self._of_key: dict[bytes, int] = {}
+
+    def use(self, partitions: list[int]) -> None:
+        if partitions != self._partitions:
+            self._partitions = partitions
+            self._of_key.clear()
+        elif len(self._of_key) > _PARTITION_CACHE_KEYS:
+            self._of_key.clear()
+
+    def of(self, key: bytes) -> int:
+        partition = self._of_key.get(key)
+        if partition is None:
+            partition = self._of_key[key] = self._partitioner(key, self._partitions, self._partitions)
+        return partition
 
 
 class Delivered(NamedTuple):
@@ -107,7 +130,9 @@ def in_key_order(rows: Sequence[ClaimedRow], outcomes: Sequence[Outcome], blocke
     return settled
 
 
-async def hand_over(producer: AIOKafkaProducer, topic: str, rows: Sequence[ClaimedRow]) -> HandedOver:
+async def hand_over(
+    producer: AIOKafkaProducer, topic: str, rows: Sequence[ClaimedRow], key_partitions: KeyPartitions
+) -> HandedOver:
     """Append every row to its partition's batch and submit the batches; nothing is awaited from the broker.
 
     A key stops at its first failing row; a broker error (metadata, full buffer) stops the claim.
@@ -119,6 +144,7 @@ async def hand_over(producer: AIOKafkaProducer, topic: str, rows: Sequence[Claim
         if rows:
             slots[0] = exc
         return HandedOver(rows, slots)
+    key_partitions.use(partitions)
     max_size: int = getattr(producer, "_max_request_size", _DEFAULT_MAX_REQUEST_SIZE)
     open_batches: dict[int, _PartitionBatch] = {}
     blocked: set[str] = set()
@@ -135,7 +161,7 @@ async def hand_over(producer: AIOKafkaProducer, topic: str, rows: Sequence[Claim
                     slots[index] = exc
                     blocked.add(row.aggregate_id)
                     continue
-                partition = _partitioner(key, partitions, partitions)
+                partition = key_partitions.of(key)
                 batch = open_batches.get(partition)
                 if batch is None:
                     batch = open_batches[partition] = _PartitionBatch(producer, partition)
@@ -207,4 +233,4 @@ def _decode_headers(row: ClaimedRow) -> dict[str, str]:
         raise MalformedRowError(msg) from exc
 
 
-__all__ = ["Delivered", "HandedOver", "Outcome", "hand_over", "in_key_order", "is_per_message"]
+__all__ = ["Delivered", "HandedOver", "KeyPartitions", "Outcome", "hand_over", "in_key_order", "is_per_message"]

@@ -140,7 +140,7 @@ async def test_claiming_and_cleaning_read_their_partial_indexes_however_large_th
         claim_plan = "\n".join(
             r[0]
             for r in await conn.fetch(
-                f"EXPLAIN {claim}", list(range(SHARD_COUNT)), [1] * SHARD_COUNT, "someone", settings.batch_size, [7]
+                f"EXPLAIN {claim}", list(range(SHARD_COUNT)), [1] * SHARD_COUNT, "someone", settings.batch_size, "7"
             )
         )
         cleanup = Retention(settings, RelayMetrics(CollectorRegistry()))._sql
