@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -35,11 +36,15 @@ from tests.perf.pipeline_support import (
 async def commit_to_applied(url: str, bootstrap: str) -> Figure:
     topic = f"bench-applied-{uuid.uuid4().hex[:8]}"
     await ensure_topic(KafkaSettings(bootstrap_servers=bootstrap), topic)
+    # One connector process per system (CONNECTOR_SYSTEMS), as deployed: a system's deliveries use
+    # their own event loop and core, and one system's load never slows another's.
     with (
         stubs_process() as stubs,
         relay_process(url, bootstrap, topic),
-        connector_process(url, bootstrap, topic, stubs.url),
+        contextlib.ExitStack() as connectors,
     ):
+        for system in SYSTEMS:
+            connectors.enter_context(connector_process(url, bootstrap, topic, stubs.url, systems=(system,)))
         committed = await steady_writes(url, APPLIED_RATE, STEADY_SECONDS)
         conn = await asyncpg.connect(url)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -125,6 +126,7 @@ def connector_process(
             "CONNECTOR_LOG_LEVEL": "WARNING",
             **{f"CONNECTOR_{k}": v for k, v in GROUP_TIMEOUTS.items()},
             "CONNECTOR_SYSTEMS": json.dumps(list(systems)),
+            **{k.removeprefix("BENCH_"): v for k, v in os.environ.items() if k.startswith("BENCH_CONNECTOR_")},
             **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
         },
         health_url=f"http://127.0.0.1:{port}/ready",
