@@ -5,12 +5,12 @@ live in one shard. An instance holds leases on a fair share of the shards
 (``libs.outbox.leases``) and publishes only those (``libs.outbox.publisher``); one
 aggregate's rows are therefore published by one instance at a time, in commit order.
 
-One instance runs two tasks on two database sessions:
+One instance runs two tasks on three database sessions:
 
 * the worker: LISTEN for inserts, claim -> produce -> mark batches of the claimable
   shards, and retention between batches. While the backlog fills whole batches, the next
   batch is claimed and handed to the producer while the previous one waits for its
-  acknowledgements and its mark (``libs.outbox.publisher``);
+  acknowledgements and is marked on a second session (``libs.outbox.pipeline``);
 * the lease keeper, every ``lease_renew_interval_s``: heartbeat, renew the leases,
   rebalance to ceil(N / live instances), refresh the blocked-key report. Renewal does not
   wait for a batch, so a slow broker does not cost the leases.
@@ -35,8 +35,9 @@ from libs.kit.logging import get_logger
 from libs.outbox.blocked import BlockedKeys
 from libs.outbox.leases import ShardLeases, default_instance_id, plan_rebalance
 from libs.outbox.metrics import RelayMetrics
+from libs.outbox.pipeline import BatchPipeline
 from libs.outbox.producing import ProducerFactory
-from libs.outbox.publisher import BatchPublisher, BatchResult, InFlightBatch
+from libs.outbox.publisher import BatchPublisher, BatchResult
 from libs.outbox.retention import Retention
 from libs.outbox.settings import RelaySettings
 from libs.outbox.table import notify_channel
@@ -68,9 +69,8 @@ class OutboxRelay:
         self._leases = ShardLeases(settings, metrics, self.instance_id)
         self._blocked = BlockedKeys(settings, metrics)
         self._retention = Retention(settings, metrics)
+        self._pipeline = BatchPipeline(self._publisher, self._leases, settings)
         self._wakeup = asyncio.Event()
-        # Shards the batches in flight claim from: the keeper releases none of them.
-        self._busy: frozenset[int] = frozenset()
 
     @property
     def held_shards(self) -> frozenset[int]:
@@ -111,30 +111,33 @@ class OutboxRelay:
             await _wait(stop, self._settings.reconnect_delay_s)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        """Two sessions (worker, lease keeper) that live and die together."""
-        work = await self._connect("worker")
+        """Three sessions (worker, marks, lease keeper) that live and die together."""
+        connections: list[asyncpg.Connection] = []
         try:
-            lease_conn = await self._connect("leases")
+            for role in ("worker", "marks", "leases"):
+                connections.append(await self._connect(role))  # noqa: PERF401 - closed on failure
         except BaseException:
-            await _close_connection(work)
+            for conn in connections:
+                await _close_connection(conn)
             raise
+        work, mark_conn, lease_conn = connections
         keeper: asyncio.Task[None] | None = None
         try:
-            for conn in (work, lease_conn):
+            for conn in connections:
                 conn.add_termination_listener(self._on_notify)
             await self._keep_tick(lease_conn)  # renew what we still hold before claiming anything
             keeper = asyncio.create_task(self._keep(lease_conn, stop), name=f"outbox-leases-{self.instance_id}")
             keeper.add_done_callback(lambda _: self._wakeup.set())
             await work.add_listener(notify_channel(self._settings.schema), self._on_notify)
             log.info("relay_session_started", instance_id=self.instance_id, shards=sorted(self._leases.held))
-            await self._relay_loop(work, stop, keeper)
+            await self._relay_loop(work, mark_conn, stop, keeper)
         finally:
             if keeper is not None:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await keeper
-            await _close_connection(work)
-            await _close_connection(lease_conn)
+            for conn in connections:
+                await _close_connection(conn)
 
     async def _connect(self, role: str) -> asyncpg.Connection:
         application_name = f"outbox-relay:{self._settings.schema}:{role}:{self.instance_id}"[:63]
@@ -146,61 +149,32 @@ class OutboxRelay:
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()
 
-    async def _relay_loop(self, conn: asyncpg.Connection, stop: asyncio.Event, keeper: asyncio.Task[None]) -> None:
-        in_flight: InFlightBatch | None = None
+    async def _relay_loop(
+        self, conn: asyncpg.Connection, mark_conn: asyncpg.Connection, stop: asyncio.Event, keeper: asyncio.Task[None]
+    ) -> None:
+        pipeline = self._pipeline
         try:
-            while not stop.is_set() or in_flight is not None:
+            while not stop.is_set() or pipeline.in_flight is not None:
                 if keeper.done():
                     keeper.result()  # raises what ended it
                     msg = "lease keeper stopped"
                     raise asyncpg.InterfaceError(msg)
                 self._wakeup.clear()
-                in_flight, result, caught_up = await self._relay_step(conn, in_flight, stop)
+                step = await pipeline.step(conn, mark_conn, stop=stop.is_set())
                 if self._retention.due():
                     await self._retention.run(conn, self._leases.claimable().shards)
-                if result.failed:
+                if step.result.failed:
                     await _wait(stop, self._settings.retry_delay_s)
-                elif caught_up and not stop.is_set():
+                elif step.caught_up and not stop.is_set():
                     # Sleep until a NOTIFY, new shards, the poll interval, stop or a lost session.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.poll_interval_s)
-                if conn.is_closed():
+                if conn.is_closed() or mark_conn.is_closed():
                     msg = "relay connection closed"
                     raise asyncpg.InterfaceError(msg)
         finally:
-            # A batch abandoned with its session stays pending: the next claim sends it again.
-            self._busy = frozenset()
+            pipeline.abandon()
             self._metrics.in_flight.set(0)
-
-    async def _relay_step(
-        self, conn: asyncpg.Connection, in_flight: InFlightBatch | None, stop: asyncio.Event
-    ) -> tuple[InFlightBatch | None, BatchResult, bool]:
-        """Claim and send the next batch, then settle the one before it; the new one stays in flight
-        only if it is full and everything before it went through. Returns it, the settled result, and
-        whether the claim caught up with the outbox."""
-        publisher = self._publisher
-        ownership = self._leases.claimable()
-        # Behind a batch whose rows did not all reach the producer (a poison row, a broker error),
-        # the next claim waits: it would send later rows of their keys first.
-        overtaking = in_flight is not None and in_flight.stopped
-        rows = [] if stop.is_set() or overtaking else await publisher.claim(conn, ownership, in_flight)
-        following = await publisher.send(rows, ownership) if rows else None
-        self._busy = frozenset(ownership.shards if following else ()) | (
-            frozenset(in_flight.ownership.shards) if in_flight else frozenset()
-        )
-        caught_up = len(rows) < self._settings.batch_size and not overtaking
-        blocked: set[str] = set()  # keys failed in the first batch hold theirs back in the second
-        result = BatchResult()
-        if in_flight is not None:
-            result = await publisher.settle(conn, in_flight, blocked)
-        if following is not None and (caught_up or not result.clean):
-            # Nothing to overlap with, or after a failure: the next claim starts from the first pending row.
-            result += await publisher.settle(conn, following, blocked)
-            following = None
-        self._busy = frozenset(following.ownership.shards) if following is not None else frozenset()
-        if following is None or result.clean:
-            await publisher.account(result)
-        return following, result, caught_up
 
     async def _keep(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -216,7 +190,7 @@ class OutboxRelay:
         active = [s for s in leases.held if s not in leases.draining]
         plan = plan_rebalance(active, leases.total_shards, live)
         leases.draining |= plan.release
-        if releasable := leases.draining - self._busy:
+        if releasable := leases.draining - self._pipeline.busy:
             await leases.release(conn, releasable)
         if plan.acquire and await leases.acquire(conn, plan.acquire):
             self._wakeup.set()
