@@ -1,14 +1,16 @@
 """The relay's batch pipeline: claim and hand over the next batch while the previous one settles.
 
-While the backlog fills whole batches, each step claims batch N+1 on the worker session
-(leaving out the rows of batch N, still pending) and hands it to the producer, while batch N
-waits for its acknowledgements and is marked on a second session. The database does the
-claim and the mark at the same time, and the relay's own work overlaps both.
+Each step claims batch N+1 on the worker session (leaving out the rows of batch N, still
+pending) and hands it to the producer, while batch N waits for its acknowledgements and is
+marked on a second session. Draining a backlog, the database claims and marks at the same
+time and the relay's own work overlaps both; caught up, rows committed while a batch waits
+for its acknowledgements are claimed without waiting for them (and for the mark). The
+relay sleeps only when a claim finds nothing and nothing is in flight.
 
 Order and fencing are those of ``libs.outbox.publisher``: batch N+1 reaches each partition
 after batch N; a key that failed in N holds its rows in N+1 back (not marked, sent again);
-after any failure, or a short (caught-up) batch, both are settled before the next claim,
-which then starts again from the first pending row. Behind a batch some of whose rows never
+after any failure both are settled before the next claim, which then starts again from the
+first pending row. Behind a batch some of whose rows never
 reached the producer (a poison row, a broker error) nothing is claimed until it is settled:
 later rows of those keys must not be sent before them.
 """
@@ -28,7 +30,7 @@ from libs.outbox.settings import RelaySettings
 
 class Step(msgspec.Struct, frozen=True):
     result: BatchResult
-    # The claim found fewer rows than a batch: sleep until something new arrives.
+    # The claim found fewer rows than a batch and nothing is in flight: sleep until something new arrives.
     caught_up: bool
 
 
@@ -66,14 +68,14 @@ class BatchPipeline:
                     await settling
             raise
         caught_up = len(rows) < self._settings.batch_size and not overtaking
-        if following is not None and (caught_up or not result.clean):
+        if following is not None and not result.clean:
             result += await publisher.settle(mark_conn, following, blocked)
             following = None
         self.in_flight = following
         self.busy = _shards(following)
         if following is None or result.clean:
             await publisher.account(result)
-        return Step(result, caught_up)
+        return Step(result, caught_up and following is None)
 
 
 def _shards(*batches: InFlightBatch | None) -> frozenset[int]:
