@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
+from typing import Any
 
 import click
 
@@ -11,7 +14,7 @@ from services.profile.entrypoints.cli_keys import keys
 from services.profile.entrypoints.cli_ledger import LEDGER_COMMANDS
 from services.profile.entrypoints.cli_outbox import outbox
 from services.profile.entrypoints.cli_token import token
-from services.profile.settings import settings_from_env
+from services.profile.settings import ProfileSettings, settings_from_env
 
 
 @click.group()
@@ -27,14 +30,32 @@ def serve() -> None:
     from services.profile.entrypoints.http.app import create_app  # noqa: PLC0415
 
     settings = settings_from_env(os.environ)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http.host,
-        port=settings.http.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    workers = settings.http.workers
+    if workers <= 1:
+        uvicorn.run(create_app(settings), **_uvicorn_options(settings))
+        return
+    # Fresh for each start: samples left by an earlier run's workers would be added to this one's.
+    metrics_dir = tempfile.mkdtemp(prefix="profile-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by prometheus_client in each worker
+    try:
+        uvicorn.run(
+            "services.profile.entrypoints.http.app:app_from_env",
+            factory=True,
+            workers=workers,
+            **_uvicorn_options(settings),
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _uvicorn_options(settings: ProfileSettings) -> dict[str, Any]:
+    return {
+        "host": settings.http.host,
+        "port": settings.http.port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 @cli.command()

@@ -25,6 +25,8 @@ class HttpSettings(msgspec.Struct, frozen=True):
     max_batch_size: int = 100
     # Pooled connections idle this long are pinged before use; busier ones are not (libs/kit/db.py).
     db_ping_after_idle_s: float = 1.0
+    # Worker processes (uvicorn) sharing the port: one per core lets the API use every core.
+    workers: int = 1
 
 
 class ProfileSettings(msgspec.Struct, frozen=True):

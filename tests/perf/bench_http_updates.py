@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -184,8 +185,9 @@ async def open_loop(base_url: str, application_ids: list[str], rate: float) -> l
 def service_cpu_s(service: ServiceProcess) -> float:
     if service.process is None:
         return 0.0
-    times = psutil.Process(service.process.pid).cpu_times()
-    return float(times.user + times.system)
+    supervisor = psutil.Process(service.process.pid)
+    processes = [supervisor, *supervisor.children(recursive=True)]  # uvicorn's workers
+    return sum(float(p.cpu_times().user + p.cpu_times().system) for p in processes)
 
 
 async def run(postgres_url: str) -> tuple[list[Figure], int]:
@@ -203,6 +205,8 @@ async def run(postgres_url: str) -> tuple[list[Figure], int]:
         env={
             "PROFILE_DB_URL": sqlalchemy_url(url),
             "PROFILE_HTTP_PORT": str(port),
+            # One worker: on 2 cores shared with PostgreSQL and this client, a second measured no better.
+            "PROFILE_HTTP_WORKERS": os.environ.get("BENCH_PROFILE_WORKERS", "1"),
             "PROFILE_LOG_LEVEL": "WARNING",
             **auth_env(),
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from libs.kit.db import make_engine
 from libs.kit.logging import configure_logging
@@ -36,7 +38,7 @@ from services.profile.entrypoints.http.trace_redaction import redact_url_attribu
 from services.profile.entrypoints.outbox_admin_wiring import build_outbox_admin_service
 from services.profile.service_layer.metrics import ProfileMetrics
 from services.profile.service_layer.name_changes import NameChangeService
-from services.profile.settings import ProfileSettings
+from services.profile.settings import ProfileSettings, settings_from_env
 
 MAX_REQUEST_BODY_BYTES = 256 * 1024
 TOKEN_CACHE_SIZE = 1024  # verified tokens remembered until they expire (one Ed25519 check each)
@@ -46,6 +48,12 @@ def create_app(settings: ProfileSettings) -> Litestar:
     configure_logging(settings.service_name, settings.log_level)
     tracer_provider = configure_tracing(settings.service_name)
     registry = CollectorRegistry()
+    scrape_registry = registry
+    if settings.http.workers > 1:
+        # Each worker writes its samples to files under PROMETHEUS_MULTIPROC_DIR (set by ``serve``
+        # before the workers start); a scrape, served by any worker, adds up those of all of them.
+        scrape_registry = CollectorRegistry()
+        MultiProcessCollector(scrape_registry)  # type: ignore[no-untyped-call]
     # Built now, so missing or malformed keys stop the start instead of failing requests later.
     protector = ContactProtector.from_settings(settings.crypto)
 
@@ -67,6 +75,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
     def on_app_init(config: AppConfig) -> AppConfig:
         config.state.settings = settings
         config.state.registry = registry
+        config.state.scrape_registry = scrape_registry
         config.state.error_metrics = ErrorMetrics(registry)
         config.state.token_verifier = TokenVerifier(settings.auth, cache_size=TOKEN_CACHE_SIZE)
         return config
@@ -111,3 +120,11 @@ def create_app(settings: ProfileSettings) -> Litestar:
     )
     assert_every_route_guarded(app)
     return app
+
+
+def app_from_env() -> Litestar:
+    """The app of one of several worker processes (``serve`` with ``PROFILE_HTTP_WORKERS`` > 1).
+
+    A worker is a fresh interpreter: it builds its settings from the environment at its start.
+    """
+    return create_app(settings_from_env(os.environ))

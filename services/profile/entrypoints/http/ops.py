@@ -27,5 +27,5 @@ async def ready(state: State) -> Response[dict[str, str]]:
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False, opt={"public": True})
 def metrics(state: State) -> Response[bytes]:
-    registry: CollectorRegistry = state.registry
+    registry: CollectorRegistry = state.scrape_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
