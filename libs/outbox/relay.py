@@ -129,6 +129,7 @@ class OutboxRelay:
             keeper = asyncio.create_task(self._keep(lease_conn, stop), name=f"outbox-leases-{self.instance_id}")
             keeper.add_done_callback(lambda _: self._wakeup.set())
             await work.add_listener(notify_channel(self._settings.schema), self._on_notify)
+            await self._publisher.warm_up()
             log.info("relay_session_started", instance_id=self.instance_id, shards=sorted(self._leases.held))
             await self._relay_loop(work, mark_conn, stop, keeper)
         finally:
