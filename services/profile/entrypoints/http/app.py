@@ -112,7 +112,12 @@ def create_app(settings: ProfileSettings) -> Litestar:
         on_app_init=[on_app_init],
         plugins=[
             OpenTelemetryPlugin(
-                OpenTelemetryConfig(tracer_provider=tracer_provider, server_request_hook_handler=redact_url_attributes)
+                OpenTelemetryConfig(
+                    tracer_provider=tracer_provider,
+                    server_request_hook_handler=redact_url_attributes,
+                    # One server span per request; a child span per ASGI message tells nothing more.
+                    exclude_spans=["receive", "send"],
+                )
             )
         ],
         openapi_config=OpenAPIConfig(title="Customer profile service", version="1.0.0", path="/schema"),

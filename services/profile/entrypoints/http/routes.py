@@ -15,6 +15,7 @@ from services.profile.domain.model import ApplicationOrigin, ApplicationStatus, 
 from services.profile.entrypoints.http import examples as ex
 from services.profile.entrypoints.http.auth import Role, requires
 from services.profile.entrypoints.http.customer_routes import Cursor, Limit, PathId
+from services.profile.entrypoints.http.dependencies import provide_name_changes
 from services.profile.entrypoints.http.ledger_schemas import ApplicationPage
 from services.profile.entrypoints.http.schemas import (
     ApplicationResponse,
@@ -113,10 +114,13 @@ class ApplicationController(Controller):
             DecisionRequest,
             ex.body("approval", {"decision": "approved", "auditorId": "auditor-1", "comment": "材料齐全"}),
         ],
-        name_changes: NamedDependency[NameChangeService],
+        state: State,
         actor: NamedDependency[Actor],
     ) -> UpdateResult | ApplicationResponse:
         """Approval runs the profile update in the same transaction and returns the UpdateResult."""
+        # The service from the state, not as a second dependency: Litestar resolves two dependencies
+        # of one handler in an anyio task group, ~10% of an approval's CPU.
+        name_changes = provide_name_changes(state)
         outcome = await name_changes.decide(application_id, data.decision, data.auditor_id, data.comment, actor)
         if isinstance(outcome, NameChangeApplication):
             return ApplicationResponse.of(outcome)
@@ -169,10 +173,10 @@ class ProfileUpdateController(Controller):
         data: Annotated[
             ProfileUpdateRequest, ex.body("one application", {"applicationId": ex.APPLICATION["applicationId"]})
         ],
-        name_changes: NamedDependency[NameChangeService],
+        state: State,
         actor: NamedDependency[Actor],
     ) -> UpdateResult:
-        return await name_changes.update(data.application_id, actor)
+        return await provide_name_changes(state).update(data.application_id, actor)  # one dependency, as decide
 
     @post(
         "/batch",
