@@ -26,7 +26,6 @@ from services.profile.domain.model import (
     ApplicationStatus,
     Customer,
     CustomerStatus,
-    NameChange,
     NameChangeApplication,
 )
 from services.profile.service_layer.pagination import TimeKey
@@ -130,13 +129,6 @@ class SqlCustomerRepository:
                 )
         except IntegrityError as exc:
             raise CustomerAlreadyExists(f"customer {customer.customer_id} already exists") from exc
-
-    async def apply_name_change(self, change: NameChange) -> None:
-        await self._connection.execute(
-            update(customer_profiles)
-            .where(customer_profiles.c.customer_id == change.customer.customer_id)
-            .values(customer_name=change.application.new_name, version=change.new_version, updated_at=change.changed_at)
-        )
 
     async def save_many(self, customers: Sequence[Customer]) -> None:
         if not customers:
@@ -279,27 +271,6 @@ class SqlApplicationRepository:
                 updated_at=application.updated_at,
             )
         )
-
-    async def complete(self, application_id: str, result: Mapping[str, Any], now: datetime) -> None:
-        await self.complete_many([(application_id, result)], now)
-
-    async def complete_many(self, results: Sequence[tuple[str, Mapping[str, Any]]], now: datetime) -> None:
-        if not results:
-            return
-        statement = (
-            update(name_change_applications)
-            .where(name_change_applications.c.application_id == bindparam("key_application_id"))
-            .values(
-                status=ApplicationStatus.COMPLETED.value,
-                completed_at=now,
-                updated_at=now,
-                update_result=bindparam("new_update_result"),
-                failure_code=None,
-                failure_detail=None,
-            )
-        )
-        rows = [{"key_application_id": key, "new_update_result": dict(result)} for key, result in results]
-        await self._connection.execute(statement, rows)
 
     async def mark_update_failed(self, application_id: str, code: str, detail: str, now: datetime) -> None:
         await self._connection.execute(

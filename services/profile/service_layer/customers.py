@@ -201,5 +201,5 @@ async def _record_edit_name_change(
         operator_id=actor.actor_id,
         now=edit.after.updated_at,
     )
-    await record_name_changes(uow, [change], new_applications=True)
+    await record_name_changes(uow, [change])
     return change.application.application_id

@@ -1,9 +1,10 @@
 """What every committed name change writes besides the profile row, whatever its origin.
 
-An approved application, a profile edit and a restore from a backup all go through
-``record_name_changes``: a history row, the application completed with its result, and
-an outbox event carrying the new profile version (invariant 1). Many changes of one
-transaction are written with one statement per table.
+``name_change_rows`` builds them for one change: a history row, the update result stored
+with the completed application, and an outbox event carrying the new profile version
+(invariant 1). An approval writes them with its one write statement (adapters/
+name_change_ledger.py); a profile edit and a restore from a backup, whose applications
+are new, go through ``record_name_changes``: one statement per table for many changes.
 """
 
 from __future__ import annotations
@@ -32,14 +33,10 @@ def new_application_id() -> str:
     return f"APP-{uuid.uuid4().hex}"
 
 
-async def record_name_changes(
-    uow: ProfileUnitOfWork, changes: Sequence[NameChange], *, new_applications: bool = False
-) -> list[UpdateResult]:
-    """Completed applications, history and outbox events of ``changes``.
+async def record_name_changes(uow: ProfileUnitOfWork, changes: Sequence[NameChange]) -> list[UpdateResult]:
+    """Completed applications (inserted so), history and outbox events of ``changes``.
 
-    ``new_applications``: the applications are inserted already completed (an edit, a
-    restore); otherwise they exist and are completed (an approval). The profile rows are
-    the caller's: an approval writes only the name, an edit or a restore every field.
+    The profile rows are the caller's (an edit or a restore writes every field).
     """
     if not changes:
         return []
@@ -53,13 +50,7 @@ async def record_name_changes(
         results.append(result)
         messages.append(message)
     stored = [msgspec.to_builtins(result) for result in results]
-    if new_applications:
-        await uow.applications.add_many([c.application.completed(c.changed_at) for c in changes], stored)
-    else:
-        await uow.applications.complete_many(
-            [(result.application_id, body) for result, body in zip(results, stored, strict=True)],
-            changes[0].changed_at,
-        )
+    await uow.applications.add_many([c.application.completed(c.changed_at) for c in changes], stored)
     await uow.history.add_many(history)
     if len(messages) == 1:
         await uow.outbox.add(messages[0])

@@ -220,7 +220,7 @@ class RestoreService:
             for s in steps
             if s.name_changed
         ]
-        await record_name_changes(uow, changes, new_applications=True)
+        await record_name_changes(uow, changes)
         application_ids = {c.application.customer_id: c.application.application_id for c in changes}
         entries = [
             customer_entry(
