@@ -16,6 +16,7 @@ class KafkaSettings(msgspec.Struct, frozen=True):
     heartbeat_interval_ms: int = 1_000
     rebalance_timeout_ms: int = 10_000
     request_timeout_ms: int = 15_000
+    # The outbox relay submits complete record batches, which are sent at once: no linger for it.
     linger_ms: int = 5
     max_batch_size: int = 1_048_576
     # The producer rejects a larger message itself (per message, before it reaches a batch);

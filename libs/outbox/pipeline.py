@@ -53,6 +53,8 @@ class BatchPipeline:
     async def step(self, claim_conn: asyncpg.Connection, mark_conn: asyncpg.Connection, stop: bool) -> Step:
         publisher, previous = self._publisher, self.in_flight
         ownership = self._leases.claimable()
+        # Before the first await: the keeper must not release a shard this claim may read.
+        self.busy = _shards(previous) | frozenset(ownership.shards)
         overtaking = previous is not None and previous.stopped
         blocked: set[str] = set()  # keys failed in the previous batch hold theirs back in the next
         settling = asyncio.create_task(publisher.settle(mark_conn, previous, blocked)) if previous is not None else None
