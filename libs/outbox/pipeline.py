@@ -47,6 +47,8 @@ class BatchPipeline:
 
     def abandon(self) -> None:
         """The session is lost: rows in flight stay pending and are claimed again (duplicates, in order)."""
+        if self.in_flight is not None and self.in_flight.handed is not None:
+            self.in_flight.handed.abandon()
         self.in_flight = None
         self.busy = frozenset()
 

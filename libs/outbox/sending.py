@@ -93,10 +93,18 @@ class HandedOver:
         """Some row failed before it reached the producer (its key stopped there, or the claim did)."""
         return any(slot is None or isinstance(slot, BaseException) for slot in self._slots)
 
+    def abandon(self) -> None:
+        """Nobody will wait for the answers (the session is lost): take a failure as read when it comes."""
+        for batch in self._batches():
+            if batch.future is not None:
+                batch.future.add_done_callback(_retrieve)
+
+    def _batches(self) -> list[_PartitionBatch]:
+        return list({id(slot[0]): slot[0] for slot in self._slots if isinstance(slot, tuple)}.values())
+
     async def acknowledged(self) -> list[Outcome]:
         """Per row: delivered (partition, offset), its error, or None if it was not sent."""
-        batches = {id(slot[0]): slot[0] for slot in self._slots if isinstance(slot, tuple)}
-        for batch in batches.values():
+        for batch in self._batches():
             if batch.future is not None:
                 try:
                     await batch.future
@@ -113,6 +121,11 @@ class HandedOver:
             else:
                 outcomes.append(Delivered(batch.partition, batch.future.result().offset + place))
         return outcomes
+
+
+def _retrieve(future: asyncio.Future[RecordMetadata]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def in_key_order(rows: Sequence[ClaimedRow], outcomes: Sequence[Outcome], blocked: set[str]) -> list[Outcome]:
