@@ -114,12 +114,11 @@ class SyncDelivery:
         spans = {e.event_id: e.span for e in wave}
         async with SyncUnitOfWork(self._engine, self.system_code) as uow:
             lanes = await uow.records.lock_lanes([n.customer_id for n in new])
-            records = await uow.records.open(self._sink.system, new, self._policy.max_retries)
-            blockers = await uow.records.blockers([r for r in records if r.status not in TERMINAL_STATUSES])
+            opened = await uow.records.open(self._sink.system, new, self._policy.max_retries)
             verdicts: dict[str, str] = {}
             to_claim: list[tuple[SyncRecord, Permit]] = []
-            for record in records:
-                verdict = await self._decide(uow, record, lanes[record.customer_id], blockers.get(record.id))
+            for record, blocker in opened:
+                verdict = await self._decide(uow, record, lanes[record.customer_id], blocker)
                 if verdict is Verdict.SEND and (permit := await self._permit_or_defer(uow, record)) is not None:
                     to_claim.append((record, permit))
                 else:

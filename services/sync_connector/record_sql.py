@@ -22,18 +22,31 @@ LANE_COLUMNS = """
 """
 
 # A no-op update on conflict, so RETURNING also yields (and locks) the records seen before (redeliveries).
+# Each open record comes with its blocker: the oldest other open record of its lane, ahead of it. The
+# blocker query sees the rows as they were before this statement: rows it inserts are of other lanes
+# (one record per lane per call).
 OPEN = text(f"""
-    INSERT INTO sync.external_sync_records AS r
-        (event_id, customer_id, application_id, system_code, system_name, sync_data, max_retry_count,
-         profile_version, event_headers)
-    SELECT v.event_id, v.customer_id, v.application_id, :system_code, :system_name, CAST(v.sync_data AS jsonb),
-           :max_retry_count, v.profile_version, CAST(v.event_headers AS jsonb)
-    FROM unnest(CAST(:event_ids AS uuid[]), CAST(:customer_ids AS text[]), CAST(:application_ids AS text[]),
-                CAST(:sync_data AS text[]), CAST(:versions AS int[]), CAST(:event_headers AS text[]))
-         AS v(event_id, customer_id, application_id, sync_data, profile_version, event_headers)
-    ORDER BY v.customer_id, v.profile_version
-    ON CONFLICT (event_id, system_code) DO UPDATE SET event_id = EXCLUDED.event_id
-    RETURNING {RECORD_COLUMNS}
+    WITH opened AS (
+        INSERT INTO sync.external_sync_records AS r
+            (event_id, customer_id, application_id, system_code, system_name, sync_data, max_retry_count,
+             profile_version, event_headers)
+        SELECT v.event_id, v.customer_id, v.application_id, :system_code, :system_name, CAST(v.sync_data AS jsonb),
+               :max_retry_count, v.profile_version, CAST(v.event_headers AS jsonb)
+        FROM unnest(CAST(:event_ids AS uuid[]), CAST(:customer_ids AS text[]), CAST(:application_ids AS text[]),
+                    CAST(:sync_data AS text[]), CAST(:versions AS int[]), CAST(:event_headers AS text[]))
+             AS v(event_id, customer_id, application_id, sync_data, profile_version, event_headers)
+        ORDER BY v.customer_id, v.profile_version
+        ON CONFLICT (event_id, system_code) DO UPDATE SET event_id = EXCLUDED.event_id
+        RETURNING {RECORD_COLUMNS}
+    )
+    SELECT o.*, b.id AS blocker_id, b.profile_version AS blocker_version, b.next_attempt_at AS blocker_next_attempt_at
+    FROM opened o LEFT JOIN LATERAL (
+        SELECT r.id, r.profile_version, r.next_attempt_at FROM sync.external_sync_records r
+        WHERE r.system_code = o.system_code AND r.customer_id = o.customer_id
+          AND r.sync_status IN ('pending', 'retrying') AND (r.profile_version, r.id) < (o.profile_version, o.id)
+        ORDER BY r.profile_version, r.id
+        LIMIT 1
+    ) AS b ON o.status IN ('pending', 'retrying')
 """)  # noqa: S608 - fixed column lists, values are bound parameters
 DUE = text(f"""
     SELECT {RECORD_COLUMNS} FROM sync.external_sync_records r

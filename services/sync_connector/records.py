@@ -75,10 +75,13 @@ class SyncRecordRepository:
     async def _run(self, statement: Any, **params: Any) -> Any:
         return await self._connection.execute(statement, {"system_code": self._system_code, **params})
 
-    async def open(self, system: ExternalSystem, new: Sequence[NewRecord], max_retry_count: int) -> list[SyncRecord]:
-        """The records, created ``pending`` on first sight, locked until commit (one per event, any order).
+    async def open(
+        self, system: ExternalSystem, new: Sequence[NewRecord], max_retry_count: int
+    ) -> list[tuple[SyncRecord, Blocker | None]]:
+        """The records, created ``pending`` on first sight, locked until commit (one per event, any order),
+        each with the oldest other open record of its lane ahead of it (None: nothing ahead, or finished).
 
-        The events must be distinct (the same event twice in one statement is refused by PostgreSQL).
+        At most one record per lane (and so per event: PostgreSQL refuses one row twice in a statement).
         """
         result = await self._run(
             sql.OPEN,
@@ -91,7 +94,15 @@ class SyncRecordRepository:
             versions=[n.profile_version for n in new],
             event_headers=[msgspec.json.encode(n.event_headers).decode() for n in new],
         )
-        return [msgspec.convert(dict(row), SyncRecord) for row in result.mappings()]
+        opened: list[tuple[SyncRecord, Blocker | None]] = []
+        for row in result.mappings():
+            blocker = (
+                None
+                if row["blocker_id"] is None
+                else Blocker(row["blocker_id"], row["blocker_version"], row["blocker_next_attempt_at"])
+            )
+            opened.append((msgspec.convert(dict(row), SyncRecord), blocker))
+        return opened
 
     async def due(self, limit: int) -> list[SyncRecord]:
         """Open records whose attempt time has come, locked; rows locked by others are skipped."""
