@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
 from typing import Any
 
 import click
+import uvloop
 
 from services.profile.entrypoints.cli_keys import keys
 from services.profile.entrypoints.cli_ledger import LEDGER_COMMANDS
@@ -63,7 +63,8 @@ def relay() -> None:
     """Run the outbox relay."""
     from services.profile.entrypoints.relay import run_relay  # noqa: PLC0415
 
-    asyncio.run(run_relay(settings_from_env(os.environ)))
+    # uvloop: the same asyncio API with a faster event loop (uvicorn picks it up by itself).
+    uvloop.run(run_relay(settings_from_env(os.environ)))
 
 
 @cli.command()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 import click
+import uvloop
 
 from services.sync_connector.cli import sync
 from services.sync_connector.notify.cli import notify
@@ -22,7 +22,8 @@ def serve() -> None:
     """Consume profile events and sync every external system; HTTP API on CONNECTOR_HTTP_PORT."""
     from services.sync_connector.runtime import run_connector  # noqa: PLC0415
 
-    asyncio.run(run_connector(settings_from_env(os.environ)))
+    # uvloop: the same asyncio API with a faster event loop (uvicorn picks it up by itself).
+    uvloop.run(run_connector(settings_from_env(os.environ)))
 
 
 @cli.command()
