@@ -15,15 +15,14 @@ import uuid
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from libs.devstack.embedded import free_port
-from libs.devstack.processes import ServiceProcess
-from libs.kit.db import sqlalchemy_url
 from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
 from tests.perf.harness import Figure, PeakRss, fresh_database, median
+from tests.perf.pipeline_support import relay_process
 
 BACKLOG = 200_000
 RUNS = 3
 CUSTOMERS = 20_000
+DRAIN_TIMEOUT_S = 300.0
 
 SEED_BACKLOG = """
 WITH s AS (SELECT gen_random_uuid() AS id, g FROM generate_series(1, $1) g)
@@ -57,28 +56,18 @@ async def relay_run(url: str, bootstrap: str, topic: str, rss: dict[str, float])
         await conn.execute("VACUUM ANALYZE profile.outbox")
     finally:
         await conn.close()
-    port = free_port()
-    relay = ServiceProcess(
-        "relay",
-        "services.profile",
-        ["relay"],
-        env={
-            "PROFILE_DB_URL": sqlalchemy_url(url),
-            "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "PROFILE_RELAY_TOPIC": topic,
-            "PROFILE_RELAY_METRICS_PORT": str(port),
-            "PROFILE_LOG_LEVEL": "WARNING",
-            # The relay's default batch size unless BENCH_RELAY_BATCH says otherwise: 500 to 4,000
-            # measured within noise of each other once batches were pipelined.
-            **({"PROFILE_RELAY_BATCH_SIZE": size} if (size := os.environ.get("BENCH_RELAY_BATCH")) else {}),
-        },
-        health_url=f"http://127.0.0.1:{port}/health",
-    )
-    relay.start(timeout=60)
-    sampler = PeakRss({"relay": relay.process.pid}) if relay.process else None
-    try:
+    # The relay's default batch size unless BENCH_RELAY_BATCH says otherwise: 500 to 4,000
+    # measured within noise of each other once batches were pipelined.
+    batch = {"PROFILE_RELAY_BATCH_SIZE": size} if (size := os.environ.get("BENCH_RELAY_BATCH")) else {}
+    # Started once alive (/health), not ready: the drain is timed from the first row published.
+    with relay_process(url, bootstrap, topic, batch, wait_for="/health") as relay:
+        sampler = PeakRss({"relay": relay.process.pid}) if relay.process else None
         first = last = 0.0
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while True:
+            if time.monotonic() > deadline:
+                msg = f"the relay did not drain {BACKLOG:,} rows within {DRAIN_TIMEOUT_S:.0f} s"
+                raise TimeoutError(msg)
             published = await count(url, "published")
             now = time.perf_counter()
             if sampler:
@@ -88,9 +77,7 @@ async def relay_run(url: str, bootstrap: str, topic: str, rss: dict[str, float])
             if published >= BACKLOG:
                 last = now
                 break
-            await asyncio.sleep(0.05)  # sampling progress, bounded by the relay finishing
-    finally:
-        relay.stop()
+            await asyncio.sleep(0.05)  # sampling progress, bounded by the deadline
     if sampler:
         rss["relay"] = max(rss.get("relay", 0.0), sampler.peak_mb["relay"])
     return BACKLOG / (last - first)

@@ -86,7 +86,10 @@ async def steady_writes(url: str, rate: float, seconds: float) -> dict[str, floa
 
 
 @contextmanager
-def relay_process(url: str, bootstrap: str, topic: str) -> Iterator[ServiceProcess]:
+def relay_process(
+    url: str, bootstrap: str, topic: str, extra_env: dict[str, str] | None = None, wait_for: str = "/ready"
+) -> Iterator[ServiceProcess]:
+    """A relay process; ``wait_for`` is the ops path whose answer ends its start."""
     port = free_port()
     relay = ServiceProcess(
         "relay",
@@ -98,8 +101,9 @@ def relay_process(url: str, bootstrap: str, topic: str) -> Iterator[ServiceProce
             "PROFILE_RELAY_TOPIC": topic,
             "PROFILE_RELAY_METRICS_PORT": str(port),
             "PROFILE_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
         },
-        health_url=f"http://127.0.0.1:{port}/ready",
+        health_url=f"http://127.0.0.1:{port}{wait_for}",
     )
     relay.start(timeout=60)
     try:
