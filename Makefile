@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 CHROMIUM := /usr/bin/chromium
 BROWSER_PACKAGES := chromium fonts-wqy-zenhei
 
-.PHONY: install run test lint typecheck imports browser bench clean
+.PHONY: install java kafka run test lint typecheck imports browser bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -22,7 +22,23 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.synced
+# Apache Kafka runs on the machine's Java from Maven Central jars (infra/kafka/pom.xml), cached in
+# .tools/kafka-<version>. Java 17 and Maven come with the machine; as root without them, apt installs them.
+java:
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+	  true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Java 17 and Maven for the Apache Kafka broker"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless maven >/dev/null; \
+	else \
+	  echo "Apache Kafka needs Java 17+ and Maven: apt-get install openjdk-17-jre-headless maven" >&2; exit 1; \
+	fi
+
+kafka: $(VENV)/.synced java
+	$(PY) -m libs.devstack.kafka_dist
+
+install: $(VENV)/.synced kafka
 
 run: install
 	$(PY) -m libs.devstack.run

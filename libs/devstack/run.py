@@ -1,9 +1,10 @@
 """``make run``: the whole system on embedded defaults, supervised until Ctrl-C.
 
-Starts PostgreSQL (data kept in ``.data/postgres`` across runs) and the tansu
-broker, applies migrations, starts the stub external systems, the profile
-service, the relay and the sync-connector, loads demo customers and prints how
-to try it. A child that dies is restarted; Ctrl-C stops everything.
+Starts PostgreSQL (data kept in ``.data/postgres`` across runs) and Apache Kafka
+(KRaft, one node, data kept in ``.data/kafka``), applies migrations, starts the stub
+external systems, the profile service, the relay and the sync-connector, loads demo
+customers and prints how to try it. A child that dies, the databases included, is
+restarted on the same data; Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 import msgspec
 
 from libs.devstack.dev_keys import DEMO_TOKEN_TTL, DevKeys
-from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, EmbeddedServiceError
+from libs.devstack.kafka_dist import kafka_version
 from libs.devstack.processes import ProcessStartError, ServiceProcess
 from libs.kit.settings import load_settings
 from libs.kit.tokens import Role
@@ -68,15 +72,6 @@ def _post_json(url: str, body: dict[str, object], token: str) -> tuple[int, dict
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
-
-
-# tansu joins consumer groups slowly with Kafka's default timeouts, and a group whose
-# member was killed waits out the session timeout: keep them short on the dev broker.
-TANSU_GROUP_TIMEOUTS = {
-    "KAFKA_SESSION_TIMEOUT_MS": "4000",
-    "KAFKA_HEARTBEAT_INTERVAL_MS": "400",
-    "KAFKA_REBALANCE_TIMEOUT_MS": "4000",
-}
 
 
 def _services(
@@ -191,6 +186,17 @@ Ctrl-C stops everything.
 """
 
 
+def _restart_if_dead(name: str, process: subprocess.Popen[bytes] | None, start: Callable[[], None]) -> None:
+    """A killed broker or database comes back on its own data; the services reconnect."""
+    if process is None or process.poll() is None:
+        return
+    print(f"{name} exited ({process.returncode}); restarting on the same data", flush=True)
+    try:
+        start()
+    except EmbeddedServiceError as exc:
+        print(f"{name} did not come back: {exc}", flush=True)
+
+
 def _token_variable(role: Role) -> str:
     return f"{role.value.upper().replace('-', '_')}_TOKEN"
 
@@ -215,12 +221,16 @@ def main() -> int:
         log_file=logs / "postgres.log",
         settings={"synchronous_commit": "on"},
     )
-    broker = EmbeddedKafka(port=settings.kafka_port, log_file=logs / "tansu.log")
+    broker = EmbeddedKafka(data_dir=data_dir / "kafka", port=settings.kafka_port, log_file=logs / "kafka.log")
     services: list[ServiceProcess] = []
     try:
         print(f"starting PostgreSQL on 127.0.0.1:{settings.pg_port} (data: {postgres.data_dir})", flush=True)
         postgres.start()
-        print(f"starting the Kafka-compatible broker (tansu) on {settings.kafka_port}", flush=True)
+        print(
+            f"starting Apache Kafka {kafka_version()} (KRaft, one node) on {broker.bootstrap}"
+            f" (data: {data_dir / 'kafka'})",
+            flush=True,
+        )
         broker.start()
         keys = DevKeys.load_or_create(data_dir / "dev-keys.json")
         tokens = keys.demo_tokens()
@@ -234,6 +244,8 @@ def main() -> int:
         _load_demo_data(settings.profile_port, tokens[Role.OPERATOR])
         print(_how_to_try(settings, logs, tokens), flush=True)
         while not stopping:
+            _restart_if_dead("Apache Kafka", broker.process, broker.start)
+            _restart_if_dead("PostgreSQL", postgres.process, postgres.start)
             for service in services:
                 if not service.running and not stopping:
                     print(

@@ -10,8 +10,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 class KafkaSettings(msgspec.Struct, frozen=True):
     bootstrap_servers: str = "127.0.0.1:9092"
-    # Apache Kafka supports idempotent production; tansu does not.
-    enable_idempotence: bool = False
+    # Idempotent production keeps a partition's records in send order through retries.
+    enable_idempotence: bool = True
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
     rebalance_timeout_ms: int = 10_000
@@ -23,10 +23,9 @@ class KafkaSettings(msgspec.Struct, frozen=True):
     # keep it at or below the broker's message.max.bytes.
     max_request_size: int = 1_048_576
     client_id: str = "customer-profile"
-    # How long a fetch may wait on the broker for new records. Apache Kafka answers as soon as a
-    # record arrives; tansu holds every fetch for the whole wait, which became the connector's
-    # latency (aiokafka's default is 500 ms).
-    fetch_max_wait_ms: int = 10
+    # How long an idle fetch waits on the broker: Apache Kafka answers as soon as a record
+    # arrives, so a longer wait costs no latency and saves a wake-up per idle partition.
+    fetch_max_wait_ms: int = 500
     topic_partitions: int = 6
 
 

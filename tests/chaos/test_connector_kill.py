@@ -47,7 +47,7 @@ def _connector(harness: ConnectorHarness, name: str, group_prefix: str, artifact
     env = {
         "CONNECTOR_DB_URL": harness.database_url,
         "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": harness.kafka.bootstrap_servers,
-        # tansu waits out the session timeout before it evicts a killed member.
+        # A killed member is evicted when its session times out: short, so the test is quick.
         "CONNECTOR_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "CONNECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "250",
         "CONNECTOR_KAFKA_REBALANCE_TIMEOUT_MS": "2000",

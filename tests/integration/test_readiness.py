@@ -23,7 +23,7 @@ def own_services(artifacts_dir: Path) -> Iterator[tuple[EmbeddedPostgres, Embedd
     """A PostgreSQL and a broker this test may stop and start without disturbing the others."""
     data_dir = Path(tempfile.mkdtemp(prefix="ready-pg-"))
     postgres = EmbeddedPostgres(data_dir / "data", log_file=artifacts_dir / "readiness-postgres.log")
-    broker = EmbeddedKafka(log_file=artifacts_dir / "readiness-tansu.log")
+    broker = EmbeddedKafka(log_file=artifacts_dir / "readiness-kafka.log")
     postgres.start()
     broker.start()
     upgrade_all(postgres.url)

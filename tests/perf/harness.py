@@ -57,7 +57,7 @@ def real_services() -> Iterator[Services]:
         return
     data_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     postgres = EmbeddedPostgres(data_dir / "pg", log_file=data_dir / "postgres.log")
-    broker = EmbeddedKafka(log_file=data_dir / "tansu.log")
+    broker = EmbeddedKafka(log_file=data_dir / "kafka.log")
     postgres.start()
     broker.start()
     try:

