@@ -29,12 +29,15 @@ class KafkaSettings(msgspec.Struct, frozen=True):
     topic_partitions: int = 6
 
 
-def make_producer(settings: KafkaSettings) -> AIOKafkaProducer:
+def make_producer(settings: KafkaSettings, transactional_id: str | None = None) -> AIOKafkaProducer:
+    """A producer; with ``transactional_id`` a transactional one (idempotent, fenced by a newer
+    producer of the same id: its open transaction is aborted and its sends fail)."""
     return AIOKafkaProducer(
+        transactional_id=transactional_id,
         bootstrap_servers=settings.bootstrap_servers,
         client_id=settings.client_id,
         acks="all",
-        enable_idempotence=settings.enable_idempotence,
+        enable_idempotence=settings.enable_idempotence or transactional_id is not None,
         linger_ms=settings.linger_ms,
         max_batch_size=settings.max_batch_size,
         max_request_size=settings.max_request_size,
