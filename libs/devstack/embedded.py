@@ -314,8 +314,8 @@ class EmbeddedKafka:
             for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256")
             for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
         ]
-        command = [
-            dist.java,
+        command: list[str] = [
+            str(dist.java),
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "-cp",
             dist.classpath,
