@@ -1,11 +1,37 @@
-"""aiokafka producer and consumer factories driven by settings."""
+"""aiokafka clients and topics, driven by settings.
+
+Every producer, consumer and admin client of the services is built here, so all of them connect
+with the same security (TLS, SASL) from ``client_options``. Topics are created with the settings'
+partitions, replication factor and ``min.insync.replicas`` (``ensure_topic``), and a process that
+must not run on weaker topics checks them first (``verify_topic``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Literal
+
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.helpers import create_ssl_context
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+MIN_INSYNC_REPLICAS = "min.insync.replicas"
+_TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+_SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+_SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password"})
+# Right after a topic is created a broker's metadata may not list it (or its leaders) yet.
+_NOT_YET_VISIBLE = (kafka_errors.UnknownTopicOrPartitionError, kafka_errors.LeaderNotAvailableError)
+_DESCRIBE_RETRY_S = 0.1
 
 
 class KafkaSettings(msgspec.Struct, frozen=True):
@@ -26,16 +52,138 @@ class KafkaSettings(msgspec.Struct, frozen=True):
     # How long an idle fetch waits on the broker: Apache Kafka answers as soon as a record
     # arrives, so a longer wait costs no latency and saves a wake-up per idle partition.
     fetch_max_wait_ms: int = 500
+    # Topics this service creates get these (ensure_topic); the relay and the connector refuse to
+    # start on a topic with fewer replicas or a lower min.insync.replicas (verify_topic). The defaults
+    # suit the one-node embedded broker; production runs 3 replicas and min.insync.replicas 2, so an
+    # acknowledged record (acks=all) is on at least two brokers.
     topic_partitions: int = 6
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    # Connection security: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL over TLS).
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    # TLS (SSL, SASL_SSL): the CA bundle that signed the brokers' certificates (PEM; empty: the
+    # system's CAs), a client certificate and its key for mutual TLS (PEM; the key may be in the
+    # certificate file), the key's password if it is encrypted, and whether the broker's name
+    # must match its certificate (turn off only for brokers reached by an address not in it).
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_key_password: str = ""
+    ssl_check_hostname: bool = True
+    # SASL (SASL_PLAINTEXT, SASL_SSL): PLAIN sends the password itself, so use it over TLS only;
+    # SCRAM proves it without sending it.
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("topic_partitions", "replication_factor", "min_insync_replicas"):
+            if getattr(self, name) < 1:
+                msg = f"{name} must be at least 1"
+                raise ValueError(msg)
+        if self.min_insync_replicas > self.replication_factor:
+            msg = (
+                f"min_insync_replicas ({self.min_insync_replicas}) must not exceed replication_factor "
+                f"({self.replication_factor}): no write could ever be acknowledged"
+            )
+            raise ValueError(msg)
+        self._check_security()
+
+    def _check_security(self) -> None:
+        protocol = self.security_protocol
+        if self.uses_sasl and not (self.sasl_username and self.sasl_password):
+            msg = f"security_protocol {protocol} needs sasl_username and sasl_password"
+            raise ValueError(msg)
+        if not self.uses_sasl and (sasl := [n for n in ("sasl_username", "sasl_password") if getattr(self, n)]):
+            msg = f"{' and '.join(sasl)} set, but security_protocol {protocol} does not use SASL (SASL_SSL does)"
+            raise ValueError(msg)
+        tls_files = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password")
+        if not self.uses_tls and (tls := [n for n in tls_files if getattr(self, n)]):
+            msg = f"{', '.join(tls)} set, but security_protocol {protocol} does not use TLS (SSL or SASL_SSL do)"
+            raise ValueError(msg)
+        if (self.ssl_keyfile or self.ssl_key_password) and not self.ssl_certfile:
+            msg = "ssl_keyfile and ssl_key_password belong to a client certificate: set ssl_certfile too"
+            raise ValueError(msg)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in _TLS_PROTOCOLS
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in _SASL_PROTOCOLS
+
+    def __repr__(self) -> str:  # settings get printed; passwords must not
+        shown = (
+            f"{name}={'***' if name in _SECRET_FIELDS and getattr(self, name) else repr(getattr(self, name))}"
+            for name in self.__struct_fields__
+        )
+        return f"KafkaSettings({', '.join(shown)})"
+
+
+class KafkaConfigError(Exception):
+    """The broker or a topic does not fit the settings: retrying does not help, the process must not start."""
+
+
+class TopicConfigError(KafkaConfigError):
+    """A topic is less durable than the settings ask (fewer replicas, lower ``min.insync.replicas``)."""
+
+
+class BrokerAccessError(KafkaConfigError):
+    """The broker refused our credentials (SASL) or its certificate failed verification (TLS)."""
+
+
+class TopicState(msgspec.Struct, frozen=True):
+    name: str
+    partitions: int
+    # The fewest replicas any of its partitions has.
+    replication_factor: int
+    min_insync_replicas: int
+
+
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """The TLS context of a client (files are read now: a renewed certificate is used by new clients)."""
+    try:
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=settings.ssl_cafile or None,
+            certfile=settings.ssl_certfile or None,
+            keyfile=settings.ssl_keyfile or None,
+            password=settings.ssl_key_password or None,
+        )
+    except (OSError, ssl.SSLError) as exc:
+        files = {
+            name: value for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if (value := getattr(settings, name))
+        }
+        msg = f"cannot load the Kafka TLS files {files}: {exc}"
+        raise KafkaConfigError(msg) from exc
+    context.check_hostname = settings.ssl_check_hostname
+    return context
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Where and how every producer, consumer and admin client connects: servers, id, TLS and SASL."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.uses_tls:
+        options["ssl_context"] = ssl_context(settings)
+    if settings.uses_sasl:
+        options |= {
+            "sasl_mechanism": settings.sasl_mechanism,
+            "sasl_plain_username": settings.sasl_username,
+            "sasl_plain_password": settings.sasl_password,
+        }
+    return options
 
 
 def make_producer(settings: KafkaSettings, transactional_id: str | None = None) -> AIOKafkaProducer:
     """A producer; with ``transactional_id`` a transactional one (idempotent, fenced by a newer
     producer of the same id: its open transaction is aborted and its sends fail)."""
     return AIOKafkaProducer(
+        **client_options(settings),
         transactional_id=transactional_id,
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=settings.client_id,
         acks="all",
         enable_idempotence=settings.enable_idempotence or transactional_id is not None,
         linger_ms=settings.linger_ms,
@@ -48,8 +196,7 @@ def make_producer(settings: KafkaSettings, transactional_id: str | None = None) 
 def make_consumer(settings: KafkaSettings, topic: str, group_id: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=settings.client_id,
+        **client_options(settings),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -62,16 +209,193 @@ def make_consumer(settings: KafkaSettings, topic: str, group_id: str) -> AIOKafk
     )
 
 
-async def ensure_topic(settings: KafkaSettings, topic: str) -> None:
-    """Create the topic if it is missing (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id)
-    await admin.start()
+def make_admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=settings.request_timeout_ms)
+
+
+@contextlib.asynccontextmanager
+async def admin_session(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client. A broker that refuses our credentials or certificate is a
+    ``BrokerAccessError`` saying so (aiokafka only reports that it could not bootstrap)."""
+    admin = make_admin(settings)
     try:
-        if topic in await admin.list_topics():
-            return
-        try:
-            await admin.create_topics([NewTopic(topic, settings.topic_partitions, 1)])
-        except TopicAlreadyExistsError:
-            return
+        await admin.start()
+    except kafka_errors.KafkaConnectionError:
+        await admin.close()
+        await check_broker_access(settings)
+        raise
+    try:
+        yield admin
     finally:
         await admin.close()
+
+
+async def check_broker_access(settings: KafkaSettings) -> None:
+    """Connect to each bootstrap server until one lets us in; raise ``BrokerAccessError`` when one
+    refuses the SASL credentials or its TLS certificate fails verification. Unreachable servers are
+    skipped (an outage is not a configuration error)."""
+    security = {key: value for key, value in client_options(settings).items() if key != "bootstrap_servers"}
+    for host, port, _ in collect_hosts(settings.bootstrap_servers, randomize=False):
+        try:
+            connection = await create_conn(host, port, request_timeout_ms=settings.request_timeout_ms, **security)
+        except (
+            kafka_errors.SaslAuthenticationFailed,
+            kafka_errors.UnsupportedSaslMechanismError,
+            kafka_errors.IllegalSaslStateError,
+        ) as exc:
+            msg = (
+                f"Kafka broker {host}:{port} refused SASL authentication of user {settings.sasl_username!r} "
+                f"with {settings.sasl_mechanism} over {settings.security_protocol}: {exc}"
+            )
+            raise BrokerAccessError(msg) from exc
+        except ssl.SSLCertVerificationError as exc:
+            ca = settings.ssl_cafile or "the system's CAs"
+            msg = (
+                f"the TLS certificate of Kafka broker {host}:{port} failed verification against {ca} "
+                f"(ssl_check_hostname={settings.ssl_check_hostname}): {exc.verify_message or exc}"
+            )
+            raise BrokerAccessError(msg) from exc
+        except (OSError, TimeoutError, kafka_errors.KafkaError):
+            continue
+        connection.close()
+        return
+
+
+async def ensure_topic(settings: KafkaSettings, topic: str) -> None:
+    """Create the topic if it is missing (idempotent), with the settings' partitions, replication
+    factor and ``min.insync.replicas``. An existing topic is left as it is: ``verify_topic`` checks it."""
+    await ensure_topics(settings, [topic])
+
+
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> None:
+    async with admin_session(settings) as admin:
+        await _create_missing(admin, settings, list(topics))
+
+
+async def verify_topic(settings: KafkaSettings, topic: str) -> TopicState:
+    """The topic as the broker has it; ``TopicConfigError`` when it is less durable than the settings."""
+    (state,) = await verify_topics(settings, [topic])
+    return state
+
+
+async def verify_topics(settings: KafkaSettings, topics: Sequence[str]) -> list[TopicState]:
+    async with admin_session(settings) as admin:
+        states = await _describe(admin, topics, settings.request_timeout_ms / 1000)
+    problems = [problem for state in states if (problem := _durability_problem(settings, state))]
+    if problems:
+        raise TopicConfigError("; ".join(problems))
+    return states
+
+
+async def prepare_topics(settings: KafkaSettings, topics: Sequence[str]) -> list[TopicState]:
+    """``ensure_topics`` then ``verify_topics``, on one admin connection: what a process runs before it starts."""
+    async with admin_session(settings) as admin:
+        await _create_missing(admin, settings, topics)
+        states = await _describe(admin, topics, settings.request_timeout_ms / 1000)
+    problems = [problem for state in states if (problem := _durability_problem(settings, state))]
+    if problems:
+        raise TopicConfigError("; ".join(problems))
+    return states
+
+
+async def describe_topic(settings: KafkaSettings, topic: str) -> TopicState:
+    """Partitions, replication factor and ``min.insync.replicas`` of an existing topic, unchecked."""
+    async with admin_session(settings) as admin:
+        (state,) = await _describe(admin, [topic], settings.request_timeout_ms / 1000)
+    return state
+
+
+def _durability_problem(settings: KafkaSettings, state: TopicState) -> str:
+    problems: list[str] = []
+    if state.replication_factor < settings.replication_factor:
+        problems.append(
+            f"replication factor {state.replication_factor} is below the setting replication_factor="
+            f"{settings.replication_factor}"
+        )
+    if state.min_insync_replicas < settings.min_insync_replicas:
+        problems.append(
+            f"min.insync.replicas {state.min_insync_replicas} is below the setting min_insync_replicas="
+            f"{settings.min_insync_replicas}"
+        )
+    if not problems:
+        return ""
+    return (
+        f"topic {state.name!r}: {' and '.join(problems)} (raise them on the topic with kafka-topics.sh / "
+        f"kafka-configs.sh, or lower the settings for a smaller cluster)"
+    )
+
+
+async def _create_missing(admin: AIOKafkaAdminClient, settings: KafkaSettings, topics: Sequence[str]) -> None:
+    existing = set(await admin.list_topics())
+    missing = [topic for topic in dict.fromkeys(topics) if topic not in existing]
+    if not missing:
+        return
+    configs = {MIN_INSYNC_REPLICAS: str(settings.min_insync_replicas)}
+    response = await admin.create_topics(
+        [
+            NewTopic(topic, settings.topic_partitions, settings.replication_factor, topic_configs=configs)
+            for topic in missing
+        ]
+    )
+    for topic, code, *rest in response.topic_errors:
+        error = kafka_errors.for_code(code)
+        if error in {kafka_errors.NoError, kafka_errors.TopicAlreadyExistsError}:
+            continue
+        detail = rest[0] if rest and rest[0] else error.description
+        msg = (
+            f"creating topic {topic!r} ({settings.topic_partitions} partitions, replication factor "
+            f"{settings.replication_factor}, min.insync.replicas {settings.min_insync_replicas}) failed: {detail}"
+        )
+        raise error(msg)
+
+
+async def _describe(admin: AIOKafkaAdminClient, topics: Sequence[str], timeout_s: float) -> list[TopicState]:
+    layout = await _partition_layout(admin, topics, timeout_s)
+    min_isr = await _min_insync_replicas(admin, topics)
+    return [
+        TopicState(topic, partitions=len(layout[topic]), replication_factor=min(layout[topic]), min_insync_replicas=isr)
+        for topic, isr in zip(topics, min_isr, strict=True)
+    ]
+
+
+async def _partition_layout(
+    admin: AIOKafkaAdminClient, topics: Sequence[str], timeout_s: float
+) -> dict[str, list[int]]:
+    """Per topic, the replica count of each partition (waits briefly for a topic just created)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    layout: dict[str, list[int]] = {}
+    while True:
+        pending = [topic for topic in dict.fromkeys(topics) if topic not in layout]
+        not_visible: list[str] = []
+        for entry in await admin.describe_topics(pending):
+            topic, error = entry["topic"], kafka_errors.for_code(entry["error_code"])
+            if error is kafka_errors.NoError and entry["partitions"]:
+                layout[topic] = [len(partition["replicas"]) for partition in entry["partitions"]]
+            elif error in _NOT_YET_VISIBLE or error is kafka_errors.NoError:
+                not_visible.append(topic)
+            else:
+                raise error(f"describing topic {topic!r}")
+        if not not_visible:
+            return layout
+        if loop.time() > deadline:
+            msg = f"topics {not_visible} do not exist (or have no partition leaders) after {timeout_s:.0f} s"
+            raise kafka_errors.UnknownTopicOrPartitionError(msg)
+        await asyncio.sleep(_DESCRIBE_RETRY_S)
+
+
+async def _min_insync_replicas(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> list[int]:
+    """Each topic's effective ``min.insync.replicas`` (its own, else the broker's default)."""
+    unique = list(dict.fromkeys(topics))
+    resources = [ConfigResource(ConfigResourceType.TOPIC, topic, {MIN_INSYNC_REPLICAS: None}) for topic in unique]
+    values: dict[str, int] = {}
+    for response in await admin.describe_configs(resources):
+        for code, message, _type, name, entries in response.resources:
+            if (error := kafka_errors.for_code(code)) is not kafka_errors.NoError:
+                raise error(f"describing the configuration of topic {name!r}: {message}")
+            value = next((entry[1] for entry in entries if entry[0] == MIN_INSYNC_REPLICAS), None)
+            if value is None:
+                msg = f"the broker did not report {MIN_INSYNC_REPLICAS} of topic {name!r}"
+                raise kafka_errors.KafkaError(msg)
+            values[name] = int(value)
+    return [values[topic] for topic in topics]
