@@ -61,10 +61,14 @@ def _uvicorn_options(settings: ProfileSettings) -> dict[str, Any]:
 @cli.command()
 def relay() -> None:
     """Run the outbox relay."""
+    from libs.kit.kafka import KafkaConfigError  # noqa: PLC0415
     from services.profile.entrypoints.relay import run_relay  # noqa: PLC0415
 
-    # uvloop: the same asyncio API with a faster event loop (uvicorn picks it up by itself).
-    uvloop.run(run_relay(settings_from_env(os.environ)))
+    try:
+        # uvloop: the same asyncio API with a faster event loop (uvicorn picks it up by itself).
+        uvloop.run(run_relay(settings_from_env(os.environ)))
+    except KafkaConfigError as exc:  # a topic or the broker does not fit the settings: exit 1, say why
+        raise click.ClickException(f"the relay refuses to start: {exc}") from exc
 
 
 @cli.command()

@@ -20,10 +20,14 @@ def cli() -> None:
 @cli.command()
 def serve() -> None:
     """Consume profile events and sync every external system; HTTP API on CONNECTOR_HTTP_PORT."""
+    from libs.kit.kafka import KafkaConfigError  # noqa: PLC0415
     from services.sync_connector.runtime import run_connector  # noqa: PLC0415
 
-    # uvloop: the same asyncio API with a faster event loop (uvicorn picks it up by itself).
-    uvloop.run(run_connector(settings_from_env(os.environ)))
+    try:
+        # uvloop: the same asyncio API with a faster event loop (uvicorn picks it up by itself).
+        uvloop.run(run_connector(settings_from_env(os.environ)))
+    except KafkaConfigError as exc:  # a dead-letter topic or the broker does not fit the settings: exit 1, say why
+        raise click.ClickException(f"the sync-connector refuses to start: {exc}") from exc
 
 
 @cli.command()

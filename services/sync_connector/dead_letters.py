@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.cloudevents import CloudEventAttributes, kafka_headers
 from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, encode_event
-from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
+from libs.kit.kafka import KafkaConfigError, KafkaSettings, make_producer, prepare_topics
 from libs.kit.logging import get_logger
 from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.metrics import ConnectorMetrics
@@ -129,6 +129,24 @@ class DeadLetterPublisher:
     def notify(self) -> None:
         self._wake.set()
 
+    async def prepare_topics(self, system_codes: Iterable[str], timeout_s: float) -> None:
+        """Create the systems' dead-letter topics if missing and check them before the connector starts.
+
+        A topic less durable than the settings (replication factor, ``min.insync.replicas``) or a broker
+        that refuses our credentials or certificate is a ``KafkaConfigError``: the connector must not
+        start. A broker that does not answer within ``timeout_s`` is not: each topic is then prepared
+        and checked before its first dead letter is published.
+        """
+        topics = list(dict.fromkeys(self._topic_for(code) for code in system_codes))
+        try:
+            await asyncio.wait_for(prepare_topics(self._kafka, topics), timeout_s)
+        except KafkaConfigError:
+            raise
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("dead_letter_topics_unchecked", topics=topics, error=repr(exc))
+            return
+        self._topics_ready.update(topics)
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dead-letter-publisher")
 
@@ -145,12 +163,14 @@ class DeadLetterPublisher:
         while not self._stop.is_set():
             try:
                 published = await self.publish_once()
-            except (KafkaError, *DATABASE_FAULTS) as exc:
+            except (KafkaError, KafkaConfigError, *DATABASE_FAULTS) as exc:
                 failures += 1
-                kind = "kafka" if isinstance(exc, KafkaError) else "database"
+                kind = _error_kind(exc)
                 self._metrics.dead_letter_publish_errors.labels(kind).inc()
                 wait_s = ERROR_BACKOFF.delay_before_retry(failures)
-                log.warning("dead_letter_publish_failed", kind=kind, error=repr(exc), retry_in_s=round(wait_s, 3))
+                # A misconfigured topic or refused credentials need a person; the letters wait for them.
+                report = log.error if kind == "config" else log.warning
+                report("dead_letter_publish_failed", kind=kind, error=repr(exc), retry_in_s=round(wait_s, 3))
                 await self._drop_producer()
                 await self._wait(wait_s)
                 continue
@@ -167,7 +187,7 @@ class DeadLetterPublisher:
             return 0
         try:
             await self._produce(letters)
-        except KafkaError as exc:
+        except (KafkaError, KafkaConfigError) as exc:
             async with self._engine.begin() as connection:
                 await connection.execute(_UNPUBLISHED, {"ids": [x.id for x in letters], "error": repr(exc)[:500]})
             raise
@@ -191,7 +211,7 @@ class DeadLetterPublisher:
         for letter in letters:
             topic = self._topic_for(letter.system_code)
             if topic not in self._topics_ready:
-                await ensure_topic(self._kafka, topic)
+                await prepare_topics(self._kafka, [topic])  # a KafkaConfigError if it is less durable than set
                 self._topics_ready.add(topic)
             value, headers = dead_letter_message(letter)
             pending.append(await producer.send(topic, value, key=letter.customer_id.encode(), headers=headers))
@@ -218,3 +238,9 @@ class DeadLetterPublisher:
     async def _wait(self, seconds: float) -> None:
         await wait_until_set(self._wake, seconds)
         self._wake.clear()
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, KafkaConfigError):
+        return "config"
+    return "kafka" if isinstance(exc, KafkaError) else "database"

@@ -94,7 +94,8 @@ class ConnectorMetrics:
         )
         self.dead_letter_publish_errors = Counter(
             "sync_dead_letter_publish_errors",
-            "Failed rounds of publishing dead letters (retried), by kind: kafka or database",
+            "Failed rounds of publishing dead letters (retried), by kind: kafka, database or config (a dead-letter "
+            "topic less durable than the settings, refused credentials)",
             ["kind"],
             registry=registry,
         )

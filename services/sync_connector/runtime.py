@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.kit.db import make_engine
+from libs.kit.kafka import KafkaConfigError
 from libs.kit.logging import configure_logging, get_logger
 from libs.kit.ops_server import broker_check
 from libs.kit.telemetry import configure_tracing
@@ -91,6 +92,8 @@ class ConnectorRuntime:
         self.dead_letters = DeadLetterPublisher(
             engine, settings.kafka, settings.dlq_topic, self.metrics, poll_interval_s=settings.dlq_poll_interval_s
         )
+        # A dead-letter topic with fewer replicas than the settings ask refuses the start (KafkaConfigError).
+        await self.dead_letters.prepare_topics(settings.systems, timeout_s=settings.kafka.request_timeout_ms / 1000)
         for system in (s for s in EXTERNAL_SYSTEMS if s.code in settings.systems):
             breaker = self.breakers[system.code] = CircuitBreaker(
                 system.code,
@@ -230,7 +233,12 @@ async def run_connector(settings: ConnectorSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runtime = ConnectorRuntime(settings, tracer_provider=provider)
-    await runtime.start()
+    try:
+        await runtime.start()
+    except KafkaConfigError as exc:
+        log.error("connector_refused_to_start", error=str(exc))  # noqa: TRY400 - the message says it all
+        provider.shutdown()
+        raise
     try:
         await stop.wait()
         log.info("connector_stopping")

@@ -10,7 +10,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from libs.kit.db import asyncpg_dsn
-from libs.kit.kafka import ensure_topic, make_producer
+from libs.kit.kafka import KafkaConfigError, make_producer, prepare_topics
 from libs.kit.logging import configure_logging, get_logger
 from libs.kit.ops_server import broker_check, database_check, start_ops_server
 from libs.kit.telemetry import configure_tracing
@@ -34,7 +34,14 @@ async def run_relay(settings: ProfileSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await _wait_for_topic(settings, stop)
+    try:
+        await _wait_for_topic(settings, stop)
+    except KafkaConfigError as exc:
+        log.error("relay_refused_to_start", topic=settings.relay.topic, error=str(exc))  # noqa: TRY400 - no traceback
+        if ops is not None:
+            await ops.cleanup()
+        provider.shutdown()
+        raise
     relay = OutboxRelay(
         dsn,
         lambda: make_producer(settings.kafka),
@@ -64,11 +71,17 @@ async def run_relay(settings: ProfileSettings) -> None:
 
 
 async def _wait_for_topic(settings: ProfileSettings, stop: asyncio.Event) -> None:
-    """The broker may start after us: retry until the topic exists."""
+    """The broker may start after us: retry until the topic exists (created with the settings if missing).
+
+    A topic with fewer replicas or a lower ``min.insync.replicas`` than the settings, or a broker that
+    refuses our credentials or certificate, is a ``KafkaConfigError``: the relay does not start.
+    """
     delay = 0.2
     while not stop.is_set():
         try:
-            await ensure_topic(settings.kafka, settings.relay.topic)
+            await prepare_topics(settings.kafka, [settings.relay.topic])
+        except KafkaConfigError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any broker error: wait and retry
             log.warning("broker_unavailable", error=repr(exc), retry_in_s=delay)
             with contextlib.suppress(TimeoutError):
