@@ -21,6 +21,7 @@ from contracts.cloudevents import CloudEventAttributes, kafka_headers
 from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, CustomerNameChanged
 from libs.kit.db import DatabaseSettings, make_engine
 from libs.kit.kafka import KafkaSettings, make_producer
+from libs.kit.kafka_probe import check_topic_writable
 from libs.outbox.relay import OutboxRelay, RelayMetrics, RelaySettings
 from libs.outbox.table import SHARD_COUNT, outbox_table
 from libs.outbox.writer import OutboxMessage, OutboxWriter
@@ -39,6 +40,7 @@ def relay_settings(topic: str, **overrides: object) -> RelaySettings:
         "reconnect_delay_s": 0.2,
         "lease_ttl_s": 2.0,
         "lease_renew_interval_s": 0.25,
+        "broker_probe_interval_s": 0.5,
     }
     values.update(overrides)
     return msgspec.convert(values, RelaySettings)
@@ -191,7 +193,8 @@ async def collecting(kafka: KafkaSettings, topic: str) -> AsyncIterator[Collecto
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        fetch_max_wait_ms=100,
+        # The relay publishes in transactions: what an aborted one wrote was never published.
+        isolation_level="read_committed",
     )
     await consumer.start()
     collector = Collector()
@@ -245,6 +248,11 @@ class RunningRelay:
     def instance_id(self) -> str:
         return self.relay.instance_id
 
+    @property
+    def ready(self) -> bool:
+        """False while the relay has given its shards up for want of the broker."""
+        return self.relay.readiness.ready
+
     async def shutdown(self, timeout: float = 15.0) -> None:
         self.stop.set()
         await asyncio.wait_for(asyncio.shield(self.task), timeout)
@@ -256,7 +264,13 @@ async def running_relay(
 ) -> AsyncIterator[RunningRelay]:
     """An in-process relay, stopped (and checked to stop) on exit."""
     registry = CollectorRegistry()
-    relay = OutboxRelay(database_url, lambda: make_producer(kafka), settings, RelayMetrics(registry))
+    relay = OutboxRelay(
+        database_url,
+        lambda transactional_id: make_producer(kafka, transactional_id),
+        settings,
+        RelayMetrics(registry),
+        broker_probe=lambda: check_topic_writable(kafka, settings.topic),
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     running = RunningRelay(relay, registry, stop, task)

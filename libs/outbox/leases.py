@@ -91,6 +91,9 @@ class ShardLeases:
         self.held: dict[int, int] = {}
         # Held shards being handed back: no new batch claims from them.
         self.draining: set[int] = set()
+        # Shards taken over on expiry -> their previous owner, whose producer must be fenced
+        # at the broker before anything of the shard is claimed.
+        self.taken_over: dict[int, str] = {}
         schema = f'"{settings.schema}"'
         self._shards = f"{schema}.outbox_shards"
         self._instances = f"{schema}.outbox_relay_instances"
@@ -141,6 +144,7 @@ class ShardLeases:
             log.warning("relay_leases_lost", instance_id=self.instance_id, shards=lost)
         self.held = confirmed
         self.draining &= set(confirmed)
+        self.taken_over = {s: owner for s, owner in self.taken_over.items() if s in confirmed}
         self._metrics.shards_owned.set(len(self.held))
 
     async def acquire(self, conn: asyncpg.Connection, count: int) -> list[int]:
@@ -157,6 +161,8 @@ class ShardLeases:
         )
         for record in records:
             self.held[record["shard"]] = record["token"]
+            if record["previous_owner"] and record["previous_owner"] != self.instance_id:
+                self.taken_over[record["shard"]] = record["previous_owner"]
         if records:
             self._metrics.leases_acquired.inc(len(records))
             self._metrics.shards_owned.set(len(self.held))
@@ -179,6 +185,40 @@ class ShardLeases:
         await conn.execute(f"DELETE FROM {self._instances} WHERE instance_id = $1", self.instance_id)  # noqa: S608
         self._metrics.live_instances.set(0)
 
+    async def expire(self, conn: asyncpg.Connection, shards: Iterable[int]) -> list[int]:
+        """Hand drained shards over as expired leases (owner and token kept, expiry now), for an
+        instance that gave up because it cannot reach the broker. The next instance to acquire one
+        takes it over from an expired owner, so it fences this instance's producer at the broker
+        first: a Kafka transaction this instance could not end is aborted at once, instead of
+        holding back ``read_committed`` consumers of its partitions until it times out. Until
+        someone acquires them, this instance's ``renew`` would take them back."""
+        wanted = sorted(shards)
+        if not wanted:
+            return []
+        records = await conn.fetch(
+            f"UPDATE {self._shards} s SET expires_at = now() "  # noqa: S608
+            f"FROM ({self._mine('$1', 'shard = ANY($2::smallint[])')}) mine "
+            f"WHERE s.shard = mine.shard RETURNING s.shard",
+            self.instance_id,
+            wanted,
+        )
+        expired = sorted(r["shard"] for r in records)
+        for shard in wanted:
+            self.held.pop(shard, None)
+            self.draining.discard(shard)
+        self._metrics.leases_released.inc(len(expired))
+        self._metrics.shards_owned.set(len(self.held))
+        log.info("relay_leases_expired", instance_id=self.instance_id, shards=expired)
+        return expired
+
+    async def withdraw(self, conn: asyncpg.Connection) -> None:
+        """Drop out of the membership but keep the leases (still being drained): from their next
+        tick the other instances count one instance fewer, so their fair share covers our shards.
+        The next ``heartbeat`` joins again."""
+        await conn.execute(f"DELETE FROM {self._instances} WHERE instance_id = $1", self.instance_id)  # noqa: S608
+        self.live_instances = 0
+        self._metrics.live_instances.set(0)
+
     async def _release(self, conn: asyncpg.Connection, shards: list[int] | None) -> list[int]:
         if shards == []:
             return []
@@ -193,6 +233,7 @@ class ShardLeases:
         for shard in shards if shards is not None else list(self.held):
             self.held.pop(shard, None)
             self.draining.discard(shard)
+            self.taken_over.pop(shard, None)
         self._metrics.leases_released.inc(len(released))
         self._metrics.shards_owned.set(len(self.held))
         log.info("relay_leases_released", instance_id=self.instance_id, shards=released)
@@ -202,4 +243,5 @@ class ShardLeases:
         """Local state only: after leaving, the database no longer says we own anything."""
         self.held.clear()
         self.draining.clear()
+        self.taken_over.clear()
         self._metrics.shards_owned.set(0)

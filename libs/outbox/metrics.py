@@ -18,6 +18,16 @@ class RelayMetrics:
         self.producer_resets = Counter(
             "outbox_relay_producer_resets", "Producers rebuilt after persistent broker errors", registry=registry
         )
+        self.fenced_producers = Counter(
+            "outbox_relay_fenced_producers",
+            "Producers of expired previous shard owners fenced at the broker before taking their shards",
+            registry=registry,
+        )
+        self.aborted_transactions = Counter(
+            "outbox_relay_aborted_transactions",
+            "Batches whose Kafka transaction was aborted (their rows stay pending and are sent again)",
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "outbox_relay_batch_seconds",
             "Claim-publish-mark duration of one batch",
@@ -57,6 +67,22 @@ class RelayMetrics:
         )
         self.retention_deleted = Counter(
             "outbox_relay_retention_deleted", "Published rows removed by retention", registry=registry
+        )
+        self.broker_healthy = Gauge(
+            "outbox_relay_broker_healthy",
+            "1 while this instance publishes (or may); 0 while it has given its shards up for want of the broker",
+            registry=registry,
+        )
+        self.gave_up = Counter(
+            "outbox_relay_gave_up",
+            "Times this instance gave its shards up because it could not publish",
+            registry=registry,
+        )
+        self.broker_probes = Counter(
+            "outbox_relay_broker_probes",
+            "Broker probes of an instance that gave its shards up, by result (ok, failed)",
+            ["result"],
+            registry=registry,
         )
         self.db_session_errors = Counter(
             "outbox_relay_db_session_errors", "Database sessions of the relay lost or failed", registry=registry

@@ -1,18 +1,17 @@
 """The relay's batch pipeline: claim and hand over the next batch while the previous one settles.
 
-Each step claims batch N+1 on the worker session (leaving out the rows of batch N, still
-pending) and hands it to the producer, while batch N waits for its acknowledgements and is
-marked on a second session. Draining a backlog, the database claims and marks at the same
-time and the relay's own work overlaps both; caught up, rows committed while a batch waits
-for its acknowledgements are claimed without waiting for them (and for the mark). The
-relay sleeps only when a claim finds nothing and nothing is in flight.
+Each step claims batch N+1 on the worker session (leaving out every key of batch N, whose
+rows are still pending: a per-key barrier) while batch N waits for its acknowledgements, its
+transaction's commit and its mark on a second session; N+1 is handed to the producer once N
+has settled (one transaction at a time). The relay sleeps only when a claim finds nothing
+and nothing is in flight.
 
-Order and fencing are those of ``libs.outbox.publisher``: batch N+1 reaches each partition
-after batch N; a key that failed in N holds its rows in N+1 back (not marked, sent again);
-after any failure both are settled before the next claim, which then starts again from the
-first pending row. Behind a batch some of whose rows never
-reached the producer (a poison row, a broker error) nothing is claimed until it is settled:
-later rows of those keys must not be sent before them.
+Order and fencing are those of ``libs.outbox.publisher``: a key's rows in N+1 can only come
+after its rows in N were committed; after any failure, N+1 is not sent and the next claim
+starts again from the first pending row. Behind a batch some of whose rows never reached
+the producer (a poison row, a broker error) nothing is claimed until it is settled. Before
+claiming from shards taken over on lease expiry, the step fences their previous owners'
+producers at the broker.
 """
 
 from __future__ import annotations
@@ -23,9 +22,13 @@ import contextlib
 import asyncpg
 import msgspec
 
-from libs.outbox.leases import ShardLeases
+from libs.kit.logging import get_logger
+from libs.outbox.leases import Ownership, ShardLeases
+from libs.outbox.producing import FencingError
 from libs.outbox.publisher import BatchPublisher, BatchResult, InFlightBatch
 from libs.outbox.settings import RelaySettings
+
+log = get_logger(__name__)
 
 
 class Step(msgspec.Struct, frozen=True):
@@ -55,15 +58,16 @@ class BatchPipeline:
     async def step(self, claim_conn: asyncpg.Connection, mark_conn: asyncpg.Connection, stop: bool) -> Step:
         publisher, previous = self._publisher, self.in_flight
         ownership = self._leases.claimable()
+        taken_over = dict(self._leases.taken_over)
         # Before the first await: the keeper must not release a shard this claim may read.
         self.busy = _shards(previous) | frozenset(ownership.shards)
         overtaking = previous is not None and previous.stopped
-        blocked: set[str] = set()  # keys failed in the previous batch hold theirs back in the next
+        blocked: set[str] = set()  # keys failed in the previous batch
         settling = asyncio.create_task(publisher.settle(mark_conn, previous, blocked)) if previous is not None else None
         try:
+            if taken_over and not stop:
+                ownership = await self._fenced(ownership, taken_over)
             rows = [] if stop or overtaking else await publisher.claim(claim_conn, ownership, previous)
-            following = await publisher.send(rows, ownership) if rows else None
-            self.busy = _shards(previous, following)
             result = await settling if settling is not None else BatchResult()
         except BaseException:
             if settling is not None:
@@ -72,14 +76,28 @@ class BatchPipeline:
                     await settling
             raise
         caught_up = len(rows) < self._settings.batch_size and not overtaking
-        if following is not None and not result.clean:
-            result += await publisher.settle(mark_conn, following, blocked)
-            following = None
+        if not result.clean:
+            rows = []  # claimed behind a failure: the next claim starts again from the first pending row
+        # One transaction at a time: the claim is handed over once the previous batch has committed.
+        following = await publisher.send(rows, ownership) if rows else None
         self.in_flight = following
         self.busy = _shards(following)
-        if following is None or result.clean:
-            await publisher.account(result)
+        await publisher.account(result)
         return Step(result, caught_up and following is None)
+
+    async def _fenced(self, ownership: Ownership, taken_over: dict[int, str]) -> Ownership:
+        """Fence the previous owners of shards taken over on expiry; leave out the shards whose
+        previous owner could not be fenced yet (tried again at the next step)."""
+        try:
+            await self._publisher.fence(taken_over.values())
+        except FencingError as exc:
+            log.warning("relay_fencing_failed", shards=sorted(taken_over), error=str(exc))
+            keep = [(s, t) for s, t in zip(ownership.shards, ownership.tokens, strict=True) if s not in taken_over]
+            return Ownership(ownership.owner, tuple(s for s, _ in keep), tuple(t for _, t in keep))
+        for shard, owner in taken_over.items():
+            if self._leases.taken_over.get(shard) == owner:
+                del self._leases.taken_over[shard]
+        return ownership
 
 
 def _shards(*batches: InFlightBatch | None) -> frozenset[int]:

@@ -29,7 +29,8 @@ from libs.outbox.settings import RelaySettings
 log = get_logger(__name__)
 tracer = trace.get_tracer("libs.outbox.relay")
 
-ProducerFactory = Callable[[], AIOKafkaProducer]
+# Builds a transactional producer for the given ``transactional.id``.
+ProducerFactory = Callable[[str], AIOKafkaProducer]
 
 # Errors that belong to one message: retrying cannot help, so they count towards parking.
 _PER_MESSAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -61,27 +62,97 @@ def is_per_message(error: BaseException) -> bool:
     return isinstance(error, _PER_MESSAGE_ERRORS)
 
 
-class ManagedProducer:
-    """Builds the producer on first use and rebuilds it after ``producer_reset_after`` failing batches."""
+def transactional_id(settings: RelaySettings, instance_id: str) -> str:
+    """The ``transactional.id`` of one relay instance: a new owner of its shards derives it from the
+    lease row's owner and fences it."""
+    return f"outbox-relay:{settings.schema}:{settings.topic}:{instance_id}"
 
-    def __init__(self, factory: ProducerFactory, settings: RelaySettings, metrics: RelayMetrics) -> None:
+
+class FencingError(RuntimeError):
+    """A previous owner's producer could not be fenced (the broker did not answer in time)."""
+
+
+class ManagedProducer:
+    """The instance's transactional producer: built on first use, one transaction per batch, rebuilt
+    after ``producer_reset_after`` failing batches or when a transaction cannot end.
+
+    Why transactions: a relay paused past its lease (GC, VM stall, a cut-off host) may still hold
+    records in aiokafka's queues, which it would send on waking up, after the new owner's newer
+    records. The new owner first initialises the old owner's ``transactional.id``: the broker aborts
+    the old open transaction and refuses every later write of the old producer (fencing at the broker,
+    not only in the database), and ``read_committed`` consumers never see what it had sent.
+    """
+
+    def __init__(
+        self, factory: ProducerFactory, settings: RelaySettings, metrics: RelayMetrics, transactional_id: str
+    ) -> None:
         self._factory = factory
         self._settings = settings
         self._metrics = metrics
+        self.transactional_id = transactional_id
         self._producer: AIOKafkaProducer | None = None
+        self._in_transaction = False
         self._broker_failures = 0
+
+    @property
+    def _timeout_s(self) -> float:
+        return self._settings.transaction_timeout_s
 
     async def ready(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = self._factory()
-            try:
-                await producer.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(producer.stop(), timeout=self._settings.shutdown_grace_s)
-                raise
-            self._producer = producer
+            self._producer = await _started(self._factory(self.transactional_id), self._timeout_s)
         return self._producer
+
+    async def begin(self) -> AIOKafkaProducer:
+        """The producer inside a new transaction (its producer id known: InitProducerId done)."""
+        if self._in_transaction:  # a batch abandoned with its database session
+            await self.abort()
+        producer = await self.ready()
+        await asyncio.wait_for(producer.begin_transaction(), self._timeout_s)
+        self._in_transaction = True
+        return producer
+
+    async def commit(self) -> BaseException | None:
+        """Commit the open transaction; on failure abort it (or drop the producer) and return why."""
+        producer = self._producer
+        if producer is None:
+            return RuntimeError("no producer")
+        try:
+            await asyncio.wait_for(producer.commit_transaction(), self._timeout_s)
+        except Exception as exc:  # noqa: BLE001 - fenced, timed out, a batch failed: nothing is visible
+            await self.abort()
+            return exc
+        self._in_transaction = False
+        return None
+
+    async def abort(self) -> None:
+        """Abort the open transaction; a producer that cannot (fenced, fatal, no answer) is dropped."""
+        producer = self._producer
+        if producer is None:
+            return
+        self._in_transaction = False
+        try:
+            await asyncio.wait_for(producer.abort_transaction(), self._timeout_s)
+        except Exception as exc:  # noqa: BLE001 - the next batch starts with a new producer
+            log.warning("relay_transaction_abort_failed", error=repr(exc))
+            await self.close()
+
+    async def fence(self, owner_transactional_ids: Sequence[str]) -> None:
+        """Initialise each previous owner's ``transactional.id``: the broker aborts its open
+        transaction and refuses its later writes. Raises ``FencingError`` if the broker does not answer."""
+        for previous in owner_transactional_ids:
+            try:
+                fencer = await _started(self._factory(previous), self._timeout_s)
+                try:
+                    await asyncio.wait_for(fencer.begin_transaction(), self._timeout_s)  # waits for InitProducerId
+                finally:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(fencer.stop(), timeout=self._settings.shutdown_grace_s)
+            except Exception as exc:
+                msg = f"could not fence {previous}: {exc!r}"
+                raise FencingError(msg) from exc
+            self._metrics.fenced_producers.inc()
+            log.info("relay_previous_owner_fenced", transactional_id=previous)
 
     def succeeded(self) -> None:
         self._broker_failures = 0
@@ -98,9 +169,20 @@ class ManagedProducer:
     async def close(self) -> None:
         """Stop the producer (bounded by the shutdown grace); the next batch builds a new one."""
         producer, self._producer = self._producer, None
+        self._in_transaction = False
         if producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), timeout=self._settings.shutdown_grace_s)
+
+
+async def _started(producer: AIOKafkaProducer, timeout_s: float) -> AIOKafkaProducer:
+    try:
+        await asyncio.wait_for(producer.start(), timeout_s)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), timeout=timeout_s)
+        raise
+    return producer
 
 
 def publish_span(topic: str, rows: Sequence[ClaimedRow]) -> AbstractContextManager[Span]:

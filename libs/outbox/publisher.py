@@ -13,11 +13,16 @@ moved on). Rows published but not marked are sent again by the new owner: duplic
 and still in order (each owner sends a key's rows in ``seq`` order from the first
 unmarked one, so the first occurrence of every event keeps the commit order).
 
-Pipelining: the relay claims and hands over the next batch while the previous one waits
-for its acknowledgements and its mark. The next claim leaves out the rows still in flight;
-a key that failed in a batch holds back its rows in the batch after it too (``blocked``);
-and after any failure both are settled before the next claim, which starts again from
-the first pending row.
+Transactions: each batch is one Kafka transaction of the instance's transactional producer
+(``libs.outbox.producing``), committed once every record is acknowledged; a batch whose
+transaction does not commit publishes nothing a ``read_committed`` consumer sees, and all its
+rows stay pending. A new owner of an expired lease fences the previous owner's producer first.
+
+Pipelining: the relay claims the next batch while the previous one waits for its
+acknowledgements, its commit and its mark, and hands it to the producer after that. The claim
+is a per-key barrier: it leaves out every key with a row in flight, so a key's next rows are
+sent only after the batch holding its previous ones has settled; after any failure the next
+claim starts again from the first pending row.
 
 Failures: errors of the broker or the connection (outage, timeout, unknown topic)
 leave rows pending, retried for ever. Only errors of the message itself (too large,
@@ -37,7 +42,7 @@ import msgspec
 from libs.kit.logging import get_logger
 from libs.outbox.leases import Ownership
 from libs.outbox.metrics import RelayMetrics
-from libs.outbox.producing import ClaimedRow, ManagedProducer, ProducerFactory, is_per_message
+from libs.outbox.producing import ClaimedRow, ManagedProducer, ProducerFactory, is_per_message, transactional_id
 from libs.outbox.sending import Delivered, HandedOver, KeyPartitions, Outcome, hand_over, in_key_order
 from libs.outbox.settings import RelaySettings
 
@@ -87,8 +92,8 @@ class InFlightBatch(msgspec.Struct):
         return self.handed is None or self.handed.stopped
 
     @property
-    def seqs(self) -> list[int]:
-        return [row.seq for row in self.rows]
+    def keys(self) -> set[str]:
+        return {row.aggregate_id for row in self.rows}
 
 
 # The held shards as one array, computed once: joined as a table instead, the lease CTE (estimated
@@ -101,6 +106,11 @@ def _numbers(param: str) -> str:
     """A bigint[] sent as comma-separated text: asyncpg encodes a list parameter element by element
     with abstract-class checks, a visible share of the relay's CPU for thousands of rows."""
     return f"string_to_array({param}, ',')::bigint[]"
+
+
+# Keys in flight travel as one text parameter (see ``_numbers``); customer ids hold no control characters.
+_KEY_SEPARATOR = "\x1f"
+_KEY_SEPARATOR_SQL = "E'\\x1f'"
 
 
 def _number_list(values: Iterable[int]) -> str:
@@ -123,8 +133,10 @@ def _lease_cte(shards_table: str, owner: str, shards: str, tokens: str) -> str:
 class BatchPublisher:
     """Claims, produces and marks batches of one outbox table; owns the Kafka producer."""
 
-    def __init__(self, producer_factory: ProducerFactory, settings: RelaySettings, metrics: RelayMetrics) -> None:
-        self._producer = ManagedProducer(producer_factory, settings, metrics)
+    def __init__(
+        self, producer_factory: ProducerFactory, settings: RelaySettings, metrics: RelayMetrics, instance_id: str
+    ) -> None:
+        self._producer = ManagedProducer(producer_factory, settings, metrics, transactional_id(settings, instance_id))
         self._key_partitions = KeyPartitions()
         self._settings = settings
         self._metrics = metrics
@@ -137,7 +149,7 @@ class BatchPublisher:
             f"SELECT l.shard FROM {shards} l JOIN unnest($1::smallint[], $2::bigint[]) AS h(shard, token) "
             f"ON h.shard = l.shard AND h.token = l.token WHERE l.owner = $3 AND l.expires_at > now()) "
             f"AND NOT EXISTS (SELECT 1 FROM {table} f WHERE f.status = 'failed' AND f.aggregate_id = o.aggregate_id) "
-            f"AND o.seq NOT IN (SELECT unnest({_numbers('$5')})) "  # the batches still in flight
+            f"AND o.aggregate_id <> ALL(string_to_array($5, {_KEY_SEPARATOR_SQL})) "  # keys in flight
             f"ORDER BY o.seq LIMIT $4"
         )
         # last_error stays: a row that needed retries keeps the reason for history.
@@ -178,7 +190,7 @@ class BatchPublisher:
     async def claim(
         self, conn: asyncpg.Connection, ownership: Ownership, in_flight: InFlightBatch | None = None
     ) -> list[ClaimedRow]:
-        """The next pending rows of the owned shards in ``seq`` order, leaving out those in flight."""
+        """The next pending rows of the owned shards in ``seq`` order, leaving out the keys in flight."""
         if not ownership:
             return []
         records = await conn.fetch(
@@ -187,7 +199,7 @@ class BatchPublisher:
             list(ownership.tokens),
             ownership.owner,
             self._settings.batch_size,
-            _number_list(in_flight.seqs if in_flight is not None else ()),
+            _KEY_SEPARATOR.join(in_flight.keys if in_flight is not None else ()),
         )
         return [ClaimedRow(*record) for record in records]
 
@@ -195,9 +207,10 @@ class BatchPublisher:
         """Hand the rows to the producer; their acknowledgements are awaited by ``settle``."""
         started = time.perf_counter()
         try:
-            producer = await self._producer.ready()
+            producer = await self._producer.begin()
         except Exception as exc:  # noqa: BLE001 - any start failure is a broker problem: retry later
             log.warning("relay_producer_unavailable", error=repr(exc))
+            await self._producer.close()
             return InFlightBatch(ownership, rows, None, started)
         self._metrics.in_flight.inc(len(rows))
         handed = await hand_over(producer, self._settings.topic, rows, self._key_partitions)
@@ -212,7 +225,8 @@ class BatchPublisher:
             return BatchResult(claimed=len(batch.rows), failed=len(batch.rows), broker_failed=True)
         rows = batch.rows
         try:
-            acknowledged = await batch.handed.acknowledged()
+            acknowledged = await batch.handed.acknowledged(self._settings.transaction_timeout_s)
+            acknowledged = await self._committed(acknowledged, aborting=batch.handed.send_failed)
         finally:
             self._metrics.in_flight.dec(len(rows))
         outcomes: list[Outcome] = in_key_order(rows, acknowledged, blocked)
@@ -231,6 +245,25 @@ class BatchPublisher:
             fenced=fenced,
             broker_failed=any(not is_per_message(err) for _, err in errors),
         )
+
+    async def _committed(self, acknowledged: list[Outcome], *, aborting: bool) -> list[Outcome]:
+        """Commit the batch's transaction if every record it sent was acknowledged, else abort it.
+        Rows of an aborted transaction were not published: a failed commit is their error; after a
+        failed send, the acknowledged rows of other keys are sent again (held back)."""
+        if aborting:
+            await self._producer.abort()
+            self._metrics.aborted_transactions.inc()
+            return [None if isinstance(o, Delivered) else o for o in acknowledged]
+        error = await self._producer.commit()
+        if error is None:
+            return acknowledged
+        self._metrics.aborted_transactions.inc()
+        log.warning("relay_transaction_not_committed", error=repr(error))
+        return [error if isinstance(o, Delivered) else o for o in acknowledged]
+
+    async def fence(self, previous_owners: Iterable[str]) -> None:
+        """Fence the producers of the instances whose expired leases this one took (``FencingError``)."""
+        await self._producer.fence([transactional_id(self._settings, owner) for owner in sorted(set(previous_owners))])
 
     async def account(self, result: BatchResult) -> None:
         """After settling (nothing in flight): a broker failure counts towards rebuilding the producer."""

@@ -22,17 +22,27 @@ in flight, which may still cover it, have ended. On stop, the worker finishes it
 instances take over at once; a killed instance's leases expire after ``lease_ttl_s``.
 A lost database session ends both tasks; the instance reconnects and renews the leases it
 still holds (same instance id, same tokens).
+
+An instance that cannot publish gives its shards up (``libs.outbox.health``): after
+``give_up_after_failed_batches`` batches in a row failed with broker errors, or
+``give_up_after_s`` seconds in which rows waited and none was published, the keeper leaves the
+membership, renews and acquires nothing, and drains every shard and hands it over as an expired
+lease (the next owner fences this instance's producer at the broker); ``readiness`` says why.
+A third task probes the broker every ``broker_probe_interval_s``; once it answers, the instance
+joins again, renews what nobody took meanwhile and takes its fair share back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 from libs.kit.logging import get_logger
 from libs.outbox.blocked import BlockedKeys
+from libs.outbox.health import BrokerHealth, RelayReadiness
 from libs.outbox.leases import ShardLeases, default_instance_id, plan_rebalance
 from libs.outbox.metrics import RelayMetrics
 from libs.outbox.pipeline import BatchPipeline
@@ -42,7 +52,19 @@ from libs.outbox.retention import Retention
 from libs.outbox.settings import RelaySettings
 from libs.outbox.table import notify_channel
 
-__all__ = ["BatchResult", "OutboxRelay", "ProducerFactory", "RelayMetrics", "RelaySettings"]
+__all__ = [
+    "BatchResult",
+    "BrokerProbe",
+    "OutboxRelay",
+    "ProducerFactory",
+    "RelayMetrics",
+    "RelayReadiness",
+    "RelaySettings",
+]
+
+# Returns when the broker would take the relay's messages again; raises otherwise
+# (``libs.kit.kafka.check_topic_writable`` for the relay's topic). Bounded by the relay.
+BrokerProbe = Callable[[], Awaitable[None]]
 
 log = get_logger(__name__)
 
@@ -60,21 +82,31 @@ class OutboxRelay:
         producer_factory: ProducerFactory,
         settings: RelaySettings,
         metrics: RelayMetrics,
+        *,
+        broker_probe: BrokerProbe,
     ) -> None:
         self._dsn = dsn
         self._settings = settings
         self._metrics = metrics
+        self._broker_probe = broker_probe
         self.instance_id = settings.instance_id or default_instance_id()
-        self._publisher = BatchPublisher(producer_factory, settings, metrics)
+        self._publisher = BatchPublisher(producer_factory, settings, metrics, self.instance_id)
         self._leases = ShardLeases(settings, metrics, self.instance_id)
         self._blocked = BlockedKeys(settings, metrics)
         self._retention = Retention(settings, metrics)
         self._pipeline = BatchPipeline(self._publisher, self._leases, settings)
+        self._health = BrokerHealth(settings, metrics)
         self._wakeup = asyncio.Event()
+        self._given_up = asyncio.Event()
 
     @property
     def held_shards(self) -> frozenset[int]:
         return frozenset(self._leases.held)
+
+    @property
+    def readiness(self) -> RelayReadiness:
+        """Not ready while the instance has given its shards up for want of the broker."""
+        return self._health.readiness
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -82,6 +114,7 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop``; survive database and broker failures; hand the shards back at the end."""
         worker = asyncio.create_task(self._serve(stop), name=f"outbox-relay-{self.instance_id}")
+        watcher = asyncio.create_task(self._watch_broker(stop), name=f"outbox-broker-probe-{self.instance_id}")
         try:
             await _first_of(worker, stop)
             self._wakeup.set()
@@ -90,10 +123,11 @@ class OutboxRelay:
             if not worker.done():
                 log.warning("relay_batch_cancelled_on_stop", grace_s=self._settings.shutdown_grace_s)
         finally:
-            if not worker.done():
-                worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            for task in (worker, watcher):
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             # Nothing of ours may reach the broker once another instance owns the shards.
             await self._publisher.close()
             await self._leave()
@@ -125,6 +159,7 @@ class OutboxRelay:
         try:
             for conn in connections:
                 conn.add_termination_listener(self._on_notify)
+            self._health.new_session()
             await self._keep_tick(lease_conn)  # renew what we still hold before claiming anything
             keeper = asyncio.create_task(self._keep(lease_conn, stop), name=f"outbox-leases-{self.instance_id}")
             keeper.add_done_callback(lambda _: self._wakeup.set())
@@ -162,6 +197,9 @@ class OutboxRelay:
                     raise asyncpg.InterfaceError(msg)
                 self._wakeup.clear()
                 step = await pipeline.step(conn, mark_conn, stop=stop.is_set())
+                waiting = pipeline.in_flight is not None or not step.result.clean
+                if self._health.observe(step.result, waiting=waiting):
+                    self._gave_up()
                 if self._retention.due():
                     await self._retention.run(conn, self._leases.claimable().shards)
                 if step.result.failed:
@@ -185,6 +223,11 @@ class OutboxRelay:
             await self._keep_tick(conn)
 
     async def _keep_tick(self, conn: asyncpg.Connection) -> None:
+        if self._health.check():  # a batch may hang on the broker: do not wait for its result
+            self._gave_up()
+        if not self._health.healthy:
+            await self._stand_down(conn)
+            return
         leases = self._leases
         live = await leases.heartbeat(conn)
         await leases.renew(conn)
@@ -196,6 +239,53 @@ class OutboxRelay:
         if plan.acquire and await leases.acquire(conn, plan.acquire):
             self._wakeup.set()
         await self._blocked.refresh(conn, leases.held)
+
+    async def _stand_down(self, conn: asyncpg.Connection) -> None:
+        """Given up: out of the membership, renewing nothing, every shard drained and handed over
+        once no batch covers it. Handed over as an expired lease, so the next owner fences this
+        instance's producer at the broker (``ShardLeases.expire``); a shard whose batch still hangs
+        on the broker expires by itself within ``lease_ttl_s`` and is fenced alike."""
+        leases = self._leases
+        await leases.withdraw(conn)
+        leases.draining |= set(leases.held)
+        if releasable := leases.draining - self._pipeline.busy:
+            await leases.expire(conn, releasable)
+        await self._blocked.refresh(conn, leases.held)
+
+    def _gave_up(self) -> None:
+        # The worker claims from none of them from its next step; the keeper releases them.
+        self._leases.draining |= set(self._leases.held)
+        self._given_up.set()
+        self._wakeup.set()
+        log.warning(
+            "relay_gave_up_shards",
+            instance_id=self.instance_id,
+            reason=self._health.reason,
+            shards=sorted(self._leases.held),
+            failed_batches=self._health.failed_batches,
+            probe_interval_s=self._health.probe_interval_s,
+        )
+
+    async def _watch_broker(self, stop: asyncio.Event) -> None:
+        """While given up, probe the broker (bounded); when it answers, become ready and rejoin."""
+        while not stop.is_set():
+            if self._health.healthy:
+                await _first_set(stop, self._given_up)
+                continue
+            await _wait(stop, self._health.probe_interval_s)
+            if stop.is_set():
+                return
+            try:
+                await asyncio.wait_for(self._broker_probe(), timeout=self._settings.broker_probe_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - any failure or timeout: the broker is still away
+                self._metrics.broker_probes.labels(result="failed").inc()
+                log.debug("relay_broker_probe_failed", instance_id=self.instance_id, error=repr(exc))
+                continue
+            self._metrics.broker_probes.labels(result="ok").inc()
+            down_s = self._health.recovered()
+            self._given_up.clear()
+            log.info("relay_broker_answers", instance_id=self.instance_id, gave_up_for_s=round(down_s, 1))
+            self._wakeup.set()
 
     async def _leave(self) -> None:
         """Release every lease on a fresh session (bounded): the others need not wait for expiry."""
@@ -223,6 +313,15 @@ async def _first_of(task: asyncio.Task[None], stop: asyncio.Event) -> None:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopper.cancel()
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -8,9 +8,11 @@ producer's default partitioner gives the key (murmur2 over all partitions), so c
 see the same partitioning as with ``send``. A batch's acknowledgement carries its base
 offset; a row's offset is that plus its place in the batch.
 
-aiokafka sends one batch per partition at a time, in submission order, retries included,
-so rows of one key reach the partition in the order they were appended (claim order,
-which is ``seq`` order).
+A claim submits at most one record batch per partition: rows that do not fit wait, unsent,
+for a later claim (their keys stop there). So no setting of the producer (idempotence off,
+several requests in flight) can write a later batch of a partition before an earlier one of
+the same claim; across claims, the relay sends a key's next rows only once the batch holding
+its previous ones is settled (``libs.outbox.pipeline``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import NamedTuple, TypeAlias
 
 import msgspec
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -89,6 +91,11 @@ class HandedOver:
         self._slots = slots
 
     @property
+    def send_failed(self) -> bool:
+        """A submitted record batch failed (known once ``acknowledged`` returned): its transaction must abort."""
+        return any(batch.error is not None or batch.future is None for batch in self._batches())
+
+    @property
     def stopped(self) -> bool:
         """Some row failed before it reached the producer (its key stopped there, or the claim did)."""
         return any(slot is None or isinstance(slot, BaseException) for slot in self._slots)
@@ -102,12 +109,20 @@ class HandedOver:
     def _batches(self) -> list[_PartitionBatch]:
         return list({id(slot[0]): slot[0] for slot in self._slots if isinstance(slot, tuple)}.values())
 
-    async def acknowledged(self) -> list[Outcome]:
-        """Per row: delivered (partition, offset), its error, or None if it was not sent."""
+    async def acknowledged(self, timeout_s: float) -> list[Outcome]:
+        """Per row: delivered (partition, offset), its error, or None if it was not sent.
+
+        An idempotent producer retries a batch for as long as the broker is away; after
+        ``timeout_s`` the batch counts as failed here (its transaction is then aborted)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
         for batch in self._batches():
             if batch.future is not None:
+                remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
                 try:
-                    await batch.future
+                    await asyncio.wait_for(asyncio.shield(batch.future), remaining)
+                except TimeoutError:
+                    batch.future.add_done_callback(_retrieve)
+                    batch.error = KafkaTimeoutError(f"record batch not acknowledged within {timeout_s}s")
                 except Exception as exc:  # noqa: BLE001 - a delivery failure of the batch's rows
                     batch.error = exc
         outcomes: list[Outcome] = []
@@ -161,6 +176,7 @@ async def hand_over(
     max_size: int = getattr(producer, "_max_request_size", _DEFAULT_MAX_REQUEST_SIZE)
     open_batches: dict[int, _PartitionBatch] = {}
     blocked: set[str] = set()
+    full: set[int] = set()
     for start in range(0, len(rows), _SPAN_ROWS):
         chunk = rows[start : start + _SPAN_ROWS]
         with publish_span(topic, chunk):
@@ -178,12 +194,17 @@ async def hand_over(
                 batch = open_batches.get(partition)
                 if batch is None:
                     batch = open_batches[partition] = _PartitionBatch(producer, partition)
-                metadata = batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
-                if metadata is None:  # full: send it, start the partition's next batch
-                    if not await _submit(producer, topic, batch):
-                        return _stopped(rows, slots, index, batch, open_batches)
-                    batch = open_batches[partition] = _PartitionBatch(producer, partition)
-                    metadata = batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
+                metadata = (
+                    None
+                    if partition in full
+                    else batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
+                )
+                if metadata is None:
+                    # One record batch per partition per claim: a second one could be written before
+                    # the first (a retried first batch, without idempotence). The rest waits, unsent.
+                    full.add(partition)
+                    blocked.add(row.aggregate_id)
+                    continue
                 slots[index] = (batch, metadata.offset)
     for batch in open_batches.values():
         if not await _submit(producer, topic, batch):

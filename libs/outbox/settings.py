@@ -23,6 +23,10 @@ class RelaySettings(msgspec.Struct, frozen=True):
     # After this many consecutive batches failing with broker errors the producer is
     # closed and built afresh (new connections, new metadata).
     producer_reset_after: int = 3
+    # Each batch is one Kafka transaction of the instance's transactional producer. Starting the
+    # producer, beginning, committing or aborting a transaction, and fencing a previous owner's
+    # producer each get this long before the producer is dropped and the batch counts as failed.
+    transaction_timeout_s: float = 15.0
     # On stop, a batch in flight gets this long to finish; then it is cancelled and its
     # rows stay pending (the next owner of their shards sends them again).
     shutdown_grace_s: float = 5.0
@@ -31,6 +35,18 @@ class RelaySettings(msgspec.Struct, frozen=True):
     # renew (and rebalance) every ``lease_renew_interval_s``.
     lease_ttl_s: float = 10.0
     lease_renew_interval_s: float = 2.0
+    # A relay that cannot publish gives its shards up for the other instances to take (a relay
+    # that reaches PostgreSQL but not the broker would otherwise renew them for ever while its
+    # customers' events wait): after ``give_up_after_failed_batches`` batches in a row failed with
+    # broker errors, or after ``give_up_after_s`` seconds in which rows waited and none was
+    # published (a batch can hang on an unreachable broker for the producer's request timeout).
+    # Its ``/ready`` then answers 503; every ``broker_probe_interval_s`` it asks the broker for the
+    # topic's metadata (bounded by ``broker_probe_timeout_s``) and once the broker answers, with a
+    # leader for every partition, it is ready again and takes its fair share back.
+    give_up_after_failed_batches: int = 5
+    give_up_after_s: float = 30.0
+    broker_probe_interval_s: float = 5.0
+    broker_probe_timeout_s: float = 5.0
     # Empty: ``<host>:<pid>:<random>``, unique per process start.
     instance_id: str = ""
     # Retention: published rows older than this leave the table, in batches of
@@ -51,10 +67,24 @@ class RelaySettings(msgspec.Struct, frozen=True):
         if self.lease_renew_interval_s * 2 > self.lease_ttl_s:
             msg = "lease_renew_interval_s must be at most half of lease_ttl_s (a lease must survive a missed renewal)"
             raise ValueError(msg)
-        for name in ("batch_size", "max_attempts", "cleanup_batch_size", "cleanup_max_batches", "admin_max_page_size"):
+        for name in (
+            "batch_size",
+            "max_attempts",
+            "cleanup_batch_size",
+            "cleanup_max_batches",
+            "admin_max_page_size",
+            "give_up_after_failed_batches",
+        ):
             if getattr(self, name) < 1:
                 msg = f"{name} must be at least 1"
                 raise ValueError(msg)
+        for name in ("give_up_after_s", "broker_probe_interval_s", "broker_probe_timeout_s"):
+            if not getattr(self, name) > 0:  # also refuses NaN
+                msg = f"{name} must be more than 0"
+                raise ValueError(msg)
+        if self.transaction_timeout_s <= 0:
+            msg = "transaction_timeout_s must be positive"
+            raise ValueError(msg)
         if self.retention_s < 0:
             msg = "retention_s must not be negative"
             raise ValueError(msg)

@@ -136,7 +136,7 @@ async def test_claiming_and_cleaning_read_their_partial_indexes_however_large_th
             "FROM generate_series(1, 50000) AS n"
         )
         await conn.execute("ANALYZE profile.outbox")
-        claim = BatchPublisher(lambda: None, settings, RelayMetrics(registry))._claim_sql
+        claim = BatchPublisher(lambda _: None, settings, RelayMetrics(registry), "retention")._claim_sql
         claim_plan = "\n".join(
             r[0]
             for r in await conn.fetch(

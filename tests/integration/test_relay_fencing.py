@@ -1,8 +1,10 @@
-"""Fencing: an instance whose shard was taken over while its batch was in flight can mark nothing."""
+"""Fencing: an instance whose shard was taken over while its batch was in flight can mark nothing,
+and once the new owner has fenced its producer at the broker, nothing it sends becomes visible."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import asyncpg
@@ -50,16 +52,18 @@ async def test_a_batch_whose_shards_moved_meanwhile_is_not_marked_and_the_new_ow
     old_registry, new_registry = CollectorRegistry(), CollectorRegistry()
     old_metrics, new_metrics = RelayMetrics(old_registry), RelayMetrics(new_registry)
 
-    def gated() -> AIOKafkaProducer:
-        return GatedProducer(gate, sending, bootstrap_servers=kafka_settings.bootstrap_servers)
+    def gated(transactional_id: str) -> AIOKafkaProducer:
+        return GatedProducer(
+            gate, sending, bootstrap_servers=kafka_settings.bootstrap_servers, transactional_id=transactional_id
+        )
 
-    def plain() -> AIOKafkaProducer:
-        return AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    def plain(transactional_id: str) -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, transactional_id=transactional_id)
 
     old_leases = ShardLeases(settings, old_metrics, "old-owner")
     new_leases = ShardLeases(settings, new_metrics, "new-owner")
-    old_publisher = BatchPublisher(gated, settings, old_metrics)
-    new_publisher = BatchPublisher(plain, settings, new_metrics)
+    old_publisher = BatchPublisher(gated, settings, old_metrics, "old-owner")
+    new_publisher = BatchPublisher(plain, settings, new_metrics, "new-owner")
     old_conn, new_conn = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
     try:
         async with collecting(kafka_settings, topic) as seen:
@@ -96,3 +100,74 @@ async def test_a_batch_whose_shards_moved_meanwhile_is_not_marked_and_the_new_ow
     rows = await outbox_rows(database_url)
     assert {rows[m.id]["status"] for m in messages} == {"published"}
     assert all(rows[m.id]["attempts"] == 1 for m in messages)
+
+
+async def test_a_stale_owner_fenced_at_the_broker_publishes_nothing_a_read_committed_consumer_sees(
+    database_url: str, kafka_settings: KafkaSettings, topic: str
+) -> None:
+    """The relay paused past its lease with a batch not yet sent: the new owner fences its producer
+    before claiming, so when the old one wakes up and sends, the broker refuses it."""
+    settings = relay_settings(topic, lease_ttl_s=2.0, transaction_timeout_s=5.0)
+    first = [name_changed(f"G{n}", 1) for n in range(10)]
+    newer = [name_changed(f"G{n}", 2) for n in range(10)]
+    async with engine_for(database_url) as engine:
+        await write(engine, first)
+    gate, sending = asyncio.Event(), asyncio.Event()
+    old_registry, new_registry = CollectorRegistry(), CollectorRegistry()
+    old_metrics, new_metrics = RelayMetrics(old_registry), RelayMetrics(new_registry)
+
+    def gated(transactional_id: str) -> AIOKafkaProducer:
+        return GatedProducer(
+            gate, sending, bootstrap_servers=kafka_settings.bootstrap_servers, transactional_id=transactional_id
+        )
+
+    def plain(transactional_id: str) -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, transactional_id=transactional_id)
+
+    old_leases = ShardLeases(settings, old_metrics, "paused-owner")
+    new_leases = ShardLeases(settings, new_metrics, "next-owner")
+    old_publisher = BatchPublisher(gated, settings, old_metrics, "paused-owner")
+    new_publisher = BatchPublisher(plain, settings, new_metrics, "next-owner")
+    old_conn, new_conn = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        async with collecting(kafka_settings, topic) as seen:
+            await old_leases.heartbeat(old_conn)
+            assert len(await old_leases.acquire(old_conn, SHARD_COUNT)) == SHARD_COUNT
+            in_flight = asyncio.create_task(old_publisher.relay_batch(old_conn, old_leases.claimable()))
+            await asyncio.wait_for(sending.wait(), timeout=10)  # claimed, its transaction begun, not sent
+
+            await new_conn.execute("UPDATE profile.outbox_shards SET expires_at = now() - interval '1 second'")
+            await new_leases.heartbeat(new_conn)
+            assert len(await new_leases.acquire(new_conn, SHARD_COUNT)) == SHARD_COUNT
+            assert set(new_leases.taken_over.values()) == {"paused-owner"}
+            await new_publisher.fence(new_leases.taken_over.values())
+            assert new_registry.get_sample_value("outbox_relay_fenced_producers_total") == 1
+            async with engine_for(database_url) as engine:
+                await write(engine, newer)
+            fresh = await new_publisher.relay_batch(new_conn, new_leases.claimable())
+            assert (fresh.claimed, fresh.published) == (20, 20)
+
+            gate.set()  # the old owner wakes up and sends what it had claimed
+            stale = await asyncio.wait_for(in_flight, timeout=20)
+            assert stale.published == 0
+            await wait_until(lambda: len(seen.messages) == 20, timeout=10, message="the new owner's rows")
+            # Give a stale write every chance to show: a marker written after it must be read first.
+            marker = name_changed("G-marker", 1)
+            async with engine_for(database_url) as engine:
+                await write(engine, [marker])
+            await new_publisher.relay_batch(new_conn, new_leases.claimable())
+            await wait_until(lambda: str(marker.id) in seen.ids(), timeout=10, message="the marker")
+            for n in range(10):
+                versions = [_version(m.value) for m in seen.messages if m.key == f"G{n}"]
+                assert versions == [1, 2], (f"G{n}", versions)
+            assert old_registry.get_sample_value("outbox_relay_aborted_transactions_total") == 1
+    finally:
+        await old_publisher.close()
+        await new_publisher.close()
+        await old_conn.close()
+        await new_conn.close()
+
+
+def _version(value: bytes) -> int:
+    version: int = json.loads(value)["profileVersion"]
+    return version

@@ -11,8 +11,9 @@ from prometheus_client import CollectorRegistry
 
 from libs.kit.db import asyncpg_dsn
 from libs.kit.kafka import KafkaConfigError, make_producer, prepare_topics
+from libs.kit.kafka_probe import check_topic_writable
 from libs.kit.logging import configure_logging, get_logger
-from libs.kit.ops_server import broker_check, database_check, start_ops_server
+from libs.kit.ops_server import Status, StatusSource, broker_check, database_check, start_ops_server
 from libs.kit.telemetry import configure_tracing
 from libs.outbox.backlog import BacklogMetrics, watch_backlog
 from libs.outbox.relay import OutboxRelay, RelayMetrics
@@ -26,10 +27,19 @@ async def run_relay(settings: ProfileSettings) -> None:
     provider = configure_tracing("outbox-relay")
     registry = CollectorRegistry()
     dsn = asyncpg_dsn(settings.database.url)
+    relay = OutboxRelay(
+        dsn,
+        lambda transactional_id: make_producer(settings.kafka, transactional_id),
+        settings.relay,
+        RelayMetrics(registry),
+        broker_probe=lambda: check_topic_writable(settings.kafka, settings.relay.topic),
+    )
     ops: web.AppRunner | None = None
     if settings.relay_metrics_port:
         checks = {"database": database_check(dsn), "broker": broker_check(settings.kafka.bootstrap_servers)}
-        ops = await start_ops_server(settings.relay_metrics_host, settings.relay_metrics_port, registry, checks)
+        ops = await start_ops_server(
+            settings.relay_metrics_host, settings.relay_metrics_port, registry, checks, relay_statuses(relay)
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -42,12 +52,6 @@ async def run_relay(settings: ProfileSettings) -> None:
             await ops.cleanup()
         provider.shutdown()
         raise
-    relay = OutboxRelay(
-        dsn,
-        lambda: make_producer(settings.kafka),
-        settings.relay,
-        RelayMetrics(registry),
-    )
     log.info(
         "relay_started",
         topic=settings.relay.topic,
@@ -68,6 +72,17 @@ async def run_relay(settings: ProfileSettings) -> None:
             await ops.cleanup()
         provider.shutdown()
         log.info("relay_stopped")
+
+
+def relay_statuses(relay: OutboxRelay) -> dict[str, StatusSource]:
+    """``/ready``'s view of the relay itself: ``publishing`` is false while it has given its shards
+    up for want of the broker (another instance publishes them meanwhile)."""
+
+    def publishing() -> Status:
+        readiness = relay.readiness
+        return Status(readiness.ready, readiness.reason)
+
+    return {"publishing": publishing}
 
 
 async def _wait_for_topic(settings: ProfileSettings, stop: asyncio.Event) -> None:
