@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from contracts.events import NAME_CHANGED_TYPE, CustomerNameChanged, encode_event
 from libs.kit.db import DatabaseSettings
-from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka import KafkaSettings, client_options
 from services.stub_externals.app import RunningStub, start_stub_server
 from services.sync_connector.runtime import ConnectorRuntime
 from services.sync_connector.settings import ConnectorSettings
@@ -198,7 +198,7 @@ class ConnectorHarness:
     async def dlq_messages(self, system: str, count: int, timeout: float = 20.0) -> list[Any]:
         """The first ``count`` messages of a system's dead-letter topic (read without a group)."""
         topic = f"{self.topic}.dlq.{system.lower()}"
-        reader = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap_servers, enable_auto_commit=False)
+        reader = AIOKafkaConsumer(**client_options(self.kafka), enable_auto_commit=False)
         await reader.start()
         messages: list[Any] = []
         try:
@@ -227,9 +227,7 @@ class ConnectorHarness:
 
     async def committed_total(self, group_id: str) -> int:
         """Sum of a group's committed offsets."""
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self.kafka.bootstrap_servers, group_id=group_id, enable_auto_commit=False
-        )
+        reader = AIOKafkaConsumer(**client_options(self.kafka), group_id=group_id, enable_auto_commit=False)
         await reader.start()
         try:
             partitions = [TopicPartition(self.topic, p) for p in range(self.kafka.topic_partitions)]
@@ -241,8 +239,9 @@ class ConnectorHarness:
 
 @asynccontextmanager
 async def connector_harness(database_url: str, kafka: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    """The stub systems (signatures enforced), a plain producer and a database connection."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=False)
+    """The stub systems (signatures enforced), a plain producer (with the settings' TLS and SASL) and a
+    database connection."""
+    producer = AIOKafkaProducer(**client_options(kafka), enable_idempotence=False)
     await producer.start()
     db = await asyncpg.connect(database_url)
     try:
