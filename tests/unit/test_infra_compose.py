@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+from collections.abc import Mapping
 from graphlib import TopologicalSorter
 from importlib import resources
 from pathlib import Path
@@ -39,6 +40,19 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def depends_on(service: dict[str, Any]) -> dict[str, str]:
     return {name: spec["condition"] for name, spec in service.get("depends_on", {}).items()}
+
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def interpolate(value: str, dotenv: Mapping[str, str]) -> str:
+    """``${VAR:-default}`` as docker compose substitutes it from ``.env`` (set and non-empty, else the default)."""
+    return _VARIABLE.sub(lambda m: dotenv.get(m["name"]) or (m["default"] or ""), value)
+
+
+def environment(service: dict[str, Any], dotenv: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The service's environment after substitution (no ``.env`` by default: the dev-only defaults)."""
+    return {key: interpolate(str(value), dotenv or {}) for key, value in service["environment"].items()}
 
 
 def test_the_file_is_valid_per_the_compose_specification(compose: dict[str, Any]) -> None:
@@ -121,7 +135,7 @@ def test_two_relays_produce_idempotently(compose: dict[str, Any]) -> None:
     assert "ports" not in relay, "host ports would clash between the replicas"
     from services.profile.settings import settings_from_env
 
-    settings = settings_from_env({k: str(v) for k, v in relay["environment"].items()})
+    settings = settings_from_env(environment(relay))
     assert settings.kafka.enable_idempotence is True
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.relay_metrics_port == 8002
@@ -135,7 +149,7 @@ def test_services_listen_beyond_loopback_and_reach_each_other_by_name(compose: d
     s = services(compose)
 
     def env(name: str) -> dict[str, str]:
-        return {k: str(v) for k, v in s[name]["environment"].items()}
+        return environment(s[name])
 
     profile = profile_settings(env("profile"))
     assert (profile.http.host, profile.http.port) == ("0.0.0.0", 8000)
@@ -229,3 +243,82 @@ def test_the_dashboard_only_queries_metrics_the_services_expose() -> None:
         for target in panel["targets"]:
             names = {word for word in re.findall(r"[a-z_]+", target["expr"]) if "_" in word} - not_metrics
             assert names <= exposed, f"{panel['title']}: {sorted(names - exposed)} not exposed by any service"
+
+
+def test_topics_are_created_as_the_services_settings_describe_them(compose: dict[str, Any]) -> None:
+    from services.profile.settings import settings_from_env as profile_settings
+    from services.sync_connector.settings import settings_from_env as connector_settings
+
+    s = services(compose)
+    relay = profile_settings(environment(s["relay"])).kafka
+    connector = connector_settings(environment(s["connector"])).kafka
+    # One broker here: one replica, min.insync.replicas 1 (the k8s production overlay asks for 3 and 2).
+    for kafka in (relay, connector):
+        assert (kafka.topic_partitions, kafka.replication_factor, kafka.min_insync_replicas) == (6, 1, 1)
+    (script,) = s["kafka-init"]["command"]
+    created = re.search(r"--partitions (\d+) --replication-factor (\d+) --config min\.insync\.replicas=(\d+)", script)
+    assert created is not None, "kafka-init creates the topics with partitions, replicas and min.insync.replicas"
+    assert tuple(int(group) for group in created.groups()) == (6, 1, 1)
+    dead_letter_topics = {
+        connector_settings(environment(s["connector"])).dlq_topic(code) for code in ("CRM", "CMS", "CSS")
+    }
+    assert dead_letter_topics | {"customer-profile.v1"} == set(script.split("for topic in ")[1].split(";")[0].split())
+
+
+def test_kafka_security_is_plaintext_by_default_and_every_setting_can_come_from_dotenv(
+    compose: dict[str, Any],
+) -> None:
+    from services.profile.settings import settings_from_env as profile_settings
+    from services.sync_connector.settings import settings_from_env as connector_settings
+
+    s = services(compose)
+    assert profile_settings(environment(s["relay"])).kafka.security_protocol == "PLAINTEXT"
+    assert connector_settings(environment(s["connector"])).kafka.security_protocol == "PLAINTEXT"
+    dotenv = {
+        "KAFKA_BOOTSTRAP_SERVERS": "kafka-1.example.com:9093",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "KAFKA_SSL_CAFILE": "/etc/kafka-tls/ca.pem",
+        "PROFILE_KAFKA_SASL_USERNAME": "outbox-relay",
+        "PROFILE_KAFKA_SASL_PASSWORD": "relay-password",
+        "CONNECTOR_KAFKA_SASL_USERNAME": "sync-connector",
+        "CONNECTOR_KAFKA_SASL_PASSWORD": "connector-password",
+        "CONNECTOR_KAFKA_SSL_CERTFILE": "/etc/kafka-tls/connector.pem",
+        "CONNECTOR_KAFKA_SSL_KEYFILE": "/etc/kafka-tls/connector.key",
+        "CONNECTOR_KAFKA_SSL_KEY_PASSWORD": "key-password",
+        "KAFKA_SSL_CHECK_HOSTNAME": "false",
+    }
+    relay = profile_settings(environment(s["relay"], dotenv)).kafka
+    connector = connector_settings(environment(s["connector"], dotenv)).kafka
+    assert (relay.bootstrap_servers, relay.security_protocol, relay.sasl_mechanism) == (
+        "kafka-1.example.com:9093",
+        "SASL_SSL",
+        "SCRAM-SHA-256",
+    )
+    assert (relay.sasl_username, relay.sasl_password, relay.ssl_cafile) == (
+        "outbox-relay",
+        "relay-password",
+        "/etc/kafka-tls/ca.pem",
+    )
+    assert (connector.sasl_username, connector.sasl_password) == ("sync-connector", "connector-password")
+    assert (connector.ssl_certfile, connector.ssl_keyfile, connector.ssl_key_password) == (
+        "/etc/kafka-tls/connector.pem",
+        "/etc/kafka-tls/connector.key",
+        "key-password",
+    )
+    assert relay.ssl_check_hostname is connector.ssl_check_hostname is False
+    # The TLS files reach both Kafka clients, read-only; the folder exists and keeps keys out of git.
+    for name in ("relay", "connector"):
+        (mount,) = s[name]["volumes"]
+        source, target, mode = interpolate(mount, {}).split(":")
+        assert (target, mode) == ("/etc/kafka-tls", "ro"), name
+        assert (ROOT / source).is_dir(), source
+    assert (ROOT / "infra/kafka-client-tls/.gitignore").read_text(encoding="utf-8").splitlines()[1] == "*"
+    # No password is written into the compose file: each is a variable with an empty default.
+    for service in (s["relay"], s["connector"]):
+        for key, value in service["environment"].items():
+            if key.endswith("_PASSWORD") and "KAFKA" in key:
+                assert re.fullmatch(r"\$\{[A-Z_]+:-\}", str(value)), key
+    example = (ROOT / "infra/compose.env.example").read_text(encoding="utf-8")
+    for variable in dotenv:
+        assert variable in example, f"{variable} is documented in infra/compose.env.example"
