@@ -211,6 +211,18 @@ class ShardLeases:
         log.info("relay_leases_expired", instance_id=self.instance_id, shards=expired)
         return expired
 
+    async def confirm(self, conn: asyncpg.Connection) -> None:
+        """Without renewing anything: keep in ``held`` only the shards whose lease is still live and
+        ours under the same token (an instance that gave up lets the leases of busy shards lapse)."""
+        records = await conn.fetch(
+            f"SELECT shard, token FROM {self._shards} WHERE owner = $1 AND expires_at > now()",  # noqa: S608
+            self.instance_id,
+        )
+        live = {r["shard"]: r["token"] for r in records}
+        self.held = {shard: token for shard, token in self.held.items() if live.get(shard) == token}
+        self.draining &= set(self.held)
+        self._metrics.shards_owned.set(len(self.held))
+
     async def withdraw(self, conn: asyncpg.Connection) -> None:
         """Drop out of the membership but keep the leases (still being drained): from their next
         tick the other instances count one instance fewer, so their fair share covers our shards.

@@ -247,6 +247,7 @@ class OutboxRelay:
         on the broker expires by itself within ``lease_ttl_s`` and is fenced alike."""
         leases = self._leases
         await leases.withdraw(conn)
+        await leases.confirm(conn)
         leases.draining |= set(leases.held)
         if releasable := leases.draining - self._pipeline.busy:
             await leases.expire(conn, releasable)
