@@ -104,6 +104,43 @@ def containers(spec: Resource) -> list[Resource]:
     return found
 
 
+# Secrets created outside git (documented in the prod overlay); the dev overlay generates the first two.
+EXTERNAL_SECRETS = {
+    "profile-secrets",
+    "connector-secrets",
+    "outbox-relay-kafka",
+    "sync-connector-kafka",
+    "kafka-cluster-ca",
+}
+
+
+def container_environment(resources: tuple[Resource, ...], container: Resource) -> dict[str, str]:
+    """The variables a container gets from its config maps and its ``env`` (a Secret key stands as
+    ``<secret NAME/KEY>``; whole Secrets from ``envFrom`` are not in the build and are left out)."""
+    config_maps = of_kind(resources, "ConfigMap")
+    environ: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            environ.update(config_maps[source["configMapRef"]["name"]]["data"])
+    for variable in container.get("env", []):
+        if "value" in variable:
+            environ[variable["name"]] = variable["value"]
+        elif reference := variable.get("valueFrom", {}).get("secretKeyRef"):
+            environ[variable["name"]] = f"<secret {reference['name']}/{reference['key']}>"
+    return environ
+
+
+def kafka_clients(resources: tuple[Resource, ...]) -> dict[str, Any]:
+    """The Kafka settings of the relay and the connector, as their pods would load them."""
+    from services.profile.settings import settings_from_env as profile_settings
+    from services.sync_connector.settings import settings_from_env as connector_settings
+
+    specs = pod_specs(resources)
+    relay = container_environment(resources, specs["outbox-relay"]["containers"][0])
+    connector = container_environment(resources, specs["sync-connector"]["containers"][0])
+    return {"outbox-relay": profile_settings(relay).kafka, "sync-connector": connector_settings(connector).kafka}
+
+
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_builds_and_validates_against_the_kubernetes_schemas(target: str, version: str) -> None:
@@ -199,7 +236,7 @@ def test_commands_exist_migrations_run_first_and_backups_daily(target: str) -> N
 def test_settings_come_from_config_maps_and_secrets_that_exist_or_are_documented(target: str) -> None:
     resources = render(target)
     config_maps, secrets = set(of_kind(resources, "ConfigMap")), set(of_kind(resources, "Secret"))
-    external_secrets = {"profile-secrets", "connector-secrets"}  # created outside git in prod (see the overlay)
+    external_secrets = EXTERNAL_SECRETS  # created outside git in prod (see the overlay)
     for name, spec in pod_specs(resources).items():
         for container in containers(spec):
             for source in container.get("envFrom", []):
@@ -207,10 +244,70 @@ def test_settings_come_from_config_maps_and_secrets_that_exist_or_are_documented
                     assert source["configMapRef"]["name"] in config_maps, name
                 else:
                     assert source["secretRef"]["name"] in secrets | external_secrets, name
+            for variable in container.get("env", []):
+                if reference := variable.get("valueFrom", {}).get("secretKeyRef"):
+                    assert reference["name"] in secrets | external_secrets, (name, variable["name"])
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] in secrets | external_secrets, (name, volume["name"])
     if target == "overlays/dev":
-        assert {s.rsplit("-", 1)[0] for s in secrets} >= external_secrets, "dev generates its own dev-only secrets"
+        assert {s.rsplit("-", 1)[0] for s in secrets} >= {"profile-secrets", "connector-secrets"}, (
+            "dev generates its own"
+        )
     if target == "overlays/prod":
         assert not secrets, "no secret is committed for prod"
+        instructions = (K8S / "overlays/prod/kustomization.yaml").read_text(encoding="utf-8")
+        for secret in EXTERNAL_SECRETS:
+            assert f"create secret generic {secret} " in instructions, f"how to create {secret} is documented"
+
+
+@pytest.mark.parametrize(
+    ("target", "replicas"), [("base", (3, 2)), ("overlays/dev", (1, 1)), ("overlays/prod", (3, 2))]
+)
+def test_topics_need_the_replicas_each_target_runs_on(target: str, replicas: tuple[int, int]) -> None:
+    # (replication factor, min.insync.replicas): the relay and the connector create topics with them
+    # and refuse to start on weaker ones. Production: an acknowledged record is on two of three brokers.
+    for name, kafka in kafka_clients(render(target)).items():
+        assert (kafka.replication_factor, kafka.min_insync_replicas) == replicas, name
+        assert kafka.topic_partitions == 6, name
+
+
+@pytest.mark.parametrize("target", ["base", "overlays/dev"])
+def test_outside_production_kafka_is_plaintext(target: str) -> None:
+    for name, kafka in kafka_clients(render(target)).items():
+        assert kafka.security_protocol == "PLAINTEXT", name
+
+
+def test_in_production_each_kafka_client_is_its_own_sasl_user_over_tls_and_no_other_pod_gets_kafka_secrets() -> None:
+    resources = render("overlays/prod")
+    clients = kafka_clients(resources)
+    assert {name: kafka.sasl_username for name, kafka in clients.items()} == {
+        "outbox-relay": "outbox-relay",
+        "sync-connector": "sync-connector",
+    }
+    specs = pod_specs(resources)
+    for name, kafka in clients.items():
+        assert (kafka.security_protocol, kafka.sasl_mechanism, kafka.ssl_check_hostname) == (
+            "SASL_SSL",
+            "SCRAM-SHA-512",
+            True,
+        )
+        assert kafka.sasl_password == f"<secret {name}-kafka/password>", "the password comes from a Secret"
+        # The CA file is on a read-only volume from the kafka-cluster-ca Secret.
+        spec = specs[name]
+        mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
+        folder, _, file_name = kafka.ssl_cafile.rpartition("/")
+        assert mounts[folder]["readOnly"] is True
+        volume = next(v for v in spec["volumes"] if v["name"] == mounts[folder]["name"])
+        assert volume["secret"]["secretName"] == "kafka-cluster-ca"
+        assert {"key": "ca.crt", "path": file_name} in volume["secret"]["items"]
+    for name, spec in specs.items():
+        if name in clients:
+            continue
+        for container in containers(spec):
+            environ = container_environment(resources, container)
+            assert not [key for key in environ if "KAFKA_SASL" in key or "KAFKA_SECURITY" in key], name
+            assert "kafka-ca" not in {volume["name"] for volume in spec.get("volumes", [])}, name
 
 
 @pytest.mark.parametrize("target", TARGETS)
