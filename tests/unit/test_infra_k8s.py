@@ -160,16 +160,49 @@ def test_the_validation_is_not_vacuous() -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_http_workloads_probe_health_and_readiness_as_seed_10_2_says(target: str) -> None:
     deployments = of_kind(render(target), "Deployment")
-    for name in ("profile-service", "sync-connector"):
+    for name in WORKLOADS:
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         liveness, readiness = container["livenessProbe"], container["readinessProbe"]
         assert liveness["httpGet"]["path"] == "/health"
         assert (liveness["initialDelaySeconds"], liveness["periodSeconds"]) == (30, 10)
         assert readiness["httpGet"]["path"] == "/ready"
         assert (readiness["initialDelaySeconds"], readiness["periodSeconds"]) == (5, 5)
-    relay = deployments["outbox-relay"]["spec"]["template"]["spec"]["containers"][0]
-    assert relay["livenessProbe"]["exec"]["command"][:2] == ["python", "-c"]
-    assert {"name": "HEALTH_URL", "value": "http://127.0.0.1:8002/metrics"} in relay["env"]
+        ports = {port["name"] for port in container["ports"]}
+        assert {liveness["httpGet"]["port"], readiness["httpGet"]["port"]} <= ports, name
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_relay_serves_probes_and_metrics_where_the_kubelet_and_prometheus_reach_them(target: str) -> None:
+    from services.profile.settings import settings_from_env
+
+    resources = render(target)
+    deployment = of_kind(resources, "Deployment")["outbox-relay"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    settings = settings_from_env(container_environment(resources, container))
+    # Bound beyond loopback, on the port the container declares and the probes use.
+    assert (settings.relay_metrics_host, settings.relay_metrics_port) == ("0.0.0.0", 8002)
+    (port,) = [port for port in container["ports"] if port["name"] == "metrics"]
+    assert port["containerPort"] == settings.relay_metrics_port
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(settings.relay_metrics_port),
+        "prometheus.io/path": "/metrics",
+    }
+    # The headless Service lists unready pods too: a relay that gave its shards up is still scraped.
+    service = of_kind(resources, "Service")["outbox-relay-metrics"]["spec"]
+    assert service["clusterIP"] == "None"
+    assert service["publishNotReadyAddresses"] is True
+    assert selects({"matchLabels": service["selector"]}, pod_labels(resources)["outbox-relay"])
+    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(settings.relay_metrics_port, "metrics")]
+    # And the network lets the monitoring namespace in on that port.
+    scrape = of_kind(resources, "NetworkPolicy")["allow-metrics-scrape"]["spec"]
+    assert selects(scrape["podSelector"], pod_labels(resources)["outbox-relay"])
+    (rule,) = scrape["ingress"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in rule["from"]
+    assert settings.relay_metrics_port in {p["port"] for p in rule["ports"]}
 
 
 @pytest.mark.parametrize("target", TARGETS)
