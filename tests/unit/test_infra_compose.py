@@ -163,6 +163,22 @@ def test_services_listen_beyond_loopback_and_reach_each_other_by_name(compose: d
     assert set(stubs.secrets()) == {"CRM", "CMS", "CSS"}
 
 
+def test_prometheus_reaches_every_relay_and_its_health_is_its_readiness(compose: dict[str, Any]) -> None:
+    from services.profile.settings import settings_from_env
+
+    relay = services(compose)["relay"]
+    settings = settings_from_env(environment(relay))
+    assert (settings.relay_metrics_host, settings.relay_metrics_port) == ("0.0.0.0", 8002)
+    # The health check asks /ready: unhealthy while the relay has given its shards up.
+    assert environment(relay)["HEALTH_URL"] == f"http://127.0.0.1:{settings.relay_metrics_port}/ready"
+    assert relay["healthcheck"]["test"][-1].endswith("urlopen(os.environ['HEALTH_URL'], timeout=2)")
+    prometheus = yaml.safe_load((ROOT / "infra/observability/prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "outbox-relay"]
+    assert job["metrics_path"] == "/metrics"
+    (discovery,) = job["dns_sd_configs"]
+    assert (discovery["names"], discovery["port"]) == (["relay"], settings.relay_metrics_port)
+
+
 def test_no_secret_is_committed_only_dev_defaults(compose: dict[str, Any]) -> None:
     text = COMPOSE.read_text(encoding="utf-8")
     for variable in ("POSTGRES_PASSWORD", "CRM_SECRET", "CMS_SECRET", "CSS_SECRET", "GRAFANA_ADMIN_PASSWORD"):
