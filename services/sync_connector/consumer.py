@@ -54,6 +54,7 @@ class PartitionWorker:
     ) -> None:
         self.tp = tp
         self.next_offset: int | None = None
+        self._processing = False
         self._handler = handler
         self._code = system_code
         self._metrics = metrics
@@ -64,6 +65,11 @@ class PartitionWorker:
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def idle(self) -> bool:
+        """Every message pushed so far is processed."""
+        return not self._processing and self._queue.empty()
 
     def push(self, messages: Iterable[KafkaMessage]) -> None:
         for message in messages:
@@ -86,9 +92,13 @@ class PartitionWorker:
             batch = await self._next_batch()
             if not batch or self._stop.is_set():
                 return
-            if not await self._process(batch):
-                return
-            self.next_offset = batch[-1].offset + 1
+            self._processing = True
+            try:
+                if not await self._process(batch):
+                    return
+                self.next_offset = batch[-1].offset + 1
+            finally:
+                self._processing = False
 
     async def _next_batch(self) -> list[KafkaMessage]:
         """Waits for a message, then takes what else is buffered (bounded); empty when stopping."""
@@ -241,6 +251,9 @@ class SystemConsumer:
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue  # nothing fetched from it yet
+            stable = consumer.last_stable_offset(tp)
+            if stable is not None and stable >= 0:
+                highwater = stable  # read_committed: an open transaction's records are not readable yet
             committed = self._committed.get(tp)
             if committed is None:
                 worker = self._workers.get(tp)
@@ -263,11 +276,17 @@ class SystemConsumer:
                 consumer.resume(tp)
 
     async def _commit(self, consumer: AIOKafkaConsumer, workers: Iterable[PartitionWorker]) -> None:
-        offsets = {
-            w.tp: w.next_offset
-            for w in workers
-            if w.next_offset is not None and self._committed.get(w.tp) != w.next_offset
-        }
+        offsets: dict[TopicPartition, int] = {}
+        for worker in workers:
+            if worker.next_offset is None:
+                continue
+            offset = worker.next_offset
+            if worker.idle and worker.tp in consumer.assignment():
+                # Past the transaction markers and aborted records the consumer skipped after the last
+                # processed message: committed there, the group shows no lag on a transactional topic.
+                offset = max(offset, await consumer.position(worker.tp))
+            if self._committed.get(worker.tp) != offset:
+                offsets[worker.tp] = offset
         if not offsets:
             return
         try:
