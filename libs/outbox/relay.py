@@ -254,7 +254,7 @@ class OutboxRelay:
         await self._blocked.refresh(conn, leases.held)
 
     def _gave_up(self) -> None:
-        # The worker claims from none of them from its next step; the keeper releases them.
+        # The worker claims from none of them from its next step; the keeper hands them over.
         self._leases.draining |= set(self._leases.held)
         self._given_up.set()
         self._wakeup.set()
