@@ -323,7 +323,7 @@ class EmbeddedKafka:
             "format",
             "--ignore-formatted",
             "--cluster-id",
-            base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+            _cluster_id(),
             "--config",
             str(properties),
             *scram,
@@ -359,6 +359,14 @@ class EmbeddedKafka:
             remove_tree(self._temporary)
             self._temporary = None
             self.data_dir = None
+
+
+def _cluster_id() -> str:
+    """A random cluster id as Kafka writes one (URL-safe base64 of a UUID). Like Kafka's own
+    ``Uuid.randomUuid`` it never starts with '-', which the storage tool would read as an option."""
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cluster_id
 
 
 def _stored_controller_port(data_dir: Path) -> int:
