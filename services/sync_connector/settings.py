@@ -66,6 +66,17 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     dlq_poll_interval_s: float = 2.0
     # At most this many records are reset by one "retry all failed of a system" call.
     admin_bulk_retry_limit: int = 10_000
+    # Retention (``maintenance``): terminal records with their attempts and dead letters, finished
+    # notifications and admin actions older than this many days are pruned, each statement at most
+    # retention_batch_size rows, each batch its own transaction. Lane state is never pruned.
+    retention_days: float = 30.0
+    retention_batch_size: int = 1000
+    # The operators' gauges (external_sync_status, age of the oldest undelivered change, records near
+    # their deadline) are read from the database this often; "near" = within near_deadline_window_s
+    # of delivery_deadline_s after the record was created.
+    status_refresh_interval_s: float = 15.0
+    near_deadline_window_s: float = 3600.0
+    delivery_deadline_s: float = 86400.0
     # How long shutdown or a rebalance waits for an in-flight message before abandoning it
     # (it is then redelivered; the idempotency key makes that harmless).
     shutdown_grace_s: float = 10.0
@@ -83,8 +94,22 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
                 "must be at least 1"
             )
             raise ValueError(msg)
+        self._check_retention()
         if unknown := set(self.systems) - {"CRM", "CMS", "CSS"}:
             msg = f"unknown systems {sorted(unknown)}: the systems are CRM, CMS and CSS"
+            raise ValueError(msg)
+
+    def _check_retention(self) -> None:
+        # The admin audit keeps at least a day (its trigger refuses younger deletes); a notification record
+        # must outlive the age past which a redelivered event is skipped_stale, or a replay would resend it.
+        if self.retention_days < 1 or self.retention_days * 86400 <= self.notify.max_event_age_s:
+            msg = "retention_days must be at least 1 and longer than notify max_event_age_s"
+            raise ValueError(msg)
+        if self.retention_batch_size < 1 or self.status_refresh_interval_s <= 0 or self.near_deadline_window_s < 0:
+            msg = (
+                "retention_batch_size must be at least 1, status_refresh_interval_s positive "
+                "and near_deadline_window_s not negative"
+            )
             raise ValueError(msg)
 
     def endpoint(self, system_code: str) -> SystemEndpoint:

@@ -13,7 +13,8 @@ time per system (the oldest undelivered change, the records near their deadline)
 
 ``admin_actions`` stays append-only for everybody but the retention prune: a delete
 needs the transaction-local setting ``sync.retention_prune = 'on'`` and a row older
-than one day.
+than one day. ``maintenance_runs`` keeps what each maintenance run pruned (the gauges of
+the connector read the latest).
 
 Revision ID: sync_0004
 Revises: sync_0003
@@ -98,6 +99,20 @@ CREATE INDEX ix_notification_terminal_completed ON sync.notification_records (co
 CREATE INDEX ix_sync_open_created ON sync.external_sync_records (system_code, created_at)
     WHERE sync_status IN ('pending', 'retrying');
 
+-- One row per maintenance run (CLI, CronJob, make run's daily timer): what it pruned, read by
+-- every connector instance for its gauges (a run's own process is gone before a scrape).
+CREATE TABLE sync.maintenance_runs (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    task            varchar(32)  NOT NULL,
+    started_at      timestamptz  NOT NULL,
+    finished_at     timestamptz  NOT NULL DEFAULT now(),
+    cutoff          timestamptz  NOT NULL,
+    pruned          jsonb        NOT NULL,
+    statements      integer      NOT NULL,
+    largest_statement integer    NOT NULL
+);
+CREATE INDEX ix_maintenance_runs_task ON sync.maintenance_runs (task, id);
+
 CREATE OR REPLACE FUNCTION sync.reject_admin_action_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' AND current_setting('sync.retention_prune', true) = 'on'
@@ -115,6 +130,7 @@ BEGIN
     RAISE EXCEPTION 'sync.admin_actions is append-only';
 END
 $$;
+DROP TABLE sync.maintenance_runs;
 DROP INDEX sync.ix_sync_open_created;
 DROP INDEX sync.ix_notification_terminal_completed;
 DROP INDEX sync.ix_sync_terminal_completed;
