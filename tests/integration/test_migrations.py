@@ -34,6 +34,8 @@ EXPECTED = {
         # customer notifications (sync_0003)
         "notification_records",
         "notification_attempts",
+        # messages the connector can never process (sync_0006)
+        "unprocessable_messages",
     },
 }
 
