@@ -104,6 +104,7 @@ class ConnectorHarness:
             backoff_base_s=0.05,
             backoff_max_s=0.2,
             http_timeout_s=5.0,
+            http_connect_timeout_s=0.5,
             claim_lease_s=6.0,
             retry_poll_interval_s=0.1,
             breaker_failure_threshold=5,

@@ -1,16 +1,7 @@
-"""What a lost or refused database looks like to the connector: an error to wait out and retry, never fatal."""
+"""What a lost or refused database looks like to the connector: the shared kit's policy (one owner)."""
 
 from __future__ import annotations
 
-import asyncpg
-from sqlalchemy.exc import SQLAlchemyError
+from libs.kit.db_faults import DATABASE_FAULTS, is_transient_database_fault, refuses_the_data
 
-# SQLAlchemy wraps the driver's errors of a statement, but not every error of opening a connection:
-# asyncpg's own (CannotConnectNowError while PostgreSQL recovers after a restart, InterfaceError on a
-# closed connection) come out of the pool as they are. A loop that catches less dies on them.
-DATABASE_FAULTS: tuple[type[Exception], ...] = (
-    SQLAlchemyError,
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
+__all__ = ["DATABASE_FAULTS", "is_transient_database_fault", "refuses_the_data"]

@@ -11,6 +11,14 @@ from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
 from libs.kit.settings import load_settings
 from libs.kit.tokens import TokenSettings
+from services.sync_connector.http_clients import (
+    CLIENT_CODES,
+    PROFILE_CLIENT,
+    SMS_CLIENT,
+    SYSTEM_CLIENTS,
+    HttpClientOverride,
+    HttpClientSettings,
+)
 from services.sync_connector.notify.settings import NotifySettings, ProfileApiSettings
 
 ENV_PREFIX = "CONNECTOR_"
@@ -51,7 +59,22 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     max_retry_count: int = 3
     backoff_base_s: float = 0.2
     backoff_max_s: float = 5.0
+    # One HTTP client per system (its own pool): at most http_pool_size calls in flight, more wait in
+    # line for a connection (never a failure); connect and read timeouts start once a connection is
+    # held. http_timeout_s is the read timeout (request sent -> answer). CONNECTOR_HTTP_CLIENTS sets
+    # a client's own, e.g. '{"CRM": {"pool_size": 8, "read_timeout_s": 10}}' (clients: CRM, CMS,
+    # CSS, SMS and PROFILE for the notifications, whose read timeout defaults to notify timeout_s).
     http_timeout_s: float = 5.0
+    http_pool_size: int = 32
+    http_connect_timeout_s: float = 1.0
+    http_clients: dict[str, HttpClientOverride] = msgspec.field(default_factory=dict)
+    # A message the consumer can never process is dead-lettered alone (sync.unprocessable_messages and
+    # the system's dead-letter topic) and its partition goes on: undecodable at once; failing the
+    # handler with an error that is not transient (database or broker unavailable), after this many
+    # tries of the message alone. After unprocessable_streak_limit such messages in a row on a
+    # partition without one success, the fault is taken for systemic: the partition waits and retries.
+    unprocessable_after_failures: int = 3
+    unprocessable_streak_limit: int = 5
     # A delivery in flight holds its record (and its customer's lane at that system) for this
     # long; a crashed holder's delivery is resumed by any instance after it. Longer than a call.
     claim_lease_s: float = 30.0
@@ -84,9 +107,7 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     service_name: str = "sync-connector"
 
     def __post_init__(self) -> None:
-        if self.claim_lease_s <= self.http_timeout_s:
-            msg = "claim_lease_s must be longer than http_timeout_s (a lease must outlive the call it covers)"
-            raise ValueError(msg)
+        self._check_http_clients()
         limits = (self.retry_concurrency, self.breaker_failure_threshold, self.admin_bulk_retry_limit)
         if min(*limits, self.delivery_wave_size) < 1:
             msg = (
@@ -111,6 +132,34 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
                 "and near_deadline_window_s not negative"
             )
             raise ValueError(msg)
+
+    def _check_http_clients(self) -> None:
+        if unknown := set(self.http_clients) - set(CLIENT_CODES):
+            msg = f"http_clients: unknown clients {sorted(unknown)}, the clients are {', '.join(CLIENT_CODES)}"
+            raise ValueError(msg)
+        calls = {code: self.http_client(code).call_timeout_s for code in CLIENT_CODES}  # each one validated
+        if self.claim_lease_s <= max(calls[code] for code in SYSTEM_CLIENTS):
+            msg = (
+                "claim_lease_s must be longer than every system's connect + read timeout "
+                "(a lease must outlive the call it covers)"
+            )
+            raise ValueError(msg)
+        if self.notify.claim_lease_s <= calls[PROFILE_CLIENT] + calls[SMS_CLIENT]:
+            msg = "notify claim_lease_s must be longer than the contact lookup's and the SMS call's timeouts"
+            raise ValueError(msg)
+        if self.unprocessable_after_failures < 1 or self.unprocessable_streak_limit < 1:
+            msg = "unprocessable_after_failures and unprocessable_streak_limit must be at least 1"
+            raise ValueError(msg)
+
+    def http_client(self, code: str) -> HttpClientSettings:
+        """The pool and timeouts of one HTTP client (CRM, CMS, CSS, SMS, PROFILE): its own, else the defaults."""
+        own = self.http_clients.get(code, HttpClientOverride())
+        default_read_s = self.notify.timeout_s if code in (SMS_CLIENT, PROFILE_CLIENT) else self.http_timeout_s
+        return HttpClientSettings(
+            pool_size=self.http_pool_size if own.pool_size is None else own.pool_size,
+            connect_timeout_s=self.http_connect_timeout_s if own.connect_timeout_s is None else own.connect_timeout_s,
+            read_timeout_s=default_read_s if own.read_timeout_s is None else own.read_timeout_s,
+        )
 
     def endpoint(self, system_code: str) -> SystemEndpoint:
         by_code = {
