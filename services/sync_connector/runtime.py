@@ -7,7 +7,6 @@ import signal
 from types import TracebackType
 from typing import Any, Self
 
-import aiohttp
 from aiohttp import web
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
@@ -26,6 +25,7 @@ from services.sync_connector.dead_letters import DeadLetterPublisher
 from services.sync_connector.delivery import SyncDelivery
 from services.sync_connector.handler import SystemMessageHandler
 from services.sync_connector.http_api import create_api
+from services.sync_connector.http_clients import CLIENT_CODES, HttpClientMetrics, HttpClients
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.notify.admin import NotificationAdmin
 from services.sync_connector.notify.metrics import NotificationMetrics
@@ -34,7 +34,7 @@ from services.sync_connector.notify.wiring import NOTIFY_CODE, build_notificatio
 from services.sync_connector.outcome import RetryPolicy
 from services.sync_connector.scheduler import RetryScheduler
 from services.sync_connector.settings import ConnectorSettings
-from services.sync_connector.sinks import EXTERNAL_SYSTEMS, HttpSink, make_http_session
+from services.sync_connector.sinks import EXTERNAL_SYSTEMS, HttpSink
 
 log = get_logger(__name__)
 
@@ -65,7 +65,7 @@ class ConnectorRuntime:
         self.dead_letters: DeadLetterPublisher | None = None
         self.http_url = ""
         self._engine: AsyncEngine | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._http: HttpClients | None = None
         self._api: web.AppRunner | None = None
 
     @property
@@ -87,7 +87,12 @@ class ConnectorRuntime:
     async def _start(self) -> None:
         settings = self.settings
         self._engine = engine = make_engine(settings.database)
-        self._session = make_http_session(settings.http_timeout_s, self._tracer_provider)
+        # One HTTP client (its own pool and timeouts) per system and per notification dependency.
+        self._http = http = HttpClients(
+            {code: settings.http_client(code) for code in CLIENT_CODES},
+            metrics=HttpClientMetrics(self.registry),
+            tracer_provider=self._tracer_provider,
+        )
         policy = RetryPolicy(settings.max_retry_count, settings.backoff_base_s, settings.backoff_max_s)
         self.dead_letters = DeadLetterPublisher(
             engine, settings.kafka, settings.dlq_topic, self.metrics, poll_interval_s=settings.dlq_poll_interval_s
@@ -104,7 +109,7 @@ class ConnectorRuntime:
             self.metrics.breaker_state.labels(system.code).set(BreakerState.CLOSED)
             delivery = SyncDelivery(
                 engine,
-                HttpSink(system, settings.endpoint(system.code), self._session),
+                HttpSink(system, settings.endpoint(system.code), http.get(system.code)),
                 breaker,
                 policy,
                 self.metrics,
@@ -136,7 +141,7 @@ class ConnectorRuntime:
             notifications = build_notifications(
                 settings,
                 engine,
-                self._session,
+                http,
                 metrics=self.notify_metrics,
                 connector_metrics=self.metrics,
                 tracer=self._tracer,
@@ -208,8 +213,8 @@ class ConnectorRuntime:
             await self.dead_letters.stop()
         if self._api is not None:
             await self._api.cleanup()
-        if self._session is not None:
-            await self._session.close()
+        if self._http is not None:
+            await self._http.close()
         if self._engine is not None:
             await self._engine.dispose()
         log.info("connector_stopped")

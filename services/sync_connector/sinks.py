@@ -11,12 +11,10 @@ from typing import ClassVar, Protocol
 
 import aiohttp
 import msgspec
-from opentelemetry import propagate, trace
-from opentelemetry.instrumentation._semconv import _StabilityMode
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+from opentelemetry import propagate
 
 from contracts.events import CustomerNameChanged
-from libs.kit.telemetry import records_spans
+from services.sync_connector.http_clients import HttpClient
 from services.sync_connector.settings import SystemEndpoint
 from services.sync_connector.signing import SIGNATURE_HEADER, sign_body
 
@@ -103,33 +101,15 @@ class Sink(Protocol):
         ...
 
 
-def make_http_session(timeout_s: float, tracer_provider: trace.TracerProvider | None = None) -> aiohttp.ClientSession:
-    """The one pooled session all sinks share.
-
-    When spans are recorded, the maintained aiohttp-client instrumentation makes the CLIENT
-    span of every call (stable HTTP semantic conventions) and injects its ``traceparent``.
-    Otherwise it is left out (about a tenth of the connector's CPU, for spans nobody reads)
-    and the sink injects the current span's ``traceparent`` itself.
-    """
-    provider = tracer_provider or trace.get_tracer_provider()
-    tracing = (
-        [create_trace_config(tracer_provider=provider, sem_conv_opt_in_mode=_StabilityMode.HTTP)]
-        if records_spans(provider)
-        else []
-    )
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=timeout_s),
-        connector=aiohttp.TCPConnector(limit=100, limit_per_host=30),
-        trace_configs=tracing,
-    )
-
-
 class HttpSink:
-    def __init__(self, system: ExternalSystem, endpoint: SystemEndpoint, session: aiohttp.ClientSession) -> None:
+    """POSTs through the system's own ``HttpClient``: a call waiting for a connection of the system's
+    pool is not failing; only connecting or reading beyond the timeouts (once a connection is held) is."""
+
+    def __init__(self, system: ExternalSystem, endpoint: SystemEndpoint, client: HttpClient) -> None:
         self._system = system
         self._endpoint = endpoint
         self._url = endpoint.base_url.rstrip("/") + system.path
-        self._session = session
+        self._client = client
 
     @property
     def system(self) -> ExternalSystem:
@@ -141,10 +121,14 @@ class HttpSink:
         if self._endpoint.secret:
             headers[SIGNATURE_HEADER] = sign_body(self._endpoint.secret, body)
         try:
-            async with self._session.post(self._url, data=body, headers=headers) as response:
+            async with self._client.request("POST", self._url, data=body, headers=headers) as response:
                 return SinkResponse(response.status, await response.read())
         except TimeoutError as exc:
-            msg = f"no answer from {self._url} within the timeout"
+            timeouts = self._client.settings
+            msg = (
+                f"no answer from {self._url} within the timeouts "
+                f"(connect {timeouts.connect_timeout_s:g} s, read {timeouts.read_timeout_s:g} s)"
+            )
             raise SinkTimeoutError(msg) from exc
         except aiohttp.ClientError as exc:
             msg = f"{type(exc).__name__}: {exc}"

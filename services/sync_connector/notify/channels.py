@@ -22,6 +22,7 @@ import aiohttp
 import aiosmtplib
 import msgspec
 
+from services.sync_connector.http_clients import HttpClient
 from services.sync_connector.notify.contacts import Contact
 from services.sync_connector.notify.settings import Channel, NotifySettings, SmtpSecurity
 from services.sync_connector.notify.templates import RenderedNotice
@@ -125,11 +126,12 @@ class _GatewayReply(msgspec.Struct):
 
 
 class SmsTransport:
-    def __init__(self, settings: NotifySettings, session: aiohttp.ClientSession) -> None:
+    """Sends through the gateway's own ``HttpClient`` (its pool; waiting for a connection is not failing)."""
+
+    def __init__(self, settings: NotifySettings, client: HttpClient) -> None:
         self._url = settings.sms_url.rstrip("/") + SMS_PATH
         self._token = settings.sms_token
-        self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
+        self._client = client
 
     @property
     def channel(self) -> Channel:
@@ -148,7 +150,7 @@ class SmsTransport:
             headers["Authorization"] = f"Bearer {self._token}"
         body = {"to": number, "text": notice.body, "reference": key}
         try:
-            async with self._session.post(self._url, json=body, headers=headers, timeout=self._timeout) as response:
+            async with self._client.request("POST", self._url, json=body, headers=headers) as response:
                 status, raw = response.status, await response.read()
         except TimeoutError:
             return SendResult(classify_transport_error("timeout", f"no answer from {self._url} within the timeout"))

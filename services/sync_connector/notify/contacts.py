@@ -13,6 +13,7 @@ from urllib.parse import quote
 import aiohttp
 import msgspec
 
+from services.sync_connector.http_clients import HttpClient
 from services.sync_connector.notify.settings import ProfileApiSettings
 from services.sync_connector.outcome import TRANSIENT_4XX
 
@@ -41,17 +42,18 @@ class ContactLookupError(Exception):
 
 
 class ProfileContacts:
-    def __init__(self, settings: ProfileApiSettings, session: aiohttp.ClientSession, timeout_s: float) -> None:
+    """Asks through the profile service's own ``HttpClient`` (its pool; waiting for a connection is not failing)."""
+
+    def __init__(self, settings: ProfileApiSettings, client: HttpClient) -> None:
         self._base_url = settings.url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
-        self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._client = client
 
     async def lookup(self, customer_id: str) -> Contact | None:
         """The customer's contact data; None when the profile service has no such (live) customer."""
         url = self._base_url + CONTACT_PATH.format(customer_id=quote(customer_id, safe=""))
         try:
-            async with self._session.get(url, headers=self._headers, timeout=self._timeout) as response:
+            async with self._client.request("GET", url, headers=self._headers) as response:
                 status, body = response.status, await response.read()
         except TimeoutError as exc:
             raise ContactLookupError("profile service: no answer within the timeout", retryable=True) from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import msgspec
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
 from services.sync_connector.consumer import SystemConsumer
 from services.sync_connector.handler import SystemMessageHandler
+from services.sync_connector.http_clients import PROFILE_CLIENT, SMS_CLIENT, HttpClients
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.notify.channels import EmailTransport, SmsTransport, Transport
 from services.sync_connector.notify.contacts import ProfileContacts
@@ -41,7 +41,7 @@ class NotificationParts(msgspec.Struct, frozen=True):
 def build_notifications(
     settings: ConnectorSettings,
     engine: AsyncEngine,
-    session: aiohttp.ClientSession,
+    clients: HttpClients,
     *,
     metrics: NotificationMetrics,
     connector_metrics: ConnectorMetrics,
@@ -49,10 +49,10 @@ def build_notifications(
     on_breaker_transition: BreakerHook,
 ) -> NotificationParts:
     notify = settings.notify
-    contacts = ProfileContacts(settings.profile, session, notify.timeout_s)
+    contacts = ProfileContacts(settings.profile, clients.get(PROFILE_CLIENT))
     transports: dict[Channel, Transport] = {
         Channel.EMAIL: EmailTransport(notify),
-        Channel.SMS: SmsTransport(notify, session),
+        Channel.SMS: SmsTransport(notify, clients.get(SMS_CLIENT)),
     }
     policy = fixed_backoff(notify.max_attempts, notify.backoff_s)
     schedulers: dict[str, RetryScheduler[Any]] = {}
