@@ -19,10 +19,18 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import structlog
 
 from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, remove_tree
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from migrations.runner import upgrade_all
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> None:
+    """A test that configured logging in-process (a CLI, an entrypoint) may have set a WARNING
+    filter; a later test's ``capture_logs`` would then miss every INFO line."""
+    structlog.reset_defaults()
 
 
 def _docker_answers() -> bool:

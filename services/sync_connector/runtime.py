@@ -35,6 +35,7 @@ from services.sync_connector.outcome import RetryPolicy
 from services.sync_connector.scheduler import RetryScheduler
 from services.sync_connector.settings import ConnectorSettings
 from services.sync_connector.sinks import EXTERNAL_SYSTEMS, HttpSink
+from services.sync_connector.status_gauges import StatusGauges, StatusRefresher
 
 log = get_logger(__name__)
 
@@ -57,6 +58,8 @@ class ConnectorRuntime:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ConnectorMetrics(self.registry)
         self.notify_metrics = NotificationMetrics(self.registry)
+        self.status_gauges = StatusGauges(self.registry)
+        self.status_refresher: StatusRefresher | None = None
         self._tracer_provider = tracer_provider or trace.get_tracer_provider()
         self._tracer = self._tracer_provider.get_tracer("services.sync_connector")
         self.consumers: dict[str, SystemConsumer] = {}
@@ -155,6 +158,14 @@ class ConnectorRuntime:
         for scheduler in self.schedulers.values():
             scheduler.start()
         self.dead_letters.start()
+        self.status_refresher = StatusRefresher(
+            engine,
+            self.status_gauges,
+            system_codes=settings.systems,
+            near_window_s=settings.near_deadline_window_s,
+            interval_s=settings.status_refresh_interval_s,
+        )
+        self.status_refresher.start()
         admin = SyncAdmin(
             engine,
             retry_budget=settings.max_retry_count,
@@ -211,6 +222,8 @@ class ConnectorRuntime:
         )
         if self.dead_letters is not None:
             await self.dead_letters.stop()
+        if self.status_refresher is not None:
+            await self.status_refresher.stop()
         if self._api is not None:
             await self._api.cleanup()
         if self._http is not None:

@@ -63,7 +63,7 @@ async def test_crm_retries_503s_while_cms_and_css_do_not_wait(harness: Connector
         assert await harness.attempts(event_id, "CRM") == [("retryable", 503), ("retryable", 503), ("applied", 200)]
         assert harness.calls_to("CRM") == 1
         assert metric(runtime, "sync_attempts_total", system_code="CRM", result="retryable") == 2
-        assert metric(runtime, "external_sync_status_total", system_code="CRM", status="retrying") == 2
+        assert metric(runtime, "external_sync_transitions_total", system_code="CRM", status="retrying") == 2
 
 
 async def test_400_fails_at_once_and_exhausted_retries_fail_both_dead_lettered(harness: ConnectorHarness) -> None:
@@ -115,7 +115,7 @@ async def test_400_fails_at_once_and_exhausted_retries_fail_both_dead_lettered(h
         assert await harness.attempts(rejected_id, "CRM") == [("rejected", 400)]
         assert metric(runtime, "sync_attempts_total", system_code="CRM", result="rejected") == 1
         assert metric(runtime, "sync_attempts_total", system_code="CRM", result="retryable") == 4
-        assert metric(runtime, "external_sync_status_total", system_code="CRM", status="failed") == 2
+        assert metric(runtime, "external_sync_transitions_total", system_code="CRM", status="failed") == 2
         assert harness.calls_to("CRM") == 0
         assert len(await harness.dead_letters()) == 2
 
