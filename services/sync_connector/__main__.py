@@ -1,4 +1,4 @@
-"""``python -m services.sync_connector serve|migrate|sync ...|notify ...``."""
+"""``python -m services.sync_connector serve|migrate|maintenance|sync ...|notify ...``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 import uvloop
 
 from services.sync_connector.cli import sync
+from services.sync_connector.maintenance_cli import maintenance
 from services.sync_connector.notify.cli import notify
 from services.sync_connector.settings import settings_from_env
 
@@ -40,6 +41,7 @@ def migrate() -> None:
 
 cli.add_command(sync)
 cli.add_command(notify)
+cli.add_command(maintenance)
 
 if __name__ == "__main__":
     cli()

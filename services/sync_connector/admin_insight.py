@@ -2,8 +2,9 @@
 connector sees of the pipeline, and one record with every attempt.
 
 ``GET /v1/pipeline-status``: per system, how many records are in each status (from the
-database, shared by every instance), and this instance's circuit breaker state and
-consumer lag (from its own gauges: breakers and partition assignments are per instance).
+status counts the records' triggers keep, shared by every instance: no scan of the history),
+and this instance's circuit breaker state and consumer lag (from its own gauges: breakers
+and partition assignments are per instance).
 ``GET /v1/sync-records/{id}``: the record and its attempts, oldest first.
 """
 
@@ -18,21 +19,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.kit.errors import ValidationError
+from services.sync_connector import status_counts
 from services.sync_connector.admin import SyncRecordNotFound
 from services.sync_connector.admin_store import _VIEW_COLUMNS, SyncRecordView
 from services.sync_connector.breaker import BreakerState
 from services.sync_connector.http_support import json_response
-from services.sync_connector.outcome import SyncStatus
 from services.sync_connector.sinks import EXTERNAL_SYSTEMS
 
-# An index-only scan of ix_sync_system_status (system_code, sync_status, id).
-_COUNTS = text(
-    "SELECT system_code, sync_status, count(*) AS n FROM sync.external_sync_records GROUP BY system_code, sync_status"
-)
-_OLDEST_OPEN = text("""
-    SELECT system_code, min(created_at) AS oldest FROM sync.external_sync_records
-    WHERE sync_status IN ('pending', 'retrying') GROUP BY system_code
-""")
 _RECORD = text(f"SELECT {_VIEW_COLUMNS} FROM sync.external_sync_records WHERE id = :id")  # noqa: S608 - fixed columns
 _ATTEMPTS = text("""
     SELECT attempt_no, outcome, http_status, error_message, duration_ms, attempted_at
@@ -86,18 +79,17 @@ def _gauges(registry: CollectorRegistry) -> tuple[dict[str, str], dict[str, dict
 
 def insight_routes(engine: AsyncEngine, registry: CollectorRegistry) -> list[web.RouteDef]:
     async def pipeline_status(_: web.Request) -> web.Response:
+        # The status counts kept by triggers and the open records' index: no scan of the history.
+        codes = [system.code for system in EXTERNAL_SYSTEMS]
         async with engine.connect() as connection:
-            counts = (await connection.execute(_COUNTS)).all()
-            oldest = dict((await connection.execute(_OLDEST_OPEN)).tuples().all())
-        by_system: dict[str, dict[str, int]] = {s.code: dict.fromkeys(SyncStatus, 0) for s in EXTERNAL_SYSTEMS}
-        for code, status, n in counts:
-            by_system.setdefault(code, dict.fromkeys(SyncStatus, 0))[status] = n
+            by_system = await status_counts.status_counts(connection, codes)
+            oldest = await status_counts.oldest_open(connection, codes)
         breakers, lag = _gauges(registry)
         systems = [
             SystemPipelineStatus(
                 system_code=system.code,
                 system_name=system.name,
-                counts={str(k): v for k, v in by_system[system.code].items()},
+                counts=by_system[system.code],
                 oldest_open_at=oldest.get(system.code),
                 breaker_state=breakers.get(system.code, "unknown"),
                 consumer_lag=sum(lag[system.code].values()) if lag.get(system.code) else None,

@@ -20,9 +20,10 @@ class ConnectorMetrics:
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        # The current counts are the gauge external_sync_status (status_gauges); this counts transitions.
         self.status = Counter(
-            "external_sync_status",
-            "Sync record status transitions",
+            "external_sync_transitions",
+            "Sync record status transitions, by the status entered",
             ["system_code", "status"],
             registry=registry,
         )

@@ -68,8 +68,8 @@ async def test_happy_path_redelivery_stale_event_and_undecodable_message(harness
         for code in SYSTEMS:
             assert metric(runtime, "messages_undecodable_total", system_code=code) == 1
             assert metric(runtime, "sync_redeliveries_skipped_total", system_code=code) == 1
-            assert metric(runtime, "external_sync_status_total", system_code=code, status="success") == 1
-            assert metric(runtime, "external_sync_status_total", system_code=code, status="superseded") == 1
+            assert metric(runtime, "external_sync_transitions_total", system_code=code, status="success") == 1
+            assert metric(runtime, "external_sync_transitions_total", system_code=code, status="superseded") == 1
 
         http = harness.http
         for path in ("/health", "/ready"):

@@ -240,9 +240,11 @@ def exposed_metric_names() -> set[str]:
     from services.profile.entrypoints.http.problems import ErrorMetrics
     from services.profile.service_layer.metrics import ProfileMetrics
     from services.sync_connector.metrics import ConnectorMetrics
+    from services.sync_connector.retention import RetentionMetrics
+    from services.sync_connector.status_gauges import StatusGauges
 
     registry = CollectorRegistry()
-    for metrics in (RelayMetrics, ErrorMetrics, ProfileMetrics, ConnectorMetrics):
+    for metrics in (RelayMetrics, ErrorMetrics, ProfileMetrics, ConnectorMetrics, StatusGauges, RetentionMetrics):
         metrics(registry)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     names = {family.name + suffix for family in registry.collect() for suffix in suffixes.get(family.type, ("",))}
