@@ -22,6 +22,7 @@ from contracts.events import NAME_CHANGED_TYPE, CustomerNameChanged, encode_even
 from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings, client_options
 from services.stub_externals.app import RunningStub, start_stub_server
+from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.runtime import ConnectorRuntime
 from services.sync_connector.settings import ConnectorSettings
 from tests.auth_support import authorize, connector_token_settings
@@ -64,8 +65,10 @@ def metric(runtime: ConnectorRuntime, name: str, **labels: str) -> float:
 
 
 @asynccontextmanager
-async def running_connector(settings: ConnectorSettings) -> AsyncIterator[ConnectorRuntime]:
-    async with ConnectorRuntime(settings, tracer_provider=TracerProvider()) as runtime:
+async def running_connector(
+    settings: ConnectorSettings, clock: Clock = SYSTEM_CLOCK
+) -> AsyncIterator[ConnectorRuntime]:
+    async with ConnectorRuntime(settings, tracer_provider=TracerProvider(), clock=clock) as runtime:
         # Produce only once every group owns its partitions, so timing assertions compare systems, not joins.
         async def assigned() -> bool:
             return runtime.partitions_assigned
@@ -100,7 +103,6 @@ class ConnectorHarness:
             crm_secret=SECRETS["CRM"],
             cms_secret=SECRETS["CMS"],
             css_secret=SECRETS["CSS"],
-            max_retry_count=3,
             backoff_base_s=0.05,
             backoff_max_s=0.2,
             http_timeout_s=5.0,

@@ -141,7 +141,12 @@ def check_status_and_event_id(status: str | None, statuses: Iterable[str], event
 
 class SyncAdmin:
     def __init__(
-        self, engine: AsyncEngine, *, retry_budget: int, bulk_limit: int, metrics: ConnectorMetrics | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        retry_budget: int | None,
+        bulk_limit: int,
+        metrics: ConnectorMetrics | None = None,
     ) -> None:
         self._engine = engine
         self._retry_budget = retry_budget

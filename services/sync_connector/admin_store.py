@@ -24,7 +24,7 @@ class SyncRecordView(msgspec.Struct, frozen=True, rename="camel"):
     system_name: str
     sync_status: str
     retry_count: int
-    max_retry_count: int
+    max_retry_count: int | None  # the optional count cap (None: retried until its deadline)
     redrive_count: int
     profile_version: int
     last_http_status: int | None
@@ -95,10 +95,12 @@ _STATUS = text("""
     ORDER BY r.system_code, r.profile_version DESC, r.id DESC
 """)
 _LOCK_RECORD = text(f"SELECT {_VIEW_COLUMNS} FROM sync.external_sync_records WHERE id = :id FOR UPDATE")  # noqa: S608
-# Another full budget of retries on top of those spent: retry_count keeps counting across re-drives.
+# A full deadline again (deliver_by NULL: set at its next attempt) and, when a count cap is set, another
+# full budget of retries on top of those spent: retry_count keeps counting across re-drives.
 _REDRIVE = f"""
     UPDATE sync.external_sync_records
-    SET sync_status = 'retrying', next_attempt_at = now(), max_retry_count = retry_count + :budget,
+    SET sync_status = 'retrying', next_attempt_at = now(), deliver_by = NULL,
+        max_retry_count = retry_count + CAST(:budget AS integer),
         redrive_count = redrive_count + 1, completed_at = NULL, claim_token = NULL, blocked_by_record_id = NULL,
         updated_at = now()
     WHERE id IN ({{ids}})
@@ -167,12 +169,12 @@ class AdminRepository:
         row = (await self._connection.execute(_LOCK_RECORD, {"id": record_id})).mappings().first()
         return None if row is None else SyncRecordView(**row)
 
-    async def redrive(self, record_id: int, budget: int) -> SyncRecordView:
+    async def redrive(self, record_id: int, budget: int | None) -> SyncRecordView:
         row = (await self._connection.execute(_REDRIVE_ONE, {"id": record_id, "budget": budget})).mappings().one()
         return SyncRecordView(**row)
 
     async def redrive_failed(
-        self, system_code: str, customer_id: str | None, *, budget: int, limit: int
+        self, system_code: str, customer_id: str | None, *, budget: int | None, limit: int
     ) -> list[SyncRecordView]:
         result = await self._connection.execute(
             _REDRIVE_FAILED,

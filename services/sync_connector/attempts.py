@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 import structlog
 
-from services.sync_connector.outcome import Classification, Outcome, SyncStatus
+from services.sync_connector.outcome import Classification, DeadLetterReason, NextStep, SyncStatus
 
 
 class CallResult(msgspec.Struct, frozen=True):
@@ -13,9 +15,22 @@ class CallResult(msgspec.Struct, frozen=True):
 
     classification: Classification
     http_status: int | None
-    status: SyncStatus
-    delay_s: float  # before the next attempt, when status is retrying
+    step: NextStep
+    deliver_by: datetime  # the record's deadline (set now when an admin re-drive had cleared it)
     duration_s: float
+
+    @property
+    def status(self) -> SyncStatus:
+        return self.step.status
+
+    @property
+    def delay_s(self) -> float:
+        """Before the next attempt, when status is retrying."""
+        return self.step.delay_s
+
+    @property
+    def counted(self) -> bool:
+        return self.step.counted
 
     @property
     def error(self) -> str | None:
@@ -23,25 +38,37 @@ class CallResult(msgspec.Struct, frozen=True):
 
     @property
     def dead_letter_reason(self) -> str:
-        return "retries_exhausted" if self.classification.outcome is Outcome.RETRYABLE else "rejected"
+        return (self.step.dead_letter_reason or DeadLetterReason.REJECTED).value
 
 
 def log_attempt(
     logger: structlog.stdlib.BoundLogger,
-    status: SyncStatus,
-    classification: Classification,
+    result: CallResult,
     *,
-    http_status: int | None,
     retries: int,
-    delay_s: float,
 ) -> None:
-    fields = {"outcome": classification.outcome.value, "http_status": http_status, "retry_count": retries}
+    classification, status = result.classification, result.status
+    fields = {"outcome": classification.outcome.value, "http_status": result.http_status, "retry_count": retries}
     if status is SyncStatus.SUCCESS:
         logger.info("sync_succeeded", **fields)
     elif status is SyncStatus.SUPERSEDED:
         logger.info("sync_superseded", detail=classification.detail, **fields)
     elif status is SyncStatus.RETRYING:
-        logger.warning("sync_retry_scheduled", error=classification.detail, retry_in_s=round(delay_s, 3), **fields)
+        event = "sync_retry_scheduled" if result.counted else "sync_probe_failed"
+        logger.warning(
+            event,
+            error=classification.detail,
+            retry_in_s=round(result.delay_s, 3),
+            deliver_by=result.deliver_by.isoformat(),
+            **fields,
+        )
     else:
-        permanent = classification.outcome is not Outcome.RETRYABLE
-        logger.error("sync_failed_dead_lettered", error=classification.detail, permanent=permanent, **fields)
+        reason = result.dead_letter_reason
+        logger.error(
+            "sync_failed_dead_lettered",
+            reason=reason,
+            error=classification.detail,
+            permanent=reason == DeadLetterReason.REJECTED,
+            deliver_by=result.deliver_by.isoformat(),
+            **fields,
+        )

@@ -2,6 +2,15 @@
 
 closed --K consecutive transient failures--> open --cool-down elapsed, next caller--> half-open
 half-open --the one trial call succeeds--> closed;  half-open --it fails--> open (a new cool-down)
+half-open --the trial has been out longer than cool-down + call timeout--> half-open (a new trial may go)
+
+While a system stays down the cool-down doubles with each failed trial, from
+``cooldown_s`` up to ``max_cooldown_s``: one probe at a time, at least one per
+``max_cooldown_s``. A trial permit that is never reported (a leak: an error or a
+cancellation between taking it and making the call) can hold the breaker
+half-open only until ``cooldown_s + call_timeout_s`` have passed; then the trial
+is written off and the next caller probes. Callers still release every permit
+on every path (``release`` after a reported result is a no-op).
 
 Only transient failures count (5xx, 408/429, timeout, connection error): a 4xx
 rejection or a 409 means the system is up and answering. Each connector
@@ -49,6 +58,8 @@ class CircuitBreaker:
         *,
         failure_threshold: int,
         cooldown_s: float,
+        max_cooldown_s: float | None = None,
+        call_timeout_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         on_transition: TransitionHook = _ignore_transition,
     ) -> None:
@@ -58,6 +69,9 @@ class CircuitBreaker:
         self.system_code = system_code
         self._threshold = failure_threshold
         self._cooldown_s = cooldown_s
+        self._max_cooldown_s = max(cooldown_s, cooldown_s if max_cooldown_s is None else max_cooldown_s)
+        self._interval_s = cooldown_s  # the current cool-down: doubles per failed trial, up to the max
+        self._trial_limit_s = cooldown_s + call_timeout_s
         self._clock = clock
         self._on_transition = on_transition
         self._state = BreakerState.CLOSED
@@ -65,6 +79,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._trial_out = False
+        self._trial_at = 0.0
 
     @property
     def state(self) -> BreakerState:
@@ -74,12 +89,21 @@ class CircuitBreaker:
     def consecutive_failures(self) -> int:
         return self._failures
 
+    @property
+    def cooldown_s(self) -> float:
+        """The current cool-down: the wait after the last failed trial (or the opening)."""
+        return self._interval_s
+
     def seconds_until_probe(self) -> float:
         """How long a deferred delivery should wait: until the next trial may be made."""
         if self._state is BreakerState.OPEN:
-            return max(0.0, self._opened_at + self._cooldown_s - self._clock())
+            return max(0.0, self._opened_at + self._interval_s - self._clock())
         if self._state is BreakerState.HALF_OPEN:
-            return self._cooldown_s  # a trial is out; its result decides, re-check after a cool-down
+            self._write_off_a_lost_trial()
+            if not self._trial_out:
+                return 0.0
+            # A trial is out; its result decides. Re-check after a cool-down at most.
+            return min(self._interval_s, max(0.0, self._trial_at + self._trial_limit_s - self._clock()))
         return 0.0
 
     def calls_allowed(self) -> int | None:
@@ -88,6 +112,7 @@ class CircuitBreaker:
             return None
         if self._state is BreakerState.OPEN:
             return 1 if self.seconds_until_probe() == 0 else 0
+        self._write_off_a_lost_trial()
         return 0 if self._trial_out else 1
 
     def acquire(self) -> Permit | None:
@@ -98,10 +123,19 @@ class CircuitBreaker:
             if self.seconds_until_probe() > 0:
                 return None
             self._move(BreakerState.HALF_OPEN, "cool-down elapsed, probing with one trial call")
+        self._write_off_a_lost_trial()
         if self._trial_out:
             return None
         self._trial_out = True
+        self._trial_at = self._clock()
         return Permit(self._generation, trial=True)
+
+    def _write_off_a_lost_trial(self) -> None:
+        """A trial out longer than a cool-down plus a call's timeout will never report: let another go."""
+        if self._state is BreakerState.HALF_OPEN and self._trial_out:
+            out_s = self._clock() - self._trial_at
+            if out_s > self._trial_limit_s:
+                self._move(BreakerState.HALF_OPEN, f"trial call out for {out_s:.0f} s without a result: reset")
 
     def release(self, permit: Permit) -> None:
         """The permitted call was not made after all (e.g. the delivery turned out superseded)."""
@@ -121,7 +155,8 @@ class CircuitBreaker:
         if permit.generation != self._generation:
             return
         if self._state is BreakerState.HALF_OPEN and permit.trial:
-            self._open("trial call failed")
+            self._interval_s = min(self._interval_s * 2, self._max_cooldown_s)
+            self._open(f"trial call failed, next probe in {self._interval_s:g} s")
             return
         if self._state is BreakerState.CLOSED:
             self._failures += 1
@@ -138,4 +173,5 @@ class CircuitBreaker:
         self._trial_out = False
         if new is BreakerState.CLOSED:
             self._failures = 0
+            self._interval_s = self._cooldown_s
         self._on_transition(self.system_code, old, new, why)

@@ -16,14 +16,22 @@ one transaction opens and claims the whole wave, the calls run concurrently, one
 transaction records their results; the next wave (the customers' later events) follows.
 That keeps each customer's order at the system and costs a handful of statements per
 wave instead of a dozen per message.
+
+Retries go by time (README, "Delivery guarantees"): a record is retried with capped exponential
+backoff until its deadline (``deliver_by``, the system's delivery deadline after the event was first
+seen); only a passed deadline or a permanent refusal fails it. While the system's breaker is open,
+records wait without attempts: one trial call at a time probes the system and spends nothing of
+the record it carries (no retry, no attempt row), and records whose deadline passes while they
+wait are failed by ``expire_overdue``. Every breaker permit taken is released on every path
+(exception, cancellation, a database error before the commit): a trial can never be left out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 
 import structlog
 from opentelemetry import trace
@@ -33,17 +41,19 @@ from libs.kit.logging import get_logger
 from services.sync_connector.attempts import CallResult, log_attempt
 from services.sync_connector.batches import AcceptedEvent, Claim, waves
 from services.sync_connector.breaker import CircuitBreaker, Permit
+from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.lanes import Blocker, LaneState, Verdict, judge
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import (
     TERMINAL_STATUSES,
     Classification,
+    DeadLetterReason,
     Outcome,
     RetryPolicy,
     SyncStatus,
     classify_response,
     classify_transport_error,
-    status_after,
+    next_step,
 )
 from services.sync_connector.records import NewRecord, Settlement, SyncRecord, SyncUnitOfWork
 from services.sync_connector.settling import DueBatch, settle_until_recorded
@@ -63,13 +73,17 @@ class SyncDelivery:
         *,
         lease_s: float,
         recheck_s: float,
+        deadline_s: float,
         on_dead_letter: Callable[[], None],
         max_wave: int = 64,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._engine = engine
         self._sink = sink
         self._breaker = breaker
         self._policy = policy
+        self._deadline_s = deadline_s
+        self._clock = clock
         self._metrics = metrics
         self._lease_s = lease_s
         self._recheck_s = recheck_s  # the soonest a parked or deferred record is looked at again
@@ -83,8 +97,12 @@ class SyncDelivery:
         to the retry scheduler)."""
         outcomes = [""] * len(events)
         for wave in waves(events, self._max_wave):
-            claims, verdicts = await self._open_and_claim([events[i] for i in wave])
-            statuses = await self.attempt_many(list(claims.values()), stop)
+            held: list[Permit] = []
+            try:
+                claims, verdicts = await self._open_and_claim([events[i] for i in wave], held)
+                statuses = await self.attempt_many(list(claims.values()), stop)
+            finally:  # a no-op for permits whose call reported; frees those of calls never made
+                self._release(held)
             settled = dict(zip(claims, statuses, strict=True))
             for i in wave:
                 event_id = events[i].event_id
@@ -95,10 +113,20 @@ class SyncDelivery:
                     outcomes[i] = verdicts[event_id]
         return outcomes
 
-    async def _open_and_claim(self, wave: Sequence[AcceptedEvent]) -> tuple[dict[str, Claim], dict[str, str]]:
+    def _uow(self) -> SyncUnitOfWork:
+        return SyncUnitOfWork(self._engine, self.system_code, self._clock)
+
+    def _release(self, permits: Iterable[Permit]) -> None:
+        for permit in permits:
+            self._breaker.release(permit)
+
+    async def _open_and_claim(
+        self, wave: Sequence[AcceptedEvent], held: list[Permit]
+    ) -> tuple[dict[str, Claim], dict[str, str]]:
         """One transaction: open the wave's records, decide each under its lane's lock, claim those to send.
 
-        Returns the claims and the verdicts of the others, by event id.
+        Returns the claims and the verdicts of the others, by event id. Every permit taken is appended to
+        ``held`` at once: the caller releases them whatever happens next.
         """
         new = [
             NewRecord(
@@ -112,14 +140,16 @@ class SyncDelivery:
             for e in wave
         ]
         spans = {e.event_id: e.span for e in wave}
-        async with SyncUnitOfWork(self._engine, self.system_code) as uow:
+        async with self._uow() as uow:
             lanes = await uow.records.lock_lanes([n.customer_id for n in new])
-            opened = await uow.records.open(self._sink.system, new, self._policy.max_retries)
+            opened = await uow.records.open(
+                self._sink.system, new, max_retry_count=self._policy.max_retries, deadline_s=self._deadline_s
+            )
             verdicts: dict[str, str] = {}
             to_claim: list[tuple[SyncRecord, Permit]] = []
             for record, blocker in opened:
                 verdict = await self._decide(uow, record, lanes[record.customer_id], blocker)
-                if verdict is Verdict.SEND and (permit := await self._permit_or_defer(uow, record)) is not None:
+                if verdict is Verdict.SEND and (permit := await self._permit_or_defer(uow, record, held)) is not None:
                     to_claim.append((record, permit))
                 else:
                     verdicts[record.event_id] = "circuit_open" if verdict is Verdict.SEND else verdict.value
@@ -128,41 +158,64 @@ class SyncDelivery:
                 Claim(r, token, permit, spans.get(r.event_id))
                 for (r, permit), token in zip(to_claim, tokens, strict=True)
             ]
-            await self._commit_or_release(uow, claims)
+            await uow.commit()
         return {c.record.event_id: c for c in claims}, verdicts
 
     async def claim_due(self, limit: int) -> DueBatch[Claim]:
         """For the retry scheduler: decide about up to ``limit`` due records, claiming those to call now."""
         claims: list[Claim] = []
         skipped = 0
-        async with SyncUnitOfWork(self._engine, self.system_code) as uow:
-            due = await uow.records.due(limit)
-            # Lanes in one order, and never waited for: two schedulers cannot deadlock on them.
-            for record in sorted(due, key=lambda r: (r.customer_id, r.profile_version, r.id)):
-                lane = await uow.records.try_lock_lane(record.customer_id)
-                if lane is None:
-                    skipped += 1
-                    continue
-                blocker = None if record.status in TERMINAL_STATUSES else await self._blocker(uow, record)
-                if await self._decide(uow, record, lane, blocker) is not Verdict.SEND:
-                    continue
-                if (permit := await self._permit_or_defer(uow, record)) is not None:
-                    (token,) = await uow.records.claim([record.id], self._lease_s)
-                    claims.append(Claim(record, token, permit))
-            await self._commit_or_release(uow, claims)
+        held: list[Permit] = []
+        try:
+            async with self._uow() as uow:
+                due = await uow.records.due(limit)
+                # Lanes in one order, and never waited for: two schedulers cannot deadlock on them.
+                for record in sorted(due, key=lambda r: (r.customer_id, r.profile_version, r.id)):
+                    lane = await uow.records.try_lock_lane(record.customer_id)
+                    if lane is None:
+                        skipped += 1
+                        continue
+                    blocker = None if record.status in TERMINAL_STATUSES else await self._blocker(uow, record)
+                    if await self._decide(uow, record, lane, blocker) is not Verdict.SEND:
+                        continue
+                    if (permit := await self._permit_or_defer(uow, record, held)) is not None:
+                        (token,) = await uow.records.claim([record.id], self._lease_s)
+                        claims.append(Claim(record, token, permit))
+                await uow.commit()
+        except BaseException:  # no call will be made: a half-open breaker must not wait for its trial
+            self._release(held)
+            raise
         return DueBatch(claims, len(due), skipped)
+
+    async def expire_overdue(self, limit: int) -> int:
+        """Fail (and dead-letter) up to ``limit`` waiting records whose deadline passed while the system was
+        down; returns how many. The retry scheduler calls this while the breaker is not closed."""
+        detail = f"delivery deadline passed while {self.system_code} was unavailable."
+        async with self._uow() as uow:
+            expired = await uow.records.expire(detail, limit)
+            await uow.commit()
+        for record in expired:
+            self._metrics.status.labels(self.system_code, SyncStatus.FAILED.value).inc()
+            self._metrics.dead_letters.labels(self.system_code, DeadLetterReason.DEADLINE.value).inc()
+            log.error(
+                "sync_failed_dead_lettered",
+                reason=DeadLetterReason.DEADLINE.value,
+                record_id=record.id,
+                event_id=record.event_id,
+                customer_id=record.customer_id,
+                system_code=self.system_code,
+                profile_version=record.profile_version,
+                error=detail,
+                permanent=False,
+                breaker_state=self._breaker.state.name.lower(),
+            )
+        if expired:
+            self._on_dead_letter()
+        return len(expired)
 
     @staticmethod
     async def _blocker(uow: SyncUnitOfWork, record: SyncRecord) -> Blocker | None:
         return (await uow.records.blockers([record])).get(record.id)
-
-    async def _commit_or_release(self, uow: SyncUnitOfWork, claims: list[Claim]) -> None:
-        try:
-            await uow.commit()
-        except BaseException:
-            for claim in claims:  # no call will be made: a half-open breaker must not wait for its trial forever
-                self._breaker.release(claim.permit)
-            raise
 
     async def _decide(
         self, uow: SyncUnitOfWork, record: SyncRecord, lane: LaneState, blocker: Blocker | None
@@ -196,9 +249,11 @@ class SyncDelivery:
             logger.info("sync_waiting", reason=verdict.value, blocked_by_record_id=waiting_for)
         return verdict
 
-    async def _permit_or_defer(self, uow: SyncUnitOfWork, record: SyncRecord) -> Permit | None:
+    async def _permit_or_defer(self, uow: SyncUnitOfWork, record: SyncRecord, held: list[Permit]) -> Permit | None:
         permit = self._breaker.acquire()
-        if permit is None:
+        if permit is not None:
+            held.append(permit)
+        else:
             # Deferred, not failed: no attempt is spent while the system is known to be down.
             wait_s = max(self._breaker.seconds_until_probe(), self._recheck_s)
             await uow.records.defer(record.id, status=SyncStatus.RETRYING, delay_s=wait_s)
@@ -218,7 +273,10 @@ class SyncDelivery:
         """
         if not claims:
             return []
-        results = await asyncio.gather(*(self._call(claim) for claim in claims))
+        try:
+            results = await asyncio.gather(*(self._call(claim) for claim in claims))
+        finally:  # cancelled before a call began (or its task never ran): its permit must not stay out
+            self._release(claim.permit for claim in claims)
         settlements = [Settlement(c.record, c.token, r) for c, r in zip(claims, results, strict=True)]
 
         def not_recorded(exc: Exception, wait_s: float) -> None:
@@ -247,7 +305,7 @@ class SyncDelivery:
         )
 
     async def _settle_once(self, settlements: Sequence[Settlement]) -> list[Settlement]:
-        async with SyncUnitOfWork(self._engine, self.system_code) as uow:
+        async with self._uow() as uow:
             kept = await uow.records.settle(settlements)
             await uow.commit()
         return kept
@@ -255,16 +313,10 @@ class SyncDelivery:
     def _report(self, settlement: Settlement) -> SyncStatus:
         record, result = settlement.record, settlement.result
         status = result.status
-        self._metrics.status.labels(self.system_code, status.value).inc()
-        retries = record.retry_count + (1 if status is SyncStatus.RETRYING else 0)
-        log_attempt(
-            _bind(record),
-            status,
-            result.classification,
-            http_status=result.http_status,
-            retries=retries,
-            delay_s=result.delay_s,
-        )
+        if result.counted or status is not record.status:  # a failed probe changes nothing of its record
+            self._metrics.status.labels(self.system_code, status.value).inc()
+        retries = record.retry_count + (1 if status is SyncStatus.RETRYING and result.counted else 0)
+        log_attempt(_bind(record), result, retries=retries)
         if status is SyncStatus.FAILED:
             self._metrics.dead_letters.labels(self.system_code, result.dead_letter_reason).inc()
             self._on_dead_letter()
@@ -287,15 +339,29 @@ class SyncDelivery:
             self._breaker.record_failure(claim.permit)
         else:
             self._breaker.record_success(claim.permit)
-        status = status_after(classification.outcome, record.retry_count, record.max_retry_count)
-        delay_s = 0.0
-        if status is SyncStatus.RETRYING:
+        now = self._clock.now()
+        deliver_by = record.deliver_by or now + timedelta(seconds=self._deadline_s)
+        probe = claim.permit.trial
+        if probe:  # the system was known to be down: wait for the next probe, spend nothing
+            retry_in_s = self._breaker.seconds_until_probe()
+        else:
             # While the breaker is not closed, no retry before its next probe: during a long outage the
-            # waiting records take turns as the trial, instead of one record spending its whole budget.
-            delay_s = max(self._policy.delay_before_retry(record.retry_count + 1), self._breaker.seconds_until_probe())
+            # waiting records take turns as the trial.
+            retry_in_s = max(
+                self._policy.delay_before_retry(record.retry_count + 1), self._breaker.seconds_until_probe()
+            )
+        step = next_step(
+            classification.outcome,
+            now=now,
+            deliver_by=deliver_by,
+            retries_done=record.retry_count,
+            max_retries=record.max_retry_count,
+            retry_in_s=retry_in_s,
+            probe=probe,
+        )
         self._metrics.attempts.labels(self.system_code, classification.outcome.value).inc()
         self._metrics.attempt_seconds.labels(self.system_code).observe(duration_s)
-        return CallResult(classification, http_status, status, delay_s, duration_s)
+        return CallResult(classification, http_status, step, deliver_by, duration_s)
 
     async def _send(self, record: SyncRecord) -> tuple[Classification, int | None]:
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 from http import HTTPStatus
 
@@ -85,8 +87,58 @@ def _snippet(body: bytes, limit: int = 200) -> str:
     return body[:limit].decode(errors="replace")
 
 
+class DeadLetterReason(StrEnum):
+    """Why a record ended ``failed``: ``sync.dead_letters.reason`` and the ``reason`` label of the metric."""
+
+    REJECTED = "rejected"  # a permanent refusal: 4xx other than 408/409/429 (or a 409 retrying cannot fix)
+    DEADLINE = "deadline"  # still failing transiently when the system's delivery deadline had passed
+    RETRIES_EXHAUSTED = "retries_exhausted"  # the optional count cap (off by default)
+
+
+class NextStep(msgspec.Struct, frozen=True):
+    """What one attempt makes of its record."""
+
+    status: SyncStatus
+    delay_s: float = 0.0  # before the next attempt, when retrying
+    dead_letter_reason: DeadLetterReason | None = None  # when failed
+    # The attempt spends one of the record's tries (retry_count, an attempts row). A probe of a
+    # system known to be down spends nothing: it tells about the system, not the record.
+    counted: bool = True
+
+
+def next_step(
+    outcome: Outcome,
+    *,
+    now: datetime,
+    deliver_by: datetime,
+    retries_done: int,
+    max_retries: int | None,
+    retry_in_s: float,
+    probe: bool = False,
+) -> NextStep:
+    """The record's status after an attempt: retries go on until ``deliver_by``, not for a number of tries.
+
+    ``retry_in_s`` is when the next try would be (the backoff, or the breaker's next probe); the last
+    try is made at the deadline itself, never after it. ``max_retries`` is the optional count cap (None:
+    none); a ``probe`` (the breaker's trial call while the system is down) spends no try of the record.
+    """
+    if outcome in (Outcome.APPLIED, Outcome.ALREADY_APPLIED):
+        return NextStep(SyncStatus.SUCCESS)
+    if outcome is Outcome.SUPERSEDED:
+        return NextStep(SyncStatus.SUPERSEDED)
+    if outcome is Outcome.REJECTED:
+        return NextStep(SyncStatus.FAILED, dead_letter_reason=DeadLetterReason.REJECTED)
+    counted = not probe
+    if now >= deliver_by:
+        return NextStep(SyncStatus.FAILED, dead_letter_reason=DeadLetterReason.DEADLINE, counted=counted)
+    if counted and max_retries is not None and retries_done >= max_retries:
+        return NextStep(SyncStatus.FAILED, dead_letter_reason=DeadLetterReason.RETRIES_EXHAUSTED)
+    left_s = (deliver_by - now).total_seconds()
+    return NextStep(SyncStatus.RETRYING, delay_s=max(0.0, min(retry_in_s, left_s)), counted=counted)
+
+
 def status_after(outcome: Outcome, retries_done: int, max_retries: int) -> SyncStatus:
-    """The record's status after an attempt with ``retries_done`` retries already spent."""
+    """By count (the notifications' seed policy): the status after an attempt with ``retries_done`` spent."""
     if outcome in (Outcome.APPLIED, Outcome.ALREADY_APPLIED):
         return SyncStatus.SUCCESS
     if outcome is Outcome.SUPERSEDED:
@@ -96,12 +148,20 @@ def status_after(outcome: Outcome, retries_done: int, max_retries: int) -> SyncS
     return SyncStatus.FAILED
 
 
+def equal_jitter(ceiling: float) -> float:
+    """Between half the ceiling and the ceiling: retries spread out, never later than the cap, never at once."""
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - spreading retries, not cryptography
+
+
 class RetryPolicy:
-    """Exponential backoff with full jitter (AWS "Full Jitter"), capped, ``max_retries`` retries."""
+    """Exponential backoff (``base_s`` doubling per try, capped at ``max_s``) with jitter taken off the ceiling.
+
+    ``max_retries`` is an optional count cap (None: retry by time only, until the record's deadline).
+    """
 
     def __init__(
         self,
-        max_retries: int,
+        max_retries: int | None,
         base_s: float,
         max_s: float,
         jitter: Callable[[float], float] = backoff.full_jitter,
@@ -111,11 +171,17 @@ class RetryPolicy:
         self.max_delay_s = max_s
         self._jitter = jitter
 
-    def delay_before_retry(self, retry_number: int) -> float:
-        """Seconds to wait before retry ``retry_number`` (1-based): jitter(min(max, base * 2**(n-1)))."""
+    def ceiling(self, retry_number: int) -> float:
+        """The delay before retry ``retry_number`` (1-based) before jitter: min(max, base * 2**(n-1))."""
         waits = backoff.expo(base=2, factor=self._base_s, max_value=self.max_delay_s)
         next(waits)  # backoff's generators are primed with one bare next()
         ceiling = 0.0
-        for _ in range(max(retry_number, 1)):
+        for _ in range(min(max(retry_number, 1), 64)):  # 2**64 s is past any cap
             ceiling = next(waits)
-        return self._jitter(ceiling)
+            if ceiling >= self.max_delay_s:
+                break
+        return ceiling
+
+    def delay_before_retry(self, retry_number: int) -> float:
+        """Seconds to wait before retry ``retry_number`` (1-based): jitter(ceiling), never above the cap."""
+        return min(self._jitter(self.ceiling(retry_number)), self.max_delay_s)

@@ -5,6 +5,11 @@ Every statement that locks several lanes locks them in that order, so two transa
 (the fast path of two instances during a rebalance, a settle and a fast path) never
 deadlock on them. The retry scheduler locks due records first but takes their lanes with
 SKIP LOCKED, so it never waits while holding anything.
+
+Time is ``:now``, the connector's clock (``clock.py``), in every comparison that decides a
+delivery (due, lease live, deadline) and every time written for one (next attempt, lease end,
+deadline); ``updated_at`` / ``completed_at`` stay the database's ``now()`` (for people and
+retention).
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from sqlalchemy import text
 
 RECORD_COLUMNS = """
     r.id, r.event_id::text AS event_id, r.customer_id, r.system_code, r.sync_status AS status, r.profile_version,
-    r.retry_count, r.max_retry_count, r.next_attempt_at, COALESCE(r.next_attempt_at <= now(), true) AS due,
-    r.sync_data::text AS sync_data, r.event_headers
+    r.retry_count, r.max_retry_count, r.next_attempt_at, r.deliver_by,
+    COALESCE(r.next_attempt_at <= CAST(:now AS timestamptz), true) AS due, r.sync_data::text AS sync_data,
+    r.event_headers
 """
 LANE_COLUMNS = """
     s.customer_id, s.applied_version, s.inflight_record_id, s.inflight_until,
-    COALESCE(s.inflight_until > now(), false) AS inflight_live
+    COALESCE(s.inflight_until > CAST(:now AS timestamptz), false) AS inflight_live
 """
 
 # A no-op update on conflict, so RETURNING also yields (and locks) the records seen before (redeliveries).
@@ -29,9 +35,10 @@ OPEN = text(f"""
     WITH opened AS (
         INSERT INTO sync.external_sync_records AS r
             (event_id, customer_id, application_id, system_code, system_name, sync_data, max_retry_count,
-             profile_version, event_headers)
+             profile_version, event_headers, deliver_by)
         SELECT v.event_id, v.customer_id, v.application_id, :system_code, :system_name, CAST(v.sync_data AS jsonb),
-               :max_retry_count, v.profile_version, CAST(v.event_headers AS jsonb)
+               CAST(:max_retry_count AS integer), v.profile_version, CAST(v.event_headers AS jsonb),
+               CAST(:now AS timestamptz) + make_interval(secs => :deadline_s)
         FROM unnest(CAST(:event_ids AS uuid[]), CAST(:customer_ids AS text[]), CAST(:application_ids AS text[]),
                     CAST(:sync_data AS text[]), CAST(:versions AS int[]), CAST(:event_headers AS text[]))
              AS v(event_id, customer_id, application_id, sync_data, profile_version, event_headers)
@@ -50,7 +57,8 @@ OPEN = text(f"""
 """)  # noqa: S608 - fixed column lists, values are bound parameters
 DUE = text(f"""
     SELECT {RECORD_COLUMNS} FROM sync.external_sync_records r
-    WHERE r.system_code = :system_code AND r.sync_status IN ('pending', 'retrying') AND r.next_attempt_at <= now()
+    WHERE r.system_code = :system_code AND r.sync_status IN ('pending', 'retrying')
+      AND r.next_attempt_at <= CAST(:now AS timestamptz)
     ORDER BY r.next_attempt_at, r.id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
@@ -92,7 +100,7 @@ BLOCKERS = text("""
 CLAIM = text("""
     WITH claimed AS (
         UPDATE sync.external_sync_records r
-        SET claim_token = v.token, next_attempt_at = now() + make_interval(secs => :lease_s),
+        SET claim_token = v.token, next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => :lease_s),
             blocked_by_record_id = NULL, updated_at = now()
         FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[])) AS v(id, token)
         WHERE r.id = v.id
@@ -105,31 +113,37 @@ CLAIM = text("""
 DEFER = text("""
     UPDATE sync.external_sync_records
     SET sync_status = :status, blocked_by_record_id = :blocked_by, updated_at = now(),
-        next_attempt_at = GREATEST(CAST(:not_before AS timestamptz), now() + make_interval(secs => :delay_s))
+        next_attempt_at = GREATEST(CAST(:not_before AS timestamptz),
+                                   CAST(:now AS timestamptz) + make_interval(secs => :delay_s))
     WHERE id = :id
 """)
 # The results of calls, in one statement: only records whose claim still holds (the token matches)
-# are settled and returned; each gets an attempt row, its lane is freed (and, on success, moved to
-# its version, never lowered) and the records waiting behind it are woken. At most one record per
-# lane (a claim holds its lane). Lanes are locked before this (LOCK_LANES_OF), in order.
+# are settled and returned; each counted attempt gets an attempt row and a retry (a failed probe of
+# a system known to be down gets neither: it only reschedules its record), its lane is freed (and,
+# on success, moved to its version, never lowered) and the records waiting behind it are woken. At
+# most one record per lane (a claim holds its lane). Lanes are locked before this (LOCK_LANES_OF),
+# in order. ``deliver_by`` is written back: a record re-driven by an admin gets its deadline here.
 SETTLE = text("""
     WITH v AS (
         SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[]), CAST(:statuses AS text[]),
                              CAST(:outcomes AS text[]), CAST(:http_statuses AS int[]), CAST(:errors AS text[]),
-                             CAST(:delays_s AS float8[]), CAST(:durations_ms AS float8[]))
-             AS v(id, token, status, outcome, http_status, error, delay_s, duration_ms)
+                             CAST(:delays_s AS float8[]), CAST(:durations_ms AS float8[]),
+                             CAST(:counted AS boolean[]), CAST(:deliver_by AS timestamptz[]))
+             AS v(id, token, status, outcome, http_status, error, delay_s, duration_ms, counted, deliver_by)
     ), settled AS (
         UPDATE sync.external_sync_records r
         SET claim_token = NULL, sync_status = v.status, updated_at = now(), error_message = v.error,
-            retry_count = r.retry_count + CASE WHEN v.status = 'retrying' THEN 1 ELSE 0 END,
+            retry_count = r.retry_count + CASE WHEN v.status = 'retrying' AND v.counted THEN 1 ELSE 0 END,
             last_http_status = CASE WHEN v.status = 'retrying' THEN v.http_status
                                     ELSE COALESCE(v.http_status, r.last_http_status) END,
-            next_attempt_at = CASE WHEN v.status = 'retrying' THEN now() + make_interval(secs => v.delay_s) END,
+            next_attempt_at = CASE WHEN v.status = 'retrying'
+                                   THEN CAST(:now AS timestamptz) + make_interval(secs => v.delay_s) END,
+            deliver_by = v.deliver_by,
             blocked_by_record_id = CASE WHEN v.status = 'retrying' THEN r.blocked_by_record_id END,
             completed_at = CASE WHEN v.status = 'retrying' THEN r.completed_at ELSE now() END
         FROM v WHERE r.id = v.id AND r.claim_token = v.token
         RETURNING r.id, r.customer_id, r.event_id, r.profile_version, v.status, v.outcome, v.http_status,
-                  v.error, v.duration_ms
+                  v.error, v.duration_ms, v.counted
     ), attempts AS (
         -- Numbered after the record's previous attempts, also across redeliveries and re-drives.
         INSERT INTO sync.external_sync_attempts
@@ -138,7 +152,7 @@ SETTLE = text("""
                COALESCE((SELECT max(a.attempt_no) FROM sync.external_sync_attempts a WHERE a.record_id = s.id), 0)
                + 1,
                s.outcome, s.http_status, s.error, s.duration_ms
-        FROM settled s
+        FROM settled s WHERE s.counted
     ), lanes AS (
         UPDATE sync.customer_sync_state l
         SET inflight_record_id = CASE WHEN l.inflight_record_id = s.id THEN NULL ELSE l.inflight_record_id END,
@@ -154,7 +168,7 @@ SETTLE = text("""
     ), woken AS (
         -- SKIP LOCKED: a waiter locked right now is being looked at by a retry scheduler anyway (it was
         -- due); waiting for it could deadlock two schedulers that each hold a lane.
-        UPDATE sync.external_sync_records w SET next_attempt_at = now()
+        UPDATE sync.external_sync_records w SET next_attempt_at = CAST(:now AS timestamptz)
         WHERE w.id IN (
             SELECT r.id FROM sync.external_sync_records r JOIN settled s
               ON r.customer_id = s.customer_id AND r.blocked_by_record_id = s.id
@@ -182,7 +196,7 @@ RELEASE_LANES = text("""
 # SKIP LOCKED: a waiter locked right now is being looked at by a retry scheduler anyway (it was due);
 # waiting for it could deadlock two schedulers that each hold a lane.
 WAKE_WAITING = text("""
-    UPDATE sync.external_sync_records SET next_attempt_at = now()
+    UPDATE sync.external_sync_records SET next_attempt_at = CAST(:now AS timestamptz)
     WHERE id IN (
         SELECT r.id FROM sync.external_sync_records r
         JOIN unnest(CAST(:customer_ids AS text[]), CAST(:ids AS bigint[])) AS v(customer_id, id)
@@ -199,4 +213,45 @@ DEAD_LETTER = text("""
            :error, :http_status, (SELECT count(*) FROM sync.external_sync_attempts a WHERE a.record_id = r.id)
     FROM sync.external_sync_records r WHERE r.id = :id
     RETURNING id
+""")
+# Open records whose deadline passed while nobody tried them (they waited behind an open breaker):
+# failed, each with a dead letter of reason ``deadline``, and the records parked behind them woken.
+# Records in flight (a live claim) are left to their call's result. Only records are locked (SKIP
+# LOCKED): no lane is taken, so this never waits while holding anything.
+EXPIRE = text("""
+    WITH expired AS (
+        UPDATE sync.external_sync_records r
+        SET sync_status = 'failed', claim_token = NULL, next_attempt_at = NULL, blocked_by_record_id = NULL,
+            error_message = :detail || COALESCE(' Last error: ' || r.error_message, ''),
+            updated_at = now(), completed_at = now()
+        WHERE r.id IN (
+            SELECT o.id FROM sync.external_sync_records o
+            WHERE o.system_code = :system_code AND o.sync_status IN ('pending', 'retrying')
+              AND o.deliver_by <= CAST(:now AS timestamptz)
+              AND (o.claim_token IS NULL OR o.next_attempt_at <= CAST(:now AS timestamptz))
+            ORDER BY o.deliver_by, o.id
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING r.id, r.event_id, r.system_code, r.customer_id, r.profile_version, r.sync_data, r.event_headers,
+                  r.error_message, r.last_http_status
+    ), letters AS (
+        INSERT INTO sync.dead_letters
+            (record_id, event_id, system_code, customer_id, profile_version, reason, payload, headers,
+             last_error, last_http_status, attempts)
+        SELECT e.id, e.event_id, e.system_code, e.customer_id, e.profile_version, 'deadline', e.sync_data,
+               e.event_headers, e.error_message, e.last_http_status,
+               (SELECT count(*) FROM sync.external_sync_attempts a WHERE a.record_id = e.id)
+        FROM expired e
+    ), woken AS (
+        UPDATE sync.external_sync_records w SET next_attempt_at = CAST(:now AS timestamptz)
+        WHERE w.id IN (
+            SELECT r.id FROM sync.external_sync_records r JOIN expired e
+              ON r.customer_id = e.customer_id AND r.blocked_by_record_id = e.id
+            WHERE r.system_code = :system_code AND r.sync_status IN ('pending', 'retrying')
+              AND r.id NOT IN (SELECT id FROM expired)
+            FOR UPDATE OF r SKIP LOCKED
+        )
+    )
+    SELECT id, event_id::text AS event_id, customer_id, profile_version FROM expired
 """)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.kit.db import UnitOfWork
 from services.sync_connector import record_sql as sql
 from services.sync_connector.attempts import CallResult
+from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.lanes import Blocker, LaneState, RecordState
 from services.sync_connector.outcome import SyncStatus
 from services.sync_connector.sinks import ExternalSystem
@@ -35,8 +36,9 @@ class SyncRecord(msgspec.Struct, frozen=True):
     status: SyncStatus
     profile_version: int
     retry_count: int
-    max_retry_count: int
+    max_retry_count: int | None  # the optional count cap; None: retried until its deadline
     next_attempt_at: datetime | None
+    deliver_by: datetime | None  # None: a full deadline from its next attempt (an admin re-drove it)
     due: bool
     sync_data: str
     event_headers: dict[str, str]
@@ -65,21 +67,34 @@ class Settlement(msgspec.Struct, frozen=True):
     result: CallResult
 
 
+class Expired(msgspec.Struct, frozen=True):
+    """A record failed for its passed deadline without being tried."""
+
+    id: int
+    event_id: str
+    customer_id: str
+    profile_version: int
+
+
 class SyncRecordRepository:
     """Reads and writes records of one system; every method takes a batch (one round trip each)."""
 
-    def __init__(self, connection: AsyncConnection, system_code: str) -> None:
+    def __init__(self, connection: AsyncConnection, system_code: str, clock: Clock) -> None:
         self._connection = connection
         self._system_code = system_code
+        self._clock = clock
 
     async def _run(self, statement: Any, **params: Any) -> Any:
-        return await self._connection.execute(statement, {"system_code": self._system_code, **params})
+        return await self._connection.execute(
+            statement, {"system_code": self._system_code, "now": self._clock.now(), **params}
+        )
 
     async def open(
-        self, system: ExternalSystem, new: Sequence[NewRecord], max_retry_count: int
+        self, system: ExternalSystem, new: Sequence[NewRecord], *, max_retry_count: int | None, deadline_s: float
     ) -> list[tuple[SyncRecord, Blocker | None]]:
-        """The records, created ``pending`` on first sight, locked until commit (one per event, any order),
-        each with the oldest other open record of its lane ahead of it (None: nothing ahead, or finished).
+        """The records, created ``pending`` on first sight (to be delivered within ``deadline_s`` from now),
+        locked until commit (one per event, any order), each with the oldest other open record of its lane
+        ahead of it (None: nothing ahead, or finished).
 
         At most one record per lane (and so per event: PostgreSQL refuses one row twice in a statement).
         """
@@ -87,6 +102,7 @@ class SyncRecordRepository:
             sql.OPEN,
             system_name=system.name,
             max_retry_count=max_retry_count,
+            deadline_s=deadline_s,
             event_ids=[n.event_id for n in new],
             customer_ids=[n.customer_id for n in new],
             application_ids=[n.application_id for n in new],
@@ -178,6 +194,8 @@ class SyncRecordRepository:
             errors=[r.error for r in results],
             delays_s=[r.delay_s for r in results],
             durations_ms=[r.duration_s * 1000 for r in results],
+            counted=[r.counted for r in results],
+            deliver_by=[r.deliver_by for r in results],
         )
         still_held = {row[0] for row in settled}
         kept = [s for s in settlements if s.record.id in still_held]
@@ -191,6 +209,12 @@ class SyncRecordRepository:
                     http_status=s.result.http_status,
                 )
         return kept
+
+    async def expire(self, detail: str, limit: int) -> list[Expired]:
+        """Fail up to ``limit`` open records whose deadline has passed and that nobody is calling for
+        (dead letters of reason ``deadline``); returns them."""
+        result = await self._run(sql.EXPIRE, detail=detail, limit=limit)
+        return [msgspec.convert(dict(row), Expired) for row in result.mappings()]
 
     async def _finish(self, rows: Sequence[tuple[int, SyncStatus, int | None, str | None]]) -> None:
         """Terminal statuses: success, superseded or failed."""
@@ -216,9 +240,10 @@ class SyncUnitOfWork(UnitOfWork):
 
     records: SyncRecordRepository
 
-    def __init__(self, engine: AsyncEngine, system_code: str) -> None:
+    def __init__(self, engine: AsyncEngine, system_code: str, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(engine)
         self._system_code = system_code
+        self._clock = clock
 
     def _bind(self, connection: AsyncConnection) -> None:
-        self.records = SyncRecordRepository(connection, self._system_code)
+        self.records = SyncRecordRepository(connection, self._system_code, self._clock)

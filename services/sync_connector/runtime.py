@@ -20,6 +20,7 @@ from libs.kit.telemetry import configure_tracing
 from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
+from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.consumer import SystemConsumer
 from services.sync_connector.dead_letters import DeadLetterPublisher
 from services.sync_connector.delivery import SyncDelivery
@@ -31,7 +32,7 @@ from services.sync_connector.notify.admin import NotificationAdmin
 from services.sync_connector.notify.metrics import NotificationMetrics
 from services.sync_connector.notify.settings import Channel
 from services.sync_connector.notify.wiring import NOTIFY_CODE, build_notifications
-from services.sync_connector.outcome import RetryPolicy
+from services.sync_connector.outcome import RetryPolicy, equal_jitter
 from services.sync_connector.scheduler import RetryScheduler
 from services.sync_connector.settings import ConnectorSettings
 from services.sync_connector.sinks import EXTERNAL_SYSTEMS, HttpSink
@@ -53,8 +54,10 @@ class ConnectorRuntime:
         settings: ConnectorSettings,
         registry: CollectorRegistry | None = None,
         tracer_provider: trace.TracerProvider | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
+        self.clock = clock  # deadlines, backoff, leases and breakers (tests move a clock of their own)
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ConnectorMetrics(self.registry)
         self.notify_metrics = NotificationMetrics(self.registry)
@@ -96,7 +99,7 @@ class ConnectorRuntime:
             metrics=HttpClientMetrics(self.registry),
             tracer_provider=self._tracer_provider,
         )
-        policy = RetryPolicy(settings.max_retry_count, settings.backoff_base_s, settings.backoff_max_s)
+        policy = RetryPolicy(settings.max_retry_count, settings.backoff_base_s, settings.backoff_max_s, equal_jitter)
         self.dead_letters = DeadLetterPublisher(
             engine, settings.kafka, settings.dlq_topic, self.metrics, poll_interval_s=settings.dlq_poll_interval_s
         )
@@ -107,6 +110,9 @@ class ConnectorRuntime:
                 system.code,
                 failure_threshold=settings.breaker_failure_threshold,
                 cooldown_s=settings.breaker_cooldown_s,
+                max_cooldown_s=settings.backoff_max_s,
+                call_timeout_s=settings.http_client(system.code).call_timeout_s,
+                clock=self.clock.monotonic,
                 on_transition=self._breaker_moved,
             )
             self.metrics.breaker_state.labels(system.code).set(BreakerState.CLOSED)
@@ -118,8 +124,10 @@ class ConnectorRuntime:
                 self.metrics,
                 lease_s=settings.claim_lease_s,
                 recheck_s=settings.retry_poll_interval_s,
+                deadline_s=settings.deadline_s(system.code),
                 on_dead_letter=self.dead_letters.notify,
                 max_wave=settings.delivery_wave_size,
+                clock=self.clock,
             )
             group_id = settings.group_id(system.code)
             self.consumers[system.code] = SystemConsumer(

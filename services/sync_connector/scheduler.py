@@ -7,8 +7,11 @@ waiting behind an older delivery of its customer is stored with
 records (``FOR UPDATE SKIP LOCKED``, so instances share the work without
 overlap) and calls the system with at most ``concurrency`` calls in flight.
 It respects the system's circuit breaker: nothing is claimed while it is open,
-one trial record when its cool-down has passed. Each system has its own loop,
-so one system's backlog or outage never delays another.
+one trial record when its cool-down has passed; meanwhile, once per poll, it
+fails the waiting records whose delivery deadline has passed (``expire_overdue``).
+Every claim's breaker permit is released when its task ends, however it ends
+(a task cancelled before it ran included). Each system has its own loop, so one
+system's backlog or outage never delays another.
 
 The customer notifications (``notify``) reuse this loop, one per channel: any
 delivery that claims due records and attempts a claim fits (``ScheduledDelivery``),
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
@@ -27,7 +31,7 @@ from opentelemetry.trace import SpanKind
 
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
-from services.sync_connector.breaker import CircuitBreaker
+from services.sync_connector.breaker import CircuitBreaker, Permit
 from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
@@ -37,6 +41,7 @@ from services.sync_connector.waiting import wait_until_set
 log = get_logger(__name__)
 
 ERROR_BACKOFF = RetryPolicy(max_retries=0, base_s=0.5, max_s=10.0)
+EXPIRE_BATCH = 500  # records failed for their passed deadline per round, while the system is down
 
 
 class ScheduledClaim(Protocol):
@@ -48,6 +53,8 @@ class ScheduledClaim(Protocol):
     def event_id(self) -> str: ...
     @property
     def trace_headers(self) -> dict[str, str]: ...
+    @property
+    def permit(self) -> Permit: ...
 
 
 ClaimT = TypeVar("ClaimT", bound=ScheduledClaim)
@@ -58,6 +65,10 @@ class ScheduledDelivery(Protocol[ClaimT]):
     def system_code(self) -> str: ...
 
     async def claim_due(self, limit: int) -> DueBatch[ClaimT]: ...
+
+    async def expire_overdue(self, limit: int) -> int:
+        """Fail waiting records whose deadline passed (the system is down); how many."""
+        ...
 
     async def attempt(self, claim: ClaimT, stop: asyncio.Event) -> StrEnum | None:
         """Make the claimed call and record it: the record's new status, None when the claim was lost."""
@@ -113,8 +124,14 @@ class RetryScheduler(Generic[ClaimT]):
 
     async def _run(self) -> None:
         failures = 0
+        expired_at = float("-inf")
         while not self._stop.is_set():
             allowed = self._breaker.calls_allowed()
+            if allowed is not None and time.monotonic() - expired_at >= self._poll_s:
+                expired_at = time.monotonic()
+                if not await self._expire_overdue():
+                    await self._wait(self._poll_s)
+                    continue
             if allowed == 0:
                 await self._wait(min(max(self._breaker.seconds_until_probe(), 0.01), self._poll_s))
                 continue
@@ -142,13 +159,25 @@ class RetryScheduler(Generic[ClaimT]):
                 await self._sleep(self._poll_s, self._woken)
                 self._woken.clear()
 
+    async def _expire_overdue(self) -> bool:
+        """While the system is down: fail the waiting records whose deadline passed. False on a database fault."""
+        try:
+            await self._delivery.expire_overdue(EXPIRE_BATCH)
+        except DATABASE_FAULTS as exc:
+            self._metrics.scheduler_errors.labels(self._code).inc()
+            log.warning("retry_scheduler_expiry_failed", system_code=self._code, error=repr(exc))
+            return False
+        return True
+
     def _launch(self, claim: ClaimT) -> None:
         self._metrics.scheduled_claims.labels(self._code).inc()
         task = asyncio.create_task(self._attempt(claim), name=f"retry-{self._code}-{claim.record_id}")
         self._in_flight.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(lambda done: self._done(done, claim.permit))
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[None], permit: Permit) -> None:
+        # A no-op when the call reported its result; frees the trial of a task that never got to call.
+        self._breaker.release(permit)
         self._in_flight.discard(task)
         self._slot_freed.set()
 

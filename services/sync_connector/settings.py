@@ -56,9 +56,19 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     # customer once per wave): one transaction claims a wave, its calls run concurrently, one
     # transaction records the results.
     delivery_wave_size: int = 64
-    max_retry_count: int = 3
-    backoff_base_s: float = 0.2
-    backoff_max_s: float = 5.0
+    # Retries go by time (README, "Delivery guarantees"): a record is retried until the system's delivery
+    # deadline after the event was first seen (CONNECTOR_DELIVERY_DEADLINE_S, or per system
+    # CONNECTOR_CRM_DELIVERY_DEADLINE_S...), with exponential backoff from backoff_base_s (seed 000 7.3's
+    # initial delay) doubling up to backoff_max_s, jittered below that. The cap also bounds the wait
+    # between two probes of a system that stays down. Only a passed deadline or a permanent refusal fails
+    # a record; max_retry_count is an optional count cap on top (None: none).
+    delivery_deadline_s: float = 24 * 3600.0
+    crm_delivery_deadline_s: float | None = None
+    cms_delivery_deadline_s: float | None = None
+    css_delivery_deadline_s: float | None = None
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 300.0
+    max_retry_count: int | None = None
     # One HTTP client per system (its own pool): at most http_pool_size calls in flight, more wait in
     # line for a connection (never a failure); connect and read timeouts start once a connection is
     # held. http_timeout_s is the read timeout (request sent -> answer). CONNECTOR_HTTP_CLIENTS sets
@@ -81,7 +91,8 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     # The retry scheduler: how often it looks for due records, and calls in flight per system.
     retry_poll_interval_s: float = 1.0
     retry_concurrency: int = 10
-    # Circuit breaker per system: open after this many consecutive transient failures, probe after the cool-down.
+    # Circuit breaker per system: open after this many consecutive transient failures, probe after the
+    # cool-down; while the system stays down the cool-down doubles per failed probe, up to backoff_max_s.
     breaker_failure_threshold: int = 5
     breaker_cooldown_s: float = 30.0
     # Dead letters go to "<dlq_topic_prefix><system code lowercase>"; empty = "<topic>.dlq.".
@@ -96,10 +107,9 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     retention_batch_size: int = 1000
     # The operators' gauges (external_sync_status, age of the oldest undelivered change, records near
     # their deadline) are read from the database this often; "near" = within near_deadline_window_s
-    # of delivery_deadline_s after the record was created.
+    # of the record's deadline (deliver_by; see delivery_deadline_s).
     status_refresh_interval_s: float = 15.0
     near_deadline_window_s: float = 3600.0
-    delivery_deadline_s: float = 86400.0
     # How long shutdown or a rebalance waits for an in-flight message before abandoning it
     # (it is then redelivered; the idempotency key makes that harmless).
     shutdown_grace_s: float = 10.0
@@ -116,6 +126,16 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
             )
             raise ValueError(msg)
         self._check_retention()
+        deadlines = (self.delivery_deadline_s, *(self.deadline_s(code) for code in ("CRM", "CMS", "CSS")))
+        if min(*deadlines, self.backoff_base_s, self.breaker_cooldown_s) <= 0:
+            msg = "delivery deadlines, backoff_base_s and breaker_cooldown_s must be positive"
+            raise ValueError(msg)
+        if self.backoff_max_s < self.backoff_base_s:
+            msg = "backoff_max_s must be at least backoff_base_s"
+            raise ValueError(msg)
+        if self.max_retry_count is not None and self.max_retry_count < 0:
+            msg = "max_retry_count must be at least 0 (or unset: no count cap)"
+            raise ValueError(msg)
         if unknown := set(self.systems) - {"CRM", "CMS", "CSS"}:
             msg = f"unknown systems {sorted(unknown)}: the systems are CRM, CMS and CSS"
             raise ValueError(msg)
@@ -168,6 +188,15 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
             "CSS": SystemEndpoint(self.css_url, self.css_secret),
         }
         return by_code[system_code]
+
+    def deadline_s(self, system_code: str) -> float:
+        """The system's delivery deadline: its own setting, else ``delivery_deadline_s``."""
+        own = {
+            "CRM": self.crm_delivery_deadline_s,
+            "CMS": self.cms_delivery_deadline_s,
+            "CSS": self.css_delivery_deadline_s,
+        }.get(system_code)
+        return self.delivery_deadline_s if own is None else own
 
     def group_id(self, system_code: str) -> str:
         return f"{self.group_prefix}.{system_code.lower()}"

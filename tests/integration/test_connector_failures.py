@@ -66,9 +66,11 @@ async def test_crm_retries_503s_while_cms_and_css_do_not_wait(harness: Connector
         assert metric(runtime, "external_sync_transitions_total", system_code="CRM", status="retrying") == 2
 
 
-async def test_400_fails_at_once_and_exhausted_retries_fail_both_dead_lettered(harness: ConnectorHarness) -> None:
+async def test_400_fails_at_once_and_a_passed_deadline_fails_both_dead_lettered(harness: ConnectorHarness) -> None:
     await harness.inject_fault({"system": "CRM", "mode": "status", "status": 400, "count": 1})
-    async with running_connector(harness.settings()) as runtime:
+    # CRM's own delivery deadline, short; no breaker, so that every call is a try of the record.
+    settings = harness.settings(crm_delivery_deadline_s=1.0, breaker_failure_threshold=1000)
+    async with running_connector(settings) as runtime:
         rejected_event = name_changed("C300", 1)
         rejected_id = await harness.produce(rejected_event, traceparent=f"00-{TRACE_ID}-00f067aa0ba902b7-01")
         await eventually(harness.statuses_become(rejected_id, CRM_FAILED), "CRM failed on 400")
@@ -79,17 +81,25 @@ async def test_400_fails_at_once_and_exhausted_retries_fail_both_dead_lettered(h
 
         await harness.inject_fault({"system": "CRM", "mode": "down"})
         down_id = await harness.produce(name_changed("C301", 1))
-        await eventually(harness.statuses_become(down_id, CRM_FAILED), "CRM failed after retries")
+        await eventually(harness.statuses_become(down_id, CRM_FAILED), "CRM failed at its deadline")
         crm = (await harness.records(down_id))["CRM"]
-        assert (crm["retry_count"], crm["last_http_status"], crm["completed_at"] is not None) == (3, None, True)
+        tries = await harness.attempts(down_id, "CRM")
+        assert len(tries) >= 3  # retried with backoff (0.05 s doubling, capped at 0.2 s) for one second
+        assert set(tries) == {("retryable", None)}
+        assert (crm["retry_count"], crm["last_http_status"], crm["completed_at"] is not None) == (
+            len(tries) - 1,
+            None,
+            True,
+        )
+        assert (crm["deliver_by"] - crm["created_at"]).total_seconds() == pytest.approx(1.0, abs=0.5)
+        assert crm["completed_at"] >= crm["deliver_by"]  # not a moment before its deadline
         assert "connection_error" in crm["error_message"]
-        assert await harness.attempts(down_id, "CRM") == [("retryable", None)] * 4
 
         # One dead-letter row per failed record, with the payload, the last error and the attempts.
         letters = await harness.dead_letters()
         assert [(str(x["event_id"]), x["system_code"], x["reason"], x["attempts"]) for x in letters] == [
             (rejected_id, "CRM", "rejected", 1),
-            (down_id, "CRM", "retries_exhausted", 4),
+            (down_id, "CRM", "deadline", len(tries)),
         ]
         assert msgspec.json.decode(letters[0]["payload"])["customerId"] == "C300"
         assert letters[0]["last_http_status"] == 400
@@ -102,7 +112,7 @@ async def test_400_fails_at_once_and_exhausted_retries_fail_both_dead_lettered(h
 
         await eventually(published, "dead letters marked published")
         assert metric(runtime, "sync_dead_letters_total", system_code="CRM", reason="rejected") == 1
-        assert metric(runtime, "sync_dead_letters_total", system_code="CRM", reason="retries_exhausted") == 1
+        assert metric(runtime, "sync_dead_letters_total", system_code="CRM", reason="deadline") == 1
         assert metric(runtime, "sync_dead_letters_published_total", system_code="CRM") == 2
 
         # A failed record is final for redeliveries: no new attempt (an admin retry re-drives it).
@@ -114,7 +124,7 @@ async def test_400_fails_at_once_and_exhausted_retries_fail_both_dead_lettered(h
         await eventually(crm_skipped, "the redelivery to be skipped")
         assert await harness.attempts(rejected_id, "CRM") == [("rejected", 400)]
         assert metric(runtime, "sync_attempts_total", system_code="CRM", result="rejected") == 1
-        assert metric(runtime, "sync_attempts_total", system_code="CRM", result="retryable") == 4
+        assert metric(runtime, "sync_attempts_total", system_code="CRM", result="retryable") == len(tries)
         assert metric(runtime, "external_sync_transitions_total", system_code="CRM", status="failed") == 2
         assert harness.calls_to("CRM") == 0
         assert len(await harness.dead_letters()) == 2
@@ -140,14 +150,27 @@ async def _assert_dead_letter_messages(
     assert event["id"] == rejected_id  # the official SDK reads it
     assert event.data["newName"] == rejected_event.new_name
     assert event.data["profileVersion"] == 1
-    exhausted = {key: value.decode() for key, value in by_id[down_id].headers}
-    assert exhausted["x-dlq-reason"].startswith("retries_exhausted: connection_error")
+    late = {key: value.decode() for key, value in by_id[down_id].headers}
+    assert late["x-dlq-reason"].startswith("deadline: connection_error")
+
+
+async def test_an_optional_count_cap_fails_after_that_many_retries(harness: ConnectorHarness) -> None:
+    await harness.inject_fault({"system": "CRM", "mode": "status", "status": 503, "count": 100})
+    async with running_connector(harness.settings(max_retry_count=2, breaker_failure_threshold=1000)) as runtime:
+        event_id = await harness.produce(name_changed("C302", 1))
+        await eventually(harness.statuses_become(event_id, CRM_FAILED), "CRM failed after two retries")
+        assert await harness.attempts(event_id, "CRM") == [("retryable", 503)] * 3
+        crm = (await harness.records(event_id))["CRM"]
+        assert (crm["retry_count"], crm["max_retry_count"]) == (2, 2)
+        letters = await harness.dead_letters()
+        assert [(x["reason"], x["attempts"]) for x in letters] == [("retries_exhausted", 3)]
+        assert metric(runtime, "sync_dead_letters_total", system_code="CRM", reason="retries_exhausted") == 1
 
 
 async def test_a_persisted_retry_resumes_after_a_restart(harness: ConnectorHarness) -> None:
     # CRM answers slower than the connector waits: each call times out (though the stub may apply it).
     await harness.inject_fault({"system": "CRM", "mode": "latency", "latencyMs": 1000})
-    settings = harness.settings(http_timeout_s=0.3, claim_lease_s=1.0, max_retry_count=20, backoff_max_s=0.4)
+    settings = harness.settings(http_timeout_s=0.3, claim_lease_s=1.0, backoff_max_s=0.4)
     async with running_connector(settings):
         event_id = await harness.produce(name_changed("C400", 1))
         crm_retrying = {"CRM": "retrying", "CMS": "success", "CSS": "success"}

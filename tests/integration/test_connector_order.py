@@ -32,7 +32,7 @@ async def test_a_retrying_event_holds_only_its_customer_and_a_rejected_one_holds
     # CRM fails every call for C500 (until cleared) and rejects C600's first call.
     await harness.inject_fault({"system": "CRM", "mode": "status", "status": 503, "customerId": "C500"})
     await harness.inject_fault({"system": "CRM", "mode": "status", "status": 400, "count": 1, "customerId": "C600"})
-    async with running_connector(harness.settings(max_retry_count=50)) as runtime:
+    async with running_connector(harness.settings()) as runtime:
         # All on one partition, so "the partition moved on" is observable.
         retrying_v1 = await harness.produce(name_changed("C500", 1), partition=0)
         parked_v2 = await harness.produce(name_changed("C500", 2, new_name="王五"), partition=0)

@@ -36,7 +36,7 @@ async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) 
 async def test_a_second_instance_joining_mid_retry_never_doubles_a_call(harness: ConnectorHarness) -> None:
     await harness.inject_fault({"system": "CRM", "mode": "status", "status": 503})
     # No breaker in the way here: both schedulers must keep racing for the same records.
-    settings = harness.settings(max_retry_count=200, breaker_failure_threshold=10_000, backoff_max_s=0.1)
+    settings = harness.settings(breaker_failure_threshold=10_000, backoff_max_s=0.1)
     event_ids: list[str] = []
     async with running_connector(settings) as first:
         for version in (1, 2):

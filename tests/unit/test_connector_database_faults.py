@@ -51,6 +51,9 @@ class DatabaseComingBack:
     async def attempt(self, claim: Any, stop: asyncio.Event) -> None:  # noqa: ARG002 - the protocol's signature
         raise AssertionError("nothing was claimed")
 
+    async def expire_overdue(self, limit: int) -> int:  # noqa: ARG002 - the protocol's signature
+        return 0
+
 
 @pytest.mark.parametrize("error", FAULTS, ids=lambda e: type(e).__name__)
 async def test_the_retry_scheduler_keeps_polling_through_database_errors(error: BaseException) -> None:

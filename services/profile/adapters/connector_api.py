@@ -22,7 +22,7 @@ class SyncRecord(msgspec.Struct, frozen=True, rename="camel"):
     system_name: str
     sync_status: str
     retry_count: int
-    max_retry_count: int
+    max_retry_count: int | None  # None: no count cap, retried until the delivery deadline
     redrive_count: int
     profile_version: int
     last_http_status: int | None

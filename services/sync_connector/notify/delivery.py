@@ -102,23 +102,29 @@ class NotificationDelivery:
 
     async def claim_due(self, limit: int) -> DueBatch[NotificationClaim]:
         claims: list[NotificationClaim] = []
-        async with NotificationUnitOfWork(self._engine) as uow:
-            due = await uow.notifications.due(self.channel, limit)
-            for record in due:
-                permit = self._breaker.acquire()
-                if permit is None:  # the channel is known to be down: wait for the probe, spend no attempt
-                    await uow.notifications.defer(record.id, max(self._breaker.seconds_until_probe(), self._recheck_s))
-                    self._metrics.deferred.labels(self.channel, "circuit_open").inc()
-                    continue
-                token = await uow.notifications.claim(record.id, self._lease_s)
-                claims.append(NotificationClaim(record, token, permit))
-            try:
+        held: list[Permit] = []
+        try:
+            async with NotificationUnitOfWork(self._engine) as uow:
+                due = await uow.notifications.due(self.channel, limit)
+                for record in due:
+                    permit = self._breaker.acquire()
+                    if permit is None:  # the channel is known to be down: wait for the probe, spend no attempt
+                        wait_s = max(self._breaker.seconds_until_probe(), self._recheck_s)
+                        await uow.notifications.defer(record.id, wait_s)
+                        self._metrics.deferred.labels(self.channel, "circuit_open").inc()
+                        continue
+                    held.append(permit)
+                    token = await uow.notifications.claim(record.id, self._lease_s)
+                    claims.append(NotificationClaim(record, token, permit))
                 await uow.commit()
-            except BaseException:
-                for claim in claims:
-                    self._breaker.release(claim.permit)
-                raise
+        except BaseException:  # no send will be made: a half-open breaker must not wait for its trial
+            for permit in held:
+                self._breaker.release(permit)
+            raise
         return DueBatch(claims, len(due), 0)
+
+    async def expire_overdue(self, limit: int) -> int:  # noqa: ARG002 - notifications have no deadline yet
+        return 0
 
     async def attempt(self, claim: NotificationClaim, stop: asyncio.Event) -> NotificationStatus | None:
         """Send the claimed record once and record the result; None when the claim was lost meanwhile."""
