@@ -263,6 +263,17 @@ def test_commands_exist_migrations_run_first_and_backups_daily(target: str) -> N
     assert backup["concurrencyPolicy"] == "Forbid"
     (container,) = backup["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["args"][2:] == ["services.profile", "maintenance"]
+    # The sync schema's retention prune, daily, with the connector's settings (database, retention).
+    retention = of_kind(resources, "CronJob")["sync-maintenance"]["spec"]
+    assert retention["schedule"] == "30 2 * * *"
+    assert retention["concurrencyPolicy"] == "Forbid"
+    (container,) = retention["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"][2:] == ["services.sync_connector", "maintenance"]
+    # The connector pods' config map and secret (hash suffixes and all), not their Kafka credentials.
+    connector = pod_specs(resources)["sync-connector"]["containers"][0]
+    assert container["envFrom"] == connector["envFrom"][:2]
+    names = [reference["name"] for source in container["envFrom"] for reference in source.values()]
+    assert [name.startswith(("connector-config", "connector-secrets")) for name in names] == [True, True]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -356,6 +367,7 @@ def test_network_policies_allow_only_what_each_workload_needs(target: str) -> No
     assert egress_ports(resources, "sync-connector") == base | {5432, 9092, external}
     assert egress_ports(resources, "schema-migrations") == base | {5432}
     assert egress_ports(resources, "ledger-maintenance") == base | {5432}
+    assert egress_ports(resources, "sync-maintenance") == base | {5432}
     api_ingress = policies["allow-profile-api-ingress"]["spec"]
     assert selects(api_ingress["podSelector"], pod_labels(resources)["profile-service"])
     assert not selects(api_ingress["podSelector"], pod_labels(resources)["outbox-relay"])
