@@ -3,10 +3,22 @@
 A partition's worker hands the handler everything buffered for it (up to
 ``MAX_HANDLER_BATCH`` messages, in offset order) at once. Offsets are committed
 only up to the last message of a batch whose handler returned, that is, whose
-sync records are written (invariant 2). A handler that raises is retried with
-backoff on the same batch (a database outage must not lose it); the partition
-waits behind it, others go on. Handlers never wait for a delivery retry: those
-live in the database and the retry scheduler makes them.
+sync records are written (invariant 2), or that was dead-lettered. Handlers
+never wait for a delivery retry: those live in the database and the retry
+scheduler makes them.
+
+A handler that raises a transient error (database or broker unavailable, a
+timeout: ``unprocessable.classify_processing_error``) is retried with backoff on
+the same batch for as long as it lasts (an outage must not lose it); the
+partition waits behind it, others go on. Any other error may be one message's
+doing: the batch is split in halves, each handled in order, down to the one
+message that fails; that message, failing alone ``after_failures`` times in a
+row, is dead-lettered alone (``UnprocessableMessages``) and the partition goes
+on. Undecodable messages the handler reports at once (``UndecodableMessagesError``)
+are dead-lettered without retries. A fault that is no message's doing (a bug hit
+by every message) would dead-letter them all: after ``streak_limit`` messages
+dead-lettered in a row on a partition without one success in between, the worker
+takes the fault for systemic and retries with backoff instead, until it clears.
 """
 
 from __future__ import annotations
@@ -15,15 +27,23 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from libs.kit.kafka import KafkaSettings, make_consumer
 from libs.kit.logging import get_logger
-from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.messages import KafkaMessage
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
+from services.sync_connector.unprocessable import (
+    HANDLER_FAILED,
+    UNDECODABLE,
+    Rejected,
+    UndecodableMessagesError,
+    UnprocessableMessages,
+    classify_processing_error,
+)
 from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
@@ -46,11 +66,28 @@ PROCESSING_ERROR_BACKOFF = RetryPolicy(max_retries=0, base_s=0.5, max_s=10.0)
 COMMIT_TIMEOUT_S = 5.0
 
 
+class UnprocessablePolicy(msgspec.Struct, frozen=True):
+    """When a message is dead-lettered alone, and when a run of failures is taken for systemic."""
+
+    after_failures: int = 3
+    streak_limit: int = 5
+
+
+DEFAULT_UNPROCESSABLE = UnprocessablePolicy()
+
+
 class PartitionWorker:
     """Processes one partition's messages strictly in order and knows the next offset to commit."""
 
     def __init__(
-        self, tp: TopicPartition, handler: MessageHandler, system_code: str, metrics: ConnectorMetrics
+        self,
+        tp: TopicPartition,
+        handler: MessageHandler,
+        system_code: str,
+        metrics: ConnectorMetrics,
+        *,
+        dead_letters: UnprocessableMessages,
+        policy: UnprocessablePolicy,
     ) -> None:
         self.tp = tp
         self.next_offset: int | None = None
@@ -58,6 +95,9 @@ class PartitionWorker:
         self._handler = handler
         self._code = system_code
         self._metrics = metrics
+        self._dead_letters = dead_letters
+        self._policy = policy
+        self._streak = 0  # messages dead-lettered for a handler failure since the last success
         self._queue: asyncio.Queue[KafkaMessage | None] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"sync-{system_code}-{tp.topic}-{tp.partition}")
@@ -111,23 +151,42 @@ class PartitionWorker:
             message = self._queue.get_nowait()
         return []  # the stop sentinel
 
-    async def _process(self, batch: Sequence[KafkaMessage]) -> bool:
-        """True once the handler finished the batch; False when stopping first."""
-        failures = 0
+    async def _process(self, batch: Sequence[KafkaMessage]) -> bool:  # noqa: PLR0911 - one return per rule
+        """True once the handler finished the batch (its unprocessable messages dead-lettered); False when
+        stopping first."""
+        failures = 0  # in a row, of this batch
+        alone_failures = 0  # not transient, with the batch down to one message
         while True:
             try:
                 await self._handler(batch, self._stop)
+            except UndecodableMessagesError as exc:
+                if not await self._dead_letter_undecodable(exc.rejected):
+                    return False
+                rejected = {r.message.offset for r in exc.rejected}
+                batch = [message for message in batch if message.offset not in rejected]
+                if not batch:
+                    return True
+                continue
             except Exception as exc:
                 if self._stop.is_set():
                     return False
                 failures += 1
-                kind = "database" if isinstance(exc, DATABASE_FAULTS) else "unexpected"
+                kind, transient = classify_processing_error(exc)
                 self._metrics.processing_errors.labels(self._code, kind).inc()
+                systemic = self._streak >= self._policy.streak_limit
+                if not transient and not systemic:
+                    if len(batch) > 1:
+                        return await self._isolate(batch, exc, kind)
+                    alone_failures += 1
+                    if alone_failures >= self._policy.after_failures:
+                        return await self._dead_letter(batch[0], HANDLER_FAILED, _describe(exc), alone_failures)
                 delay = PROCESSING_ERROR_BACKOFF.delay_before_retry(failures)
                 log.exception(
                     "message_processing_failed",
                     system_code=self._code,
                     kind=kind,
+                    transient=transient,
+                    systemic=systemic,
                     partition=batch[0].partition,
                     offset=batch[0].offset,
                     messages=len(batch),
@@ -136,7 +195,59 @@ class PartitionWorker:
                 if await wait_until_set(self._stop, delay):
                     return False
             else:
+                self._streak = 0
                 return True
+
+    async def _isolate(self, batch: Sequence[KafkaMessage], exc: Exception, kind: str) -> bool:
+        """Handle the halves in order, so the failing message ends up alone (the messages before it that were
+        already recorded are recognised as redeliveries)."""
+        middle = len(batch) // 2
+        log.warning(
+            "message_batch_split",
+            system_code=self._code,
+            kind=kind,
+            error=_describe(exc),
+            partition=batch[0].partition,
+            offset=batch[0].offset,
+            messages=len(batch),
+        )
+        return await self._process(batch[:middle]) and await self._process(batch[middle:])
+
+    async def _dead_letter_undecodable(self, rejected: Sequence[Rejected]) -> bool:
+        for item in rejected:
+            if not await self._dead_letter(item.message, UNDECODABLE, item.error, 1):
+                return False
+        return True
+
+    async def _dead_letter(self, message: KafkaMessage, reason: str, error: str, failures: int) -> bool:
+        """Record the message as unprocessable, retrying through a database outage; False when stopping first."""
+        attempts = 0
+        while True:
+            try:
+                await self._dead_letters.record(self._code, message, reason=reason, error=error, failures=failures)
+            except Exception as exc:
+                attempts += 1
+                kind, _ = classify_processing_error(exc)
+                self._metrics.processing_errors.labels(self._code, kind).inc()
+                delay = PROCESSING_ERROR_BACKOFF.delay_before_retry(attempts)
+                log.exception(
+                    "message_dead_letter_not_recorded",
+                    system_code=self._code,
+                    kind=kind,
+                    partition=message.partition,
+                    offset=message.offset,
+                    retry_in_s=round(delay, 3),
+                )
+                if await wait_until_set(self._stop, delay):
+                    return False
+            else:
+                if reason == HANDLER_FAILED:
+                    self._streak += 1
+                return True
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class SystemConsumer:
@@ -152,6 +263,8 @@ class SystemConsumer:
         handler: MessageHandler,
         metrics: ConnectorMetrics,
         grace_s: float,
+        dead_letters: UnprocessableMessages,
+        unprocessable: UnprocessablePolicy = DEFAULT_UNPROCESSABLE,
     ) -> None:
         self.system_code = system_code
         self.group_id = group_id
@@ -161,6 +274,8 @@ class SystemConsumer:
         self._handler = handler
         self._metrics = metrics
         self._grace_s = grace_s
+        self._dead_letters = dead_letters
+        self._unprocessable = unprocessable
         self._consumer: AIOKafkaConsumer | None = None
         self._workers: dict[TopicPartition, PartitionWorker] = {}
         self._committed: dict[TopicPartition, int] = {}
@@ -262,7 +377,14 @@ class SystemConsumer:
 
     def _worker_for(self, tp: TopicPartition) -> PartitionWorker:
         if (worker := self._workers.get(tp)) is None:
-            worker = self._workers[tp] = PartitionWorker(tp, self._handler, self.system_code, self._metrics)
+            worker = self._workers[tp] = PartitionWorker(
+                tp,
+                self._handler,
+                self.system_code,
+                self._metrics,
+                dead_letters=self._dead_letters,
+                policy=self._unprocessable,
+            )
         return worker
 
     def _apply_backpressure(self, consumer: AIOKafkaConsumer, assignment: Collection[TopicPartition]) -> None:

@@ -11,6 +11,19 @@ The message is the original CloudEvent again (same ``ce_*`` headers and trace
 context, the event rebuilt from the stored payload) plus ``x-dlq-reason``
 (``retries_exhausted: <last error>`` or ``rejected: <last error>``),
 ``x-dlq-system``, ``x-dlq-attempts`` and ``x-dlq-record-id``.
+
+Messages the consumer can never process (``sync.unprocessable_messages``, see
+``unprocessable``) go out the same way, as they were read (key, value, headers)
+plus ``x-dlq-reason`` (``undecodable: ...`` or ``handler_failed: ...``),
+``x-dlq-system``, ``x-dlq-attempts``, ``x-dlq-source`` (``topic/partition/offset``)
+and ``x-dlq-unprocessable-id``.
+
+The publisher is supervised: a round that fails on Kafka, the database or a
+misconfigured topic is retried with backoff; the loop ending on any other
+exception is logged (``dead_letter_publisher_crashed``), counted
+(``sync_dead_letter_publish_errors_total{kind="unexpected"}``) and restarted with
+backoff. A row whose message cannot be built is set aside for its lease (with
+``publish_error``) and the others go out.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -35,6 +49,7 @@ from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
 from services.sync_connector.sinks import event_from_payload
+from services.sync_connector.unprocessable import decoded_headers
 from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
@@ -78,6 +93,59 @@ _PUBLISHED = text("""
 _UNPUBLISHED = text("""
     UPDATE sync.dead_letters SET publish_claimed_until = NULL, publish_error = :error WHERE id = ANY(:ids)
 """)
+# Left claimed (until the lease ends): tried again then, not in a tight loop.
+_UNBUILDABLE = text("UPDATE sync.dead_letters SET publish_error = :error WHERE id = ANY(:ids)")
+
+_CLAIM_UNPROCESSABLE = text("""
+    UPDATE sync.unprocessable_messages SET publish_claimed_until = now() + make_interval(secs => :lease_s),
+                                           publish_attempts = publish_attempts + 1
+    WHERE id IN (
+        SELECT id FROM sync.unprocessable_messages
+        WHERE published_at IS NULL AND (publish_claimed_until IS NULL OR publish_claimed_until < now())
+        ORDER BY id LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, system_code, topic, kafka_partition, kafka_offset, message_key, message_value,
+              headers::text AS headers, event_id, customer_id, reason, error, failures
+""")
+_UNPROCESSABLE_PUBLISHED = text("""
+    UPDATE sync.unprocessable_messages SET published_at = now(), publish_claimed_until = NULL, publish_error = NULL
+    WHERE id = ANY(:ids)
+""")
+_UNPROCESSABLE_UNPUBLISHED = text("""
+    UPDATE sync.unprocessable_messages SET publish_claimed_until = NULL, publish_error = :error WHERE id = ANY(:ids)
+""")
+_UNPROCESSABLE_UNBUILDABLE = text("UPDATE sync.unprocessable_messages SET publish_error = :error WHERE id = ANY(:ids)")
+
+
+class UnprocessableLetter(msgspec.Struct, frozen=True):
+    """A claimed row of ``sync.unprocessable_messages``."""
+
+    id: int
+    system_code: str
+    topic: str
+    kafka_partition: int
+    kafka_offset: int
+    message_key: bytes | None
+    message_value: bytes | None
+    headers: str  # JSON: [[name, base64 value], ...]
+    event_id: str | None
+    customer_id: str | None
+    reason: str
+    error: str
+    failures: int
+
+
+class Outgoing(msgspec.Struct, frozen=True):
+    """One message for a dead-letter topic, and the row it comes from."""
+
+    table: str  # "dead_letters" or "unprocessable_messages"
+    id: int
+    system_code: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    log_fields: dict[str, object]
 
 
 def dead_letter_message(letter: DeadLetter) -> tuple[bytes, list[tuple[str, bytes]]]:
@@ -103,6 +171,20 @@ def dead_letter_message(letter: DeadLetter) -> tuple[bytes, list[tuple[str, byte
     return encode_event(event), [(key, value.encode()) for key, value in headers.items()]
 
 
+def unprocessable_message(letter: UnprocessableLetter) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """The value and headers of an unprocessable message's dead letter: as it was read, plus x-dlq-*."""
+    ours = {
+        "x-dlq-reason": f"{letter.reason}: {letter.error}"[:MAX_REASON_LENGTH],
+        "x-dlq-system": letter.system_code,
+        "x-dlq-attempts": str(letter.failures),
+        "x-dlq-source": f"{letter.topic}/{letter.kafka_partition}/{letter.kafka_offset}",
+        "x-dlq-unprocessable-id": str(letter.id),
+    }
+    stored = msgspec.json.decode(letter.headers, type=list[tuple[str, str]])
+    received = [(name, value) for name, value in decoded_headers(stored) if name not in ours]
+    return letter.message_value, received + [(name, value.encode()) for name, value in ours.items()]
+
+
 class DeadLetterPublisher:
     """Publishes unpublished dead letters; woken by ``notify()`` when one is written, else polls."""
 
@@ -125,6 +207,7 @@ class DeadLetterPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._topics_ready: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._crashes = 0  # the publishing loop's, in a row (reset by a round that went through)
 
     def notify(self) -> None:
         self._wake.set()
@@ -159,10 +242,31 @@ class DeadLetterPublisher:
             await self._producer.stop()
 
     async def _run(self) -> None:
+        """Supervise the publishing loop: it ending on any exception is logged, counted and restarted with
+        backoff, so dead letters never stop going out silently."""
+        while not self._stop.is_set():
+            try:
+                await self._publish_loop()
+            except Exception as exc:
+                self._crashes += 1
+                self._metrics.dead_letter_publish_errors.labels("unexpected").inc()
+                wait_s = ERROR_BACKOFF.delay_before_retry(self._crashes)
+                log.exception(
+                    "dead_letter_publisher_crashed",
+                    error=repr(exc),
+                    crashes_in_a_row=self._crashes,
+                    restart_in_s=round(wait_s, 3),
+                )
+                await self._drop_producer()
+                await wait_until_set(self._stop, wait_s)  # not cut short by notify(): no hot restart loop
+                if not self._stop.is_set():
+                    log.info("dead_letter_publisher_restarted", crashes_in_a_row=self._crashes)
+
+    async def _publish_loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
             try:
-                published = await self.publish_once()
+                claimed = await self.publish_once()
             except (KafkaError, KafkaConfigError, *DATABASE_FAULTS) as exc:
                 failures += 1
                 kind = _error_kind(exc)
@@ -174,47 +278,93 @@ class DeadLetterPublisher:
                 await self._drop_producer()
                 await self._wait(wait_s)
                 continue
-            failures = 0
-            if published < BATCH_SIZE:
+            failures = self._crashes = 0
+            if claimed < BATCH_SIZE:
                 await self._wait(self._poll_s)
 
     async def publish_once(self) -> int:
-        """Claim, produce and mark one batch; returns how many were published."""
+        """Claim, produce and mark one batch of each table; returns how many rows were claimed."""
         async with self._engine.begin() as connection:
-            rows = (await connection.execute(_CLAIM, {"lease_s": PUBLISH_LEASE_S, "limit": BATCH_SIZE})).mappings()
+            params = {"lease_s": PUBLISH_LEASE_S, "limit": BATCH_SIZE}
+            rows = (await connection.execute(_CLAIM, params)).mappings()
             letters = [msgspec.convert(dict(row), DeadLetter) for row in rows]
-        if not letters:
+            rows = (await connection.execute(_CLAIM_UNPROCESSABLE, params)).mappings()
+            unprocessable = [msgspec.convert(dict(row), UnprocessableLetter) for row in rows]
+        if not letters and not unprocessable:
             return 0
+        outgoing, unbuildable = self._build(letters, unprocessable)
+        if unbuildable:
+            await self._set_aside(unbuildable)
         try:
-            await self._produce(letters)
+            await self._produce(outgoing)
         except (KafkaError, KafkaConfigError) as exc:
-            async with self._engine.begin() as connection:
-                await connection.execute(_UNPUBLISHED, {"ids": [x.id for x in letters], "error": repr(exc)[:500]})
+            await self._mark(outgoing, _UNPUBLISHED, _UNPROCESSABLE_UNPUBLISHED, error=repr(exc)[:500])
             raise
-        async with self._engine.begin() as connection:
-            await connection.execute(_PUBLISHED, {"ids": [letter.id for letter in letters]})
-        for letter in letters:
-            self._metrics.dead_letters_published.labels(letter.system_code).inc()
+        await self._mark(outgoing, _PUBLISHED, _UNPROCESSABLE_PUBLISHED)
+        for message in outgoing:
+            self._metrics.dead_letters_published.labels(message.system_code).inc()
             log.info(
                 "dead_letter_published",
-                dead_letter_id=letter.id,
-                record_id=letter.record_id,
-                event_id=letter.event_id,
-                system_code=letter.system_code,
-                topic=self._topic_for(letter.system_code),
+                system_code=message.system_code,
+                topic=self._topic_for(message.system_code),
+                **message.log_fields,
             )
-        return len(letters)
+        return len(letters) + len(unprocessable)
 
-    async def _produce(self, letters: list[DeadLetter]) -> None:
+    def _build(
+        self, letters: list[DeadLetter], unprocessable: list[UnprocessableLetter]
+    ) -> tuple[list[Outgoing], list[tuple[Outgoing, str]]]:
+        """The messages to produce, and the rows whose message could not be built (with why)."""
+        outgoing: list[Outgoing] = []
+        unbuildable: list[tuple[Outgoing, str]] = []
+        rows: list[tuple[Outgoing, Callable[[], tuple[bytes | None, list[tuple[str, bytes]]]]]] = [
+            (_outgoing_letter(letter), partial(dead_letter_message, letter)) for letter in letters
+        ] + [(_outgoing_unprocessable(row), partial(unprocessable_message, row)) for row in unprocessable]
+        for row, build in rows:
+            try:
+                value, headers = build()
+            except Exception as exc:  # noqa: BLE001 - one row's data must not stop the others
+                unbuildable.append((row, repr(exc)))
+                continue
+            outgoing.append(msgspec.structs.replace(row, value=value, headers=headers))
+        return outgoing, unbuildable
+
+    async def _set_aside(self, unbuildable: list[tuple[Outgoing, str]]) -> None:
+        for message, error in unbuildable:
+            self._metrics.dead_letter_publish_errors.labels("unbuildable").inc()
+            log.error(
+                "dead_letter_unbuildable",
+                system_code=message.system_code,
+                error=error,
+                retry_in_s=PUBLISH_LEASE_S,
+                **message.log_fields,
+            )
+        async with self._engine.begin() as connection:
+            for message, error in unbuildable:
+                statement = _UNBUILDABLE if message.table == "dead_letters" else _UNPROCESSABLE_UNBUILDABLE
+                await connection.execute(statement, {"ids": [message.id], "error": error[:500]})
+
+    async def _mark(self, outgoing: list[Outgoing], letters: Any, unprocessable: Any, **params: Any) -> None:
+        by_table = {
+            letters: [m.id for m in outgoing if m.table == "dead_letters"],
+            unprocessable: [m.id for m in outgoing if m.table == "unprocessable_messages"],
+        }
+        async with self._engine.begin() as connection:
+            for statement, ids in by_table.items():
+                if ids:
+                    await connection.execute(statement, {"ids": ids, **params})
+
+    async def _produce(self, outgoing: list[Outgoing]) -> None:
+        if not outgoing:
+            return
         producer = await self._ready_producer()
         pending: list[Any] = []
-        for letter in letters:
-            topic = self._topic_for(letter.system_code)
+        for message in outgoing:
+            topic = self._topic_for(message.system_code)
             if topic not in self._topics_ready:
                 await prepare_topics(self._kafka, [topic])  # a KafkaConfigError if it is less durable than set
                 self._topics_ready.add(topic)
-            value, headers = dead_letter_message(letter)
-            pending.append(await producer.send(topic, value, key=letter.customer_id.encode(), headers=headers))
+            pending.append(await producer.send(topic, message.value, key=message.key, headers=message.headers))
         await asyncio.gather(*pending)
 
     async def _ready_producer(self) -> AIOKafkaProducer:
@@ -238,6 +388,20 @@ class DeadLetterPublisher:
     async def _wait(self, seconds: float) -> None:
         await wait_until_set(self._wake, seconds)
         self._wake.clear()
+
+
+def _outgoing_letter(letter: DeadLetter) -> Outgoing:
+    fields: dict[str, object] = {
+        "dead_letter_id": letter.id,
+        "record_id": letter.record_id,
+        "event_id": letter.event_id,
+    }
+    return Outgoing("dead_letters", letter.id, letter.system_code, letter.customer_id.encode(), None, [], fields)
+
+
+def _outgoing_unprocessable(row: UnprocessableLetter) -> Outgoing:
+    fields: dict[str, object] = {"unprocessable_id": row.id, "event_id": row.event_id, "reason": row.reason}
+    return Outgoing("unprocessable_messages", row.id, row.system_code, row.message_key, None, [], fields)
 
 
 def _error_kind(exc: BaseException) -> str:

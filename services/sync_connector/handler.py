@@ -13,8 +13,9 @@ from opentelemetry.util.types import AttributeValue
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
 from services.sync_connector.batches import AcceptedEvent
-from services.sync_connector.messages import KafkaMessage, UndecodableMessageError, decode_message
+from services.sync_connector.messages import DecodedMessage, KafkaMessage, UndecodableMessageError, decode_message
 from services.sync_connector.metrics import ConnectorMetrics
+from services.sync_connector.unprocessable import Rejected, UndecodableMessagesError
 
 log = get_logger(__name__)
 
@@ -44,7 +45,21 @@ class SystemMessageHandler:
         self._metrics = metrics
 
     async def __call__(self, messages: Sequence[KafkaMessage], stop: asyncio.Event) -> None:
-        accepted = [event for message in messages if (event := self._open(message)) is not None]
+        """Raises ``UndecodableMessagesError`` before anything is processed when some messages can never be
+        decoded: the worker dead-letters them and calls again with the rest."""
+        decoded: list[tuple[KafkaMessage, DecodedMessage]] = []
+        rejected: list[Rejected] = []
+        for message in messages:
+            try:
+                decoded.append((message, decode_message(message)))
+            except UndecodableMessageError as exc:
+                rejected.append(Rejected(message, str(exc)))
+        if rejected:
+            for item in rejected:
+                self._metrics.undecodable.labels(self._code).inc()
+                log.warning("message_undecodable", error=item.error, **self._where(item.message))
+            raise UndecodableMessagesError(rejected)
+        accepted = [event for message, d in decoded if (event := self._open(message, d)) is not None]
         if not accepted:
             return
         try:
@@ -59,22 +74,19 @@ class SystemMessageHandler:
             event.span.set_attribute("sync.result", result)
             event.span.end()
 
-    def _open(self, message: KafkaMessage) -> AcceptedEvent | None:
-        """The decoded event with its processing span started; None for a message to skip."""
-        where = {
+    def _where(self, message: KafkaMessage) -> dict[str, object]:
+        return {
             "topic": message.topic,
             "partition": message.partition,
             "offset": message.offset,
             "system_code": self._code,
         }
-        try:
-            decoded = decode_message(message)
-        except UndecodableMessageError as exc:
-            self._skip_undecodable(exc, where)
-            return None
+
+    def _open(self, message: KafkaMessage, decoded: DecodedMessage) -> AcceptedEvent | None:
+        """The decoded event with its processing span started; None for a message to skip."""
         if decoded.event is None:
             self._metrics.ignored.labels(self._code, decoded.event_type).inc()
-            log.debug("message_ignored", event_type=decoded.event_type, **where)
+            log.debug("message_ignored", event_type=decoded.event_type, **self._where(message))
             return None
         attributes: dict[str, AttributeValue] = {
             "messaging.system": "kafka",
@@ -93,8 +105,3 @@ class SystemMessageHandler:
             attributes=attributes,
         )
         return AcceptedEvent(decoded.event_id, decoded.event, decoded.headers, span)
-
-    def _skip_undecodable(self, error: UndecodableMessageError, where: dict[str, object]) -> None:
-        # Skipped, not retried: no redelivery can make these bytes decodable.
-        self._metrics.undecodable.labels(self._code).inc()
-        log.error("message_undecodable", error=str(error), **where)

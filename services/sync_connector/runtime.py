@@ -21,7 +21,7 @@ from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
-from services.sync_connector.consumer import SystemConsumer
+from services.sync_connector.consumer import SystemConsumer, UnprocessablePolicy
 from services.sync_connector.dead_letters import DeadLetterPublisher
 from services.sync_connector.delivery import SyncDelivery
 from services.sync_connector.handler import SystemMessageHandler
@@ -37,6 +37,7 @@ from services.sync_connector.scheduler import RetryScheduler
 from services.sync_connector.settings import ConnectorSettings
 from services.sync_connector.sinks import EXTERNAL_SYSTEMS, HttpSink
 from services.sync_connector.status_gauges import StatusGauges, StatusRefresher
+from services.sync_connector.unprocessable import UnprocessableMessages, UnprocessableMetrics
 
 log = get_logger(__name__)
 
@@ -105,6 +106,13 @@ class ConnectorRuntime:
         )
         # A dead-letter topic with fewer replicas than the settings ask refuses the start (KafkaConfigError).
         await self.dead_letters.prepare_topics(settings.systems, timeout_s=settings.kafka.request_timeout_ms / 1000)
+        # Messages a consumer can never process are dead-lettered alone; the publisher sends them on.
+        unprocessable = UnprocessableMessages(
+            engine, UnprocessableMetrics(self.registry), on_recorded=self.dead_letters.notify
+        )
+        unprocessable_policy = UnprocessablePolicy(
+            settings.unprocessable_after_failures, settings.unprocessable_streak_limit
+        )
         for system in (s for s in EXTERNAL_SYSTEMS if s.code in settings.systems):
             breaker = self.breakers[system.code] = CircuitBreaker(
                 system.code,
@@ -138,6 +146,8 @@ class ConnectorRuntime:
                 handler=SystemMessageHandler(delivery, system.code, group_id, self._tracer, self.metrics),
                 metrics=self.metrics,
                 grace_s=settings.shutdown_grace_s,
+                dead_letters=unprocessable,
+                unprocessable=unprocessable_policy,
             )
             self.schedulers[system.code] = RetryScheduler(
                 delivery,
@@ -155,6 +165,7 @@ class ConnectorRuntime:
                 http,
                 metrics=self.notify_metrics,
                 connector_metrics=self.metrics,
+                unprocessable=unprocessable,
                 tracer=self._tracer,
                 on_breaker_transition=self._breaker_moved,
             )

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
-from services.sync_connector.consumer import SystemConsumer
+from services.sync_connector.consumer import SystemConsumer, UnprocessablePolicy
 from services.sync_connector.handler import SystemMessageHandler
 from services.sync_connector.http_clients import PROFILE_CLIENT, SMS_CLIENT, HttpClients
 from services.sync_connector.metrics import ConnectorMetrics
@@ -27,6 +27,7 @@ from services.sync_connector.notify.metrics import NotificationMetrics
 from services.sync_connector.notify.settings import Channel
 from services.sync_connector.scheduler import RetryScheduler
 from services.sync_connector.settings import ConnectorSettings
+from services.sync_connector.unprocessable import UnprocessableMessages
 
 NOTIFY_CODE = "NOTIFY"  # the consumer's system_code label and group suffix (<prefix>.notify)
 BreakerHook = Callable[[str, BreakerState, BreakerState, str], None]
@@ -45,6 +46,7 @@ def build_notifications(
     *,
     metrics: NotificationMetrics,
     connector_metrics: ConnectorMetrics,
+    unprocessable: UnprocessableMessages,
     tracer: trace.Tracer,
     on_breaker_transition: BreakerHook,
 ) -> NotificationParts:
@@ -105,5 +107,7 @@ def build_notifications(
         handler=SystemMessageHandler(intake, NOTIFY_CODE, group_id, tracer, connector_metrics),
         metrics=connector_metrics,
         grace_s=settings.shutdown_grace_s,
+        dead_letters=unprocessable,
+        unprocessable=UnprocessablePolicy(settings.unprocessable_after_failures, settings.unprocessable_streak_limit),
     )
     return NotificationParts(consumer, schedulers, breakers)
