@@ -4,7 +4,9 @@ Starts PostgreSQL (data kept in ``.data/postgres`` across runs) and Apache Kafka
 (KRaft, one node, data kept in ``.data/kafka``), applies migrations, starts the stub
 external systems, the profile service, the relay and the sync-connector, loads demo
 customers and prints how to try it. A child that dies, the databases included, is
-restarted on the same data; Ctrl-C stops everything.
+restarted on the same data; Ctrl-C stops everything. The sync-connector's maintenance
+(the retention prune, ``python -m services.sync_connector maintenance``, a CronJob in
+Kubernetes) runs a minute after start and then daily, from the supervisor's loop.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import msgspec
 from libs.devstack.dev_keys import DEMO_TOKEN_TTL, DevKeys
 from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, EmbeddedServiceError
 from libs.devstack.kafka_dist import kafka_version
+from libs.devstack.periodic import PeriodicCommand
 from libs.devstack.processes import ProcessStartError, ServiceProcess
 from libs.kit.settings import load_settings
 from libs.kit.tokens import Role
@@ -60,6 +63,9 @@ class DevStackSettings(msgspec.Struct, frozen=True):
     stubs_port: int = 8010
     relay_metrics_port: int = 8002
     smtp_port: int = 8025  # the local SMTP server in the stubs process; the notification mails land there
+    # The sync-connector's maintenance (retention prune): first run after this delay, then every interval.
+    maintenance_first_delay_s: float = 60.0
+    maintenance_interval_s: float = 86400.0
 
 
 def _post_json(url: str, body: dict[str, object], token: str) -> tuple[int, dict[str, object]]:
@@ -143,6 +149,22 @@ def _services(
     ]
 
 
+def _sync_maintenance(settings: DevStackSettings, db_url: str, logs: Path) -> PeriodicCommand:
+    """The k8s ``sync-maintenance`` CronJob's command, on the supervisor's timer."""
+    return PeriodicCommand(
+        ServiceProcess(
+            name="sync-maintenance",
+            module="services.sync_connector",
+            args=["maintenance"],
+            env={"CONNECTOR_DB_URL": db_url},
+            log_file=logs / "sync-maintenance.log",
+        ),
+        interval_s=settings.maintenance_interval_s,
+        first_delay_s=settings.maintenance_first_delay_s,
+        started_at=time.monotonic(),
+    )
+
+
 def _load_demo_data(profile_port: int, operator_token: str) -> None:
     for customer in DEMO_CUSTOMERS:
         status, body = _post_json(f"http://127.0.0.1:{profile_port}/v1/customers", dict(customer), operator_token)
@@ -223,6 +245,7 @@ def main() -> int:
     )
     broker = EmbeddedKafka(data_dir=data_dir / "kafka", port=settings.kafka_port, log_file=logs / "kafka.log")
     services: list[ServiceProcess] = []
+    maintenance: PeriodicCommand | None = None
     try:
         print(f"starting PostgreSQL on 127.0.0.1:{settings.pg_port} (data: {postgres.data_dir})", flush=True)
         postgres.start()
@@ -243,6 +266,7 @@ def main() -> int:
             service.start(timeout=60)
         _load_demo_data(settings.profile_port, tokens[Role.OPERATOR])
         print(_how_to_try(settings, logs, tokens), flush=True)
+        maintenance = _sync_maintenance(settings, db_url, logs)
         while not stopping:
             _restart_if_dead("Apache Kafka", broker.process, broker.start)
             _restart_if_dead("PostgreSQL", postgres.process, postgres.start)
@@ -256,8 +280,12 @@ def main() -> int:
                         service.start(timeout=60)
                     except ProcessStartError as exc:
                         print(f"{service.name} did not come back: {exc}", flush=True)
+            if not stopping and (line := maintenance.tick(time.monotonic())):
+                print(line, flush=True)
             time.sleep(0.5)
     finally:
+        if maintenance is not None:
+            maintenance.stop()
         for service in reversed(services):
             service.stop()
         broker.stop()

@@ -7,6 +7,9 @@ the status counts kept by triggers match a full count; the gauges say what seed 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -417,3 +420,32 @@ async def test_prune_of_100k_old_records_in_bounded_batches_while_deliveries_go_
             return metric(runtime, "sync_retention_last_run_pruned_rows", table="dead_letters") == 4_000
 
         await eventually(last_run_exported, "the last run's gauges")
+
+
+async def test_the_maintenance_command_prunes_with_the_settings_and_prints_its_report(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    await seed_records(db, count=5, status="success", age="12 days", prefix="OLD", attempts=1)
+    await seed_records(db, count=3, status="success", age="1 day", prefix="NEW")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.sync_connector",
+        "maintenance",
+        env={
+            **os.environ,
+            "CONNECTOR_DB_URL": database_url,
+            "CONNECTOR_RETENTION_DAYS": "10",
+            "CONNECTOR_RETENTION_BATCH_SIZE": "2",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, stderr.decode()
+    report = json.loads(stdout)
+    assert (report["pruned"]["external_sync_records"], report["pruned"]["external_sync_attempts"]) == (5, 5)
+    assert report["largestStatement"] == 2
+    assert "retention_pruned" in stderr.decode()  # the run's log line
+    assert await db.fetchval("SELECT count(*) FROM sync.external_sync_records") == 3
+    assert await db.fetchval("SELECT pruned->>'external_sync_records' FROM sync.maintenance_runs") == "5"
