@@ -160,7 +160,8 @@ async def test_metrics_after_three_changes(running_system: RunningSystem, http: 
     connector_metrics = (await http.get(f"{running_system.connector_url}/metrics")).text
     for system in SYSTEMS:
         assert (
-            metric(connector_metrics, "external_sync_transitions_total", {"system_code": system, "status": "success"}) == 3
+            metric(connector_metrics, "external_sync_transitions_total", {"system_code": system, "status": "success"})
+            == 3
         )
 
     async def backlog_drained() -> float | None:
