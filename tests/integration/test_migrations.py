@@ -34,6 +34,10 @@ EXPECTED = {
         # customer notifications (sync_0003)
         "notification_records",
         "notification_attempts",
+        # status counts kept by triggers, maintenance runs (sync_0004)
+        "record_status_counts",
+        "record_status_deltas",
+        "maintenance_runs",
         # messages the connector can never process (sync_0006)
         "unprocessable_messages",
     },
