@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import aiohttp
@@ -42,6 +42,26 @@ async def eventually(check: Callable[[], Awaitable[T]], what: str, timeout: floa
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {result!r})")
         await asyncio.sleep(0.05)
+
+
+class ManualClock:
+    """The connector's clock, moved forward by the test: real time plus an offset that only grows.
+
+    Leases, backoff, deadlines and breaker cool-downs are decided on it, so a test runs hours of an
+    outage in seconds by jumping, while everything that happens between jumps runs in real time.
+    """
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset_s)
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset_s
+
+    def advance(self, seconds: float) -> None:
+        self.offset_s += seconds
 
 
 def all_systems(status: str) -> dict[str, str]:
@@ -238,6 +258,33 @@ class ConnectorHarness:
             return sum([await reader.committed(tp) or 0 for tp in partitions])
         finally:
             await reader.stop()
+
+
+async def fail_next_claims(db: asyncpg.Connection, table: str, *, where: str, times: int = 1) -> None:
+    """Make PostgreSQL refuse the next ``times`` claims of rows of ``table`` matching ``where`` (SQL on NEW),
+    with the error a statement timeout raises: a real database error inside the claiming transaction,
+    after the breaker permit for the call was taken and before the commit. ``claims_seen`` tells how many
+    claims came by since."""
+    await db.execute(f"""
+        CREATE SEQUENCE IF NOT EXISTS public.claims_seen;
+        CREATE OR REPLACE FUNCTION public.fail_claims() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('public.claims_seen') <= {int(times)} THEN
+                RAISE EXCEPTION 'injected: canceling statement due to statement timeout'
+                    USING ERRCODE = 'query_canceled';
+            END IF;
+            RETURN NEW;
+        END
+        $$;
+        CREATE TRIGGER fail_claims BEFORE UPDATE OF claim_token ON {table} FOR EACH ROW
+            WHEN (NEW.claim_token IS NOT NULL AND NEW.claim_token IS DISTINCT FROM OLD.claim_token AND ({where}))
+            EXECUTE FUNCTION public.fail_claims();
+    """)
+
+
+async def claims_seen(db: asyncpg.Connection) -> int:
+    seen: int = await db.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM public.claims_seen")
+    return seen
 
 
 @asynccontextmanager
