@@ -35,7 +35,7 @@ class ConnectorMetrics:
         )
         self.undecodable = Counter(
             "messages_undecodable",
-            "Messages skipped because headers or value could not be decoded",
+            "Messages whose headers or value could not be decoded (dead-lettered alone: messages_unprocessable_total)",
             ["system_code"],
             registry=registry,
         )
@@ -47,7 +47,8 @@ class ConnectorMetrics:
         )
         self.processing_errors = Counter(
             "message_processing_errors",
-            "Infrastructure errors while processing a message (it is retried)",
+            "Errors while processing messages, by kind: database, broker, timeout (transient: retried), refused_data, "
+            "unexpected (the batch is split; a message failing alone is dead-lettered)",
             ["system_code", "kind"],
             registry=registry,
         )
@@ -96,7 +97,8 @@ class ConnectorMetrics:
         self.dead_letter_publish_errors = Counter(
             "sync_dead_letter_publish_errors",
             "Failed rounds of publishing dead letters (retried), by kind: kafka, database or config (a dead-letter "
-            "topic less durable than the settings, refused credentials)",
+            "topic less durable than the settings, refused credentials); unexpected (the publisher crashed and was "
+            "restarted); unbuildable (a row whose message could not be built, set aside)",
             ["kind"],
             registry=registry,
         )
