@@ -105,7 +105,9 @@ class ConnectorRuntime:
             engine, settings.kafka, settings.dlq_topic, self.metrics, poll_interval_s=settings.dlq_poll_interval_s
         )
         # A dead-letter topic with fewer replicas than the settings ask refuses the start (KafkaConfigError).
-        await self.dead_letters.prepare_topics(settings.systems, timeout_s=settings.kafka.request_timeout_ms / 1000)
+        # The notifications' consumer dead-letters the messages it can never process to its own topic.
+        dlq_codes = [*settings.systems, *([NOTIFY_CODE] if settings.notify.enabled else [])]
+        await self.dead_letters.prepare_topics(dlq_codes, timeout_s=settings.kafka.request_timeout_ms / 1000)
         # Messages a consumer can never process are dead-lettered alone; the publisher sends them on.
         unprocessable = UnprocessableMessages(
             engine, UnprocessableMetrics(self.registry), on_recorded=self.dead_letters.notify
