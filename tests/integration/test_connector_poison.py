@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -115,6 +116,6 @@ async def test_a_message_the_connector_can_never_process_is_dead_lettered_alone(
     assert all(line["log_level"] == "error" for line in lines)
 
 
-async def _unprocessable(harness: ConnectorHarness) -> list[dict[str, object]]:
+async def _unprocessable(harness: ConnectorHarness) -> list[dict[str, Any]]:
     rows = await harness.db.fetch("SELECT * FROM sync.unprocessable_messages ORDER BY id")
     return [dict(row) for row in rows]
