@@ -1,14 +1,14 @@
 """The relay's batch pipeline: claim and hand over the next batch while the previous one settles.
 
 Each step claims batch N+1 on the worker session (leaving out every key of batch N, whose
-rows are still pending: a per-key barrier) while batch N waits for its acknowledgements, its
-transaction's commit and its mark on a second session; N+1 is handed to the producer once N
-has settled (one transaction at a time). The relay sleeps only when a claim finds nothing
-and nothing is in flight.
+rows are still pending: a per-key barrier) and hands it to the other transactional producer,
+while batch N waits for its acknowledgements, its transaction's commit and its mark on a
+second session. The relay sleeps only when a claim finds nothing and nothing is in flight.
 
-Order and fencing are those of ``libs.outbox.publisher``: a key's rows in N+1 can only come
-after its rows in N were committed; after any failure, N+1 is not sent and the next claim
-starts again from the first pending row. Behind a batch some of whose rows never reached
+Order and fencing are those of ``libs.outbox.publisher``: N and N+1 hold different customers,
+and a key's rows reach a claim only after the batch holding its earlier rows has settled;
+after any failure both are settled and the next claim starts again from the first pending
+row. Behind a batch some of whose rows never reached
 the producer (a poison row, a broker error) nothing is claimed until it is settled. Before
 claiming from shards taken over on lease expiry, the step fences their previous owners'
 producers at the broker.
@@ -68,6 +68,9 @@ class BatchPipeline:
             if taken_over and not stop:
                 ownership = await self._fenced(ownership, taken_over)
             rows = [] if stop or overtaking else await publisher.claim(claim_conn, ownership, previous)
+            # The other producer's transaction: sent while the previous batch settles.
+            following = await publisher.send(rows, ownership) if rows else None
+            self.busy = _shards(previous, following)
             result = await settling if settling is not None else BatchResult()
         except BaseException:
             if settling is not None:
@@ -76,13 +79,14 @@ class BatchPipeline:
                     await settling
             raise
         caught_up = len(rows) < self._settings.batch_size and not overtaking
-        if not result.clean:
-            rows = []  # claimed behind a failure: the next claim starts again from the first pending row
-        # One transaction at a time: the claim is handed over once the previous batch has committed.
-        following = await publisher.send(rows, ownership) if rows else None
+        if following is not None and not result.clean:
+            # Behind a failure: settle it now; the next claim starts again from the first pending row.
+            result += await publisher.settle(mark_conn, following, blocked)
+            following = None
         self.in_flight = following
         self.busy = _shards(following)
-        await publisher.account(result)
+        if following is None or result.clean:
+            await publisher.account(result)
         return Step(result, caught_up and following is None)
 
     async def _fenced(self, ownership: Ownership, taken_over: dict[int, str]) -> Ownership:

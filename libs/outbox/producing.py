@@ -72,15 +72,21 @@ class FencingError(RuntimeError):
     """A previous owner's producer could not be fenced (the broker did not answer in time)."""
 
 
+# Two transactional producers take turns: batch N+1 is sent in one while N's transaction, in the
+# other, waits for its acknowledgements and commit (a producer has one transaction at a time). The
+# claim's per-key barrier keeps the two batches' customers apart, so their order does not matter.
+PRODUCER_SLOTS = 2
+
+
 class ManagedProducer:
-    """The instance's transactional producer: built on first use, one transaction per batch, rebuilt
-    after ``producer_reset_after`` failing batches or when a transaction cannot end.
+    """The instance's transactional producers: built on first use, one transaction per batch, taking
+    turns, rebuilt after ``producer_reset_after`` failing batches or when a transaction cannot end.
 
     Why transactions: a relay paused past its lease (GC, VM stall, a cut-off host) may still hold
     records in aiokafka's queues, which it would send on waking up, after the new owner's newer
-    records. The new owner first initialises the old owner's ``transactional.id``: the broker aborts
-    the old open transaction and refuses every later write of the old producer (fencing at the broker,
-    not only in the database), and ``read_committed`` consumers never see what it had sent.
+    records. The new owner first initialises the old owner's ``transactional.id``s: the broker aborts
+    the old open transactions and refuses every later write of the old producers (fencing at the
+    broker, not only in the database), and ``read_committed`` consumers never see what they had sent.
     """
 
     def __init__(
@@ -90,69 +96,81 @@ class ManagedProducer:
         self._settings = settings
         self._metrics = metrics
         self.transactional_id = transactional_id
-        self._producer: AIOKafkaProducer | None = None
-        self._in_transaction = False
+        self._producers: list[AIOKafkaProducer | None] = [None] * PRODUCER_SLOTS
+        self._in_transaction = [False] * PRODUCER_SLOTS
+        self._next_slot = 0
         self._broker_failures = 0
 
     @property
     def _timeout_s(self) -> float:
         return self._settings.transaction_timeout_s
 
-    async def ready(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            self._producer = await _started(self._factory(self.transactional_id), self._timeout_s)
-        return self._producer
-
-    async def begin(self) -> AIOKafkaProducer:
-        """The producer inside a new transaction (its producer id known: InitProducerId done)."""
-        if self._in_transaction:  # a batch abandoned with its database session
-            await self.abort()
-        producer = await self.ready()
-        await asyncio.wait_for(producer.begin_transaction(), self._timeout_s)
-        self._in_transaction = True
+    async def ready(self, slot: int = 0) -> AIOKafkaProducer:
+        producer = self._producers[slot]
+        if producer is None:
+            producer = await _started(self._factory(slot_id(self.transactional_id, slot)), self._timeout_s)
+            self._producers[slot] = producer
         return producer
 
-    async def commit(self) -> BaseException | None:
-        """Commit the open transaction; on failure abort it (or drop the producer) and return why."""
-        producer = self._producer
+    async def begin(self) -> tuple[int, AIOKafkaProducer]:
+        """The next slot's producer inside a new transaction (its producer id known)."""
+        slot, self._next_slot = self._next_slot, (self._next_slot + 1) % PRODUCER_SLOTS
+        if self._in_transaction[slot]:  # a batch abandoned with its database session
+            await self.abort(slot)
+        try:
+            producer = await self.ready(slot)
+            await asyncio.wait_for(producer.begin_transaction(), self._timeout_s)
+        except BaseException:
+            await self._close_slot(slot)
+            raise
+        self._in_transaction[slot] = True
+        return slot, producer
+
+    async def commit(self, slot: int) -> BaseException | None:
+        """Commit the slot's open transaction; on failure abort it (or drop the producer) and return why."""
+        producer = self._producers[slot]
         if producer is None:
             return RuntimeError("no producer")
         try:
             await asyncio.wait_for(producer.commit_transaction(), self._timeout_s)
         except Exception as exc:  # noqa: BLE001 - fenced, timed out, a batch failed: nothing is visible
-            await self.abort()
+            await self.abort(slot)
             return exc
-        self._in_transaction = False
+        self._in_transaction[slot] = False
         return None
 
-    async def abort(self) -> None:
-        """Abort the open transaction; a producer that cannot (fenced, fatal, no answer) is dropped."""
-        producer = self._producer
+    async def abort(self, slot: int) -> None:
+        """Abort the slot's open transaction; a producer that cannot (fenced, fatal, no answer) is dropped."""
+        producer = self._producers[slot]
         if producer is None:
             return
-        self._in_transaction = False
+        self._in_transaction[slot] = False
         try:
             await asyncio.wait_for(producer.abort_transaction(), self._timeout_s)
         except Exception as exc:  # noqa: BLE001 - the next batch starts with a new producer
             log.warning("relay_transaction_abort_failed", error=repr(exc))
-            await self.close()
+            await self._close_slot(slot)
 
     async def fence(self, owner_transactional_ids: Sequence[str]) -> None:
-        """Initialise each previous owner's ``transactional.id``: the broker aborts its open
-        transaction and refuses its later writes. Raises ``FencingError`` if the broker does not answer."""
+        """Initialise each previous owner's ``transactional.id``s: the broker aborts their open
+        transactions and refuses their later writes. Raises ``FencingError`` if the broker does not answer."""
         for previous in owner_transactional_ids:
-            try:
-                fencer = await _started(self._factory(previous), self._timeout_s)
-                try:
-                    await asyncio.wait_for(fencer.begin_transaction(), self._timeout_s)  # waits for InitProducerId
-                finally:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(fencer.stop(), timeout=self._settings.shutdown_grace_s)
-            except Exception as exc:
-                msg = f"could not fence {previous}: {exc!r}"
-                raise FencingError(msg) from exc
+            for slot in range(PRODUCER_SLOTS):
+                await self._fence_one(slot_id(previous, slot))
             self._metrics.fenced_producers.inc()
             log.info("relay_previous_owner_fenced", transactional_id=previous)
+
+    async def _fence_one(self, transactional_id: str) -> None:
+        try:
+            fencer = await _started(self._factory(transactional_id), self._timeout_s)
+            try:
+                await asyncio.wait_for(fencer.begin_transaction(), self._timeout_s)  # waits for InitProducerId
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(fencer.stop(), timeout=self._settings.shutdown_grace_s)
+        except Exception as exc:
+            msg = f"could not fence {transactional_id}: {exc!r}"
+            raise FencingError(msg) from exc
 
     def succeeded(self) -> None:
         self._broker_failures = 0
@@ -160,19 +178,27 @@ class ManagedProducer:
     async def failed(self) -> None:
         """A batch failed with a broker error; after several in a row, start afresh."""
         self._broker_failures += 1
-        if self._broker_failures >= self._settings.producer_reset_after and self._producer is not None:
+        if self._broker_failures >= self._settings.producer_reset_after and any(self._producers):
             log.warning("relay_producer_reset", consecutive_failed_batches=self._broker_failures)
             self._metrics.producer_resets.inc()
             self._broker_failures = 0
             await self.close()
 
     async def close(self) -> None:
-        """Stop the producer (bounded by the shutdown grace); the next batch builds a new one."""
-        producer, self._producer = self._producer, None
-        self._in_transaction = False
+        """Stop the producers (each bounded by the shutdown grace); the next batch builds new ones."""
+        for slot in range(PRODUCER_SLOTS):
+            await self._close_slot(slot)
+
+    async def _close_slot(self, slot: int) -> None:
+        producer, self._producers[slot] = self._producers[slot], None
+        self._in_transaction[slot] = False
         if producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), timeout=self._settings.shutdown_grace_s)
+
+
+def slot_id(transactional_id: str, slot: int) -> str:
+    return f"{transactional_id}:{slot}"
 
 
 async def _started(producer: AIOKafkaProducer, timeout_s: float) -> AIOKafkaProducer:

@@ -18,9 +18,9 @@ Transactions: each batch is one Kafka transaction of the instance's transactiona
 transaction does not commit publishes nothing a ``read_committed`` consumer sees, and all its
 rows stay pending. A new owner of an expired lease fences the previous owner's producer first.
 
-Pipelining: the relay claims the next batch while the previous one waits for its
-acknowledgements, its commit and its mark, and hands it to the producer after that. The claim
-is a per-key barrier: it leaves out every key with a row in flight, so a key's next rows are
+Pipelining: the relay claims the next batch and hands it to the other of its two transactional
+producers while the previous one waits for its acknowledgements, its commit and its mark. The
+claim is a per-key barrier: it leaves out every key with a row in flight, so a key's next rows are
 sent only after the batch holding its previous ones has settled; after any failure the next
 claim starts again from the first pending row.
 
@@ -42,7 +42,14 @@ import msgspec
 from libs.kit.logging import get_logger
 from libs.outbox.leases import Ownership
 from libs.outbox.metrics import RelayMetrics
-from libs.outbox.producing import ClaimedRow, ManagedProducer, ProducerFactory, is_per_message, transactional_id
+from libs.outbox.producing import (
+    PRODUCER_SLOTS,
+    ClaimedRow,
+    ManagedProducer,
+    ProducerFactory,
+    is_per_message,
+    transactional_id,
+)
 from libs.outbox.sending import Delivered, HandedOver, KeyPartitions, Outcome, hand_over, in_key_order
 from libs.outbox.settings import RelaySettings
 
@@ -85,6 +92,8 @@ class InFlightBatch(msgspec.Struct):
     # None: the producer could not be started; every row failed.
     handed: HandedOver | None
     started: float
+    # The producer slot whose transaction holds the batch.
+    slot: int = 0
 
     @property
     def stopped(self) -> bool:
@@ -183,7 +192,8 @@ class BatchPublisher:
         """Start the producer before the first row arrives: its connection and metadata would
         otherwise delay the first events after a start by tens of milliseconds."""
         try:
-            await self._producer.ready()
+            for slot in range(PRODUCER_SLOTS):
+                await self._producer.ready(slot)
         except Exception as exc:  # noqa: BLE001 - the first batch tries again
             log.warning("relay_producer_unavailable", error=repr(exc))
 
@@ -207,14 +217,13 @@ class BatchPublisher:
         """Hand the rows to the producer; their acknowledgements are awaited by ``settle``."""
         started = time.perf_counter()
         try:
-            producer = await self._producer.begin()
+            slot, producer = await self._producer.begin()
         except Exception as exc:  # noqa: BLE001 - any start failure is a broker problem: retry later
             log.warning("relay_producer_unavailable", error=repr(exc))
-            await self._producer.close()
             return InFlightBatch(ownership, rows, None, started)
         self._metrics.in_flight.inc(len(rows))
         handed = await hand_over(producer, self._settings.topic, rows, self._key_partitions)
-        return InFlightBatch(ownership, rows, handed, started)
+        return InFlightBatch(ownership, rows, handed, started, slot)
 
     async def settle(self, conn: asyncpg.Connection, batch: InFlightBatch, blocked: set[str]) -> BatchResult:
         """Wait for the batch's acknowledgements, mark what was published in key order, record failures.
@@ -226,7 +235,7 @@ class BatchPublisher:
         rows = batch.rows
         try:
             acknowledged = await batch.handed.acknowledged(self._settings.transaction_timeout_s)
-            acknowledged = await self._committed(acknowledged, aborting=batch.handed.send_failed)
+            acknowledged = await self._committed(acknowledged, batch.slot, aborting=batch.handed.send_failed)
         finally:
             self._metrics.in_flight.dec(len(rows))
         outcomes: list[Outcome] = in_key_order(rows, acknowledged, blocked)
@@ -246,15 +255,15 @@ class BatchPublisher:
             broker_failed=any(not is_per_message(err) for _, err in errors),
         )
 
-    async def _committed(self, acknowledged: list[Outcome], *, aborting: bool) -> list[Outcome]:
+    async def _committed(self, acknowledged: list[Outcome], slot: int, *, aborting: bool) -> list[Outcome]:
         """Commit the batch's transaction if every record it sent was acknowledged, else abort it.
         Rows of an aborted transaction were not published: a failed commit is their error; after a
         failed send, the acknowledged rows of other keys are sent again (held back)."""
         if aborting:
-            await self._producer.abort()
+            await self._producer.abort(slot)
             self._metrics.aborted_transactions.inc()
             return [None if isinstance(o, Delivered) else o for o in acknowledged]
-        error = await self._producer.commit()
+        error = await self._producer.commit(slot)
         if error is None:
             return acknowledged
         self._metrics.aborted_transactions.inc()
