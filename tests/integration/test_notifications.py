@@ -23,12 +23,15 @@ from libs.kit.kafka import KafkaSettings
 from libs.kit.tokens import Role
 from services.stub_externals.mail import RunningSmtp, start_smtp_server
 from services.stub_externals.sms import SmsFault
+from services.sync_connector.breaker import BreakerState
 from services.sync_connector.notify.settings import NotifySettings, ProfileApiSettings
 from tests.auth_support import bearer, connector_auth_env, token
 from tests.connector_support import (
     ConnectorHarness,
+    claims_seen,
     connector_harness,
     eventually,
+    fail_next_claims,
     metric,
     name_changed,
     running_connector,
@@ -293,3 +296,34 @@ async def test_hostile_names_are_plain_text_and_inject_no_headers(harness: Notif
         assert "\n" not in sms.text
         assert sms.traceparent is not None
         assert sms.traceparent.split("-")[1] == TRACE_ID  # the send continues the change's trace
+
+
+async def test_a_database_error_between_the_permit_and_the_commit_leaks_no_trial(harness: NotifyHarness) -> None:
+    """Regression: the e-mail probe's claim fails in the database after the breaker handed out its one trial;
+    the trial comes back at once (a lost one is only written off after cool-down + call timeout, 31 s here),
+    the next probe goes, and once the SMTP server is back the message is sent without a restart."""
+    await harness.smtp.stop()
+    settings = harness.settings(breaker_failure_threshold=2, breaker_cooldown_s=1.0, max_attempts=50, backoff_s=0.1)
+    async with running_connector(settings) as runtime:
+        breaker = runtime.breakers["EMAIL"]
+
+        def reopened() -> float:
+            return metric(runtime, "circuit_breaker_transitions_total", system_code="EMAIL", to_state="open")
+
+        event_id = await harness.sync.produce(name_changed("N001", 2))
+
+        async def opened() -> bool:
+            return reopened() >= 1
+
+        await eventually(opened, "the e-mail breaker to open")
+        await fail_next_claims(harness.db, "sync.notification_records", where="NEW.channel = 'email'")
+
+        async def probed_after_the_fault() -> bool:
+            return reopened() >= 2 and await claims_seen(harness.db) >= 2  # refused claim, then the probe's
+
+        await eventually(probed_after_the_fault, "a probe after the failed claim", timeout=10)
+        assert metric(runtime, "sync_retry_scheduler_errors_total", system_code="EMAIL") >= 1
+        await harness.smtp.start()
+        await harness.statuses_become(event_id, SENT)
+        assert breaker.state is BreakerState.CLOSED
+        assert len(harness.smtp.store.received()) == 1
