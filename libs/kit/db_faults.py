@@ -52,7 +52,9 @@ def is_transient_database_fault(exc: BaseException) -> bool:
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    """The error, what it wraps (SQLAlchemy's ``orig``) and its causes, nearest first."""
+    """The error, what it wraps (SQLAlchemy's ``orig``) and its explicit causes (``raise ... from``), nearest
+    first. Not ``__context__``: an error raised while handling another (a connection lost during the
+    rollback of refused data) is not that other error."""
     seen: list[BaseException] = []
     pending: list[BaseException | None] = [exc]
     while pending and len(seen) < _CHAIN_LIMIT:
@@ -61,5 +63,5 @@ def _chain(exc: BaseException) -> list[BaseException]:
             continue
         seen.append(error)
         orig = getattr(error, "orig", None)
-        pending.extend([orig if isinstance(orig, BaseException) else None, error.__cause__, error.__context__])
+        pending.extend([orig if isinstance(orig, BaseException) else None, error.__cause__])
     return seen

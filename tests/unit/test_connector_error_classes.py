@@ -202,3 +202,16 @@ async def test_a_fault_every_message_hits_is_taken_for_systemic_after_a_streak()
         await worker.stop(1)
     assert [offset for offset, _, _ in store.rows] == [0, 1]
     assert handler.finished == list(range(2, 20))
+
+
+def test_an_error_raised_while_handling_refused_data_is_not_refused_data() -> None:
+    def roll_back_on_a_lost_connection() -> None:
+        try:
+            raise wrapped(asyncpg.exceptions.UntranslatableCharacterError("\\u0000"))
+        except DBAPIError:
+            raise ConnectionResetError(104, "the connection dropped during the rollback")  # noqa: B904
+
+    with pytest.raises(ConnectionResetError) as raised:
+        roll_back_on_a_lost_connection()
+    assert raised.value.__context__ is not None
+    assert classify_processing_error(raised.value) == ("database", True)
