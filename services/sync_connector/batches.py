@@ -47,8 +47,10 @@ def waves(events: Sequence[AcceptedEvent], max_wave: int) -> list[list[int]]:
     """Indexes of ``events`` in waves of at most ``max_wave``: each customer at most once per wave, a
     customer's events in order across waves.
 
-    All calls of a wave start together and end within the HTTP timeout (which covers waiting for a
-    pooled connection), so the wave's claims never outlive their lease.
+    All calls of a wave start together; each holds a connection of its system's pool for at most the
+    connect + read timeouts, and waits in line for one before that (not a failure). The lease must
+    outlive both: the system's pool is sized so that the wait stays short (README, "One HTTP client
+    per system").
     """
     waves: list[list[int]] = []
     last_wave: dict[str, int] = {}  # customer -> the wave of its latest event so far
