@@ -84,7 +84,7 @@ class ConnectorMetrics:
         )
         self.dead_letters = Counter(
             "sync_dead_letters",
-            "Records that ended failed and were dead-lettered, by reason: retries_exhausted or rejected",
+            "Records that ended failed and were dead-lettered, by reason: rejected, deadline or retries_exhausted",
             ["system_code", "reason"],
             registry=registry,
         )
