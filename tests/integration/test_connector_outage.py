@@ -62,7 +62,7 @@ async def rows_of(harness: ConnectorHarness, system: str) -> dict[str, int]:
 
 
 async def nothing_in_flight(harness: ConnectorHarness, system: str) -> bool:
-    in_flight = await harness.db.fetchval(
+    in_flight: int = await harness.db.fetchval(
         "SELECT count(*) FROM sync.external_sync_records WHERE system_code = $1 AND claim_token IS NOT NULL", system
     )
     return in_flight == 0

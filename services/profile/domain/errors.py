@@ -21,28 +21,9 @@ class InvalidStatus(ConflictError):
 
 
 class ConcurrencyConflict(ConflictError):
-    """The application was made against a profile version that is no longer current.
-
-    Repeating the update can never succeed (the application's ``profileVersion`` is fixed): the
-    client re-applies (the application takes the current version and needs a new decision) or
-    files a new application.
-    """
-
     code = "CONCURRENCY_CONFLICT"
     title = "Profile modified concurrently"
-    retryable = False
-    action = "REAPPLY"
-
-
-class UnexpectedUpdateError(AppError):
-    """Seed 000 6.2's unknown error: anything but the kinds above broke an update (a bug, data this
-    release cannot read...). The update was rolled back and the application marked ``update_failed``;
-    it needs a person (an admin is told), so a repeat of the request is not the answer."""
-
-    code = "UNEXPECTED_ERROR"
-    status = 500
-    title = "Profile update failed unexpectedly"
-    action = "MANUAL_INTERVENTION"
+    retryable = True
 
 
 class CustomerAlreadyExists(ConflictError):
@@ -100,5 +81,4 @@ __all__ = [
     "PreconditionRequired",
     "ProfileNotFound",
     "RestoreInProgress",
-    "UnexpectedUpdateError",
 ]

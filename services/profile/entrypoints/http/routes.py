@@ -103,7 +103,6 @@ class ApplicationController(Controller):
             "APPLICATION_NOT_FOUND",
             "INVALID_STATUS",
             "CONCURRENCY_CONFLICT",
-            "UNEXPECTED_ERROR",
             "VALIDATION",
             "DATABASE_ERROR",
         ),
@@ -166,7 +165,6 @@ class ProfileUpdateController(Controller):
             "APPLICATION_NOT_FOUND",
             "INVALID_STATUS",
             "CONCURRENCY_CONFLICT",
-            "UNEXPECTED_ERROR",
             "DATABASE_ERROR",
         ),
     )
