@@ -10,12 +10,14 @@ PROBLEM_TYPE_BASE = "https://customer-profile.example/problems/"
 
 
 class AppError(Exception):
-    """An error with a stable code, HTTP status and retry hint."""
+    """An error with a stable code, HTTP status, retry hint and, where a retry cannot help, what to do."""
 
     code: ClassVar[str] = "INTERNAL"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
     retryable: ClassVar[bool] = False
+    # What the client should do instead of repeating the request (e.g. ``REAPPLY``); None: nothing to add.
+    action: ClassVar[str | None] = None
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
@@ -58,7 +60,8 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
     status: int
     detail: str
     code: str
-    retryable: bool = False
+    retryable: bool  # always sent, false too: a client must not guess
+    action: str | None = None
     instance: str | None = None
     trace_id: str | None = msgspec.field(default=None, name="traceId")
     errors: list[dict[str, Any]] | None = None
@@ -73,6 +76,7 @@ def problem_for(error: AppError, instance: str | None, trace_id: str | None) -> 
         detail=error.detail,
         code=error.code,
         retryable=error.retryable,
+        action=error.action,
         instance=instance,
         trace_id=trace_id,
         errors=errors if isinstance(errors, list) else None,

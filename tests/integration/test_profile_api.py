@@ -219,7 +219,8 @@ async def test_two_approvals_racing_on_one_customer_exactly_one_wins(
     assert statuses == [200, 409], [r.text for r in responses]
     loser = next(r for r in responses if r.status_code == 409)
     body = assert_problem(loser, 409, "CONCURRENCY_CONFLICT")
-    assert body["retryable"] is True
+    # A repeat of the same application can never succeed: the client is told to re-apply.
+    assert (body["retryable"], body["action"]) == (False, "REAPPLY")
     assert await counts(db, "C001") == {"history": 1, "outbox": 1, "completed": 1}
     statuses_in_db = sorted(r["status"] for r in await db.fetch("SELECT status FROM profile.name_change_applications"))
     assert statuses_in_db == ["completed", "update_failed"]

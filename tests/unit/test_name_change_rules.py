@@ -80,5 +80,7 @@ def test_plan_detects_a_concurrent_modification() -> None:
     approved = new_application("APP-1", CUSTOMER, "李四", "过户", NOW).decide(Decision.APPROVED, "a1", None, NOW)
     with pytest.raises(ConcurrencyConflict) as caught:
         plan_name_change(approved, replace(CUSTOMER, version=4), NOW)
-    assert caught.value.retryable
+    assert not caught.value.retryable, "the application's profileVersion is fixed: a repeat fails the same way"
+    assert caught.value.action == "REAPPLY"
+    assert "re-apply" in caught.value.detail
     assert caught.value.status == 409

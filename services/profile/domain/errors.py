@@ -21,9 +21,28 @@ class InvalidStatus(ConflictError):
 
 
 class ConcurrencyConflict(ConflictError):
+    """The application was made against a profile version that is no longer current.
+
+    Repeating the update can never succeed (the application's ``profileVersion`` is fixed): the
+    client re-applies (the application takes the current version and needs a new decision) or
+    files a new application.
+    """
+
     code = "CONCURRENCY_CONFLICT"
     title = "Profile modified concurrently"
-    retryable = True
+    retryable = False
+    action = "REAPPLY"
+
+
+class UnexpectedUpdateError(AppError):
+    """Seed 000 6.2's unknown error: anything but the kinds above broke an update (a bug, data this
+    release cannot read...). The update was rolled back and the application marked ``update_failed``;
+    it needs a person (an admin is told), so a repeat of the request is not the answer."""
+
+    code = "UNEXPECTED_ERROR"
+    status = 500
+    title = "Profile update failed unexpectedly"
+    action = "MANUAL_INTERVENTION"
 
 
 class CustomerAlreadyExists(ConflictError):
@@ -81,4 +100,5 @@ __all__ = [
     "PreconditionRequired",
     "ProfileNotFound",
     "RestoreInProgress",
+    "UnexpectedUpdateError",
 ]

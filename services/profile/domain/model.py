@@ -187,7 +187,9 @@ def plan_name_change(application: NameChangeApplication, customer: Customer | No
     if customer.version != application.profile_version:
         raise ConcurrencyConflict(
             f"profile {customer.customer_id} is at version {customer.version}, "
-            f"the application was made against version {application.profile_version}",
+            f"the application was made against version {application.profile_version}: "
+            "repeating the update cannot succeed; re-apply the application (or file a new one) "
+            "against the current version for a new decision",
             current_version=customer.version,
             expected_version=application.profile_version,
         )

@@ -13,6 +13,13 @@ class ProfileMetrics:
         self.update_failure = Counter(
             "profile_update_failure", "Failed profile updates by error code", ["code"], registry=registry
         )
+        # Seed 000 6.1: a failed update marks its application update_failed (in its own transaction).
+        self.update_failed = Counter(
+            "name_change_update_failed",
+            "Applications marked update_failed after a failed update, by failure code",
+            ["code"],
+            registry=registry,
+        )
         self.update_duration = Histogram(
             "profile_update_duration_seconds",
             "Duration of one profile update transaction",

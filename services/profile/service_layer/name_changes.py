@@ -11,7 +11,7 @@ import msgspec
 from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import current_trace_headers
-from services.profile.domain.errors import ApplicationNotFound, InvalidStatus, ProfileNotFound
+from services.profile.domain.errors import ApplicationNotFound, InvalidStatus, ProfileNotFound, UnexpectedUpdateError
 from services.profile.domain.model import (
     ApplicationStatus,
     Decision,
@@ -160,11 +160,21 @@ class NameChangeService:
         try:
             result = await self._update_transaction(application_id, actor, approval)
         except AppError as exc:
-            self._metrics.update_failure.labels(exc.code).inc()
-            log.warning("UPDATE_ERROR", application_id=application_id, code=exc.code, error=exc.detail)
+            self._update_error(application_id, exc.code, exc.detail, exc)
             if not isinstance(exc, ApplicationNotFound | InvalidStatus):
-                await self._mark_failed(application_id, exc, actor, approval)
+                await self._mark_failed(application_id, exc.code, exc.detail, actor, approval)
             raise
+        except Exception as exc:
+            # Seed 000 6.1/6.2: any error, not only the known kinds, rolls back, is logged and marks
+            # the application update_failed; the client gets a problem with a stable type.
+            error = UnexpectedUpdateError(
+                f"the update of application {application_id} failed unexpectedly and was rolled back; "
+                "the application is update_failed and needs an operator: quote the trace id"
+            )
+            cause = f"{type(exc).__name__}: {exc}"
+            self._update_error(application_id, error.code, cause, exc)
+            await self._mark_failed(application_id, error.code, cause, actor, approval)
+            raise error from exc
         duration = time.perf_counter() - started
         self._metrics.update_duration.observe(duration)
         log.info(
@@ -174,6 +184,11 @@ class NameChangeService:
             duration_ms=round(duration * 1000, 2),
         )
         return result
+
+    def _update_error(self, application_id: str, code: str, detail: str, exc: BaseException) -> None:
+        """Seed 000 section 8: UPDATE_ERROR at error level, with the error and its stack."""
+        self._metrics.update_failure.labels(code).inc()
+        log.error("UPDATE_ERROR", application_id=application_id, code=code, error=detail, exc_info=exc)
 
     async def _update_transaction(
         self, application_id: str, actor: Actor, approval: tuple[str, str | None] | None
@@ -200,7 +215,7 @@ class NameChangeService:
         return result
 
     async def _mark_failed(
-        self, application_id: str, error: AppError, actor: Actor, approval: tuple[str, str | None] | None
+        self, application_id: str, code: str, detail: str, actor: Actor, approval: tuple[str, str | None] | None
     ) -> None:
         """After the rollback, in its own transaction: the application becomes update_failed."""
         now = self._clock()
@@ -212,13 +227,15 @@ class NameChangeService:
                 if approval is not None and application.status is ApplicationStatus.PENDING:
                     application = application.decide(Decision.APPROVED, approval[0], approval[1], now)
                     await uow.applications.save(application)
-                await uow.applications.mark_update_failed(application_id, error.code, error.detail, now)
+                await uow.applications.mark_update_failed(application_id, code, detail, now)
                 await uow.audit.add(
-                    _audit(AuditEvent.UPDATE_FAILED, f"profile update failed: {error.code}", actor, application), now
+                    _audit(AuditEvent.UPDATE_FAILED, f"profile update failed: {code}", actor, application), now
                 )
                 await uow.commit()
-        except AppError as exc:
-            log.exception("UPDATE_FAILED_NOT_RECORDED", application_id=application_id, code=exc.code, error=exc.detail)
+        except Exception:  # the update's own error is the one the caller gets
+            log.exception("UPDATE_FAILED_NOT_RECORDED", application_id=application_id, code=code)
+            return
+        self._metrics.update_failed.labels(code).inc()
 
 
 _FAILABLE = (ApplicationStatus.PENDING, ApplicationStatus.APPROVED, ApplicationStatus.UPDATE_FAILED)

@@ -127,7 +127,12 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
     "BACKUP_NOT_FOUND": (404, "Backup not found", "backup BK-missing not found"),
     "NOT_FOUND": (404, "Not found", "no route for GET /v1/nowhere"),
     "INVALID_STATUS": (409, "Invalid application status", "application APP-1 is rejected, only pending can be decided"),
-    "CONCURRENCY_CONFLICT": (409, "Profile modified concurrently", "profile C2025001 is at version 4"),
+    "CONCURRENCY_CONFLICT": (
+        409,
+        "Profile modified concurrently",
+        "profile C2025001 is at version 4, the application was made against version 3: repeating the update "
+        "cannot succeed; re-apply the application (or file a new one) against the current version for a new decision",
+    ),
     "CUSTOMER_EXISTS": (409, "Customer already exists", "customer C2025001 already exists"),
     "NOT_IN_RECYCLE_BIN": (409, "Customer is not in the recycle bin", "customer C2025001 is not in the recycle bin"),
     "RESTORE_IN_PROGRESS": (409, "Another restore is running", "another restore is running"),
@@ -136,9 +141,17 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
     "VALIDATION": (422, "Invalid request", "Validation failed for POST /v1/customers"),
     "IDEMPOTENCY_KEY_REUSED": (422, "Idempotency key reused", "the key was used with another request body"),
     "PRECONDITION_REQUIRED": (428, "If-Match header required", "send If-Match with the ETag of the profile"),
+    "UNEXPECTED_ERROR": (
+        500,
+        "Profile update failed unexpectedly",
+        "the update of application APP-1 failed unexpectedly and was rolled back; the application is "
+        "update_failed and needs an operator: quote the trace id",
+    ),
     "DATABASE_ERROR": (503, "Database unavailable", "database unavailable: ConnectionRefusedError"),
 }
-_RETRYABLE = {"CONCURRENCY_CONFLICT", "RESTORE_IN_PROGRESS", "IDEMPOTENCY_KEY_IN_USE", "DATABASE_ERROR"}
+_RETRYABLE = {"RESTORE_IN_PROGRESS", "IDEMPOTENCY_KEY_IN_USE", "DATABASE_ERROR"}
+# What to do instead of repeating the request (``action``), where a repeat cannot help.
+_ACTIONS = {"CONCURRENCY_CONFLICT": "REAPPLY", "UNEXPECTED_ERROR": "MANUAL_INTERVENTION"}
 
 
 # What any guarded route may answer, whatever it does: a malformed or invalid request, no or
@@ -156,6 +169,7 @@ def problem_example(code: str) -> dict[str, Any]:
         "detail": detail,
         "code": code,
         "retryable": code in _RETRYABLE,
+        **({"action": _ACTIONS[code]} if code in _ACTIONS else {}),
         "instance": "/v1/customers/C2025001",
         "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
     }

@@ -87,6 +87,7 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
         status=exc.status_code,
         detail=exc.detail,
         code=code,
+        retryable=False,
         instance=request.url.path,
         trace_id=_trace_id(),
     )
@@ -101,6 +102,7 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
         status=500,
         detail="an unexpected error occurred; quote the trace id",
         code=AppError.code,
+        retryable=False,
         instance=request.url.path,
         trace_id=_trace_id(),
     )

@@ -103,6 +103,7 @@ class ApplicationController(Controller):
             "APPLICATION_NOT_FOUND",
             "INVALID_STATUS",
             "CONCURRENCY_CONFLICT",
+            "UNEXPECTED_ERROR",
             "VALIDATION",
             "DATABASE_ERROR",
         ),
@@ -165,6 +166,7 @@ class ProfileUpdateController(Controller):
             "APPLICATION_NOT_FOUND",
             "INVALID_STATUS",
             "CONCURRENCY_CONFLICT",
+            "UNEXPECTED_ERROR",
             "DATABASE_ERROR",
         ),
     )
