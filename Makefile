@@ -11,8 +11,10 @@ PYTEST_ARGS ?=
 # The console's browser tests drive Debian's Chromium (never a browser Playwright downloads).
 CHROMIUM := /usr/bin/chromium
 BROWSER_PACKAGES := chromium fonts-wqy-zenhei
+# promtool and amtool check the alert rules, their unit tests and the Alertmanager config.
+PROM_TOOLS := $(TOOLS)/prometheus
 
-.PHONY: install java kafka run test lint typecheck imports browser bench clean
+.PHONY: install java kafka run test lint typecheck imports browser promtool bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -67,7 +69,28 @@ browser:
 	  echo "no $(CHROMIUM) and no apt-get as root: the browser tests will skip (apt-get install chromium)"; \
 	fi
 
-test: lint typecheck imports browser
+# promtool and amtool from Debian's prometheus and prometheus-alertmanager packages: apt fetches the
+# two packages and only the two tools are unpacked into .tools/prometheus (no Prometheus or
+# Alertmanager server is installed, nothing starts). On PATH already: nothing to do. Without apt the
+# alert-rule tests skip and say why.
+promtool:
+	@if { command -v promtool && command -v amtool; } >/dev/null \
+	    || [ -x $(PROM_TOOLS)/usr/bin/promtool -a -x $(PROM_TOOLS)/usr/bin/amtool ]; then \
+	  true; \
+	elif command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then \
+	  echo "fetching promtool and amtool (Debian's prometheus, prometheus-alertmanager) into $(PROM_TOOLS)"; \
+	  rm -rf $(PROM_TOOLS)/debs && mkdir -p $(PROM_TOOLS)/debs; \
+	  { { [ "$$(id -u)" != 0 ] || apt-get update -qq; } \
+	    && (cd $(PROM_TOOLS)/debs && apt-get download -qq prometheus prometheus-alertmanager) \
+	    && dpkg-deb --fsys-tarfile $(PROM_TOOLS)/debs/prometheus_*.deb | tar -x -C $(PROM_TOOLS) ./usr/bin/promtool \
+	    && dpkg-deb --fsys-tarfile $(PROM_TOOLS)/debs/prometheus-alertmanager_*.deb | tar -x -C $(PROM_TOOLS) ./usr/bin/amtool \
+	    && rm -rf $(PROM_TOOLS)/debs; } \
+	    || echo "could not fetch promtool and amtool: the alert-rule tests will skip (apt-get install prometheus prometheus-alertmanager)"; \
+	else \
+	  echo "no promtool, amtool or apt-get: the alert-rule tests will skip (apt-get install prometheus prometheus-alertmanager)"; \
+	fi
+
+test: lint typecheck imports browser promtool
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 

@@ -23,7 +23,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 APP_SERVICES = {"migrate-profile", "migrate-sync", "profile", "relay", "connector", "stubs"}
-LONG_RUNNING_WITH_HEALTH = {"postgres", "kafka", "profile", "relay", "connector", "stubs", "prometheus", "grafana"}
+LONG_RUNNING_WITH_HEALTH = {
+    *{"postgres", "kafka", "profile", "relay", "connector", "stubs"},
+    *{"prometheus", "alertmanager", "mailpit", "grafana"},
+}
 ONE_SHOT = {"kafka-init", "migrate-profile", "migrate-sync"}
 
 
@@ -73,6 +76,8 @@ def test_every_part_of_the_stack_is_there(compose: dict[str, Any]) -> None:
         "otel-collector",
         "jaeger",
         "prometheus",
+        "alertmanager",
+        "mailpit",
         "grafana",
     }
 
@@ -236,31 +241,46 @@ def exposed_metric_names() -> set[str]:
     """Every sample name the services expose, from their metric classes on a fresh registry."""
     from prometheus_client import CollectorRegistry
 
+    from libs.outbox.backlog import BacklogMetrics
     from libs.outbox.relay import RelayMetrics
     from services.profile.entrypoints.http.problems import ErrorMetrics
     from services.profile.service_layer.metrics import ProfileMetrics
     from services.sync_connector.metrics import ConnectorMetrics
+    from services.sync_connector.notify.metrics import NotificationMetrics
     from services.sync_connector.retention import RetentionMetrics
     from services.sync_connector.status_gauges import StatusGauges
+    from services.sync_connector.unprocessable import UnprocessableMetrics
 
     registry = CollectorRegistry()
-    for metrics in (RelayMetrics, ErrorMetrics, ProfileMetrics, ConnectorMetrics, StatusGauges, RetentionMetrics):
+    for metrics in (
+        RelayMetrics,
+        BacklogMetrics,
+        ErrorMetrics,
+        ProfileMetrics,
+        ConnectorMetrics,
+        StatusGauges,
+        RetentionMetrics,
+        NotificationMetrics,
+        UnprocessableMetrics,
+    ):
         metrics(registry)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
-    names = {family.name + suffix for family in registry.collect() for suffix in suffixes.get(family.type, ("",))}
-    return names | {"up"}
+    families = [(family.name, family.type) for family in registry.collect()]
+    return {name + suffix for name, kind in families for suffix in suffixes.get(kind, ("",))}
 
 
-def test_the_dashboard_only_queries_metrics_the_services_expose() -> None:
-    dashboard = json.loads(
-        (ROOT / "infra/observability/grafana/dashboards/customer-profile-pipeline.json").read_text(encoding="utf-8")
-    )
-    not_metrics = {"histogram_quantile", "customer_type", "system_code"}  # PromQL functions and label names
+def test_the_dashboard_and_the_alert_rules_only_query_metrics_the_services_expose() -> None:
+    from tests.observability_support import promql_metric_names, queried_metrics
+
     exposed = exposed_metric_names()
-    for panel in dashboard["panels"]:
-        for target in panel["targets"]:
-            names = {word for word in re.findall(r"[a-z_]+", target["expr"]) if "_" in word} - not_metrics
-            assert names <= exposed, f"{panel['title']}: {sorted(names - exposed)} not exposed by any service"
+    queried = queried_metrics()
+    assert any(where.startswith("rule ") for where in queried), "the alert rules are read"
+    assert any(where.startswith("panel ") for where in queried), "the dashboard is read"
+    for where, names in queried.items():
+        assert names <= exposed, f"{where}: {sorted(names - exposed)} not exposed by any service"
+    # The parser sees through functions, grouping, matchers, ranges and offsets.
+    expression = 'sum by (a) (rate(x_total{b="c d"}[5m])) or y unless on() z offset 15m > bool 0'
+    assert promql_metric_names(expression) == {"x_total", "y", "z"}
 
 
 def test_topics_are_created_as_the_services_settings_describe_them(compose: dict[str, Any]) -> None:
@@ -340,3 +360,79 @@ def test_kafka_security_is_plaintext_by_default_and_every_setting_can_come_from_
     example = (ROOT / "infra/compose.env.example").read_text(encoding="utf-8")
     for variable in dotenv:
         assert variable in example, f"{variable} is documented in infra/compose.env.example"
+
+
+def test_alerts_reach_the_admins_through_alertmanager_and_the_mail_catcher(compose: dict[str, Any]) -> None:
+    s = services(compose)
+    observability = ROOT / "infra" / "observability"
+    prometheus = yaml.safe_load((observability / "prometheus.yml").read_text(encoding="utf-8"))
+    # The rules are mounted where prometheus.yml looks for them, and there are some.
+    mounts = dict(volume.split(":")[:2] for volume in s["prometheus"]["volumes"] if volume.startswith("./"))
+    assert mounts["./infra/observability/alerts"] == "/etc/prometheus/alerts"
+    (pattern,) = prometheus["rule_files"]
+    folder, _, glob = pattern.rpartition("/")
+    assert folder == "/etc/prometheus/alerts"
+    assert list((observability / "alerts").glob(glob)), f"no rule file matches {glob}"
+    # Prometheus sends them to the alertmanager service, which starts first.
+    (manager,) = prometheus["alerting"]["alertmanagers"]
+    assert manager["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    assert depends_on(s["prometheus"])["alertmanager"] == "service_healthy"
+    alertmanager = s["alertmanager"]
+    assert alertmanager["image"].startswith("prom/alertmanager:v0.")
+    (config_flag,) = [arg for arg in alertmanager["command"] if arg.startswith("--config.file=")]
+    mounted = {target: source for source, target, *_ in (v.split(":") for v in alertmanager["volumes"])}
+    assert mounted[config_flag.split("=", 1)[1]] == "./infra/observability/alertmanager.yml"
+    # Alertmanager mails through the catcher: its SMTP port inside the network, its UI on the host.
+    config = yaml.safe_load((observability / "alertmanager.yml").read_text(encoding="utf-8"))
+    assert config["global"]["smtp_smarthost"] == "mailpit:1025"
+    assert depends_on(alertmanager)["mailpit"] == "service_healthy"
+    mailpit = s["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:v1.")
+    assert "MP_SMTP_BIND_ADDR" not in mailpit.get("environment", {}), "SMTP on its default port 1025"
+    assert [interpolate(port, {}) for port in mailpit["ports"]] == ["127.0.0.1:8025:8025"]
+    # Prometheus also watches Alertmanager itself.
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert jobs["alertmanager"]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+
+def test_notifications_are_on_and_reach_the_mail_catcher_the_sms_gateway_and_the_contacts(
+    compose: dict[str, Any],
+) -> None:
+    from services.sync_connector.settings import settings_from_env as connector_settings
+
+    s = services(compose)
+    connector = s["connector"]
+    settings = connector_settings(environment(connector, {"CONNECTOR_PROFILE_TOKEN": "a-notifier-token"}))
+    notify = settings.notify
+    assert notify.enabled is True
+    assert (notify.smtp_host, notify.smtp_port, notify.smtp_security.value) == ("mailpit", 1025, "none")
+    assert notify.sms_url == "http://stubs:8010"
+    # Contact lookups go to the profile service by name, on its port, with a token from .env.
+    assert settings.profile.url == "http://profile:8000"
+    assert environment(s["profile"])["PROFILE_HTTP_PORT"] == "8000"
+    assert settings.profile.token == "a-notifier-token"
+    assert depends_on(connector)["profile"] == "service_healthy"
+    assert depends_on(connector)["mailpit"] == "service_healthy"
+    # No credential is committed: the token, the SMTP password and the gateway token default to nothing.
+    for variable in ("CONNECTOR_PROFILE_TOKEN", "CONNECTOR_NOTIFY_SMTP_PASSWORD", "CONNECTOR_NOTIFY_SMS_TOKEN"):
+        assert re.fullmatch(r"\$\{[A-Z_]+:-\}", str(connector["environment"][variable])), variable
+        assert environment(connector)[variable] == "", variable
+    # A real SMTP relay and SMS gateway come from .env, documented in the example.
+    dotenv = {
+        "CONNECTOR_PROFILE_TOKEN": "t",
+        "NOTIFY_SMTP_HOST": "smtp.example.com",
+        "NOTIFY_SMTP_PORT": "587",
+        "NOTIFY_SMTP_SECURITY": "starttls",
+        "NOTIFY_SMTP_USERNAME": "customer-profile",
+        "NOTIFY_SMTP_PASSWORD": "smtp-password",
+        "NOTIFY_SMS_URL": "https://sms.example.com",
+        "NOTIFY_SMS_TOKEN": "sms-token",
+    }
+    real = connector_settings(environment(connector, dotenv)).notify
+    assert (real.smtp_host, real.smtp_port, real.smtp_security.value) == ("smtp.example.com", 587, "starttls")
+    assert (real.smtp_username, real.smtp_password) == ("customer-profile", "smtp-password")
+    assert (real.sms_url, real.sms_token) == ("https://sms.example.com", "sms-token")
+    example = (ROOT / "infra/compose.env.example").read_text(encoding="utf-8")
+    for variable in dotenv:
+        assert variable in example, f"{variable} is documented in infra/compose.env.example"
+    assert "token issue --role notifier" in example, "how to issue the notifier token is documented"
