@@ -158,7 +158,8 @@ class BatchPublisher:
             f"SELECT l.shard FROM {shards} l JOIN unnest($1::smallint[], $2::bigint[]) AS h(shard, token) "
             f"ON h.shard = l.shard AND h.token = l.token WHERE l.owner = $3 AND l.expires_at > now()) "
             f"AND NOT EXISTS (SELECT 1 FROM {table} f WHERE f.status = 'failed' AND f.aggregate_id = o.aggregate_id) "
-            f"AND o.aggregate_id <> ALL(string_to_array($5, {_KEY_SEPARATOR_SQL})) "  # keys in flight
+            # The keys in flight, as a hashed subplan (``<> ALL(array)`` compares every row with every key).
+            f"AND o.aggregate_id NOT IN (SELECT unnest(string_to_array($5, {_KEY_SEPARATOR_SQL}))) "
             f"ORDER BY o.seq LIMIT $4"
         )
         # last_error stays: a row that needed retries keeps the reason for history.

@@ -8,10 +8,11 @@ import msgspec
 class RelaySettings(msgspec.Struct, frozen=True):
     schema: str = "profile"
     topic: str = "customer-profile.v1"
-    # Rows claimed per batch. Draining a backlog, the next batch is claimed and handed to the
-    # producer while the previous one is acknowledged and marked; 500 to 4,000 drained within
-    # noise of each other, so the smaller batch keeps the relay's memory low.
-    batch_size: int = 500
+    # Rows claimed per batch, one Kafka transaction each. Draining a backlog, the next batch is
+    # claimed and sent while the previous one commits and is marked. On Apache Kafka a commit costs
+    # a few round trips: 2,000 drained about twice as fast as 500 (25k vs 12k ev/s, same run),
+    # at ~105 MB RSS; caught up, claims are small whatever this is.
+    batch_size: int = 2_000
     # Without a NOTIFY the relay looks for new rows this often.
     poll_interval_s: float = 1.0
     # A row whose message fails this many attempts with a per-message error is parked
