@@ -111,6 +111,7 @@ EXTERNAL_SECRETS = {
     "outbox-relay-kafka",
     "sync-connector-kafka",
     "kafka-cluster-ca",
+    "sync-connector-notify",
 }
 
 
@@ -298,6 +299,8 @@ def test_settings_come_from_config_maps_and_secrets_that_exist_or_are_documented
         assert {s.rsplit("-", 1)[0] for s in secrets} >= {"profile-secrets", "connector-secrets"}, (
             "dev generates its own"
         )
+        instructions = (K8S / "overlays/dev/kustomization.yaml").read_text(encoding="utf-8")
+        assert "create secret generic sync-connector-notify " in instructions, "how to create it is documented"
     if target == "overlays/prod":
         assert not secrets, "no secret is committed for prod"
         instructions = (K8S / "overlays/prod/kustomization.yaml").read_text(encoding="utf-8")
@@ -364,7 +367,9 @@ def test_network_policies_allow_only_what_each_workload_needs(target: str) -> No
     external = 8010 if target == "overlays/dev" else 443  # the dev overlay talks to the in-cluster stubs
     assert egress_ports(resources, "profile-service") == base | {5432, 8001}  # 8001: the console -> connector API
     assert egress_ports(resources, "outbox-relay") == base | {5432, 9092}
-    assert egress_ports(resources, "sync-connector") == base | {5432, 9092, external}
+    # The connector also sends notifications (SMTP relay, SMS gateway) and reads contact data (profile, 8000).
+    smtp, sms = (8025, 8010) if target == "overlays/dev" else (587, 443)
+    assert egress_ports(resources, "sync-connector") == base | {5432, 9092, external, smtp, sms, 8000}
     assert egress_ports(resources, "schema-migrations") == base | {5432}
     assert egress_ports(resources, "ledger-maintenance") == base | {5432}
     assert egress_ports(resources, "sync-maintenance") == base | {5432}
@@ -388,3 +393,88 @@ def test_the_documented_rollout_holds_back_only_the_deployments(target: str) -> 
         if r["metadata"].get("labels", {}).get("app.kubernetes.io/component") in {"api", "relay", "connector"}
     }
     assert held_back == {f"Deployment/{name}" for name in WORKLOADS}
+
+
+def peers_allowed(resources: tuple[Resource, ...], workload: str, direction: str, port: int) -> list[Resource]:
+    """The peers (``to`` for egress, ``from`` for ingress) the policies selecting ``workload`` open on ``port``."""
+    labels = pod_labels(resources)[workload]
+    key = "to" if direction == "egress" else "from"
+    peers: list[Resource] = []
+    for policy in of_kind(resources, "NetworkPolicy").values():
+        if selects(policy["spec"]["podSelector"], labels):
+            for rule in policy["spec"].get(direction, []):
+                if port in {p["port"] for p in rule.get("ports", [])}:
+                    peers.extend(rule.get(key, []))
+    return peers
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_notifications_are_on_their_secrets_referenced_and_their_traffic_allowed(target: str) -> None:
+    from urllib.parse import urlsplit
+
+    from services.sync_connector.settings import settings_from_env
+
+    resources = render(target)
+    labels = pod_labels(resources)
+    container = pod_specs(resources)["sync-connector"]["containers"][0]
+    settings = settings_from_env(container_environment(resources, container))
+    notify = settings.notify
+    assert notify.enabled is True
+    # Credentials only by reference to a Secret that is not in git (test above: documented per overlay).
+    assert settings.profile.token == "<secret sync-connector-notify/profile-token>"
+    assert notify.smtp_password == "<secret sync-connector-notify/smtp-password>"
+    assert notify.sms_token == "<secret sync-connector-notify/sms-token>"
+    assert "sync-connector-notify" not in {name.rsplit("-", 1)[0] for name in of_kind(resources, "Secret")}
+    optional = {
+        v["name"]: v["valueFrom"]["secretKeyRef"].get("optional", False)
+        for v in container["env"]
+        if v.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "sync-connector-notify"
+    }
+    assert optional == {
+        "CONNECTOR_PROFILE_TOKEN": False,  # no contact lookup without it
+        "CONNECTOR_NOTIFY_SMTP_USERNAME": True,
+        "CONNECTOR_NOTIFY_SMTP_PASSWORD": True,
+        "CONNECTOR_NOTIFY_SMS_TOKEN": True,
+    }
+
+    # The contact lookup: the profile service's Service, out of the connector and into the API pods.
+    lookup = urlsplit(settings.profile.url)
+    service = of_kind(resources, "Service")[lookup.hostname or ""]["spec"]
+    assert selects({"matchLabels": service["selector"]}, labels["profile-service"])
+    (service_port,) = [p for p in service["ports"] if p["port"] == (lookup.port or 80)]
+    profile_container = of_kind(resources, "Deployment")["profile-service"]["spec"]["template"]["spec"]["containers"][0]
+    (pod_port,) = [p["containerPort"] for p in profile_container["ports"] if p["name"] == service_port["targetPort"]]
+    out = peers_allowed(resources, "sync-connector", "egress", pod_port)
+    assert any("podSelector" in peer and selects(peer["podSelector"], labels["profile-service"]) for peer in out)
+    into = peers_allowed(resources, "profile-service", "ingress", pod_port)
+    assert any("podSelector" in peer and selects(peer["podSelector"], labels["sync-connector"]) for peer in into)
+
+    # The SMTP relay and the SMS gateway, on the ports the settings use.
+    sms = urlsplit(notify.sms_url)
+    sms_port = sms.port or {"https": 443, "http": 80}[sms.scheme]
+    smtp_peers = peers_allowed(resources, "sync-connector", "egress", notify.smtp_port)
+    sms_peers = peers_allowed(resources, "sync-connector", "egress", sms_port)
+    assert smtp_peers, "no egress to the SMTP relay"
+    assert sms_peers, "no egress to the SMS gateway"
+    if target == "overlays/dev":
+        # Both are the stubs, whose SMTP server listens beyond loopback on the port the connector uses.
+        assert (notify.smtp_host, notify.smtp_port, notify.smtp_security.value) == ("stub-externals", 8025, "none")
+        assert sms.hostname == "stub-externals"
+        stubs = of_kind(resources, "Deployment")["stub-externals"]["spec"]["template"]
+        for peer in (*smtp_peers, *sms_peers):
+            assert selects(peer["podSelector"], stubs["metadata"]["labels"])
+        environ = {v["name"]: v["value"] for v in stubs["spec"]["containers"][0]["env"]}
+        assert (environ["STUBS_SMTP_HOST"], environ["STUBS_SMTP_PORT"]) == ("0.0.0.0", str(notify.smtp_port))
+        stub_ports = {p["port"] for p in of_kind(resources, "Service")["stub-externals"]["spec"]["ports"]}
+        assert {notify.smtp_port, sms_port} <= stub_ports
+        ingress = of_kind(resources, "NetworkPolicy")["allow-stub-externals-ingress"]["spec"]["ingress"][0]
+        assert {notify.smtp_port, sms_port} <= {p["port"] for p in ingress["ports"]}
+    else:
+        assert (notify.smtp_port, notify.smtp_security.value, sms.scheme) == (587, "starttls", "https")
+        for peer in (*smtp_peers, *sms_peers):
+            assert "ipBlock" in peer, "the relay and the gateway are outside the cluster, reached by address"
+    if target == "overlays/prod":
+        cidrs = {peer["ipBlock"]["cidr"] for peer in (*smtp_peers, *sms_peers)}
+        assert not any(cidr.startswith(("192.0.2.", "198.51.100.", "203.0.113.")) for cidr in cidrs), (
+            "production sets its own addresses, not the base's TEST-NET placeholders"
+        )
