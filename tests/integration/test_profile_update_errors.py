@@ -11,7 +11,7 @@ and the application.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -61,7 +61,7 @@ async def metric(client: Client, name: str, **labels: str) -> float:
     return 0.0
 
 
-def update_errors(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def update_errors(logs: Sequence[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     return [line for line in logs if line["event"] == "UPDATE_ERROR"]
 
 

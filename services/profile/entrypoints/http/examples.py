@@ -130,8 +130,11 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
     "CONCURRENCY_CONFLICT": (
         409,
         "Profile modified concurrently",
-        "profile C2025001 is at version 4, the application was made against version 3: repeating the update "
-        "cannot succeed; re-apply the application (or file a new one) against the current version for a new decision",
+        (
+            "profile C2025001 is at version 4, the application was made against version 3: repeating the update "
+            "cannot succeed; re-apply the application (or file a new one) against the current version for a new "
+            "decision"
+        ),
     ),
     "CUSTOMER_EXISTS": (409, "Customer already exists", "customer C2025001 already exists"),
     "NOT_IN_RECYCLE_BIN": (409, "Customer is not in the recycle bin", "customer C2025001 is not in the recycle bin"),
@@ -144,8 +147,10 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
     "UNEXPECTED_ERROR": (
         500,
         "Profile update failed unexpectedly",
-        "the update of application APP-1 failed unexpectedly and was rolled back; the application is "
-        "update_failed and needs an operator: quote the trace id",
+        (
+            "the update of application APP-1 failed unexpectedly and was rolled back; the application is "
+            "update_failed and needs an operator: quote the trace id"
+        ),
     ),
     "DATABASE_ERROR": (503, "Database unavailable", "database unavailable: ConnectionRefusedError"),
 }
