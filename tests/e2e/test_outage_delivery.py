@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually
 
-OUTAGE_S = float(os.environ.get("OUTAGE_S", 900.0 if os.environ.get("OUTAGE_PROFILE") == "full" else 180.0))
+OUTAGE_S = float(os.environ.get("OUTAGE_S", "900" if os.environ.get("OUTAGE_PROFILE") == "full" else "180"))
 RENAMES_PER_S = 2.0
 CUSTOMERS = [f"OUT{n:02d}" for n in range(12)]
 CRM_LATENCY_MS = 2_000
