@@ -10,14 +10,35 @@ import structlog
 from services.sync_connector.outcome import Classification, DeadLetterReason, NextStep, SyncStatus
 
 
+class Attempted(msgspec.Struct, frozen=True):
+    """What one call of a channel tells the delivery engine."""
+
+    classification: Classification
+    http_status: int | None = None
+    # False: the channel was not called (no contact data, an invalid address, the contact lookup failed):
+    # its breaker learns nothing, and a trial permit goes back.
+    reached: bool = True
+    # A terminal status of the channel's own instead of the retry rule's (skipped_no_contact).
+    final_status: str | None = None
+    label: str | None = None  # the attempts metric's result label (default: the outcome)
+    extra: dict[str, str | None] = msgspec.field(default_factory=dict)  # channel data to store with the result
+
+
 class CallResult(msgspec.Struct, frozen=True):
     """One call's result and what it makes of the record."""
 
-    classification: Classification
-    http_status: int | None
+    attempted: Attempted
     step: NextStep
     deliver_by: datetime  # the record's deadline (set now when an admin re-drive had cleared it)
     duration_s: float
+
+    @property
+    def classification(self) -> Classification:
+        return self.attempted.classification
+
+    @property
+    def http_status(self) -> int | None:
+        return self.attempted.http_status
 
     @property
     def status(self) -> SyncStatus:
@@ -34,7 +55,16 @@ class CallResult(msgspec.Struct, frozen=True):
 
     @property
     def error(self) -> str | None:
-        return None if self.status is SyncStatus.SUCCESS else self.classification.detail
+        done = self.status is SyncStatus.SUCCESS and self.attempted.final_status is None
+        if done:
+            return None
+        if self.step.dead_letter_reason is DeadLetterReason.DEADLINE:
+            return f"delivery deadline passed. Last error: {self.classification.detail}"
+        return self.classification.detail
+
+    @property
+    def dead_lettered(self) -> bool:
+        return self.status is SyncStatus.FAILED
 
     @property
     def dead_letter_reason(self) -> str:

@@ -1,4 +1,4 @@
-"""The fast path's units: an event read from Kafka, a claim to call for a record, and waves of a batch."""
+"""The fast path's units: an event read from Kafka, a claim to call for a sync record, and waves of a batch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import msgspec
 from opentelemetry import trace
 
 from contracts.events import CustomerNameChanged
-from services.sync_connector.breaker import Permit
+from services.sync_connector.engine import Claim
 from services.sync_connector.records import SyncRecord
 
 
@@ -21,26 +21,8 @@ class AcceptedEvent(msgspec.Struct, frozen=True):
     span: trace.Span = trace.INVALID_SPAN
 
 
-class Claim(msgspec.Struct, frozen=True):
-    """The right to make one call for a record: shown back (token) when recording the result."""
-
-    record: SyncRecord
-    token: str
-    permit: Permit
-    span: trace.Span | None = None  # the call's parent; None: the current span
-
-    # What the retry scheduler needs of any claim (``scheduler.ScheduledClaim``).
-    @property
-    def record_id(self) -> int:
-        return self.record.id
-
-    @property
-    def event_id(self) -> str:
-        return self.record.event_id
-
-    @property
-    def trace_headers(self) -> dict[str, str]:
-        return self.record.event_headers
+# The right to make one call for a record (the delivery engine's claim, of a sync record).
+SyncClaim = Claim[SyncRecord]
 
 
 def waves(events: Sequence[AcceptedEvent], max_wave: int) -> list[list[int]]:

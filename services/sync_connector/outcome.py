@@ -137,17 +137,6 @@ def next_step(
     return NextStep(SyncStatus.RETRYING, delay_s=max(0.0, min(retry_in_s, left_s)), counted=counted)
 
 
-def status_after(outcome: Outcome, retries_done: int, max_retries: int) -> SyncStatus:
-    """By count (the notifications' seed policy): the status after an attempt with ``retries_done`` spent."""
-    if outcome in (Outcome.APPLIED, Outcome.ALREADY_APPLIED):
-        return SyncStatus.SUCCESS
-    if outcome is Outcome.SUPERSEDED:
-        return SyncStatus.SUPERSEDED
-    if outcome is Outcome.RETRYABLE and retries_done < max_retries:
-        return SyncStatus.RETRYING
-    return SyncStatus.FAILED
-
-
 def equal_jitter(ceiling: float) -> float:
     """Between half the ceiling and the ceiling: retries spread out, never later than the cap, never at once."""
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - spreading retries, not cryptography

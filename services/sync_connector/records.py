@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.db import UnitOfWork
 from services.sync_connector import record_sql as sql
-from services.sync_connector.attempts import CallResult
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
+from services.sync_connector.engine import Expired, Settlement
 from services.sync_connector.lanes import Blocker, LaneState, RecordState
 from services.sync_connector.outcome import SyncStatus
 from services.sync_connector.sinks import ExternalSystem
@@ -47,6 +47,14 @@ class SyncRecord(msgspec.Struct, frozen=True):
     def state(self) -> RecordState:
         return RecordState(self.id, self.status, self.profile_version, self.due)
 
+    @property
+    def tries_spent(self) -> int:
+        return self.retry_count
+
+    @property
+    def max_tries(self) -> int | None:
+        return self.max_retry_count
+
 
 class NewRecord(msgspec.Struct, frozen=True):
     """What a Kafka message says about one (event, system) record."""
@@ -59,21 +67,7 @@ class NewRecord(msgspec.Struct, frozen=True):
     event_headers: dict[str, str]
 
 
-class Settlement(msgspec.Struct, frozen=True):
-    """A call's result to write for a record whose claim (``token``) is still to be shown."""
-
-    record: SyncRecord
-    token: str
-    result: CallResult
-
-
-class Expired(msgspec.Struct, frozen=True):
-    """A record failed for its passed deadline without being tried."""
-
-    id: int
-    event_id: str
-    customer_id: str
-    profile_version: int
+SyncSettlement = Settlement[SyncRecord]
 
 
 class SyncRecordRepository:
@@ -174,7 +168,7 @@ class SyncRecordRepository:
         await self._finish([(record.id, SyncStatus.SUPERSEDED, None, detail)])
         await self._release_lanes([record])
 
-    async def settle(self, settlements: Sequence[Settlement]) -> list[Settlement]:
+    async def settle(self, settlements: Sequence[SyncSettlement]) -> list[SyncSettlement]:
         """Write the results of calls whose claims still hold, and free their lanes; returns those.
 
         At most one settlement per lane (a claim holds its lane). Lanes are locked first (in order), so a

@@ -170,6 +170,7 @@ class ConnectorRuntime:
                 unprocessable=unprocessable,
                 tracer=self._tracer,
                 on_breaker_transition=self._breaker_moved,
+                clock=self.clock,
             )
             self.consumers[NOTIFY_CODE] = notifications.consumer
             self.schedulers.update(notifications.schedulers)

@@ -13,9 +13,9 @@ Every claim's breaker permit is released when its task ends, however it ends
 (a task cancelled before it ran included). Each system has its own loop, so one
 system's backlog or outage never delays another.
 
-The customer notifications (``notify``) reuse this loop, one per channel: any
-delivery that claims due records and attempts a claim fits (``ScheduledDelivery``),
-and ``wake`` lets the writer of a new record skip the poll wait.
+The customer notifications (``notify``) use this loop too, one per channel: the
+delivery engine of any channel fits (``ScheduledDelivery``), and ``wake`` lets the
+writer of a new record skip the poll wait.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from opentelemetry import trace
@@ -70,7 +69,7 @@ class ScheduledDelivery(Protocol[ClaimT]):
         """Fail waiting records whose deadline passed (the system is down); how many."""
         ...
 
-    async def attempt(self, claim: ClaimT, stop: asyncio.Event) -> StrEnum | None:
+    async def attempt(self, claim: ClaimT, stop: asyncio.Event) -> str | None:
         """Make the claimed call and record it: the record's new status, None when the claim was lost."""
         ...
 
@@ -198,7 +197,7 @@ class RetryScheduler(Generic[ClaimT]):
                 # The claim's lease ends and the record is due again: nothing is lost.
                 log.exception("retry_attempt_failed", system_code=self._code, record_id=claim.record_id)
                 return
-            span.set_attribute("sync.status", "claim_lost" if status is None else status.value)
+            span.set_attribute("sync.status", "claim_lost" if status is None else str(status))
 
     async def _wait(self, seconds: float) -> None:
         await wait_until_set(self._stop, seconds)

@@ -151,7 +151,7 @@ async def _assert_dead_letter_messages(
     assert event.data["newName"] == rejected_event.new_name
     assert event.data["profileVersion"] == 1
     late = {key: value.decode() for key, value in by_id[down_id].headers}
-    assert late["x-dlq-reason"].startswith("deadline: connection_error")
+    assert late["x-dlq-reason"].startswith("deadline: delivery deadline passed. Last error: connection_error")
 
 
 async def test_an_optional_count_cap_fails_after_that_many_retries(harness: ConnectorHarness) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import msgspec
 import pytest
 
@@ -10,7 +12,7 @@ from services.sync_connector.notify.channels import _gateway_result, _smtp_reply
 from services.sync_connector.notify.contacts import Contact, ContactLookupError, _contact_from
 from services.sync_connector.notify.delivery import fixed_backoff
 from services.sync_connector.notify.settings import Channel, NotifySettings, ProfileApiSettings
-from services.sync_connector.outcome import Outcome, SyncStatus, status_after
+from services.sync_connector.outcome import Outcome, SyncStatus, next_step
 from services.sync_connector.settings import settings_from_env
 
 
@@ -18,12 +20,23 @@ def test_seed_policy_is_five_attempts_two_seconds_apart() -> None:
     policy = fixed_backoff(max_attempts=5, backoff_s=2.0)
 
     assert [policy.delay_before_retry(n) for n in range(1, 5)] == [2.0, 2.0, 2.0, 2.0]
-    # attempts 1..4 leave the record retrying, the 5th failure fails it
+    # attempts 1..4 leave the record retrying, the 5th failure fails it (long before the day's deadline)
     assert policy.max_retries == 4
-    assert [status_after(Outcome.RETRYABLE, done, 4) for done in range(5)] == [
-        *[SyncStatus.RETRYING] * 4,
-        SyncStatus.FAILED,
+    now = datetime(2024, 5, 1, tzinfo=UTC)
+    steps = [
+        next_step(
+            Outcome.RETRYABLE,
+            now=now,
+            deliver_by=now + timedelta(days=1),
+            retries_done=done,
+            max_retries=policy.max_retries,
+            retry_in_s=policy.delay_before_retry(done + 1),
+        )
+        for done in range(5)
     ]
+    assert [step.status for step in steps] == [*[SyncStatus.RETRYING] * 4, SyncStatus.FAILED]
+    assert {step.delay_s for step in steps[:4]} == {2.0}
+    assert fixed_backoff(max_attempts=None, backoff_s=2.0).max_retries is None  # no count cap: by deadline
 
 
 @pytest.mark.parametrize(

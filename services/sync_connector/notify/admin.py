@@ -2,7 +2,8 @@
 
 Shared by the connector's HTTP API and its CLI. A re-send resets a record that
 ended ``failed``, ``skipped_no_contact`` (contact data added since) or
-``skipped_stale`` to ``retrying`` with another ``CONNECTOR_NOTIFY_MAX_ATTEMPTS``
+``skipped_stale`` to ``retrying`` with a full delivery deadline again (from its
+next attempt) and, with a count cap, another ``CONNECTOR_NOTIFY_MAX_ATTEMPTS``
 attempts; the channel's scheduler in any connector instance then sends it,
 with the same ``Message-ID`` / ``Idempotency-Key``. A ``sent`` record is not
 re-sent (409): the customer has the message. Every re-send is written to
@@ -84,7 +85,7 @@ class NotificationAdmin:
         self,
         engine: AsyncEngine,
         *,
-        attempt_budget: int,
+        attempt_budget: int | None,
         bulk_limit: int,
         metrics: NotificationMetrics | None = None,
         on_reset: Callable[[Channel], None] | None = None,

@@ -22,7 +22,7 @@ class NotificationView(msgspec.Struct, frozen=True, rename="camel"):
     application_id: str
     status: str
     attempts: int
-    max_attempts: int
+    max_attempts: int | None  # the optional count cap (None: sent until its deadline)
     resend_count: int
     next_attempt_at: datetime | None
     language: str | None
@@ -70,10 +70,12 @@ _ATTEMPTS = text("""
     WHERE record_id = :id ORDER BY attempt_no
 """)
 _LOCK = text(f"SELECT {_VIEW_COLUMNS} FROM sync.notification_records WHERE id = :id FOR UPDATE")  # noqa: S608
-# Another full budget of attempts on top of those spent; the claim and the lease are cleared.
+# A full deadline again (deliver_by NULL: set at the next attempt) and, with a count cap, another full
+# budget of attempts on top of those spent; the claim and the lease are cleared.
 _RESEND = f"""
     UPDATE sync.notification_records
-    SET status = 'retrying', next_attempt_at = now(), max_attempts = attempts + :budget,
+    SET status = 'retrying', next_attempt_at = now(), deliver_by = NULL,
+        max_attempts = attempts + CAST(:budget AS integer),
         resend_count = resend_count + 1, completed_at = NULL, claim_token = NULL, updated_at = now()
     WHERE id IN ({{ids}})
     RETURNING {_VIEW_COLUMNS}
@@ -121,12 +123,12 @@ class NotificationAdminRepository:
         row = (await self._connection.execute(_LOCK, {"id": record_id})).mappings().first()
         return None if row is None else NotificationView(**row)
 
-    async def resend(self, record_id: int, budget: int) -> NotificationView:
+    async def resend(self, record_id: int, budget: int | None) -> NotificationView:
         row = (await self._connection.execute(_RESEND_ONE, {"id": record_id, "budget": budget})).mappings().one()
         return NotificationView(**row)
 
     async def resend_many(
-        self, channel: str, status: str, customer_id: str | None, *, budget: int, limit: int
+        self, channel: str, status: str, customer_id: str | None, *, budget: int | None, limit: int
     ) -> list[NotificationView]:
         params = {"channel": channel, "status": status, "customer_id": customer_id, "budget": budget, "limit": limit}
         result = await self._connection.execute(_RESEND_MANY, params)

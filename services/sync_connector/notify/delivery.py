@@ -1,19 +1,20 @@
-"""Send one channel's notifications: claim due records, look up the contact, render, send, settle.
+"""The notification channels (e-mail, SMS) as channels of the delivery engine.
 
-The channel's ``RetryScheduler`` (the external systems' loop, reused) drives
-this: ``claim_due`` takes due records under a fencing token and a lease (and
-a breaker permit), ``attempt`` makes one send and records it. Nothing here
-runs inside a transaction that is open across a network call (invariant 6):
-claim commits, then the contact lookup and the send, then the result commits.
+``NotificationChannel`` is the adapter of one channel to the delivery engine (``engine.py``), which
+claims due records under the channel's breaker, retries by time until the record's deadline and
+settles: its ledger is ``sync.notification_records`` (no lanes: every due record may go), its call
+looks the contact up at the profile service, renders the message and sends it through the channel's
+transport, and its reports are the ``notification_*`` metrics and log lines. Nothing runs inside a
+transaction that is open across a network call (invariant 6): the claim commits, then the lookup and
+the send, then the result commits.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import tzinfo
 
-import msgspec
 import structlog
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -21,20 +22,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import decode_event
 from libs.kit.logging import get_logger
-from services.sync_connector.breaker import CircuitBreaker, Permit
+from services.sync_connector.attempts import Attempted, CallResult
+from services.sync_connector.clock import SYSTEM_CLOCK, Clock
+from services.sync_connector.engine import Admission, Expired
 from services.sync_connector.notify.channels import SendResult, Transport
 from services.sync_connector.notify.contacts import Contact, ContactLookupError, ProfileContacts
 from services.sync_connector.notify.metrics import NotificationMetrics
 from services.sync_connector.notify.records import (
     NotificationRecord,
+    NotificationSettlement,
     NotificationStatus,
     NotificationUnitOfWork,
-    Settlement,
 )
-from services.sync_connector.notify.settings import Language
+from services.sync_connector.notify.settings import Channel, Language
 from services.sync_connector.notify.templates import NoticeFacts, choose_language, render
-from services.sync_connector.outcome import Classification, Outcome, RetryPolicy, SyncStatus, status_after
-from services.sync_connector.settling import DueBatch, settle_until_recorded
+from services.sync_connector.outcome import Classification, Outcome, RetryPolicy, SyncStatus
 
 log = get_logger(__name__)
 
@@ -45,146 +47,110 @@ _STATUS_OF = {
 }
 
 
-class NotificationClaim(msgspec.Struct, frozen=True):
-    """The right to make one send for a record (``scheduler.ScheduledClaim``)."""
+def fixed_backoff(max_attempts: int | None, backoff_s: float) -> RetryPolicy:
+    """Seed 000 7.3 (``attempts: 5, backoff: 'fixed', delay: 2000``) as a RetryPolicy: no growth, no jitter.
 
-    record: NotificationRecord
-    token: str
-    permit: Permit
-
-    @property
-    def record_id(self) -> int:
-        return self.record.id
-
-    @property
-    def event_id(self) -> str:
-        return self.record.event_id
-
-    @property
-    def trace_headers(self) -> dict[str, str]:
-        return self.record.event_headers
+    ``max_attempts`` counts every attempt (None: no count cap, sent until the record's deadline).
+    """
+    max_retries = None if max_attempts is None else max_attempts - 1
+    return RetryPolicy(max_retries=max_retries, base_s=backoff_s, max_s=backoff_s, jitter=lambda delay: delay)
 
 
-def fixed_backoff(max_attempts: int, backoff_s: float) -> RetryPolicy:
-    """Seed 000 7.3 (``attempts: 5, backoff: 'fixed', delay: 2000``) as a RetryPolicy: no growth, no jitter."""
-    return RetryPolicy(max_retries=max_attempts - 1, base_s=backoff_s, max_s=backoff_s, jitter=lambda delay: delay)
+def status_of(result: CallResult) -> NotificationStatus:
+    """The record's status after ``result``, in the notifications' words."""
+    final = result.attempted.final_status
+    return NotificationStatus(final) if final is not None else _STATUS_OF[result.status]
 
 
-class NotificationDelivery:
+class NotificationLedger:
+    """The records of one channel inside one transaction (the engine's ``Ledger``)."""
+
+    def __init__(self, uow: NotificationUnitOfWork, channel: Channel) -> None:
+        self._uow = uow
+        self._notifications = uow.notifications
+        self._channel = channel
+
+    async def due(self, limit: int) -> list[NotificationRecord]:
+        return await self._notifications.due(self._channel, limit)
+
+    async def admit(self, record: NotificationRecord) -> Admission:  # noqa: ARG002 - no lanes: every due one goes
+        return Admission.SEND
+
+    async def defer(self, record: NotificationRecord, wait_s: float) -> None:
+        await self._notifications.defer(record.id, wait_s)
+
+    async def claim(self, records: Sequence[NotificationRecord], lease_s: float) -> list[str]:
+        return [await self._notifications.claim(record.id, lease_s) for record in records]
+
+    async def settle(self, settlements: Sequence[NotificationSettlement]) -> list[NotificationSettlement]:
+        return [s for s in settlements if await self._notifications.settle(s, status_of(s.result))]
+
+    async def expire(self, detail: str, limit: int) -> list[Expired]:
+        return await self._notifications.expire(self._channel, detail, limit)
+
+    async def commit(self) -> None:
+        await self._uow.commit()
+
+
+class NotificationChannel:
+    """E-mail or SMS as a channel of the delivery engine."""
+
     def __init__(
         self,
         engine: AsyncEngine,
         transport: Transport,
         contacts: ProfileContacts,
-        breaker: CircuitBreaker,
-        policy: RetryPolicy,
         *,
         metrics: NotificationMetrics,
         tracer: trace.Tracer,
-        lease_s: float,
-        recheck_s: float,
         default_language: Language,
         zone: tzinfo,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._engine = engine
         self._transport = transport
         self._contacts = contacts
-        self._breaker = breaker
-        self._policy = policy
         self._metrics = metrics
         self._tracer = tracer
-        self._lease_s = lease_s
-        self._recheck_s = recheck_s
         self._default_language = default_language
         self._zone = zone
+        self._clock = clock
         self.channel = transport.channel
-        self.system_code = transport.channel.code
 
-    async def claim_due(self, limit: int) -> DueBatch[NotificationClaim]:
-        claims: list[NotificationClaim] = []
-        held: list[Permit] = []
-        try:
-            async with NotificationUnitOfWork(self._engine) as uow:
-                due = await uow.notifications.due(self.channel, limit)
-                for record in due:
-                    permit = self._breaker.acquire()
-                    if permit is None:  # the channel is known to be down: wait for the probe, spend no attempt
-                        wait_s = max(self._breaker.seconds_until_probe(), self._recheck_s)
-                        await uow.notifications.defer(record.id, wait_s)
-                        self._metrics.deferred.labels(self.channel, "circuit_open").inc()
-                        continue
-                    held.append(permit)
-                    token = await uow.notifications.claim(record.id, self._lease_s)
-                    claims.append(NotificationClaim(record, token, permit))
-                await uow.commit()
-        except BaseException:  # no send will be made: a half-open breaker must not wait for its trial
-            for permit in held:
-                self._breaker.release(permit)
-            raise
-        return DueBatch(claims, len(due), 0)
+    @property
+    def code(self) -> str:
+        return self.channel.code
 
-    async def expire_overdue(self, limit: int) -> int:  # noqa: ARG002 - notifications have no deadline yet
-        return 0
+    @asynccontextmanager
+    async def ledger(self) -> AsyncIterator[NotificationLedger]:
+        async with NotificationUnitOfWork(self._engine, self._clock) as uow:
+            yield NotificationLedger(uow, self.channel)
 
-    async def attempt(self, claim: NotificationClaim, stop: asyncio.Event) -> NotificationStatus | None:
-        """Send the claimed record once and record the result; None when the claim was lost meanwhile."""
-        record, logger = claim.record, _bind(claim.record)
-        started = time.monotonic()
-        try:
-            settlement = await self._attempt(record, claim.permit)
-        except BaseException:  # cancelled: no result, and a half-open breaker must not wait for it forever
-            self._breaker.release(claim.permit)
-            raise
-        settlement = msgspec.structs.replace(settlement, duration_s=time.monotonic() - started)
-        self._metrics.attempt_seconds.labels(self.channel).observe(settlement.duration_s)
-
-        def not_recorded(exc: Exception, wait_s: float) -> None:
-            self._metrics.settle_errors.labels(self.channel).inc()
-            logger.warning("notification_result_not_recorded", error=repr(exc), retry_in_s=round(wait_s, 3))
-
-        async def write() -> bool:
-            async with NotificationUnitOfWork(self._engine) as uow:
-                if not await uow.notifications.settle(record.id, claim.token, settlement):
-                    return False
-                await uow.commit()
-            return True
-
-        if not await settle_until_recorded(write, stop, not_recorded):
-            self._metrics.claims_lost.labels(self.channel).inc()
-            logger.warning("notification_claim_lost", outcome=settlement.outcome)
-            return None
-        self._metrics.status.labels(self.channel, settlement.status).inc()
-        _log_settled(logger, settlement, record.attempts + 1)
-        return settlement.status
-
-    async def _attempt(self, record: NotificationRecord, permit: Permit) -> Settlement:
+    async def call(self, record: NotificationRecord) -> Attempted:
         try:
             contact = await self._contacts.lookup(record.customer_id)
-        except ContactLookupError as exc:
-            self._breaker.release(permit)  # the channel was not tried: its breaker learns nothing
+        except ContactLookupError as exc:  # the channel was not tried: its breaker learns nothing
             self._metrics.contact_lookups.labels("error").inc()
-            self._metrics.attempts.labels(self.channel, "contact_error").inc()
             outcome = Outcome.RETRYABLE if exc.retryable else Outcome.REJECTED
-            return self._after(record, Classification(outcome, str(exc)), "contact_error")
+            return Attempted(Classification(outcome, str(exc)), reached=False, label="contact_error")
         self._metrics.contact_lookups.labels("not_found" if contact is None else "found").inc()
         address = None if contact is None else self._transport.address_of(contact)
         if contact is None or address is None:
-            self._breaker.release(permit)
-            self._metrics.attempts.labels(self.channel, "no_contact").inc()
             why = "no such customer" if contact is None else f"the customer has no {self.channel.value} contact"
-            return Settlement(NotificationStatus.SKIPPED_NO_CONTACT, "no_contact", why, 0.0, 0.0)
+            return Attempted(
+                Classification(Outcome.REJECTED, why),
+                reached=False,
+                final_status=NotificationStatus.SKIPPED_NO_CONTACT.value,
+                label="no_contact",
+            )
         language = choose_language(contact.preferred_language, self._default_language)
-        result = await self._send(record, contact, address, language)
-        if not result.reached:
-            self._breaker.release(permit)
-        elif result.classification.outcome is Outcome.RETRYABLE:
-            self._breaker.record_failure(permit)
-        else:
-            self._breaker.record_success(permit)
-        label = "sent" if result.classification.outcome is Outcome.APPLIED else result.classification.outcome.value
-        self._metrics.attempts.labels(self.channel, label).inc()
-        return msgspec.structs.replace(
-            self._after(record, result.classification, label), language=language.value, message_id=result.message_id
+        sent = await self._send(record, contact, address, language)
+        applied = sent.classification.outcome is Outcome.APPLIED
+        return Attempted(
+            sent.classification,
+            reached=sent.reached,
+            label="sent" if applied else sent.classification.outcome.value,
+            extra={"language": language.value, "message_id": sent.message_id},
         )
 
     async def _send(self, record: NotificationRecord, contact: Contact, address: str, language: Language) -> SendResult:
@@ -211,14 +177,61 @@ class NotificationDelivery:
             span.set_attribute("notification.outcome", result.classification.outcome.value)
         return result
 
-    def _after(self, record: NotificationRecord, classification: Classification, outcome: str) -> Settlement:
-        """The record's status after this attempt (the seed's fixed backoff; none before the breaker's probe)."""
-        status = _STATUS_OF[status_after(classification.outcome, record.attempts, record.max_attempts - 1)]
-        delay_s = 0.0
-        if status is NotificationStatus.RETRYING:
-            delay_s = max(self._policy.delay_before_retry(record.attempts + 1), self._breaker.seconds_until_probe())
-        error = None if status is NotificationStatus.SENT else classification.detail
-        return Settlement(status, outcome, error, delay_s, 0.0)
+    def status_of(self, result: CallResult) -> str:
+        return status_of(result).value
+
+    def deferred(self, record: NotificationRecord, wait_s: float) -> None:  # noqa: ARG002 - the protocol's
+        self._metrics.deferred.labels(self.channel.value, "circuit_open").inc()
+
+    def attempted(self, result: CallResult) -> None:
+        label = result.attempted.label or result.classification.outcome.value
+        self._metrics.attempts.labels(self.channel.value, label).inc()
+        self._metrics.attempt_seconds.labels(self.channel.value).observe(result.duration_s)
+
+    def settled(self, settlement: NotificationSettlement) -> None:
+        record, result = settlement.record, settlement.result
+        status = status_of(result)
+        if result.counted or status.value != record.status:  # a failed probe changes nothing of its record
+            self._metrics.status.labels(self.channel.value, status.value).inc()
+        label = result.attempted.label or result.classification.outcome.value
+        fields = {"outcome": label, "attempt": record.attempts + (1 if result.counted else 0)}
+        logger = _bind(record)
+        if status is NotificationStatus.SENT:
+            logger.info("notification_sent", language=result.attempted.extra.get("language"), **fields)
+        elif status is NotificationStatus.SKIPPED_NO_CONTACT:
+            logger.info("notification_skipped_no_contact", reason=result.error, **fields)
+        elif status is NotificationStatus.RETRYING:
+            event = "notification_retry_scheduled" if result.counted else "notification_probe_failed"
+            logger.warning(event, error=result.error, retry_in_s=round(result.delay_s, 3), **fields)
+        else:
+            logger.error("notification_failed", reason=result.dead_letter_reason, error=result.error, **fields)
+
+    def lost(self, settlement: NotificationSettlement) -> None:
+        self._metrics.claims_lost.labels(self.channel.value).inc()
+        label = settlement.result.attempted.label or settlement.result.classification.outcome.value
+        _bind(settlement.record).warning("notification_claim_lost", outcome=label)
+
+    def not_recorded(self, count: int, error: Exception, wait_s: float) -> None:
+        self._metrics.settle_errors.labels(self.channel.value).inc()
+        log.warning(
+            "notification_result_not_recorded",
+            channel=self.channel.value,
+            records=count,
+            error=repr(error),
+            retry_in_s=round(wait_s, 3),
+        )
+
+    def expired(self, expired: Expired, detail: str) -> None:
+        self._metrics.status.labels(self.channel.value, NotificationStatus.FAILED.value).inc()
+        log.error(
+            "notification_failed",
+            reason="deadline",
+            notification_id=expired.id,
+            event_id=expired.event_id,
+            customer_id=expired.customer_id,
+            channel=self.channel.value,
+            error=detail,
+        )
 
 
 def _bind(record: NotificationRecord) -> structlog.stdlib.BoundLogger:
@@ -226,15 +239,3 @@ def _bind(record: NotificationRecord) -> structlog.stdlib.BoundLogger:
     return log.bind(
         notification_id=record.id, event_id=record.event_id, customer_id=record.customer_id, channel=record.channel
     )
-
-
-def _log_settled(logger: structlog.stdlib.BoundLogger, settlement: Settlement, attempt: int) -> None:
-    fields = {"outcome": settlement.outcome, "attempt": attempt}
-    if settlement.status is NotificationStatus.SENT:
-        logger.info("notification_sent", language=settlement.language, **fields)
-    elif settlement.status is NotificationStatus.SKIPPED_NO_CONTACT:
-        logger.info("notification_skipped_no_contact", reason=settlement.error, **fields)
-    elif settlement.status is NotificationStatus.RETRYING:
-        logger.warning("notification_retry_scheduled", error=settlement.error, retry_in_s=settlement.delay_s, **fields)
-    else:
-        logger.error("notification_failed", error=settlement.error, **fields)

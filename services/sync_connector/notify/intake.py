@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import encode_event
 from libs.kit.logging import get_logger
 from services.sync_connector.batches import AcceptedEvent
+from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.notify.metrics import NotificationMetrics
 from services.sync_connector.notify.records import NotificationStatus, NotificationUnitOfWork
 from services.sync_connector.notify.settings import Channel
 
 log = get_logger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class NotificationIntake:
@@ -38,15 +33,17 @@ class NotificationIntake:
         channels: Sequence[Channel],
         metrics: NotificationMetrics,
         *,
-        max_attempts: int,
+        max_attempts: int | None,
         max_event_age_s: float,
         on_recorded: Callable[[Channel], None],
-        clock: Clock = utc_now,
+        deadline_s: float = 24 * 3600.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._engine = engine
         self._channels = list(channels)
         self._metrics = metrics
         self._max_attempts = max_attempts
+        self._deadline_s = deadline_s
         self._max_age = timedelta(seconds=max_event_age_s)
         self._on_recorded = on_recorded
         self._clock = clock
@@ -58,9 +55,9 @@ class NotificationIntake:
     ) -> list[str]:
         """Record the events' notifications in one transaction; per event ``recorded``, ``skipped_stale``
         or ``duplicate``."""
-        now = self._clock()
+        now = self._clock.now()
         opened: list[tuple[AcceptedEvent, NotificationStatus, list[Channel]]] = []
-        async with NotificationUnitOfWork(self._engine) as uow:
+        async with NotificationUnitOfWork(self._engine, self._clock) as uow:
             for accepted in events:
                 event = accepted.event
                 stale = now - event.changed_at > self._max_age
@@ -73,6 +70,7 @@ class NotificationIntake:
                     event_headers=accepted.headers,
                     channels=self._channels,
                     max_attempts=self._max_attempts,
+                    deadline_s=self._deadline_s,
                     status=status,
                 )
                 opened.append((accepted, status, list(created)))

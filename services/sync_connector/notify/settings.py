@@ -46,9 +46,12 @@ class NotifySettings(msgspec.Struct, frozen=True):
     # Off unless configured: the sender needs a profile token, an SMTP server and an SMS gateway.
     enabled: bool = False
     channels: list[Channel] = msgspec.field(default_factory=lambda: [Channel.EMAIL, Channel.SMS])
-    # Seed 000 7.3: 5 attempts in all, a fixed 2 s between them.
-    max_attempts: int = 5
+    # Seed 000 7.3: 5 attempts in all, a fixed 2 s between them (max_attempts unset: no count cap, sent
+    # until the deadline). Whatever the count, a notification is not sent later than delivery_deadline_s
+    # after its event was read; a probe of a channel that is down spends no attempt.
+    max_attempts: int | None = 5
     backoff_s: float = 2.0
+    delivery_deadline_s: float = 24 * 3600.0
     # Each of the contact lookup and the send is bounded by timeout_s; a claim outlives both.
     timeout_s: float = 10.0
     claim_lease_s: float = 30.0
@@ -74,8 +77,12 @@ class NotifySettings(msgspec.Struct, frozen=True):
     sms_token: str = ""
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.concurrency < 1 or self.breaker_failure_threshold < 1:
+        capped_below_one = self.max_attempts is not None and self.max_attempts < 1
+        if capped_below_one or min(self.concurrency, self.breaker_failure_threshold) < 1:
             msg = "max_attempts, concurrency and breaker_failure_threshold must be at least 1"
+            raise ValueError(msg)
+        if self.delivery_deadline_s <= 0 or self.backoff_s <= 0:
+            msg = "delivery_deadline_s and backoff_s must be positive"
             raise ValueError(msg)
         if self.claim_lease_s <= 2 * self.timeout_s:
             msg = "claim_lease_s must be longer than two timeouts (the contact lookup and the send)"

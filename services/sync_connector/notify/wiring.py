@@ -15,13 +15,15 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
+from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.consumer import SystemConsumer, UnprocessablePolicy
+from services.sync_connector.engine import DeliveryEngine
 from services.sync_connector.handler import SystemMessageHandler
 from services.sync_connector.http_clients import PROFILE_CLIENT, SMS_CLIENT, HttpClients
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.notify.channels import EmailTransport, SmsTransport, Transport
 from services.sync_connector.notify.contacts import ProfileContacts
-from services.sync_connector.notify.delivery import NotificationDelivery, fixed_backoff
+from services.sync_connector.notify.delivery import NotificationChannel, fixed_backoff
 from services.sync_connector.notify.intake import NotificationIntake
 from services.sync_connector.notify.metrics import NotificationMetrics
 from services.sync_connector.notify.settings import Channel
@@ -49,6 +51,7 @@ def build_notifications(
     unprocessable: UnprocessableMessages,
     tracer: trace.Tracer,
     on_breaker_transition: BreakerHook,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> NotificationParts:
     notify = settings.notify
     contacts = ProfileContacts(settings.profile, clients.get(PROFILE_CLIENT))
@@ -64,21 +67,29 @@ def build_notifications(
             channel.code,
             failure_threshold=notify.breaker_failure_threshold,
             cooldown_s=notify.breaker_cooldown_s,
+            call_timeout_s=2 * notify.timeout_s,  # the contact lookup and the send
+            clock=clock.monotonic,
             on_transition=on_breaker_transition,
         )
         connector_metrics.breaker_state.labels(channel.code).set(BreakerState.CLOSED)
-        delivery = NotificationDelivery(
+        adapter = NotificationChannel(
             engine,
             transports[channel],
             contacts,
-            breaker,
-            policy,
             metrics=metrics,
             tracer=tracer,
-            lease_s=notify.claim_lease_s,
-            recheck_s=notify.poll_interval_s,
             default_language=notify.default_language,
             zone=notify.zone,
+            clock=clock,
+        )
+        delivery = DeliveryEngine(
+            adapter,
+            breaker,
+            policy,
+            deadline_s=notify.delivery_deadline_s,
+            lease_s=notify.claim_lease_s,
+            recheck_s=notify.poll_interval_s,
+            clock=clock,
         )
         schedulers[channel.code] = RetryScheduler(
             delivery,
@@ -97,6 +108,8 @@ def build_notifications(
         max_attempts=notify.max_attempts,
         max_event_age_s=notify.max_event_age_s,
         on_recorded=lambda channel: schedulers[channel.code].wake(),
+        deadline_s=notify.delivery_deadline_s,
+        clock=clock,
     )
     group_id = settings.group_id(NOTIFY_CODE)
     consumer = SystemConsumer(
