@@ -1,27 +1,40 @@
-"""The database-fault policy: what a lost or refused database looks like, and which faults waiting can clear.
+"""The database-fault policy (the only one): what a lost or refused database looks like, and which faults
+waiting can clear.
 
-Loops that must outlive the database (retry schedulers, publishers, the consumer) catch
-``DATABASE_FAULTS``. Most of them are worth waiting out: a lost connection, a server restarting,
-a statement timeout, a deadlock. A few are not: the database refusing the data itself (SQLSTATE
-class 22, data exception: a NUL in text, a value out of range; class 23, integrity constraint
-violation) or the driver refusing a parameter before sending it. The same statement fails the
-same way on every try, so a caller that retries "until it clears" must not wait for those.
+Two sets, one nested in the other:
+
+- ``DATABASE_ERRORS``: what the database, or the way to it, answered: the driver's errors (SQLAlchemy
+  wraps a statement's in ``DBAPIError``; asyncpg's own come unwrapped out of a pool or a raw
+  connection) and the socket's (``OSError``, ``TimeoutError`` included). A request that meets one
+  answers "database unavailable" (the profile's DatabaseError, 503); a watcher on a raw asyncpg
+  connection (the relay, the backlog gauges) reconnects and tries again.
+- ``DATABASE_FAULTS``: those plus SQLAlchemy's own errors of pool and connection state (a checkout
+  that timed out, a transaction invalidated by a lost connection). Loops that must outlive the
+  database (retry schedulers, publishers, the consumer) catch these. A request does not: SQLAlchemy's
+  errors outside ``DATABASE_ERRORS`` are ours to fix (500), not the database's.
+
+Most faults are worth waiting out: a lost connection, a server restarting, a statement timeout, a
+deadlock. A few are not: the database refusing the data itself (SQLSTATE class 22, data exception:
+a NUL in text, a value out of range; class 23, integrity constraint violation) or the driver refusing
+a parameter before sending it. The same statement fails the same way on every try, so a caller that
+retries "until it clears" must not wait for those (``is_transient_database_fault``).
 """
 
 from __future__ import annotations
 
 import asyncpg
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 # SQLAlchemy wraps the driver's errors of a statement, but not every error of opening a connection:
 # asyncpg's own (CannotConnectNowError while PostgreSQL recovers after a restart, InterfaceError on a
-# closed connection) come out of the pool as they are. A loop that catches less dies on them.
-DATABASE_FAULTS: tuple[type[Exception], ...] = (
-    SQLAlchemyError,
-    OSError,
+# closed connection) come out of the pool as they are. A caller that catches less dies on them.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    OSError,  # TimeoutError is one
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
+DATABASE_FAULTS: tuple[type[Exception], ...] = (SQLAlchemyError, *DATABASE_ERRORS)
 
 # SQLSTATE classes of a statement that fails the same way whatever the database's health.
 _REFUSED_DATA_CLASSES = frozenset({"22", "23"})

@@ -8,6 +8,7 @@ import contextlib
 import asyncpg
 from prometheus_client import CollectorRegistry, Gauge
 
+from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.logging import get_logger
 
 log = get_logger(__name__)
@@ -36,7 +37,7 @@ async def watch_backlog(dsn: str, schema: str, metrics: BacklogMetrics, interval
             if connection is None or connection.is_closed():
                 connection = await asyncpg.connect(dsn)
             row = await connection.fetchrow(query)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("backlog_query_failed", error=repr(exc))
             connection = None
         else:

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.logging import get_logger
 from libs.outbox.blocked import BlockedKeys
 from libs.outbox.health import BrokerHealth, RelayReadiness
@@ -136,7 +137,7 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 await self._session(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except DATABASE_ERRORS as exc:
                 self._metrics.db_session_errors.inc()
                 log.warning("relay_db_connection_lost", instance_id=self.instance_id, error=repr(exc))
             except Exception:  # the relay must outlive any one failure
@@ -296,7 +297,7 @@ class OutboxRelay:
                 await asyncio.wait_for(self._leases.leave(conn), timeout=_LEAVE_TIMEOUT_S)
             finally:
                 await _close_connection(conn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning(
                 "relay_leave_failed",
                 instance_id=self.instance_id,

@@ -17,9 +17,9 @@ from sqlalchemy import delete, exists, func, insert, literal, select, text, tupl
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.errors import DatabaseError
 from services.profile.adapters.contact_crypto import ContactProtector
-from services.profile.adapters.faults import DATABASE_FAULTS
 from services.profile.adapters.repositories import customer_from_row, keyset_position
 from services.profile.adapters.tables import backup_customers, backups, customer_profiles
 from services.profile.domain.errors import RestoreInProgress
@@ -170,7 +170,7 @@ class PgRestoreLock:
     async def hold(self) -> AsyncIterator[None]:
         try:
             connection = await self._engine.connect()
-        except DATABASE_FAULTS as exc:
+        except DATABASE_ERRORS as exc:
             raise DatabaseError(f"database unavailable: {type(exc).__name__}") from exc
         try:
             acquired = await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": _RESTORE_LOCK_KEY})
@@ -182,7 +182,7 @@ class PgRestoreLock:
             finally:
                 await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _RESTORE_LOCK_KEY})
                 await connection.commit()
-        except DATABASE_FAULTS as exc:
+        except DATABASE_ERRORS as exc:
             raise DatabaseError(f"restore lock: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc
         finally:
             await connection.close()

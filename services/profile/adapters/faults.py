@@ -1,20 +1,18 @@
-"""What a lost or refused database looks like to the adapters (turned into ``DatabaseError``, 503)."""
+"""A lost or refused database, in the adapters, becomes ``DatabaseError`` (503).
+
+What counts as one is the shared kit's policy (``libs.kit.db_faults.DATABASE_ERRORS``): the driver's
+and the socket's errors; SQLAlchemy's own errors besides those are bugs (500).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.errors import DatabaseError
-
-# SQLAlchemy wraps driver errors of a statement in DBAPIError, but not every error of opening a
-# connection: asyncpg's own (e.g. "database is not accepting connections") can surface from the
-# pool as they are.
-DATABASE_FAULTS: tuple[type[BaseException], ...] = (DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @asynccontextmanager
@@ -23,5 +21,5 @@ async def database_transaction(engine: AsyncEngine, what: str) -> AsyncIterator[
     try:
         async with engine.begin() as connection:
             yield connection
-    except DATABASE_FAULTS as exc:
+    except DATABASE_ERRORS as exc:
         raise DatabaseError(f"{what}: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc

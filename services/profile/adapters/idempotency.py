@@ -24,9 +24,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.errors import DatabaseError
 from services.profile.adapters.contact_crypto import ContactProtector
-from services.profile.adapters.faults import DATABASE_FAULTS
 from services.profile.adapters.tables import idempotency_keys
 
 IN_PROGRESS = "in_progress"
@@ -133,7 +133,7 @@ class SqlIdempotencyStore:
         try:
             async with self._engine.begin() as connection:
                 yield connection
-        except DATABASE_FAULTS as exc:
+        except DATABASE_ERRORS as exc:
             raise DatabaseError(f"idempotency store: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc
 
 

@@ -12,8 +12,8 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.errors import DatabaseError
-from services.profile.adapters.faults import DATABASE_FAULTS
 from services.profile.adapters.tables import SCHEMA
 
 _BACKLOG = text(f"""
@@ -45,6 +45,6 @@ class SqlOutboxBacklog:
         try:
             async with self._engine.connect() as connection:
                 row = (await connection.execute(_BACKLOG)).mappings().one()
-        except DATABASE_FAULTS as exc:
+        except DATABASE_ERRORS as exc:
             raise DatabaseError(f"database unavailable: {type(exc).__name__}") from exc
         return OutboxBacklog(**row)

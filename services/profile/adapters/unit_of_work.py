@@ -8,11 +8,11 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.db import UnitOfWork
+from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.errors import AppError, DatabaseError
 from libs.outbox.writer import OutboxWriter
 from services.profile.adapters.backups import SqlBackupRepository
 from services.profile.adapters.contact_crypto import ContactProtector
-from services.profile.adapters.faults import DATABASE_FAULTS
 from services.profile.adapters.name_change_ledger import SqlNameChangeLedger
 from services.profile.adapters.records import SqlAuditLog, SqlHistoryRepository, SqlMaintenance, SqlOutboxBatch
 from services.profile.adapters.repositories import SqlApplicationRepository, SqlCustomerRepository
@@ -25,7 +25,7 @@ class SqlUnitOfWork(UnitOfWork):
     async def __aenter__(self) -> Self:
         try:
             return await super().__aenter__()
-        except DATABASE_FAULTS as exc:
+        except DATABASE_ERRORS as exc:
             raise DatabaseError(f"database unavailable: {type(exc).__name__}") from exc
 
     async def __aexit__(
@@ -36,16 +36,16 @@ class SqlUnitOfWork(UnitOfWork):
     ) -> None:
         try:
             await super().__aexit__(exc_type, exc, tb)
-        except DATABASE_FAULTS:
+        except DATABASE_ERRORS:
             if exc is None:
                 raise
-        if isinstance(exc, DATABASE_FAULTS) and not isinstance(exc, AppError):
+        if isinstance(exc, DATABASE_ERRORS) and not isinstance(exc, AppError):
             raise DatabaseError(f"database error: {_describe(exc)}") from exc
 
     async def commit(self) -> None:
         try:
             await super().commit()
-        except DATABASE_FAULTS as exc:
+        except DATABASE_ERRORS as exc:
             raise DatabaseError(f"commit failed: {_describe(exc)}") from exc
 
 
