@@ -181,7 +181,7 @@ class SyncAdmin:
                 raise InvalidStatus(f"sync record {record_id} is {record.sync_status}; only failed records are retried")
             redriven = await uow.admin.redrive(record_id, self._retry_budget)
             await uow.admin.audit(
-                _action(
+                admin_action(
                     actor,
                     "retry_record",
                     1,
@@ -209,7 +209,7 @@ class SyncAdmin:
             ids = sorted(record.id for record in records)
             where = {"systemCode": system_code, "status": status, "customerId": customer_id}
             await uow.admin.audit(
-                _action(
+                admin_action(
                     actor,
                     "retry_failed",
                     len(ids),
@@ -224,7 +224,7 @@ class SyncAdmin:
         return BulkRetryResult(system_code, len(ids), ids, limit_reached=len(ids) >= self._bulk_limit)
 
 
-def _action(
+def admin_action(
     actor: Actor,
     action: str,
     count: int,
@@ -234,6 +234,7 @@ def _action(
     where: dict[str, object] | None = None,
     details: dict[str, object] | None = None,
 ) -> AdminAction:
+    """The audit row of an admin action (a retry of sync records, a re-send of notifications)."""
     return AdminAction(
         actor=actor.actor_id,
         ip=actor.ip,

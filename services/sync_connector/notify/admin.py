@@ -20,8 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.kit.db import UnitOfWork
 from libs.kit.errors import NotFoundError, ValidationError
 from libs.kit.logging import get_logger
-from services.sync_connector.admin import Actor, InvalidStatus, check_status_and_event_id, page_end, page_start
-from services.sync_connector.admin_store import AdminAction, AdminRepository
+from services.sync_connector.admin import (
+    Actor,
+    InvalidStatus,
+    admin_action,
+    check_status_and_event_id,
+    page_end,
+    page_start,
+)
+from services.sync_connector.admin_store import AdminRepository
 from services.sync_connector.notify.admin_store import (
     NotificationAdminRepository,
     NotificationDetail,
@@ -120,7 +127,14 @@ class NotificationAdmin:
                 )
             reset = await uow.notifications.resend(notification_id, self._budget)
             details = {"statusBefore": record.status, "attemptsBefore": record.attempts, "lastError": record.last_error}
-            action = _action(actor, "resend_notification", 1, record.channel, record_id=record.id, details=details)
+            action = admin_action(
+                actor,
+                "resend_notification",
+                1,
+                system_code=Channel(record.channel).code,
+                record_id=record.id,
+                details=details,
+            )
             await uow.audit.audit(action)
             await uow.commit()
         self._after_reset(actor, Channel(record.channel), 1)
@@ -142,8 +156,13 @@ class NotificationAdmin:
             if customer_id is not None:
                 where["customerId"] = customer_id
             await uow.audit.audit(
-                _action(
-                    actor, "resend_notifications", len(ids), chosen.value, details={"notificationIds": ids}, where=where
+                admin_action(
+                    actor,
+                    "resend_notifications",
+                    len(ids),
+                    system_code=chosen.code,
+                    where=where,
+                    details={"notificationIds": ids},
                 )
             )
             await uow.commit()
@@ -156,27 +175,3 @@ class NotificationAdmin:
             self._metrics.admin_resends.labels(channel, actor.channel).inc(count)
         if self._on_reset is not None and count:
             self._on_reset(channel)
-
-
-def _action(
-    actor: Actor,
-    action: str,
-    count: int,
-    channel: str,
-    *,
-    record_id: int | None = None,
-    details: dict[str, object],
-    where: dict[str, object] | None = None,
-) -> AdminAction:
-    return AdminAction(
-        actor=actor.actor_id,
-        ip=actor.ip,
-        user_agent=actor.user_agent,
-        channel=actor.channel,
-        action=action,
-        affected_count=count,
-        system_code=Channel(channel).code,
-        record_id=record_id,
-        filter=dict(where or {}),
-        details=details,
-    )
