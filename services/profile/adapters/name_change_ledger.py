@@ -46,7 +46,9 @@ WITH application AS (
         updated_at = $6, update_result = $7, failure_code = NULL, failure_detail = NULL
     WHERE application_id = $1
 ), customer AS (
-    UPDATE profile.customer_profiles SET customer_name = $9, version = $10, updated_at = $6
+    -- The profile update after an approval is the system's, as the name history says (operator_id $13).
+    UPDATE profile.customer_profiles
+    SET customer_name = $9, version = $10, updated_at = $6, updated_by = $13, change_kind = 'name_change'
     WHERE customer_id = $8
 ), history AS (
     INSERT INTO profile.name_change_history
