@@ -26,6 +26,7 @@ from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
 from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
+from libs.outbox.writer import OutboxInsert, OutboxMessage
 from services.profile.adapters.name_change_ledger import WRITE_NAME_CHANGE_SQL
 from tests.auth_support import auth_env, bearer
 from tests.perf.harness import Figure, fresh_database, median, percentile, run_concurrently
@@ -101,7 +102,7 @@ WHERE a.application_id = $1 FOR UPDATE
 
 
 def baseline_statements(
-    application_id: str, customer_id: str, *, now: datetime, new_name: str, payload: str, event_id: uuid.UUID
+    application_id: str, customer_id: str, *, now: datetime, new_name: str, payload: dict[str, str], event_id: uuid.UUID
 ) -> list[tuple[str, tuple[object, ...]]]:
     """The statements the approval transaction runs (the service's own write statement), with arguments."""
     app, cust = application_id, customer_id
@@ -117,11 +118,14 @@ def baseline_statements(
         [None, None],
         ["0" * 32, "0" * 32],
     ]
+    event = OutboxMessage(
+        event_id, "customer", cust, "customer.profile.name-changed.v1", payload, {"traceparent": "00"}, now
+    )
     write_args = (
-        *(app, "completed", "bench", None, now, now, payload, cust, new_name, 2),
+        *(app, "completed", "bench", None, now, now, json.dumps(payload), cust, new_name, 2),
         *("old", "bench", "system", "Auto System"),
         *audit,
-        *(event_id, "customer", "customer.profile.name-changed.v1", payload, '{"traceparent": "00"}', "pending"),
+        *OutboxInsert.parameters(event),
     )
     return [(LOCK_SQL, (app,)), (WRITE_NAME_CHANGE_SQL, write_args)]
 
@@ -136,7 +140,7 @@ async def asyncpg_run(url: str, application_ids: list[str]) -> tuple[float, list
             customer_id = application_id.removeprefix("APP-")
             started = time.perf_counter()
             async with pool.acquire() as conn, conn.transaction():
-                payload = json.dumps({"customerId": customer_id, "newName": "New"})
+                payload = {"customerId": customer_id, "newName": "New"}
                 statements = baseline_statements(
                     application_id,
                     customer_id,

@@ -18,10 +18,10 @@ from opentelemetry import trace
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.outbox.table import OutboxStatus
+from libs.outbox.writer import OutboxInsert
 from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.repositories import application_from_row, customer_from_row
-from services.profile.adapters.tables import customer_profiles, name_change_applications
+from services.profile.adapters.tables import SCHEMA, customer_profiles, name_change_applications
 from services.profile.domain.model import Customer, NameChangeApplication
 from services.profile.service_layer.ports import AuditEntry, CompletedNameChange
 
@@ -38,8 +38,10 @@ _LOCK_QUERY = (
     .with_for_update()
 )  # one statement object: SQLAlchemy computes its cache key once, not per approval
 
+# The outbox row is libs.outbox's (its columns and their encoding), from parameter $25 on.
+_OUTBOX_INSERT = OutboxInsert(SCHEMA, first_parameter=25)
 # The CTEs all see the snapshot the statement starts with; none reads what another writes.
-WRITE_NAME_CHANGE_SQL = """
+WRITE_NAME_CHANGE_SQL = f"""
 WITH application AS (
     UPDATE profile.name_change_applications
     SET status = $2, auditor_id = $3, audit_comment = $4, decided_at = $5, completed_at = $6,
@@ -68,10 +70,8 @@ WITH application AS (
                            new_value, ip_address, user_agent, trace_id, position)
     ORDER BY e.position
 )
-INSERT INTO profile.outbox
-    (id, aggregate_type, aggregate_id, event_type, payload, headers, status, attempts, created_at)
-VALUES ($25, $26, $8, $27, $28, $29, $30, 0, $6)
-"""
+{_OUTBOX_INSERT.sql}
+"""  # noqa: S608 - composed of constants; every value is a parameter
 
 _AUDIT_COLUMNS = (
     "event_type",
@@ -141,10 +141,5 @@ class SqlNameChangeLedger:
                 history.operator_id,
                 history.operator_name,
                 *_audit_arrays(tuple(completed.audit)),
-                message.id,
-                message.aggregate_type,
-                message.event_type,
-                _json(message.payload),
-                _json(message.headers),
-                OutboxStatus.PENDING.value,
+                *_OUTBOX_INSERT.parameters(message),
             )

@@ -1,4 +1,4 @@
-"""Append-mostly records: name history, the audit log, outbox batches, and maintenance statements."""
+"""Append-mostly records: name history, the audit log, and maintenance statements."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, text, tuple_
+from sqlalchemy import delete, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.outbox.table import OutboxStatus
-from libs.outbox.writer import OutboxMessage
 from services.profile.adapters.tables import audit_logs, idempotency_keys, name_change_history
 from services.profile.service_layer.ports import AuditEntry, AuditFilter, HistoryEntry, StoredAuditEntry
 
@@ -83,36 +81,6 @@ class SqlAuditLog:
             )
             for row in (await self._connection.execute(query)).mappings()
         ]
-
-
-class SqlOutboxBatch:
-    """Many outbox rows in one multi-row INSERT (a restore writes thousands per transaction).
-
-    The same columns ``libs.outbox.writer.OutboxWriter.add`` writes for one message.
-    """
-
-    def __init__(self, connection: AsyncConnection, table: Table) -> None:
-        self._connection = connection
-        self._table = table
-
-    async def add_many(self, messages: Sequence[OutboxMessage]) -> None:
-        if not messages:
-            return
-        rows = [
-            {
-                "id": m.id,
-                "aggregate_type": m.aggregate_type,
-                "aggregate_id": m.aggregate_id,
-                "event_type": m.event_type,
-                "payload": dict(m.payload),
-                "headers": dict(m.headers),
-                "status": OutboxStatus.PENDING.value,
-                "attempts": 0,
-                "created_at": m.created_at,
-            }
-            for m in messages
-        ]
-        await self._connection.execute(insert(self._table), rows)
 
 
 class SqlMaintenance:

@@ -14,7 +14,7 @@ from libs.outbox.writer import OutboxWriter
 from services.profile.adapters.backups import SqlBackupRepository
 from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.name_change_ledger import SqlNameChangeLedger
-from services.profile.adapters.records import SqlAuditLog, SqlHistoryRepository, SqlMaintenance, SqlOutboxBatch
+from services.profile.adapters.records import SqlAuditLog, SqlHistoryRepository, SqlMaintenance
 from services.profile.adapters.repositories import SqlApplicationRepository, SqlCustomerRepository
 from services.profile.adapters.tables import outbox
 
@@ -57,7 +57,6 @@ class SqlProfileUnitOfWork(SqlUnitOfWork):
     history: SqlHistoryRepository
     audit: SqlAuditLog
     outbox: OutboxWriter
-    outbox_batch: SqlOutboxBatch
     name_changes: SqlNameChangeLedger
     backups: SqlBackupRepository
     maintenance: SqlMaintenance
@@ -72,7 +71,6 @@ class SqlProfileUnitOfWork(SqlUnitOfWork):
         self.history = SqlHistoryRepository(connection)
         self.audit = SqlAuditLog(connection)
         self.outbox = OutboxWriter(connection, outbox)
-        self.outbox_batch = SqlOutboxBatch(connection, outbox)
         self.name_changes = SqlNameChangeLedger(connection, self._protector)
         self.backups = SqlBackupRepository(connection, self._protector)
         self.maintenance = SqlMaintenance(connection)

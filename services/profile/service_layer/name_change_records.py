@@ -52,10 +52,7 @@ async def record_name_changes(uow: ProfileUnitOfWork, changes: Sequence[NameChan
     stored = [msgspec.to_builtins(result) for result in results]
     await uow.applications.add_many([c.application.completed(c.changed_at) for c in changes], stored)
     await uow.history.add_many(history)
-    if len(messages) == 1:
-        await uow.outbox.add(messages[0])
-    else:
-        await uow.outbox_batch.add_many(messages)
+    await uow.outbox.add_many(messages)
     return results
 
 

@@ -16,9 +16,9 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 
 from libs.kit.errors import AppError
+from libs.outbox.backlog import OutboxBacklog, OutboxBacklogReader
 from services.profile.adapters.connector_api import PipelineStatus
 from services.profile.adapters.connector_client import ConnectorClient
-from services.profile.adapters.outbox_backlog import OutboxBacklog, SqlOutboxBacklog
 from services.profile.entrypoints.console.rendering import render
 from services.profile.entrypoints.console.session import READ, caller
 
@@ -26,7 +26,7 @@ SYNC_STATUSES = ("success", "pending", "retrying", "failed", "superseded")
 
 
 async def _overview(
-    request: Request[Any, Any, Any], backlog: SqlOutboxBacklog, connector: ConnectorClient
+    request: Request[Any, Any, Any], backlog: OutboxBacklogReader, connector: ConnectorClient
 ) -> dict[str, Any]:
     outbox_result, sync_result = await asyncio.gather(
         backlog.read(), connector.pipeline_status(caller(request)), return_exceptions=True
@@ -48,7 +48,7 @@ async def _overview(
 @get("/", guards=READ, name="console:overview")
 async def overview(
     request: Request[Any, Any, Any],
-    outbox_backlog: NamedDependency[SqlOutboxBacklog],
+    outbox_backlog: NamedDependency[OutboxBacklogReader],
     connector: NamedDependency[ConnectorClient],
 ) -> Template:
     context = await _overview(request, outbox_backlog, connector)
@@ -58,7 +58,7 @@ async def overview(
 @get("/overview/panel", guards=READ)
 async def overview_panel(
     request: Request[Any, Any, Any],
-    outbox_backlog: NamedDependency[SqlOutboxBacklog],
+    outbox_backlog: NamedDependency[OutboxBacklogReader],
     connector: NamedDependency[ConnectorClient],
 ) -> Template:
     """The panels alone, for the page's self-refresh."""

@@ -15,8 +15,9 @@ from litestar.template.config import TemplateConfig
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
+from libs.outbox.backlog import OutboxBacklogReader
 from services.profile.adapters.connector_client import ConnectorClient, ConnectorMetrics, make_connector_session
-from services.profile.adapters.outbox_backlog import SqlOutboxBacklog
+from services.profile.adapters.tables import SCHEMA
 from services.profile.entrypoints.console import audit, backups, customers, errors, outbox, overview, sign_in, sync
 from services.profile.entrypoints.console.errors import CONSOLE_EXCEPTION_HANDLERS
 from services.profile.entrypoints.console.metrics import ConsoleMetrics
@@ -67,8 +68,8 @@ def provide_connector(state: State) -> ConnectorClient:
     return client
 
 
-def provide_outbox_backlog(state: State) -> SqlOutboxBacklog:
-    reader: SqlOutboxBacklog = state.outbox_backlog
+def provide_outbox_backlog(state: State) -> OutboxBacklogReader:
+    reader: OutboxBacklogReader = state.outbox_backlog
     return reader
 
 
@@ -110,7 +111,7 @@ def console_lifespan(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.console_metrics = ConsoleMetrics(registry)
-        app.state.outbox_backlog = SqlOutboxBacklog(app.state.engine)
+        app.state.outbox_backlog = OutboxBacklogReader(app.state.engine, SCHEMA)
         session = make_connector_session(settings.connector, tracer_provider)
         app.state.connector_client = ConnectorClient(session, settings.connector, ConnectorMetrics(registry))
         try:
