@@ -1,4 +1,8 @@
-"""The shared body of every area's Alembic ``env.py`` (async, asyncpg)."""
+"""The shared body of every area's Alembic ``env.py`` (async, asyncpg).
+
+Migrations import nothing of ``libs`` or ``services`` (import-linter and a unit test check it): what an
+applied migration does must not change when the product's code does.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from libs.kit.db import sqlalchemy_url
-
 
 def _run(connection: Connection, schema: str) -> None:
     connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
@@ -19,8 +21,14 @@ def _run(connection: Connection, schema: str) -> None:
         context.run_migrations()
 
 
+def _asyncpg_url(url: str) -> str:
+    """SQLAlchemy's asyncpg URL of a plain ``postgresql://`` URL (others are taken as they are)."""
+    prefix = "postgresql://"
+    return "postgresql+asyncpg://" + url.removeprefix(prefix) if url.startswith(prefix) else url
+
+
 async def _run_async(url: str, schema: str) -> None:
-    engine = create_async_engine(sqlalchemy_url(url))
+    engine = create_async_engine(_asyncpg_url(url))
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run, schema)

@@ -17,9 +17,8 @@ from sqlalchemy import ColumnElement, bindparam, column, func, literal, select, 
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnClause, TableClause
 
-from libs.kit.crypto import CryptoSettings
 from migrations.env_common import execute_script
-from services.profile.adapters.contact_crypto import CONTACT_FIELDS, STORED_COLUMNS, ContactProtector
+from migrations.profile.sealing_v1 import CONTACT_FIELDS, STORED_COLUMNS, ContactSealer
 
 revision = "profile_0004"
 down_revision = "profile_0003"
@@ -96,10 +95,11 @@ END $$;
 """
 
 
-def _protector(rows_needing_keys: int) -> ContactProtector | None:
+def _protector(rows_needing_keys: int) -> ContactSealer | None:
+    # The service's CryptoSettings (keys, active_key_id, hash_key), read without importing its class.
     settings = context.config.attributes.get("profile_crypto")
-    if isinstance(settings, CryptoSettings) and settings.keys:
-        return ContactProtector.from_settings(settings)
+    if getattr(settings, "keys", None):
+        return ContactSealer.from_settings(settings)
     if rows_needing_keys:
         msg = (
             f"{rows_needing_keys} rows hold contact data or stored responses to seal or open: "
@@ -173,7 +173,7 @@ def _stored_responses(bind: Connection) -> int:
     )
 
 
-def _seal_responses(bind: Connection, protector: ContactProtector) -> None:
+def _seal_responses(bind: Connection, protector: ContactSealer) -> None:
     stored = bind.execute(
         text(
             "SELECT scope, idempotency_key, response_body FROM profile.idempotency_keys WHERE response_body IS NOT NULL"
