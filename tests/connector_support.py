@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +13,6 @@ from typing import Any, TypeVar
 import aiohttp
 import asyncpg
 import msgspec
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -26,22 +24,11 @@ from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.runtime import ConnectorRuntime
 from services.sync_connector.settings import ConnectorSettings
 from tests.auth_support import authorize, connector_token_settings
+from tests.polling import eventually
 
 T = TypeVar("T")
 SYSTEMS = ("CRM", "CMS", "CSS")
 SECRETS = {"CRM": "crm-secret", "CMS": "cms-secret", "CSS": "css-secret"}
-
-
-async def eventually(check: Callable[[], Awaitable[T]], what: str, timeout: float = 20.0) -> T:
-    """Poll ``check`` until it returns something truthy, bounded by ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {result!r})")
-        await asyncio.sleep(0.05)
 
 
 class ManualClock:

@@ -25,6 +25,7 @@ from libs.kit.kafka_probe import check_topic_writable
 from libs.outbox.relay import OutboxRelay, RelayMetrics, RelaySettings
 from libs.outbox.table import SHARD_COUNT, outbox_table
 from libs.outbox.writer import OutboxMessage, OutboxWriter
+from tests.polling import eventually
 
 SCHEMA = "profile"
 
@@ -53,22 +54,15 @@ async def wait_until(
     message: str | Callable[[], str],
     interval: float = 0.05,
 ) -> float:
-    """Poll ``condition`` until it holds; fail with ``message`` after ``timeout`` seconds.
+    """``tests.polling.eventually`` for a condition (sync or async); returns the seconds it took."""
 
-    Returns the seconds it took.
-    """
-    started = time.monotonic()
-    deadline = started + timeout
-    while True:
+    async def holds() -> bool:
         result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return time.monotonic() - started
-        if time.monotonic() > deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f"not within {timeout}s: {text}")
-        await asyncio.sleep(interval)
+        return result if isinstance(result, bool) else await result
+
+    started = time.monotonic()
+    await eventually(holds, message, timeout, interval=interval)
+    return time.monotonic() - started
 
 
 def outbox() -> Table:

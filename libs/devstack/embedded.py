@@ -36,7 +36,13 @@ class EmbeddedServiceError(RuntimeError):
 
 
 def free_port() -> int:
-    """A TCP port on loopback that is free right now."""
+    """A TCP port on loopback that is free right now, and released before the caller uses it.
+
+    Racy: between this call and the server's bind another process may take the port. Only for a
+    server in another process that must be told its port up front (PostgreSQL, Kafka, a service
+    started from its settings). A server in this process binds port 0 itself and reads the port
+    back (``runner.addresses`` of an aiohttp runner, ``server.sockets`` of an asyncio one).
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from libs.kit.db import sqlalchemy_url
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from libs.kit.tokens import Role
 from tests.auth_support import auth_env, bearer, connector_auth_env
+from tests.polling import eventually_sync
 
 CHROMIUM = os.environ.get("CONSOLE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,14 +51,7 @@ class ConsoleSystem:
     api: httpx.Client  # the JSON APIs as an admin (set-up and checks)
 
     def wait_for(self, probe: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(0.2)
+        return eventually_sync(probe, what, timeout)
 
 
 def in_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
 from libs.kit.kafka import KafkaSettings
 from tests.connector_support import (
@@ -35,15 +35,8 @@ VERSIONS = 2
 KILL_AT_FRACTION = 0.2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _connector(harness: ConnectorHarness, name: str, group_prefix: str, artifacts_dir: Path) -> ServiceProcess:
-    port = _free_port()
+    port = free_port()
     env = {
         "CONNECTOR_DB_URL": harness.database_url,
         "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": harness.kafka.bootstrap_servers,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import pytest
 from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
 from libs.kit.db import sqlalchemy_url
+from tests import polling
 from tests.auth_support import auth_env, authorize, connector_auth_env
 from tests.notification_support import notifier_token
 
@@ -23,15 +23,10 @@ T = TypeVar("T")
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    """Poll ``probe`` until it returns a value, bounded by ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await probe()
-        if value is not None:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
+    """``tests.polling.eventually`` in this folder's argument order, until ``probe`` returns a value."""
+    value = await polling.eventually(probe, what, timeout, interval=0.1, until=polling.answered)
+    assert value is not None
+    return value
 
 
 @pytest.fixture

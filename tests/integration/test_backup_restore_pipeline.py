@@ -22,6 +22,7 @@ from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
 from libs.kit.db import sqlalchemy_url
 from tests.ledger_support import Client, patch_customer, profile_client, seed_customers
+from tests.polling import answered, eventually
 
 SYSTEMS = ("CRM", "CMS", "CSS")
 CUSTOMERS = int(os.environ.get("LEDGER_E2E_CUSTOMERS", "10000"))
@@ -96,18 +97,6 @@ async def client(database_url: str) -> AsyncIterator[Client]:
         yield test_client
 
 
-async def wait_for(what: str, probe: Any, timeout: float) -> Any:
-    """Poll ``probe`` (an async callable returning a value or None) until it answers, at most ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last is not None:
-            return last
-        await asyncio.sleep(0.5)
-    pytest.fail(f"not within {timeout}s: {what}")
-
-
 async def held_by_systems(http: httpx.AsyncClient, stubs_url: str) -> dict[str, dict[str, dict[str, Any]]]:
     """What each external system holds now: customer id -> {profileVersion, customerName}."""
     held = {}
@@ -176,7 +165,7 @@ async def test_backup_rename_restore_and_every_external_system_converges(
             )
             return True if done else None
 
-        await wait_for("the 1,000 renames at CRM, CMS and CSS", renames_delivered, timeout=180)
+        await eventually(renames_delivered, "the 1,000 renames at CRM, CMS and CSS", 180, interval=0.5, until=answered)
         phase("renames delivered")
 
         response = await client.post(f"/v1/backups/{backup_id}/restore", json={"dryRun": False})
@@ -203,7 +192,9 @@ async def test_backup_rename_restore_and_every_external_system_converges(
                     return None
             return held
 
-        await wait_for("the restored names at CRM, CMS and CSS", restored_names_delivered, timeout=180)
+        await eventually(
+            restored_names_delivered, "the restored names at CRM, CMS and CSS", 180, interval=0.5, until=answered
+        )
         phase("restored names delivered")
         statuses = await db.fetch("SELECT status, count(*) AS n FROM profile.outbox GROUP BY status")
         assert {r["status"]: r["n"] for r in statuses} == {"published": 2 * RENAMED}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from libs.devstack.processes import ServiceProcess
 from libs.kit.db import sqlalchemy_url
 from migrations.runner import upgrade_all
 from tests.auth_support import auth_env
+from tests.polling import eventually
 
 
 @pytest.fixture
@@ -42,14 +42,10 @@ async def readiness(url: str) -> tuple[int, dict[str, Any]]:
 
 
 async def until_status(url: str, status: int, timeout: float = 20) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        code, body = await readiness(url)
-        if code == status:
-            return body
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"{url} stayed {code} {body}, expected {status} within {timeout}s")
-        await asyncio.sleep(0.1)
+    _, body = await eventually(
+        lambda: readiness(url), f"{url} to answer {status}", timeout, interval=0.1, until=lambda got: got[0] == status
+    )
+    return body
 
 
 async def test_relay_and_profile_readiness_follow_their_dependencies(

@@ -126,10 +126,9 @@ async def test_a_relay_cut_off_from_the_broker_hands_its_shards_to_one_that_is_n
 @contextlib.asynccontextmanager
 async def ops_server_of(relay: RunningRelay) -> AsyncIterator[str]:
     """The relay process's ops server with the relay's own statuses (no dependency checks); its /ready URL."""
-    port = free_port()
-    runner = await start_ops_server("127.0.0.1", port, CollectorRegistry(), {}, relay_statuses(relay.relay))
+    runner = await start_ops_server("127.0.0.1", 0, CollectorRegistry(), {}, relay_statuses(relay.relay))
     try:
-        yield f"http://127.0.0.1:{port}/ready"
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/ready"
     finally:
         await runner.cleanup()
 

@@ -7,7 +7,6 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-from libs.devstack.embedded import free_port
 from libs.kit.ops_server import Status, start_ops_server
 from libs.kit.settings import SettingsError, load_settings
 from libs.outbox.health import BrokerHealth
@@ -177,14 +176,14 @@ def test_give_up_settings_from_the_environment() -> None:
 
 async def test_ready_answers_503_with_the_reason_of_a_failing_status() -> None:
     state = {"status": Status(ok=True)}
-    port = free_port()
 
     async def database() -> bool:
         return True
 
     runner = await start_ops_server(
-        "127.0.0.1", port, CollectorRegistry(), {"database": database}, {"publishing": lambda: state["status"]}
+        "127.0.0.1", 0, CollectorRegistry(), {"database": database}, {"publishing": lambda: state["status"]}
     )
+    port = runner.addresses[0][1]
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             ok = await client.get("/ready")
@@ -211,5 +210,5 @@ async def test_a_status_may_not_shadow_a_check() -> None:
 
     with pytest.raises(ValueError, match="database"):
         await start_ops_server(
-            "127.0.0.1", free_port(), CollectorRegistry(), {"database": database}, {"database": lambda: Status(ok=True)}
+            "127.0.0.1", 0, CollectorRegistry(), {"database": database}, {"database": lambda: Status(ok=True)}
         )
