@@ -16,6 +16,7 @@ from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
 from services.sync_connector.admin_http import ADMIN_KEY, admin_routes
 from services.sync_connector.admin_insight import insight_routes
+from services.sync_connector.admin_journey import journey_routes
 from services.sync_connector.auth import authentication
 from services.sync_connector.http_support import json_response, problem_details
 from services.sync_connector.notify.admin import NotificationAdmin
@@ -77,6 +78,7 @@ def create_api(
             web.get("/metrics", _metrics),
             *admin_routes(),
             *insight_routes(engine, registry),
+            *journey_routes(engine),
         ]
     )
     if notification_admin is not None:
