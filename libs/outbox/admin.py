@@ -87,6 +87,18 @@ class OutboxAdmin:
         row = (await self._connection.execute(query)).mappings().first()
         return OutboxEntry(**row) if row is not None else None
 
+    async def latest(self, aggregate_id: str, limit: int) -> list[OutboxEntry]:
+        """The newest ``limit`` rows of one key, newest first, with payloads and headers (the trace context)."""
+        t = self._table
+        query = (
+            select(*self._summary, t.c.payload, t.c.headers)
+            .where(t.c.aggregate_id == aggregate_id)
+            .order_by(t.c.seq.desc())
+            .limit(limit)
+        )
+        rows = (await self._connection.execute(query)).mappings().all()
+        return [OutboxEntry(**row) for row in rows]
+
     async def existing(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         t = self._table
         found = await self._connection.execute(select(t.c.id).where(t.c.id.in_(ids)))

@@ -45,6 +45,7 @@ class RedriveLimitExceeded(ValidationError):
 class OutboxAdminPort(Protocol):
     async def page(self, where: OutboxFilter, after_seq: int | None, limit: int) -> list[OutboxEntry]: ...
     async def get(self, entry_id: uuid.UUID) -> OutboxEntry | None: ...
+    async def latest(self, aggregate_id: str, limit: int) -> list[OutboxEntry]: ...
     async def existing(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]: ...
     async def redrive_ids(self, ids: Sequence[uuid.UUID]) -> list[RedrivenRow]: ...
     async def redrive_matching(self, where: OutboxFilter, limit: int) -> list[RedrivenRow]: ...
@@ -132,6 +133,13 @@ class OutboxAdminService:
         if entry is None:
             raise OutboxEntryNotFound(f"outbox entry {entry_id} not found")
         return entry
+
+    async def latest_of(self, customer_id: str, limit: int) -> list[OutboxEntry]:
+        """A customer's newest ``limit`` entries, newest first, with payload and headers (for the journey page)."""
+        if not 1 <= limit <= self._limits.max_page_size:
+            raise InvalidOutboxFilter(f"limit must be between 1 and {self._limits.max_page_size}")
+        async with self._uow_factory() as uow:
+            return await uow.outbox_admin.latest(customer_id, limit)
 
     async def redrive(self, selection: RedriveSelection, actor: Actor) -> RedriveResult:
         """Set the selected failed/published rows back to pending, in one audited transaction."""
