@@ -98,3 +98,72 @@ class RecordFilter(msgspec.Struct, frozen=True):
     customer_id: str | None = None
     system_code: str | None = None
     status: str | None = None
+
+
+class JourneyAttempt(msgspec.Struct, frozen=True, rename="camel"):
+    attempt_no: int
+    outcome: str
+    http_status: int | None
+    error_message: str | None
+    duration_ms: float
+    attempted_at: datetime
+
+
+class JourneyRecord(msgspec.Struct, frozen=True, rename="camel"):
+    record_id: int
+    system_code: str
+    system_name: str
+    sync_status: str
+    retry_count: int
+    redrive_count: int
+    last_http_status: int | None
+    error_message: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+    attempt_count: int  # every attempt made; ``attempts`` holds the newest ones
+    attempts: list[JourneyAttempt]
+
+
+class JourneyEvent(msgspec.Struct, frozen=True, rename="camel"):
+    event_id: str
+    application_id: str
+    profile_version: int
+    changed_at: datetime | None
+    traceparent: str | None
+    records: list[JourneyRecord]
+
+
+class SyncJourney(msgspec.Struct, frozen=True, rename="camel"):
+    """A customer's newest events at the connector, newest first, with every system's record and attempts."""
+
+    customer_id: str
+    events: list[JourneyEvent]
+    attempts_per_record: int
+
+
+class DeliveryBucket(msgspec.Struct, frozen=True, rename="camel"):
+    start: datetime
+    deliveries: int
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    latency_max_s: float | None
+
+
+class SystemDeliveries(msgspec.Struct, frozen=True, rename="camel"):
+    system_code: str
+    system_name: str
+    deliveries: int
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    latency_max_s: float | None
+    buckets: list[DeliveryBucket]
+
+
+class DeliveryStats(msgspec.Struct, frozen=True, rename="camel"):
+    """Per system, deliveries and their latency (change to acknowledgement) in equal buckets of a window."""
+
+    window_start: datetime
+    window_end: datetime
+    bucket_s: int
+    systems: list[SystemDeliveries]

@@ -24,8 +24,10 @@ from libs.kit.logging import get_logger
 from services.profile.adapters.connector_api import (
     BulkRetryResult,
     CustomerSyncStatus,
+    DeliveryStats,
     PipelineStatus,
     RecordFilter,
+    SyncJourney,
     SyncRecord,
     SyncRecordDetail,
     SyncRecordPage,
@@ -34,6 +36,8 @@ from services.profile.adapters.connector_api import (
 log = get_logger(__name__)
 T = TypeVar("T")
 USER_AGENT = "profile-service-console/1"
+# The connector's answer when it has no record of a customer (any other 404 is an error: a missing route).
+JOURNEY_NOT_FOUND = "SYNC_JOURNEY_NOT_FOUND"
 
 
 class ConnectorClientSettings(msgspec.Struct, frozen=True):
@@ -168,6 +172,20 @@ class ConnectorClient:
             )
         except ConnectorNotFound:
             return None
+
+    async def journey(self, customer_id: str, caller: Caller, *, limit: int = 20) -> SyncJourney | None:
+        """The customer's newest ``limit`` events with every attempt, or None when the connector has none."""
+        path = f"v1/sync-journeys/{_path(customer_id)}"
+        try:
+            return await self._call("journey", "GET", path, caller, SyncJourney, params={"limit": str(limit)})
+        except ConnectorNotFound as exc:
+            if exc.extensions.get("connector_code") == JOURNEY_NOT_FOUND:
+                return None
+            raise
+
+    async def delivery_stats(self, caller: Caller, *, window_s: int = 3600, buckets: int = 30) -> DeliveryStats:
+        params = {"windowS": str(window_s), "buckets": str(buckets)}
+        return await self._call("delivery_stats", "GET", "v1/delivery-stats", caller, DeliveryStats, params=params)
 
     async def retry_record(self, record_id: int, caller: Caller) -> SyncRecord:
         return await self._call("retry_record", "POST", f"v1/sync-records/{record_id}/retry", caller, SyncRecord)

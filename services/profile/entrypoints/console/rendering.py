@@ -19,6 +19,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
+from services.profile.entrypoints.console.charts import duration
 from services.profile.entrypoints.console.session import csrf_token, may
 from services.profile.entrypoints.http.auth import Principal, Role
 
@@ -45,6 +46,7 @@ NAVIGATION: tuple[tuple[str, str, Role], ...] = (
     ("outbox", "Outbox", Role.ADMIN),
     ("sync", "Sync records", Role.VIEWER),
     ("customers", "Customers", Role.VIEWER),
+    ("journey", "Journey", Role.VIEWER),
     ("applications", "Applications", Role.VIEWER),
     ("recycle-bin", "Recycle bin", Role.VIEWER),
     ("backups", "Backups", Role.VIEWER),
@@ -56,6 +58,13 @@ def when(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def when_precise(value: datetime | None) -> str:
+    """To the millisecond: a journey's steps are often less than a second apart."""
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def age(value: datetime | None, now: datetime | None = None) -> str:
@@ -91,7 +100,9 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(when=when, age=age, pretty_json=pretty_json)
+    environment.filters.update(
+        when=when, when_precise=when_precise, age=age, duration=duration, pretty_json=pretty_json
+    )
     environment.globals.update(query=query)
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
 

@@ -18,7 +18,17 @@ from prometheus_client import CollectorRegistry
 from libs.outbox.backlog import OutboxBacklogReader
 from services.profile.adapters.connector_client import ConnectorClient, ConnectorMetrics, make_connector_session
 from services.profile.adapters.tables import SCHEMA
-from services.profile.entrypoints.console import audit, backups, customers, errors, outbox, overview, sign_in, sync
+from services.profile.entrypoints.console import (
+    audit,
+    backups,
+    customers,
+    errors,
+    journey,
+    outbox,
+    overview,
+    sign_in,
+    sync,
+)
 from services.profile.entrypoints.console.errors import CONSOLE_EXCEPTION_HANDLERS
 from services.profile.entrypoints.console.metrics import ConsoleMetrics
 from services.profile.entrypoints.console.rendering import STATIC, security_headers, template_config
@@ -52,6 +62,8 @@ CONSOLE_HANDLERS = (
     customers.applications,
     customers.confirm_reapply,
     customers.reapply,
+    journey.journey_lookup,
+    journey.customer_journey,
     backups.backup_list,
     backups.create_backup,
     backups.backup_detail,
