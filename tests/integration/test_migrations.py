@@ -24,6 +24,8 @@ EXPECTED = {
         "backups",
         "backup_customers",
         "idempotency_keys",
+        # every version of every customer (profile_0005)
+        "customer_versions",
     },
     "sync": {
         "external_sync_records",

@@ -44,21 +44,21 @@ CUSTOMER = Customer(
 
 
 def test_an_edit_bumps_the_version_and_names_what_changed() -> None:
-    edit = plan_edit(CUSTOMER, "C1", ProfileChanges(customer_name="李四", contact_email=None), 3, NOW)
+    edit = plan_edit(CUSTOMER, "C1", ProfileChanges(customer_name="李四", contact_email=None), 3, NOW, by="op")
     assert edit.changed == ("customerName", "contactEmail")
     assert (edit.after.version, edit.after.updated_at, edit.after.contact_email) == (4, NOW, None)
     assert edit.name_changed
 
 
 def test_an_edit_that_changes_nothing_keeps_the_version() -> None:
-    edit = plan_edit(CUSTOMER, "C1", ProfileChanges(customer_name="张三"), 3, NOW)
+    edit = plan_edit(CUSTOMER, "C1", ProfileChanges(customer_name="张三"), 3, NOW, by="op")
     assert edit.is_noop
     assert edit.after is CUSTOMER
 
 
 def test_an_edit_against_an_old_version_is_refused() -> None:
     with pytest.raises(PreconditionFailed) as raised:
-        plan_edit(CUSTOMER, "C1", ProfileChanges(status=CustomerStatus.SUSPENDED), 2, NOW)
+        plan_edit(CUSTOMER, "C1", ProfileChanges(status=CustomerStatus.SUSPENDED), 2, NOW, by="op")
     assert raised.value.extensions["current_version"] == 3
 
 
@@ -73,26 +73,26 @@ def test_an_edit_against_an_old_version_is_refused() -> None:
 )
 def test_field_rules(changes: ProfileChanges, key: str) -> None:
     with pytest.raises(InvalidInput) as raised:
-        plan_edit(CUSTOMER, "C1", changes, 3, NOW)
+        plan_edit(CUSTOMER, "C1", changes, 3, NOW, by="op")
     assert [e["key"] for e in raised.value.extensions["errors"]] == [key]
 
 
 def test_deleted_customers_cannot_be_edited_and_only_they_can_be_restored() -> None:
-    deleted = plan_soft_delete(CUSTOMER, "C1", None, NOW).after
+    deleted = plan_soft_delete(CUSTOMER, "C1", None, NOW, by="op").after
     assert (deleted.deleted_at, deleted.version) == (NOW, 4)
     with pytest.raises(ProfileNotFound):
-        plan_edit(deleted, "C1", ProfileChanges(status=CustomerStatus.ACTIVE), 4, NOW)
+        plan_edit(deleted, "C1", ProfileChanges(status=CustomerStatus.ACTIVE), 4, NOW, by="op")
     with pytest.raises(PreconditionFailed):
-        plan_soft_delete(CUSTOMER, "C1", 1, NOW)
+        plan_soft_delete(CUSTOMER, "C1", 1, NOW, by="op")
     with pytest.raises(NotInRecycleBin):
-        plan_undelete(CUSTOMER, "C1", NOW)
-    back = plan_undelete(deleted, "C1", NOW).after
+        plan_undelete(CUSTOMER, "C1", NOW, by="op")
+    back = plan_undelete(deleted, "C1", NOW, by="op").after
     assert (back.deleted_at, back.version) == (None, 5)
 
 
 def test_the_log_names_changed_contact_fields_without_values() -> None:
     edit = plan_edit(
-        CUSTOMER, "C1", ProfileChanges(contact_phone="13900139000", status=CustomerStatus.INACTIVE), 3, NOW
+        CUSTOMER, "C1", ProfileChanges(contact_phone="13900139000", status=CustomerStatus.INACTIVE), 3, NOW, by="op"
     )
     old, new = audit_values(edit.before, edit.after, edit.changed)
     assert old == {"version": 3, "status": "active"}
@@ -102,31 +102,31 @@ def test_the_log_names_changed_contact_fields_without_values() -> None:
 
 def test_restore_moves_forward_to_the_snapshot() -> None:
     current = replace(CUSTOMER, customer_name="王五", version=6, deleted_at=NOW - timedelta(hours=1))
-    step = plan_customer_restore(current, CUSTOMER, None, NOW)
+    step = plan_customer_restore(current, CUSTOMER, None, NOW, by="op")
     assert step is not None
     assert step.action is RestoreAction.UNDELETE
     assert (step.after.customer_name, step.after.version, step.after.deleted_at) == ("张三", 7, None)
     assert step.changed == ("customerName", "deleted")
     assert (step.name_changed, step.old_name) == (True, "王五")
-    assert plan_customer_restore(replace(CUSTOMER, version=9), CUSTOMER, None, NOW) is None
+    assert plan_customer_restore(replace(CUSTOMER, version=9), CUSTOMER, None, NOW, by="op") is None
 
 
 def test_restore_of_a_purged_customer_continues_above_every_known_version() -> None:
-    step = plan_customer_restore(None, CUSTOMER, 11, NOW)
+    step = plan_customer_restore(None, CUSTOMER, 11, NOW, by="op")
     assert step is not None
     assert (step.action, step.after.version, step.name_changed) == (RestoreAction.RECREATE, 12, True)
-    assert plan_customer_restore(None, CUSTOMER, None, NOW).after.version == 4  # type: ignore[union-attr]
+    assert plan_customer_restore(None, CUSTOMER, None, NOW, by="op").after.version == 4  # type: ignore[union-attr]
 
 
 def test_restore_to_a_point_where_the_customer_was_in_the_recycle_bin() -> None:
     snapshot = replace(CUSTOMER, deleted_at=NOW - timedelta(days=3))
-    step = plan_customer_restore(CUSTOMER, snapshot, None, NOW)
+    step = plan_customer_restore(CUSTOMER, snapshot, None, NOW, by="op")
     assert step is not None
     assert (step.action, step.after.deleted_at, step.name_changed) == (RestoreAction.MOVE_TO_RECYCLE_BIN, NOW, False)
-    created_later = plan_removal(CUSTOMER, NOW)
+    created_later = plan_removal(CUSTOMER, NOW, by="op")
     assert created_later is not None
     assert (created_later.action, created_later.after.deleted_at) == (RestoreAction.MOVE_TO_RECYCLE_BIN, NOW)
-    assert plan_removal(snapshot, NOW) is None
+    assert plan_removal(snapshot, NOW, by="op") is None
 
 
 def test_a_direct_name_change_is_approved_by_its_operator() -> None:

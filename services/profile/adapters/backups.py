@@ -1,6 +1,6 @@
 """Backup points of the ledger (set-based copies) and the lock that serialises restores.
 
-``backup_customers`` copies the profile columns as stored: contact data stays sealed in the
+``backup_customers`` copies the profile columns as stored: personal data stays sealed in the
 copy and opens there like in the live row (its associated data names the customer and column,
 not the table). Whether contact data differs is a comparison of ``contact_digest`` (a keyed
 hash of the plaintext), since two seals of one value never compare equal.
@@ -31,7 +31,21 @@ from services.profile.service_layer.ports import BackupPoint
 _COPY_TIMEOUT = "10min"
 _RESTORE_LOCK_KEY = zlib.crc32(b"profile-ledger-restore")
 # The domain compares the decrypted values again (plan_customer_restore); this only preselects rows.
-_COMPARED = ("customer_name", "contact_digest", "account_type", "status")
+# ``contact_digest`` stands for all personal data (contact data and tax number).
+_COMPARED = (
+    "customer_name",
+    "contact_digest",
+    "account_type",
+    "status",
+    "customer_type",
+    "contact_person",
+    "company",
+    "industry",
+    "region",
+    "credit_limit",
+    "sales_person",
+    "remark",
+)
 _PROFILE_COLUMNS = tuple(customer_profiles.c.keys())
 
 
@@ -127,8 +141,10 @@ class SqlBackupRepository:
         self, backup_id: str, customer_id: str | None, after_id: str | None, limit: int
     ) -> Sequence[str]:
         b, c = backup_customers.c, customer_profiles.c
-        snapshot = tuple_(*(b[name] for name in _COMPARED), b.deleted_at.is_(None))
-        current = tuple_(*(c[name] for name in _COMPARED), c.deleted_at.is_(None))
+        # Copies taken before codes existed hold none: their code is the customer id.
+        snapshot_code = func.coalesce(b.customer_code, b.customer_id)
+        snapshot = tuple_(*(b[name] for name in _COMPARED), snapshot_code, b.deleted_at.is_(None))
+        current = tuple_(*(c[name] for name in _COMPARED), c.customer_code, c.deleted_at.is_(None))
         query = (
             select(b.customer_id)
             .select_from(backup_customers.outerjoin(customer_profiles, c.customer_id == b.customer_id))

@@ -1,4 +1,4 @@
-"""How a customer's contact data (phone, e-mail, address) is stored: sealed, never in plaintext.
+"""How a customer's personal data (contact phone, e-mail, address; tax number) is stored: sealed, never in plaintext.
 
 Each value is sealed with AES-256-GCM (``libs.kit.crypto``) under associated data that names
 the customer and the column (``customer/<id>/contact_phone``), not the table, so a backup copy
@@ -8,8 +8,14 @@ Next to the sealed values a row keeps:
 - ``contact_key_id``: the key that sealed them (a rotation picks rows whose key is not the active one);
 - ``contact_phone_hash``: HMAC-SHA256 of the normalized phone, so a phone search is an equality
   lookup on an index without the phone ever being stored or compared in plaintext;
-- ``contact_digest``: HMAC-SHA256 of all three values, so "did the contact data change" (restore
-  comparing a backup with the live row) is a column comparison, though every seal differs.
+- ``contact_digest``: HMAC-SHA256 of all personal values, so "did the personal data change" (restore
+  comparing a backup with the live row) is a column comparison, though every seal differs. The tax
+  number joins the digest only when there is one, so rows without one kept their digest when it
+  was added (migration profile_0005).
+
+The tax number is sealed the same way (``customer/<id>/tax_number``) in ``tax_number_encrypted``,
+under the row's ``contact_key_id``: ``seal_personal``/``open_personal`` handle all four values;
+``seal``/``open`` only the contact data (what migration profile_0004 knew).
 
 Stored Idempotency-Key responses are sealed the same way (``idempotency/<scope>/<key>``):
 a created customer's response carries its contact data.
@@ -31,6 +37,11 @@ KEY_ID_COLUMN = "contact_key_id"
 PHONE_HASH_COLUMN = "contact_phone_hash"
 DIGEST_COLUMN = "contact_digest"
 STORED_COLUMNS = (*ENCRYPTED.values(), KEY_ID_COLUMN, PHONE_HASH_COLUMN, DIGEST_COLUMN)
+TAX_NUMBER = "tax_number"
+TAX_NUMBER_COLUMN = "tax_number_encrypted"
+PERSONAL_FIELDS = (*CONTACT_FIELDS, TAX_NUMBER)
+# Every column a row's personal data is stored in (what a key rotation re-seals).
+SEALED_COLUMNS = (*STORED_COLUMNS, TAX_NUMBER_COLUMN)
 _NOT_PHONE_DIGITS = re.compile(r"[^0-9+]")
 
 
@@ -65,10 +76,28 @@ class ContactProtector:
         phone = contact["contact_phone"]
         values[KEY_ID_COLUMN] = self._cipher.active_key_id
         values[PHONE_HASH_COLUMN] = None if phone is None else self.phone_hash(phone)
-        values[DIGEST_COLUMN] = self._hasher.digest(
-            b"contact", *(b"\x00" if contact[f] is None else b"\x01" + str(contact[f]).encode() for f in CONTACT_FIELDS)
-        )
+        values[DIGEST_COLUMN] = self._digest(contact, None)
         return values
+
+    def seal_personal(self, customer_id: str, personal: Mapping[str, str | None]) -> dict[str, Any]:
+        """The sealed columns of all personal data (contact data and tax number) of one customer."""
+        tax_number = personal[TAX_NUMBER]
+        values = self.seal(customer_id, personal)
+        values[TAX_NUMBER_COLUMN] = None if tax_number is None else self._seal_text(tax_number, customer_id, TAX_NUMBER)
+        values[DIGEST_COLUMN] = self._digest(personal, tax_number)
+        return values
+
+    def open_personal(self, row: RowMapping | Mapping[str, Any]) -> dict[str, str | None]:
+        """Plaintext personal data, by field name, of a stored row (live profile, backup copy or version)."""
+        sealed = row[TAX_NUMBER_COLUMN]
+        tax_number = None if sealed is None else self._cipher.open(bytes(sealed), _aad(row["customer_id"], TAX_NUMBER))
+        return {**self.open(row), TAX_NUMBER: None if tax_number is None else tax_number.decode()}
+
+    def _digest(self, contact: Mapping[str, str | None], tax_number: str | None) -> bytes:
+        parts = [b"\x00" if contact[f] is None else b"\x01" + str(contact[f]).encode() for f in CONTACT_FIELDS]
+        if tax_number is not None:  # absent: the digest of contact data alone, as before the tax number
+            parts.append(b"\x01" + tax_number.encode())
+        return self._hasher.digest(b"contact", *parts)
 
     def open(self, row: RowMapping | Mapping[str, Any]) -> dict[str, str | None]:
         """Plaintext contact data, by field name, of a stored row (live profile or backup copy)."""

@@ -1,4 +1,4 @@
-"""Re-seal contact data under the active key: live profiles, backup copies, stored responses.
+"""Re-seal personal data under the active key: live profiles, their versions, backup copies, stored responses.
 
 Each batch is one short transaction: the rows are locked (``FOR UPDATE``, so a concurrent
 edit either waits for the batch or is waited for, and is never overwritten with an older
@@ -19,16 +19,18 @@ import msgspec
 from sqlalchemy import ColumnElement, Table, bindparam, func, literal, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.profile.adapters.contact_crypto import KEY_ID_COLUMN, STORED_COLUMNS, ContactProtector
+from services.profile.adapters.contact_crypto import KEY_ID_COLUMN, SEALED_COLUMNS, ContactProtector
 from services.profile.adapters.faults import database_transaction
-from services.profile.adapters.tables import backup_customers, customer_profiles, idempotency_keys
+from services.profile.adapters.tables import backup_customers, customer_profiles, customer_versions, idempotency_keys
 
 Progress = Callable[[int], None]
 _KEYS: dict[str, tuple[str, ...]] = {
     "customer_profiles": ("customer_id",),
     "backup_customers": ("backup_id", "customer_id"),
+    "customer_versions": ("customer_id", "version"),
     "idempotency_keys": ("scope", "idempotency_key"),
 }
+_TABLES = (customer_profiles, customer_versions, backup_customers, idempotency_keys)
 
 
 class RotationReport(msgspec.Struct, frozen=True, rename="camel"):
@@ -36,6 +38,7 @@ class RotationReport(msgspec.Struct, frozen=True, rename="camel"):
     customers: int
     backup_rows: int
     stored_responses: int
+    versions: int
 
 
 class SqlContactKeyRotation:
@@ -52,18 +55,19 @@ class SqlContactKeyRotation:
                     await connection.scalar(select(func.count()).select_from(table).where(self._due(table, every_row)))
                     or 0
                 )
-                for table in (customer_profiles, backup_customers, idempotency_keys)
+                for table in _TABLES
             }
 
     async def rotate(self, progress: Progress, *, every_row: bool = False) -> RotationReport:
         counts = {}
-        for table in (customer_profiles, backup_customers, idempotency_keys):
+        for table in _TABLES:
             counts[table.name] = await self._rotate_table(table, progress, every_row)
         return RotationReport(
             active_key_id=self._protector.active_key_id,
             customers=counts["customer_profiles"],
             backup_rows=counts["backup_customers"],
             stored_responses=counts["idempotency_keys"],
+            versions=counts["customer_versions"],
         )
 
     def _due(self, table: Table, every_row: bool) -> ColumnElement[bool]:
@@ -99,8 +103,10 @@ class SqlContactKeyRotation:
             values = [self._resealed_response(row) for row in rows]
             written: Sequence[str] = ("response_body", "response_key_id")
         else:
-            values = [self._protector.seal(row["customer_id"], self._protector.open(row)) for row in rows]
-            written = STORED_COLUMNS
+            values = [
+                self._protector.seal_personal(row["customer_id"], self._protector.open_personal(row)) for row in rows
+            ]
+            written = SEALED_COLUMNS
         parameters = [
             {**{f"key_{n}": row[n] for n in names}, **{f"new_{c}": value[c] for c in written}}
             for row, value in zip(rows, values, strict=True)

@@ -6,24 +6,28 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, insert, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.profile.adapters.contact_crypto import CONTACT_FIELDS, STORED_COLUMNS, ContactProtector
+from services.profile.adapters.contact_crypto import PERSONAL_FIELDS, SEALED_COLUMNS, ContactProtector
 from services.profile.adapters.tables import (
+    backup_customers,
+    backups,
     customer_profiles,
+    customer_versions,
     name_change_applications,
     name_change_history,
     purged_customers,
 )
-from services.profile.domain.errors import CustomerAlreadyExists
+from services.profile.domain.errors import CustomerAlreadyExists, CustomerCodeExists
 from services.profile.domain.model import (
     AccountType,
     ApplicationOrigin,
     ApplicationStatus,
+    ChangeKind,
     Customer,
     CustomerStatus,
     NameChangeApplication,
@@ -32,33 +36,62 @@ from services.profile.service_layer.pagination import TimeKey
 from services.profile.service_layer.ports import ApplicationFilter, CustomerFilter
 
 _CUSTOMER_COLUMNS = tuple(customer_profiles.c.keys())
-_MUTABLE_CUSTOMER_COLUMNS = tuple(c for c in _CUSTOMER_COLUMNS if c not in ("customer_id", "created_at"))
-_PLAIN_COLUMNS = tuple(c for c in _CUSTOMER_COLUMNS if c not in STORED_COLUMNS)
+_MUTABLE_CUSTOMER_COLUMNS = tuple(c for c in _CUSTOMER_COLUMNS if c not in ("customer_id", "created_at", "created_by"))
+_PLAIN_COLUMNS = tuple(c for c in _CUSTOMER_COLUMNS if c not in SEALED_COLUMNS)
+_ENUM_COLUMNS = ("account_type", "status", "change_kind")
+CODE_CONSTRAINT = "customer_profiles_customer_code_key"
 
 
 def customer_from_row(row: RowMapping | Mapping[str, Any], protector: ContactProtector) -> Customer:
-    contact = protector.open(row)
+    """A live row, a backup copy or a version; personal data opened with the protector's keys."""
+    personal = protector.open_personal(row)
     return Customer(
         customer_id=row["customer_id"],
         customer_name=row["customer_name"],
-        contact_phone=contact["contact_phone"],
-        contact_email=contact["contact_email"],
-        contact_address=contact["contact_address"],
+        contact_phone=personal["contact_phone"],
+        contact_email=personal["contact_email"],
+        contact_address=personal["contact_address"],
         account_type=AccountType(row["account_type"]),
         status=CustomerStatus(row["status"]),
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         deleted_at=row["deleted_at"],
+        customer_code=row["customer_code"] or row["customer_id"],  # older backup copies: the id
+        customer_type=row["customer_type"],
+        contact_person=row["contact_person"],
+        company=row["company"],
+        industry=row["industry"],
+        region=row["region"],
+        credit_limit=row["credit_limit"],
+        sales_person=row["sales_person"],
+        tax_number=personal["tax_number"],
+        remark=row["remark"],
+        created_by=row["created_by"],
+        updated_by=row["updated_by"],
+        change_kind=ChangeKind(row["change_kind"] or ChangeKind.BASELINE.value),
     )
 
 
 def customer_values(customer: Customer, protector: ContactProtector) -> dict[str, Any]:
     values = {name: getattr(customer, name) for name in _PLAIN_COLUMNS}
-    values["account_type"] = customer.account_type.value
-    values["status"] = customer.status.value
-    contact = {field: getattr(customer, field) for field in CONTACT_FIELDS}
-    return {**values, **protector.seal(customer.customer_id, contact)}
+    for name in _ENUM_COLUMNS:
+        values[name] = getattr(customer, name).value
+    personal = {field: getattr(customer, field) for field in PERSONAL_FIELDS}
+    return {**values, **protector.seal_personal(customer.customer_id, personal)}
+
+
+def violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint a write violated (asyncpg reports it on the driver's error)."""
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        name = getattr(error, "constraint_name", None)
+        if isinstance(name, str):
+            return name
+    return CODE_CONSTRAINT if CODE_CONSTRAINT in str(exc.orig) else None
+
+
+def code_taken(code: str) -> CustomerCodeExists:
+    return CustomerCodeExists(f"customer code {code} is used by another customer (live or in the recycle bin)")
 
 
 _APPLICATION_FIELDS = (
@@ -128,7 +161,89 @@ class SqlCustomerRepository:
                     insert(customer_profiles).values(customer_values(customer, self._protector))
                 )
         except IntegrityError as exc:
+            if violated_constraint(exc) == CODE_CONSTRAINT:
+                raise code_taken(customer.customer_code) from exc
             raise CustomerAlreadyExists(f"customer {customer.customer_id} already exists") from exc
+
+    async def save(self, customer: Customer) -> None:
+        """One customer's new version; a code another customer holds is 409 ``CUSTOMER_CODE_EXISTS``."""
+        try:
+            async with self._connection.begin_nested():
+                await self.save_many([customer])
+        except IntegrityError as exc:
+            if violated_constraint(exc) == CODE_CONSTRAINT:
+                raise code_taken(customer.customer_code) from exc
+            raise
+
+    async def code_holders(self, codes: Sequence[str]) -> dict[str, str]:
+        """Customer code -> the id of the customer (live or recycled) that holds it."""
+        if not codes:
+            return {}
+        c = customer_profiles.c
+        query = select(c.customer_code, c.customer_id).where(c.customer_code.in_(list(codes)))
+        return {row.customer_code: row.customer_id for row in await self._connection.execute(query)}
+
+    async def defer_code_uniqueness(self) -> None:
+        """Until commit, codes may be held twice (a restore swapping two customers' codes)."""
+        await self._connection.execute(text(f"SET CONSTRAINTS profile.{CODE_CONSTRAINT} DEFERRED"))
+
+    async def versions_page(self, customer_id: str, before: int | None, limit: int) -> Sequence[Customer]:
+        """Kept versions, newest first, below ``before`` when given."""
+        v = customer_versions.c
+        query = select(customer_versions).where(v.customer_id == customer_id)
+        if before is not None:
+            query = query.where(v.version < before)
+        query = query.order_by(v.version.desc()).limit(limit)
+        return [self._customer(row) for row in (await self._connection.execute(query)).mappings()]
+
+    async def versions(self, customer_id: str, numbers: Sequence[int]) -> dict[int, Customer]:
+        if not numbers:
+            return {}
+        v = customer_versions.c
+        query = select(customer_versions).where(v.customer_id == customer_id, v.version.in_(list(numbers)))
+        return {row["version"]: self._customer(row) for row in (await self._connection.execute(query)).mappings()}
+
+    async def prune_versions(self, keep: int, after_id: str | None, customers: int) -> tuple[int, str | None]:
+        """Delete versions beyond the newest ``keep`` of the next ``customers`` customers (by id).
+
+        Never the current version (always among the newest), nor one a backup point holds.
+        Returns the versions deleted and the last customer id looked at (None: done).
+        """
+        v = customer_versions.c
+        ids_query = select(v.customer_id).distinct().order_by(v.customer_id).limit(customers)
+        if after_id is not None:
+            ids_query = ids_query.where(v.customer_id > after_id)
+        ids = list((await self._connection.execute(ids_query)).scalars())
+        if not ids:
+            return 0, None
+        ranked = (
+            select(
+                v.customer_id,
+                v.version,
+                func.row_number().over(partition_by=v.customer_id, order_by=v.version.desc()).label("rank"),
+            )
+            .where(v.customer_id.in_(ids))
+            .subquery()
+        )
+        b = backup_customers.c
+        held = (
+            select(literal(1))
+            .select_from(backups.join(backup_customers, b.backup_id == backups.c.backup_id))
+            .where(b.customer_id == v.customer_id, b.version == v.version)
+            .exists()
+        )
+        statement = (
+            delete(customer_versions)
+            .where(
+                v.customer_id == ranked.c.customer_id,
+                v.version == ranked.c.version,
+                ranked.c.rank > keep,
+                ~held,
+            )
+            .returning(v.version)
+        )
+        deleted = len((await self._connection.execute(statement)).all())
+        return deleted, ids[-1] if len(ids) == customers else None
 
     async def save_many(self, customers: Sequence[Customer]) -> None:
         if not customers:
@@ -165,6 +280,16 @@ class SqlCustomerRepository:
             query = query.where(c.customer_name.icontains(filters.name_contains, autoescape=True))
         if filters.phone is not None:  # an equality on the keyed hash: the phone is never compared in plaintext
             query = query.where(c.contact_phone_hash == self._protector.phone_hash(filters.phone))
+        if filters.customer_code is not None:
+            query = query.where(c.customer_code == filters.customer_code)
+        if filters.company_contains:
+            query = query.where(c.company.icontains(filters.company_contains, autoescape=True))
+        if filters.industry is not None:
+            query = query.where(c.industry == filters.industry)
+        if filters.region is not None:
+            query = query.where(c.region == filters.region)
+        if filters.sales_person is not None:
+            query = query.where(c.sales_person == filters.sales_person)
         if after is not None:
             query = query.where(tuple_(c.created_at, c.customer_id) > keyset_position(after))
         query = query.order_by(c.created_at, c.customer_id).limit(limit)
@@ -206,6 +331,8 @@ class SqlCustomerRepository:
             return due
         ids = [customer.customer_id for customer in due]
         await self._connection.execute(delete(name_change_history).where(name_change_history.c.customer_id.in_(ids)))
+        # Their versions go with them: the recycle bin's retention is theirs too (a backup point keeps its copy).
+        await self._connection.execute(delete(customer_versions).where(customer_versions.c.customer_id.in_(ids)))
         await self._connection.execute(
             delete(name_change_applications).where(name_change_applications.c.customer_id.in_(ids))
         )

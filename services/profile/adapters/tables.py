@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from libs.outbox.table import outbox_table
@@ -13,8 +25,8 @@ SCHEMA = "profile"
 metadata = MetaData(schema=SCHEMA)
 
 
-def _profile_columns() -> list[Column[Any]]:
-    """The columns of a customer profile (live table and backup copies alike)."""
+def _profile_columns(*, versioned: bool = False) -> list[Column[Any]]:
+    """The columns of a customer profile (live table, backup copies and versions alike)."""
     return [
         Column("customer_id", String(50), primary_key=True),
         Column("customer_name", String(100), nullable=False),
@@ -27,14 +39,31 @@ def _profile_columns() -> list[Column[Any]]:
         Column("contact_digest", LargeBinary),
         Column("account_type", String(16), nullable=False),
         Column("status", String(16), nullable=False),
-        Column("version", Integer, nullable=False),
+        Column("version", Integer, nullable=False, primary_key=versioned),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
         Column("deleted_at", DateTime(timezone=True)),
+        # Seed 004's record (migration profile_0005); the tax number only sealed, like the contact data.
+        Column("customer_code", String(100)),
+        Column("customer_type", String(50), nullable=False),
+        Column("contact_person", String(100)),
+        Column("company", String(200)),
+        Column("industry", String(100)),
+        Column("region", String(100)),
+        Column("credit_limit", Numeric(15, 2, asdecimal=True), nullable=False),
+        Column("sales_person", String(100)),
+        Column("tax_number_encrypted", LargeBinary),
+        Column("remark", Text),
+        Column("created_by", String(100)),
+        Column("updated_by", String(100)),
+        Column("change_kind", String(20)),
     ]
 
 
 customer_profiles = Table("customer_profiles", metadata, *_profile_columns())
+
+# The whole row at every version, written by a trigger on customer_profiles (migration profile_0005).
+customer_versions = Table("customer_versions", metadata, *_profile_columns(versioned=True))
 
 name_change_applications = Table(
     "name_change_applications",

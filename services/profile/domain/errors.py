@@ -50,6 +50,20 @@ class CustomerAlreadyExists(ConflictError):
     title = "Customer already exists"
 
 
+class CustomerCodeExists(ConflictError):
+    """``customerCode`` is unique among live and recycled customers (seed 004 重复数据检测)."""
+
+    code = "CUSTOMER_CODE_EXISTS"
+    title = "Customer code already in use"
+
+
+class VersionNotFound(NotFoundError):
+    """The customer has no such version kept (never reached, or pruned by the retention)."""
+
+    code = "VERSION_NOT_FOUND"
+    title = "Customer version not found"
+
+
 class InvalidInput(ValidationError):
     code = "VALIDATION"
     title = "Invalid request"
@@ -93,6 +107,7 @@ __all__ = [
     "BackupNotFound",
     "ConcurrencyConflict",
     "CustomerAlreadyExists",
+    "CustomerCodeExists",
     "InvalidInput",
     "InvalidStatus",
     "NotInRecycleBin",
@@ -101,4 +116,5 @@ __all__ = [
     "ProfileNotFound",
     "RestoreInProgress",
     "UnexpectedUpdateError",
+    "VersionNotFound",
 ]

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from services.profile.domain.errors import NotInRecycleBin, PreconditionFailed, ProfileNotFound
-from services.profile.domain.model import AccountType, Customer, CustomerStatus
-from services.profile.domain.validation import contact_errors, name_errors, raise_if_any
+from services.profile.domain.model import AccountType, ChangeKind, Customer, CustomerStatus
+from services.profile.domain.validation import contact_errors, name_errors, raise_if_any, record_errors
 
-# Profile attribute -> its wire name; the order is the order of ``changedFields``.
+# The content of a customer record: attribute -> its wire name; the order is the order of
+# ``changedFields``. Everything else on a row (version, timestamps, who, change kind) is
+# about a version, not its content; the recycle-bin state is compared as ``deleted``.
 TRACKED_FIELDS: dict[str, str] = {
     "customer_name": "customerName",
     "contact_phone": "contactPhone",
@@ -23,9 +26,20 @@ TRACKED_FIELDS: dict[str, str] = {
     "contact_address": "contactAddress",
     "account_type": "accountType",
     "status": "status",
+    "customer_code": "customerCode",
+    "customer_type": "customerType",
+    "contact_person": "contactPerson",
+    "company": "company",
+    "industry": "industry",
+    "region": "region",
+    "credit_limit": "creditLimit",
+    "sales_person": "salesPerson",
+    "tax_number": "taxNumber",
+    "remark": "remark",
 }
-# Personal contact data: the operation log records that these changed, never their values.
-SENSITIVE_FIELDS = frozenset({"contact_phone", "contact_email", "contact_address"})
+# Personal data, sealed at rest: the operation log records that these changed, never their values.
+SENSITIVE_FIELDS = frozenset({"contact_phone", "contact_email", "contact_address", "tax_number"})
+SENSITIVE_LABELS = frozenset(TRACKED_FIELDS[attr] for attr in SENSITIVE_FIELDS)
 DELETED = "deleted"
 
 
@@ -46,6 +60,16 @@ class ProfileChanges:
     contact_address: str | Unchanged | None = UNCHANGED
     account_type: AccountType | Unchanged = UNCHANGED
     status: CustomerStatus | Unchanged = UNCHANGED
+    customer_code: str | Unchanged = UNCHANGED
+    customer_type: str | Unchanged = UNCHANGED
+    contact_person: str | Unchanged | None = UNCHANGED
+    company: str | Unchanged | None = UNCHANGED
+    industry: str | Unchanged | None = UNCHANGED
+    region: str | Unchanged | None = UNCHANGED
+    credit_limit: Decimal | Unchanged = UNCHANGED
+    sales_person: str | Unchanged | None = UNCHANGED
+    tax_number: str | Unchanged | None = UNCHANGED
+    remark: str | Unchanged | None = UNCHANGED
 
     def given(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not UNCHANGED}
@@ -76,11 +100,24 @@ def changed_fields(before: Customer | None, after: Customer) -> tuple[str, ...]:
     return (*changed, DELETED) if before.is_deleted != after.is_deleted else changed
 
 
+def with_content_of(current: Customer, source: Customer) -> Customer:
+    """``current`` with every content field of ``source`` (not its recycle-bin state nor version data)."""
+    return replace(current, **{attr: getattr(source, attr) for attr in TRACKED_FIELDS})
+
+
+def deleted_at_like(current: Customer, target: Customer, now: datetime) -> datetime | None:
+    """The recycle-bin state of ``target`` on ``current``: one moved into the bin starts its retention now."""
+    if not target.is_deleted:
+        return None
+    return current.deleted_at if current.is_deleted else now
+
+
 def validate_profile(customer: Customer) -> None:
     raise_if_any(
         [
             *name_errors(customer.customer_name),
             *contact_errors(customer.contact_phone, customer.contact_email, customer.contact_address),
+            *record_errors(customer),
         ]
     )
 
@@ -100,8 +137,19 @@ def check_version(customer: Customer, expected_version: int | None) -> None:
         )
 
 
+def next_version(current: Customer, after: Customer, kind: ChangeKind, by: str, now: datetime) -> Customer:
+    """``after`` as the version following ``current``: made by ``by`` (a token subject), now."""
+    return replace(after, version=current.version + 1, updated_at=now, updated_by=by, change_kind=kind)
+
+
 def plan_edit(
-    customer: Customer | None, customer_id: str, changes: ProfileChanges, expected_version: int, now: datetime
+    customer: Customer | None,
+    customer_id: str,
+    changes: ProfileChanges,
+    expected_version: int,
+    now: datetime,
+    *,
+    by: str,
 ) -> ProfileEdit:
     current = live(customer, customer_id)
     check_version(current, expected_version)
@@ -110,25 +158,25 @@ def plan_edit(
     changed = changed_fields(current, edited)
     if not changed:
         return ProfileEdit(current, current, ())
-    return ProfileEdit(current, replace(edited, version=current.version + 1, updated_at=now), changed)
+    return ProfileEdit(current, next_version(current, edited, ChangeKind.EDIT, by, now), changed)
 
 
 def plan_soft_delete(
-    customer: Customer | None, customer_id: str, expected_version: int | None, now: datetime
+    customer: Customer | None, customer_id: str, expected_version: int | None, now: datetime, *, by: str
 ) -> ProfileEdit:
     """Into the recycle bin: the row stays, hidden, until restored or purged."""
     current = live(customer, customer_id)
     check_version(current, expected_version)
-    after = replace(current, deleted_at=now, version=current.version + 1, updated_at=now)
+    after = next_version(current, replace(current, deleted_at=now), ChangeKind.DELETE, by, now)
     return ProfileEdit(current, after, (DELETED,))
 
 
-def plan_undelete(customer: Customer | None, customer_id: str, now: datetime) -> ProfileEdit:
+def plan_undelete(customer: Customer | None, customer_id: str, now: datetime, *, by: str) -> ProfileEdit:
     if customer is None:
         raise ProfileNotFound(f"customer profile {customer_id} not found")
     if not customer.is_deleted:
         raise NotInRecycleBin(f"customer {customer_id} is not in the recycle bin")
-    after = replace(customer, deleted_at=None, version=customer.version + 1, updated_at=now)
+    after = next_version(customer, replace(customer, deleted_at=None), ChangeKind.UNDELETE, by, now)
     return ProfileEdit(customer, after, (DELETED,))
 
 
@@ -149,13 +197,18 @@ def audit_values(
         if attr is None or attr in SENSITIVE_FIELDS:
             continue
         if before is not None:
-            old[label] = _plain(getattr(before, attr))
-        new[label] = _plain(getattr(after, attr))
+            old[label] = plain(getattr(before, attr))
+        new[label] = plain(getattr(after, attr))
     if DELETED in changed:
         old[DELETED] = before.is_deleted if before is not None else False
         new[DELETED] = after.is_deleted
     return old, new
 
 
-def _plain(value: object) -> object:
-    return value.value if isinstance(value, Enum) else value
+def plain(value: object) -> object:
+    """A field's value as JSON carries it: enums by value, the credit limit as a string with two places."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from services.profile.domain.errors import (
@@ -16,6 +17,8 @@ from services.profile.domain.validation import field_error, name_errors, raise_i
 
 SYSTEM_OPERATOR_ID = "system"
 SYSTEM_OPERATOR_NAME = "Auto System"
+DEFAULT_CUSTOMER_TYPE = "regular"
+NO_CREDIT = Decimal("0.00")
 
 
 class AccountType(StrEnum):
@@ -44,6 +47,20 @@ class ApplicationOrigin(StrEnum):
     APPLICATION = "application"
     PROFILE_EDIT = "profile_edit"
     BACKUP_RESTORE = "backup_restore"
+    VERSION_ROLLBACK = "version_rollback"
+
+
+class ChangeKind(StrEnum):
+    """What made a version of a customer (kept with every version)."""
+
+    BASELINE = "baseline"  # the state when versions began to be kept (migration profile_0005)
+    CREATE = "create"
+    EDIT = "edit"
+    NAME_CHANGE = "name_change"  # an approved application
+    DELETE = "delete"  # into the recycle bin
+    UNDELETE = "undelete"  # out of the recycle bin
+    ROLLBACK = "rollback"  # back to the content of an earlier version
+    BACKUP_RESTORE = "backup_restore"
 
 
 class Decision(StrEnum):
@@ -53,6 +70,13 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class Customer:
+    """Seed 004's customer record (``customers_backup_history``) at one version.
+
+    Personal data (the contact phone, e-mail and address, the tax number) is stored sealed,
+    never in plaintext. ``created_by``/``updated_by`` are token subjects, ``change_kind`` says
+    what made this version. A customer without a code has its id as code.
+    """
+
     customer_id: str
     customer_name: str
     contact_phone: str | None
@@ -64,6 +88,23 @@ class Customer:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = None
+    customer_code: str = ""
+    customer_type: str = DEFAULT_CUSTOMER_TYPE
+    contact_person: str | None = None
+    company: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    credit_limit: Decimal = NO_CREDIT
+    sales_person: str | None = None
+    tax_number: str | None = None
+    remark: str | None = None
+    created_by: str | None = None
+    updated_by: str | None = None
+    change_kind: ChangeKind = ChangeKind.CREATE
+
+    def __post_init__(self) -> None:
+        if not self.customer_code:
+            object.__setattr__(self, "customer_code", self.customer_id)
 
     @property
     def is_deleted(self) -> bool:

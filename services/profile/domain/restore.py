@@ -11,13 +11,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from services.profile.domain.ledger import changed_fields
-from services.profile.domain.model import Customer
+from services.profile.domain.ledger import changed_fields, deleted_at_like, next_version, with_content_of
+from services.profile.domain.model import ChangeKind, Customer
 
 
 class BackupKind(StrEnum):
     MANUAL = "manual"  # taken on request (POST /v1/backups)
     SCHEDULED = "scheduled"  # the daily one taken by the maintenance task
+    PRE_RESTORE = "pre_restore"  # taken by itself before every whole-ledger restore
+    PRE_PURGE = "pre_purge"  # taken by itself before a purge of the recycle bin removes anyone
 
 
 class RestoreAction(StrEnum):
@@ -53,32 +55,30 @@ def same_content(current: Customer, snapshot: Customer) -> bool:
 
 
 def plan_customer_restore(
-    current: Customer | None, snapshot: Customer, purged_version: int | None, now: datetime
+    current: Customer | None, snapshot: Customer, purged_version: int | None, now: datetime, *, by: str
 ) -> RestoreStep | None:
     """The step that makes ``current`` equal to ``snapshot``; None when it already is.
 
-    Compared: name, contact data, account type, status and whether the customer is in
-    the recycle bin (the deletion instant itself is not: a customer moved back into the
-    bin starts its retention period now).
+    Compared: every field of the record (name, code, contact data, credit limit, ...) and
+    whether the customer is in the recycle bin (the deletion instant itself is not: a
+    customer moved back into the bin starts its retention period now). Who created the
+    customer, and when, stays as it is.
     """
     if current is None:
         floor = max(snapshot.version, purged_version or 0)
-        after = replace(snapshot, version=floor + 1, updated_at=now, deleted_at=now if snapshot.is_deleted else None)
+        after = replace(
+            snapshot,
+            version=floor + 1,
+            updated_at=now,
+            deleted_at=now if snapshot.is_deleted else None,
+            updated_by=by,
+            change_kind=ChangeKind.BACKUP_RESTORE,
+        )
         return RestoreStep(RestoreAction.RECREATE, None, after, changed_fields(None, after))
     if same_content(current, snapshot):
         return None
-    after = replace(
-        current,
-        customer_name=snapshot.customer_name,
-        contact_phone=snapshot.contact_phone,
-        contact_email=snapshot.contact_email,
-        contact_address=snapshot.contact_address,
-        account_type=snapshot.account_type,
-        status=snapshot.status,
-        deleted_at=_deleted_at(current, snapshot, now),
-        version=current.version + 1,
-        updated_at=now,
-    )
+    restored = replace(with_content_of(current, snapshot), deleted_at=deleted_at_like(current, snapshot, now))
+    after = next_version(current, restored, ChangeKind.BACKUP_RESTORE, by, now)
     if current.is_deleted and not snapshot.is_deleted:
         action = RestoreAction.UNDELETE
     elif snapshot.is_deleted and not current.is_deleted:
@@ -88,18 +88,12 @@ def plan_customer_restore(
     return RestoreStep(action, current, after, changed_fields(current, after))
 
 
-def plan_removal(current: Customer, now: datetime) -> RestoreStep | None:
+def plan_removal(current: Customer, now: datetime, *, by: str) -> RestoreStep | None:
     """A customer created after the backup point: a whole-ledger restore moves it to the recycle bin.
 
     Not purged: the recycle bin keeps it recoverable for the retention period.
     """
     if current.is_deleted:
         return None
-    after = replace(current, deleted_at=now, version=current.version + 1, updated_at=now)
+    after = next_version(current, replace(current, deleted_at=now), ChangeKind.BACKUP_RESTORE, by, now)
     return RestoreStep(RestoreAction.MOVE_TO_RECYCLE_BIN, current, after, changed_fields(current, after))
-
-
-def _deleted_at(current: Customer, snapshot: Customer, now: datetime) -> datetime | None:
-    if not snapshot.is_deleted:
-        return None
-    return current.deleted_at if current.is_deleted else now

@@ -1,8 +1,8 @@
 """The operation log (seed 004 customers_operation_log, seed 000 audit_logs): entries and queries.
 
 Entries are only ever appended (the table's triggers refuse UPDATE, DELETE and TRUNCATE,
-and no use case edits one). Personal contact data never enters the log: an entry says
-*that* a phone number changed, not what it was or became.
+and no use case edits one). Personal data (contact data, tax number) never enters the log:
+an entry says *that* a phone number changed, not what it was or became.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ class AuditEvent(StrEnum):
     CUSTOMER_RESTORED = "CUSTOMER_RESTORED"  # out of the recycle bin
     CUSTOMER_PURGED = "CUSTOMER_PURGED"
     CUSTOMER_RESTORED_FROM_BACKUP = "CUSTOMER_RESTORED_FROM_BACKUP"
+    CUSTOMER_ROLLED_BACK = "CUSTOMER_ROLLED_BACK"  # to the content of an earlier version
     APPLICATION_SUBMITTED = "APPLICATION_SUBMITTED"
     APPLICATION_APPROVED = "APPLICATION_APPROVED"
     APPLICATION_REJECTED = "APPLICATION_REJECTED"
     APPLICATION_REAPPLIED = "APPLICATION_REAPPLIED"
     PROFILE_UPDATED = "PROFILE_UPDATED"
     UPDATE_FAILED = "UPDATE_FAILED"
+    UPDATE_REFUSED = "UPDATE_REFUSED"  # INVALID_STATUS: an update of an application not approved (notifyAdmin)
     BACKUP_CREATED = "BACKUP_CREATED"
     BACKUP_EXPIRED = "BACKUP_EXPIRED"
     BACKUP_RESTORED = "BACKUP_RESTORED"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from decimal import Decimal
 
 import msgspec
 
@@ -17,7 +18,16 @@ from services.profile.domain.ledger import (
     plan_undelete,
     validate_profile,
 )
-from services.profile.domain.model import AccountType, ApplicationOrigin, Customer, CustomerStatus, direct_name_change
+from services.profile.domain.model import (
+    DEFAULT_CUSTOMER_TYPE,
+    NO_CREDIT,
+    AccountType,
+    ApplicationOrigin,
+    ChangeKind,
+    Customer,
+    CustomerStatus,
+    direct_name_change,
+)
 from services.profile.service_layer.audit import AuditEvent, customer_entry
 from services.profile.service_layer.metrics import LedgerMetrics
 from services.profile.service_layer.name_change_records import new_application_id, record_name_changes
@@ -36,6 +46,16 @@ class NewCustomer(msgspec.Struct, frozen=True):
     contact_phone: str | None = None
     contact_email: str | None = None
     contact_address: str | None = None
+    customer_code: str | None = None  # None: the customer id
+    customer_type: str = DEFAULT_CUSTOMER_TYPE
+    contact_person: str | None = None
+    company: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    credit_limit: Decimal = NO_CREDIT
+    sales_person: str | None = None
+    tax_number: str | None = None
+    remark: str | None = None
 
 
 class CustomerService:
@@ -47,6 +67,7 @@ class CustomerService:
         self._clock = clock
 
     async def create(self, new: NewCustomer, actor: Actor) -> Customer:
+        """Version 1 (or above a purged customer's last), created and updated by the token's subject."""
         now = self._clock()
         customer = Customer(
             customer_id=new.customer_id,
@@ -59,6 +80,19 @@ class CustomerService:
             version=1,
             created_at=now,
             updated_at=now,
+            customer_code=new.customer_code or new.customer_id,
+            customer_type=new.customer_type,
+            contact_person=new.contact_person,
+            company=new.company,
+            industry=new.industry,
+            region=new.region,
+            credit_limit=new.credit_limit,
+            sales_person=new.sales_person,
+            tax_number=new.tax_number,
+            remark=new.remark,
+            created_by=actor.actor_id,
+            updated_by=actor.actor_id,
+            change_kind=ChangeKind.CREATE,
         )
         validate_profile(customer)
         async with self._uow_factory() as uow:
@@ -123,10 +157,10 @@ class CustomerService:
         now = self._clock()
         async with self._uow_factory() as uow:
             current = await uow.customers.get(customer_id, for_update=True)
-            edit = plan_edit(current, customer_id, changes, expected_version, now)
+            edit = plan_edit(current, customer_id, changes, expected_version, now, by=actor.actor_id)
             if edit.is_noop:
                 return edit.after
-            await uow.customers.save_many([edit.after])
+            await uow.customers.save(edit.after)
             application_id = await _record_edit_name_change(uow, edit, actor, change_reason)
             await uow.audit.add(
                 customer_entry(
@@ -148,9 +182,8 @@ class CustomerService:
         """Into the recycle bin (soft delete); ``expected_version`` from an optional ``If-Match``."""
         now = self._clock()
         async with self._uow_factory() as uow:
-            edit = plan_soft_delete(
-                await uow.customers.get(customer_id, for_update=True), customer_id, expected_version, now
-            )
+            current = await uow.customers.get(customer_id, for_update=True)
+            edit = plan_soft_delete(current, customer_id, expected_version, now, by=actor.actor_id)
             await self._save(uow, edit, AuditEvent.CUSTOMER_DELETED, "move customer to recycle bin", actor)
         self._count("deleted")
         return edit.after
@@ -159,7 +192,9 @@ class CustomerService:
         """Out of the recycle bin, as it was (with a new version)."""
         now = self._clock()
         async with self._uow_factory() as uow:
-            edit = plan_undelete(await uow.customers.get(customer_id, for_update=True), customer_id, now)
+            edit = plan_undelete(
+                await uow.customers.get(customer_id, for_update=True), customer_id, now, by=actor.actor_id
+            )
             await self._save(uow, edit, AuditEvent.CUSTOMER_RESTORED, "restore customer from recycle bin", actor)
         self._count("restored")
         return edit.after
@@ -174,7 +209,7 @@ class CustomerService:
     async def _save(
         self, uow: ProfileUnitOfWork, edit: ProfileEdit, event: AuditEvent, operation: str, actor: Actor
     ) -> None:
-        await uow.customers.save_many([edit.after])
+        await uow.customers.save(edit.after)
         await uow.audit.add(
             customer_entry(event, operation, actor, before=edit.before, after=edit.after, changed=edit.changed),
             edit.after.updated_at,
@@ -189,15 +224,27 @@ class CustomerService:
 async def _record_edit_name_change(
     uow: ProfileUnitOfWork, edit: ProfileEdit, actor: Actor, change_reason: str | None
 ) -> str | None:
-    """History, a completed application (origin ``profile_edit``) and the outbox event of a renaming edit."""
+    return await record_direct_name_change(
+        uow, edit, actor, ApplicationOrigin.PROFILE_EDIT, change_reason or "profile edited"
+    )
+
+
+async def record_direct_name_change(
+    uow: ProfileUnitOfWork, edit: ProfileEdit, actor: Actor, origin: ApplicationOrigin, reason: str
+) -> str | None:
+    """History, a completed application (of ``origin``) and the outbox event of a change that renames.
+
+    Every rename takes this path, whatever made it (an edit, a rollback): external systems get
+    the new name with the new profile version. None when the name did not change.
+    """
     if not edit.name_changed:
         return None
     change = direct_name_change(
         new_application_id(),
-        ApplicationOrigin.PROFILE_EDIT,
+        origin,
         before=edit.before,
         after=edit.after,
-        reason=change_reason or "profile edited",
+        reason=reason,
         operator_id=actor.actor_id,
         now=edit.after.updated_at,
     )

@@ -24,3 +24,9 @@ class LedgerSettings(msgspec.Struct, frozen=True):
     restore_max_differences: int = 1_000
     # Customers purged per transaction by the maintenance task.
     purge_batch_size: int = 500
+    # Versions kept per customer: 0 keeps every one (seed 004 版本控制); N > 0 lets the maintenance
+    # task prune the oldest beyond the newest N, never the current one nor one a backup point holds.
+    # A purged customer's versions go with it (the recycle bin's retention).
+    versions_keep_per_customer: int = 0
+    # Customers whose versions the maintenance task prunes per transaction.
+    versions_prune_batch_size: int = 1_000

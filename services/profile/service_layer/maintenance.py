@@ -35,6 +35,7 @@ class MaintenanceTask(StrEnum):
     BACKUP = "backup"
     BACKUP_RETENTION = "backup-retention"
     IDEMPOTENCY_KEYS = "idempotency-keys"
+    VERSIONS = "versions"
 
 
 class MaintenanceReport(msgspec.Struct, rename="camel"):
@@ -43,6 +44,7 @@ class MaintenanceReport(msgspec.Struct, rename="camel"):
     backup_taken: str | None = None
     backups_expired: list[str] = msgspec.field(default_factory=list)
     idempotency_keys_deleted: int = 0
+    versions_pruned: int = 0
     failed_tasks: list[str] = msgspec.field(default_factory=list)
 
 
@@ -69,6 +71,7 @@ class MaintenanceService:
             MaintenanceTask.BACKUP: self._backup,
             MaintenanceTask.BACKUP_RETENTION: self._backup_retention,
             MaintenanceTask.IDEMPOTENCY_KEYS: self._idempotency_keys,
+            MaintenanceTask.VERSIONS: self._versions,
         }
         for task in tasks:
             try:
@@ -127,6 +130,22 @@ class MaintenanceService:
         report.backups_expired = await self._backups.expire(
             timedelta(days=self._settings.backup_retention_days), self._settings.backup_keep_min, MAINTENANCE_ACTOR
         )
+
+    async def _versions(self, report: MaintenanceReport) -> None:
+        """Versions beyond ``versions_keep_per_customer`` per customer, oldest first; 0 keeps them all."""
+        keep = self._settings.versions_keep_per_customer
+        if keep <= 0:
+            return
+        after: str | None = None
+        while True:
+            async with self._uow_factory() as uow:
+                pruned, after = await uow.customers.prune_versions(
+                    keep, after, self._settings.versions_prune_batch_size
+                )
+                await uow.commit()
+            report.versions_pruned += pruned
+            if after is None:
+                return
 
     async def _idempotency_keys(self, report: MaintenanceReport) -> None:
         while True:

@@ -85,7 +85,11 @@ def name_change_rows(
     return history, result, name_changed_message(event_id, change, trace_context)
 
 
-_OPERATOR_NAMES = {ApplicationOrigin.PROFILE_EDIT: "Profile edit", ApplicationOrigin.BACKUP_RESTORE: "Backup restore"}
+_OPERATOR_NAMES = {
+    ApplicationOrigin.PROFILE_EDIT: "Profile edit",
+    ApplicationOrigin.BACKUP_RESTORE: "Backup restore",
+    ApplicationOrigin.VERSION_ROLLBACK: "Version rollback",
+}
 
 
 def _operator(application: NameChangeApplication) -> dict[str, str]:

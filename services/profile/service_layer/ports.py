@@ -61,6 +61,11 @@ class CustomerFilter(msgspec.Struct, frozen=True):
     name_contains: str | None = None
     name_prefix: str | None = None
     phone: str | None = None  # exact, ignoring spaces and dashes
+    customer_code: str | None = None  # exact
+    company_contains: str | None = None  # ignoring case
+    industry: str | None = None  # exact
+    region: str | None = None  # exact
+    sales_person: str | None = None  # exact
 
 
 class ApplicationFilter(msgspec.Struct, frozen=True):
@@ -83,8 +88,25 @@ class CustomerRepository(Protocol):
     async def get(self, customer_id: str, *, for_update: bool = False) -> Customer | None: ...
     async def get_many(self, customer_ids: Sequence[str], *, for_update: bool = False) -> dict[str, Customer]: ...
     async def add(self, customer: Customer) -> None: ...
+    async def save(self, customer: Customer) -> None:
+        """One customer's new version; raises CustomerCodeExists when another customer holds its code."""
+
     async def save_many(self, customers: Sequence[Customer]) -> None:
         """Write every mutable field of existing rows (the caller decided the new versions)."""
+
+    async def code_holders(self, codes: Sequence[str]) -> dict[str, str]:
+        """Customer code -> id of the customer (live or recycled) holding it."""
+
+    async def defer_code_uniqueness(self) -> None:
+        """Codes are checked at commit rather than per statement, for the rest of the transaction."""
+
+    async def versions_page(self, customer_id: str, before: int | None, limit: int) -> Sequence[Customer]:
+        """Kept versions (the whole record at each), newest first, below ``before`` when given."""
+
+    async def versions(self, customer_id: str, numbers: Sequence[int]) -> dict[int, Customer]: ...
+    async def prune_versions(self, keep: int, after_id: str | None, customers: int) -> tuple[int, str | None]:
+        """Versions beyond the newest ``keep`` per customer, except those a backup point holds, of the
+        next ``customers`` customers after ``after_id``: how many went, and where to go on (None: done)."""
 
     async def insert_many(self, customers: Sequence[Customer]) -> None: ...
     async def list_live(self, filters: CustomerFilter, after: TimeKey | None, limit: int) -> Sequence[Customer]: ...

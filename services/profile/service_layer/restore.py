@@ -20,7 +20,7 @@ import msgspec
 
 from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
-from services.profile.domain.errors import BackupNotFound, ProfileNotFound
+from services.profile.domain.errors import BackupNotFound, CustomerCodeExists, ProfileNotFound
 from services.profile.domain.model import ApplicationOrigin, Customer, direct_name_change
 from services.profile.domain.restore import RestoreAction, RestoreStep, plan_customer_restore, plan_removal
 from services.profile.service_layer.audit import AuditEvent, actor_entry, customer_entry
@@ -41,6 +41,14 @@ class RestoreDifference(msgspec.Struct, frozen=True, rename="camel"):
     backup_name: str | None  # None: created after the backup
 
 
+class RestoreConflict(msgspec.Struct, frozen=True, rename="camel"):
+    """A customer left as it is: its backed-up code is held by another customer."""
+
+    customer_id: str
+    customer_code: str
+    held_by: str
+
+
 class RestoreReport(msgspec.Struct, frozen=True, rename="camel"):
     backup_id: str
     customer_id: str | None
@@ -51,6 +59,7 @@ class RestoreReport(msgspec.Struct, frozen=True, rename="camel"):
     differences: list[RestoreDifference]  # the first ``max_differences``
     truncated: bool
     duration_ms: float
+    conflicts: list[RestoreConflict] = msgspec.field(default_factory=list)  # the first ``max_differences``
 
 
 class _Tally:
@@ -59,6 +68,7 @@ class _Tally:
         self.name_changes = 0
         self.differences: list[RestoreDifference] = []
         self.truncated = False
+        self.conflicts: dict[str, RestoreConflict] = {}
         self._max = max_differences
 
     def add(self, steps: Sequence[RestoreStep], *, in_backup: bool) -> None:
@@ -122,6 +132,7 @@ class RestoreService:
             differences=tally.differences,
             truncated=tally.truncated,
             duration_ms=round(duration * 1000, 1),
+            conflicts=list(tally.conflicts.values())[: self._max_differences],
         )
         if not dry_run:
             await self._audit_summary(report, actor)
@@ -136,6 +147,7 @@ class RestoreService:
             dry_run=dry_run,
             changed=report.customers_changed,
             name_changes=report.name_changes,
+            conflicts=len(tally.conflicts),
             duration_ms=report.duration_ms,
         )
         return report
@@ -153,7 +165,13 @@ class RestoreService:
         while True:
             async with self._uow_factory() as uow:
                 ids = await uow.backups.differing_ids(backup_id, customer_id, after, self._chunk_size)
-                steps = await self._restore_chunk(uow, backup_id, ids, actor, write=write) if ids else []
+                steps = (
+                    await self._restore_chunk(
+                        uow, backup_id, ids, actor, tally, write=write, refuse_conflicts=customer_id is not None
+                    )
+                    if ids
+                    else []
+                )
             tally.add(steps, in_backup=True)
             if len(ids) < self._chunk_size:
                 break
@@ -167,12 +185,30 @@ class RestoreService:
                 steps = await self._remove_chunk(uow, backup_id, ids, actor, write=write) if ids else []
             tally.add(steps, in_backup=False)
             if len(ids) < self._chunk_size:
-                return tally
+                break
             after = ids[-1]
+        if write and tally.conflicts:  # later chunks may have freed the codes they wanted
+            retry = sorted(tally.conflicts)
+            tally.conflicts = {}
+            for start in range(0, len(retry), self._chunk_size):
+                async with self._uow_factory() as uow:
+                    chunk = retry[start : start + self._chunk_size]
+                    steps = await self._restore_chunk(uow, backup_id, chunk, actor, tally, write=write)
+                tally.add(steps, in_backup=True)
+        return tally
 
     async def _restore_chunk(
-        self, uow: ProfileUnitOfWork, backup_id: str, ids: Sequence[str], actor: Actor, *, write: bool
+        self,
+        uow: ProfileUnitOfWork,
+        backup_id: str,
+        ids: Sequence[str],
+        actor: Actor,
+        tally: _Tally,
+        *,
+        write: bool,
+        refuse_conflicts: bool = False,
     ) -> list[RestoreStep]:
+        """``refuse_conflicts``: a code conflict is 409 (a one-customer restore), not a line in the report."""
         now = self._clock()
         current = await uow.customers.get_many(ids, for_update=write)
         snapshots = await uow.backups.snapshots(backup_id, ids)
@@ -182,11 +218,22 @@ class RestoreService:
             for customer_id in ids
             if (
                 step := plan_customer_restore(
-                    current.get(customer_id), snapshots[customer_id], purged.get(customer_id), now
+                    current.get(customer_id), snapshots[customer_id], purged.get(customer_id), now, by=actor.actor_id
                 )
             )
             is not None
         ]
+        conflicts = await _code_conflicts(uow, steps)
+        if conflicts:
+            if refuse_conflicts:
+                conflict = conflicts[0]
+                raise CustomerCodeExists(
+                    f"customer code {conflict.customer_code} of customer {conflict.customer_id} in the backup "
+                    f"is held by customer {conflict.held_by} now"
+                )
+            tally.conflicts.update({c.customer_id: c for c in conflicts})
+            held = {c.customer_id for c in conflicts}
+            steps = [step for step in steps if step.customer_id not in held]
         if write and steps:
             await self._write(uow, steps, backup_id, actor)
         return steps
@@ -196,12 +243,14 @@ class RestoreService:
     ) -> list[RestoreStep]:
         now = self._clock()
         current = await uow.customers.get_many(ids, for_update=write)
-        steps = [step for customer_id in ids if (step := _removal(current.get(customer_id), now)) is not None]
+        steps = [step for customer_id in ids if (step := _removal(current.get(customer_id), now, actor)) is not None]
         if write and steps:
             await self._write(uow, steps, backup_id, actor)
         return steps
 
     async def _write(self, uow: ProfileUnitOfWork, steps: Sequence[RestoreStep], backup_id: str, actor: Actor) -> None:
+        # Codes are checked at commit: two customers of this chunk may swap theirs.
+        await uow.customers.defer_code_uniqueness()
         recreated = [s.after for s in steps if s.action is RestoreAction.RECREATE]
         await uow.customers.insert_many(recreated)
         await uow.customers.forget_purged([c.customer_id for c in recreated])
@@ -259,5 +308,30 @@ class RestoreService:
             await uow.commit()
 
 
-def _removal(current: Customer | None, now: datetime) -> RestoreStep | None:
-    return None if current is None else plan_removal(current, now)
+def _removal(current: Customer | None, now: datetime, actor: Actor) -> RestoreStep | None:
+    return None if current is None else plan_removal(current, now, by=actor.actor_id)
+
+
+async def _code_conflicts(uow: ProfileUnitOfWork, steps: Sequence[RestoreStep]) -> list[RestoreConflict]:
+    """Steps whose code another customer holds and keeps (not one of these steps giving it up)."""
+    kept = {step.customer_id: step for step in steps}
+    conflicts: list[RestoreConflict] = []
+    while True:
+        wanted = {
+            s.after.customer_code: s.customer_id
+            for s in kept.values()
+            if s.before is None or s.before.customer_code != s.after.customer_code
+        }
+        holders = await uow.customers.code_holders(list(wanted))
+        found = [
+            RestoreConflict(customer_id=customer_id, customer_code=code, held_by=holder)
+            for code, customer_id in wanted.items()
+            if (holder := holders.get(code)) is not None
+            and holder != customer_id
+            and not (holder in kept and kept[holder].after.customer_code != code)
+        ]
+        if not found:
+            return conflicts
+        conflicts.extend(found)
+        for conflict in found:  # a step left out keeps its code: look again at who wanted that one
+            del kept[conflict.customer_id]

@@ -1,6 +1,8 @@
-"""Customers and applications: search, a profile with its name history and sync status across the
-external systems, the recycle bin (move in, restore out), applications (pending first, re-apply
-a failed one). Every change goes through a confirmation page and the ledger's use cases.
+"""Customers and applications: search (name, code, company, industry, region, sales person...), a
+profile (its whole record) with its name history and sync status across the external systems,
+the recycle bin (move in, restore out), applications (pending first, re-apply a failed one).
+Every change goes through a confirmation page and the ledger's use cases; the record's forms,
+versions and rollback are in ``customer_records``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,18 @@ from services.profile.service_layer.name_changes import NameChangeService
 from services.profile.service_layer.ports import ApplicationFilter, CustomerFilter
 from services.profile.service_layer.results import Actor
 
-SEARCH_FIELDS = ("customerId", "name", "match", "status", "accountType")
+SEARCH_FIELDS = (
+    "customerId",
+    "name",
+    "match",
+    "status",
+    "accountType",
+    "customerCode",
+    "company",
+    "industry",
+    "region",
+    "salesPerson",
+)
 APPLICATION_FIELDS = ("status", "customerId", "origin", "from", "to")
 APPLICATIONS_ON_PROFILE = 20
 
@@ -55,6 +68,11 @@ async def customer_search(
         account_type=AccountType(account_type) if account_type else None,
         name_contains=None if prefix else name,
         name_prefix=name if prefix else None,
+        customer_code=text(raw["customerCode"], "Customer code", problems, max_length=100),
+        company_contains=text(raw["company"], "Company", problems, max_length=200),
+        industry=text(raw["industry"], "Industry", problems, max_length=100),
+        region=text(raw["region"], "Region", problems, max_length=100),
+        sales_person=text(raw["salesPerson"], "Sales person", problems, max_length=100),
     )
     page = None if problems else await customers.page(filters, raw["cursor"] or None, _page_size(request))
     context = {

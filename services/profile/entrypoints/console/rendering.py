@@ -38,6 +38,11 @@ NOTICES: dict[str, str] = {
     "backup-created": "Backup point created ({n} customers).",
     "backup-restored": "Restore done: {n} customers changed.",
     "reapplied": "The application is pending again, re-based on the current profile.",
+    "created": "The customer is created (version 1).",
+    "updated": "The customer is saved as a new version.",
+    "rolled-back": "Rolled back: a new version with the content of version {n}.",
+    "rolled-back-none": "Nothing was rolled back: the customer already equals that version.",
+    "rolled-back-to-bin": "Rolled back: at that version the customer was in the recycle bin, and it is there again.",
 }
 
 # Pages in the navigation, with the role each needs.

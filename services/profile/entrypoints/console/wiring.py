@@ -21,6 +21,7 @@ from services.profile.adapters.tables import SCHEMA
 from services.profile.entrypoints.console import (
     audit,
     backups,
+    customer_records,
     customers,
     errors,
     journey,
@@ -62,6 +63,7 @@ CONSOLE_HANDLERS = (
     customers.applications,
     customers.confirm_reapply,
     customers.reapply,
+    *customer_records.HANDLERS,
     journey.journey_lookup,
     journey.customer_journey,
     backups.backup_list,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
@@ -13,7 +13,7 @@ from litestar.params import Parameter, QueryParameter
 from services.profile.domain import validation as rules
 from services.profile.domain.model import AccountType, CustomerStatus
 from services.profile.entrypoints.http import examples as ex
-from services.profile.entrypoints.http.auth import Role, requires
+from services.profile.entrypoints.http.auth import Principal, Role, requires
 from services.profile.entrypoints.http.conditional import IfMatch, etag, optional_version, required_version
 from services.profile.entrypoints.http.ledger_schemas import (
     CustomerPage,
@@ -21,13 +21,24 @@ from services.profile.entrypoints.http.ledger_schemas import (
     RecycleBinPage,
     UpdateCustomerRequest,
 )
-from services.profile.entrypoints.http.schemas import CreateCustomerRequest, CustomerResponse, HistoryItem
+from services.profile.entrypoints.http.schemas import CreateCustomerRequest, CustomerResponse, HistoryItem, credit
+from services.profile.entrypoints.http.version_schemas import (
+    DifferenceResponse,
+    RollbackRequest,
+    RollbackResponse,
+    VersionPage,
+    VersionResponse,
+)
 from services.profile.service_layer.customers import CustomerService, NewCustomer
 from services.profile.service_layer.pagination import MAX_PAGE_SIZE
 from services.profile.service_layer.ports import CustomerFilter
 from services.profile.service_layer.results import Actor
+from services.profile.service_layer.versions import VersionService
 
 PathId = Annotated[str, Parameter(max_length=64)]
+PathVersion = Annotated[int, Parameter(ge=1, le=2**31 - 1, description="a version of the customer")]
+# Who may read personal data (contact data, tax number) of past versions: those who may change it.
+PERSONAL_HISTORY_ROLES = (Role.OPERATOR,)
 Cursor = Annotated[str | None, QueryParameter(max_length=512, description="`nextCursor` of the previous page")]
 Limit = Annotated[int | None, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"page size, at most {MAX_PAGE_SIZE}")]
 _NEW_CUSTOMER = {
@@ -37,6 +48,13 @@ _NEW_CUSTOMER = {
     "contactPhone": "+86 138 0013 8000",
     "contactEmail": "zhang.san@example.com",
     "contactAddress": "北京市海淀区中关村大街 1 号",
+    "customerCode": "CUST-2025-001",
+    "company": "北京某某电力设备有限公司",
+    "industry": "manufacturing",
+    "region": "华北",
+    "creditLimit": "50000.00",
+    "salesPerson": "王经理",
+    "taxNumber": "91110108MA01ABCDE1",
 }
 
 
@@ -48,6 +66,15 @@ def _retention(state: State) -> timedelta:
     return timedelta(days=state.settings.ledger.recycle_bin_retention_days)
 
 
+def _reads_personal_history(request: Request[Any, Any, Any]) -> bool:
+    principal = request.scope.get("user")
+    return isinstance(principal, Principal) and principal.may_act_as(PERSONAL_HISTORY_ROLES)
+
+
+def _filter(name: str, longest: int, what: str) -> Any:
+    return QueryParameter(name=name, min_length=1, max_length=longest, description=what)
+
+
 class CustomerController(Controller):
     path = "/v1/customers"
     tags = ["customers"]  # noqa: RUF012
@@ -57,7 +84,14 @@ class CustomerController(Controller):
         guards=[requires(Role.OPERATOR)],
         status_code=201,
         responses=ex.responses(
-            201, CustomerResponse, ex.CUSTOMER, "Created", "CUSTOMER_EXISTS", "VALIDATION", "DATABASE_ERROR"
+            201,
+            CustomerResponse,
+            ex.CUSTOMER,
+            "Created",
+            "CUSTOMER_EXISTS",
+            "CUSTOMER_CODE_EXISTS",
+            "VALIDATION",
+            "DATABASE_ERROR",
         ),
     )
     async def create_customer(
@@ -66,7 +100,10 @@ class CustomerController(Controller):
         customers: NamedDependency[CustomerService],
         actor: NamedDependency[Actor],
     ) -> Response[CustomerResponse]:
-        """Create a profile (version 1); 409 when the id exists, also in the recycle bin."""
+        """Create a profile (version 1); 409 when the id or the code exists, also in the recycle bin.
+
+        ``createdBy`` and ``updatedBy`` are the caller's token subject (the body cannot name them).
+        """
         customer = await customers.create(
             NewCustomer(
                 customer_id=data.customer_id,
@@ -75,6 +112,16 @@ class CustomerController(Controller):
                 contact_phone=data.contact_phone,
                 contact_email=data.contact_email,
                 contact_address=data.contact_address,
+                customer_code=data.customer_code,
+                customer_type=data.customer_type,
+                contact_person=data.contact_person,
+                company=data.company,
+                industry=data.industry,
+                region=data.region,
+                credit_limit=credit(data.credit_limit),
+                sales_person=data.sales_person,
+                tax_number=data.tax_number,
+                remark=data.remark,
             ),
             actor,
         )
@@ -108,11 +155,31 @@ class CustomerController(Controller):
                 description="exact phone, spaces and dashes ignored (matched on a keyed hash, never in plaintext)",
             ),
         ] = None,
+        customer_code: Annotated[
+            str | None, _filter("customerCode", rules.CUSTOMER_CODE_MAX, "exact customer code")
+        ] = None,
+        company: Annotated[str | None, _filter("company", rules.COMPANY_MAX, "contains, ignoring case")] = None,
+        industry: Annotated[str | None, _filter("industry", rules.INDUSTRY_MAX, "exact industry")] = None,
+        region: Annotated[str | None, _filter("region", rules.REGION_MAX, "exact region")] = None,
+        sales_person: Annotated[
+            str | None, _filter("salesPerson", rules.SALES_PERSON_MAX, "exact sales person")
+        ] = None,
         cursor: Cursor = None,
         limit: Limit = None,
     ) -> CustomerPage:
         """Live customers (not the recycle bin), oldest first, with a stable cursor."""
-        filters = CustomerFilter(status, account_type, name_contains, name_prefix, phone)
+        filters = CustomerFilter(
+            status,
+            account_type,
+            name_contains,
+            name_prefix,
+            phone,
+            customer_code=customer_code,
+            company_contains=company,
+            industry=industry,
+            region=region,
+            sales_person=sales_person,
+        )
         page = await customers.page(filters, cursor, limit)
         return CustomerPage([CustomerResponse.of(c) for c in page.items], page.next_cursor)
 
@@ -136,6 +203,7 @@ class CustomerController(Controller):
             "The edited profile; ETag = new version",
             "PROFILE_NOT_FOUND",
             "PRECONDITION_FAILED",
+            "CUSTOMER_CODE_EXISTS",
             "VALIDATION",
             "PRECONDITION_REQUIRED",
             "DATABASE_ERROR",
@@ -201,6 +269,112 @@ class CustomerController(Controller):
     )
     async def name_history(self, customer_id: PathId, customers: NamedDependency[CustomerService]) -> list[HistoryItem]:
         return [HistoryItem.of(entry) for entry in await customers.name_history(customer_id)]
+
+    @get(
+        "/{customer_id:str}/versions",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(
+            200, VersionPage, ex.page_of(ex.VERSION), "Newest first", "PROFILE_NOT_FOUND", "VALIDATION"
+        ),
+    )
+    async def list_versions(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: PathId,
+        versions: NamedDependency[VersionService],
+        cursor: Cursor = None,
+        limit: Limit = None,
+    ) -> VersionPage:
+        """Every kept version of the customer (also in the recycle bin), newest first, the whole record at each.
+
+        Personal data (contact data, tax number) of past versions is shown to operators and
+        admins; a viewer gets it as null, named in ``redactedFields``.
+        """
+        page = await versions.page(customer_id, cursor, limit)
+        personal = _reads_personal_history(request)
+        return VersionPage([VersionResponse.of_entry(e, personal=personal) for e in page.items], page.next_cursor)
+
+    @get(
+        "/{customer_id:str}/versions/{version:int}",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(
+            200, VersionResponse, ex.VERSION, "The version", "PROFILE_NOT_FOUND", "VERSION_NOT_FOUND"
+        ),
+    )
+    async def get_version(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: PathId,
+        version: PathVersion,
+        versions: NamedDependency[VersionService],
+    ) -> VersionResponse:
+        entry = await versions.get(customer_id, version)
+        return VersionResponse.of_entry(entry, personal=_reads_personal_history(request))
+
+    @get(
+        "/{customer_id:str}/versions/{version:int}/difference",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(
+            200,
+            DifferenceResponse,
+            ex.DIFFERENCE,
+            "Field by field, from this version to `to`",
+            "PROFILE_NOT_FOUND",
+            "VERSION_NOT_FOUND",
+        ),
+    )
+    async def version_difference(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: PathId,
+        version: PathVersion,
+        versions: NamedDependency[VersionService],
+        to: Annotated[
+            int | None, QueryParameter(ge=1, le=2**31 - 1, description="the other version (default: the current one)")
+        ] = None,
+    ) -> DifferenceResponse:
+        """What differs from ``version`` to ``to``: a viewer sees *that* personal data changed, not its values."""
+        comparison = await versions.compare(customer_id, version, to)
+        return DifferenceResponse.of(comparison, personal=_reads_personal_history(request))
+
+    @post(
+        "/{customer_id:str}/rollback",
+        guards=[requires(Role.OPERATOR)],
+        status_code=200,
+        responses=ex.responses(
+            200,
+            RollbackResponse,
+            ex.ROLLBACK,
+            "Rolled back (or, in a dry run, what would change); ETag = the current version",
+            "PROFILE_NOT_FOUND",
+            "VERSION_NOT_FOUND",
+            "PRECONDITION_FAILED",
+            "CUSTOMER_CODE_EXISTS",
+            "VALIDATION",
+            "PRECONDITION_REQUIRED",
+            "DATABASE_ERROR",
+        ),
+    )
+    async def rollback_customer(
+        self,
+        customer_id: PathId,
+        data: Annotated[RollbackRequest, ex.body("back to version 2", {"toVersion": 2, "reason": "错误的批量修改"})],
+        versions: NamedDependency[VersionService],
+        actor: NamedDependency[Actor],
+        if_match: IfMatch = None,
+    ) -> Response[RollbackResponse]:
+        """A new version whose content equals ``toVersion`` (recycle-bin state included); ``If-Match`` required.
+
+        Forward like a restore: the version number grows. A name that changes takes the path
+        of every rename (name history, a completed application of origin ``version_rollback``,
+        a ``customer.profile.name-changed.v1`` event to the external systems). Written with
+        its operation-log entry in one transaction. ``dryRun`` returns the difference only.
+        """
+        result = await versions.rollback(
+            customer_id, data.to_version, required_version(if_match), actor, dry_run=data.dry_run, reason=data.reason
+        )
+        body = RollbackResponse.of(result)
+        return Response(body, headers={"ETag": etag(body.version)})
 
 
 class RecycleBinController(Controller):

@@ -15,6 +15,7 @@ from services.profile.service_layer.customers import CustomerService
 from services.profile.service_layer.name_changes import NameChangeService
 from services.profile.service_layer.restore import RestoreService
 from services.profile.service_layer.results import Actor
+from services.profile.service_layer.versions import VersionService
 
 ANONYMOUS = "anonymous"
 
@@ -57,7 +58,13 @@ def provide_audit_log(state: State) -> AuditLogService:
     return service
 
 
+def provide_versions(state: State) -> VersionService:
+    service: VersionService = state.version_service
+    return service
+
+
 LEDGER_DEPENDENCIES = {
+    "versions": provide_versions,
     "backups": provide_backups,
     "restores": provide_restores,
     "audit_log": provide_audit_log,

@@ -24,6 +24,18 @@ CUSTOMER: dict[str, Any] = {
     "contactPhone": "+86 138 0013 8000",
     "contactEmail": "zhang.san@example.com",
     "contactAddress": "北京市海淀区中关村大街 1 号",
+    "customerCode": "CUST-2025-001",
+    "customerType": "regular",
+    "contactPerson": "张三",
+    "company": "北京某某电力设备有限公司",
+    "industry": "manufacturing",
+    "region": "华北",
+    "creditLimit": "50000.00",
+    "salesPerson": "王经理",
+    "taxNumber": "91110108MA01ABCDE1",
+    "remark": "重点客户",
+    "createdBy": "operator-7",
+    "updatedBy": "operator-7",
 }
 RECYCLED = {**CUSTOMER, "version": 4, "deletedAt": TIME, "purgeAfter": "2026-12-21T08:30:00Z"}
 APPLICATION: dict[str, Any] = {
@@ -113,6 +125,39 @@ AUDIT_ITEM = {
     "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
     "eventTime": TIME,
 }
+VERSION = {
+    **CUSTOMER,
+    "version": 2,
+    "deletedAt": None,
+    "changeKind": "edit",
+    "changedFields": ["creditLimit"],
+    "redactedFields": [],
+}
+VERSION_REDACTED = {
+    **VERSION,
+    "contactPhone": None,
+    "contactEmail": None,
+    "contactAddress": None,
+    "taxNumber": None,
+    "redactedFields": ["contactPhone", "contactEmail", "contactAddress", "taxNumber"],
+}
+DIFFERENCES = [
+    {"field": "customerName", "personal": False, "redacted": False, "old": "张三", "new": "李四"},
+    {"field": "creditLimit", "personal": False, "redacted": False, "old": "50000.00", "new": "80000.00"},
+    {"field": "taxNumber", "personal": True, "redacted": False, "old": "91110108MA01ABCDE1", "new": None},
+]
+DIFFERENCE = {"customerId": "C2025001", "fromVersion": 2, "toVersion": 5, "differences": DIFFERENCES}
+ROLLBACK = {
+    "customerId": "C2025001",
+    "dryRun": False,
+    "fromVersion": 5,
+    "toVersion": 2,
+    "version": 6,
+    "changed": True,
+    "differences": [{**d, "old": d["new"], "new": d["old"]} for d in DIFFERENCES],
+    "applicationId": APPLICATION["applicationId"],
+    "customer": {**CUSTOMER, "version": 6, "updatedBy": "operator-9"},
+}
 NEXT_CURSOR = "eyJwIjpbIjIwMjYtMTEtMjFUMDg6MzA6MDArMDA6MDAiLCJDMjAyNTAwMSJdLCJmIjoiOWM0ZTJhIn0"
 
 _PROBLEMS: dict[str, tuple[int, str, str]] = {
@@ -125,6 +170,7 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
     "APPLICATION_NOT_FOUND": (404, "Application not found", "application APP-missing not found"),
     "PROFILE_NOT_FOUND": (404, "Customer profile not found", "customer profile C404 not found"),
     "BACKUP_NOT_FOUND": (404, "Backup not found", "backup BK-missing not found"),
+    "VERSION_NOT_FOUND": (404, "Customer version not found", "customer C2025001 has no version 9 kept"),
     "NOT_FOUND": (404, "Not found", "no route for GET /v1/nowhere"),
     "INVALID_STATUS": (409, "Invalid application status", "application APP-1 is rejected, only pending can be decided"),
     "CONCURRENCY_CONFLICT": (
@@ -137,6 +183,11 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
         ),
     ),
     "CUSTOMER_EXISTS": (409, "Customer already exists", "customer C2025001 already exists"),
+    "CUSTOMER_CODE_EXISTS": (
+        409,
+        "Customer code already in use",
+        "customer code CUST-2025-001 is used by another customer (live or in the recycle bin)",
+    ),
     "NOT_IN_RECYCLE_BIN": (409, "Customer is not in the recycle bin", "customer C2025001 is not in the recycle bin"),
     "RESTORE_IN_PROGRESS": (409, "Another restore is running", "another restore is running"),
     "IDEMPOTENCY_KEY_IN_USE": (409, "Idempotency key in use", "a request with this key is still running"),

@@ -13,13 +13,24 @@ from services.profile.domain.model import AccountType, Customer, CustomerStatus
 from services.profile.entrypoints.http.schemas import (
     Address,
     ApplicationResponse,
+    Company,
+    ContactPerson,
+    CreditLimit,
+    CustomerCode,
     CustomerId,
     CustomerResponse,
+    CustomerType,
     Email,
+    Industry,
     PersonName,
     Phone,
     Reason,
+    Region,
+    Remark,
     Request,
+    SalesPerson,
+    TaxNumber,
+    credit,
 )
 from services.profile.service_layer.ports import BackupPoint, StoredAuditEntry
 
@@ -27,7 +38,7 @@ Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class UpdateCustomerRequest(Request, frozen=True):
-    """Only the fields sent change; ``null`` clears a contact field."""
+    """Only the fields sent change; ``null`` clears an optional field (contact data, company, ...)."""
 
     customer_name: PersonName | UnsetType = UNSET
     contact_phone: Phone | UnsetType | None = UNSET
@@ -35,6 +46,16 @@ class UpdateCustomerRequest(Request, frozen=True):
     contact_address: Address | UnsetType | None = UNSET
     account_type: AccountType | UnsetType = UNSET
     status: CustomerStatus | UnsetType = UNSET
+    customer_code: CustomerCode | UnsetType = UNSET
+    customer_type: CustomerType | UnsetType = UNSET
+    contact_person: ContactPerson | UnsetType | None = UNSET
+    company: Company | UnsetType | None = UNSET
+    industry: Industry | UnsetType | None = UNSET
+    region: Region | UnsetType | None = UNSET
+    credit_limit: CreditLimit | UnsetType = UNSET
+    sales_person: SalesPerson | UnsetType | None = UNSET
+    tax_number: TaxNumber | UnsetType | None = UNSET
+    remark: Remark | UnsetType | None = UNSET
     # Recorded in the name history when the name changes.
     change_reason: Reason | UnsetType = UNSET
 
@@ -49,6 +70,16 @@ class UpdateCustomerRequest(Request, frozen=True):
             contact_address=given(self.contact_address),
             account_type=given(self.account_type),
             status=given(self.status),
+            customer_code=given(self.customer_code),
+            customer_type=given(self.customer_type),
+            contact_person=given(self.contact_person),
+            company=given(self.company),
+            industry=given(self.industry),
+            region=given(self.region),
+            credit_limit=UNCHANGED if isinstance(self.credit_limit, UnsetType) else credit(self.credit_limit),
+            sales_person=given(self.sales_person),
+            tax_number=given(self.tax_number),
+            remark=given(self.remark),
         )
 
     def reason(self) -> str | None:

@@ -22,6 +22,7 @@ from services.profile.service_layer.ledger_settings import LedgerSettings
 from services.profile.service_layer.metrics import LedgerMetrics
 from services.profile.service_layer.name_changes import utc_now
 from services.profile.service_layer.restore import RestoreService
+from services.profile.service_layer.versions import VersionService
 
 LEDGER_ROUTES = (RecycleBinController, BackupController, AuditLogController)
 
@@ -34,6 +35,7 @@ def install_ledger_services(
     metrics = LedgerMetrics(registry)
     state.ledger_metrics = metrics
     state.customer_service = CustomerService(uow_factory, metrics)
+    state.version_service = VersionService(uow_factory, metrics)
     state.backup_service = BackupService(uow_factory, metrics)
     state.restore_service = RestoreService(
         uow_factory,

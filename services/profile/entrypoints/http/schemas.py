@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Any
 
 import msgspec
 
 from services.profile.domain import validation as rules
-from services.profile.domain.model import AccountType, Customer, Decision, NameChangeApplication
+from services.profile.domain.model import DEFAULT_CUSTOMER_TYPE, AccountType, Customer, Decision, NameChangeApplication
 from services.profile.service_layer.ports import HistoryEntry
 
 CustomerId = Annotated[
@@ -22,6 +23,39 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S
 ActorId = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 Comment = Annotated[str, msgspec.Meta(max_length=1000)]
 ApplicationId = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+CustomerCode = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=rules.CUSTOMER_CODE_MAX, pattern=rules.CUSTOMER_CODE_PATTERN)
+]
+CustomerType = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=rules.CUSTOMER_TYPE_MAX, pattern=rules.CUSTOMER_TYPE_PATTERN)
+]
+ContactPerson = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=rules.CONTACT_PERSON_MAX, pattern=rules.TEXT_PATTERN)
+]
+Company = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.COMPANY_MAX, pattern=rules.TEXT_PATTERN)]
+Industry = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.INDUSTRY_MAX, pattern=rules.TEXT_PATTERN)]
+Region = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.REGION_MAX, pattern=rules.TEXT_PATTERN)]
+SalesPerson = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.SALES_PERSON_MAX, pattern=rules.TEXT_PATTERN)]
+TaxNumber = Annotated[str, msgspec.Meta(max_length=rules.TAX_NUMBER_MAX, pattern=rules.TAX_NUMBER_PATTERN)]
+Remark = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.REMARK_MAX, pattern=rules.TEXT_PATTERN)]
+CreditLimit = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=16,
+        pattern=rules.CREDIT_LIMIT_PATTERN,
+        description="a non-negative decimal with at most two places, as a string (never a JSON number)",
+        examples=["50000.00"],
+    ),
+]
+
+
+def credit(value: str) -> Decimal:
+    """A credit limit as sent (the schema's pattern has checked it) -> the decimal it names."""
+    return Decimal(value)
+
+
+def credit_text(value: Decimal) -> str:
+    return f"{value:.2f}"
 
 
 class Request(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
@@ -29,12 +63,26 @@ class Request(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen
 
 
 class CreateCustomerRequest(Request, frozen=True):
+    """``createdBy``/``updatedBy`` are not fields: they are the caller's token subject."""
+
     customer_id: CustomerId
     customer_name: PersonName
     account_type: AccountType
     contact_phone: Phone | None = None
     contact_email: Email | None = None
     contact_address: Address | None = None
+    # Unique among live and recycled customers (409 CUSTOMER_CODE_EXISTS); absent: the customer id.
+    customer_code: CustomerCode | None = None
+    customer_type: CustomerType = DEFAULT_CUSTOMER_TYPE
+    contact_person: ContactPerson | None = None
+    company: Company | None = None
+    industry: Industry | None = None
+    region: Region | None = None
+    credit_limit: CreditLimit = "0.00"
+    sales_person: SalesPerson | None = None
+    # Personal data: sealed at rest, never logged; the operation log only says that it changed.
+    tax_number: TaxNumber | None = None
+    remark: Remark | None = None
 
 
 class SubmitApplicationRequest(Request, frozen=True):
@@ -68,21 +116,50 @@ class CustomerResponse(msgspec.Struct, rename="camel", frozen=True):
     contact_phone: str | None
     contact_email: str | None
     contact_address: str | None
+    customer_code: str
+    customer_type: str
+    contact_person: str | None
+    company: str | None
+    industry: str | None
+    region: str | None
+    credit_limit: str  # two decimal places, as a string
+    sales_person: str | None
+    tax_number: str | None
+    remark: str | None
+    created_by: str | None  # token subjects; null for customers created before they were recorded
+    updated_by: str | None
 
     @classmethod
     def of(cls, customer: Customer) -> CustomerResponse:
-        return cls(
-            customer_id=customer.customer_id,
-            customer_name=customer.customer_name,
-            account_type=customer.account_type.value,
-            status=customer.status.value,
-            version=customer.version,
-            created_at=customer.created_at,
-            updated_at=customer.updated_at,
-            contact_phone=customer.contact_phone,
-            contact_email=customer.contact_email,
-            contact_address=customer.contact_address,
-        )
+        return cls(**customer_fields(customer))
+
+
+def customer_fields(customer: Customer) -> dict[str, Any]:
+    """The fields of ``CustomerResponse`` (and of the bodies that extend it) for one customer."""
+    return {
+        "customer_id": customer.customer_id,
+        "customer_name": customer.customer_name,
+        "account_type": customer.account_type.value,
+        "status": customer.status.value,
+        "version": customer.version,
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+        "contact_phone": customer.contact_phone,
+        "contact_email": customer.contact_email,
+        "contact_address": customer.contact_address,
+        "customer_code": customer.customer_code,
+        "customer_type": customer.customer_type,
+        "contact_person": customer.contact_person,
+        "company": customer.company,
+        "industry": customer.industry,
+        "region": customer.region,
+        "credit_limit": credit_text(customer.credit_limit),
+        "sales_person": customer.sales_person,
+        "tax_number": customer.tax_number,
+        "remark": customer.remark,
+        "created_by": customer.created_by,
+        "updated_by": customer.updated_by,
+    }
 
 
 class ApplicationResponse(msgspec.Struct, rename="camel", frozen=True):
