@@ -3,7 +3,7 @@
 ``probe`` is called every ``interval`` seconds until ``until(value)`` holds (by default: the value is
 truthy; ``until=answered``: it is not None), and that value is returned. After ``timeout`` seconds the
 test fails, naming ``what`` (a text, or a callable that says what is missing when it fails) and the
-last value. ``eventually_sync`` is the same for a test that may not await (Playwright's sync API).
+last value. ``eventually_sync`` waits for a truthy value without awaiting (Playwright's sync API).
 
 The helpers with other names and argument orders (``connector_support.eventually``,
 ``relay_support.wait_until``, ``e2e.conftest.eventually``) are thin aliases of this one.
@@ -58,15 +58,9 @@ async def eventually(
     return value
 
 
-def eventually_sync(
-    probe: Callable[[], T],
-    what: What,
-    timeout: float = 30.0,
-    *,
-    interval: float = 0.2,
-    until: Callable[[T], bool] = bool,
-) -> T:
-    deadline = _Deadline(what, timeout, until)
+def eventually_sync(probe: Callable[[], T], what: What, timeout: float = 30.0, *, interval: float = 0.2) -> T:
+    """Until ``probe`` returns something truthy, without awaiting (a test on Playwright's sync API)."""
+    deadline = _Deadline(what, timeout, bool)
     while not deadline.reached(value := probe()):
         time.sleep(interval)
     return value

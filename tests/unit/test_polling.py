@@ -17,7 +17,7 @@ async def test_returns_the_first_value_that_counts() -> None:
 
     assert await eventually(probe, "a truthy value", 1.0, interval=0.001) == 1
     assert await eventually(probe, "any value", 1.0, interval=0.001, until=answered) == 2
-    assert eventually_sync(lambda: next(counter), "three more", 1.0, interval=0.001, until=lambda n: n >= 5) == 5
+    assert eventually_sync(lambda: next(counter) >= 5 and 5, "three more", 1.0, interval=0.001) == 5
 
 
 async def test_a_zero_is_an_answer_but_not_truthy() -> None:
