@@ -39,6 +39,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SYSTEMS = {"CRM", "CMS", "CSS"}
+# The journey page links each change's trace here (Jaeger's URL; nothing needs to listen for the tests).
+TRACE_UI = "http://127.0.0.1:16686/trace/{trace_id}"
 T = TypeVar("T")
 
 
@@ -116,6 +118,7 @@ def console_system(
                 "PROFILE_HTTP_PORT": str(ports["profile"]),
                 "PROFILE_CONNECTOR_URL": connector_url,
                 "PROFILE_CONSOLE_REFRESH_S": "2",
+                "PROFILE_CONSOLE_TRACE_URL_TEMPLATE": TRACE_UI,
                 **auth_env(),
             },
             health_url=f"http://127.0.0.1:{ports['profile']}/health",

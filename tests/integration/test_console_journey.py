@@ -188,6 +188,7 @@ async def test_journey_page_shows_commit_publish_every_attempt_and_the_trace_lin
         # The viewer sees no outbox link (the outbox pages are an admin's).
         assert f'href="/console/outbox/{event_id}"' not in change
 
+        assert "Bars: deliveries per 2 min; line: their 95th-percentile latency" in html
         charts = _section(html, '<div class="charts">', "</section>")
         for system in ("CRM", "CMS", "CSS"):
             figure = _section(charts, f'<figure class="chart-card" data-system="{system}">', "</figure>")
