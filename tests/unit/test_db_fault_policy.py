@@ -61,7 +61,7 @@ def _handled_names(handler: ast.ExceptHandler) -> set[str]:
 
 def test_no_module_outside_the_kit_keeps_a_list_of_database_faults() -> None:
     """An ``except`` naming the driver's error classes is a policy of its own: catch the kit's tuples."""
-    offenders = []
+    offenders: list[str] = []
     for path in sorted([*(ROOT / "libs").rglob("*.py"), *(ROOT / "services").rglob("*.py")]):
         if path == ROOT / "libs" / "kit" / "db_faults.py":
             continue
