@@ -66,6 +66,9 @@ class DevStackSettings(msgspec.Struct, frozen=True):
     # The sync-connector's maintenance (retention prune): first run after this delay, then every interval.
     maintenance_first_delay_s: float = 60.0
     maintenance_interval_s: float = 86400.0
+    # Where the console's journey page links each change's trace: a Jaeger UI on its default port (e.g.
+    # `docker run -p 16686:16686 -p 4318:4318 jaegertracing/all-in-one` with OTEL_EXPORTER_OTLP_ENDPOINT set).
+    trace_url_template: str = "http://127.0.0.1:16686/trace/{trace_id}"
 
 
 def _post_json(url: str, body: dict[str, object], token: str) -> tuple[int, dict[str, object]]:
@@ -107,6 +110,7 @@ def _services(
                 "PROFILE_HTTP_PORT": str(settings.profile_port),
                 # The admin console reads sync records, breakers and lag from the connector's API.
                 "PROFILE_CONNECTOR_URL": f"http://127.0.0.1:{settings.connector_port}",
+                "PROFILE_CONSOLE_TRACE_URL_TEMPLATE": settings.trace_url_template,
                 **keys.profile_env(),
             },
             health_url=f"http://127.0.0.1:{settings.profile_port}/health",
@@ -180,6 +184,7 @@ def _how_to_try(settings: DevStackSettings, logs: Path, tokens: dict[Role, str])
 The system is up.
   profile service   {api}   (OpenAPI: {api}/schema/swagger)
   admin console     {api}/console/   (sign in: paste the ADMIN_TOKEN value printed below)
+  customer journey  {api}/console/journey/DEMO001   (its trace links open {settings.trace_url_template})
   sync-connector    http://127.0.0.1:{settings.connector_port}   (/health /ready /metrics /v1/sync-records)
   stub CRM/CMS/CSS  http://127.0.0.1:{settings.stubs_port}   (GET /_received)
   customer mail     http://127.0.0.1:{settings.stubs_port}/_mail   (SMTP server on 127.0.0.1:{settings.smtp_port})
