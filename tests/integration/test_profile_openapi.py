@@ -14,6 +14,10 @@ LEDGER_OPERATIONS = {
     ("delete", "/v1/customers/{customer_id}"),
     ("post", "/v1/customers/{customer_id}/restore"),
     ("get", "/v1/customers/{customer_id}/name-history"),
+    ("get", "/v1/customers/{customer_id}/versions"),
+    ("get", "/v1/customers/{customer_id}/versions/{version}"),
+    ("get", "/v1/customers/{customer_id}/versions/{version}/difference"),
+    ("post", "/v1/customers/{customer_id}/rollback"),
     ("get", "/v1/recycle-bin"),
     ("post", "/v1/name-change-applications"),
     ("get", "/v1/name-change-applications"),
@@ -56,4 +60,26 @@ async def test_every_ledger_operation_has_examples(database_url: str) -> None:
     assert {"412", "428", "422"} <= patch["responses"].keys()
     assert any(p["name"] == "If-Match" and p["in"] == "header" for p in patch["parameters"])
     listing = operations[("get", "/v1/customers")]
-    assert {p["name"] for p in listing["parameters"]} >= {"status", "accountType", "nameContains", "cursor", "limit"}
+    assert {p["name"] for p in listing["parameters"]} >= {
+        "status",
+        "accountType",
+        "nameContains",
+        "cursor",
+        "limit",
+        "customerCode",
+        "company",
+        "industry",
+        "region",
+        "salesPerson",
+    }
+    rollback = operations[("post", "/v1/customers/{customer_id}/rollback")]
+    assert {"404", "409", "412", "422", "428"} <= rollback["responses"].keys()
+    assert any(p["name"] == "If-Match" and p["in"] == "header" for p in rollback["parameters"])
+    not_found = rollback["responses"]["404"]["content"]["application/problem+json"]["examples"]
+    assert {example["value"]["code"] for example in not_found.values()} >= {"PROFILE_NOT_FOUND", "VERSION_NOT_FOUND"}
+    created = operations[("post", "/v1/customers")]
+    body_schema = created["requestBody"]["content"]["application/json"]["schema"]
+    reference = body_schema.get("$ref") or body_schema["allOf"][0]["$ref"]
+    fields = schema["components"]["schemas"][reference.rsplit("/", 1)[-1]]["properties"]
+    assert fields["creditLimit"]["type"] == "string"
+    assert {"createdBy", "updatedBy"}.isdisjoint(fields)
