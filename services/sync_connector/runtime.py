@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 from types import TracebackType
 from typing import Any, Self
 
@@ -19,6 +21,10 @@ from libs.kit.ops_server import broker_check
 from libs.kit.telemetry import configure_tracing
 from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
+from services.sync_connector.admin_notify.http import admin_notification_routes
+from services.sync_connector.admin_notify.metrics import AdminNotifyMetrics
+from services.sync_connector.admin_notify.watch import AdminWatch, BreakerWatch
+from services.sync_connector.admin_notify.wiring import build_admin_notifications
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.consumer import SystemConsumer, UnprocessablePolicy
@@ -64,6 +70,10 @@ class ConnectorRuntime:
         self.notify_metrics = NotificationMetrics(self.registry)
         self.status_gauges = StatusGauges(self.registry)
         self.status_refresher: StatusRefresher | None = None
+        self.admin_metrics = AdminNotifyMetrics(self.registry)
+        # When each breaker of this instance left closed: a long outage is a cause for the admins.
+        self.breaker_watch = BreakerWatch(f"{socket.gethostname()}/{os.getpid()}", clock)
+        self.admin_watch: AdminWatch | None = None
         self._tracer_provider = tracer_provider or trace.get_tracer_provider()
         self._tracer = self._tracer_provider.get_tracer("services.sync_connector")
         self.consumers: dict[str, SystemConsumer] = {}
@@ -175,11 +185,28 @@ class ConnectorRuntime:
             self.consumers[NOTIFY_CODE] = notifications.consumer
             self.schedulers.update(notifications.schedulers)
             self.breakers.update(notifications.breakers)
+        if settings.admin_notify.enabled:  # the admins' mail is one more channel of the delivery engine
+            admin_parts = build_admin_notifications(
+                settings,
+                engine,
+                http,
+                metrics=self.admin_metrics,
+                connector_metrics=self.metrics,
+                breakers=self.breaker_watch,
+                tracer=self._tracer,
+                on_breaker_transition=self._breaker_moved,
+                clock=self.clock,
+            )
+            self.schedulers[admin_parts.breaker.system_code] = admin_parts.scheduler
+            self.breakers[admin_parts.breaker.system_code] = admin_parts.breaker
+            self.admin_watch = admin_parts.watch
         for consumer in self.consumers.values():
             consumer.start()
         for scheduler in self.schedulers.values():
             scheduler.start()
         self.dead_letters.start()
+        if self.admin_watch is not None:
+            self.admin_watch.start()
         self.status_refresher = StatusRefresher(
             engine,
             self.status_gauges,
@@ -194,25 +221,23 @@ class ConnectorRuntime:
             bulk_limit=settings.admin_bulk_retry_limit,
             metrics=self.metrics,
         )
-        self._api = web.AppRunner(
-            create_api(
+        api = create_api(
+            engine,
+            self.registry,
+            lambda: self.consumers_started,
+            admin,
+            broker_check(settings.kafka.bootstrap_servers),
+            verifier=TokenVerifier(settings.auth),
+            notification_admin=NotificationAdmin(
                 engine,
-                self.registry,
-                lambda: self.consumers_started,
-                admin,
-                broker_check(settings.kafka.bootstrap_servers),
-                verifier=TokenVerifier(settings.auth),
-                notification_admin=NotificationAdmin(
-                    engine,
-                    attempt_budget=settings.notify.max_attempts,
-                    bulk_limit=settings.admin_bulk_retry_limit,
-                    metrics=self.notify_metrics,
-                    on_reset=self._wake_notifications,
-                ),
+                attempt_budget=settings.notify.max_attempts,
+                bulk_limit=settings.admin_bulk_retry_limit,
+                metrics=self.notify_metrics,
+                on_reset=self._wake_notifications,
             ),
-            access_log=None,
-            handle_signals=False,
         )
+        api.router.add_routes(admin_notification_routes(engine))
+        self._api = web.AppRunner(api, access_log=None, handle_signals=False)
         await self._api.setup()
         await web.TCPSite(self._api, settings.http_host, settings.http_port).start()
         host, port = self._api.addresses[0][:2]
@@ -225,6 +250,7 @@ class ConnectorRuntime:
 
     def _breaker_moved(self, system_code: str, old: BreakerState, new: BreakerState, why: str) -> None:
         self.metrics.breaker_state.labels(system_code).set(new)
+        self.breaker_watch.moved(system_code, old, new)
         self.metrics.breaker_transitions.labels(system_code, new.name.lower()).inc()
         level = log.info if new is BreakerState.CLOSED else log.warning
         level(
@@ -242,6 +268,8 @@ class ConnectorRuntime:
             *(consumer.stop() for consumer in self.consumers.values()),
             *(scheduler.stop() for scheduler in self.schedulers.values()),
         )
+        if self.admin_watch is not None:
+            await self.admin_watch.stop()
         if self.dead_letters is not None:
             await self.dead_letters.stop()
         if self.status_refresher is not None:

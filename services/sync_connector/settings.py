@@ -11,6 +11,7 @@ from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
 from libs.kit.settings import load_settings
 from libs.kit.tokens import TokenSettings
+from services.sync_connector.admin_notify.settings import AdminNotifySettings
 from services.sync_connector.http_clients import (
     CLIENT_CODES,
     PROFILE_CLIENT,
@@ -37,6 +38,8 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     # Customer notifications (CONNECTOR_NOTIFY_*) and where they read contact data (CONNECTOR_PROFILE_*).
     notify: NotifySettings = msgspec.field(default_factory=NotifySettings)
     profile: ProfileApiSettings = msgspec.field(default_factory=ProfileApiSettings)
+    # Admin notifications (CONNECTOR_ADMIN_NOTIFY_*): on when CONNECTOR_ADMIN_NOTIFY_TO lists an address.
+    admin_notify: AdminNotifySettings = msgspec.field(default_factory=AdminNotifySettings)
     # CONNECTOR_AUTH_PUBLIC_KEYS: the profile service's token keys, to verify admin API callers.
     auth: TokenSettings = msgspec.field(default_factory=TokenSettings)
     topic: str = CUSTOMER_PROFILE_TOPIC
@@ -164,6 +167,9 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
                 "(a lease must outlive the call it covers)"
             )
             raise ValueError(msg)
+        if self.admin_notify.claim_lease_s <= self.notify.timeout_s:
+            msg = "admin_notify claim_lease_s must be longer than the SMTP timeout (notify timeout_s)"
+            raise ValueError(msg)
         if self.notify.claim_lease_s <= calls[PROFILE_CLIENT] + calls[SMS_CLIENT]:
             msg = "notify claim_lease_s must be longer than the contact lookup's and the SMS call's timeouts"
             raise ValueError(msg)
@@ -219,5 +225,6 @@ def settings_from_env(environ: Mapping[str, str]) -> ConnectorSettings:
         kafka=load_settings(KafkaSettings, environ, f"{ENV_PREFIX}KAFKA_"),
         notify=load_settings(NotifySettings, environ, f"{ENV_PREFIX}NOTIFY_"),
         profile=load_settings(ProfileApiSettings, environ, f"{ENV_PREFIX}PROFILE_"),
+        admin_notify=load_settings(AdminNotifySettings, environ, f"{ENV_PREFIX}ADMIN_NOTIFY_"),
         auth=load_settings(TokenSettings, environ, f"{ENV_PREFIX}AUTH_"),
     )

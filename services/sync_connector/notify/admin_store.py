@@ -76,7 +76,8 @@ _RESEND = f"""
     UPDATE sync.notification_records
     SET status = 'retrying', next_attempt_at = now(), deliver_by = NULL,
         max_attempts = attempts + CAST(:budget AS integer),
-        resend_count = resend_count + 1, completed_at = NULL, claim_token = NULL, updated_at = now()
+        resend_count = resend_count + 1, completed_at = NULL, claim_token = NULL, updated_at = now(),
+        admin_noted_at = NULL
     WHERE id IN ({{ids}})
     RETURNING {_VIEW_COLUMNS}
 """  # noqa: S608 - fixed fragments, values are bound parameters

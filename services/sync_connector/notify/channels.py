@@ -92,26 +92,30 @@ class EmailTransport:
             message = self.build(event_id=event_id, to=to, notice=notice)
         except ValueError as exc:
             return _invalid_address(str(exc))
-        settings = self._settings
-        try:
-            await aiosmtplib.send(
-                message,
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username or None,
-                password=settings.smtp_password or None,
-                use_tls=settings.smtp_security is SmtpSecurity.TLS,
-                start_tls=settings.smtp_security is SmtpSecurity.STARTTLS,
-                timeout=settings.timeout_s,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [refused.code for refused in exc.recipients]
-            return SendResult(_smtp_reply(min(codes, default=550), f"recipient refused: {codes}"))
-        except aiosmtplib.SMTPResponseException as exc:
-            return SendResult(_smtp_reply(exc.code, exc.message))
-        except (aiosmtplib.SMTPException, OSError) as exc:  # connect/read timeouts, refused, dropped
-            return SendResult(classify_transport_error("smtp", f"{type(exc).__name__}: {exc}"))
-        return SendResult(Classification(Outcome.APPLIED, "SMTP 250"), message["Message-ID"])
+        return await send_smtp(self._settings, message)
+
+
+async def send_smtp(settings: NotifySettings, message: EmailMessage) -> SendResult:
+    """One message through the configured SMTP server (customer e-mail and the admins' mail alike)."""
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username or None,
+            password=settings.smtp_password or None,
+            use_tls=settings.smtp_security is SmtpSecurity.TLS,
+            start_tls=settings.smtp_security is SmtpSecurity.STARTTLS,
+            timeout=settings.timeout_s,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [refused.code for refused in exc.recipients]
+        return SendResult(_smtp_reply(min(codes, default=550), f"recipient refused: {codes}"))
+    except aiosmtplib.SMTPResponseException as exc:
+        return SendResult(_smtp_reply(exc.code, exc.message))
+    except (aiosmtplib.SMTPException, OSError) as exc:  # connect/read timeouts, refused, dropped
+        return SendResult(classify_transport_error("smtp", f"{type(exc).__name__}: {exc}"))
+    return SendResult(Classification(Outcome.APPLIED, "SMTP 250"), message["Message-ID"])
 
 
 def _smtp_reply(code: int, text: str) -> Classification:

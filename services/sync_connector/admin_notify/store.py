@@ -1,0 +1,457 @@
+"""``sync.admin_notifications`` and ``sync.admin_occurrences`` (SQL): windows per cause, what they counted,
+their delivery state; and the sources in the connector's own tables (rows not yet noted).
+
+Counting is serialised by a transaction-level advisory lock (one watcher round at a time across the
+instances), so a cause never gets two windows for one period and an occurrence is counted once: an
+occurrence key already open for its cause counts nothing. Times that decide a window or a send are the
+connector's clock (``:now``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from libs.kit.db import UnitOfWork
+from services.sync_connector.clock import SYSTEM_CLOCK, Clock
+from services.sync_connector.engine import Expired, Settlement
+
+_LOCK_KEY = 0x61646D6E  # "admn": the watcher's round
+MAX_DETAIL = 300
+
+
+class AdminStatus:
+    PENDING = "pending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+    ALL = (PENDING, RETRYING, SENT, FAILED)
+
+
+class Occurrence(msgspec.Struct, frozen=True):
+    """One thing that happened (or a state that began): ids and codes only, never names or contact data."""
+
+    key: str  # unique among the cause's open occurrences
+    at: datetime
+    subject: str
+    detail: str | None = None
+
+
+class Example(msgspec.Struct, frozen=True):
+    subject: str
+    at: datetime
+    detail: str | None = None
+
+
+class Counted(msgspec.Struct, frozen=True):
+    notification_id: int
+    new: int  # occurrences counted now (the others were already)
+    opened: bool  # a new window
+
+
+class AdminNotificationRecord(msgspec.Struct, frozen=True):
+    """A window as the delivery engine and the mail see it."""
+
+    id: int
+    notice_id: str
+    cause_key: str
+    window_start: datetime
+    window_end: datetime
+    occurrences: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    examples: list[Example]
+    status: str
+    attempts: int
+    deliver_by: datetime | None
+
+    @property
+    def event_id(self) -> str:
+        return self.notice_id
+
+    @property
+    def event_headers(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def tries_spent(self) -> int:
+        return self.attempts
+
+    @property
+    def max_tries(self) -> int | None:
+        return None  # retried until its deadline
+
+
+class AdminNotificationView(msgspec.Struct, frozen=True, rename="camel"):
+    """A window as the admin API shows it."""
+
+    id: int
+    notice_id: str
+    cause_key: str
+    window_start: datetime
+    window_end: datetime
+    occurrences: int
+    occurrences_mailed: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    examples: list[Example]
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    deliver_by: datetime | None
+    message_id: str | None
+    last_error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+AdminSettlement = Settlement[AdminNotificationRecord]
+
+_RECORD_COLUMNS = """
+    id, notice_id::text AS notice_id, cause_key, window_start, window_end, occurrences, first_seen_at,
+    last_seen_at, examples, status, attempts, deliver_by
+"""
+_VIEW_COLUMNS = """
+    id, notice_id::text AS notice_id, cause_key, window_start, window_end, occurrences, occurrences_mailed,
+    first_seen_at, last_seen_at, examples, status, attempts, next_attempt_at, deliver_by, message_id, last_error,
+    created_at, completed_at
+"""
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_OPEN_KEYS = text("""
+    SELECT occurrence_key FROM sync.admin_occurrences
+    WHERE cause_key = :cause AND resolved_at IS NULL AND occurrence_key = ANY(CAST(:keys AS text[]))
+""")
+_CURRENT_WINDOW = text("""
+    SELECT id, examples FROM sync.admin_notifications
+    WHERE cause_key = :cause AND window_end > CAST(:now AS timestamptz)
+    ORDER BY window_start DESC LIMIT 1
+    FOR UPDATE
+""")
+_OPEN_WINDOW = text("""
+    INSERT INTO sync.admin_notifications
+        (notice_id, cause_key, window_start, window_end, first_seen_at, last_seen_at, next_attempt_at, deliver_by)
+    VALUES (CAST(:notice_id AS uuid), :cause, CAST(:now AS timestamptz),
+            CAST(:now AS timestamptz) + make_interval(secs => :window_s), CAST(:first AS timestamptz),
+            CAST(:now AS timestamptz), CAST(:now AS timestamptz) + make_interval(secs => :gather_s),
+            CAST(:now AS timestamptz) + make_interval(secs => :gather_s + :deadline_s))
+    RETURNING id
+""")
+_ADD_OCCURRENCES = text("""
+    INSERT INTO sync.admin_occurrences (notification_id, cause_key, occurrence_key, occurred_at)
+    SELECT :notification_id, :cause, k, t
+    FROM unnest(CAST(:keys AS text[]), CAST(:times AS timestamptz[])) AS u(k, t)
+""")
+_COUNT = text("""
+    UPDATE sync.admin_notifications
+    SET occurrences = occurrences + :count, last_seen_at = CAST(:now AS timestamptz),
+        first_seen_at = LEAST(first_seen_at, CAST(:first AS timestamptz)), examples = CAST(:examples AS jsonb),
+        updated_at = now()
+    WHERE id = :id
+""")
+_RESOLVE_ABSENT = text("""
+    UPDATE sync.admin_occurrences SET resolved_at = CAST(:now AS timestamptz)
+    WHERE cause_key = :cause AND resolved_at IS NULL AND NOT (occurrence_key = ANY(CAST(:present AS text[])))
+""")
+_DUE = text(f"""
+    SELECT {_RECORD_COLUMNS} FROM sync.admin_notifications
+    WHERE status IN ('pending', 'retrying') AND next_attempt_at <= CAST(:now AS timestamptz)
+    ORDER BY next_attempt_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+""")  # noqa: S608 - fixed column list, values are bound parameters
+_CLAIM = text("""
+    UPDATE sync.admin_notifications
+    SET claim_token = CAST(:token AS uuid),
+        next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => :lease_s), updated_at = now()
+    WHERE id = :id
+""")
+_DEFER = text("""
+    UPDATE sync.admin_notifications
+    SET next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => :delay_s), updated_at = now()
+    WHERE id = :id
+""")
+_SETTLE = text("""
+    UPDATE sync.admin_notifications
+    SET status = CAST(:status AS varchar), last_error = :error,
+        attempts = attempts + CASE WHEN CAST(:counted AS boolean) THEN 1 ELSE 0 END,
+        message_id = COALESCE(CAST(:message_id AS text), message_id),
+        occurrences_mailed = COALESCE(CAST(:mailed AS integer), occurrences_mailed),
+        next_attempt_at = CASE WHEN CAST(:status AS varchar) = 'retrying'
+                               THEN CAST(:now AS timestamptz) + make_interval(secs => :delay_s) END,
+        deliver_by = CAST(:deliver_by AS timestamptz),
+        completed_at = CASE WHEN CAST(:status AS varchar) = 'retrying' THEN NULL ELSE now() END,
+        claim_token = NULL, updated_at = now()
+    WHERE id = :id AND claim_token = CAST(:token AS uuid)
+    RETURNING id
+""")
+_EXPIRE = text("""
+    UPDATE sync.admin_notifications n
+    SET status = 'failed', claim_token = NULL, next_attempt_at = NULL, updated_at = now(), completed_at = now(),
+        last_error = :detail || COALESCE(' Last error: ' || n.last_error, '')
+    WHERE n.id IN (
+        SELECT o.id FROM sync.admin_notifications o
+        WHERE o.status IN ('pending', 'retrying') AND o.deliver_by <= CAST(:now AS timestamptz)
+          AND (o.claim_token IS NULL OR o.next_attempt_at <= CAST(:now AS timestamptz))
+        ORDER BY o.deliver_by, o.id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING n.id, n.notice_id::text AS event_id, n.cause_key AS customer_id
+""")
+_PAGE = f"""
+    SELECT {_VIEW_COLUMNS} FROM sync.admin_notifications
+    WHERE (CAST(:cause AS text) IS NULL OR cause_key = :cause)
+      AND (CAST(:status AS text) IS NULL OR status = :status)
+      AND (CAST(:before AS bigint) IS NULL OR id < :before)
+    ORDER BY id DESC
+    LIMIT :limit
+"""  # noqa: S608 - fixed column list, values are bound parameters
+_GET = text(f"SELECT {_VIEW_COLUMNS} FROM sync.admin_notifications WHERE id = :id")  # noqa: S608
+
+# The connector's own sources: rows not yet noted, taken (locked, others skipped) and marked in one go.
+_TAKE_DEAD_LETTERS = text("""
+    SELECT id, system_code AS code, customer_id, event_id::text AS event_id, reason, last_error AS detail,
+           created_at AS at
+    FROM sync.dead_letters WHERE admin_noted_at IS NULL
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+""")
+_NOTE_DEAD_LETTERS = text("UPDATE sync.dead_letters SET admin_noted_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
+_TAKE_FAILED_NOTIFICATIONS = text("""
+    SELECT id, upper(channel) AS code, customer_id, event_id::text AS event_id, resend_count, last_error AS detail,
+           COALESCE(completed_at, updated_at) AS at
+    FROM sync.notification_records WHERE status = 'failed' AND admin_noted_at IS NULL
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+""")
+_NOTE_NOTIFICATIONS = text(
+    "UPDATE sync.notification_records SET admin_noted_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
+)
+_TAKE_UNPROCESSABLE = text("""
+    SELECT id, system_code AS code, customer_id, event_id, reason, error AS detail, created_at AS at,
+           topic || '/' || kafka_partition || '/' || kafka_offset AS source
+    FROM sync.unprocessable_messages WHERE admin_noted_at IS NULL
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+""")
+_NOTE_UNPROCESSABLE = text(
+    "UPDATE sync.unprocessable_messages SET admin_noted_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
+)
+
+
+class WindowPolicy(msgspec.Struct, frozen=True):
+    window_s: float
+    gather_s: float
+    deadline_s: float
+    max_examples: int
+
+
+class SourceRow(msgspec.Struct, frozen=True):
+    """A row of one of the connector's sources, ready to be counted."""
+
+    id: int
+    code: str
+    occurrence: Occurrence
+
+
+def _clip(detail: str | None) -> str | None:
+    return None if detail is None else detail[:MAX_DETAIL]
+
+
+class AdminStore:
+    """The admin notification tables on one transaction's connection."""
+
+    def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
+        self._connection = connection
+        self._clock = clock
+
+    async def _run(self, statement: Any, **params: Any) -> Any:
+        return await self._connection.execute(statement, {"now": self._clock.now(), **params})
+
+    # -- counting ----------------------------------------------------------------------------------------
+
+    async def lock(self) -> None:
+        """One watcher round at a time (across instances), until this transaction ends."""
+        await self._connection.execute(_LOCK, {"key": _LOCK_KEY})
+
+    async def count(self, cause: str, occurrences: Sequence[Occurrence], policy: WindowPolicy) -> Counted | None:
+        """Count the occurrences not yet open for ``cause`` in its current window (opened when there is none);
+        None when every one was counted before."""
+        unique = list({o.key: o for o in occurrences}.values())
+        if not unique:
+            return None
+        seen = set((await self._run(_OPEN_KEYS, cause=cause, keys=[o.key for o in unique])).scalars())
+        new = [o for o in unique if o.key not in seen]
+        if not new:
+            return None
+        first = min(o.at for o in new)
+        row = (await self._run(_CURRENT_WINDOW, cause=cause)).mappings().first()
+        if row is None:
+            notification_id = (
+                await self._run(
+                    _OPEN_WINDOW,
+                    notice_id=str(uuid.uuid4()),
+                    cause=cause,
+                    first=first,
+                    window_s=policy.window_s,
+                    gather_s=policy.gather_s,
+                    deadline_s=policy.deadline_s,
+                )
+            ).scalar_one()
+            examples: list[Any] = []
+            opened = True
+        else:
+            notification_id, examples, opened = row["id"], list(row["examples"]), False
+        room = max(policy.max_examples - len(examples), 0)
+        examples += [
+            msgspec.to_builtins(Example(o.subject, o.at, _clip(o.detail)))
+            for o in sorted(new, key=lambda o: o.at)[:room]
+        ]
+        await self._run(
+            _ADD_OCCURRENCES,
+            notification_id=notification_id,
+            cause=cause,
+            keys=[o.key for o in new],
+            times=[o.at for o in new],
+        )
+        await self._run(
+            _COUNT,
+            id=notification_id,
+            count=len(new),
+            first=first,
+            examples=msgspec.json.encode(examples).decode(),
+        )
+        return Counted(notification_id, len(new), opened)
+
+    async def resolve_absent(self, cause: str, present: Sequence[str]) -> None:
+        """A state that ended (a parked row re-driven): its occurrence is closed, so a new one counts again."""
+        await self._run(_RESOLVE_ABSENT, cause=cause, present=list(present))
+
+    # -- the connector's sources -------------------------------------------------------------------------
+
+    async def take_dead_letters(self, limit: int) -> list[SourceRow]:
+        rows = (await self._run(_TAKE_DEAD_LETTERS, limit=limit)).mappings().all()
+        return [
+            SourceRow(
+                r["id"],
+                r["code"],
+                Occurrence(
+                    f"dead-letter:{r['id']}",
+                    r["at"],
+                    f"customer {r['customer_id']}, event {r['event_id']} ({r['reason']})",
+                    r["detail"],
+                ),
+            )
+            for r in rows
+        ]
+
+    async def note_dead_letters(self, ids: Sequence[int]) -> None:
+        await self._run(_NOTE_DEAD_LETTERS, ids=list(ids))
+
+    async def take_failed_notifications(self, limit: int) -> list[SourceRow]:
+        rows = (await self._run(_TAKE_FAILED_NOTIFICATIONS, limit=limit)).mappings().all()
+        return [
+            SourceRow(
+                r["id"],
+                r["code"],
+                Occurrence(
+                    f"notification:{r['id']}:{r['resend_count']}",
+                    r["at"],
+                    f"customer {r['customer_id']}, event {r['event_id']}, notification {r['id']}",
+                    r["detail"],
+                ),
+            )
+            for r in rows
+        ]
+
+    async def note_notifications(self, ids: Sequence[int]) -> None:
+        await self._run(_NOTE_NOTIFICATIONS, ids=list(ids))
+
+    async def take_unprocessable(self, limit: int) -> list[SourceRow]:
+        rows = (await self._run(_TAKE_UNPROCESSABLE, limit=limit)).mappings().all()
+        return [
+            SourceRow(
+                r["id"],
+                r["code"],
+                Occurrence(
+                    f"unprocessable:{r['id']}",
+                    r["at"],
+                    f"message {r['source']} ({r['reason']})"
+                    + (f", customer {r['customer_id']}" if r["customer_id"] else ""),
+                    r["detail"],
+                ),
+            )
+            for r in rows
+        ]
+
+    async def note_unprocessable(self, ids: Sequence[int]) -> None:
+        await self._run(_NOTE_UNPROCESSABLE, ids=list(ids))
+
+    # -- the delivery engine's ledger --------------------------------------------------------------------
+
+    async def due(self, limit: int) -> list[AdminNotificationRecord]:
+        result = await self._run(_DUE, limit=limit)
+        return [msgspec.convert(dict(row), AdminNotificationRecord) for row in result.mappings()]
+
+    async def claim(self, record_id: int, lease_s: float) -> str:
+        token = str(uuid.uuid4())
+        await self._run(_CLAIM, id=record_id, token=token, lease_s=lease_s)
+        return token
+
+    async def defer(self, record_id: int, delay_s: float) -> None:
+        await self._run(_DEFER, id=record_id, delay_s=delay_s)
+
+    async def settle(self, settlement: AdminSettlement, status: str) -> bool:
+        result = settlement.result
+        mailed = result.attempted.extra.get("occurrences")
+        row = await self._run(
+            _SETTLE,
+            id=settlement.record.id,
+            token=settlement.token,
+            status=status,
+            error=result.error,
+            counted=result.counted,
+            message_id=result.attempted.extra.get("message_id"),
+            mailed=None if mailed is None else int(mailed),
+            delay_s=result.delay_s,
+            deliver_by=result.deliver_by,
+        )
+        return row.scalar_one_or_none() is not None
+
+    async def expire(self, detail: str, limit: int) -> list[Expired]:
+        result = await self._run(_EXPIRE, detail=detail, limit=limit)
+        return [msgspec.convert(dict(row), Expired) for row in result.mappings()]
+
+    # -- the admin API -----------------------------------------------------------------------------------
+
+    async def page(
+        self, *, cause: str | None, status: str | None, before: int | None, limit: int
+    ) -> list[AdminNotificationView]:
+        result = await self._run(text(_PAGE), cause=cause, status=status, before=before, limit=limit)
+        return [_view(row) for row in result.mappings()]
+
+    async def get(self, notification_id: int) -> AdminNotificationView | None:
+        row = (await self._run(_GET, id=notification_id)).mappings().first()
+        return None if row is None else _view(row)
+
+
+def _view(row: Any) -> AdminNotificationView:
+    return AdminNotificationView(**{**row, "examples": msgspec.convert(row["examples"], list[Example])})
+
+
+class AdminUnitOfWork(UnitOfWork):
+    admin: AdminStore
+
+    def __init__(self, engine: AsyncEngine, clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__(engine)
+        self._clock = clock
+
+    def _bind(self, connection: AsyncConnection) -> None:
+        self.admin = AdminStore(connection, self._clock)
+
+
+def window_end(start: datetime, window_s: float) -> datetime:
+    return start + timedelta(seconds=window_s)
