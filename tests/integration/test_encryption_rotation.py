@@ -63,7 +63,7 @@ async def test_rotation_reseals_every_copy_and_the_old_key_can_go(database_url: 
         assert (await client.post("/v1/backups", json={"label": "before rotation"})).status_code == 201
         created = await client.post(
             "/v1/customers",
-            json=customer_body("NEW1", contactPhone="+86 139 1111 2222"),
+            json=customer_body("NEW1", contactPhone="+86 139 1111 2222", taxNumber="91110108MA01ABCDE1"),
             headers={"Idempotency-Key": "k1"},
         )
         assert created.status_code == 201
@@ -78,16 +78,17 @@ async def test_rotation_reseals_every_copy_and_the_old_key_can_go(database_url: 
         "customers": CUSTOMERS + 1,
         "backupRows": CUSTOMERS,
         "storedResponses": 1,
+        "versions": CUSTOMERS + 1,  # one version each so far
     }
-    assert f"re-sealing {2 * CUSTOMERS + 2} rows under key {NEW_KEY_ID}" in err  # the progress bar's label
+    assert f"re-sealing {3 * CUSTOMERS + 3} rows under key {NEW_KEY_ID}" in err  # the progress bar's label
     code, out, err = await _keys_command(database_url, both, "rotate", "--check")
     assert (code, json.loads(out)["remaining"]) == (
         0,
-        {"customer_profiles": 0, "backup_customers": 0, "idempotency_keys": 0},
+        {"customer_profiles": 0, "customer_versions": 0, "backup_customers": 0, "idempotency_keys": 0},
     ), err
 
-    # Every sealed value names the new key, in the live table and in the backup copy.
-    for table in ("customer_profiles", "backup_customers"):
+    # Every sealed value names the new key, in the live table, the versions and the backup copy.
+    for table in ("customer_profiles", "customer_versions", "backup_customers"):
         rows = await db.fetch(
             f"SELECT contact_key_id, contact_phone_encrypted, contact_email_encrypted FROM profile.{table}"
         )
@@ -114,10 +115,13 @@ async def test_rotation_reseals_every_copy_and_the_old_key_can_go(database_url: 
         assert [c["customerId"] for c in found] == ["C004242"]
         replay = await client.post(
             "/v1/customers",
-            json=customer_body("NEW1", contactPhone="+86 139 1111 2222"),
+            json=customer_body("NEW1", contactPhone="+86 139 1111 2222", taxNumber="91110108MA01ABCDE1"),
             headers={"Idempotency-Key": "k1"},
         )
         assert (replay.headers["idempotent-replayed"], replay.json()["contactPhone"]) == ("true", NEW_PHONE)
+        # The tax number, in the live row and in its version, opens with the new key alone.
+        assert (await client.get("/v1/customers/NEW1")).json()["taxNumber"] == "91110108MA01ABCDE1"
+        assert (await client.get("/v1/customers/NEW1/versions/1")).json()["taxNumber"] == "91110108MA01ABCDE1"
 
 
 async def test_a_value_needs_its_key_and_its_own_row(database_url: str, db: asyncpg.Connection) -> None:
