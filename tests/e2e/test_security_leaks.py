@@ -1,9 +1,11 @@
 """After a demo-like session on the whole system: no secret in any log line or exported span, and no
-plaintext contact data in logs, spans or a dump of the database (backups and stored responses included).
+plaintext personal data in logs, spans or a dump of the database (backups, versions and stored
+responses included).
 
 Secrets: the bearer tokens used, the token signing key, the contact encryption and hash keys, the
-external systems' HMAC secrets. Contact data: the phones, e-mails and addresses the session wrote,
-searched as text and as the hex form a dump gives ``bytea`` columns.
+external systems' HMAC secrets. Personal data: the phones, e-mails, addresses and tax numbers the
+session wrote (created, edited, rolled back, read back as versions and differences), searched as
+text and as the hex form a dump gives ``bytea`` columns.
 """
 
 from __future__ import annotations
@@ -26,10 +28,20 @@ CONTACTS = [
         "contactPhone": "+86 139 5555 0101",
         "contactEmail": "leak.check.one@example.com",
         "contactAddress": "泄漏路 99 号",
+        "taxNumber": "91110108MA01LEAK01",
     },
-    {"contactPhone": "13955550202", "contactEmail": "leak.check.two@example.com", "contactAddress": "Leak Street 7"},
+    {
+        "contactPhone": "13955550202",
+        "contactEmail": "leak.check.two@example.com",
+        "contactAddress": "Leak Street 7",
+        "taxNumber": "91310115MA1LEAK002",
+    },
 ]
-CHANGED = {"contactPhone": "+86 139 5555 0303", "contactEmail": "leak.check.three@example.com"}
+CHANGED = {
+    "contactPhone": "+86 139 5555 0303",
+    "contactEmail": "leak.check.three@example.com",
+    "taxNumber": "91440300MA5LEAK003",
+}
 
 
 @pytest.fixture
@@ -81,6 +93,17 @@ async def _session(http: httpx.AsyncClient, system: RunningSystem) -> None:
         assert replayed.headers["idempotent-replayed"] == "true"
     edited = await http.patch(f"{api}/v1/customers/LEAK1", json=CHANGED, headers={"If-Match": '"1"'})
     assert edited.status_code == 200, edited.text
+    # Every version kept (sealed), read back, compared and rolled back to: the tax number included.
+    versions = await http.get(f"{api}/v1/customers/LEAK1/versions")
+    assert [v["taxNumber"] for v in versions.json()["items"]] == [CHANGED["taxNumber"], CONTACTS[0]["taxNumber"]]
+    difference = await http.get(f"{api}/v1/customers/LEAK1/versions/1/difference")
+    assert "taxNumber" in {d["field"] for d in difference.json()["differences"]}
+    rolled = await http.post(f"{api}/v1/customers/LEAK1/rollback", json={"toVersion": 1}, headers={"If-Match": '"2"'})
+    assert rolled.status_code == 200, rolled.text
+    rolled_forward = await http.post(
+        f"{api}/v1/customers/LEAK1/rollback", json={"toVersion": 2}, headers={"If-Match": '"3"'}
+    )
+    assert rolled_forward.json()["customer"]["taxNumber"] == CHANGED["taxNumber"]
     found = await http.get(f"{api}/v1/customers", params={"contactPhone": CONTACTS[1]["contactPhone"]})
     assert [c["customerId"] for c in found.json()["items"]] == ["LEAK2"]
     assert (await http.post(f"{api}/v1/backups", json={"label": "leak check"})).status_code == 201
@@ -103,7 +126,7 @@ async def _session(http: httpx.AsyncClient, system: RunningSystem) -> None:
     await eventually(synced, 30, "the rename applied at every system")
 
 
-async def test_no_secret_or_contact_data_in_logs_spans_or_the_database(
+async def test_no_secret_or_personal_data_in_logs_spans_or_the_database(
     running_system: RunningSystem, http: httpx.AsyncClient, otlp: OtlpReceiver, database_url: str
 ) -> None:
     await _session(http, running_system)
@@ -121,7 +144,7 @@ async def test_no_secret_or_contact_data_in_logs_spans_or_the_database(
         "the hash key": crypto.hash_key,
         **{f"{system} HMAC secret": connector_env[f"CONNECTOR_{system}_SECRET"] for system in SYSTEMS},
     }
-    contacts = {f"contact data {value!r}": value for value in _contact_values()}
+    contacts = {f"personal data {value!r}": value for value in _contact_values()}
     logs = b"\n".join(path.read_bytes() for path in sorted(running_system.logs.glob("*.log")))
     spans = b"\n".join(otlp.raw_exports)
     assert len(logs) > 1_000
