@@ -161,7 +161,9 @@ class NameChangeService:
             result = await self._update_transaction(application_id, actor, approval)
         except AppError as exc:
             self._update_error(application_id, exc.code, exc.detail, exc)
-            if not isinstance(exc, ApplicationNotFound | InvalidStatus):
+            if isinstance(exc, InvalidStatus):
+                await self._record_refusal(application_id, exc, actor)
+            elif not isinstance(exc, ApplicationNotFound):
                 await self._mark_failed(application_id, exc.code, exc.detail, actor, approval)
             raise
         except Exception as exc:
@@ -228,14 +230,47 @@ class NameChangeService:
                     application = application.decide(Decision.APPROVED, approval[0], approval[1], now)
                     await uow.applications.save(application)
                 await uow.applications.mark_update_failed(application_id, code, detail, now)
+                # The operation log's trigger queues an admin signal with the entry (seed 000 6.2 notifyAdmin).
                 await uow.audit.add(
-                    _audit(AuditEvent.UPDATE_FAILED, f"profile update failed: {code}", actor, application), now
+                    _audit(
+                        AuditEvent.UPDATE_FAILED,
+                        f"profile update failed: {code}",
+                        actor,
+                        application,
+                        failure_code=code,
+                    ),
+                    now,
                 )
                 await uow.commit()
         except Exception:  # the update's own error is the one the caller gets
             log.exception("UPDATE_FAILED_NOT_RECORDED", application_id=application_id, code=code)
             return
         self._metrics.update_failed.labels(code).inc()
+
+    async def _record_refusal(self, application_id: str, error: InvalidStatus, actor: Actor) -> None:
+        """Seed 000 6.2: INVALID_STATUS needs a person. Logged in the operation log in its own transaction (the
+        update's rolled back), whose trigger queues the admin signal; the application is left as it is."""
+        now = self._clock()
+        try:
+            async with self._uow_factory() as uow:
+                application = await uow.applications.get(application_id)
+                await uow.audit.add(
+                    actor_entry(
+                        AuditEvent.UPDATE_REFUSED,
+                        f"profile update refused: {error.code}",
+                        actor,
+                        customer_id=application.customer_id if application is not None else None,
+                        application_id=application_id,
+                        new_value={
+                            "status": application.status.value if application is not None else None,
+                            "failureCode": error.code,
+                        },
+                    ),
+                    now,
+                )
+                await uow.commit()
+        except Exception:  # the refusal itself is the answer the caller gets
+            log.exception("UPDATE_REFUSAL_NOT_RECORDED", application_id=application_id, code=error.code)
 
 
 _FAILABLE = (ApplicationStatus.PENDING, ApplicationStatus.APPROVED, ApplicationStatus.UPDATE_FAILED)
@@ -276,12 +311,22 @@ def _completed_name_change(
     return completed, result
 
 
-def _audit(event: AuditEvent, operation: str, actor: Actor, application: NameChangeApplication) -> AuditEntry:
+def _audit(
+    event: AuditEvent,
+    operation: str,
+    actor: Actor,
+    application: NameChangeApplication,
+    *,
+    failure_code: str | None = None,
+) -> AuditEntry:
+    new_value = {"status": application.status.value, "newName": application.new_name}
+    if failure_code is not None:
+        new_value["failureCode"] = failure_code
     return actor_entry(
         event,
         operation,
         actor,
         customer_id=application.customer_id,
         application_id=application.application_id,
-        new_value={"status": application.status.value, "newName": application.new_name},
+        new_value=new_value,
     )

@@ -79,8 +79,8 @@ class ParkedRow(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class ParkedOutbox(msgspec.Struct, frozen=True, rename="camel"):
-    count: int
     rows: list[ParkedRow]
+    complete: bool  # every parked row is listed
 
 
 class ProfileSignals(msgspec.Struct, frozen=True, rename="camel"):
@@ -335,7 +335,7 @@ class AdminWatch:
             async with AdminUnitOfWork(self._engine, self._clock) as uow:
                 await uow.admin.lock()
                 counted += await self._count(uow.admin, by_cause)
-                if not parked_done and read.parked_outbox.count <= len(read.parked_outbox.rows):
+                if not parked_done and read.parked_outbox.complete:
                     # Every parked row is listed: those no longer parked (re-driven) are resolved.
                     await uow.admin.resolve_absent(parked, [o.key for o in by_cause[parked]])
                 await uow.commit()

@@ -19,6 +19,7 @@ from libs.kit.db import make_engine
 from libs.kit.logging import configure_logging
 from libs.kit.telemetry import configure_tracing, records_spans
 from libs.kit.tokens import TokenVerifier
+from services.profile.adapters.admin_signals import SqlAdminSignals
 from services.profile.adapters.contact_crypto import ContactProtector
 from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
 from services.profile.entrypoints.console.wiring import console_lifespan, console_routes, console_template_config
@@ -29,6 +30,7 @@ from services.profile.entrypoints.http.dependencies import provide_actor, provid
 from services.profile.entrypoints.http.idempotency import idempotency_middleware
 from services.profile.entrypoints.http.input_guard import input_guard_middleware
 from services.profile.entrypoints.http.internal_contact import InternalContactController
+from services.profile.entrypoints.http.internal_signals import InternalSignalController
 from services.profile.entrypoints.http.ledger_wiring import LEDGER_ROUTES, install_ledger_services, ledger_dependencies
 from services.profile.entrypoints.http.ops import health, metrics, ready
 from services.profile.entrypoints.http.problems import EXCEPTION_HANDLERS, ErrorMetrics
@@ -36,6 +38,7 @@ from services.profile.entrypoints.http.routes import ApplicationController, Prof
 from services.profile.entrypoints.http.trace_header import add_trace_id_header
 from services.profile.entrypoints.http.trace_redaction import redact_url_attributes
 from services.profile.entrypoints.outbox_admin_wiring import build_outbox_admin_service
+from services.profile.service_layer.admin_signals import AdminSignalService
 from services.profile.service_layer.metrics import ProfileMetrics
 from services.profile.service_layer.name_changes import NameChangeService
 from services.profile.settings import ProfileSettings, settings_from_env
@@ -67,6 +70,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
         install_ledger_services(app.state, uow_factory, settings.ledger, registry)
         app.state.name_change_service = NameChangeService(uow_factory, ProfileMetrics(registry))
         app.state.outbox_admin_service = build_outbox_admin_service(engine, settings.relay, registry)
+        app.state.admin_signal_service = AdminSignalService(SqlAdminSignals(engine), app.state.outbox_admin_service)
         try:
             yield
         finally:
@@ -88,6 +92,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
             ProfileUpdateController,
             OutboxAdminController,
             InternalContactController,
+            InternalSignalController,
             *LEDGER_ROUTES,
             health,
             ready,
