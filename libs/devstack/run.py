@@ -5,8 +5,10 @@ Starts PostgreSQL (data kept in ``.data/postgres`` across runs) and Apache Kafka
 external systems, the profile service, the relay and the sync-connector, loads demo
 customers and prints how to try it. A child that dies, the databases included, is
 restarted on the same data; Ctrl-C stops everything. The sync-connector's maintenance
-(the retention prune, ``python -m services.sync_connector maintenance``, a CronJob in
-Kubernetes) runs a minute after start and then daily, from the supervisor's loop.
+(the retention prune, ``python -m services.sync_connector maintenance``) and the ledger's
+(``python -m services.profile maintenance``: the daily backup point, the recycle-bin purge
+after a backup point of its own, partitions, backup retention), CronJobs in Kubernetes, run
+a minute after start and then daily, from the supervisor's loop.
 """
 
 from __future__ import annotations
@@ -169,6 +171,22 @@ def _sync_maintenance(settings: DevStackSettings, db_url: str, logs: Path) -> Pe
     )
 
 
+def _ledger_maintenance(settings: DevStackSettings, db_url: str, logs: Path, keys: DevKeys) -> PeriodicCommand:
+    """The k8s ``ledger-maintenance`` CronJob's command (the daily backup point among its tasks), on the timer."""
+    return PeriodicCommand(
+        ServiceProcess(
+            name="ledger-maintenance",
+            module="services.profile",
+            args=["maintenance"],
+            env={"PROFILE_DB_URL": db_url, **keys.profile_env()},
+            log_file=logs / "ledger-maintenance.log",
+        ),
+        interval_s=settings.maintenance_interval_s,
+        first_delay_s=settings.maintenance_first_delay_s,
+        started_at=time.monotonic(),
+    )
+
+
 def _load_demo_data(profile_port: int, operator_token: str) -> None:
     for customer in DEMO_CUSTOMERS:
         status, body = _post_json(f"http://127.0.0.1:{profile_port}/v1/customers", dict(customer), operator_token)
@@ -250,7 +268,7 @@ def main() -> int:
     )
     broker = EmbeddedKafka(data_dir=data_dir / "kafka", port=settings.kafka_port, log_file=logs / "kafka.log")
     services: list[ServiceProcess] = []
-    maintenance: PeriodicCommand | None = None
+    periodic: list[PeriodicCommand] = []
     try:
         print(f"starting PostgreSQL on 127.0.0.1:{settings.pg_port} (data: {postgres.data_dir})", flush=True)
         postgres.start()
@@ -271,7 +289,7 @@ def main() -> int:
             service.start(timeout=60)
         _load_demo_data(settings.profile_port, tokens[Role.OPERATOR])
         print(_how_to_try(settings, logs, tokens), flush=True)
-        maintenance = _sync_maintenance(settings, db_url, logs)
+        periodic = [_sync_maintenance(settings, db_url, logs), _ledger_maintenance(settings, db_url, logs, keys)]
         while not stopping:
             _restart_if_dead("Apache Kafka", broker.process, broker.start)
             _restart_if_dead("PostgreSQL", postgres.process, postgres.start)
@@ -285,12 +303,13 @@ def main() -> int:
                         service.start(timeout=60)
                     except ProcessStartError as exc:
                         print(f"{service.name} did not come back: {exc}", flush=True)
-            if not stopping and (line := maintenance.tick(time.monotonic())):
-                print(line, flush=True)
+            for command in periodic:
+                if not stopping and (line := command.tick(time.monotonic())):
+                    print(line, flush=True)
             time.sleep(0.5)
     finally:
-        if maintenance is not None:
-            maintenance.stop()
+        for command in periodic:
+            command.stop()
         for service in reversed(services):
             service.stop()
         broker.stop()

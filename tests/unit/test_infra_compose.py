@@ -79,6 +79,7 @@ def test_every_part_of_the_stack_is_there(compose: dict[str, Any]) -> None:
         "alertmanager",
         "mailpit",
         "grafana",
+        "ledger-maintenance",
     }
 
 
@@ -245,6 +246,7 @@ def exposed_metric_names() -> set[str]:
     from libs.outbox.relay import RelayMetrics
     from services.profile.entrypoints.http.problems import ErrorMetrics
     from services.profile.service_layer.metrics import ProfileMetrics
+    from services.sync_connector.admin_notify.metrics import AdminNotifyMetrics
     from services.sync_connector.metrics import ConnectorMetrics
     from services.sync_connector.notify.metrics import NotificationMetrics
     from services.sync_connector.retention import RetentionMetrics
@@ -262,6 +264,7 @@ def exposed_metric_names() -> set[str]:
         RetentionMetrics,
         NotificationMetrics,
         UnprocessableMetrics,
+        AdminNotifyMetrics,
     ):
         metrics(registry)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
@@ -436,3 +439,24 @@ def test_notifications_are_on_and_reach_the_mail_catcher_the_sms_gateway_and_the
     for variable in dotenv:
         assert variable in example, f"{variable} is documented in infra/compose.env.example"
     assert "token issue --role notifier" in example, "how to issue the notifier token is documented"
+
+
+def test_the_ledger_s_daily_maintenance_runs_and_admin_notifications_reach_the_mail_catcher(
+    compose: dict[str, Any],
+) -> None:
+    from services.profile.entrypoints.cli_ledger import maintenance
+    from services.sync_connector.settings import settings_from_env as connector_settings
+
+    s = services(compose)
+    ledger = s["ledger-maintenance"]
+    python, flag, module, command, every, seconds = ledger["command"]
+    assert (python, flag, module, command, every, float(seconds)) == (
+        "python", "-m", "services.profile", "maintenance", "--every", 86400.0,
+    )  # fmt: skip
+    assert "--every" in {option for param in maintenance.params for option in param.opts}
+    assert ledger["environment"]["PROFILE_DB_URL"] == s["profile"]["environment"]["PROFILE_DB_URL"]
+    assert depends_on(ledger)["migrate-profile"] == "service_completed_successfully"
+    settings = connector_settings(environment(s["connector"]))
+    assert settings.admin_notify.enabled
+    assert settings.admin_notify.to == ["admins@customer-profile.example"]
+    assert (settings.notify.smtp_host, settings.notify.smtp_port) == ("mailpit", 1025)

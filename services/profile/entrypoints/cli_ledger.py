@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -103,11 +104,23 @@ def _print(report: msgspec.Struct) -> None:
     type=click.Choice([t.value for t in MaintenanceTask]),
     help="Run only these tasks (default: all).",
 )
-def maintenance(tasks: tuple[str, ...]) -> None:
-    """Partitions ahead, recycle-bin purge, daily backup, backup retention, expired idempotency keys."""
+@click.option(
+    "--every",
+    "every_s",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Run again every this many seconds, until stopped (compose's daily loop; a CronJob in Kubernetes).",
+)
+def maintenance(tasks: tuple[str, ...], every_s: float | None) -> None:
+    """Partitions ahead, recycle-bin purge (after a backup point), daily backup, backup retention, expired
+    idempotency keys."""
     chosen = [MaintenanceTask(t) for t in tasks] or list(MaintenanceTask)
-    report = _run(lambda ledger: ledger.maintenance.run(chosen))
-    _print(report)
+    while True:
+        report = _run(lambda ledger: ledger.maintenance.run(chosen))
+        _print(report)
+        if every_s is None:
+            break
+        time.sleep(every_s)  # a failed task is logged and counted (ledger_maintenance_tasks_total), then retried
     if report.failed_tasks:
         sys.exit(1)
 

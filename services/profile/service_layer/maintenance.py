@@ -16,6 +16,7 @@ import msgspec
 from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
 from services.profile.domain.ledger import purge_cutoff
+from services.profile.domain.restore import BackupKind
 from services.profile.service_layer.audit import AuditEvent, customer_entry
 from services.profile.service_layer.backups import BackupService
 from services.profile.service_layer.ledger_settings import LedgerSettings
@@ -41,6 +42,7 @@ class MaintenanceTask(StrEnum):
 class MaintenanceReport(msgspec.Struct, rename="camel"):
     partitions_created: int = 0
     customers_purged: int = 0
+    pre_purge_backup: str | None = None  # taken by itself before the purge removed anyone
     backup_taken: str | None = None
     backups_expired: list[str] = msgspec.field(default_factory=list)
     idempotency_keys_deleted: int = 0
@@ -93,7 +95,12 @@ class MaintenanceService:
             await uow.commit()
 
     async def _purge(self, report: MaintenanceReport) -> None:
-        """Customers in the recycle bin longer than the retention period are deleted for good."""
+        """Customers in the recycle bin longer than the retention period are deleted for good.
+
+        Seed 004 "重要操作即时备份": before the first customer goes, a backup point of the whole ledger is
+        taken (kind ``pre_purge``). The first batch finds out whether anyone is due: when it finds someone,
+        it is rolled back, the backup point is taken, and the purge starts again.
+        """
         retention = timedelta(days=self._settings.recycle_bin_retention_days)
         while True:
             now = self._clock()
@@ -101,22 +108,28 @@ class MaintenanceService:
                 purged = await uow.customers.purge_deleted_before(
                     purge_cutoff(now, retention), now, self._settings.purge_batch_size
                 )
-                await uow.audit.add_many(
-                    [
-                        customer_entry(
-                            AuditEvent.CUSTOMER_PURGED,
-                            "purge from recycle bin after retention",
-                            MAINTENANCE_ACTOR,
-                            before=customer,
-                            after=customer,
-                            changed=(),
-                            extra={"customerName": customer.customer_name, "deletedAt": str(customer.deleted_at)},
-                        )
-                        for customer in purged
-                    ],
-                    now,
-                )
-                await uow.commit()
+                probe = bool(purged) and report.pre_purge_backup is None
+                if not probe:
+                    await uow.audit.add_many(
+                        [
+                            customer_entry(
+                                AuditEvent.CUSTOMER_PURGED,
+                                "purge from recycle bin after retention",
+                                MAINTENANCE_ACTOR,
+                                before=customer,
+                                after=customer,
+                                changed=(),
+                                extra={"customerName": customer.customer_name, "deletedAt": str(customer.deleted_at)},
+                            )
+                            for customer in purged
+                        ],
+                        now,
+                    )
+                    await uow.commit()
+            if probe:  # left without commit: rolled back, nobody went yet
+                point = await self._backups.create(BackupKind.PRE_PURGE, "before purge", MAINTENANCE_ACTOR)
+                report.pre_purge_backup = point.backup_id
+                continue
             report.customers_purged += len(purged)
             self._metrics.customer_changes.labels("purged").inc(len(purged))
             if len(purged) < self._settings.purge_batch_size:

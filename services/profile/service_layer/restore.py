@@ -22,8 +22,15 @@ from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
 from services.profile.domain.errors import BackupNotFound, CustomerCodeExists, ProfileNotFound
 from services.profile.domain.model import ApplicationOrigin, Customer, direct_name_change
-from services.profile.domain.restore import RestoreAction, RestoreStep, plan_customer_restore, plan_removal
+from services.profile.domain.restore import (
+    BackupKind,
+    RestoreAction,
+    RestoreStep,
+    plan_customer_restore,
+    plan_removal,
+)
 from services.profile.service_layer.audit import AuditEvent, actor_entry, customer_entry
+from services.profile.service_layer.backups import BackupService
 from services.profile.service_layer.metrics import LedgerMetrics
 from services.profile.service_layer.name_change_records import new_application_id, record_name_changes
 from services.profile.service_layer.name_changes import Clock, utc_now
@@ -60,6 +67,8 @@ class RestoreReport(msgspec.Struct, frozen=True, rename="camel"):
     truncated: bool
     duration_ms: float
     conflicts: list[RestoreConflict] = msgspec.field(default_factory=list)  # the first ``max_differences``
+    # The backup point taken by itself just before a whole-ledger restore (the way back from this restore).
+    safety_backup_id: str | None = None
 
 
 class _Tally:
@@ -106,16 +115,24 @@ class RestoreService:
         self._chunk_size = chunk_size
         self._max_differences = max_differences
         self._clock = clock
+        # Seed 004 "重要操作即时备份": a whole-ledger restore first takes a backup point of the ledger as it is.
+        self._backups = BackupService(uow_factory, metrics, clock)
 
     async def restore(self, backup_id: str, customer_id: str | None, dry_run: bool, actor: Actor) -> RestoreReport:
         started = time.perf_counter()
         mode = "dry_run" if dry_run else ("customer" if customer_id else "ledger")
+        safety_backup_id: str | None = None
         try:
             await self._check(backup_id, customer_id)
             if dry_run:
                 tally = await self._run(backup_id, customer_id, actor, write=False)
             else:
                 async with self._lock.hold():
+                    if customer_id is None:  # under the lock: no other restore runs between the two
+                        safety = await self._backups.create(
+                            BackupKind.PRE_RESTORE, f"before restore from {backup_id}", actor
+                        )
+                        safety_backup_id = safety.backup_id
                     tally = await self._run(backup_id, customer_id, actor, write=True)
         except AppError as exc:
             self._metrics.restores.labels(mode, exc.code).inc()
@@ -133,6 +150,7 @@ class RestoreService:
             truncated=tally.truncated,
             duration_ms=round(duration * 1000, 1),
             conflicts=list(tally.conflicts.values())[: self._max_differences],
+            safety_backup_id=safety_backup_id,
         )
         if not dry_run:
             await self._audit_summary(report, actor)
