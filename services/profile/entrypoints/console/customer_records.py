@@ -136,7 +136,8 @@ def _parse(typed: dict[str, str]) -> dict[str, Any]:
     values["status"] = CustomerStatus(typed["status"]) if typed["status"] in statuses else None
     credit = typed["creditLimit"] or "0.00"
     if not _CREDIT.match(credit):
-        errors.append({"key": "creditLimit", "message": "an amount of 0 or more, at most two decimals: 50000.00"})
+        message = "an amount of 0 or more with at most two decimals, e.g. 50000.00"
+        errors.append({"key": "creditLimit", "message": message})
         values["credit_limit"] = None
     else:
         values["credit_limit"] = Decimal(credit)
