@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from libs.kit.errors import AppError, ConflictError, NotFoundError, ValidationError
 from libs.kit.logging import get_logger
+from services.profile.adapters.connector_admin_notifications import AdminNotification, AdminNotificationPage
 from services.profile.adapters.connector_api import (
     BulkRetryResult,
     CustomerSyncStatus,
@@ -186,6 +187,26 @@ class ConnectorClient:
     async def delivery_stats(self, caller: Caller, *, window_s: int = 3600, buckets: int = 30) -> DeliveryStats:
         params = {"windowS": str(window_s), "buckets": str(buckets)}
         return await self._call("delivery_stats", "GET", "v1/delivery-stats", caller, DeliveryStats, params=params)
+
+    async def admin_notifications(
+        self,
+        caller: Caller,
+        *,
+        cause: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> AdminNotificationPage:
+        """The admin notifications (one per cause and window), newest first."""
+        query = {"cause": cause, "status": status, "cursor": cursor, "limit": str(limit)}
+        params = {k: v for k, v in query.items() if v}
+        return await self._call(
+            "admin_notifications", "GET", "v1/admin-notifications", caller, AdminNotificationPage, params=params
+        )
+
+    async def admin_notification(self, notification_id: int, caller: Caller) -> AdminNotification:
+        path = f"v1/admin-notifications/{notification_id}"
+        return await self._call("admin_notification", "GET", path, caller, AdminNotification)
 
     async def retry_record(self, record_id: int, caller: Caller) -> SyncRecord:
         return await self._call("retry_record", "POST", f"v1/sync-records/{record_id}/retry", caller, SyncRecord)

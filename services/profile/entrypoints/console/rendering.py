@@ -56,6 +56,7 @@ NAVIGATION: tuple[tuple[str, str, Role], ...] = (
     ("recycle-bin", "Recycle bin", Role.VIEWER),
     ("backups", "Backups", Role.VIEWER),
     ("audit", "Audit log", Role.VIEWER),
+    ("admin-notifications", "Admin notifications", Role.VIEWER),
 )
 
 

@@ -19,6 +19,7 @@ from libs.outbox.backlog import OutboxBacklogReader
 from services.profile.adapters.connector_client import ConnectorClient, ConnectorMetrics, make_connector_session
 from services.profile.adapters.tables import SCHEMA
 from services.profile.entrypoints.console import (
+    admin_notifications,
     audit,
     backups,
     customer_records,
@@ -73,6 +74,8 @@ CONSOLE_HANDLERS = (
     backups.confirm_restore,
     backups.restore,
     audit.audit_log,
+    admin_notifications.admin_notification_list,
+    admin_notifications.admin_notification_detail,
     errors.unknown_page,
 )
 
