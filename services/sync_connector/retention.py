@@ -9,6 +9,7 @@ what is older than ``retention_days``:
 * finished notification records (sent, failed, skipped) with their attempts;
 * messages the connector could never process, once published to their dead-letter topic;
 * admin actions (the audit log; its trigger lets only this prune delete, and only rows over a day old);
+* admin notification windows that ended (sent or failed) with what they counted;
 * the maintenance runs themselves.
 
 Never the lanes (``sync.customer_sync_state``): each (customer, system)'s applied version is what
@@ -41,6 +42,7 @@ TASK = "retention"
 RECORDS, ATTEMPTS, DEAD_LETTERS = "external_sync_records", "external_sync_attempts", "dead_letters"
 NOTIFICATIONS, NOTIFICATION_ATTEMPTS = "notification_records", "notification_attempts"
 UNPROCESSABLE, ADMIN_ACTIONS, MAINTENANCE_RUNS = "unprocessable_messages", "admin_actions", "maintenance_runs"
+ADMIN_NOTIFICATIONS, ADMIN_OCCURRENCES = "admin_notifications", "admin_occurrences"
 TABLES = (
     RECORDS,
     ATTEMPTS,
@@ -49,6 +51,8 @@ TABLES = (
     NOTIFICATION_ATTEMPTS,
     UNPROCESSABLE,
     ADMIN_ACTIONS,
+    ADMIN_NOTIFICATIONS,
+    ADMIN_OCCURRENCES,
     MAINTENANCE_RUNS,
 )
 
@@ -103,6 +107,18 @@ _ADMIN_ACTIONS = text("""
         SELECT id FROM sync.admin_actions WHERE created_at < :cutoff ORDER BY created_at LIMIT :limit
         FOR UPDATE SKIP LOCKED)
 """)
+# Admin notification windows that ended and are done (sent, or failed for good), with their occurrences.
+_ADMIN_NOTIFICATION_BATCH = text("""
+    SELECT id FROM sync.admin_notifications
+    WHERE status IN ('sent', 'failed') AND window_end < :cutoff
+    ORDER BY window_end LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+""")
+_ADMIN_OCCURRENCES = text("""
+    DELETE FROM sync.admin_occurrences WHERE id IN (
+        SELECT id FROM sync.admin_occurrences WHERE notification_id = ANY(CAST(:ids AS bigint[])) LIMIT :limit)
+""")
+_ADMIN_NOTIFICATIONS = text("DELETE FROM sync.admin_notifications WHERE id = ANY(CAST(:ids AS bigint[]))")
 _MAINTENANCE_RUNS = text("""
     DELETE FROM sync.maintenance_runs WHERE id IN (
         SELECT id FROM sync.maintenance_runs WHERE finished_at < :cutoff ORDER BY id LIMIT :limit)
@@ -180,6 +196,7 @@ class RetentionPrune:
         await self._batches(lambda c: self._notification_batch(c, cutoff, tally))
         await self._batches(lambda c: self._simple(c, _UNPROCESSABLE, UNPROCESSABLE, cutoff, tally))
         await self._batches(lambda c: self._admin_batch(c, cutoff, tally))
+        await self._batches(lambda c: self._admin_notification_batch(c, cutoff, tally))
         await self._batches(lambda c: self._simple(c, _MAINTENANCE_RUNS, MAINTENANCE_RUNS, cutoff, tally))
         # Without a connector running, the status deltas are folded here (the table stays small).
         await self._batches(lambda c: status_counts.fold(c, self._limit))
@@ -239,6 +256,13 @@ class RetentionPrune:
     async def _admin_batch(self, connection: AsyncConnection, cutoff: datetime, tally: _Tally) -> int:
         await connection.execute(_ALLOW_AUDIT_PRUNE)
         return await self._simple(connection, _ADMIN_ACTIONS, ADMIN_ACTIONS, cutoff, tally)
+
+    async def _admin_notification_batch(self, connection: AsyncConnection, cutoff: datetime, tally: _Tally) -> int:
+        ids = await self._lock(connection, _ADMIN_NOTIFICATION_BATCH, cutoff)
+        if ids:
+            await self._drain(connection, _ADMIN_OCCURRENCES, ids, ADMIN_OCCURRENCES, tally)
+            tally.add(ADMIN_NOTIFICATIONS, (await connection.execute(_ADMIN_NOTIFICATIONS, {"ids": ids})).rowcount)
+        return len(ids)
 
     async def _simple(
         self, connection: AsyncConnection, statement: TextClause, table: str, cutoff: datetime, tally: _Tally

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -42,13 +43,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(DatabaseSettings(url=database_url, pool_size=3))
     yield engine
     await engine.dispose()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def seed_records(
@@ -207,6 +201,21 @@ async def test_prune_removes_only_old_finished_rows_and_keeps_every_lane(
                ('CRM', 't', 0, 3, 'undecodable', 'x', 1, now() - interval '2 days', now() - interval '2 days')
         """
     )
+    # Admin notification windows: one sent 40 days ago with five occurrences (pruned), one 40 days old still
+    # retrying (kept: not done), one sent two days ago (kept).
+    for status, age in (("sent", timedelta(days=40)), ("retrying", timedelta(days=40)), ("sent", timedelta(days=2))):
+        window = await db.fetchval(
+            "INSERT INTO sync.admin_notifications (notice_id, cause_key, window_start, window_end, first_seen_at, "
+            "last_seen_at, occurrences, status) VALUES (gen_random_uuid(), 'dead-letter:CSS', now() - $1::interval, "
+            "now() - $1::interval, now() - $1::interval, now() - $1::interval, 5, $2) RETURNING id",
+            age,
+            status,
+        )
+        await db.execute(
+            "INSERT INTO sync.admin_occurrences (notification_id, cause_key, occurrence_key, occurred_at) "
+            "SELECT $1::bigint, 'dead-letter:CSS', $1::bigint || ':' || n, now() FROM generate_series(1, 5) AS n",
+            window,
+        )
     lanes_before = await db.fetch("SELECT * FROM sync.customer_sync_state ORDER BY system_code, customer_id")
 
     registry = CollectorRegistry()
@@ -222,8 +231,11 @@ async def test_prune_removes_only_old_finished_rows_and_keeps_every_lane(
         "notification_attempts": 8,
         "unprocessable_messages": 1,
         "admin_actions": 3,  # 30, 40 and 50 days old (the 30-day one by some microseconds)
+        "admin_notifications": 1,
+        "admin_occurrences": 5,
         "maintenance_runs": 0,
     }
+    assert await db.fetchval("SELECT count(*) FROM sync.admin_occurrences") == 10
     assert report.largest_statement <= 4
     assert report.statements >= 15 // 4 + 21 // 4
     remaining = await db.fetch(

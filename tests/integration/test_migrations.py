@@ -26,6 +26,8 @@ EXPECTED = {
         "idempotency_keys",
         # every version of every customer (profile_0005)
         "customer_versions",
+        # failed and refused updates the admins are not yet told of (profile_0006)
+        "admin_signals",
     },
     "sync": {
         "external_sync_records",
@@ -42,6 +44,9 @@ EXPECTED = {
         "maintenance_runs",
         # messages the connector can never process (sync_0006)
         "unprocessable_messages",
+        # admin notifications per cause and window, and what they counted (sync_0007)
+        "admin_notifications",
+        "admin_occurrences",
     },
 }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-
 SOURCES = ("dead_letters", "notifications", "unprocessable", "breakers", "profile")
 
 
