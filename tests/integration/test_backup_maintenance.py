@@ -6,23 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from libs.kit.db import sqlalchemy_url
 from services.profile.service_layer.ledger_settings import LedgerSettings
 from services.profile.service_layer.maintenance import MaintenanceTask
 from tests.auth_support import auth_env
 from tests.ledger_support import run_maintenance, seed_customers
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def history_partitions(db: asyncpg.Connection) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -17,7 +16,6 @@ from tests.ledger_support import (
     assert_problem,
     create_customer,
     patch_customer,
-    profile_client,
     run_maintenance,
     seed_customers,
 )
@@ -26,17 +24,9 @@ COMPARED = "customer_name, contact_digest, account_type, status, deleted_at IS N
 
 
 @pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
+def profile_env() -> dict[str, str]:
     # Small chunks, so a restore of a dozen customers crosses several transactions.
-    async with profile_client(database_url, PROFILE_LEDGER_RESTORE_CHUNK_SIZE="3") as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
+    return {"PROFILE_LEDGER_RESTORE_CHUNK_SIZE": "3"}
 
 
 async def backup(client: Client, label: str | None = None) -> dict[str, Any]:

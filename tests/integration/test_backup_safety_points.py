@@ -3,28 +3,13 @@ whole-ledger restore and before a purge removes anyone; with it, the restore or 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 
 from services.profile.service_layer.ledger_settings import LedgerSettings
 from services.profile.service_layer.maintenance import MaintenanceTask
-from tests.ledger_support import Client, patch_customer, profile_client, run_maintenance, seed_customers
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
+from tests.ledger_support import Client, patch_customer, run_maintenance, seed_customers
 
 
 async def _points(db: asyncpg.Connection, kind: str) -> list[asyncpg.Record]:

@@ -9,22 +9,16 @@ back must validate against the committed JSON Schemas and be read by the officia
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 from litestar.testing import AsyncTestClient
 
 import contracts
 from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE
-from libs.kit.db import sqlalchemy_url
 from libs.kit.kafka import KafkaSettings
-from services.profile.entrypoints.http.app import create_app
-from services.profile.settings import settings_from_env
-from tests.auth_support import auth_env, authorize
 from tests.relay_support import Received, collecting, random_traceparent, relay_settings, running_relay, wait_until
 
 SCHEMAS = Path(contracts.__file__).parent / "schemas"
@@ -34,15 +28,6 @@ CUSTOMERS = {"CT001": ["李四", "王五"], "CT002": ['O\'Brien "Junior"', "Zoë
 def validator(file_name: str) -> jsonschema.protocols.Validator:
     schema = json.loads((SCHEMAS / file_name).read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = settings_from_env(
-        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env()}
-    )
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield authorize(test_client)
 
 
 async def change_names(client: AsyncTestClient[Any]) -> dict[str, str]:

@@ -4,7 +4,6 @@ give the whole record back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,7 +18,6 @@ from tests.ledger_support import (
     create_customer,
     customer_body,
     patch_customer,
-    profile_client,
 )
 
 TAX_NUMBER = "91110108MA01ABCDE1"
@@ -66,21 +64,6 @@ RECORD_FIELDS = (
 
 def record(customer: dict[str, Any]) -> dict[str, Any]:
     return {field: customer[field] for field in RECORD_FIELDS}
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def test_create_with_every_field_made_by_the_token_subject(client: Client, db: asyncpg.Connection) -> None:

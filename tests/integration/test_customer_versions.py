@@ -9,7 +9,6 @@ changes takes the path of every rename (history, application, outbox event).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +33,6 @@ from tests.ledger_support import (
     assert_problem,
     create_customer,
     patch_customer,
-    profile_client,
     run_maintenance,
 )
 
@@ -59,21 +57,6 @@ RECORD = (
 )
 VIEWER = bearer(Role.VIEWER, subject="vera")
 OPERATOR = bearer(Role.OPERATOR, subject="otto")
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 def content(customer: dict[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,8 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from libs.kit.crypto import CryptoSettings, FieldCipher, generate_key
 from libs.kit.db import sqlalchemy_url
@@ -24,13 +22,6 @@ from tests.ledger_support import customer_body, profile_client, seed_customers
 CUSTOMERS = 10_000
 NEW_KEY_ID = "test-aes-2"
 NEW_PHONE = "+86 139 1111 2222"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def _keys_command(database_url: str, crypto: CryptoSettings, *args: str) -> tuple[int, str, str]:

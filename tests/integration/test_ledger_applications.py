@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
-from tests.ledger_support import Client, assert_problem, counts, create_customer, patch_customer, profile_client
+from tests.ledger_support import Client, assert_problem, counts, create_customer, patch_customer
 
 
 @pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url, PROFILE_HTTP_MAX_BATCH_SIZE="3") as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
+def profile_env() -> dict[str, str]:
+    return {"PROFILE_HTTP_MAX_BATCH_SIZE": "3"}
 
 
 async def submit(client: Client, customer_id: str, new_name: str) -> str:

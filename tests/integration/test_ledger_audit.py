@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -10,20 +9,7 @@ import pytest
 
 from libs.kit.tokens import Role
 from tests.auth_support import bearer
-from tests.ledger_support import Client, assert_problem, create_customer, patch_customer, profile_client
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
+from tests.ledger_support import Client, assert_problem, create_customer, patch_customer
 
 
 async def test_every_change_is_logged_with_actor_address_and_agent(client: Client) -> None:

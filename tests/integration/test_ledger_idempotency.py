@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
-from tests.ledger_support import Client, assert_problem, customer_body, profile_client
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
+from tests.ledger_support import Client, assert_problem, customer_body
 
 
 async def test_same_key_same_body_replays_the_first_response(client: Client, db: asyncpg.Connection) -> None:

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import msgspec
-import pytest
 from litestar.testing import AsyncTestClient
 
-from libs.kit.db import sqlalchemy_url
 from libs.kit.kafka import KafkaSettings
 from libs.kit.tokens import Role
-from services.profile.entrypoints.http.app import create_app
-from services.profile.settings import settings_from_env
-from tests.auth_support import DEFAULT_SUBJECT, auth_env, authorize, bearer
+from tests.auth_support import DEFAULT_SUBJECT, bearer
+from tests.ledger_support import profile_client
 from tests.relay_support import (
     collecting,
     engine_for,
@@ -35,19 +31,6 @@ from tests.relay_support import (
 
 PROBLEM = "https://customer-profile.example/problems/"
 ADMIN = {**bearer(Role.ADMIN, subject="sre-alice"), "user-agent": "ops-console/1.0"}
-
-
-def make_client(database_url: str, **env: str) -> AsyncTestClient[Any]:
-    settings = settings_from_env(
-        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env(), **env}
-    )
-    return authorize(AsyncTestClient(app=create_app(settings)))
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    async with make_client(database_url) as test_client:
-        yield test_client
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -197,7 +180,7 @@ async def test_errors_are_typed_problems_and_leave_no_audit(database_url: str) -
     finally:
         await conn.close()
 
-    async with make_client(database_url, PROFILE_RELAY_REDRIVE_MAX_ROWS="3") as client:
+    async with profile_client(database_url, PROFILE_RELAY_REDRIVE_MAX_ROWS="3") as client:
         unknown = uuid.uuid4()
         assert_problem(await client.get(f"/v1/admin/outbox/{unknown}"), 404, "OUTBOX_ENTRY_NOT_FOUND")
         assert_problem(await client.get("/v1/admin/outbox/not-a-uuid"), 404, "OUTBOX_ENTRY_NOT_FOUND")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -11,28 +10,7 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from libs.kit.db import sqlalchemy_url
-from services.profile.entrypoints.http.app import create_app
-from services.profile.settings import settings_from_env
-from tests.auth_support import auth_env, authorize
-
 PROBLEM = "https://customer-profile.example/problems/"
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = settings_from_env(
-        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env()}
-    )
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield authorize(test_client)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def create_customer(client: AsyncTestClient[Any], customer_id: str, name: str = "张三") -> httpx.Response:

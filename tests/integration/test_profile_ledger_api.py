@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -15,22 +14,8 @@ from tests.ledger_support import (
     counts,
     create_customer,
     patch_customer,
-    profile_client,
     seed_customers,
 )
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def test_list_pages_with_a_stable_cursor_and_filters(client: Client, db: asyncpg.Connection) -> None:

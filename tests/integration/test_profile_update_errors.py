@@ -11,27 +11,13 @@ and the application.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import asyncpg
-import pytest
 from structlog.testing import capture_logs
 
-from tests.ledger_support import Client, assert_problem, counts, create_customer, profile_client
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
+from tests.ledger_support import Client, assert_problem, counts, create_customer
 
 
 async def submit(client: Client, customer_id: str, new_name: str) -> str:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
-import pytest
 
-from tests.ledger_support import Client, assert_problem, customer_body, profile_client
+from tests.ledger_support import Client, assert_problem, customer_body
 
 NAMES = [
     "张三",
@@ -22,19 +19,6 @@ NAMES = [
     "%_\\ wildcard % and _ and \\",
     "名" * 100,  # the longest allowed
 ]
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def test_every_name_is_stored_and_returned_verbatim(client: Client, db: asyncpg.Connection) -> None:
