@@ -28,6 +28,7 @@ from services.sync_connector.notify.settings import NotifySettings, ProfileApiSe
 from services.sync_connector.runtime import ConnectorRuntime
 from tests.auth_support import bearer
 from tests.connector_support import ConnectorHarness, connector_harness, name_changed, running_connector
+from tests.console_support import served_console_client
 from tests.notification_support import create_customer, notifier_token, running_profile
 from tests.polling import eventually
 
@@ -150,6 +151,19 @@ async def test_a_hundred_changes_css_refuses_are_one_mail(harness: AdminHarness)
         assert (item["causeKey"], item["occurrences"], item["status"]) == ("dead-letter:CSS", 100, "sent")
         assert len(item["examples"]) == 5
         assert runtime.admin_metrics.windows.labels("dead-letter:CSS")._value.get() == 1
+        # And in the console, for a viewer: the list and the window's page.
+        async with served_console_client(
+            harness.sync.database_url, Role.VIEWER, subject="vera", PROFILE_CONNECTOR_URL=runtime.http_url
+        ) as console:
+            listing = await console.get("/console/admin-notifications?status=sent")
+            assert listing.status_code == 200, listing.text
+            row = listing.text.split(f'<tr data-notification="{item["id"]}"')[1].split("</tr>")[0]
+            assert 'data-cause="dead-letter:CSS" data-status="sent"' in row
+            assert '<td class="num">100</td>' in row
+            page = await console.get(f"/console/admin-notifications/{item['id']}")
+            assert page.status_code == 200, page.text
+            assert '<code id="cause">dead-letter:CSS</code>' in page.text
+            assert "The first 5 of 100" in page.text
 
 
 async def test_invalid_status_is_one_mail_per_window(harness: AdminHarness) -> None:
