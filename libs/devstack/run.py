@@ -148,6 +148,10 @@ def _services(
                 "CONNECTOR_NOTIFY_ENABLED": "true",
                 "CONNECTOR_NOTIFY_SMTP_PORT": str(settings.smtp_port),
                 "CONNECTOR_NOTIFY_SMS_URL": stubs_url,
+                # Admin notifications (seed 6.2 notifyAdmin) to the same SMTP server: GET /_mail on the stubs
+                # shows them; the console lists them at /console/admin-notifications.
+                "CONNECTOR_ADMIN_NOTIFY_TO": '["admins@customer-profile.example"]',
+                "CONNECTOR_ADMIN_NOTIFY_CONSOLE_URL": f"http://127.0.0.1:{settings.profile_port}",
             },
             health_url=f"http://127.0.0.1:{settings.connector_port}/health",
             log_file=logs / "sync-connector.log",
@@ -205,7 +209,8 @@ The system is up.
   customer journey  {api}/console/journey/DEMO001   (its trace links open {settings.trace_url_template})
   sync-connector    http://127.0.0.1:{settings.connector_port}   (/health /ready /metrics /v1/sync-records)
   stub CRM/CMS/CSS  http://127.0.0.1:{settings.stubs_port}   (GET /_received)
-  customer mail     http://127.0.0.1:{settings.stubs_port}/_mail   (SMTP server on 127.0.0.1:{settings.smtp_port})
+  mail              http://127.0.0.1:{settings.stubs_port}/_mail   (SMTP server on 127.0.0.1:{settings.smtp_port})
+  admin alerts      {api}/console/admin-notifications   (one mail per cause and window)
   customer SMS      http://127.0.0.1:{settings.stubs_port}/_sms
   relay metrics     http://127.0.0.1:{settings.relay_metrics_port}/metrics
   logs              {logs}/
