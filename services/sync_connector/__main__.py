@@ -7,9 +7,8 @@ import os
 import click
 import uvloop
 
-from services.sync_connector.cli import sync
+from services.sync_connector.cli import notify, sync
 from services.sync_connector.maintenance_cli import maintenance
-from services.sync_connector.notify.cli import notify
 from services.sync_connector.settings import settings_from_env
 
 

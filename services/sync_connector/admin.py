@@ -1,11 +1,13 @@
-"""Admin use cases (seed 000 ``getSyncStatus`` / ``retryFailedSync``): one unit of work each, audited.
+"""Admin use cases for every kind of delivery record: list, re-drive one or many; one unit of work each, audited.
 
-Shared by the HTTP API and the CLI. A re-drive only resets a ``failed`` record
-to ``retrying`` with ``next_attempt_at = now()``; the retry scheduler of any
-connector instance then delivers it under the usual lane rule, with the same
-``Idempotency-Key`` (the event id). So a re-drive keeps per-customer order: an
-old record whose system already holds a newer version ends ``superseded``
-instead of being sent, and a re-driven record waits behind an older open one.
+Shared by the HTTP API and the CLI, for the external systems' sync records (seed 000
+``getSyncStatus`` / ``retryFailedSync``) and the customer notifications alike: each kind is an
+``AdminKind``, a description of its table, vocabulary and audit names. A re-drive only resets a
+record to ``retrying`` with ``next_attempt_at = now()``; the scheduler of its system or channel in
+any connector instance then delivers it under the usual rules, with the same ``Idempotency-Key``
+(the event id). So a re-drive keeps per-customer order: an old sync record whose system already
+holds a newer version ends ``superseded`` instead of being sent, and a re-driven record waits
+behind an older open one.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Generic, TypeVar
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,11 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from libs.kit.errors import ConflictError, NotFoundError, ValidationError
 from libs.kit.logging import get_logger
 from services.sync_connector.admin_store import (
+    SYNC_RECORDS,
     AdminAction,
     AdminUnitOfWork,
     RecordFilter,
+    RecordTable,
+    RecordView,
     SyncRecordView,
     SystemSyncStatus,
+    latest_per_system,
 )
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import SyncStatus
@@ -36,22 +44,11 @@ log = get_logger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-SYSTEM_CODES = frozenset(system.code for system in EXTERNAL_SYSTEMS)
 _CURSOR_PREFIX = "r:"
 
 
-class SyncRecordNotFound(NotFoundError):
-    code = "SYNC_RECORD_NOT_FOUND"
-    title = "Sync record not found"
-
-
-class SyncStatusNotFound(NotFoundError):
-    code = "SYNC_STATUS_NOT_FOUND"
-    title = "No sync records for this customer"
-
-
 class InvalidStatus(ConflictError):
-    """Only a ``failed`` record can be retried (seed 6.1 INVALID_STATUS)."""
+    """Only a record in a re-drivable status (a ``failed`` one, say) is re-driven (seed 6.1 INVALID_STATUS)."""
 
     code = "INVALID_STATUS"
     title = "Invalid status for this operation"
@@ -64,24 +61,6 @@ class Actor(msgspec.Struct, frozen=True):
     channel: str  # http | cli
     ip: str | None = None
     user_agent: str | None = None
-
-
-class RecordPage(msgspec.Struct, frozen=True, rename="camel"):
-    items: list[SyncRecordView]
-    next_cursor: str | None
-
-
-class CustomerSyncStatus(msgspec.Struct, frozen=True, rename="camel"):
-    customer_id: str
-    systems: list[SystemSyncStatus]
-
-
-class BulkRetryResult(msgspec.Struct, frozen=True, rename="camel"):
-    system_code: str
-    count: int
-    record_ids: list[int]
-    # The limit was reached: more failed records may remain; repeat the call.
-    limit_reached: bool
 
 
 def encode_cursor(last_id: int) -> str:
@@ -106,30 +85,24 @@ def page_start(cursor: str | None, limit: int) -> int | None:
     return decode_cursor(cursor) if cursor else None
 
 
-class _Identified(Protocol):
-    @property
-    def id(self) -> int: ...
+ViewT = TypeVar("ViewT", bound=RecordView)
+FilterT = TypeVar("FilterT", bound=msgspec.Struct)
+ResultT = TypeVar("ResultT")
 
 
-RowT = TypeVar("RowT", bound=_Identified)
-
-
-def page_end(rows: Sequence[RowT], limit: int) -> tuple[list[RowT], str | None]:
+def page_end(rows: Sequence[ViewT], limit: int) -> tuple[list[ViewT], str | None]:
     """The page and the next page's cursor; ``rows`` holds one row more than asked when another page follows."""
     items = list(rows[:limit])
     return items, encode_cursor(items[-1].id) if len(rows) > limit else None
 
 
-def validate_filter(where: RecordFilter) -> RecordFilter:
-    if where.system_code is not None and where.system_code not in SYSTEM_CODES:
-        raise ValidationError(f"systemCode must be one of {sorted(SYSTEM_CODES)}")
-    check_status_and_event_id(where.status, SyncStatus, where.event_id)
-    return where
+def _names(values: Iterable[str]) -> list[str]:
+    return sorted(str(value) for value in values)  # str(): a StrEnum member's value, not its repr
 
 
 def check_status_and_event_id(status: str | None, statuses: Iterable[str], event_id: str | None) -> None:
     """The listing filters every record kind shares: a known status, an event id that is a UUID."""
-    allowed = sorted(str(known) for known in statuses)
+    allowed = _names(statuses)
     if status is not None and status not in allowed:
         raise ValidationError(f"status must be one of {allowed}")
     if event_id is not None:
@@ -139,89 +112,138 @@ def check_status_and_event_id(status: str | None, statuses: Iterable[str], event
             raise ValidationError("eventId must be a UUID") from exc
 
 
-class SyncAdmin:
+class RecordPage(msgspec.Struct, Generic[ViewT], frozen=True, rename="camel"):
+    items: list[ViewT]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class AdminKind(Generic[ViewT, ResultT]):
+    """What the admin use cases need to know of one kind of record."""
+
+    table: RecordTable[ViewT]
+    noun: str  # in messages: "sync record", "notification"
+    redriven: str  # in messages: "retried", "re-sent"
+    not_found: type[NotFoundError]
+    statuses: Sequence[str]  # every status a record can have (the listing's filter)
+    targets: Sequence[str]  # the systems or channels a record can go to
+    redrivable: Collection[str]  # the statuses a record can be re-driven from
+    # The audit log: the actions (one record, many), the system_code written for a target, what a
+    # one-record row keeps of the record before, the key of the ids of a bulk row's details, and
+    # whether a bulk row's filter names the target (the external systems' rows do).
+    actions: tuple[str, str]
+    audit_code: Callable[[str], str]
+    audit_before: Callable[[ViewT], dict[str, object]]
+    audit_ids_key: str
+    target_in_audit_filter: bool
+    # What a bulk re-drive answers: (target, status, record ids, limit reached) -> result.
+    bulk_result: Callable[[str, str, list[int], bool], ResultT]
+
+    @cached_property
+    def target_param(self) -> str:
+        """How the API names the target (``systemCode``, ``channel``): as the listing's filter does."""
+        return next(f.encode_name for f in msgspec.structs.fields(self.table.filter) if f.name == self.table.target)
+
+    def check_target(self, target: str) -> None:
+        if target not in self.targets:
+            raise ValidationError(f"{self.target_param} must be one of {_names(self.targets)}")
+
+    def check_filter(self, where: FilterT) -> FilterT:
+        """The listing's filter (a ``table.filter``), returned as it is when every set field is known."""
+        fields = msgspec.structs.asdict(where)
+        if fields[self.table.target] is not None:
+            self.check_target(fields[self.table.target])
+        check_status_and_event_id(fields["status"], self.statuses, fields["event_id"])
+        return where
+
+
+AfterRedrive = Callable[[str, str, int], None]  # (target, actor channel, records re-driven)
+
+
+class RecordAdmin(Generic[ViewT, ResultT]):
+    """List and re-drive the records of one kind; the kind's own reads are added by its subclass."""
+
     def __init__(
         self,
         engine: AsyncEngine,
+        kind: AdminKind[ViewT, ResultT],
         *,
-        retry_budget: int | None,
+        budget: int | None,
         bulk_limit: int,
-        metrics: ConnectorMetrics | None = None,
+        after_redrive: AfterRedrive | None = None,
     ) -> None:
         self._engine = engine
-        self._retry_budget = retry_budget
+        self.kind = kind
+        self._budget = budget  # the count cap's new budget (None: no cap, the deadline alone)
         self._bulk_limit = bulk_limit
-        self._metrics = metrics
+        self._after_redrive = after_redrive
 
-    def _count(self, actor: Actor, records: int) -> None:
-        if self._metrics is not None:
-            self._metrics.admin_retries.labels(actor.channel).inc(records)
+    def _unit_of_work(self) -> AdminUnitOfWork[ViewT]:
+        return AdminUnitOfWork(self._engine, self.kind.table)
 
     async def list_records(
-        self, where: RecordFilter, *, cursor: str | None = None, limit: int = DEFAULT_PAGE_SIZE
-    ) -> RecordPage:
+        self, where: msgspec.Struct, *, cursor: str | None = None, limit: int = DEFAULT_PAGE_SIZE
+    ) -> RecordPage[ViewT]:
         before_id = page_start(cursor, limit)
-        async with AdminUnitOfWork(self._engine) as uow:
-            rows = await uow.admin.list_records(validate_filter(where), before_id=before_id, limit=limit + 1)
+        async with self._unit_of_work() as uow:
+            rows = await uow.records.page(self.kind.check_filter(where), before_id=before_id, limit=limit + 1)
         return RecordPage(*page_end(rows, limit))
 
-    async def sync_status(self, customer_id: str) -> CustomerSyncStatus:
-        async with AdminUnitOfWork(self._engine) as uow:
-            systems = await uow.admin.status_of(customer_id)
-        if not systems:
-            raise SyncStatusNotFound(f"no sync records for customer {customer_id!r}")
-        return CustomerSyncStatus(customer_id, systems)
-
-    async def retry_record(self, record_id: int, actor: Actor) -> SyncRecordView:
-        async with AdminUnitOfWork(self._engine) as uow:
-            record = await uow.admin.lock_record(record_id)
+    async def redrive(self, record_id: int, actor: Actor) -> ViewT:
+        kind = self.kind
+        async with self._unit_of_work() as uow:
+            record = await uow.records.lock(record_id)
             if record is None:
-                raise SyncRecordNotFound(f"sync record {record_id} does not exist")
-            if record.sync_status != SyncStatus.FAILED:
-                raise InvalidStatus(f"sync record {record_id} is {record.sync_status}; only failed records are retried")
-            redriven = await uow.admin.redrive(record_id, self._retry_budget)
-            await uow.admin.audit(
-                admin_action(
-                    actor,
-                    "retry_record",
-                    1,
-                    system_code=record.system_code,
-                    record_id=record_id,
-                    details={"retryCountBefore": record.retry_count, "lastError": record.error_message},
-                )
+                raise kind.not_found(f"{kind.noun} {record_id} does not exist")
+            status, target = getattr(record, kind.table.status), getattr(record, kind.table.target)
+            if status not in kind.redrivable:
+                only = ", ".join(_names(kind.redrivable))
+                raise InvalidStatus(f"{kind.noun} {record_id} is {status}; only {only} ones are {kind.redriven}")
+            redriven = await uow.records.redrive(record_id, self._budget)
+            code = kind.audit_code(target)
+            before = kind.audit_before(record)
+            await uow.audit.write(
+                admin_action(actor, kind.actions[0], 1, system_code=code, record_id=record_id, details=before)
             )
             await uow.commit()
-        self._count(actor, 1)
-        log.info("sync_record_redriven", record_id=record_id, actor=actor.actor_id, channel=actor.channel)
+        self._redriven(target, actor, 1)
+        log.info(kind.actions[0], record_id=record_id, system_code=code, actor=actor.actor_id, via=actor.channel)
         return redriven
 
-    async def retry_failed(
-        self, system_code: str, actor: Actor, *, status: str = SyncStatus.FAILED, customer_id: str | None = None
-    ) -> BulkRetryResult:
-        if system_code not in SYSTEM_CODES:
-            raise ValidationError(f"systemCode must be one of {sorted(SYSTEM_CODES)}")
-        if status != SyncStatus.FAILED:
-            raise ValidationError("status must be 'failed': only failed records are retried")
-        async with AdminUnitOfWork(self._engine) as uow:
-            records = await uow.admin.redrive_failed(
-                system_code, customer_id, budget=self._retry_budget, limit=self._bulk_limit
+    async def redrive_many(
+        self, target: str, actor: Actor, *, status: str = "failed", customer_id: str | None = None
+    ) -> ResultT:
+        """Every record of ``target`` in ``status`` (of one customer, when given), up to the bulk limit."""
+        kind = self.kind
+        kind.check_target(target)
+        if status not in kind.redrivable:
+            raise ValidationError(f"status must be one of {_names(kind.redrivable)}")
+        async with self._unit_of_work() as uow:
+            records = await uow.records.redrive_many(
+                target, status, customer_id, budget=self._budget, limit=self._bulk_limit
             )
             ids = sorted(record.id for record in records)
-            where = {"systemCode": system_code, "status": status, "customerId": customer_id}
-            await uow.admin.audit(
+            where: dict[str, object] = {kind.target_param: target} if kind.target_in_audit_filter else {}
+            where.update(status=status, customerId=customer_id)
+            code = kind.audit_code(target)
+            await uow.audit.write(
                 admin_action(
                     actor,
-                    "retry_failed",
+                    kind.actions[1],
                     len(ids),
-                    system_code=system_code,
+                    system_code=code,
                     where={k: v for k, v in where.items() if v is not None},
-                    details={"recordIds": ids},
+                    details={kind.audit_ids_key: ids},
                 )
             )
             await uow.commit()
-        self._count(actor, len(ids))
-        log.info("sync_records_redriven", system_code=system_code, count=len(ids), actor=actor.actor_id)
-        return BulkRetryResult(system_code, len(ids), ids, limit_reached=len(ids) >= self._bulk_limit)
+        self._redriven(target, actor, len(ids))
+        log.info(kind.actions[1], system_code=code, count=len(ids), actor=actor.actor_id, via=actor.channel)
+        return kind.bulk_result(target, status, ids, len(ids) >= self._bulk_limit)
+
+    def _redriven(self, target: str, actor: Actor, count: int) -> None:
+        if self._after_redrive is not None:
+            self._after_redrive(target, actor.channel, count)
 
 
 def admin_action(
@@ -247,3 +269,75 @@ def admin_action(
         filter=dict(where or {}),
         details=dict(details or {}),
     )
+
+
+# The external systems' records.
+
+
+class SyncRecordNotFound(NotFoundError):
+    code = "SYNC_RECORD_NOT_FOUND"
+    title = "Sync record not found"
+
+
+class SyncStatusNotFound(NotFoundError):
+    code = "SYNC_STATUS_NOT_FOUND"
+    title = "No sync records for this customer"
+
+
+class CustomerSyncStatus(msgspec.Struct, frozen=True, rename="camel"):
+    customer_id: str
+    systems: list[SystemSyncStatus]
+
+
+class BulkRetryResult(msgspec.Struct, frozen=True, rename="camel"):
+    system_code: str
+    count: int
+    record_ids: list[int]
+    # The limit was reached: more failed records may remain; repeat the call.
+    limit_reached: bool
+
+
+SYNC_KIND: AdminKind[SyncRecordView, BulkRetryResult] = AdminKind(
+    table=SYNC_RECORDS,
+    noun="sync record",
+    redriven="retried",
+    not_found=SyncRecordNotFound,
+    statuses=tuple(SyncStatus),
+    targets=tuple(system.code for system in EXTERNAL_SYSTEMS),
+    redrivable=(SyncStatus.FAILED,),
+    actions=("retry_record", "retry_failed"),
+    audit_code=lambda system_code: system_code,
+    audit_before=lambda record: {"retryCountBefore": record.retry_count, "lastError": record.error_message},
+    audit_ids_key="recordIds",
+    target_in_audit_filter=True,
+    bulk_result=lambda system_code, _, ids, limit_reached: BulkRetryResult(system_code, len(ids), ids, limit_reached),
+)
+
+
+def validate_filter(where: RecordFilter) -> RecordFilter:
+    return SYNC_KIND.check_filter(where)
+
+
+class SyncAdmin(RecordAdmin[SyncRecordView, BulkRetryResult]):
+    """The external systems' records, and a customer's latest record at every system."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        retry_budget: int | None,
+        bulk_limit: int,
+        metrics: ConnectorMetrics | None = None,
+    ) -> None:
+        def counted(_: str, via: str, count: int) -> None:
+            if metrics is not None:
+                metrics.admin_retries.labels(via).inc(count)
+
+        super().__init__(engine, SYNC_KIND, budget=retry_budget, bulk_limit=bulk_limit, after_redrive=counted)
+
+    async def sync_status(self, customer_id: str) -> CustomerSyncStatus:
+        async with self._unit_of_work() as uow:
+            systems = await latest_per_system(uow.connection, customer_id)
+        if not systems:
+            raise SyncStatusNotFound(f"no sync records for customer {customer_id!r}")
+        return CustomerSyncStatus(customer_id, systems)

@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from libs.kit.errors import ValidationError
 from services.sync_connector import status_counts
 from services.sync_connector.admin import SyncRecordNotFound
-from services.sync_connector.admin_store import _VIEW_COLUMNS, SyncRecordView
+from services.sync_connector.admin_store import SYNC_RECORDS, SyncRecordView
 from services.sync_connector.breaker import BreakerState
 from services.sync_connector.http_support import json_response
 from services.sync_connector.sinks import EXTERNAL_SYSTEMS
 
-_RECORD = text(f"SELECT {_VIEW_COLUMNS} FROM sync.external_sync_records WHERE id = :id")  # noqa: S608 - fixed columns
+_RECORD = text(f"SELECT {SYNC_RECORDS.columns} FROM {SYNC_RECORDS.name} WHERE id = :id")  # noqa: S608 - fixed names
 _ATTEMPTS = text("""
     SELECT attempt_no, outcome, http_status, error_message, duration_ms, attempted_at
     FROM sync.external_sync_attempts WHERE record_id = :id ORDER BY attempt_no

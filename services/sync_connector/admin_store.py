@@ -1,22 +1,200 @@
-"""SQL for the admin use cases: record listing, per-customer status, re-drive, the audit log."""
+"""SQL of the admin use cases for every kind of delivery record, and the audit log.
+
+A kind of record (the external systems' sync records, the customer notifications) is a
+``RecordTable``: its table, the columns its view shows and the names of its status, target
+(system or channel), attempt, count-cap and re-drive columns. The listing with its filters,
+the lock of one record and the re-drive of one or many are written once, from that description.
+The external systems' rows and their per-customer status are at the end of this module; the
+notifications' are in ``notify/admin_store.py``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, Generic, TypeVar
 
 import msgspec
-from sqlalchemy import RowMapping, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import RowMapping, TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.db import UnitOfWork
 
 
-class SyncRecordView(msgspec.Struct, frozen=True, rename="camel"):
-    """One record as the admin API and CLI show it."""
+class RecordView(msgspec.Struct, frozen=True, rename="camel"):
+    """What every kind's view of a record starts with (the rest is the kind's own)."""
 
     id: int
+
+
+ViewT = TypeVar("ViewT", bound=RecordView)
+
+
+@dataclass(frozen=True)
+class RecordTable(Generic[ViewT]):
+    """Where one kind of record lives and what its columns are called."""
+
+    name: str  # schema-qualified
+    view: type[ViewT]  # one record as the admin API and CLI show it
+    columns: str  # the SELECT list that makes a ``view``
+    filter: type[msgspec.Struct]  # the listing's filter: customer_id, <target>, status, event_id
+    # The view's fields are named as these columns; the filter's target field as the target column.
+    target: str  # the column of the system or channel a record goes to
+    status: str
+    attempts: str  # attempts made, counted across re-drives
+    cap: str  # the optional count cap: NULL, or attempts + another budget after a re-drive
+    redrives: str  # how often an admin re-drove the record
+    also_cleared: tuple[str, ...] = ()  # further columns a re-drive sets to NULL
+
+    @cached_property
+    def conditions(self) -> Mapping[str, str]:
+        """A fixed condition fragment per filter field; only their bound values vary."""
+        return {
+            "customer_id": "customer_id = :customer_id",
+            self.target: f"{self.target} = :{self.target}",
+            "status": f"{self.status} = :status",
+            "event_id": "event_id = CAST(:event_id AS uuid)",
+        }
+
+    @cached_property
+    def lock_one(self) -> TextClause:
+        return text(f"SELECT {self.columns} FROM {self.name} WHERE id = :id FOR UPDATE")  # noqa: S608 - fixed names
+
+    def _redrive(self, ids: str) -> TextClause:
+        """Back to ``retrying`` now, with a full deadline again (``deliver_by`` NULL: set at its next attempt)
+        and, when a count cap is set, another full budget on top of the attempts spent; claim cleared."""
+        cleared = "".join(f", {column} = NULL" for column in self.also_cleared)
+        return text(f"""
+            UPDATE {self.name}
+            SET {self.status} = 'retrying', next_attempt_at = now(), deliver_by = NULL,
+                {self.cap} = {self.attempts} + CAST(:budget AS integer), {self.redrives} = {self.redrives} + 1,
+                completed_at = NULL, claim_token = NULL, updated_at = now(){cleared}
+            WHERE id IN ({ids})
+            RETURNING {self.columns}
+        """)  # noqa: S608 - fixed names and fragments, values are bound parameters
+
+    @cached_property
+    def redrive_one(self) -> TextClause:
+        return self._redrive(":id")
+
+    @cached_property
+    def redrive_many(self) -> TextClause:
+        return self._redrive(f"""
+            SELECT id FROM {self.name}
+            WHERE {self.target} = :target AND {self.status} = :status
+              AND (CAST(:customer_id AS varchar) IS NULL OR customer_id = :customer_id)
+            ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED""")  # noqa: S608 - fixed names
+
+
+class AdminAction(msgspec.Struct, frozen=True):
+    actor: str
+    ip: str | None
+    user_agent: str | None
+    channel: str  # http | cli
+    action: str
+    affected_count: int
+    system_code: str | None = None
+    record_id: int | None = None
+    filter: dict[str, Any] = msgspec.field(default_factory=dict)
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_AUDIT = text("""
+    INSERT INTO sync.admin_actions
+        (actor, ip, user_agent, channel, action, system_code, record_id, filter, affected_count, details)
+    VALUES (:actor, :ip, :user_agent, :channel, :action, :system_code, :record_id, CAST(:filter AS jsonb),
+            :affected_count, CAST(:details AS jsonb))
+""")
+
+
+async def newest_first(
+    connection: AsyncConnection,
+    select_from: str,
+    conditions: Mapping[str, str],
+    where: msgspec.Struct,
+    *,
+    before_id: int | None,
+    limit: int,
+) -> list[RowMapping]:
+    """One page of ``select_from`` by descending ``id``: the filter's set fields (each a fixed condition
+    fragment of ``conditions``, values bound), after ``before_id`` when continuing."""
+    params: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(where).items() if v is not None}
+    clauses = [conditions[name] for name in params]
+    if before_id is not None:
+        clauses.append("id < :before_id")
+        params["before_id"] = before_id
+    where_sql = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = text(f"{select_from} {where_sql} ORDER BY id DESC LIMIT :limit")
+    return list((await connection.execute(query, {**params, "limit": limit})).mappings())
+
+
+class RecordRepository(Generic[ViewT]):
+    """The admin's reads and re-drives of one kind of record."""
+
+    def __init__(self, connection: AsyncConnection, table: RecordTable[ViewT]) -> None:
+        self._connection = connection
+        self._table = table
+
+    async def page(self, where: msgspec.Struct, *, before_id: int | None, limit: int) -> list[ViewT]:
+        """Newest first; ``before_id`` continues after the previous page."""
+        table = self._table
+        select_from = f"SELECT {table.columns} FROM {table.name}"  # noqa: S608 - fixed names
+        rows = await newest_first(
+            self._connection, select_from, table.conditions, where, before_id=before_id, limit=limit
+        )
+        return [table.view(**row) for row in rows]
+
+    async def lock(self, record_id: int) -> ViewT | None:
+        row = (await self._connection.execute(self._table.lock_one, {"id": record_id})).mappings().first()
+        return None if row is None else self._table.view(**row)
+
+    async def redrive(self, record_id: int, budget: int | None) -> ViewT:
+        params = {"id": record_id, "budget": budget}
+        return self._table.view(**(await self._connection.execute(self._table.redrive_one, params)).mappings().one())
+
+    async def redrive_many(
+        self, target: str, status: str, customer_id: str | None, *, budget: int | None, limit: int
+    ) -> list[ViewT]:
+        """At most ``limit`` records of ``target`` in ``status`` (locked ones are left for the next call)."""
+        params = {"target": target, "status": status, "customer_id": customer_id, "budget": budget, "limit": limit}
+        result = await self._connection.execute(self._table.redrive_many, params)
+        return [self._table.view(**row) for row in result.mappings()]
+
+
+class AuditLog:
+    """``sync.admin_actions``: append-only, one row per admin action of any kind."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def write(self, action: AdminAction) -> None:
+        values = msgspec.structs.asdict(action)
+        values["filter"] = msgspec.json.encode(action.filter).decode()
+        values["details"] = msgspec.json.encode(action.details).decode()
+        await self._connection.execute(_AUDIT, values)
+
+
+class AdminUnitOfWork(UnitOfWork, Generic[ViewT]):
+    records: RecordRepository[ViewT]
+    audit: AuditLog
+
+    def __init__(self, engine: AsyncEngine, table: RecordTable[ViewT]) -> None:
+        super().__init__(engine)
+        self._table = table
+
+    def _bind(self, connection: AsyncConnection) -> None:
+        self.records = RecordRepository(connection, self._table)
+        self.audit = AuditLog(connection)
+
+
+# The external systems' records.
+
+
+class SyncRecordView(RecordView, frozen=True, rename="camel"):
+    """One record as the admin API and CLI show it."""
+
     event_id: str
     customer_id: str
     application_id: str
@@ -53,24 +231,11 @@ class SystemSyncStatus(msgspec.Struct, frozen=True, rename="camel"):
     updated_at: datetime
 
 
-class RecordFilter(msgspec.Struct, frozen=True):
+class RecordFilter(msgspec.Struct, frozen=True, rename="camel"):
     customer_id: str | None = None
     system_code: str | None = None
     status: str | None = None
     event_id: str | None = None
-
-
-class AdminAction(msgspec.Struct, frozen=True):
-    actor: str
-    ip: str | None
-    user_agent: str | None
-    channel: str  # http | cli
-    action: str
-    affected_count: int
-    system_code: str | None = None
-    record_id: int | None = None
-    filter: dict[str, Any] = msgspec.field(default_factory=dict)
-    details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 _VIEW_COLUMNS = """
@@ -78,13 +243,18 @@ _VIEW_COLUMNS = """
     retry_count, max_retry_count, redrive_count, profile_version, last_http_status, error_message, next_attempt_at,
     blocked_by_record_id, created_at, updated_at, completed_at, sync_data
 """
-# Fixed condition fragments; only their parameters vary.
-_CONDITIONS = {
-    "customer_id": "customer_id = :customer_id",
-    "system_code": "system_code = :system_code",
-    "status": "sync_status = :status",
-    "event_id": "event_id = CAST(:event_id AS uuid)",
-}
+SYNC_RECORDS = RecordTable(
+    name="sync.external_sync_records",
+    view=SyncRecordView,
+    columns=_VIEW_COLUMNS,
+    filter=RecordFilter,
+    target="system_code",
+    status="sync_status",
+    attempts="retry_count",
+    cap="max_retry_count",
+    redrives="redrive_count",
+    also_cleared=("blocked_by_record_id",),  # the lane decides again at its next attempt
+)
 _STATUS = text("""
     SELECT DISTINCT ON (r.system_code)
            r.system_code, r.system_name, r.sync_status, r.id AS record_id, r.event_id::text AS event_id,
@@ -94,103 +264,8 @@ _STATUS = text("""
     WHERE r.customer_id = :customer_id
     ORDER BY r.system_code, r.profile_version DESC, r.id DESC
 """)
-_LOCK_RECORD = text(f"SELECT {_VIEW_COLUMNS} FROM sync.external_sync_records WHERE id = :id FOR UPDATE")  # noqa: S608
-# A full deadline again (deliver_by NULL: set at its next attempt) and, when a count cap is set, another
-# full budget of retries on top of those spent: retry_count keeps counting across re-drives.
-_REDRIVE = f"""
-    UPDATE sync.external_sync_records
-    SET sync_status = 'retrying', next_attempt_at = now(), deliver_by = NULL,
-        max_retry_count = retry_count + CAST(:budget AS integer),
-        redrive_count = redrive_count + 1, completed_at = NULL, claim_token = NULL, blocked_by_record_id = NULL,
-        updated_at = now()
-    WHERE id IN ({{ids}})
-    RETURNING {_VIEW_COLUMNS}
-"""  # noqa: S608 - fixed fragments, values are bound parameters
-_REDRIVE_ONE = text(_REDRIVE.format(ids=":id"))
-_REDRIVE_FAILED = text(
-    _REDRIVE.format(
-        ids="""
-        SELECT id FROM sync.external_sync_records
-        WHERE system_code = :system_code AND sync_status = 'failed'
-          AND (CAST(:customer_id AS varchar) IS NULL OR customer_id = :customer_id)
-        ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"""
-    )
-)
-_AUDIT = text("""
-    INSERT INTO sync.admin_actions
-        (actor, ip, user_agent, channel, action, system_code, record_id, filter, affected_count, details)
-    VALUES (:actor, :ip, :user_agent, :channel, :action, :system_code, :record_id, CAST(:filter AS jsonb),
-            :affected_count, CAST(:details AS jsonb))
-""")
 
 
-async def newest_first(
-    connection: AsyncConnection,
-    select_from: str,
-    conditions: Mapping[str, str],
-    where: msgspec.Struct,
-    *,
-    before_id: int | None,
-    limit: int,
-) -> list[RowMapping]:
-    """One page of ``select_from`` by descending ``id``: the filter's set fields (each a fixed condition
-    fragment of ``conditions``, values bound), after ``before_id`` when continuing."""
-    params: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(where).items() if v is not None}
-    clauses = [conditions[name] for name in params]
-    if before_id is not None:
-        clauses.append("id < :before_id")
-        params["before_id"] = before_id
-    where_sql = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    query = text(f"{select_from} {where_sql} ORDER BY id DESC LIMIT :limit")
-    return list((await connection.execute(query, {**params, "limit": limit})).mappings())
-
-
-class AdminRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
-
-    async def list_records(self, where: RecordFilter, *, before_id: int | None, limit: int) -> list[SyncRecordView]:
-        """Newest first; ``before_id`` continues after the previous page."""
-        rows = await newest_first(
-            self._connection,
-            f"SELECT {_VIEW_COLUMNS} FROM sync.external_sync_records",  # noqa: S608 - fixed fragments
-            _CONDITIONS,
-            where,
-            before_id=before_id,
-            limit=limit,
-        )
-        return [SyncRecordView(**row) for row in rows]
-
-    async def status_of(self, customer_id: str) -> list[SystemSyncStatus]:
-        result = await self._connection.execute(_STATUS, {"customer_id": customer_id})
-        return [SystemSyncStatus(**row) for row in result.mappings()]
-
-    async def lock_record(self, record_id: int) -> SyncRecordView | None:
-        row = (await self._connection.execute(_LOCK_RECORD, {"id": record_id})).mappings().first()
-        return None if row is None else SyncRecordView(**row)
-
-    async def redrive(self, record_id: int, budget: int | None) -> SyncRecordView:
-        row = (await self._connection.execute(_REDRIVE_ONE, {"id": record_id, "budget": budget})).mappings().one()
-        return SyncRecordView(**row)
-
-    async def redrive_failed(
-        self, system_code: str, customer_id: str | None, *, budget: int | None, limit: int
-    ) -> list[SyncRecordView]:
-        result = await self._connection.execute(
-            _REDRIVE_FAILED,
-            {"system_code": system_code, "customer_id": customer_id, "budget": budget, "limit": limit},
-        )
-        return [SyncRecordView(**row) for row in result.mappings()]
-
-    async def audit(self, action: AdminAction) -> None:
-        values = msgspec.structs.asdict(action)
-        values["filter"] = msgspec.json.encode(action.filter).decode()
-        values["details"] = msgspec.json.encode(action.details).decode()
-        await self._connection.execute(_AUDIT, values)
-
-
-class AdminUnitOfWork(UnitOfWork):
-    admin: AdminRepository
-
-    def _bind(self, connection: AsyncConnection) -> None:
-        self.admin = AdminRepository(connection)
+async def latest_per_system(connection: AsyncConnection, customer_id: str) -> list[SystemSyncStatus]:
+    result = await connection.execute(_STATUS, {"customer_id": customer_id})
+    return [SystemSyncStatus(**row) for row in result.mappings()]

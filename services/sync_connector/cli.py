@@ -1,17 +1,18 @@
-"""``python -m services.sync_connector sync list|status|retry``: the admin use cases from a shell.
+"""``python -m services.sync_connector sync list|status|retry`` and ``notify list|show|resend`` from a shell.
 
-Talks to the sync database directly (``CONNECTOR_DB_*``), through the same use
-cases as the HTTP API, and is audited the same way (channel ``cli``). Like the API it
-needs a bearer token (``CONNECTOR_ADMIN_TOKEN``, verified with ``CONNECTOR_AUTH_PUBLIC_KEYS``):
-VIEWER to read, ADMIN to retry; the token's subject is the actor in the audit log.
+Talks to the sync database directly (``CONNECTOR_DB_*``), through the same use cases as the
+HTTP API (``/v1/sync-records``, ``/v1/notifications``), and is audited the same way in
+``sync.admin_actions`` (channel ``cli``). Like the API it needs a bearer token
+(``CONNECTOR_ADMIN_TOKEN``, verified with ``CONNECTOR_AUTH_PUBLIC_KEYS``): VIEWER to read,
+ADMIN to retry or re-send; the token's subject is the actor in the audit log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
-from typing import NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import click
 import msgspec
@@ -21,8 +22,8 @@ from libs.kit.db import make_engine
 from libs.kit.errors import AppError
 from libs.kit.logging import configure_logging
 from libs.kit.tokens import Forbidden, Role, TokenVerifier, effective_roles
-from services.sync_connector.admin import DEFAULT_PAGE_SIZE, Actor, SyncAdmin
-from services.sync_connector.admin_store import RecordFilter
+from services.sync_connector.admin import DEFAULT_PAGE_SIZE, SYNC_KIND, Actor, AdminKind, RecordAdmin, SyncAdmin
+from services.sync_connector.notify.admin import NOTIFICATION_KIND, NotificationAdmin
 from services.sync_connector.settings import ConnectorSettings, settings_from_env
 
 T = TypeVar("T")
@@ -70,17 +71,85 @@ def run_admin(
         _fail(error)
 
 
-def _run(use_case: Callable[[SyncAdmin], Awaitable[T]]) -> T:
-    return run_admin(
-        lambda engine, settings: SyncAdmin(
-            engine, retry_budget=settings.max_retry_count, bulk_limit=settings.admin_bulk_retry_limit
-        ),
-        use_case,
-    )
-
-
 def print_json(value: object) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2))
+
+
+def _either(values: Sequence[str]) -> str:
+    return f"{', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else "".join(values)
+
+
+def add_record_commands(
+    group: click.Group,
+    kind: AdminKind[Any, Any],
+    admin: Callable[[AsyncEngine, ConnectorSettings], RecordAdmin[Any, Any]],
+    *,
+    option: str,
+    command: str,
+    words: str,
+    redrive_help: str,
+) -> None:
+    """``list`` and the re-drive ``command`` of one kind of record, whose target has the option ``option``
+    (``--system``, ``--channel``); ``words`` is how help texts say the re-drive (``retry``, ``re-send``)."""
+    targets = [str(target) for target in kind.targets]
+    statuses = [str(status) for status in kind.statuses]
+
+    @group.command("list", help=f"{kind.noun.capitalize()}s, newest first, as JSON ({{items, nextCursor}}).")
+    @click.option("--customer-id")
+    @click.option(option, "target", help=_either(targets))
+    @click.option("--status", help=_either(statuses))
+    @click.option("--event-id")
+    @click.option("--limit", type=int, default=DEFAULT_PAGE_SIZE, show_default=True)
+    @click.option("--cursor", help="nextCursor of the previous page")
+    def list_records(
+        *,
+        customer_id: str | None,
+        target: str | None,
+        status: str | None,
+        event_id: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> None:
+        fields = {"customer_id": customer_id, kind.table.target: target, "status": status, "event_id": event_id}
+        where = kind.table.filter(**fields)
+        print_json(run_admin(admin, lambda records: records.list_records(where, cursor=cursor, limit=limit)))
+
+    redrivable = sorted(str(status) for status in kind.redrivable)
+
+    @group.command(command, help=redrive_help)
+    @click.option("--id", "record_id", type=int, help=f"{words} this record")
+    @click.option(
+        option, "target", help=f"{words} every record of this {option[2:]} ({', '.join(targets)}) in --status"
+    )
+    @click.option("--status", default="failed", show_default=True, help=f"with {option}: {_either(redrivable)}")
+    @click.option("--customer-id", help=f"with {option}: only this customer's records")
+    def redrive(*, record_id: int | None, target: str | None, status: str, customer_id: str | None) -> None:
+        if (record_id is None) == (target is None):
+            raise click.UsageError(f"give exactly one of --id or {option}")
+        who = cli_actor(Role.ADMIN)
+        if record_id is not None:
+            print_json(run_admin(admin, lambda records: records.redrive(record_id, who)))
+        else:
+            assert target is not None
+            print_json(
+                run_admin(
+                    admin,
+                    lambda records: records.redrive_many(target, who, status=status, customer_id=customer_id),
+                )
+            )
+
+
+_NEEDS_ADMIN = "Needs an ADMIN token in CONNECTOR_ADMIN_TOKEN; its subject is recorded as the actor."
+
+
+def _sync_admin(engine: AsyncEngine, settings: ConnectorSettings) -> SyncAdmin:
+    return SyncAdmin(engine, retry_budget=settings.max_retry_count, bulk_limit=settings.admin_bulk_retry_limit)
+
+
+def _notification_admin(engine: AsyncEngine, settings: ConnectorSettings) -> NotificationAdmin:
+    return NotificationAdmin(
+        engine, attempt_budget=settings.notify.max_attempts, bulk_limit=settings.admin_bulk_retry_limit
+    )
 
 
 @click.group()
@@ -88,49 +157,44 @@ def sync() -> None:
     """Inspect and re-drive external sync records."""
 
 
-@sync.command("list")
-@click.option("--customer-id")
-@click.option("--system", "system_code", help="CRM, CMS or CSS")
-@click.option("--status", help="pending, retrying, success, failed or superseded")
-@click.option("--event-id")
-@click.option("--limit", type=int, default=DEFAULT_PAGE_SIZE, show_default=True)
-@click.option("--cursor", help="nextCursor of the previous page")
-def list_records(
-    *,
-    customer_id: str | None,
-    system_code: str | None,
-    status: str | None,
-    event_id: str | None,
-    limit: int,
-    cursor: str | None,
-) -> None:
-    """Sync records, newest first, as JSON ({items, nextCursor})."""
-    where = RecordFilter(customer_id=customer_id, system_code=system_code, status=status, event_id=event_id)
-    print_json(_run(lambda admin: admin.list_records(where, cursor=cursor, limit=limit)))
+add_record_commands(
+    sync,
+    SYNC_KIND,
+    _sync_admin,
+    option="--system",
+    command="retry",
+    words="retry",
+    redrive_help="Reset failed records to retrying; the connector delivers them again with the same "
+    f"Idempotency-Key.\n\n{_NEEDS_ADMIN}",
+)
 
 
 @sync.command("status")
 @click.argument("customer_id")
 def status(customer_id: str) -> None:
     """The latest sync status of a customer at every system."""
-    print_json(_run(lambda admin: admin.sync_status(customer_id)))
+    print_json(run_admin(_sync_admin, lambda admin: admin.sync_status(customer_id)))
 
 
-@sync.command("retry")
-@click.option("--id", "record_id", type=int, help="retry this failed record")
-@click.option("--system", "system_code", help="retry every failed record of this system (CRM, CMS, CSS)")
-@click.option("--status", default="failed", show_default=True, help="with --system: only 'failed'")
-@click.option("--customer-id", help="with --system: only this customer's records")
-def retry(*, record_id: int | None, system_code: str | None, status: str, customer_id: str | None) -> None:
-    """Reset failed records to retrying; the connector delivers them again with the same Idempotency-Key.
+@click.group()
+def notify() -> None:
+    """Inspect and re-send customer notifications (e-mail, SMS)."""
 
-    Needs an ADMIN token in CONNECTOR_ADMIN_TOKEN; its subject is recorded as the actor.
-    """
-    if (record_id is None) == (system_code is None):
-        raise click.UsageError("give exactly one of --id or --system")
-    who = cli_actor(Role.ADMIN)
-    if record_id is not None:
-        print_json(_run(lambda admin: admin.retry_record(record_id, who)))
-    else:
-        assert system_code is not None
-        print_json(_run(lambda admin: admin.retry_failed(system_code, who, status=status, customer_id=customer_id)))
+
+add_record_commands(
+    notify,
+    NOTIFICATION_KIND,
+    _notification_admin,
+    option="--channel",
+    command="resend",
+    words="re-send",
+    redrive_help="Reset records for another send; a running connector sends them within its poll interval."
+    f"\n\n{_NEEDS_ADMIN}",
+)
+
+
+@notify.command("show")
+@click.argument("notification_id", type=int)
+def show(notification_id: int) -> None:
+    """One record with the event it tells about and every attempt."""
+    print_json(run_admin(_notification_admin, lambda admin: admin.get(notification_id)))

@@ -14,13 +14,12 @@ from libs.kit.logging import get_logger
 from libs.kit.ops_server import ReadinessCheck
 from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
-from services.sync_connector.admin_http import ADMIN_KEY, admin_routes
+from services.sync_connector.admin_http import ADMIN_KEY, NOTIFICATION_ADMIN_KEY, admin_routes, notification_routes
 from services.sync_connector.admin_insight import insight_routes
 from services.sync_connector.admin_journey import journey_routes
 from services.sync_connector.auth import authentication
 from services.sync_connector.http_support import json_response, problem_details
 from services.sync_connector.notify.admin import NotificationAdmin
-from services.sync_connector.notify.admin_http import NOTIFICATION_ADMIN_KEY, notification_routes
 
 log = get_logger(__name__)
 
