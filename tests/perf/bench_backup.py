@@ -109,14 +109,15 @@ async def bench_backups(db: asyncpg.Connection, backups: BackupService) -> tuple
 
 
 async def restore_baseline(db: asyncpg.Connection, backup_id: str) -> float:
-    """The seed's way: overwrite the rows in one statement (no history, audit or events)."""
+    """The seed's way: overwrite the rows in one statement (no history, audit, events or version: the
+    version stays, so no version of the customer is kept either)."""
     return await timed(
         db.execute(
             f"""
             UPDATE profile.customer_profiles c SET ({_COLUMNS}) = (
                 b.customer_name, b.contact_phone_encrypted, b.contact_email_encrypted, b.contact_address_encrypted,
                 b.contact_key_id, b.contact_phone_hash, b.contact_digest, b.account_type,
-                b.status, b.version, b.created_at, b.updated_at, b.deleted_at)
+                b.status, c.version, b.created_at, b.updated_at, b.deleted_at)
             FROM profile.backup_customers b
             WHERE b.backup_id = $1 AND b.customer_id = c.customer_id AND b.customer_name <> c.customer_name
             """,
