@@ -183,3 +183,23 @@ async def test_rollback_through_its_confirmation_page(database_url: str) -> None
             assert await db.fetchval("SELECT count(*) FROM profile.customer_versions WHERE customer_id = 'C-RB-1'") == 4
         finally:
             await db.close()
+
+
+async def test_a_restore_confirmation_lists_code_conflicts_and_the_bin_links_versions(database_url: str) -> None:
+    async with console_client(database_url, Role.ADMIN, subject="ada") as client:
+        body = {"customerId": "C-CF-1", "customerName": "张三", "accountType": "residential", "customerCode": "X"}
+        assert (await api(client, "POST", "/v1/customers", json=body)).status_code == 201
+        backup = (await api(client, "POST", "/v1/backups", json={})).json()["backupId"]
+        moved = await api(
+            client, "PATCH", "/v1/customers/C-CF-1", json={"customerCode": "Y"}, headers={"If-Match": '"1"'}
+        )
+        assert moved.status_code == 200
+        taken = {"customerId": "C-CF-2", "customerName": "李四", "accountType": "residential", "customerCode": "X"}
+        assert (await api(client, "POST", "/v1/customers", json=taken)).status_code == 201
+        page = await client.get(f"/console/backups/{backup}/restore")
+        assert page.status_code == 200, page.text
+        assert 'data-conflict="C-CF-1"' in page.text
+        assert "Held by" in page.text
+        assert (await api(client, "DELETE", "/v1/customers/C-CF-2")).status_code == 200
+        recycled = await client.get("/console/recycle-bin")
+        assert 'href="/console/customers/C-CF-2/versions"' in recycled.text
