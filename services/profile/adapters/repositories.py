@@ -166,10 +166,12 @@ class SqlCustomerRepository:
             raise CustomerAlreadyExists(f"customer {customer.customer_id} already exists") from exc
 
     async def save(self, customer: Customer) -> None:
-        """One customer's new version; a code another customer holds is 409 ``CUSTOMER_CODE_EXISTS``."""
+        """One customer's new version; a code another customer holds is 409 ``CUSTOMER_CODE_EXISTS``.
+
+        No savepoint: the refusal ends the unit of work, which rolls back.
+        """
         try:
-            async with self._connection.begin_nested():
-                await self.save_many([customer])
+            await self.save_many([customer])
         except IntegrityError as exc:
             if violated_constraint(exc) == CODE_CONSTRAINT:
                 raise code_taken(customer.customer_code) from exc
