@@ -14,11 +14,11 @@ from pathlib import Path
 
 import msgspec
 
+from libs.devstack.topology import Keys
 from libs.kit.crypto import CryptoSettings, generate_key
 from libs.kit.tokens import Role, TokenIssuer, TokenSettings, generate_key_pair
 
 DEMO_TOKEN_TTL = timedelta(hours=12)
-SERVICE_TOKEN_TTL = timedelta(days=30)
 SERVICE_TOKEN_TTL = timedelta(days=30)
 DEMO_SUBJECTS = {
     Role.ADMIN: "demo-admin",
@@ -91,3 +91,7 @@ class DevKeys(msgspec.Struct, frozen=True):
     def service_token(self, role: Role) -> str:
         """A token the make-run processes use among themselves; outlives a long session."""
         return TokenIssuer(self.token_settings()).issue(DEMO_SUBJECTS[role], frozenset({role}), SERVICE_TOKEN_TTL)
+
+    def topology_keys(self) -> Keys:
+        """The keys of ``make run``'s processes, the connector's notifier token among them."""
+        return Keys(self.profile_env(), self.connector_env(), self.service_token(Role.NOTIFIER))

@@ -33,6 +33,7 @@ from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, EmbeddedServ
 from libs.devstack.kafka_dist import kafka_version
 from libs.devstack.periodic import PeriodicCommand
 from libs.devstack.processes import ProcessStartError, ServiceProcess
+from libs.devstack.topology import SYSTEMS, System, Topology
 from libs.kit.settings import load_settings
 from libs.kit.tokens import Role
 from migrations.runner import upgrade_all
@@ -53,7 +54,6 @@ DEMO_CUSTOMERS = (
     },
     {"customerId": "DEMO003", "customerName": "华东钢铁厂", "accountType": "industrial"},
 )
-SYSTEMS = ("CRM", "CMS", "CSS")
 
 
 class DevStackSettings(msgspec.Struct, frozen=True):
@@ -85,78 +85,27 @@ def _post_json(url: str, body: dict[str, object], token: str) -> tuple[int, dict
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def _services(
-    settings: DevStackSettings, db_url: str, bootstrap: str, logs: Path, keys: DevKeys
-) -> list[ServiceProcess]:
-    system_secrets = {system: secrets.token_hex(32) for system in SYSTEMS}
-    stubs_url = f"http://127.0.0.1:{settings.stubs_port}"
-    return [
-        ServiceProcess(
-            name="stub-externals",
-            module="services.stub_externals",
-            args=["serve"],
-            env={
-                "STUBS_PORT": str(settings.stubs_port),
-                "STUBS_SMTP_PORT": str(settings.smtp_port),
-                **{f"STUBS_{s}_SECRET": v for s, v in system_secrets.items()},
-            },
-            health_url=f"{stubs_url}/health",
-            log_file=logs / "stub-externals.log",
-        ),
-        ServiceProcess(
-            name="profile-service",
-            module="services.profile",
-            args=["serve"],
-            env={
-                "PROFILE_DB_URL": db_url,
-                "PROFILE_HTTP_PORT": str(settings.profile_port),
-                # The admin console reads sync records, breakers and lag from the connector's API.
-                "PROFILE_CONNECTOR_URL": f"http://127.0.0.1:{settings.connector_port}",
-                "PROFILE_CONSOLE_TRACE_URL_TEMPLATE": settings.trace_url_template,
-                **keys.profile_env(),
-            },
-            health_url=f"http://127.0.0.1:{settings.profile_port}/health",
-            log_file=logs / "profile-service.log",
-        ),
-        ServiceProcess(
-            name="outbox-relay",
-            module="services.profile",
-            args=["relay"],
-            env={
-                "PROFILE_DB_URL": db_url,
-                "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "PROFILE_RELAY_METRICS_PORT": str(settings.relay_metrics_port),
-            },
-            health_url=f"http://127.0.0.1:{settings.relay_metrics_port}/health",
-            log_file=logs / "outbox-relay.log",
-        ),
-        ServiceProcess(
-            name="sync-connector",
-            module="services.sync_connector",
-            args=["serve"],
-            env={
-                "CONNECTOR_DB_URL": db_url,
-                "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "CONNECTOR_HTTP_PORT": str(settings.connector_port),
-                **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
-                **{f"CONNECTOR_{s}_SECRET": v for s, v in system_secrets.items()},
-                **keys.connector_env(),
-                # The notification sender reads contact data from the profile service as the notifier.
-                "CONNECTOR_PROFILE_URL": f"http://127.0.0.1:{settings.profile_port}",
-                "CONNECTOR_PROFILE_TOKEN": keys.service_token(Role.NOTIFIER),
-                # Customer notifications: e-mail to the stubs' SMTP server, SMS to their gateway.
-                "CONNECTOR_NOTIFY_ENABLED": "true",
-                "CONNECTOR_NOTIFY_SMTP_PORT": str(settings.smtp_port),
-                "CONNECTOR_NOTIFY_SMS_URL": stubs_url,
-                # Admin notifications (seed 6.2 notifyAdmin) to the same SMTP server: GET /_mail on the stubs
-                # shows them; the console lists them at /console/admin-notifications.
-                "CONNECTOR_ADMIN_NOTIFY_TO": '["admins@customer-profile.example"]',
-                "CONNECTOR_ADMIN_NOTIFY_CONSOLE_URL": f"http://127.0.0.1:{settings.profile_port}",
-            },
-            health_url=f"http://127.0.0.1:{settings.connector_port}/health",
-            log_file=logs / "sync-connector.log",
-        ),
-    ]
+def _topology(settings: DevStackSettings, postgres_url: str, bootstrap: str, logs: Path, keys: DevKeys) -> Topology:
+    """The processes ``make run`` starts (``MAKE_RUN``) on the ports of its settings (0: chosen, see topology)."""
+    return Topology(
+        database_url=postgres_url,
+        bootstrap=bootstrap,
+        logs=logs,
+        secrets={system: secrets.token_hex(32) for system in SYSTEMS},
+        keys=keys.topology_keys(),
+        ports={
+            "stub-externals": settings.stubs_port,
+            "profile-service": settings.profile_port,
+            "outbox-relay": settings.relay_metrics_port,
+            "sync-connector": settings.connector_port,
+        },
+        # Customer notifications: e-mail to the stubs' SMTP server, SMS to their gateway. Admin notifications
+        # (seed 6.2 notifyAdmin) to the same SMTP server: GET /_mail on the stubs shows them; the console lists
+        # them at /console/admin-notifications.
+        notification_smtp_port=settings.smtp_port,
+        admin_notification_to=("admins@customer-profile.example",),
+        overrides={"profile-service": {"PROFILE_CONSOLE_TRACE_URL_TEMPLATE": settings.trace_url_template}},
+    )
 
 
 def _sync_maintenance(settings: DevStackSettings, db_url: str, logs: Path) -> PeriodicCommand:
@@ -191,28 +140,28 @@ def _ledger_maintenance(settings: DevStackSettings, db_url: str, logs: Path, key
     )
 
 
-def _load_demo_data(profile_port: int, operator_token: str) -> None:
+def _load_demo_data(api: str, operator_token: str) -> None:
     for customer in DEMO_CUSTOMERS:
-        status, body = _post_json(f"http://127.0.0.1:{profile_port}/v1/customers", dict(customer), operator_token)
+        status, body = _post_json(f"{api}/v1/customers", dict(customer), operator_token)
         if status not in (201, 409):
             msg = f"loading demo customer {customer['customerId']} failed: {status} {body}"
             raise RuntimeError(msg)
 
 
-def _how_to_try(settings: DevStackSettings, logs: Path, tokens: dict[Role, str]) -> str:
-    api = f"http://127.0.0.1:{settings.profile_port}"
+def _how_to_try(settings: DevStackSettings, urls: dict[str, str], logs: Path, tokens: dict[Role, str]) -> str:
+    api, connector, stubs = urls["profile-service"], urls["sync-connector"], urls["stub-externals"]
     exports = "\n".join(f"  export {_token_variable(role)}={token}" for role, token in tokens.items())
     return f"""
 The system is up.
   profile service   {api}   (OpenAPI: {api}/schema/swagger)
   admin console     {api}/console/   (sign in: paste the ADMIN_TOKEN value printed below)
   customer journey  {api}/console/journey/DEMO001   (its trace links open {settings.trace_url_template})
-  sync-connector    http://127.0.0.1:{settings.connector_port}   (/health /ready /metrics /v1/sync-records)
-  stub CRM/CMS/CSS  http://127.0.0.1:{settings.stubs_port}   (GET /_received)
-  mail              http://127.0.0.1:{settings.stubs_port}/_mail   (SMTP server on 127.0.0.1:{settings.smtp_port})
+  sync-connector    {connector}   (/health /ready /metrics /v1/sync-records)
+  stub CRM/CMS/CSS  {stubs}   (GET /_received)
+  mail              {stubs}/_mail   (SMTP server on 127.0.0.1:{settings.smtp_port})
   admin alerts      {api}/console/admin-notifications   (one mail per cause and window)
-  customer SMS      http://127.0.0.1:{settings.stubs_port}/_sms
-  relay metrics     http://127.0.0.1:{settings.relay_metrics_port}/metrics
+  customer SMS      {stubs}/_sms
+  relay metrics     {urls["outbox-relay"]}/metrics
   logs              {logs}/
 
 Every API call needs a bearer token. Demo tokens, one per role (valid {DEMO_TOKEN_TTL}; signing keys in
@@ -226,10 +175,10 @@ Try it (copy-paste, after the exports):
   curl -s -X POST {api}/v1/name-change-applications/$APP/decision -H "Authorization: Bearer $AUDIT_SYSTEM_TOKEN" \\
         -H 'Content-Type: application/json' -d '{{"decision":"approved","auditorId":"auditor-1","comment":"ok"}}'; echo
   curl -s {api}/v1/customers/DEMO001/name-history -H "Authorization: Bearer $VIEWER_TOKEN"; echo
-  curl -s http://127.0.0.1:{settings.stubs_port}/_received; echo
-  curl -s http://127.0.0.1:{settings.stubs_port}/_mail; echo      # the customer's e-mail (DEMO001 has e-mail and phone)
-  curl -s http://127.0.0.1:{settings.stubs_port}/_sms; echo       # and the SMS
-  curl -s 'http://127.0.0.1:{settings.connector_port}/v1/sync-records?customerId=DEMO001' \\
+  curl -s {stubs}/_received; echo
+  curl -s {stubs}/_mail; echo      # the customer's e-mail (DEMO001 has e-mail and phone)
+  curl -s {stubs}/_sms; echo       # and the SMS
+  curl -s '{connector}/v1/sync-records?customerId=DEMO001' \\
         -H "Authorization: Bearer $VIEWER_TOKEN"; echo
 
 Ctrl-C stops everything.
@@ -245,6 +194,10 @@ def _restart_if_dead(name: str, process: subprocess.Popen[bytes] | None, start: 
         start()
     except EmbeddedServiceError as exc:
         print(f"{name} did not come back: {exc}", flush=True)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _token_variable(role: Role) -> str:
@@ -272,7 +225,7 @@ def main() -> int:
         settings={"synchronous_commit": "on"},
     )
     broker = EmbeddedKafka(data_dir=data_dir / "kafka", port=settings.kafka_port, log_file=logs / "kafka.log")
-    services: list[ServiceProcess] = []
+    system: System | None = None
     periodic: list[PeriodicCommand] = []
     try:
         print(f"starting PostgreSQL on 127.0.0.1:{settings.pg_port} (data: {postgres.data_dir})", flush=True)
@@ -288,17 +241,14 @@ def main() -> int:
         print("applying migrations", flush=True)
         upgrade_all(postgres.url, attributes={"profile_crypto": keys.crypto_settings()})
         db_url = postgres.url.replace("postgresql://", "postgresql+asyncpg://", 1)
-        services = _services(settings, db_url, broker.bootstrap, logs, keys)
-        for service in services:
-            print(f"starting {service.name}", flush=True)
-            service.start(timeout=60)
-        _load_demo_data(settings.profile_port, tokens[Role.OPERATOR])
-        print(_how_to_try(settings, logs, tokens), flush=True)
+        system = _topology(settings, postgres.url, broker.bootstrap, logs, keys).start(60.0, say=_say)
+        _load_demo_data(system.url("profile-service"), tokens[Role.OPERATOR])
+        print(_how_to_try(settings, system.urls, logs, tokens), flush=True)
         periodic = [_sync_maintenance(settings, db_url, logs), _ledger_maintenance(settings, db_url, logs, keys)]
         while not stopping:
             _restart_if_dead("Apache Kafka", broker.process, broker.start)
             _restart_if_dead("PostgreSQL", postgres.process, postgres.start)
-            for service in services:
+            for service in system.processes.values():
                 if not service.running and not stopping:
                     print(
                         f"{service.name} exited ({service.process and service.process.returncode}); restarting",
@@ -315,8 +265,8 @@ def main() -> int:
     finally:
         for command in periodic:
             command.stop()
-        for service in reversed(services):
-            service.stop()
+        if system is not None:
+            system.stop()
         broker.stop()
         postgres.stop()
         print("stopped.", flush=True)

@@ -20,13 +20,12 @@ import asyncpg
 import httpx
 import pytest
 
-from libs.devstack.embedded import free_port
-from libs.devstack.processes import ServiceProcess
-from libs.kit.db import sqlalchemy_url
+from libs.devstack.topology import SYSTEMS as SYSTEMS  # noqa: PLC0414 - re-exported for the browser tests
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from libs.kit.tokens import Role
-from tests.auth_support import auth_env, bearer, connector_auth_env
+from tests.auth_support import bearer
 from tests.polling import eventually_sync
+from tests.system_support import topology_for_tests
 
 CHROMIUM = os.environ.get("CONSOLE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,7 +37,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SYSTEMS = {"CRM", "CMS", "CSS"}
 # The journey page links each change's trace here (Jaeger's URL; nothing needs to listen for the tests).
 TRACE_UI = "http://127.0.0.1:16686/trace/{trace_id}"
 T = TypeVar("T")
@@ -95,83 +93,27 @@ def console_system(
     database_url = _create_database(postgres_server_url, template_database)
     topic = f"customer-profile.v1.browser-{uuid.uuid4().hex[:8]}"
     in_own_loop(ensure_topic(KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_partitions=3), topic))
-    ports = {name: free_port() for name in ("profile", "connector", "stubs", "relay")}
-    db_url = sqlalchemy_url(database_url)
-    stubs_url = f"http://127.0.0.1:{ports['stubs']}"
-    connector_url = f"http://127.0.0.1:{ports['connector']}"
-    logs = artifacts_dir / "browser" / "logs"
-    processes = [
-        ServiceProcess(
-            "stub-externals",
-            "services.stub_externals",
-            ["serve"],
-            env={"STUBS_PORT": str(ports["stubs"]), "STUBS_SMTP_PORT": str(free_port())},
-            health_url=f"{stubs_url}/health",
-            log_file=logs / "stubs.log",
-        ),
-        ServiceProcess(
-            "profile-service",
-            "services.profile",
-            ["serve"],
-            env={
-                "PROFILE_DB_URL": db_url,
-                "PROFILE_HTTP_PORT": str(ports["profile"]),
-                "PROFILE_CONNECTOR_URL": connector_url,
-                "PROFILE_CONSOLE_REFRESH_S": "2",
-                "PROFILE_CONSOLE_TRACE_URL_TEMPLATE": TRACE_UI,
-                **auth_env(),
-            },
-            health_url=f"http://127.0.0.1:{ports['profile']}/health",
-            log_file=logs / "profile.log",
-        ),
-        ServiceProcess(
-            "outbox-relay",
-            "services.profile",
-            ["relay"],
-            env={
-                "PROFILE_DB_URL": db_url,
-                "PROFILE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                "PROFILE_RELAY_TOPIC": topic,
-                "PROFILE_RELAY_METRICS_PORT": str(ports["relay"]),
-            },
-            health_url=f"http://127.0.0.1:{ports['relay']}/health",
-            log_file=logs / "relay.log",
-        ),
-        ServiceProcess(
-            "sync-connector",
-            "services.sync_connector",
-            ["serve"],
-            env={
-                "CONNECTOR_DB_URL": db_url,
-                "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                "CONNECTOR_TOPIC": topic,
-                "CONNECTOR_GROUP_PREFIX": f"browser-{uuid.uuid4().hex[:8]}",
-                "CONNECTOR_HTTP_PORT": str(ports["connector"]),
-                "CONNECTOR_KAFKA_SESSION_TIMEOUT_MS": "6000",
-                "CONNECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-                "CONNECTOR_KAFKA_REBALANCE_TIMEOUT_MS": "6000",
-                **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
-                **connector_auth_env(),
-            },
-            health_url=f"{connector_url}/health",
-            log_file=logs / "connector.log",
-        ),
-    ]
+    topology = topology_for_tests(
+        database_url,
+        kafka_bootstrap,
+        topic,
+        artifacts_dir / "browser" / "logs",
+        group_prefix=f"browser-{uuid.uuid4().hex[:8]}",
+        overrides={"profile": {"PROFILE_CONSOLE_REFRESH_S": "2", "PROFILE_CONSOLE_TRACE_URL_TEMPLATE": TRACE_UI}},
+    )
     api = httpx.Client(timeout=10, headers=bearer(Role.ADMIN, Role.AUDIT_SYSTEM, subject="browser-setup"))
     try:
-        for process in processes:
-            process.start(timeout=60)
-        system = ConsoleSystem(f"http://127.0.0.1:{ports['profile']}", connector_url, stubs_url, database_url, api)
-        system.wait_for(
-            lambda: httpx.get(f"{connector_url}/ready", timeout=5).status_code == 200,
-            "the connector's consumer groups to join",
-            timeout=60,
-        )
-        yield system
+        with topology.start() as processes:
+            connector_url = processes.url("connector")
+            system = ConsoleSystem(processes.url("profile"), connector_url, processes.url("stubs"), database_url, api)
+            system.wait_for(
+                lambda: httpx.get(f"{connector_url}/ready", timeout=5).status_code == 200,
+                "the connector's consumer groups to join",
+                timeout=60,
+            )
+            yield system
     finally:
         api.close()
-        for process in reversed(processes):
-            process.stop()
 
 
 @pytest.fixture(scope="module")

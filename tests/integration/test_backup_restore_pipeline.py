@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,11 @@ import asyncpg
 import httpx
 import pytest
 
-from libs.devstack.embedded import free_port
-from libs.devstack.processes import ServiceProcess
-from libs.kit.db import sqlalchemy_url
-from tests.ledger_support import Client, patch_customer, profile_client, seed_customers
+from libs.devstack.topology import SYSTEMS, Role
+from tests.ledger_support import Client, patch_customer, seed_customers
 from tests.polling import answered, eventually
+from tests.system_support import topology_for_tests
 
-SYSTEMS = ("CRM", "CMS", "CSS")
 CUSTOMERS = int(os.environ.get("LEDGER_E2E_CUSTOMERS", "10000"))
 RENAMED = CUSTOMERS // 10
 COMPARED = "customer_name, contact_digest, account_type, status, deleted_at IS NULL"  # the digest: seals differ
@@ -33,68 +30,12 @@ COMPARED = "customer_name, contact_digest, account_type, status, deleted_at IS N
 @pytest.fixture
 def pipeline(database_url: str, kafka_bootstrap: str, topic: str, artifacts_dir: Path) -> Iterator[str]:
     """Relay, connector and stubs as processes; yields the stubs' base URL."""
-    ports = {name: free_port() for name in ("stubs", "relay", "connector")}
-    secrets = {system: uuid.uuid4().hex for system in SYSTEMS}
-    stubs_url = f"http://127.0.0.1:{ports['stubs']}"
-    db_url = sqlalchemy_url(database_url)
+    processes = {"stubs": Role.STUBS, "relay": Role.RELAY, "connector": Role.CONNECTOR}
     logs = artifacts_dir / "ledger-restore-e2e"
-    processes = [
-        ServiceProcess(
-            "stub-externals",
-            "services.stub_externals",
-            ["serve"],
-            env={"STUBS_PORT": str(ports["stubs"]), **{f"STUBS_{s}_SECRET": v for s, v in secrets.items()}},
-            health_url=f"{stubs_url}/health",
-            log_file=logs / "stubs.log",
-        ),
-        ServiceProcess(
-            "outbox-relay",
-            "services.profile",
-            ["relay"],
-            env={
-                "PROFILE_DB_URL": db_url,
-                "PROFILE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                "PROFILE_RELAY_TOPIC": topic,
-                "PROFILE_RELAY_METRICS_PORT": str(ports["relay"]),
-                "PROFILE_LOG_LEVEL": "WARNING",
-            },
-            health_url=f"http://127.0.0.1:{ports['relay']}/metrics",
-            log_file=logs / "relay.log",
-        ),
-        ServiceProcess(
-            "sync-connector",
-            "services.sync_connector",
-            ["serve"],
-            env={
-                "CONNECTOR_DB_URL": db_url,
-                "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                "CONNECTOR_TOPIC": topic,
-                "CONNECTOR_GROUP_PREFIX": f"sync-{uuid.uuid4().hex[:8]}",
-                "CONNECTOR_HTTP_PORT": str(ports["connector"]),
-                "CONNECTOR_KAFKA_SESSION_TIMEOUT_MS": "6000",
-                "CONNECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-                "CONNECTOR_KAFKA_REBALANCE_TIMEOUT_MS": "6000",
-                "CONNECTOR_LOG_LEVEL": "WARNING",
-                **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
-                **{f"CONNECTOR_{s}_SECRET": v for s, v in secrets.items()},
-            },
-            health_url=f"http://127.0.0.1:{ports['connector']}/health",
-            log_file=logs / "connector.log",
-        ),
-    ]
-    try:
-        for process in processes:
-            process.start(timeout=60)
-        yield stubs_url
-    finally:
-        for process in reversed(processes):
-            process.stop()
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with profile_client(database_url) as test_client:
-        yield test_client
+    overrides = {"relay": {"PROFILE_LOG_LEVEL": "WARNING"}, "connector": {"CONNECTOR_LOG_LEVEL": "WARNING"}}
+    topology = topology_for_tests(database_url, kafka_bootstrap, topic, logs, processes=processes, overrides=overrides)
+    with topology.start() as system:
+        yield system.url("stubs")
 
 
 async def held_by_systems(http: httpx.AsyncClient, stubs_url: str) -> dict[str, dict[str, dict[str, Any]]]:
