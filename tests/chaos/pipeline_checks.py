@@ -19,8 +19,9 @@ import asyncpg
 import httpx
 import pytest
 
+from libs.devstack.topology import SYSTEMS
 from tests.chaos.pipeline_diagnostics import dump_diagnostics
-from tests.chaos.pipeline_system import SYSTEMS, ChaosSystem
+from tests.chaos.pipeline_system import ChaosSystem
 
 TERMINAL = ("success", "superseded", "failed")
 _UNSETTLED = """

@@ -1,8 +1,8 @@
 """The whole pipeline as real processes on a PostgreSQL and a broker of its own, so both can be killed.
 
 Two relays and two connectors (``python -m`` processes), the profile service and the stub
-CRM/CMS/CSS, on an ``EmbeddedPostgres`` and an ``EmbeddedKafka`` that only this system uses:
-the chaos suite kills and restarts every one of them on the same ports.
+CRM/CMS/CSS (``libs.devstack.topology``), on an ``EmbeddedPostgres`` and an ``EmbeddedKafka`` that
+only this system uses: the chaos suite kills and restarts every one of them on the same ports.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from pathlib import Path
 
 import asyncpg
 
-from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, free_port, remove_tree
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, remove_tree
 from libs.devstack.processes import ServiceProcess
-from libs.kit.db import sqlalchemy_url
+from libs.devstack.topology import Role, Topology
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from migrations.runner import upgrade_all
-from tests.auth_support import auth_env, connector_auth_env
+from tests.system_support import topology_for_tests
 
-SYSTEMS = ("CRM", "CMS", "CSS")
 DATABASE = "chaos"
 TOPIC = "customer-profile.v1"
 # The broker auto-creates a topic a client asks for with its default count; the suite creates it first.
@@ -35,6 +34,14 @@ CONNECTOR_BREAKER_COOLDOWN_S = 1.0
 # Larger than what the injected outages can spend (the breaker defers without spending retries, and its
 # probes take turns among the waiting records): a record that still runs out is a finding.
 CONNECTOR_MAX_RETRY_COUNT = 20
+PROCESSES = {
+    "stubs": Role.STUBS,
+    "profile": Role.PROFILE,
+    "relay-a": Role.RELAY,
+    "relay-b": Role.RELAY,
+    "connector-a": Role.CONNECTOR,
+    "connector-b": Role.CONNECTOR,
+}
 
 
 @dataclass
@@ -51,7 +58,7 @@ class ChaosSystem:
     @property
     def database_url(self) -> str:
         """libpq URL of the chaos database."""
-        return f"postgresql://postgres@127.0.0.1:{self.postgres.port}/{DATABASE}"
+        return _database_url(self.postgres)
 
     @property
     def relays(self) -> list[ServiceProcess]:
@@ -105,84 +112,49 @@ class ChaosSystem:
                 await conn.close(timeout=2)
 
 
-Env = dict[str, str]
+def _database_url(postgres: EmbeddedPostgres) -> str:
+    return f"postgresql://postgres@127.0.0.1:{postgres.port}/{DATABASE}"
 
 
-def _process_envs(system_urls: dict[str, str], db_url: str, bootstrap: str, group_prefix: str) -> dict[str, Env]:
-    secrets = {code: uuid.uuid4().hex for code in SYSTEMS}
-    relay = {
-        "PROFILE_DB_URL": db_url,
-        "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "PROFILE_KAFKA_TOPIC_PARTITIONS": str(TOPIC_PARTITIONS),
-        # A dead broker is noticed within seconds, not the default 15 s.
-        "PROFILE_KAFKA_REQUEST_TIMEOUT_MS": "5000",
-        "PROFILE_RELAY_TOPIC": TOPIC,
-        "PROFILE_RELAY_BATCH_SIZE": "50",
-        "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
-        "PROFILE_RELAY_RECONNECT_DELAY_S": "0.5",
-        "PROFILE_RELAY_LEASE_TTL_S": str(RELAY_LEASE_TTL_S),
-        "PROFILE_RELAY_LEASE_RENEW_INTERVAL_S": "0.5",
-        "PROFILE_BACKLOG_REFRESH_S": "1",
-    }
-    connector = {
-        "CONNECTOR_DB_URL": db_url,
-        "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "CONNECTOR_KAFKA_TOPIC_PARTITIONS": str(TOPIC_PARTITIONS),
+def _topology(db_url: str, bootstrap: str, logs: Path, run_id: str) -> Topology:
+    return topology_for_tests(
+        db_url,
+        bootstrap,
+        TOPIC,
+        logs,
+        processes=PROCESSES,
+        topic_partitions=TOPIC_PARTITIONS,
+        group_prefix=f"sync-chaos-{run_id}",
         # A killed member is evicted when its session times out: short, so chaos rounds are quick.
-        "CONNECTOR_KAFKA_SESSION_TIMEOUT_MS": "2000",
-        "CONNECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "250",
-        "CONNECTOR_KAFKA_REBALANCE_TIMEOUT_MS": "2000",
-        "CONNECTOR_KAFKA_REQUEST_TIMEOUT_MS": "5000",
-        "CONNECTOR_TOPIC": TOPIC,
-        "CONNECTOR_GROUP_PREFIX": group_prefix,
-        "CONNECTOR_HTTP_TIMEOUT_S": str(CONNECTOR_HTTP_TIMEOUT_S),
-        "CONNECTOR_CLAIM_LEASE_S": "3.0",
-        "CONNECTOR_RETRY_POLL_INTERVAL_S": "0.2",
-        "CONNECTOR_BACKOFF_BASE_S": "0.05",
-        "CONNECTOR_BACKOFF_MAX_S": "0.5",
-        "CONNECTOR_MAX_RETRY_COUNT": str(CONNECTOR_MAX_RETRY_COUNT),
-        "CONNECTOR_BREAKER_COOLDOWN_S": str(CONNECTOR_BREAKER_COOLDOWN_S),
-        "CONNECTOR_DLQ_POLL_INTERVAL_S": "0.5",
-        "CONNECTOR_SHUTDOWN_GRACE_S": "3",
-        **{f"CONNECTOR_{code}_URL": system_urls["stubs"] for code in SYSTEMS},
-        **{f"CONNECTOR_{code}_SECRET": secret for code, secret in secrets.items()},
-        **connector_auth_env(),
-    }
-    return {
-        "stubs": {"STUBS_SMTP_ENABLED": "false", **{f"STUBS_{code}_SECRET": s for code, s in secrets.items()}},
-        # A request that died with the database holds its Idempotency-Key only briefly.
-        "profile": {"PROFILE_DB_URL": db_url, "PROFILE_LEDGER_IDEMPOTENCY_LEASE_S": "5", **auth_env()},
-        "relay": relay,
-        "connector": connector,
-    }
-
-
-def _processes(
-    system_urls: dict[str, str], ports: dict[str, int], envs: dict[str, Env], logs: Path
-) -> dict[str, ServiceProcess]:
-    relays, connectors = ("relay-a", "relay-b"), ("connector-a", "connector-b")
-    specs: dict[str, tuple[str, str, Env]] = {
-        "stubs": ("services.stub_externals", "serve", {"STUBS_PORT": str(ports["stubs"]), **envs["stubs"]}),
-        "profile": ("services.profile", "serve", {"PROFILE_HTTP_PORT": str(ports["profile"]), **envs["profile"]}),
-        **{
-            name: (
-                "services.profile",
-                "relay",
-                {"PROFILE_RELAY_INSTANCE_ID": name, "PROFILE_RELAY_METRICS_PORT": str(ports[name]), **envs["relay"]},
-            )
-            for name in relays
+        group_session_ms=2000,
+        group_heartbeat_ms=250,
+        overrides={
+            # A request that died with the database holds its Idempotency-Key only briefly.
+            Role.PROFILE: {"PROFILE_LEDGER_IDEMPOTENCY_LEASE_S": "5"},
+            Role.RELAY: {
+                # A dead broker is noticed within seconds, not the default 15 s.
+                "PROFILE_KAFKA_REQUEST_TIMEOUT_MS": "5000",
+                "PROFILE_RELAY_BATCH_SIZE": "50",
+                "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
+                "PROFILE_RELAY_RECONNECT_DELAY_S": "0.5",
+                "PROFILE_RELAY_LEASE_TTL_S": str(RELAY_LEASE_TTL_S),
+                "PROFILE_RELAY_LEASE_RENEW_INTERVAL_S": "0.5",
+                "PROFILE_BACKLOG_REFRESH_S": "1",
+            },
+            Role.CONNECTOR: {
+                "CONNECTOR_KAFKA_REQUEST_TIMEOUT_MS": "5000",
+                "CONNECTOR_HTTP_TIMEOUT_S": str(CONNECTOR_HTTP_TIMEOUT_S),
+                "CONNECTOR_CLAIM_LEASE_S": "3.0",
+                "CONNECTOR_RETRY_POLL_INTERVAL_S": "0.2",
+                "CONNECTOR_BACKOFF_BASE_S": "0.05",
+                "CONNECTOR_BACKOFF_MAX_S": "0.5",
+                "CONNECTOR_MAX_RETRY_COUNT": str(CONNECTOR_MAX_RETRY_COUNT),
+                "CONNECTOR_BREAKER_COOLDOWN_S": str(CONNECTOR_BREAKER_COOLDOWN_S),
+                "CONNECTOR_DLQ_POLL_INTERVAL_S": "0.5",
+                "CONNECTOR_SHUTDOWN_GRACE_S": "3",
+            },
         },
-        **{
-            name: ("services.sync_connector", "serve", {"CONNECTOR_HTTP_PORT": str(ports[name]), **envs["connector"]})
-            for name in connectors
-        },
-    }
-    return {
-        name: ServiceProcess(
-            name, module, [command], env=env, health_url=f"{system_urls[name]}/health", log_file=logs / f"{name}.log"
-        )
-        for name, (module, command, env) in specs.items()
-    }
+    )
 
 
 async def _migrate(postgres: EmbeddedPostgres) -> None:
@@ -192,7 +164,7 @@ async def _migrate(postgres: EmbeddedPostgres) -> None:
         await admin.execute(f'CREATE DATABASE "{DATABASE}"')
     finally:
         await admin.close()
-    await asyncio.to_thread(upgrade_all, f"postgresql://postgres@127.0.0.1:{postgres.port}/{DATABASE}")
+    await asyncio.to_thread(upgrade_all, _database_url(postgres))
 
 
 @asynccontextmanager
@@ -201,23 +173,21 @@ async def chaos_system(artifacts_dir: Path) -> AsyncIterator[ChaosSystem]:
     run_id = uuid.uuid4().hex[:8]
     logs = artifacts_dir / "chaos" / run_id
     data_dir = Path(tempfile.mkdtemp(prefix="chaos-pg-"))
-    # Every acknowledged commit must survive the kill -9 (see EmbeddedPostgres.settings).
+    # Every acknowledged commit must survive the kill -9 (see EmbeddedPostgres.settings). Each server keeps the
+    # port it chose at its first start across restarts.
     postgres = EmbeddedPostgres(
-        data_dir / "data", port=free_port(), log_file=logs / "postgres.log", settings={"synchronous_commit": "on"}
+        data_dir / "data", log_file=logs / "postgres.log", settings={"synchronous_commit": "on"}
     )
-    kafka = EmbeddedKafka(port=free_port(), log_file=logs / "kafka.log")
-    ports = {name: free_port() for name in ("stubs", "profile", "relay-a", "relay-b", "connector-a", "connector-b")}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    kafka = EmbeddedKafka(log_file=logs / "kafka.log")
     processes: dict[str, ServiceProcess] = {}
     try:
         await asyncio.gather(asyncio.to_thread(postgres.start), asyncio.to_thread(kafka.start))
         await _migrate(postgres)
         await ensure_topic(KafkaSettings(bootstrap_servers=kafka.bootstrap, topic_partitions=TOPIC_PARTITIONS), TOPIC)
-        db_url = sqlalchemy_url(f"postgresql://postgres@127.0.0.1:{postgres.port}/{DATABASE}")
-        envs = _process_envs(urls, db_url, kafka.bootstrap, f"sync-chaos-{run_id}")
-        processes = _processes(urls, ports, envs, logs)
-        await asyncio.gather(*(asyncio.to_thread(p.start, 60.0) for p in processes.values()))
-        yield ChaosSystem(postgres, kafka, processes, urls, logs, run_id)
+        topology = _topology(_database_url(postgres), kafka.bootstrap, logs, run_id)
+        system = await asyncio.to_thread(topology.start, 60.0, parallel=True)
+        processes = system.processes
+        yield ChaosSystem(postgres, kafka, processes, system.urls, logs, run_id)
     finally:
         await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes.values()), return_exceptions=True)
         await asyncio.to_thread(kafka.stop)

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer
 
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from tests.perf.harness import Figure, PeakRss, fresh_database, percentile
-from tests.perf.pipeline_support import BROKER_RATE, STEADY_SECONDS, relay_process, steady_writes
+from tests.perf.pipeline_support import BROKER_RATE, RELAY_ONLY, STEADY_SECONDS, bench_system, steady_writes
 
 
 async def commit_to_broker(url: str, bootstrap: str, rss: PeakRss | None = None) -> Figure:
@@ -31,7 +31,7 @@ async def commit_to_broker(url: str, bootstrap: str, rss: PeakRss | None = None)
                 for record in records:
                     arrived.setdefault(dict(record.headers)["ce_id"].decode(), now)
 
-    with relay_process(url, bootstrap, topic):
+    with bench_system(url, bootstrap, topic, RELAY_ONLY):
         reader = asyncio.create_task(consume())
         committed = await steady_writes(url, BROKER_RATE, STEADY_SECONDS)
         deadline = time.monotonic() + 30

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -17,6 +16,7 @@ import aiohttp
 import asyncpg
 
 from contracts.events import decode_event
+from libs.devstack.topology import Overrides, Role
 from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
 from services.sync_connector.sinks import encode_payload
 from tests.perf.harness import Figure, fresh_database, percentile, tree_cpu_seconds
@@ -25,11 +25,10 @@ from tests.perf.pipeline_support import (
     CONNECTOR_EVENTS,
     STEADY_SECONDS,
     SYSTEMS,
-    connector_process,
+    bench_system,
     event,
-    relay_process,
+    pid,
     steady_writes,
-    stubs_process,
 )
 
 
@@ -38,13 +37,9 @@ async def commit_to_applied(url: str, bootstrap: str) -> Figure:
     await ensure_topic(KafkaSettings(bootstrap_servers=bootstrap), topic)
     # One connector process per system (CONNECTOR_SYSTEMS), as deployed: a system's deliveries use
     # their own event loop and core, and one system's load never slows another's.
-    with (
-        stubs_process() as stubs,
-        relay_process(url, bootstrap, topic),
-        contextlib.ExitStack() as connectors,
-    ):
-        for system in SYSTEMS:
-            connectors.enter_context(connector_process(url, bootstrap, topic, stubs.url, systems=(system,)))
+    processes = {"stubs": Role.STUBS, "relay": Role.RELAY, **{f"connector-{s}": Role.CONNECTOR for s in SYSTEMS}}
+    one_system_each: Overrides = {f"connector-{s}": {"CONNECTOR_SYSTEMS": json.dumps([s])} for s in SYSTEMS}
+    with bench_system(url, bootstrap, topic, processes, one_system_each):
         committed = await steady_writes(url, APPLIED_RATE, STEADY_SECONDS)
         conn = await asyncpg.connect(url)
         try:
@@ -95,18 +90,17 @@ async def connector_throughput(url: str, bootstrap: str, pg_pid: int | None) -> 
         bodies.append(str(event_id))
     await producer.flush()
     await producer.stop()
-    with stubs_process() as stubs, connector_process(url, bootstrap, topic, stubs.url, systems=("CRM",)) as connector:
-        pids = {
-            "connector": connector.process.pid if connector.process else None,
-            "stubs": stubs.pid,
-            "postgres": pg_pid,
-        }
+    processes = {"stubs": Role.STUBS, "connector": Role.CONNECTOR}
+    crm_only: Overrides = {"connector": {"CONNECTOR_SYSTEMS": json.dumps(["CRM"])}}
+    with bench_system(url, bootstrap, topic, processes, crm_only) as system:
+        stubs_url, stubs_pid = system.url("stubs"), pid(system, "stubs")
+        pids = {"connector": pid(system, "connector"), "stubs": stubs_pid, "postgres": pg_pid}
         conn = await asyncpg.connect(url)
         try:
             ours, cpu = await _measure_drain(conn, pids)
         finally:
             await conn.close()
-        base, base_cpu = await bare_http_loop(stubs.url, bodies, stubs.pid)
+        base, base_cpu = await bare_http_loop(stubs_url, bodies, stubs_pid)
     per_delivery = " + ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
     busy = sum(ms for ms in cpu.values() if ms == ms)  # noqa: PLR0124 - skips NaN (external services)
     return Figure(

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
 from tests.perf.harness import Figure, PeakRss, fresh_database, median
-from tests.perf.pipeline_support import relay_process
+from tests.perf.pipeline_support import RELAY_ONLY, bench_system, pid
 
 BACKLOG = 200_000
 RUNS = 3
@@ -60,8 +60,8 @@ async def relay_run(url: str, bootstrap: str, topic: str, rss: dict[str, float])
     # measured within noise of each other once batches were pipelined.
     batch = {"PROFILE_RELAY_BATCH_SIZE": size} if (size := os.environ.get("BENCH_RELAY_BATCH")) else {}
     # Started once alive (/health), not ready: the drain is timed from the first row published.
-    with relay_process(url, bootstrap, topic, batch, wait_for="/health") as relay:
-        sampler = PeakRss({"relay": relay.process.pid}) if relay.process else None
+    with bench_system(url, bootstrap, topic, RELAY_ONLY, {"relay": batch}, wait_ready=False) as system:
+        sampler = PeakRss({"relay": relay_pid}) if (relay_pid := pid(system, "relay")) else None
         first = last = 0.0
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while True:

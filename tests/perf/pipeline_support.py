@@ -1,33 +1,28 @@
-"""Pieces the pipeline benchmarks share: paced outbox writes and the real service processes."""
+"""Pieces the pipeline benchmarks share: paced outbox writes and the real service processes (the topology)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 
-from libs.devstack.embedded import free_port
-from libs.devstack.processes import ServiceProcess
-from libs.kit.db import sqlalchemy_url
+from libs.devstack.topology import SYSTEMS as SYSTEMS  # noqa: PLC0414 - re-exported for the benchmarks
+from libs.devstack.topology import Overrides, Role, System, Topology
 
 STEADY_SECONDS = 10.0
 BROKER_RATE = 500
 APPLIED_RATE = 200
 CONNECTOR_EVENTS = 20_000
-SYSTEMS = ("CRM", "CMS", "CSS")
-GROUP_TIMEOUTS = {
-    "KAFKA_SESSION_TIMEOUT_MS": "4000",
-    "KAFKA_HEARTBEAT_INTERVAL_MS": "400",
-    "KAFKA_REBALANCE_TIMEOUT_MS": "4000",
-}
+RELAY_ONLY = {"relay": Role.RELAY}
 
 INSERT_EVENT = """
 INSERT INTO profile.outbox (id, aggregate_type, aggregate_id, event_type, payload, headers, created_at)
@@ -86,80 +81,38 @@ async def steady_writes(url: str, rate: float, seconds: float) -> dict[str, floa
 
 
 @contextmanager
-def relay_process(
-    url: str, bootstrap: str, topic: str, extra_env: dict[str, str] | None = None, wait_for: str = "/ready"
-) -> Iterator[ServiceProcess]:
-    """A relay process; ``wait_for`` is the ops path whose answer ends its start."""
-    port = free_port()
-    relay = ServiceProcess(
-        "relay",
-        "services.profile",
-        ["relay"],
-        env={
-            "PROFILE_DB_URL": sqlalchemy_url(url),
-            "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "PROFILE_RELAY_TOPIC": topic,
-            "PROFILE_RELAY_METRICS_PORT": str(port),
-            "PROFILE_LOG_LEVEL": "WARNING",
-            **(extra_env or {}),
+def bench_system(
+    url: str,
+    bootstrap: str,
+    topic: str,
+    processes: Mapping[str, Role],
+    overrides: Overrides | None = None,
+    *,
+    wait_ready: bool = True,
+) -> Iterator[System]:
+    """The processes a benchmark measures (``libs.devstack.topology``): relays and connectors log warnings only,
+    and count as started once ready (``wait_ready``); ``BENCH_CONNECTOR_*`` variables reach every connector."""
+    from_environment = {k.removeprefix("BENCH_"): v for k, v in os.environ.items() if k.startswith("BENCH_CONNECTOR_")}
+    topology = Topology(
+        database_url=url,
+        bootstrap=bootstrap,
+        logs=Path(tempfile.gettempdir()) / "profile-bench-logs" / topic,
+        processes=processes,
+        topic=topic,
+        group_prefix=f"bench-{uuid.uuid4().hex[:6]}",
+        group_session_ms=4000,
+        group_heartbeat_ms=400,
+        wait_ready=wait_ready,
+        overrides={
+            Role.RELAY: {"PROFILE_LOG_LEVEL": "WARNING"},
+            Role.CONNECTOR: {"CONNECTOR_LOG_LEVEL": "WARNING", **from_environment},
+            **(overrides or {}),
         },
-        health_url=f"http://127.0.0.1:{port}{wait_for}",
     )
-    relay.start(timeout=60)
-    try:
-        yield relay
-    finally:
-        relay.stop()
+    with topology.start(90.0) as system:
+        yield system
 
 
-@contextmanager
-def connector_process(
-    url: str, bootstrap: str, topic: str, stubs_url: str, systems: tuple[str, ...] = SYSTEMS
-) -> Iterator[ServiceProcess]:
-    port = free_port()
-    connector = ServiceProcess(
-        "connector",
-        "services.sync_connector",
-        ["serve"],
-        env={
-            "CONNECTOR_DB_URL": sqlalchemy_url(url),
-            "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "CONNECTOR_TOPIC": topic,
-            "CONNECTOR_GROUP_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
-            "CONNECTOR_HTTP_PORT": str(port),
-            "CONNECTOR_LOG_LEVEL": "WARNING",
-            **{f"CONNECTOR_{k}": v for k, v in GROUP_TIMEOUTS.items()},
-            "CONNECTOR_SYSTEMS": json.dumps(list(systems)),
-            **{k.removeprefix("BENCH_"): v for k, v in os.environ.items() if k.startswith("BENCH_CONNECTOR_")},
-            **{f"CONNECTOR_{s}_URL": stubs_url for s in SYSTEMS},
-        },
-        health_url=f"http://127.0.0.1:{port}/ready",
-    )
-    connector.start(timeout=90)
-    try:
-        yield connector
-    finally:
-        connector.stop()
-
-
-@dataclass(frozen=True)
-class Stubs:
-    url: str
-    pid: int | None
-
-
-@contextmanager
-def stubs_process() -> Iterator[Stubs]:
-    port = free_port()
-    stubs = ServiceProcess(
-        "stubs",
-        "services.stub_externals",
-        ["serve"],
-        env={"STUBS_PORT": str(port)},
-        health_url=f"http://127.0.0.1:{port}/health",
-    )
-    stubs.start(timeout=60)
-    try:
-        yield Stubs(f"http://127.0.0.1:{port}", stubs.process.pid if stubs.process else None)
-    finally:
-        stubs.stop()
+def pid(system: System, name: str) -> int | None:
+    process = system.processes[name].process
+    return process.pid if process else None
