@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import msgspec
 import pytest
 
-from libs.kit.kafka import KafkaSettings
 from libs.kit.tokens import Role
 from tests.auth_support import bearer, connector_auth_env, token
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
-    connector_harness,
     eventually,
     metric,
     name_changed,
@@ -28,12 +25,6 @@ from tests.connector_support import (
 CRM_FAILED = {"CRM": "failed", "CMS": "success", "CSS": "success"}
 ALL_SUCCESS = dict.fromkeys(SYSTEMS, "success")
 ADMIN = {**bearer(Role.ADMIN, subject="ops-alice"), "User-Agent": "admin-test/1.0"}
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 async def _call(harness: ConnectorHarness, method: str, url: str, **kwargs: Any) -> tuple[int, str, Any]:

@@ -3,16 +3,10 @@ closes after recovery; the other systems never notice."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from libs.kit.kafka import KafkaSettings
 from services.sync_connector.breaker import BreakerState
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
-    connector_harness,
     eventually,
     metric,
     name_changed,
@@ -20,12 +14,6 @@ from tests.connector_support import (
 )
 
 CUSTOMERS = [f"C8{n:02d}" for n in range(8)]
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 async def test_breaker_opens_on_a_down_system_defers_and_closes_after_recovery(harness: ConnectorHarness) -> None:

@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
 from libs.kit.db import DatabaseSettings, make_engine
-from libs.kit.kafka import KafkaSettings
 from services.sync_connector.dead_letters import DeadLetterPublisher
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.unprocessable import UNDECODABLE, UnprocessableMessages, UnprocessableMetrics
-from tests.connector_support import ConnectorHarness, connector_harness, eventually
+from tests.connector_support import ConnectorHarness, eventually
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,6 @@ class BuggyOnce(DeadLetterPublisher):
         if self.rounds == 1:
             raise RuntimeError("a bug in the publisher")
         return await super().publish_once()
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 @pytest.fixture

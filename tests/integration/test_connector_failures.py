@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import msgspec
 import pytest
 from cloudevents.v1.kafka import KafkaMessage, from_binary
 
 from contracts.events import NAME_CHANGED_TYPE, CustomerNameChanged
-from libs.kit.kafka import KafkaSettings
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
-    connector_harness,
     eventually,
     metric,
     name_changed,
@@ -23,12 +19,6 @@ from tests.connector_support import (
 
 CRM_FAILED = {"CRM": "failed", "CMS": "success", "CSS": "success"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 async def test_crm_retries_503s_while_cms_and_css_do_not_wait(harness: ConnectorHarness) -> None:

@@ -9,29 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-import pytest
-
-from libs.kit.kafka import KafkaSettings
 from services.sync_connector.breaker import BreakerState
 from services.sync_connector.http_clients import HttpClientOverride
 from services.sync_connector.runtime import ConnectorRuntime
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
-    connector_harness,
     eventually,
     metric,
     name_changed,
     running_connector,
 )
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 class GaugeWatch:

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from libs.kit.kafka import KafkaSettings
 from libs.kit.tokens import Role
 from tests.auth_support import bearer
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
-    connector_harness,
     eventually,
     metric,
     name_changed,
     running_connector,
 )
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 async def test_a_retrying_event_holds_only_its_customer_and_a_rejected_one_holds_nobody(

@@ -8,14 +8,12 @@ decided on it, so ten hours of an outage take seconds and nothing sleeps.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from libs.kit.kafka import KafkaSettings
 from services.sync_connector.breaker import BreakerState
 from services.sync_connector.runtime import ConnectorRuntime
 from tests.connector_support import (
@@ -23,7 +21,6 @@ from tests.connector_support import (
     ConnectorHarness,
     ManualClock,
     claims_seen,
-    connector_harness,
     eventually,
     fail_next_claims,
     metric,
@@ -33,12 +30,6 @@ from tests.connector_support import (
 
 HOUR = 3600.0
 CAP_S = 300.0
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 def transitions(runtime: ConnectorRuntime, to_state: str, system: str) -> float:

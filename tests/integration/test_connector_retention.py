@@ -19,7 +19,6 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.kit.db import DatabaseSettings, make_engine
-from libs.kit.kafka import KafkaSettings
 from services.sync_connector import status_counts
 from services.sync_connector.retention import RetentionMetrics, RetentionPrune
 from services.sync_connector.status_gauges import StatusGauges, StatusRefresher
@@ -27,7 +26,6 @@ from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
     all_systems,
-    connector_harness,
     eventually,
     metric,
     name_changed,
@@ -335,12 +333,6 @@ async def test_gauges_say_counts_oldest_undelivered_age_and_records_near_their_d
     await refresher.refresh()
     assert gauge("sync_oldest_undelivered_age_seconds", system_code="CRM") == 0
     assert gauge("external_sync_status", system_code="CSS", status="success") == 5
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 async def test_prune_of_100k_old_records_in_bounded_batches_while_deliveries_go_on(

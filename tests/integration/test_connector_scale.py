@@ -7,17 +7,12 @@ rebalance mid-load; still one call in flight per key, one success per
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from libs.kit.kafka import KafkaSettings
 from services.sync_connector.runtime import ConnectorRuntime
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
-    connector_harness,
     eventually,
     metric,
     name_changed,
@@ -25,12 +20,6 @@ from tests.connector_support import (
 )
 
 CUSTOMERS = [f"S{n:02d}" for n in range(20)]
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 async def test_a_second_instance_joining_mid_retry_never_doubles_a_call(harness: ConnectorHarness) -> None:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import msgspec
-import pytest
 
-from libs.kit.kafka import KafkaSettings
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,
     all_systems,
-    connector_harness,
     eventually,
     metric,
     name_changed,
@@ -20,12 +15,6 @@ from tests.connector_support import (
 )
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 async def test_happy_path_redelivery_stale_event_and_undecodable_message(harness: ConnectorHarness) -> None:

@@ -22,7 +22,6 @@ from tests.auth_support import bearer
 from tests.connector_support import (
     ConnectorHarness,
     all_systems,
-    connector_harness,
     name_changed,
     running_connector,
 )
@@ -33,12 +32,6 @@ TRACES = "http://traces.example/trace/{trace_id}"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 CSS_FAILS_ONCE = {"system": "CSS", "mode": "status", "status": 503, "count": 1}
 VIEWER = bearer(Role.VIEWER, subject="vera")
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 @pytest.fixture

@@ -8,20 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from libs.kit.kafka import KafkaSettings
 from libs.kit.tokens import Role
 from services.sync_connector.runtime import ConnectorRuntime
-from tests.connector_support import ConnectorHarness, connector_harness, eventually, name_changed, running_connector
+from tests.connector_support import ConnectorHarness, eventually, name_changed, running_connector
 from tests.console_support import api, confirm_and_post, served_console_client
 
 CRM_FAILED = {"CRM": "failed", "CMS": "success", "CSS": "success"}
 ALL_SUCCESS = {"CRM": "success", "CMS": "success", "CSS": "success"}
-
-
-@pytest.fixture
-async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[ConnectorHarness]:
-    async with connector_harness(database_url, kafka_settings, topic) as harness:
-        yield harness
 
 
 @pytest.fixture
