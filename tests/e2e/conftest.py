@@ -1,4 +1,6 @@
-"""The whole system as real processes, for the end-to-end tests."""
+"""The whole system as real processes, for the end-to-end tests (``running_system``, from the topology), and
+what a test adds around it: an SMTP server for the notifications (``smtp``), an OTLP receiver for the
+spans (``otlp``); a module points the processes at them through ``extra_env``."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import httpx
 import pytest
 
 from libs.devstack.processes import ServiceProcess
+from services.stub_externals.mail import RunningSmtp, start_smtp_server
 from tests import polling
 from tests.auth_support import authorize
+from tests.otlp_receiver import OtlpReceiver
 from tests.system_support import keys_for_tests, topology_for_tests
 
 SYSTEMS = {"CRM": "/api/customer/update", "CMS": "/api/profile/sync", "CSS": "/api/customer/profile"}
@@ -72,3 +76,24 @@ def running_system(
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield authorize(client)
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[RunningSmtp]:
+    """A real SMTP server in this process that keeps what it accepted (``smtp.store``)."""
+    server = await start_smtp_server()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def otlp() -> AsyncIterator[OtlpReceiver]:
+    """An OTLP/HTTP receiver in this process that keeps the spans exported to it."""
+    receiver = OtlpReceiver()
+    await receiver.start()
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()

@@ -8,24 +8,13 @@ a labelled counter has no sample before its first count, yet the query of it is 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
-from services.stub_externals.mail import RunningSmtp, start_smtp_server
+from services.stub_externals.mail import RunningSmtp
 from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually
 from tests.e2e.test_notifications import _approve_a_name_change
 from tests.observability_support import exposed_names, queried_metrics
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[RunningSmtp]:
-    server = await start_smtp_server()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

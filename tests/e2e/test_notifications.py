@@ -8,27 +8,17 @@ topic is read back to prove it never carried the customer's contact data.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from services.stub_externals.mail import ReceivedMail, RunningSmtp, start_smtp_server
+from services.stub_externals.mail import ReceivedMail, RunningSmtp
 from tests.e2e.conftest import RunningSystem, eventually
 from tests.e2e.test_pipeline import read_topic
 from tests.notification_support import ADDRESS, EMAIL, PHONE, PHONE_DIGITS
 
 CUSTOMER = "E2EN01"
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[RunningSmtp]:
-    server = await start_smtp_server()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

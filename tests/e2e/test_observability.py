@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -13,14 +12,6 @@ import pytest
 
 from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
-
-
-@pytest.fixture
-async def otlp() -> AsyncIterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 @pytest.fixture

