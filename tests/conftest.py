@@ -13,7 +13,7 @@ import contextlib
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -96,34 +96,45 @@ def _with_database(server_url: str, database: str) -> str:
     return f"{base}/{database}"
 
 
+async def _create_database(server_url: str, name: str, template: str | None = None) -> str:
+    """``CREATE DATABASE`` (a copy of ``template`` if given); its libpq URL."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    finally:
+        await admin.close()
+    return _with_database(server_url, name)
+
+
 @pytest.fixture(scope="session")
 def template_database(postgres_server_url: str) -> str:
     """A database built by running every migration, cloned by each test."""
     name = f"tmpl_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(postgres_server_url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
+    url = asyncio.run(_create_database(postgres_server_url, name))
     with ThreadPoolExecutor(1) as pool:  # Alembic runs its own event loop
-        pool.submit(upgrade_all, _with_database(postgres_server_url, name)).result()
+        pool.submit(upgrade_all, url).result()
     return name
+
+
+@pytest.fixture(scope="session")
+def clone_database(postgres_server_url: str, template_database: str) -> Callable[[str], str]:
+    """For a fixture that outlives one test (a module's system): ``clone_database(prefix)`` makes a fresh,
+    migrated database ``<prefix>_<random>`` and gives its libpq URL; safe inside a running event loop."""
+
+    def clone(prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with ThreadPoolExecutor(1) as pool:
+            made = _create_database(postgres_server_url, name, template_database)
+            return pool.submit(asyncio.run, made).result()
+
+    return clone
 
 
 @pytest.fixture
 async def database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one test (libpq URL)."""
     name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(postgres_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    finally:
-        await admin.close()
-    yield _with_database(postgres_server_url, name)
+    yield await _create_database(postgres_server_url, name, template_database)
     admin = await asyncpg.connect(postgres_server_url)
     try:
         with contextlib.suppress(asyncpg.PostgresError):

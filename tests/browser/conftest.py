@@ -72,25 +72,11 @@ def sql_value(database_url: str, statement: str, *args: Any) -> Any:
     return in_own_loop(fetch())
 
 
-def _create_database(server_url: str, template: str) -> str:
-    name = f"t_browser_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(server_url)
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        finally:
-            await connection.close()
-
-    in_own_loop(create())
-    return f"{server_url.rpartition('/')[0]}/{name}"
-
-
 @pytest.fixture(scope="module")
 def console_system(
-    postgres_server_url: str, template_database: str, kafka_bootstrap: str, artifacts_dir: Path
+    clone_database: Callable[[str], str], kafka_bootstrap: str, artifacts_dir: Path
 ) -> Iterator[ConsoleSystem]:
-    database_url = _create_database(postgres_server_url, template_database)
+    database_url = clone_database("t_browser")
     topic = f"customer-profile.v1.browser-{uuid.uuid4().hex[:8]}"
     in_own_loop(ensure_topic(KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_partitions=3), topic))
     topology = topology_for_tests(

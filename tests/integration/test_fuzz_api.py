@@ -10,14 +10,11 @@ and body schema. ``FUZZ_MAX_EXAMPLES`` (default 15 per operation) bounds the run
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import schemathesis
@@ -44,23 +41,9 @@ EVERYTHING = bearer(Role.ADMIN, Role.AUDIT_SYSTEM, subject="fuzzer")
 NOTIFIER = bearer(Role.NOTIFIER, subject="fuzzer-notifier")
 
 
-def _fresh_database(server_url: str, template: str) -> str:
-    name = f"fuzz_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
-    return f"{server_url.rpartition('/')[0]}/{name}"
-
-
 @pytest.fixture(scope="module")
-def fuzz_server(postgres_server_url: str, template_database: str, artifacts_dir: Path) -> Iterator[str]:
-    database_url = _fresh_database(postgres_server_url, template_database)
+def fuzz_server(clone_database: Callable[[str], str], artifacts_dir: Path) -> Iterator[str]:
+    database_url = clone_database("fuzz")
     port = free_port()
     process = ServiceProcess(
         "profile-fuzz",
