@@ -122,6 +122,8 @@ class Topology:
     notification_smtp_port: int | None = None
     # Admin notifications (seed 6.2 notifyAdmin) to these addresses, linking the profile's console; empty: off.
     admin_notification_to: tuple[str, ...] = ()
+    # Where CRM, CMS and CSS are when no stubs process is in the topology (a test's stubs in its own process).
+    external_systems_url: str = ""
     log_level: str = ""  # every process's; empty: the services' default (INFO)
     # Relays and connectors count as started once ready (/ready: database, broker, groups), not only alive.
     wait_ready: bool = False
@@ -151,6 +153,13 @@ class Topology:
             system.stop()
             raise
         return system
+
+    def build(self, name: str) -> ServiceProcess:
+        """One process, not started: for a test that starts, kills and restarts it when it wants to. It may
+        need no other process's URL unless that one's port is in ``ports``."""
+        ports = {other: self.ports.get(other, 0) for other in self.processes}
+        ports[name] = self._port(name, self.processes[name])
+        return self._process(name, ports, System({}))
 
     def named(self, role: Role) -> list[str]:
         return [name for name, of_role in self.processes.items() if of_role is role]
@@ -271,6 +280,8 @@ class Topology:
             stubs_url = self._url(stubs, ports, system)
             env |= {f"CONNECTOR_{code}_URL": stubs_url for code in SYSTEMS}
             env["CONNECTOR_NOTIFY_SMS_URL"] = stubs_url  # customer SMS go to the stubs' gateway
+        elif self.external_systems_url:
+            env |= {f"CONNECTOR_{code}_URL": self.external_systems_url for code in SYSTEMS}
         profile = self._profile()
         profile_url = self._url(profile, ports, system) if profile and self._connector_needs_profile_url() else ""
         if profile_url and self.keys.notifier_token:

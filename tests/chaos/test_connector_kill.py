@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
+from libs.devstack.topology import Role, Topology
 from libs.kit.kafka import KafkaSettings
 from tests.connector_support import (
     SECRETS,
@@ -35,44 +35,41 @@ VERSIONS = 2
 KILL_AT_FRACTION = 0.2
 
 
-def _connector(harness: ConnectorHarness, name: str, group_prefix: str, artifacts_dir: Path) -> ServiceProcess:
-    port = free_port()
-    env = {
-        "CONNECTOR_DB_URL": harness.database_url,
-        "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": harness.kafka.bootstrap_servers,
+def _connectors(harness: ConnectorHarness, group_prefix: str, logs: Path) -> list[ServiceProcess]:
+    """Two connector processes on the harness's database, topic and stub systems, not started yet."""
+    topology = Topology(
+        database_url=harness.database_url,
+        bootstrap=harness.kafka.bootstrap_servers,
+        logs=logs,
+        processes={"connector-a": Role.CONNECTOR, "connector-b": Role.CONNECTOR},
+        topic=harness.topic,
+        topic_partitions=harness.kafka.topic_partitions,
+        group_prefix=group_prefix,
         # A killed member is evicted when its session times out: short, so the test is quick.
-        "CONNECTOR_KAFKA_SESSION_TIMEOUT_MS": "2000",
-        "CONNECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "250",
-        "CONNECTOR_KAFKA_REBALANCE_TIMEOUT_MS": "2000",
-        "CONNECTOR_KAFKA_TOPIC_PARTITIONS": str(harness.kafka.topic_partitions),
-        "CONNECTOR_TOPIC": harness.topic,
-        "CONNECTOR_GROUP_PREFIX": group_prefix,
-        "CONNECTOR_HTTP_PORT": str(port),
-        "CONNECTOR_HTTP_TIMEOUT_S": "1.0",
-        "CONNECTOR_CLAIM_LEASE_S": "3.0",
-        "CONNECTOR_RETRY_POLL_INTERVAL_S": "0.2",
-        "CONNECTOR_BACKOFF_BASE_S": "0.05",
-        "CONNECTOR_BACKOFF_MAX_S": "0.5",
-        "CONNECTOR_MAX_RETRY_COUNT": "10",
-        "CONNECTOR_SHUTDOWN_GRACE_S": "3",
-        "CONNECTOR_LOG_LEVEL": "INFO",
-        **{f"CONNECTOR_{code}_URL": harness.stub.url for code in SYSTEMS},
-        **{f"CONNECTOR_{code}_SECRET": secret for code, secret in SECRETS.items()},
-    }
-    return ServiceProcess(
-        name=name,
-        module="services.sync_connector",
-        args=["serve"],
-        env=env,
-        health_url=f"http://127.0.0.1:{port}/health",
-        log_file=artifacts_dir / f"chaos-{name}-{uuid.uuid4().hex[:8]}.log",
+        group_session_ms=2000,
+        group_heartbeat_ms=250,
+        secrets=SECRETS,
+        external_systems_url=harness.stub.url,
+        log_level="INFO",
+        overrides={
+            Role.CONNECTOR: {
+                "CONNECTOR_HTTP_TIMEOUT_S": "1.0",
+                "CONNECTOR_CLAIM_LEASE_S": "3.0",
+                "CONNECTOR_RETRY_POLL_INTERVAL_S": "0.2",
+                "CONNECTOR_BACKOFF_BASE_S": "0.05",
+                "CONNECTOR_BACKOFF_MAX_S": "0.5",
+                "CONNECTOR_MAX_RETRY_COUNT": "10",
+                "CONNECTOR_SHUTDOWN_GRACE_S": "3",
+            }
+        },
     )
+    return [topology.build(name) for name in topology.processes]
 
 
 async def _metrics(harness: ConnectorHarness, process: ServiceProcess) -> dict[tuple[str, str], float]:
     """(sample name, system_code) -> value, summed over other labels."""
-    assert process.health_url is not None
-    async with harness.http.get(process.health_url.replace("/health", "/metrics")) as response:
+    assert process.url is not None
+    async with harness.http.get(f"{process.url}/metrics") as response:
         text = await response.text()
     values: dict[tuple[str, str], float] = {}
     for family in text_string_to_metric_families(text):
@@ -95,8 +92,9 @@ async def test_two_connectors_one_killed_mid_load_every_event_applied_once(
     for code in SYSTEMS:  # a little latency per call, so the load is still running when the kill lands
         await harness.inject_fault({"system": code, "mode": "latency", "latencyMs": 10})
     group_prefix = f"sync-connector-chaos-{uuid.uuid4().hex[:8]}"
-    victim = _connector(harness, "connector-a", group_prefix, artifacts_dir)
-    survivor = _connector(harness, "connector-b", group_prefix, artifacts_dir)
+    victim, survivor = _connectors(
+        harness, group_prefix, artifacts_dir / f"chaos-connector-kill-{uuid.uuid4().hex[:8]}"
+    )
     try:
         await asyncio.gather(asyncio.to_thread(victim.start), asyncio.to_thread(survivor.start))
 

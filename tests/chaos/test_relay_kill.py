@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from libs.devstack.processes import ServiceProcess
+from libs.devstack.topology import Role, Topology
 from libs.kit.kafka import KafkaSettings
 from libs.outbox.table import SHARD_COUNT
 from libs.outbox.writer import OutboxMessage
@@ -32,27 +33,28 @@ KILL_AFTER = 50  # published rows before the kill: well into the stream, far fro
 LEASE_TTL_S = 2.0
 
 
-def relay_process(name: str, database_url: str, kafka: KafkaSettings, topic: str, log_file: Path) -> ServiceProcess:
-    return ServiceProcess(
-        name=name,
-        module="services.profile",
-        args=["relay"],
-        env={
-            "PROFILE_DB_URL": database_url,
-            "PROFILE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "PROFILE_RELAY_TOPIC": topic,
-            "PROFILE_RELAY_INSTANCE_ID": name,
-            # Small batches with some linger: the kill lands in the middle of the stream.
-            "PROFILE_RELAY_BATCH_SIZE": "10",
-            "PROFILE_KAFKA_LINGER_MS": "30",
-            "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
-            "PROFILE_RELAY_RECONNECT_DELAY_S": "0.2",
-            "PROFILE_RELAY_LEASE_TTL_S": str(LEASE_TTL_S),
-            "PROFILE_RELAY_LEASE_RENEW_INTERVAL_S": "0.3",
-            "PROFILE_LOG_LEVEL": "INFO",
+def relay_processes(database_url: str, kafka: KafkaSettings, topic: str, logs: Path) -> list[ServiceProcess]:
+    """relay-a and relay-b (their instance ids), not started yet."""
+    topology = Topology(
+        database_url=database_url,
+        bootstrap=kafka.bootstrap_servers,
+        logs=logs,
+        processes={"relay-a": Role.RELAY, "relay-b": Role.RELAY},
+        topic=topic,
+        log_level="INFO",
+        overrides={
+            Role.RELAY: {
+                # Small batches with some linger: the kill lands in the middle of the stream.
+                "PROFILE_RELAY_BATCH_SIZE": "10",
+                "PROFILE_KAFKA_LINGER_MS": "30",
+                "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
+                "PROFILE_RELAY_RECONNECT_DELAY_S": "0.2",
+                "PROFILE_RELAY_LEASE_TTL_S": str(LEASE_TTL_S),
+                "PROFILE_RELAY_LEASE_RENEW_INTERVAL_S": "0.3",
+            }
         },
-        log_file=log_file,
     )
+    return [topology.build(name) for name in topology.processes]
 
 
 @pytest.mark.chaos
@@ -72,10 +74,10 @@ async def test_a_killed_relay_instance_loses_nothing_and_its_shards_move_after_t
             await write(engine, messages[start : start + 100])
     assert await status_counts(database_url) == {"pending": ROWS}
 
-    run = uuid.uuid4().hex[:8]
-    log_a, log_b = (artifacts_dir / f"chaos-relay-{run}-{n}.log" for n in ("a", "b"))
-    relay_a = relay_process("relay-a", database_url, kafka_settings, topic, log_a)
-    relay_b = relay_process("relay-b", database_url, kafka_settings, topic, log_b)
+    relay_a, relay_b = relay_processes(
+        database_url, kafka_settings, topic, artifacts_dir / f"chaos-relay-{uuid.uuid4().hex[:8]}"
+    )
+    log_a, log_b = relay_a.log_file, relay_b.log_file
 
     async def published() -> int:
         return (await status_counts(database_url)).get("published", 0)

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 
 from libs.devstack.embedded import EmbeddedKafka, free_port
 from libs.devstack.processes import ServiceProcess
+from libs.devstack.topology import Role, Topology
 from libs.kit.db import sqlalchemy_url
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from tests.relay_support import engine_for, name_changed, wait_until, write
@@ -77,31 +78,31 @@ class HoldingProxy:
             self._server.close()
 
 
-def _relay(name: str, db_url: str, bootstrap: str, topic: str, logs: Path) -> ServiceProcess:
-    metrics_port = free_port()
-    return ServiceProcess(
-        name=name,
-        module="services.profile",
-        args=["relay"],
-        env={
-            "PROFILE_DB_URL": db_url,
-            "PROFILE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "PROFILE_RELAY_TOPIC": topic,
-            "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
-            "PROFILE_RELAY_LEASE_TTL_S": str(LEASE_TTL_S),
-            "PROFILE_RELAY_LEASE_RENEW_INTERVAL_S": "0.5",
-            "PROFILE_RELAY_METRICS_PORT": str(metrics_port),
-            # A's batch must still be waiting when it is paused, not timed out by then.
-            "PROFILE_RELAY_TRANSACTION_TIMEOUT_S": "60",
+def _relays(db_url: str, bootstrap: str, held_bootstrap: str, topic: str, logs: Path) -> list[ServiceProcess]:
+    """relay-a (its broker connections through the holding proxy) and relay-b, not started yet."""
+    topology = Topology(
+        database_url=db_url,
+        bootstrap=bootstrap,
+        logs=logs,
+        processes={"relay-a": Role.RELAY, "relay-b": Role.RELAY},
+        topic=topic,
+        overrides={
+            Role.RELAY: {
+                "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
+                "PROFILE_RELAY_LEASE_TTL_S": str(LEASE_TTL_S),
+                "PROFILE_RELAY_LEASE_RENEW_INTERVAL_S": "0.5",
+                # A's batch must still be waiting when it is paused, not timed out by then.
+                "PROFILE_RELAY_TRANSACTION_TIMEOUT_S": "60",
+            },
+            "relay-a": {"PROFILE_KAFKA_BOOTSTRAP_SERVERS": held_bootstrap},
         },
-        health_url=f"http://127.0.0.1:{metrics_port}/health",
-        log_file=logs / f"{name}.log",
     )
+    return [topology.build(name) for name in topology.processes]
 
 
 def _metric(process: ServiceProcess, name: str) -> float:
-    assert process.health_url is not None
-    url = process.health_url.replace("/health", "/metrics")
+    assert process.url is not None
+    url = f"{process.url}/metrics"
     with urllib.request.urlopen(url, timeout=2) as response:
         text = response.read().decode()
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
@@ -152,8 +153,7 @@ async def test_a_relay_paused_past_its_lease_cannot_put_a_customer_back_in_time(
     logs = artifacts_dir / "relay-paused"
     topic = "customer-profile.v1.paused"
     db_url = sqlalchemy_url(database_url)
-    relay_a = _relay("relay-a", db_url, f"127.0.0.1:{proxy.port}", topic, logs)
-    relay_b = _relay("relay-b", db_url, broker.bootstrap, topic, logs)
+    relay_a, relay_b = _relays(db_url, broker.bootstrap, f"127.0.0.1:{proxy.port}", topic, logs)
     paused = False
     try:
         await asyncio.to_thread(broker.start)
