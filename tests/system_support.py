@@ -3,6 +3,7 @@
 ``topology_for_tests(...)`` is the e2e, browser and pipeline tests' system on the test's database, broker and
 topic: the stubs, the profile service, a relay and a connector (or the ``processes`` asked for), fresh
 HMAC secrets, the tests' keys, consumer groups of their own that rebalance within seconds.
+``profile_alone(...)`` is the profile service by itself (warnings only), not started.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from libs.devstack.processes import ServiceProcess
 from libs.devstack.topology import SYSTEMS, Keys, Role, Topology
 from tests.auth_support import auth_env, connector_auth_env
 from tests.notification_support import notifier_token
@@ -42,3 +44,17 @@ def topology_for_tests(database_url: str, kafka_bootstrap: str, topic: str, logs
         keys=keys_for_tests(),
     )
     return dataclasses.replace(topology, **changes)
+
+
+def profile_alone(database_url: str, logs: Path, **settings: str) -> ServiceProcess:
+    """``python -m services.profile serve`` on the database with the tests' keys and ``PROFILE_*`` ``settings``."""
+    topology = Topology(
+        database_url=database_url,
+        bootstrap="",
+        logs=logs,
+        processes={"profile": Role.PROFILE},
+        keys=keys_for_tests(),
+        log_level="WARNING",
+        overrides={"profile": settings},
+    )
+    return topology.build("profile")

@@ -28,12 +28,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from libs.devstack.embedded import free_port
-from libs.devstack.processes import ServiceProcess
-from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
-from tests.auth_support import auth_env, bearer
+from tests.auth_support import bearer
 from tests.ledger_support import customer_body
+from tests.system_support import profile_alone
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -44,22 +42,10 @@ NOTIFIER = bearer(Role.NOTIFIER, subject="fuzzer-notifier")
 @pytest.fixture(scope="module")
 def fuzz_server(clone_database: Callable[[str], str], artifacts_dir: Path) -> Iterator[str]:
     database_url = clone_database("fuzz")
-    port = free_port()
-    process = ServiceProcess(
-        "profile-fuzz",
-        "services.profile",
-        ["serve"],
-        env={
-            "PROFILE_DB_URL": sqlalchemy_url(database_url),
-            "PROFILE_HTTP_PORT": str(port),
-            "PROFILE_LOG_LEVEL": "WARNING",
-            **auth_env(),
-        },
-        health_url=f"http://127.0.0.1:{port}/health",
-        log_file=artifacts_dir / "fuzz" / "profile.log",
-    )
+    process = profile_alone(database_url, artifacts_dir / "fuzz")
     process.start(timeout=60)
-    base = f"http://127.0.0.1:{port}"
+    assert process.url is not None
+    base = process.url
     try:
         with httpx.Client(base_url=base, headers=EVERYTHING, timeout=10) as client:
             for number in range(1, 4):  # something for the generated ids to find now and then

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import aiohttp
 
-from libs.devstack.embedded import free_port
-from libs.devstack.processes import ServiceProcess
-from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
-from tests.auth_support import auth_env, bearer
+from tests.auth_support import bearer
 from tests.perf.bench_http_updates import seed_pending_applications
+from tests.system_support import profile_alone
 
 APPROVALS = 24
 
@@ -21,29 +20,14 @@ def _committed_updates(metrics_text: str) -> float:
     return sum(float(value) for value in re.findall(pattern, metrics_text, re.MULTILINE))
 
 
-async def test_two_workers_share_the_port_and_one_metrics_view(database_url: str) -> None:
+async def test_two_workers_share_the_port_and_one_metrics_view(database_url: str, artifacts_dir: Path) -> None:
     application_ids = await seed_pending_applications(database_url, APPROVALS, "W")
-    port = free_port()
-    service = ServiceProcess(
-        "profile-workers",
-        "services.profile",
-        ["serve"],
-        env={
-            "PROFILE_DB_URL": sqlalchemy_url(database_url),
-            "PROFILE_HTTP_PORT": str(port),
-            "PROFILE_HTTP_WORKERS": "2",
-            "PROFILE_LOG_LEVEL": "WARNING",
-            **auth_env(),
-        },
-        health_url=f"http://127.0.0.1:{port}/health",
-    )
+    service = profile_alone(database_url, artifacts_dir / "profile-workers", PROFILE_HTTP_WORKERS="2")
     service.start(timeout=60)
     headers = bearer(Role.AUDIT_SYSTEM, subject="workers")
     try:
         # A new connection per request, so the kernel hands them to either worker.
-        async with aiohttp.ClientSession(
-            f"http://127.0.0.1:{port}", connector=aiohttp.TCPConnector(force_close=True)
-        ) as http:
+        async with aiohttp.ClientSession(service.url, connector=aiohttp.TCPConnector(force_close=True)) as http:
             for application_id in application_ids:
                 async with http.post(
                     f"/v1/name-change-applications/{application_id}/decision",

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, free_port, remove_tree
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, remove_tree
 from libs.devstack.processes import ServiceProcess
-from libs.kit.db import sqlalchemy_url
+from libs.devstack.topology import Overrides, Role, Topology
 from migrations.runner import upgrade_all
-from tests.auth_support import auth_env
 from tests.polling import eventually
+from tests.system_support import keys_for_tests
 
 
 @pytest.fixture
@@ -35,6 +35,27 @@ def own_services(artifacts_dir: Path) -> Iterator[tuple[EmbeddedPostgres, Embedd
         remove_tree(data_dir)
 
 
+def _processes(
+    postgres: EmbeddedPostgres,
+    broker: EmbeddedKafka,
+    artifacts_dir: Path,
+    processes: dict[str, Role],
+    overrides: Overrides | None = None,
+) -> list[ServiceProcess]:
+    """The processes on this test's own PostgreSQL and broker, not started yet."""
+    topology = Topology(
+        database_url=postgres.url,
+        bootstrap=broker.bootstrap,
+        logs=artifacts_dir / "readiness",
+        processes=processes,
+        group_session_ms=3000,
+        group_heartbeat_ms=300,
+        keys=keys_for_tests(),
+        overrides=overrides or {},
+    )
+    return [topology.build(name) for name in processes]
+
+
 async def readiness(url: str) -> tuple[int, dict[str, Any]]:
     async with httpx.AsyncClient(timeout=5) as client:
         response = await client.get(url)
@@ -52,33 +73,17 @@ async def test_relay_and_profile_readiness_follow_their_dependencies(
     own_services: tuple[EmbeddedPostgres, EmbeddedKafka], artifacts_dir: Path
 ) -> None:
     postgres, broker = own_services
-    relay_port, profile_port = free_port(), free_port()
-    db_url = sqlalchemy_url(postgres.url)
-    relay = ServiceProcess(
-        "relay",
-        "services.profile",
-        ["relay"],
-        env={
-            "PROFILE_DB_URL": db_url,
-            "PROFILE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "PROFILE_RELAY_METRICS_PORT": str(relay_port),
-            "PROFILE_BACKLOG_REFRESH_S": "0.2",
-        },
-        health_url=f"http://127.0.0.1:{relay_port}/health",
-        log_file=artifacts_dir / "readiness-relay.log",
-    )
-    profile = ServiceProcess(
-        "profile",
-        "services.profile",
-        ["serve"],
-        env={"PROFILE_DB_URL": db_url, "PROFILE_HTTP_PORT": str(profile_port), **auth_env()},
-        health_url=f"http://127.0.0.1:{profile_port}/health",
-        log_file=artifacts_dir / "readiness-profile.log",
+    relay, profile = _processes(
+        postgres,
+        broker,
+        artifacts_dir,
+        {"relay": Role.RELAY, "profile": Role.PROFILE},
+        {Role.RELAY: {"PROFILE_BACKLOG_REFRESH_S": "0.2"}},
     )
     relay.start(timeout=60)
     profile.start(timeout=60)
-    relay_ready = f"http://127.0.0.1:{relay_port}/ready"
-    profile_ready = f"http://127.0.0.1:{profile_port}/ready"
+    relay_ready = f"{relay.url}/ready"
+    profile_ready = f"{profile.url}/ready"
     try:
         await until_status(relay_ready, 200)
         await until_status(profile_ready, 200)
@@ -95,13 +100,13 @@ async def test_relay_and_profile_readiness_follow_their_dependencies(
         assert body["checks"] == {"database": False, "broker": True, "publishing": True}
         await until_status(profile_ready, 503)
         async with httpx.AsyncClient(timeout=5) as client:
-            assert (await client.get(f"http://127.0.0.1:{profile_port}/health")).status_code == 200
+            assert (await client.get(f"{profile.url}/health")).status_code == 200
         postgres.start()
         await until_status(relay_ready, 200)
         await until_status(profile_ready, 200)
 
         async with httpx.AsyncClient(timeout=5) as client:
-            metrics = (await client.get(f"http://127.0.0.1:{relay_port}/metrics")).text
+            metrics = (await client.get(f"{relay.url}/metrics")).text
         assert "outbox_pending_rows 0.0" in metrics
         assert "outbox_oldest_pending_age_seconds" in metrics
     finally:
@@ -113,24 +118,9 @@ async def test_connector_readiness_follows_database_broker_and_group(
     own_services: tuple[EmbeddedPostgres, EmbeddedKafka], artifacts_dir: Path
 ) -> None:
     postgres, broker = own_services
-    port = free_port()
-    connector = ServiceProcess(
-        "connector",
-        "services.sync_connector",
-        ["serve"],
-        env={
-            "CONNECTOR_DB_URL": sqlalchemy_url(postgres.url),
-            "CONNECTOR_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "CONNECTOR_HTTP_PORT": str(port),
-            "CONNECTOR_KAFKA_SESSION_TIMEOUT_MS": "3000",
-            "CONNECTOR_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
-            "CONNECTOR_KAFKA_REBALANCE_TIMEOUT_MS": "3000",
-        },
-        health_url=f"http://127.0.0.1:{port}/health",
-        log_file=artifacts_dir / "readiness-connector.log",
-    )
+    (connector,) = _processes(postgres, broker, artifacts_dir, {"connector": Role.CONNECTOR})
     connector.start(timeout=60)
-    ready = f"http://127.0.0.1:{port}/ready"
+    ready = f"{connector.url}/ready"
     try:
         body = await until_status(ready, 200, timeout=40)
         assert body["checks"] == {"database": True, "broker": True, "consumers": True}

@@ -13,23 +13,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import asyncpg
 import psutil
 
-from libs.devstack.embedded import free_port
 from libs.devstack.processes import ServiceProcess
-from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
 from libs.outbox.writer import OutboxInsert, OutboxMessage
 from services.profile.adapters.name_change_ledger import WRITE_NAME_CHANGE_SQL
-from tests.auth_support import auth_env, bearer
+from tests.auth_support import bearer
 from tests.perf.harness import Figure, fresh_database, median, percentile, run_concurrently
+from tests.system_support import profile_alone
 
 CLIENTS = 16
 PER_RUN = 1_200
@@ -201,23 +202,12 @@ async def run(postgres_url: str) -> tuple[list[Figure], int]:
     ours_ids = await seed_pending_applications(url, total, "H")
     base_ids = await seed_pending_applications(url, total, "B")
     open_ids = await seed_pending_applications(url, 20_000, "O")
-    port = free_port()
-    service = ServiceProcess(
-        "profile-service",
-        "services.profile",
-        ["serve"],
-        env={
-            "PROFILE_DB_URL": sqlalchemy_url(url),
-            "PROFILE_HTTP_PORT": str(port),
-            # One worker: on 2 cores shared with PostgreSQL and this client, a second measured no better.
-            "PROFILE_HTTP_WORKERS": os.environ.get("BENCH_PROFILE_WORKERS", "1"),
-            "PROFILE_LOG_LEVEL": "WARNING",
-            **auth_env(),
-        },
-        health_url=f"http://127.0.0.1:{port}/health",
-    )
+    # One worker: on 2 cores shared with PostgreSQL and this client, a second measured no better.
+    workers = os.environ.get("BENCH_PROFILE_WORKERS", "1")
+    service = profile_alone(url, Path(tempfile.gettempdir()) / "profile-bench-logs", PROFILE_HTTP_WORKERS=workers)
     service.start(timeout=60)
-    base_url = f"http://127.0.0.1:{port}"
+    assert service.url is not None
+    base_url = service.url
     try:
         await http_run(base_url, warm_ids)  # warm-up: pools, prepared statements
         ours_tput, ours_lat, base_tput = [], [], []

@@ -162,3 +162,19 @@ def test_overrides_by_role_and_by_a_process_of_the_same_name_both_apply(tmp_path
     )
     env = _envs(topology, {"relay": 1})["relay"]
     assert (env["A"], env["B"]) == ("role", "name")
+
+
+def test_one_process_built_alone_with_external_systems_elsewhere(tmp_path: Path) -> None:
+    topology = Topology(
+        database_url="postgresql://db/x",
+        bootstrap="b:1",
+        logs=tmp_path,
+        processes={"connector-a": Role.CONNECTOR},
+        external_systems_url="http://127.0.0.1:9999",
+    )
+    connector = topology.build("connector-a")
+    assert not connector.process, "built, not started"
+    assert connector.binds_its_own_port
+    assert connector.url is None, "known once it has started"
+    assert {connector.env[f"CONNECTOR_{code}_URL"] for code in SECRETS} == {"http://127.0.0.1:9999"}
+    assert connector.log_file == tmp_path / "connector-a.log"
