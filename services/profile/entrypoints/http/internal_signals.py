@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from services.profile.entrypoints.http import examples as ex
 from services.profile.entrypoints.http.auth import Role, requires
 from services.profile.service_layer.admin_signals import MAX_SIGNALS, AdminSignals, AdminSignalService
 
@@ -37,7 +38,7 @@ class InternalSignalController(Controller):
     tags = ["internal"]  # noqa: RUF012
     dependencies = {"admin_signals": Provide(provide_admin_signals, sync_to_thread=False)}  # noqa: RUF012
 
-    @get("/", guards=[requires(Role.NOTIFIER)])
+    @get("/", guards=[requires(Role.NOTIFIER)], responses=ex.problems("VALIDATION"))
     async def admin_signals(
         self,
         admin_signals: NamedDependency[AdminSignalService],
@@ -46,7 +47,7 @@ class InternalSignalController(Controller):
         """Failed and refused updates not yet noted (oldest first) and the parked outbox rows (role ``notifier``)."""
         return await admin_signals.read(limit)
 
-    @post("/noted", guards=[requires(Role.NOTIFIER)], status_code=200)
+    @post("/noted", guards=[requires(Role.NOTIFIER)], status_code=200, responses=ex.problems("VALIDATION"))
     async def noted(
         self, data: JSONBody[NotedRequest], admin_signals: NamedDependency[AdminSignalService]
     ) -> NotedResult:
