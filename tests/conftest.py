@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 import structlog
 
-from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, remove_tree
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from migrations.runner import upgrade_all
 
@@ -62,14 +62,12 @@ def postgres_server_url(artifacts_dir: Path) -> Iterator[str]:
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url()
         return
-    data_dir = Path(tempfile.mkdtemp(prefix="test-pg-"))
-    server = EmbeddedPostgres(data_dir / "data", log_file=artifacts_dir / "postgres.log")
+    server = EmbeddedPostgres(log_file=artifacts_dir / "postgres.log")
     server.start()
     try:
         yield server.url
     finally:
         server.stop()
-        remove_tree(data_dir)
 
 
 @pytest.fixture(scope="session")

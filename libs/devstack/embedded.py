@@ -81,9 +81,10 @@ def _make_accessible(path: Path) -> None:
 
 @dataclass
 class EmbeddedPostgres:
-    """A PostgreSQL server in ``data_dir``; reuses an initialised directory."""
+    """A PostgreSQL server in ``data_dir``; reuses an initialised directory. Without one it makes a
+    temporary directory at its first start (kept through kills and restarts) and removes it at ``stop``."""
 
-    data_dir: Path
+    data_dir: Path | None = None
     port: int = 0
     log_file: Path | None = None
     # Tuned for speed: without synchronous commits a kill -9 of the server loses the last commits it
@@ -91,12 +92,16 @@ class EmbeddedPostgres:
     # (the chaos suite) passes {"synchronous_commit": "on"}; fsync may stay off, the OS keeps the writes.
     settings: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _temporary: Path | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self, timeout: float = 60.0) -> None:
+        if self.data_dir is None:
+            self._temporary = Path(tempfile.mkdtemp(prefix="pg-"))
+            self.data_dir = self._temporary / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         _make_accessible(self.data_dir)
         _make_accessible(PG_BIN)
@@ -164,13 +169,16 @@ class EmbeddedPostgres:
             self.process.wait()
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)  # fast shutdown
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._temporary is not None:
+            remove_tree(self._temporary)
+            self._temporary = None
+            self.data_dir = None
 
 
 def _remove_stale_pidfile(pidfile: Path) -> None:

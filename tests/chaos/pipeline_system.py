@@ -8,7 +8,6 @@ only this system uses: the chaos suite kills and restarts every one of them on t
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, remove_tree
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from libs.devstack.processes import ServiceProcess
 from libs.devstack.topology import Role, Topology
 from libs.kit.kafka import KafkaSettings, ensure_topic
@@ -172,12 +171,9 @@ async def chaos_system(artifacts_dir: Path) -> AsyncIterator[ChaosSystem]:
     """Start PostgreSQL, the broker and every process; stop them all at the end, whatever happened."""
     run_id = uuid.uuid4().hex[:8]
     logs = artifacts_dir / "chaos" / run_id
-    data_dir = Path(tempfile.mkdtemp(prefix="chaos-pg-"))
     # Every acknowledged commit must survive the kill -9 (see EmbeddedPostgres.settings). Each server keeps the
-    # port it chose at its first start across restarts.
-    postgres = EmbeddedPostgres(
-        data_dir / "data", log_file=logs / "postgres.log", settings={"synchronous_commit": "on"}
-    )
+    # port and the temporary data folder it got at its first start across restarts.
+    postgres = EmbeddedPostgres(log_file=logs / "postgres.log", settings={"synchronous_commit": "on"})
     kafka = EmbeddedKafka(log_file=logs / "kafka.log")
     processes: dict[str, ServiceProcess] = {}
     try:
@@ -192,4 +188,3 @@ async def chaos_system(artifacts_dir: Path) -> AsyncIterator[ChaosSystem]:
         await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes.values()), return_exceptions=True)
         await asyncio.to_thread(kafka.stop)
         await asyncio.to_thread(postgres.stop)
-        remove_tree(data_dir)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, remove_tree
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from libs.devstack.processes import ServiceProcess
 from libs.devstack.topology import Overrides, Role, Topology
 from migrations.runner import upgrade_all
@@ -21,8 +20,7 @@ from tests.system_support import keys_for_tests
 @pytest.fixture
 def own_services(artifacts_dir: Path) -> Iterator[tuple[EmbeddedPostgres, EmbeddedKafka]]:
     """A PostgreSQL and a broker this test may stop and start without disturbing the others."""
-    data_dir = Path(tempfile.mkdtemp(prefix="ready-pg-"))
-    postgres = EmbeddedPostgres(data_dir / "data", log_file=artifacts_dir / "readiness-postgres.log")
+    postgres = EmbeddedPostgres(log_file=artifacts_dir / "readiness-postgres.log")
     broker = EmbeddedKafka(log_file=artifacts_dir / "readiness-kafka.log")
     postgres.start()
     broker.start()
@@ -32,7 +30,6 @@ def own_services(artifacts_dir: Path) -> Iterator[tuple[EmbeddedPostgres, Embedd
     finally:
         broker.stop()
         postgres.stop()
-        remove_tree(data_dir)
 
 
 def _processes(

@@ -25,7 +25,7 @@ from pathlib import Path
 import asyncpg
 from prometheus_client import CollectorRegistry
 
-from libs.devstack.embedded import EmbeddedPostgres, remove_tree
+from libs.devstack.embedded import EmbeddedPostgres
 from libs.kit.db import DatabaseSettings, make_engine, sqlalchemy_url
 from libs.kit.logging import configure_logging
 from services.profile.adapters.backups import PgRestoreLock
@@ -175,14 +175,12 @@ async def postgres() -> AsyncIterator[str]:
     if url := os.environ.get("BENCH_DATABASE_URL"):
         yield url
         return
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-backup-"))
-    server = EmbeddedPostgres(data_dir / "pg", log_file=data_dir / "postgres.log")
+    server = EmbeddedPostgres(log_file=Path(tempfile.gettempdir()) / "profile-bench-logs" / "postgres-backup.log")
     server.start()
     try:
         yield server.url
     finally:
         server.stop()
-        remove_tree(data_dir)
 
 
 async def main() -> int:

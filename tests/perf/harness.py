@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, remove_tree
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from migrations.runner import upgrade_all
 
 
@@ -55,9 +55,9 @@ def real_services() -> Iterator[Services]:
     if (url := os.environ.get("BENCH_DATABASE_URL")) and (bootstrap := os.environ.get("BENCH_KAFKA_BOOTSTRAP")):
         yield Services(url, bootstrap)
         return
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    postgres = EmbeddedPostgres(data_dir / "pg", log_file=data_dir / "postgres.log")
-    broker = EmbeddedKafka(log_file=data_dir / "kafka.log")
+    logs = Path(tempfile.gettempdir()) / "profile-bench-logs"
+    postgres = EmbeddedPostgres(log_file=logs / "postgres.log")
+    broker = EmbeddedKafka(log_file=logs / "kafka.log")
     postgres.start()
     broker.start()
     try:
@@ -65,7 +65,6 @@ def real_services() -> Iterator[Services]:
     finally:
         broker.stop()
         postgres.stop()
-        remove_tree(data_dir)
 
 
 async def fresh_database(server_url: str, name: str) -> str:
