@@ -30,6 +30,15 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float, w
     return value
 
 
+def notifications_env(smtp: RunningSmtp) -> dict[str, str]:
+    """For ``extra_env``: the connector's customer notifications on, their mail to ``smtp``, polled often."""
+    return {
+        "CONNECTOR_NOTIFY_ENABLED": "true",
+        "CONNECTOR_NOTIFY_SMTP_PORT": str(smtp.port),
+        "CONNECTOR_NOTIFY_POLL_INTERVAL_S": "0.2",
+    }
+
+
 @pytest.fixture
 def extra_env() -> dict[str, str]:
     """Environment added to every process (a test module may override it)."""

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.stub_externals.mail import RunningSmtp
-from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually
+from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually, notifications_env
 from tests.e2e.test_notifications import _approve_a_name_change
 from tests.observability_support import exposed_names, queried_metrics
 
@@ -21,9 +21,7 @@ from tests.observability_support import exposed_names, queried_metrics
 def extra_env(smtp: RunningSmtp) -> dict[str, str]:
     # Notifications on, as compose and both k8s overlays run them: their metrics are queried too.
     return {
-        "CONNECTOR_NOTIFY_ENABLED": "true",
-        "CONNECTOR_NOTIFY_SMTP_PORT": str(smtp.port),
-        "CONNECTOR_NOTIFY_POLL_INTERVAL_S": "0.2",
+        **notifications_env(smtp),
         "CONNECTOR_STATUS_REFRESH_INTERVAL_S": "0.5",
         "PROFILE_BACKLOG_REFRESH_S": "0.5",
     }

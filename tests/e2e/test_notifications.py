@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from services.stub_externals.mail import ReceivedMail, RunningSmtp
-from tests.e2e.conftest import RunningSystem, eventually
+from tests.e2e.conftest import RunningSystem, eventually, notifications_env
 from tests.e2e.test_pipeline import read_topic
 from tests.notification_support import ADDRESS, EMAIL, PHONE, PHONE_DIGITS
 
@@ -23,11 +23,7 @@ CUSTOMER = "E2EN01"
 
 @pytest.fixture
 def extra_env(smtp: RunningSmtp) -> dict[str, str]:
-    return {
-        "CONNECTOR_NOTIFY_ENABLED": "true",
-        "CONNECTOR_NOTIFY_SMTP_PORT": str(smtp.port),
-        "CONNECTOR_NOTIFY_POLL_INTERVAL_S": "0.2",
-    }
+    return notifications_env(smtp)
 
 
 async def _approve_a_name_change(http: httpx.AsyncClient, api: str) -> dict[str, Any]:
