@@ -69,11 +69,6 @@ async def test_a_killed_relay_instance_loses_nothing_and_its_shards_move_after_t
         key = rng.choice(keys)
         versions[key] = versions.get(key, 0) + 1
         messages.append(name_changed(key, versions[key]))
-    async with engine_for(database_url) as engine:
-        for start in range(0, ROWS, 100):
-            await write(engine, messages[start : start + 100])
-    assert await status_counts(database_url) == {"pending": ROWS}
-
     relay_a, relay_b = relay_processes(
         database_url, kafka_settings, topic, artifacts_dir / f"chaos-relay-{uuid.uuid4().hex[:8]}"
     )
@@ -95,9 +90,19 @@ async def test_a_killed_relay_instance_loses_nothing_and_its_shards_move_after_t
         shares = await owners()
         return shares.get("relay-a", 0) > 0 and shares.get("relay-b", 0) > 0 and await published() >= KILL_AFTER
 
+    async def both_own() -> bool:
+        shares = await owners()
+        return shares.get("relay-a", 0) > 0 and shares.get("relay-b", 0) > 0
+
     try:
         relay_a.start()
         relay_b.start()
+        # The rows come once the two share the shards: a relay alone drains 1,000 rows in well under
+        # the time a rebalance takes, and the kill must land mid-stream.
+        await wait_until(both_own, timeout=30, message="the two relays did not share the shards", interval=0.02)
+        async with engine_for(database_url) as engine:
+            for start in range(0, ROWS, 100):
+                await write(engine, messages[start : start + 100])
         await wait_until(
             both_own_and_some_published,
             timeout=30,
