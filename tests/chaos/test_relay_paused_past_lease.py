@@ -15,18 +15,16 @@ import contextlib
 import json
 import signal
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from libs.devstack.embedded import EmbeddedKafka, free_port
 from libs.devstack.processes import ServiceProcess
 from libs.devstack.topology import Role, Topology
 from libs.kit.db import sqlalchemy_url
 from libs.kit.kafka import KafkaSettings, ensure_topic
-from tests.relay_support import engine_for, name_changed, wait_until, write
+from tests.relay_support import Collector, collecting, engine_for, name_changed, wait_until, write
 
 CUSTOMERS = [f"P{n:02d}" for n in range(10)]
 LEASE_TTL_S = 3.0
@@ -108,33 +106,12 @@ def _metric(process: ServiceProcess, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
-@contextlib.asynccontextmanager
-async def _committed_reader(bootstrap: str, topic: str) -> AsyncIterator[dict[str, list[int]]]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await consumer.start()
+def _versions(seen: Collector) -> dict[str, list[int]]:
+    """Each customer's versions in the order a ``read_committed`` consumer read them."""
     versions: dict[str, list[int]] = {}
-
-    async def pump() -> None:
-        while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for record in records:
-                    key = record.key.decode() if record.key else ""
-                    versions.setdefault(key, []).append(json.loads(record.value)["profileVersion"])
-
-    task = asyncio.create_task(pump())
-    try:
-        yield versions
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
+    for message in seen.messages:
+        versions.setdefault(message.key, []).append(json.loads(message.value)["profileVersion"])
+    return versions
 
 
 @pytest.mark.chaos
@@ -159,10 +136,15 @@ async def test_a_relay_paused_past_its_lease_cannot_put_a_customer_back_in_time(
         await asyncio.to_thread(broker.start)
         await ensure_topic(KafkaSettings(bootstrap_servers=broker.bootstrap, topic_partitions=3), topic)
         await asyncio.to_thread(relay_a.start, 60.0)
-        async with engine_for(database_url) as engine, _committed_reader(broker.bootstrap, topic) as seen:
+        async with (
+            engine_for(database_url) as engine,
+            collecting(KafkaSettings(bootstrap_servers=broker.bootstrap), topic) as seen,
+        ):
             await write(engine, [name_changed(c, 1) for c in CUSTOMERS])
             await wait_until(
-                lambda: all(seen.get(c) == [1] for c in CUSTOMERS), timeout=30, message="A publishes version 1"
+                lambda: all(_versions(seen).get(c) == [1] for c in CUSTOMERS),
+                timeout=30,
+                message="A publishes version 1",
             )
 
             proxy.hold()
@@ -184,7 +166,9 @@ async def test_a_relay_paused_past_its_lease_cannot_put_a_customer_back_in_time(
             )
             await write(engine, [name_changed(c, 3) for c in CUSTOMERS])
             await wait_until(
-                lambda: all(3 in seen.get(c, []) for c in CUSTOMERS), timeout=30, message="B publishes version 3"
+                lambda: all(3 in _versions(seen).get(c, []) for c in CUSTOMERS),
+                timeout=30,
+                message="B publishes version 3",
             )
 
             proxy.release()  # A's held requests reach the broker now, after B's records
@@ -196,10 +180,10 @@ async def test_a_relay_paused_past_its_lease_cannot_put_a_customer_back_in_time(
                 message="A did not learn that it lost its leases",
             )
             await write(engine, [name_changed("P-marker", 1)])
-            await wait_until(lambda: "P-marker" in seen, timeout=30, message="the marker after A woke up")
+            await wait_until(lambda: "P-marker" in _versions(seen), timeout=30, message="the marker after A woke up")
 
             for customer in CUSTOMERS:
-                versions = seen[customer]
+                versions = _versions(seen)[customer]
                 assert versions == sorted(versions), (customer, versions, "a version went backwards")
                 assert list(dict.fromkeys(versions)) == [1, 2, 3], (customer, versions)
     finally:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from libs.kit.kafka import KafkaSettings
 from libs.outbox.leases import ShardLeases
 from libs.outbox.metrics import RelayMetrics
+from libs.outbox.producing import ProducerFactory
 from libs.outbox.publisher import BatchPublisher
 from libs.outbox.table import SHARD_COUNT
 from tests.relay_support import (
@@ -41,6 +42,22 @@ class GatedProducer(AIOKafkaProducer):  # type: ignore[misc]
         return await super().send_batch(*args, **kwargs)
 
 
+def producer_factories(
+    kafka: KafkaSettings, gate: asyncio.Event, sending: asyncio.Event
+) -> tuple[ProducerFactory, ProducerFactory]:
+    """The old owner's producers wait at the gate; the new owner's are plain (both transactional)."""
+
+    def gated(transactional_id: str) -> AIOKafkaProducer:
+        return GatedProducer(
+            gate, sending, bootstrap_servers=kafka.bootstrap_servers, transactional_id=transactional_id
+        )
+
+    def plain(transactional_id: str) -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, transactional_id=transactional_id)
+
+    return gated, plain
+
+
 async def test_a_batch_whose_shards_moved_meanwhile_is_not_marked_and_the_new_owner_sends_it(
     database_url: str, kafka_settings: KafkaSettings, topic: str
 ) -> None:
@@ -52,13 +69,7 @@ async def test_a_batch_whose_shards_moved_meanwhile_is_not_marked_and_the_new_ow
     old_registry, new_registry = CollectorRegistry(), CollectorRegistry()
     old_metrics, new_metrics = RelayMetrics(old_registry), RelayMetrics(new_registry)
 
-    def gated(transactional_id: str) -> AIOKafkaProducer:
-        return GatedProducer(
-            gate, sending, bootstrap_servers=kafka_settings.bootstrap_servers, transactional_id=transactional_id
-        )
-
-    def plain(transactional_id: str) -> AIOKafkaProducer:
-        return AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, transactional_id=transactional_id)
+    gated, plain = producer_factories(kafka_settings, gate, sending)
 
     old_leases = ShardLeases(settings, old_metrics, "old-owner")
     new_leases = ShardLeases(settings, new_metrics, "new-owner")
@@ -116,13 +127,7 @@ async def test_a_stale_owner_fenced_at_the_broker_publishes_nothing_a_read_commi
     old_registry, new_registry = CollectorRegistry(), CollectorRegistry()
     old_metrics, new_metrics = RelayMetrics(old_registry), RelayMetrics(new_registry)
 
-    def gated(transactional_id: str) -> AIOKafkaProducer:
-        return GatedProducer(
-            gate, sending, bootstrap_servers=kafka_settings.bootstrap_servers, transactional_id=transactional_id
-        )
-
-    def plain(transactional_id: str) -> AIOKafkaProducer:
-        return AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, transactional_id=transactional_id)
+    gated, plain = producer_factories(kafka_settings, gate, sending)
 
     old_leases = ShardLeases(settings, old_metrics, "paused-owner")
     new_leases = ShardLeases(settings, new_metrics, "next-owner")
