@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from libs.outbox.backlog import BacklogMetrics, OutboxBacklogReader, watch_backlog
 from libs.outbox.writer import OutboxInsert, OutboxWriter
+from tests.polling import eventually
 from tests.relay_support import SCHEMA, engine_for, name_changed, outbox, write
 
 _ROW = "SELECT aggregate_type, aggregate_id, event_type, payload, headers, status, attempts, created_at, shard"
@@ -66,7 +67,11 @@ async def test_the_backlog_query_counts_pending_parked_blocked_and_waiting_rows(
 
     metrics, stop = BacklogMetrics(CollectorRegistry()), asyncio.Event()
     watcher = asyncio.create_task(watch_backlog(database_url, SCHEMA, metrics, 0.05, stop))
-    await asyncio.sleep(0.3)
+
+    async def refreshed() -> bool:
+        return (metrics.pending._value.get(), metrics.parked._value.get()) == (2, 1)
+
+    await eventually(refreshed, "the backlog gauges refreshed", timeout=10)
     stop.set()
     await watcher
     assert (metrics.pending._value.get(), metrics.parked._value.get()) == (2, 1)
