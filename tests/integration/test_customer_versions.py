@@ -35,6 +35,7 @@ from tests.ledger_support import (
     patch_customer,
     run_maintenance,
 )
+from tests.polling import eventually
 
 TAX = "91110108MA01ABCDE1"
 RECORD = (
@@ -293,9 +294,9 @@ async def test_a_concurrent_edit_during_a_rollback_gets_412(
         await holder.start()
         await db.execute("SELECT 1 FROM profile.customer_profiles WHERE customer_id = 'C1' FOR UPDATE")
         rolled = asyncio.ensure_future(versions.rollback("C1", 1, 3, Actor("otto")))
-        await asyncio.sleep(0.3)
+        await _sessions_waiting_for_a_lock(db, 1)
         edited = asyncio.ensure_future(customers.update("C1", ProfileChanges(remark="concurrent"), 3, Actor("eve")))
-        await asyncio.sleep(0.3)
+        await _sessions_waiting_for_a_lock(db, 2)
         assert not rolled.done()
         assert not edited.done()
         await holder.rollback()
@@ -371,3 +372,17 @@ async def test_versions_are_immutable_but_for_re_sealing(client: Client, db: asy
     await db.execute(
         "UPDATE profile.customer_versions SET tax_number_encrypted = tax_number_encrypted WHERE customer_id = 'C1'"
     )
+
+
+async def _sessions_waiting_for_a_lock(db: asyncpg.Connection, count: int) -> None:
+    """Polls until ``count`` sessions of this database wait for a lock (the row ``db`` holds)."""
+
+    async def waiting() -> bool:
+        # Inside ``db``'s transaction the statistics views are a snapshot: clear it on every look.
+        await db.execute("SELECT pg_stat_clear_snapshot()")
+        n: int = await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return n >= count
+
+    await eventually(waiting, f"{count} session(s) waiting for the customer's row lock", timeout=10)
