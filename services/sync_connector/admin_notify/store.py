@@ -10,12 +10,12 @@ connector's clock (``:now``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.db import UnitOfWork
@@ -333,59 +333,44 @@ class AdminStore:
     # -- the connector's sources -------------------------------------------------------------------------
 
     async def take_dead_letters(self, limit: int) -> list[SourceRow]:
-        rows = (await self._run(_TAKE_DEAD_LETTERS, limit=limit)).mappings().all()
-        return [
-            SourceRow(
-                r["id"],
-                r["code"],
-                Occurrence(
-                    f"dead-letter:{r['id']}",
-                    r["at"],
-                    f"customer {r['customer_id']}, event {r['event_id']} ({r['reason']})",
-                    r["detail"],
-                ),
-            )
-            for r in rows
-        ]
+        return await self._take(
+            _TAKE_DEAD_LETTERS,
+            limit,
+            lambda r: f"dead-letter:{r['id']}",
+            lambda r: f"customer {r['customer_id']}, event {r['event_id']} ({r['reason']})",
+        )
 
     async def note_dead_letters(self, ids: Sequence[int]) -> None:
         await self._run(_NOTE_DEAD_LETTERS, ids=list(ids))
 
     async def take_failed_notifications(self, limit: int) -> list[SourceRow]:
-        rows = (await self._run(_TAKE_FAILED_NOTIFICATIONS, limit=limit)).mappings().all()
-        return [
-            SourceRow(
-                r["id"],
-                r["code"],
-                Occurrence(
-                    f"notification:{r['id']}:{r['resend_count']}",
-                    r["at"],
-                    f"customer {r['customer_id']}, event {r['event_id']}, notification {r['id']}",
-                    r["detail"],
-                ),
-            )
-            for r in rows
-        ]
+        return await self._take(
+            _TAKE_FAILED_NOTIFICATIONS,
+            limit,
+            lambda r: f"notification:{r['id']}:{r['resend_count']}",
+            lambda r: f"customer {r['customer_id']}, event {r['event_id']}, notification {r['id']}",
+        )
 
     async def note_notifications(self, ids: Sequence[int]) -> None:
         await self._run(_NOTE_NOTIFICATIONS, ids=list(ids))
 
     async def take_unprocessable(self, limit: int) -> list[SourceRow]:
-        rows = (await self._run(_TAKE_UNPROCESSABLE, limit=limit)).mappings().all()
-        return [
-            SourceRow(
-                r["id"],
-                r["code"],
-                Occurrence(
-                    f"unprocessable:{r['id']}",
-                    r["at"],
-                    f"message {r['source']} ({r['reason']})"
-                    + (f", customer {r['customer_id']}" if r["customer_id"] else ""),
-                    r["detail"],
-                ),
-            )
-            for r in rows
-        ]
+        return await self._take(
+            _TAKE_UNPROCESSABLE,
+            limit,
+            lambda r: f"unprocessable:{r['id']}",
+            lambda r: (
+                f"message {r['source']} ({r['reason']})"
+                + (f", customer {r['customer_id']}" if r["customer_id"] else "")
+            ),
+        )
+
+    async def _take(
+        self, sql: Any, limit: int, key: Callable[[RowMapping], str], summary: Callable[[RowMapping], str]
+    ) -> list[SourceRow]:
+        """One source's rows not yet noted, each an occurrence of its cause (``code``)."""
+        rows = (await self._run(sql, limit=limit)).mappings().all()
+        return [SourceRow(r["id"], r["code"], Occurrence(key(r), r["at"], summary(r), r["detail"])) for r in rows]
 
     async def note_unprocessable(self, ids: Sequence[int]) -> None:
         await self._run(_NOTE_UNPROCESSABLE, ids=list(ids))
