@@ -310,14 +310,27 @@ class SystemConsumer:
                 self._metrics.consumer_errors.labels(self.system_code, "crash").inc()
                 log.exception("consumer_crashed", group_id=self.group_id, restarts=restarts)
             finally:
-                await self._release(consumer, list(self._workers))
-                await consumer.stop()
+                await self._teardown(consumer)
                 self.started, self._consumer, self._assigned = False, None, frozenset()
                 self._committed.clear()
                 self._metrics.assigned_partitions.labels(self.system_code).set(0)
                 log.info("consumer_stopped", group_id=self.group_id)
             if not self._stopping.is_set():
                 await self._sleep(PROCESSING_ERROR_BACKOFF.delay_before_retry(restarts))
+
+    async def _teardown(self, consumer: AIOKafkaConsumer) -> None:
+        """Release the workers and stop the consumer, each bounded: after a broker crash the consumer's
+        connections may be broken (aiokafka's stop and commit then wait or fail), and a teardown that
+        never ends would keep this system from consuming again."""
+        for step, bound_s in (
+            (self._release(consumer, list(self._workers)), self._grace_s + COMMIT_TIMEOUT_S),
+            (consumer.stop(), COMMIT_TIMEOUT_S),
+        ):
+            try:
+                await asyncio.wait_for(step, bound_s)
+            except Exception as exc:  # noqa: BLE001 - the consumer is rebuilt from the committed offsets
+                self._metrics.consumer_errors.labels(self.system_code, "teardown").inc()
+                log.warning("consumer_teardown_failed", group_id=self.group_id, error=repr(exc), bound_s=bound_s)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, cut short by stop()."""
@@ -413,7 +426,8 @@ class SystemConsumer:
             return
         try:
             await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_S)
-        except (KafkaError, TimeoutError) as exc:  # the same offsets are committed again on the next round
+        # RuntimeError: aiokafka writing to a connection the broker's crash closed (uvloop refuses it).
+        except (KafkaError, TimeoutError, RuntimeError) as exc:  # committed again on the next round
             self._metrics.consumer_errors.labels(self.system_code, "commit").inc()
             log.warning("commit_failed", group_id=self.group_id, error=repr(exc), timeout_s=COMMIT_TIMEOUT_S)
         else:
