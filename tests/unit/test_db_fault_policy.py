@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InvalidRequestError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from libs.kit.db_faults import DATABASE_ERRORS, DATABASE_FAULTS, is_transient_database_fault
+from tests.python_source import parse_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER_AND_SOCKET = [
@@ -67,7 +68,7 @@ def test_no_module_outside_the_kit_keeps_a_list_of_database_faults() -> None:
             continue
         offenders.extend(
             f"{path.relative_to(ROOT)}:{node.lineno}"
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            for node in ast.walk(parse_file(path))
             if isinstance(node, ast.ExceptHandler) and _handled_names(node) & _DRIVER_ERROR_NAMES
         )
     assert offenders == []

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from tests.python_source import parse_file
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 BUILD_TOOLS = ("gcc", "build-essential", "apt-get", "apk add", "make ")
@@ -112,7 +114,7 @@ def test_packages_left_out_of_the_image_are_locked_and_unused_by_production_code
     for path in [*ROOT.glob("services/**/*.py"), *ROOT.glob("libs/**/*.py"), *ROOT.glob("migrations/**/*.py")]:
         if "devstack" in path.parts:
             continue  # `make run` and the tests only
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse_file(path)
         for node in ast.walk(tree):
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module:

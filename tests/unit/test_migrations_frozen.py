@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from migrations.profile.sealing_v1 import ContactSealer, SealingError
+from tests.python_source import parse_source
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 FORBIDDEN = ("libs", "services")
@@ -21,7 +22,7 @@ FORBIDDEN = ("libs", "services")
 
 def imported_modules(source: str) -> set[str]:
     modules: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_source(source)):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:

@@ -7,6 +7,8 @@ import ast
 import re
 from pathlib import Path
 
+from tests.python_source import parse_file, parse_source
+
 ROOT = Path(__file__).resolve().parents[2]
 _SQL_ON_OUTBOX = re.compile(r"\b(INTO|UPDATE|FROM|JOIN)\s+(\"?\w+\"?\.)?\"?outbox\b", re.IGNORECASE)
 _STATEMENTS = {"insert", "update", "delete", "select"}
@@ -40,11 +42,13 @@ def test_no_statement_on_the_outbox_table_outside_libs_outbox() -> None:
         for path in sorted((ROOT / folder).rglob("*.py")):
             if path.is_relative_to(ROOT / "libs" / "outbox"):
                 continue
-            tree = ast.parse(path.read_text(encoding="utf-8"))
+            tree = parse_file(path)
             offenders += [f"{path.relative_to(ROOT)}:{line}" for line in _statements_on_the_outbox(tree)]
     assert offenders == []
 
 
 def test_the_check_sees_sql_text_and_statements() -> None:
-    tree = ast.parse('q = "INSERT INTO profile.outbox (id) VALUES ($1)"\nr = select(outbox)\ns = "FROM \\"p\\".outbox"')
+    tree = parse_source(
+        'q = "INSERT INTO profile.outbox (id) VALUES ($1)"\nr = select(outbox)\ns = "FROM \\"p\\".outbox"'
+    )
     assert _statements_on_the_outbox(tree) == [1, 2, 3]
