@@ -226,6 +226,9 @@ KAFKA_NODE_CONFIG: Mapping[str, str] = {
     "transaction.state.log.min.isr": "1",
     "transaction.state.log.num.partitions": "4",
     "group.initial.rebalance.delay.ms": "0",
+    # A transaction whose producer died (a killed relay) is aborted soon after its timeout, not
+    # up to 10 s later: until then read_committed consumers see nothing past it.
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
     "group.min.session.timeout.ms": "500",
     # A broker killed and started again registers anew once its old session has expired.
     "broker.session.timeout.ms": "3000",

@@ -191,10 +191,16 @@ class ManagedProducer:
 
     async def _close_slot(self, slot: int) -> None:
         producer, self._producers[slot] = self._producers[slot], None
-        self._in_transaction[slot] = False
-        if producer is not None:
+        open_transaction, self._in_transaction[slot] = self._in_transaction[slot], False
+        if producer is None:
+            return
+        if open_transaction:
+            # stop() leaves a transaction open at the broker: read_committed consumers of its
+            # partitions would see nothing past it until the broker times it out (15 s and more).
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), timeout=self._settings.shutdown_grace_s)
+                await asyncio.wait_for(producer.abort_transaction(), timeout=self._settings.shutdown_grace_s)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), timeout=self._settings.shutdown_grace_s)
 
 
 def slot_id(transactional_id: str, slot: int) -> str:
