@@ -29,12 +29,13 @@ from types import FrameType
 import msgspec
 
 from libs.devstack.dev_keys import DEMO_TOKEN_TTL, DevKeys
-from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres, EmbeddedServiceError
+from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from libs.devstack.kafka_dist import kafka_version
+from libs.devstack.local_server import EmbeddedServiceError
 from libs.devstack.periodic import PeriodicCommand
 from libs.devstack.processes import ProcessStartError, ServiceProcess
 from libs.devstack.topology import SYSTEMS, System, Topology
-from libs.kit.settings import load_settings
+from libs.kit.settings import SettingsReader, read_settings
 from libs.kit.tokens import Role
 from migrations.runner import upgrade_all
 
@@ -71,6 +72,13 @@ class DevStackSettings(msgspec.Struct, frozen=True):
     # Where the console's journey page links each change's trace: a Jaeger UI on its default port (e.g.
     # `docker run -p 16686:16686 -p 4318:4318 jaegertracing/all-in-one` with OTEL_EXPORTER_OTLP_ENDPOINT set).
     trace_url_template: str = "http://127.0.0.1:16686/trace/{trace_id}"
+
+
+ENV_PREFIX = "DEV_"
+
+
+def build_settings(reader: SettingsReader) -> DevStackSettings:
+    return reader.load(DevStackSettings)
 
 
 def _post_json(url: str, body: dict[str, object], token: str) -> tuple[int, dict[str, object]]:
@@ -205,7 +213,7 @@ def _token_variable(role: Role) -> str:
 
 
 def main() -> int:
-    settings = load_settings(DevStackSettings, os.environ, "DEV_")
+    settings = read_settings(build_settings, os.environ, ENV_PREFIX)
     data_dir = Path(settings.data_dir).resolve()
     logs = data_dir / "logs"
     stopping = False

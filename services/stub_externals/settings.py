@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from libs.kit.settings import load_settings
+from libs.kit.settings import SettingsReader, read_settings
 
 ENV_PREFIX = "STUBS_"
 
@@ -31,4 +31,8 @@ class StubSettings(msgspec.Struct, frozen=True):
 
 
 def settings_from_env(environ: Mapping[str, str]) -> StubSettings:
-    return load_settings(StubSettings, environ, ENV_PREFIX)
+    return read_settings(build_settings, environ, ENV_PREFIX)
+
+
+def build_settings(reader: SettingsReader) -> StubSettings:
+    return reader.load(StubSettings)

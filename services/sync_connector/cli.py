@@ -24,13 +24,12 @@ from libs.kit.logging import configure_logging
 from libs.kit.tokens import Forbidden, Role, TokenVerifier, effective_roles
 from services.sync_connector.admin import DEFAULT_PAGE_SIZE, SYNC_KIND, Actor, AdminKind, RecordAdmin, SyncAdmin
 from services.sync_connector.notify.admin import NOTIFICATION_KIND, NotificationAdmin
-from services.sync_connector.settings import ConnectorSettings, settings_from_env
+from services.sync_connector.settings import ADMIN_TOKEN_ENV, ConnectorSettings, settings_from_env
 
 T = TypeVar("T")
 AdminT = TypeVar("AdminT")
 CLI_USER_AGENT = "sync-connector-cli"
 CLI_SERVICE_NAME = "sync-connector-cli"
-TOKEN_ENV = "CONNECTOR_ADMIN_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 
 
 def _fail(error: AppError) -> NoReturn:
@@ -42,7 +41,7 @@ def cli_actor(role: Role) -> Actor:
     """Who runs this command, from the verified ``CONNECTOR_ADMIN_TOKEN``; exits 1 without the role."""
     settings = settings_from_env(os.environ)
     try:
-        caller = TokenVerifier(settings.auth).verify(os.environ.get(TOKEN_ENV, "").strip())
+        caller = TokenVerifier(settings.auth).verify(os.environ.get(ADMIN_TOKEN_ENV, "").strip())
         if role not in effective_roles(caller.roles):
             raise Forbidden(f"this command needs the role {role.value}")
     except AppError as error:

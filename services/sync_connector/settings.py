@@ -9,7 +9,7 @@ import msgspec
 from contracts.topics import CUSTOMER_PROFILE_TOPIC
 from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
-from libs.kit.settings import load_settings
+from libs.kit.settings import SettingsReader, read_settings
 from libs.kit.tokens import TokenSettings
 from services.sync_connector.admin_notify.settings import AdminNotifySettings
 from services.sync_connector.http_clients import (
@@ -23,6 +23,8 @@ from services.sync_connector.http_clients import (
 from services.sync_connector.notify.settings import NotifySettings, ProfileApiSettings
 
 ENV_PREFIX = "CONNECTOR_"
+# The admin CLI's bearer token (services/sync_connector/cli.py): read there, not a setting.
+ADMIN_TOKEN_ENV = "CONNECTOR_ADMIN_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 DEFAULT_EXTERNAL_URL = "http://127.0.0.1:8010"
 
 
@@ -214,17 +216,20 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
 
 def settings_from_env(environ: Mapping[str, str]) -> ConnectorSettings:
     """``CONNECTOR_DB_URL``, ``CONNECTOR_KAFKA_BOOTSTRAP_SERVERS``, ``CONNECTOR_CRM_URL``, ``CONNECTOR_HTTP_PORT``..."""
-    top = load_settings(ConnectorSettings, environ, ENV_PREFIX)
+    return read_settings(build_settings, environ, ENV_PREFIX, also_read=(ADMIN_TOKEN_ENV,))
+
+
+def build_settings(reader: SettingsReader) -> ConnectorSettings:
+    """The connector's settings, section by section (the sections also make docs/settings.md)."""
+    top = reader.load(ConnectorSettings)
     return msgspec.structs.replace(
         top,
         # No pre-ping by default: the connector retries every database fault anyway, and the ping
         # was one round trip in ten on the fast path.
-        database=load_settings(
-            DatabaseSettings, {f"{ENV_PREFIX}DB_POOL_PRE_PING": "false", **environ}, f"{ENV_PREFIX}DB_"
-        ),
-        kafka=load_settings(KafkaSettings, environ, f"{ENV_PREFIX}KAFKA_"),
-        notify=load_settings(NotifySettings, environ, f"{ENV_PREFIX}NOTIFY_"),
-        profile=load_settings(ProfileApiSettings, environ, f"{ENV_PREFIX}PROFILE_"),
-        admin_notify=load_settings(AdminNotifySettings, environ, f"{ENV_PREFIX}ADMIN_NOTIFY_"),
-        auth=load_settings(TokenSettings, environ, f"{ENV_PREFIX}AUTH_"),
+        database=reader.load(DatabaseSettings, "DB_", defaults={f"{ENV_PREFIX}DB_POOL_PRE_PING": "false"}),
+        kafka=reader.load(KafkaSettings, "KAFKA_"),
+        notify=reader.load(NotifySettings, "NOTIFY_"),
+        profile=reader.load(ProfileApiSettings, "PROFILE_"),
+        admin_notify=reader.load(AdminNotifySettings, "ADMIN_NOTIFY_"),
+        auth=reader.load(TokenSettings, "AUTH_"),
     )
