@@ -19,11 +19,10 @@ from typing import Any
 import aiohttp
 import msgspec
 from opentelemetry import trace
-from opentelemetry.instrumentation._semconv import _StabilityMode
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from prometheus_client import CollectorRegistry, Gauge
 
 from libs.kit.telemetry import records_spans
+from services.sync_connector.http_spans import client_span_trace_config
 
 # The clients: the external systems, and the notifications' SMS gateway and contact lookup (profile service).
 SYSTEM_CLIENTS = ("CRM", "CMS", "CSS")
@@ -138,16 +137,12 @@ def _make_session(settings: HttpClientSettings, tracer_provider: trace.TracerPro
 
     The semaphore in front keeps the calls at most ``pool_size``, so the connector (same limit) always
     has a connection for a caller that got past it: its timeouts never count waiting. When spans are
-    recorded, the maintained aiohttp-client instrumentation makes the CLIENT span of every call (stable
-    HTTP semantic conventions) and injects its ``traceparent``; otherwise it is left out (about a tenth
+    recorded, ``client_span_trace_config`` makes the CLIENT span of every call (stable HTTP semantic
+    conventions) and injects its ``traceparent``; otherwise it is left out (about a tenth
     of the connector's CPU, for spans nobody reads) and callers inject the current span's themselves.
     """
     provider = tracer_provider or trace.get_tracer_provider()
-    tracing = (
-        [create_trace_config(tracer_provider=provider, sem_conv_opt_in_mode=_StabilityMode.HTTP)]
-        if records_spans(provider)
-        else []
-    )
+    tracing = [client_span_trace_config(provider)] if records_spans(provider) else []
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(
             total=None,
