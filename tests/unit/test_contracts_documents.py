@@ -19,6 +19,8 @@ from contracts.external_systems import SYSTEM_PATHS, openapi_document
 from contracts.topics import CUSTOMER_PROFILE_TOPIC, DEAD_LETTER_TOPICS, dead_letter_topic
 
 CONTRACTS = Path(generate.__file__).parent
+# The official AsyncAPI 3.0.0 JSON Schema (draft-07), vendored unchanged: tests/vendor/asyncapi/README.md.
+ASYNCAPI_SCHEMA = Path(__file__).resolve().parents[1] / "vendor" / "asyncapi" / "3.0.0.json"
 FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
 
@@ -69,6 +71,19 @@ def test_asyncapi_describes_the_event_topic_and_every_dead_letter_topic() -> Non
     assert sent == {f"#/channels/{name}" for name in document["channels"]}
     for operation in document["operations"].values():
         assert operation["action"] == "send"
+
+
+def test_asyncapi_is_valid_against_the_official_asyncapi_3_schema() -> None:
+    schema = json.loads(ASYNCAPI_SCHEMA.read_text(encoding="utf-8"))
+    assert schema["$id"] == "http://asyncapi.com/definitions/3.0.0/asyncapi.json"
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(asyncapi())
+    ]
+    assert errors == []
+    wrong = asyncapi()
+    next(iter(wrong["operations"].values()))["action"] = "publish"  # AsyncAPI 2's word: 3.0 knows send and receive
+    assert not validator.is_valid(wrong), "the schema reaches into operations"
 
 
 def test_every_reference_resolves_and_file_references_point_at_committed_schemas() -> None:
