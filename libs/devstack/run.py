@@ -70,7 +70,7 @@ class DevStackSettings(msgspec.Struct, frozen=True):
     maintenance_first_delay_s: float = 60.0
     maintenance_interval_s: float = 86400.0
     # Where the console's journey page links each change's trace: a Jaeger UI on its default port (e.g.
-    # `docker run -p 16686:16686 -p 4318:4318 jaegertracing/all-in-one` with OTEL_EXPORTER_OTLP_ENDPOINT set).
+    # `docker run -p 16686:16686 -p 4318:4318 jaegertracing/jaeger:2.18.0` with OTEL_EXPORTER_OTLP_ENDPOINT set).
     trace_url_template: str = "http://127.0.0.1:16686/trace/{trace_id}"
 
 
