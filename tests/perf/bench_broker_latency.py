@@ -10,7 +10,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer
 
 from libs.kit.kafka import KafkaSettings, ensure_topic
-from tests.perf.harness import Figure, PeakRss, fresh_database, percentile
+from tests.perf.harness import Figure, PeakRss, at_most, fresh_database, p99_figure
 from tests.perf.pipeline_support import BROKER_RATE, RELAY_ONLY, STEADY_SECONDS, bench_system, steady_writes
 
 
@@ -42,14 +42,11 @@ async def commit_to_broker(url: str, bootstrap: str, rss: PeakRss | None = None)
     await consumer.stop()
     latencies = [arrived[i] - t for i, t in committed.items() if i in arrived]
     missing = len(committed) - len(latencies)
-    return Figure(
+    return p99_figure(
         f"commit -> broker, steady {BROKER_RATE}/s",
-        "p99 latency",
-        percentile(latencies, 99) * 1000,
-        None,
-        "<= 25 ms",
-        "ms",
-        notes=f"p50 {percentile(latencies, 50) * 1000:.1f} ms, {len(latencies)} events, {missing} missing",
+        latencies,
+        at_most(25),
+        f"{len(latencies)} events, {missing} missing",
     )
 
 

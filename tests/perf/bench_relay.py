@@ -16,8 +16,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
-from tests.perf.harness import Figure, PeakRss, fresh_database, median
+from tests.perf.harness import Figure, PeakRss, fresh_database, median, of_baseline, tree_cpu_seconds
 from tests.perf.pipeline_support import RELAY_ONLY, bench_system, pid
+from tests.perf.profiling import profiled
 
 BACKLOG = 200_000
 RUNS = 3
@@ -48,7 +49,10 @@ async def count(url: str, status: str) -> int:
         await conn.close()
 
 
-async def relay_run(url: str, bootstrap: str, topic: str, rss: dict[str, float]) -> float:
+async def relay_run(
+    url: str, bootstrap: str, topic: str, rss: dict[str, float], *, profile: bool
+) -> tuple[float, float]:
+    """Rows/s of one drain, and the relay's CPU microseconds per row over it."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("DELETE FROM profile.outbox")
@@ -62,25 +66,32 @@ async def relay_run(url: str, bootstrap: str, topic: str, rss: dict[str, float])
     # Started once alive (/health), not ready: the drain is timed from the first row published.
     with bench_system(url, bootstrap, topic, RELAY_ONLY, {"relay": batch}, wait_ready=False) as system:
         sampler = PeakRss({"relay": relay_pid}) if (relay_pid := pid(system, "relay")) else None
-        first = last = 0.0
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while True:
-            if time.monotonic() > deadline:
-                msg = f"the relay did not drain {BACKLOG:,} rows within {DRAIN_TIMEOUT_S:.0f} s"
-                raise TimeoutError(msg)
-            published = await count(url, "published")
-            now = time.perf_counter()
-            if sampler:
-                sampler.sample()
-            if published and not first:
-                first = now
-            if published >= BACKLOG:
-                last = now
-                break
-            await asyncio.sleep(0.05)  # sampling progress, bounded by the deadline
+        cpu_before = tree_cpu_seconds(relay_pid) if relay_pid else float("nan")
+        with profiled("relay", {"relay": relay_pid} if profile else {}):
+            first, last = await _drain(url, sampler)
+        cpu_s = (tree_cpu_seconds(relay_pid) if relay_pid else float("nan")) - cpu_before
     if sampler:
         rss["relay"] = max(rss.get("relay", 0.0), sampler.peak_mb["relay"])
-    return BACKLOG / (last - first)
+    return BACKLOG / (last - first), cpu_s * 1e6 / BACKLOG
+
+
+async def _drain(url: str, sampler: PeakRss | None) -> tuple[float, float]:
+    """perf_counter() at the first row published and at the last."""
+    first = 0.0
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while True:
+        if time.monotonic() > deadline:
+            msg = f"the relay did not drain {BACKLOG:,} rows within {DRAIN_TIMEOUT_S:.0f} s"
+            raise TimeoutError(msg)
+        published = await count(url, "published")
+        now = time.perf_counter()
+        if sampler:
+            sampler.sample()
+        if published and not first:
+            first = now
+        if published >= BACKLOG:
+            return first, now
+        await asyncio.sleep(0.05)  # sampling progress, bounded by the deadline
 
 
 async def baseline_run(url: str, kafka: KafkaSettings, topic: str) -> float:
@@ -116,12 +127,15 @@ async def run(postgres_url: str, bootstrap: str) -> tuple[list[Figure], dict[str
     url = await fresh_database(postgres_url, "bench_relay")
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     ours: list[float] = []
+    cpu_us: list[float] = []
     base: list[float] = []
     rss: dict[str, float] = {}
-    for _ in range(RUNS):
+    for run_index in range(RUNS):
         topic = f"bench-relay-{uuid.uuid4().hex[:8]}"
         await ensure_topic(kafka, topic)
-        ours.append(await relay_run(url, bootstrap, topic, rss))
+        rate, per_row_us = await relay_run(url, bootstrap, topic, rss, profile=run_index == 0)
+        ours.append(rate)
+        cpu_us.append(per_row_us)
         base_topic = f"bench-producer-{uuid.uuid4().hex[:8]}"
         await ensure_topic(kafka, base_topic)
         base.append(await baseline_run(url, kafka, base_topic))
@@ -132,9 +146,10 @@ async def run(postgres_url: str, bootstrap: str) -> tuple[list[Figure], dict[str
             "throughput",
             median(ours),
             median(base),
-            ">= 20,000/s and >= 0.40",
+            of_baseline(0.6),
             "ev/s",
             runs=ours,
             notes=f"baseline runs: {[round(b) for b in base]}",
         ),
+        Figure(scenario, "relay CPU per row", median(cpu_us), None, None, "us", runs=cpu_us),
     ], rss

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import asyncpg
 import psutil
@@ -22,15 +23,56 @@ from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from migrations.runner import upgrade_all
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a row must reach: our figure (or its ratio to the same-run baseline) against a bound."""
+
+    op: Literal["<=", "<", ">=", "=="]
+    bound: float
+    of_baseline: bool = False
+    note: str = ""  # what the bound stands for, e.g. "(seed 004)"
+
+    def met(self, ours: float, ratio: float | None) -> bool | None:
+        value = ratio if self.of_baseline else ours
+        if value is None or value != value:  # noqa: PLR0124 - NaN: not measured
+            return None
+        return {
+            "<=": value <= self.bound,
+            "<": value < self.bound,
+            ">=": value >= self.bound,
+            "==": value == self.bound,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return " ".join(
+            part for part in (self.op, f"{self.bound:g}", "of baseline" if self.of_baseline else "", self.note) if part
+        )
+
+
+def at_most(bound: float, note: str = "") -> Target:
+    return Target("<=", bound, note=note)
+
+
+def below(bound: float, note: str = "") -> Target:
+    return Target("<", bound, note=note)
+
+
+def of_baseline(at_least: float) -> Target:
+    return Target(">=", at_least, of_baseline=True)
+
+
+RSS_TARGET = at_most(150)  # MB, every service under the benchmarks' loads (issue 19)
+
+
 @dataclass
 class Figure:
-    """One row of the report: our figure, the baseline from the same run, their ratio."""
+    """One row of the report: our figure, the baseline from the same run, their ratio, and the target."""
 
     scenario: str
     metric: str
     ours: float
     baseline: float | None = None
-    target: str = ""
+    target: Target | None = None
     unit: str = ""
     runs: list[float] = field(default_factory=list)
     notes: str = ""
@@ -40,6 +82,24 @@ class Figure:
         if self.baseline in (None, 0):
             return None
         return self.ours / self.baseline
+
+    @property
+    def met(self) -> bool | None:
+        """None: no target (a figure reported for its own sake)."""
+        return None if self.target is None else self.target.met(self.ours, self.ratio)
+
+
+def p99_figure(scenario: str, latencies_s: list[float], target: Target | None, more: str = "") -> Figure:
+    """The p99 of ``latencies_s`` in ms, with the p50 (and ``more``) in the notes."""
+    notes = f"p50 {percentile(latencies_s, 50) * 1000:.1f} ms" + (f", {more}" if more else "")
+    return Figure(scenario, "p99 latency", percentile(latencies_s, 99) * 1000, None, target, "ms", notes=notes)
+
+
+def peak_rss_figures(scenario: str, peak_mb: dict[str, float]) -> list[Figure]:
+    """One row per process: its peak resident set (children included) during the scenario."""
+    return [
+        Figure(f"peak RSS {name} ({scenario})", "memory", mb, None, RSS_TARGET, "MB") for name, mb in peak_mb.items()
+    ]
 
 
 @dataclass
@@ -148,13 +208,34 @@ def machine() -> dict[str, object]:
     }
 
 
+def _met(figure: Figure) -> str:
+    return {None: "-", True: "yes", False: "NO"}[figure.met]
+
+
 def render_table(figures: list[Figure]) -> str:
-    header = f"{'scenario':<44} {'metric':<18} {'ours':>12} {'baseline':>12} {'ratio':>7}  target"
+    header = f"{'scenario':<52} {'metric':<28} {'ours':>10} {'baseline':>10} {'ratio':>6}  {'target':<22} met"
     lines = [header, "-" * len(header)]
     for f in figures:
-        baseline = f"{f.baseline:>12.1f}" if f.baseline is not None else f"{'-':>12}"
-        ratio = f"{f.ratio:>7.2f}" if f.ratio is not None else f"{'-':>7}"
-        lines.append(f"{f.scenario:<44} {f.metric + ' ' + f.unit:<18} {f.ours:>12.1f} {baseline} {ratio}  {f.target}")
+        baseline = f"{f.baseline:>10.1f}" if f.baseline is not None else f"{'-':>10}"
+        ratio = f"{f.ratio:>6.2f}" if f.ratio is not None else f"{'-':>6}"
+        target = str(f.target or "-")
+        lines.append(
+            f"{f.scenario:<52} {f.metric + ' ' + f.unit:<28} {f.ours:>10.2f} {baseline} {ratio}  {target:<22} {_met(f)}"
+        )
+    return "\n".join(lines)
+
+
+def render_markdown(figures: list[Figure]) -> str:
+    """The same table for docs/performance.md."""
+    lines = [
+        "| scenario | metric | ours | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        baseline = f"{f.baseline:,.1f}" if f.baseline is not None else "-"
+        ratio = f"{f.ratio:.2f}" if f.ratio is not None else "-"
+        ours = f"{f.ours:,.2f} {f.unit}"
+        lines.append(f"| {f.scenario} | {f.metric} | {ours} | {baseline} | {ratio} | {f.target or '-'} | {_met(f)} |")
     return "\n".join(lines)
 
 
@@ -163,6 +244,9 @@ def write_json(path: Path, figures: list[Figure]) -> None:
     payload = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
-        "figures": [{**asdict(f), "ratio": f.ratio} for f in figures],
+        "figures": [
+            {**asdict(f), "target": str(f.target) if f.target else None, "ratio": f.ratio, "met": f.met}
+            for f in figures
+        ],
     }
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False))

@@ -116,3 +116,8 @@ def bench_system(
 def pid(system: System, name: str) -> int | None:
     process = system.processes[name].process
     return process.pid if process else None
+
+
+def pids(system: System) -> dict[str, int]:
+    """Every started process of the system, by name."""
+    return {name: found for name in system.processes if (found := pid(system, name)) is not None}

@@ -2,7 +2,9 @@
 
 ``BENCH_DATABASE_URL`` / ``BENCH_KAFKA_BOOTSTRAP`` point it at external services;
 otherwise embedded PostgreSQL and Apache Kafka are started. ``BENCH_ONLY=http,relay`` runs a subset
-(http, relay, broker, pipeline, backup).
+(http, mixed, relay, broker, pipeline, backup). ``BENCH_PROFILE=folder`` also records py-spy profiles
+of the service processes (``tests/perf/profiling.py``). Every row prints its target and whether it is
+met; the same table in Markdown goes next to the JSON (``latest.md``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,24 @@ from pathlib import Path
 
 import psutil
 
-from tests.perf import bench_backup, bench_broker_latency, bench_http_updates, bench_pipeline, bench_relay
-from tests.perf.harness import Figure, Services, machine, real_services, render_table, write_json
+from tests.perf import (
+    bench_backup,
+    bench_broker_latency,
+    bench_http_updates,
+    bench_mixed,
+    bench_pipeline,
+    bench_relay,
+)
+from tests.perf.harness import (
+    Figure,
+    Services,
+    machine,
+    peak_rss_figures,
+    real_services,
+    render_markdown,
+    render_table,
+    write_json,
+)
 
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench-results/latest.json"))
 
@@ -26,12 +44,13 @@ async def _http(services: Services) -> list[Figure]:
     return figures
 
 
+async def _mixed(services: Services) -> list[Figure]:
+    return await bench_mixed.run(services.postgres_url)
+
+
 async def _relay(services: Services) -> list[Figure]:
     figures, rss = await bench_relay.run(services.postgres_url, services.kafka_bootstrap)
-    return [
-        *figures,
-        *(Figure(f"peak RSS {name} (relay drain)", "memory", mb, None, "<= 150 MB", "MB") for name, mb in rss.items()),
-    ]
+    return [*figures, *peak_rss_figures("relay drain", rss)]
 
 
 async def _broker(services: Services) -> list[Figure]:
@@ -48,6 +67,7 @@ async def _backup(services: Services) -> list[Figure]:
 
 SCENARIOS: dict[str, Callable[[Services], Awaitable[list[Figure]]]] = {
     "http": _http,
+    "mixed": _mixed,
     "relay": _relay,
     "broker": _broker,
     "pipeline": _pipeline,
@@ -69,17 +89,21 @@ async def main() -> int:
             "memory",
             psutil.Process().memory_info().rss / 1_048_576,
             None,
-            "",
+            None,
             "MB",
         )
     )
     print()
     print(render_table(figures))
+    checked = [f for f in figures if f.met is not None]
+    unmet = [f"{f.scenario} / {f.metric}" for f in checked if not f.met]
+    print(f"\ntargets met: {len(checked) - len(unmet)} of {len(checked)}" + (f"; not met: {unmet}" if unmet else ""))
     notes = [f"- {f.scenario}: {f.notes}" for f in figures if f.notes]
     if notes:
         print("\n" + "\n".join(notes))
     write_json(RESULTS, figures)
-    print(f"\nresults written to {RESULTS}")
+    RESULTS.with_suffix(".md").write_text(render_markdown(figures) + "\n")
+    print(f"\nresults written to {RESULTS} and {RESULTS.with_suffix('.md')}")
     return 0
 
 
