@@ -14,14 +14,8 @@ from collections.abc import Awaitable, Callable
 from services.sync_connector.breaker import BreakerState
 from services.sync_connector.http_clients import HttpClientOverride
 from services.sync_connector.runtime import ConnectorRuntime
-from tests.connector_support import (
-    SYSTEMS,
-    ConnectorHarness,
-    eventually,
-    metric,
-    name_changed,
-    running_connector,
-)
+from tests.connector_support import SYSTEMS, ConnectorHarness, metric, name_changed, running_connector
+from tests.polling import eventually
 
 
 class GaugeWatch:
@@ -69,12 +63,13 @@ def _all_at(harness: ConnectorHarness, event_ids: list[str], system: str) -> Cal
 async def test_a_backlog_larger_than_a_slow_systems_pool_waits_in_line_without_failing(
     harness: ConnectorHarness,
 ) -> None:
-    # CRM answers in 500 ms and may hold 4 connections; the read timeout (1 s) is twice a call, but the
-    # backlog of 32 takes 4 s to drain: under a timeout that counted the wait, most calls would time out.
+    # CRM answers in 500 ms and may hold 4 connections; the read timeout (2 s) is four times a call
+    # (a loaded CI machine adds to each), but the backlog of 32 takes 4 s to drain: under a timeout
+    # that counted the wait for a connection, the later calls would time out.
     await harness.inject_fault({"system": "CRM", "mode": "latency", "latencyMs": 500})
     event_ids = await _produce_backlog(harness, 32, "SLOW")
     settings = harness.settings(
-        http_timeout_s=1.0,
+        http_timeout_s=2.0,
         http_clients={"CRM": HttpClientOverride(pool_size=4)},
         claim_lease_s=20.0,
     )
