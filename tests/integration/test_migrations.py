@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
@@ -71,86 +70,70 @@ async def tables(url: str) -> dict[str, set[str]]:
     return found
 
 
-async def test_upgrade_downgrade_upgrade(postgres_server_url: str) -> None:
-    name = f"mig_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(postgres_server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_server_url.rsplit("/", 1)[0] + f"/{name}"
+async def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
+    url = empty_database_url
     loop = asyncio.get_running_loop()
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            await loop.run_in_executor(pool, upgrade_all, url)
-            first = await tables(url)
-            assert first["profile"] == EXPECTED["profile"]
-            assert first["sync"] == EXPECTED["sync"]
-            # default partition plus the current month and three ahead
-            assert first["profile_partitions"] == {"5"}
-            for area in ("sync", "profile"):
-                await loop.run_in_executor(pool, downgrade, url, area)
-            emptied = await tables(url)
-            assert emptied["profile"] == set()
-            assert emptied["sync"] == set()
-            await loop.run_in_executor(pool, upgrade_all, url)
-            assert (await tables(url))["profile"] == EXPECTED["profile"]
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    with ThreadPoolExecutor(1) as pool:
+        await loop.run_in_executor(pool, upgrade_all, url)
+        first = await tables(url)
+        assert first["profile"] == EXPECTED["profile"]
+        assert first["sync"] == EXPECTED["sync"]
+        # default partition plus the current month and three ahead
+        assert first["profile_partitions"] == {"5"}
+        for area in ("sync", "profile"):
+            await loop.run_in_executor(pool, downgrade, url, area)
+        emptied = await tables(url)
+        assert emptied["profile"] == set()
+        assert emptied["sync"] == set()
+        await loop.run_in_executor(pool, upgrade_all, url)
+        assert (await tables(url))["profile"] == EXPECTED["profile"]
 
 
 async def test_profile_0005_gives_existing_customers_a_code_their_creator_and_a_baseline_version(
-    postgres_server_url: str,
+    empty_database_url: str,
 ) -> None:
     """Customers written before seed 004's record keep working: code = id, creator from the log, one version."""
-    name = f"mig_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(postgres_server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_server_url.rsplit("/", 1)[0] + f"/{name}"
+    url = empty_database_url
     loop = asyncio.get_running_loop()
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            await loop.run_in_executor(pool, upgrade_all, url)
-            await loop.run_in_executor(pool, downgrade, url, "profile", "profile_0004")
-            conn = await asyncpg.connect(url)
-            try:
+    with ThreadPoolExecutor(1) as pool:
+        await loop.run_in_executor(pool, upgrade_all, url)
+        await loop.run_in_executor(pool, downgrade, url, "profile", "profile_0004")
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "INSERT INTO profile.customer_profiles (customer_id, customer_name, account_type, status, version,"
+                " created_at, updated_at) VALUES ('OLD1', '张三', 'residential', 'active', 3, now(), now()),"
+                " ('OLD2', '李四', 'commercial', 'active', 1, now(), now())"
+            )
+            await conn.execute(
+                "INSERT INTO profile.audit_logs (event_type, actor_id, customer_id, operation, event_time)"
+                " VALUES ('CUSTOMER_CREATED', 'alice', 'OLD1', 'create customer', now())"
+            )
+        finally:
+            await conn.close()
+        await loop.run_in_executor(pool, upgrade_all, url)
+        conn = await asyncpg.connect(url)
+        try:
+            live = await conn.fetch(
+                "SELECT customer_id, customer_code, created_by, credit_limit::text AS credit, change_kind"
+                " FROM profile.customer_profiles ORDER BY 1"
+            )
+            assert [tuple(r) for r in live] == [
+                ("OLD1", "OLD1", "alice", "0.00", "baseline"),
+                ("OLD2", "OLD2", None, "0.00", "baseline"),
+            ]
+            versions = await conn.fetch(
+                "SELECT customer_id, version, change_kind FROM profile.customer_versions ORDER BY 1"
+            )
+            assert [tuple(r) for r in versions] == [("OLD1", 3, "baseline"), ("OLD2", 1, "baseline")]
+            # From now on every version is kept, and a code is unique.
+            await conn.execute("UPDATE profile.customer_profiles SET version = 4 WHERE customer_id = 'OLD1'")
+            assert await conn.fetchval("SELECT count(*) FROM profile.customer_versions") == 3
+            with pytest.raises(asyncpg.UniqueViolationError):
                 await conn.execute(
-                    "INSERT INTO profile.customer_profiles (customer_id, customer_name, account_type, status, version,"
-                    " created_at, updated_at) VALUES ('OLD1', '张三', 'residential', 'active', 3, now(), now()),"
-                    " ('OLD2', '李四', 'commercial', 'active', 1, now(), now())"
+                    "UPDATE profile.customer_profiles SET customer_code = 'OLD1' WHERE customer_id = 'OLD2'"
                 )
-                await conn.execute(
-                    "INSERT INTO profile.audit_logs (event_type, actor_id, customer_id, operation, event_time)"
-                    " VALUES ('CUSTOMER_CREATED', 'alice', 'OLD1', 'create customer', now())"
-                )
-            finally:
-                await conn.close()
-            await loop.run_in_executor(pool, upgrade_all, url)
-            conn = await asyncpg.connect(url)
-            try:
-                live = await conn.fetch(
-                    "SELECT customer_id, customer_code, created_by, credit_limit::text AS credit, change_kind"
-                    " FROM profile.customer_profiles ORDER BY 1"
-                )
-                assert [tuple(r) for r in live] == [
-                    ("OLD1", "OLD1", "alice", "0.00", "baseline"),
-                    ("OLD2", "OLD2", None, "0.00", "baseline"),
-                ]
-                versions = await conn.fetch(
-                    "SELECT customer_id, version, change_kind FROM profile.customer_versions ORDER BY 1"
-                )
-                assert [tuple(r) for r in versions] == [("OLD1", 3, "baseline"), ("OLD2", 1, "baseline")]
-                # From now on every version is kept, and a code is unique.
-                await conn.execute("UPDATE profile.customer_profiles SET version = 4 WHERE customer_id = 'OLD1'")
-                assert await conn.fetchval("SELECT count(*) FROM profile.customer_versions") == 3
-                with pytest.raises(asyncpg.UniqueViolationError):
-                    await conn.execute(
-                        "UPDATE profile.customer_profiles SET customer_code = 'OLD1' WHERE customer_id = 'OLD2'"
-                    )
-                with pytest.raises(asyncpg.CheckViolationError):
-                    await conn.execute(
-                        "UPDATE profile.customer_profiles SET credit_limit = -1 WHERE customer_id = 'OLD2'"
-                    )
-            finally:
-                await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute("UPDATE profile.customer_profiles SET credit_limit = -1 WHERE customer_id = 'OLD2'")
+        finally:
+            await conn.close()
