@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from libs.kit.crypto import CryptoSettings, generate_key
 from libs.kit.tokens import Role, TokenIssuer, TokenSettings, generate_key_pair
-from services.profile.adapters.contact_crypto import ContactProtector
+from services.profile.shared.storage.contact_crypto import ContactProtector
 
 ClientT = TypeVar("ClientT")
 TEST_KEY_ID = "test-key-1"

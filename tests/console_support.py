@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
-from services.profile.entrypoints.http.app import create_app
+from services.profile.app import create_app
 from services.profile.settings import ProfileSettings, settings_from_env
 from tests.auth_support import auth_env, bearer, token
 
@@ -104,6 +104,18 @@ async def api(client: Client | httpx.AsyncClient, method: str, path: str, **kwar
     """A call of the JSON API next to the console session (an admin's bearer token)."""
     headers = {**bearer(Role.ADMIN, Role.AUDIT_SYSTEM, subject="api-setup"), **kwargs.pop("headers", {})}
     return await client.request(method, path, headers=headers, **kwargs)
+
+
+async def rename(client: Client | httpx.AsyncClient, customer_id: str, new_name: str, version: int) -> None:
+    """Rename a customer through the JSON API (``version`` is the one it has now)."""
+    renamed = await api(
+        client,
+        "PATCH",
+        f"/v1/customers/{customer_id}",
+        json={"customerName": new_name, "changeReason": "过户"},
+        headers={"If-Match": f'"{version}"'},
+    )
+    assert renamed.status_code == 200, renamed.text
 
 
 async def confirm_and_post(client: Client | httpx.AsyncClient, confirm_path: str, expect: str) -> httpx.Response:

@@ -13,14 +13,14 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
 from libs.kit.db import DatabaseSettings, make_engine, sqlalchemy_url
-from services.profile.adapters.contact_crypto import STORED_COLUMNS
-from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
-from services.profile.entrypoints.http.app import create_app
-from services.profile.service_layer.backups import BackupService
-from services.profile.service_layer.ledger_settings import LedgerSettings
-from services.profile.service_layer.maintenance import MaintenanceReport, MaintenanceService, MaintenanceTask
-from services.profile.service_layer.metrics import LedgerMetrics
+from services.profile.app import create_app
+from services.profile.backups.maintenance import MaintenanceReport, MaintenanceService, MaintenanceTask
+from services.profile.backups.service import BackupService
 from services.profile.settings import settings_from_env
+from services.profile.shared.ledger_settings import LedgerSettings
+from services.profile.shared.metrics import LedgerMetrics
+from services.profile.shared.storage.contact_crypto import STORED_COLUMNS
+from services.profile.shared.storage.unit_of_work import SqlUnitOfWorkFactory
 from tests.auth_support import auth_env, authorize, contact_protector
 
 PROBLEM = "https://customer-profile.example/problems/"
@@ -109,6 +109,35 @@ async def seed_customers(db: asyncpg.Connection, count: int, prefix: str = "C", 
         ],
         records=records,
     )
+
+
+async def submit(client: Client, customer_id: str, new_name: str) -> str:
+    """A name-change application for the customer; its id."""
+    response = await client.post(
+        "/v1/name-change-applications", json={"customerId": customer_id, "newName": new_name, "reason": "过户"}
+    )
+    assert response.status_code == 201, response.text
+    application_id: str = response.json()["applicationId"]
+    return application_id
+
+
+async def fail_history_inserts(db: asyncpg.Connection, message: str) -> None:
+    """A real failure inside an approval's transaction, right after its history row is written: the insert
+    raises ``message`` until the test drops the trigger ``fail_history``."""
+    await db.execute(f"""
+        CREATE FUNCTION profile.fail_history() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION '{message}'; END $$;
+        CREATE TRIGGER fail_history AFTER INSERT ON profile.name_change_history
+            FOR EACH ROW EXECUTE FUNCTION profile.fail_history();
+    """)
+
+
+async def restore(client: Client, backup_id: str, **body: Any) -> dict[str, Any]:
+    """Restore a backup point (``body``: the request's fields); the restore's report."""
+    response = await client.post(f"/v1/backups/{backup_id}/restore", json=body)
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report
 
 
 async def counts(db: asyncpg.Connection, customer_id: str) -> dict[str, int]:

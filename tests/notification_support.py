@@ -6,18 +6,22 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
 import uvicorn
 
 from libs.kit.db import sqlalchemy_url
+from libs.kit.kafka import KafkaSettings
 from libs.kit.tokens import Role
-from services.profile.entrypoints.http.app import create_app
+from services.profile.app import create_app
 from services.profile.settings import settings_from_env
+from services.stub_externals.mail import RunningSmtp, start_smtp_server
 from tests.auth_support import auth_env, bearer, token
-from tests.connector_support import eventually
+from tests.connector_support import ConnectorHarness, connector_harness
+from tests.polling import eventually
 
 NOTIFIER_SUBJECT = "sync-connector"
 # Contact data of the test customers: none of it may ever appear on the public topic.
@@ -54,6 +58,35 @@ async def running_profile(database_url: str) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await serving
+
+
+@dataclass
+class MailingHarness:
+    """The connector's harness beside the real profile API and an SMTP server: what the customers' and
+    the administrators' notification tests run on (each adds its own settings and checks)."""
+
+    sync: ConnectorHarness
+    smtp: RunningSmtp
+    profile_url: str
+    db: asyncpg.Connection
+
+
+MailingHarnessT = TypeVar("MailingHarnessT", bound=MailingHarness)
+
+
+@contextlib.asynccontextmanager
+async def mailing_harness(
+    kind: type[MailingHarnessT], database_url: str, kafka: KafkaSettings, topic: str
+) -> AsyncIterator[MailingHarnessT]:
+    smtp = await start_smtp_server()
+    try:
+        async with (
+            connector_harness(database_url, kafka, topic) as sync,
+            running_profile(database_url) as profile_url,
+        ):
+            yield kind(sync, smtp, profile_url, sync.db)
+    finally:
+        await smtp.stop()
 
 
 async def create_customer(profile_url: str, customer_id: str, name: str = "张三", **contact: str | None) -> None:

@@ -10,10 +10,10 @@ from typing import Any
 import click
 import uvloop
 
-from services.profile.entrypoints.cli_keys import keys
-from services.profile.entrypoints.cli_ledger import LEDGER_COMMANDS
-from services.profile.entrypoints.cli_outbox import outbox
-from services.profile.entrypoints.cli_token import token
+from services.profile.access.keys_cli import keys
+from services.profile.access.token_cli import token
+from services.profile.backups.cli import LEDGER_COMMANDS
+from services.profile.outbox_admin.cli import outbox
 from services.profile.settings import ProfileSettings, settings_from_env
 
 
@@ -27,7 +27,7 @@ def serve() -> None:
     """Run the HTTP API."""
     import uvicorn  # noqa: PLC0415
 
-    from services.profile.entrypoints.http.app import create_app  # noqa: PLC0415
+    from services.profile.app import create_app  # noqa: PLC0415
 
     settings = settings_from_env(os.environ)
     workers = settings.http.workers
@@ -39,7 +39,7 @@ def serve() -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by prometheus_client in each worker
     try:
         uvicorn.run(
-            "services.profile.entrypoints.http.app:app_from_env",
+            "services.profile.app:app_from_env",
             factory=True,
             workers=workers,
             **_uvicorn_options(settings),
@@ -62,7 +62,7 @@ def _uvicorn_options(settings: ProfileSettings) -> dict[str, Any]:
 def relay() -> None:
     """Run the outbox relay."""
     from libs.kit.kafka import KafkaConfigError  # noqa: PLC0415
-    from services.profile.entrypoints.relay import run_relay  # noqa: PLC0415
+    from services.profile.relay import run_relay  # noqa: PLC0415
 
     try:
         # uvloop: the same asyncio API with a faster event loop (uvicorn picks it up by itself).

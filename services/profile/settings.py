@@ -12,9 +12,9 @@ from libs.kit.kafka import KafkaSettings
 from libs.kit.settings import load_settings
 from libs.kit.tokens import TokenSettings
 from libs.outbox.relay import RelaySettings
-from services.profile.adapters.connector_client import ConnectorClientSettings
-from services.profile.entrypoints.console.settings import ConsoleSettings
-from services.profile.service_layer.ledger_settings import LedgerSettings
+from services.profile.console.connector_client import ConnectorClientSettings
+from services.profile.console.settings import ConsoleSettings
+from services.profile.shared.ledger_settings import LedgerSettings
 
 ENV_PREFIX = "PROFILE_"
 

@@ -10,8 +10,8 @@ import sys
 import asyncpg
 
 from libs.kit.db import sqlalchemy_url
-from services.profile.service_layer.ledger_settings import LedgerSettings
-from services.profile.service_layer.maintenance import MaintenanceTask
+from services.profile.backups.maintenance import MaintenanceTask
+from services.profile.shared.ledger_settings import LedgerSettings
 from tests.auth_support import auth_env
 from tests.ledger_support import run_maintenance, seed_customers
 

@@ -9,13 +9,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.profile.service_layer.maintenance import MaintenanceTask
+from services.profile.backups.maintenance import MaintenanceTask
 from tests.auth_support import DEFAULT_SUBJECT
 from tests.ledger_support import (
     Client,
     assert_problem,
     create_customer,
     patch_customer,
+    restore,
     run_maintenance,
     seed_customers,
 )
@@ -34,13 +35,6 @@ async def backup(client: Client, label: str | None = None) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def restore(client: Client, backup_id: str, **body: Any) -> dict[str, Any]:
-    response = await client.post(f"/v1/backups/{backup_id}/restore", json=body)
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
 
 
 async def ledger_differs_from(db: asyncpg.Connection, backup_id: str) -> list[str]:

@@ -3,13 +3,11 @@ whole-ledger restore and before a purge removes anyone; with it, the restore or 
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 
-from services.profile.service_layer.ledger_settings import LedgerSettings
-from services.profile.service_layer.maintenance import MaintenanceTask
-from tests.ledger_support import Client, patch_customer, run_maintenance, seed_customers
+from services.profile.backups.maintenance import MaintenanceTask
+from services.profile.shared.ledger_settings import LedgerSettings
+from tests.ledger_support import Client, patch_customer, restore, run_maintenance, seed_customers
 
 
 async def _points(db: asyncpg.Connection, kind: str) -> list[asyncpg.Record]:
@@ -17,13 +15,6 @@ async def _points(db: asyncpg.Connection, kind: str) -> list[asyncpg.Record]:
         "SELECT * FROM profile.backups WHERE kind = $1 ORDER BY created_at", kind
     )
     return rows
-
-
-async def _restore(client: Client, backup_id: str, **body: Any) -> dict[str, Any]:
-    response = await client.post(f"/v1/backups/{backup_id}/restore", json=body)
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
 
 
 async def _name(db: asyncpg.Connection, customer_id: str) -> str:
@@ -43,11 +34,11 @@ async def test_a_whole_ledger_restore_takes_a_backup_point_first_and_it_undoes_t
     assert (await patch_customer(client, "C000001", {"customerName": "改名一"}, 1)).status_code == 200
 
     # Neither a dry run nor a one-customer restore takes one.
-    await _restore(client, point, dryRun=True)
-    await _restore(client, point, dryRun=False, customerId="C000002")
+    await restore(client, point, dryRun=True)
+    await restore(client, point, dryRun=False, customerId="C000002")
     assert await _points(db, "pre_restore") == []
 
-    report = await _restore(client, point, dryRun=False)
+    report = await restore(client, point, dryRun=False)
 
     (safety,) = await _points(db, "pre_restore")
     assert report["safetyBackupId"] == safety["backup_id"]
@@ -67,7 +58,7 @@ async def test_a_whole_ledger_restore_takes_a_backup_point_first_and_it_undoes_t
     assert created == 1
 
     # The restore is undone by restoring its safety point (which takes one of its own).
-    undo = await _restore(client, safety["backup_id"], dryRun=False)
+    undo = await restore(client, safety["backup_id"], dryRun=False)
     assert undo["customersChanged"] == 1
     assert await _name(db, "C000001") == "改名一"
     assert len(await _points(db, "pre_restore")) == 2

@@ -18,15 +18,15 @@ from prometheus_client import CollectorRegistry
 
 from libs.kit.db import DatabaseSettings, make_engine, sqlalchemy_url
 from libs.kit.tokens import Role
-from services.profile.adapters.unit_of_work import SqlUnitOfWorkFactory
+from services.profile.backups.maintenance import MaintenanceTask
+from services.profile.customers.service import CustomerService
+from services.profile.customers.versions import RollbackResult, VersionService
 from services.profile.domain.errors import PreconditionFailed
 from services.profile.domain.ledger import ProfileChanges
-from services.profile.service_layer.customers import CustomerService
-from services.profile.service_layer.ledger_settings import LedgerSettings
-from services.profile.service_layer.maintenance import MaintenanceTask
-from services.profile.service_layer.metrics import LedgerMetrics
-from services.profile.service_layer.results import Actor
-from services.profile.service_layer.versions import RollbackResult, VersionService
+from services.profile.shared.ledger_settings import LedgerSettings
+from services.profile.shared.metrics import LedgerMetrics
+from services.profile.shared.results import Actor
+from services.profile.shared.storage.unit_of_work import SqlUnitOfWorkFactory
 from tests.auth_support import bearer, contact_protector
 from tests.ledger_support import (
     Client,

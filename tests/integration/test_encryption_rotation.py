@@ -15,7 +15,7 @@ import asyncpg
 
 from libs.kit.crypto import CryptoSettings, FieldCipher, generate_key
 from libs.kit.db import sqlalchemy_url
-from services.profile.adapters.contact_crypto import ContactProtector
+from services.profile.shared.storage.contact_crypto import ContactProtector
 from tests.auth_support import auth_env, crypto_env, crypto_settings
 from tests.ledger_support import customer_body, profile_client, seed_customers
 

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from libs.kit.db import sqlalchemy_url
 from libs.kit.tokens import Role
-from services.profile.entrypoints.http.app import create_app
+from services.profile.app import create_app
 from services.profile.settings import settings_from_env
 from tests.auth_support import auth_env, bearer
 from tests.notification_support import EMAIL, PHONE, notifier_token

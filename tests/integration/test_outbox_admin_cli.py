@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from click.testing import CliRunner, Result
 
-from services.profile.entrypoints.cli_outbox import outbox
+from services.profile.outbox_admin.cli import outbox
 from tests.relay_support import engine_for, name_changed, outbox_rows, write
 
 

@@ -26,7 +26,7 @@ from libs.kit.kafka import KafkaSettings, ensure_topic
 from libs.kit.ops_server import start_ops_server
 from libs.outbox.leases import fair_share
 from libs.outbox.table import SHARD_COUNT, shard_of
-from services.profile.entrypoints.relay import relay_statuses
+from services.profile.relay import relay_statuses
 from tests.relay_support import (
     RunningRelay,
     collecting,

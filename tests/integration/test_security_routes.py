@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from libs.kit.tokens import Role, effective_roles
-from services.profile.entrypoints.http.auth import guard_roles
+from services.profile.access.auth import guard_roles
 from tests.auth_support import bearer, token
 from tests.ledger_support import Client, profile_client
 

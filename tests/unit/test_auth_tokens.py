@@ -20,8 +20,8 @@ from libs.kit.tokens import (
     effective_roles,
     generate_key_pair,
 )
-from services.profile.entrypoints.cli_token import parse_ttl
-from services.profile.entrypoints.http.auth import Principal
+from services.profile.access.auth import Principal
+from services.profile.access.token_cli import parse_ttl
 
 PRIVATE, PUBLIC = generate_key_pair()
 SIGNING = TokenSettings(signing_key_id="k1", signing_key=PRIVATE)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.profile.entrypoints.console.forms import FieldProblems, choice, moment, number, ordered_range, text
-from services.profile.entrypoints.console.rendering import age, query, see_other, when
-from services.profile.entrypoints.console.session import _csrf_of, safe_next
+from services.profile.console.forms import FieldProblems, choice, moment, number, ordered_range, text
+from services.profile.console.rendering import age, query, see_other, when
+from services.profile.console.session import _csrf_of, safe_next
 
 
 @pytest.mark.parametrize(

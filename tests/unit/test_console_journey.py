@@ -12,8 +12,7 @@ import pytest
 
 from libs.kit.settings import SettingsError, load_settings
 from libs.outbox.admin import OutboxEntry
-from services.profile.adapters.connector_api import JourneyAttempt, JourneyEvent, JourneyRecord, SyncJourney
-from services.profile.entrypoints.console.charts import (
+from services.profile.console.charts import (
     HEIGHT,
     LEFT,
     PLOT_H,
@@ -23,8 +22,9 @@ from services.profile.entrypoints.console.charts import (
     delivery_chart,
     duration,
 )
-from services.profile.entrypoints.console.journey import changes_of, trace_id_of
-from services.profile.entrypoints.console.settings import ConsoleSettings
+from services.profile.console.connector_api import JourneyAttempt, JourneyEvent, JourneyRecord, SyncJourney
+from services.profile.console.journey import changes_of, trace_id_of
+from services.profile.console.settings import ConsoleSettings
 from services.sync_connector.admin_journey import bucket_window
 
 SVG = "{http://www.w3.org/2000/svg}"

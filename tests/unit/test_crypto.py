@@ -13,8 +13,8 @@ from libs.kit.crypto import (
     decode_key,
     generate_key,
 )
-from services.profile.adapters.contact_crypto import ContactProtector, normalized_phone
-from services.profile.entrypoints.http.trace_redaction import redact_query
+from services.profile.shared.storage.contact_crypto import ContactProtector, normalized_phone
+from services.profile.shared.web.trace_redaction import redact_query
 
 K1, K2 = generate_key(), generate_key()
 

@@ -244,8 +244,8 @@ def exposed_metric_names() -> set[str]:
 
     from libs.outbox.backlog import BacklogMetrics
     from libs.outbox.relay import RelayMetrics
-    from services.profile.entrypoints.http.problems import ErrorMetrics
-    from services.profile.service_layer.metrics import ProfileMetrics
+    from services.profile.shared.metrics import ProfileMetrics
+    from services.profile.shared.web.problems import ErrorMetrics
     from services.sync_connector.admin_notify.metrics import AdminNotifyMetrics
     from services.sync_connector.metrics import ConnectorMetrics
     from services.sync_connector.notify.metrics import NotificationMetrics
@@ -444,7 +444,7 @@ def test_notifications_are_on_and_reach_the_mail_catcher_the_sms_gateway_and_the
 def test_the_ledger_s_daily_maintenance_runs_and_admin_notifications_reach_the_mail_catcher(
     compose: dict[str, Any],
 ) -> None:
-    from services.profile.entrypoints.cli_ledger import maintenance
+    from services.profile.backups.cli import maintenance
     from services.sync_connector.settings import settings_from_env as connector_settings
 
     s = services(compose)

@@ -25,8 +25,8 @@ from services.profile.domain.model import (
     direct_name_change,
 )
 from services.profile.domain.restore import RestoreAction, plan_customer_restore, plan_removal
-from services.profile.entrypoints.http.conditional import optional_version, required_version
-from services.profile.service_layer.pagination import encode_cursor, fingerprint, time_key
+from services.profile.shared.pagination import encode_cursor, fingerprint, time_key
+from services.profile.shared.web.conditional import optional_version, required_version
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 CUSTOMER = Customer(

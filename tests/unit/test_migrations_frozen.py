@@ -49,7 +49,7 @@ def test_every_version_file_is_seen() -> None:
     assert len(versions) >= 10
 
 
-# Made with services.profile.adapters.contact_crypto and libs.kit.crypto as of profile_0004.
+# Made with services.profile.shared.storage.contact_crypto and libs.kit.crypto as of profile_0004.
 _SETTINGS = types.SimpleNamespace(
     keys={"k1": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"},
     active_key_id="k1",

@@ -1,0 +1,47 @@
+"""The operation log, read over HTTP (seed 004)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from services.profile.access.audit_schemas import AuditLogItem, AuditLogPage
+from services.profile.access.auth import Role, requires
+from services.profile.shared.audit import AuditLogService
+from services.profile.shared.ports import AuditFilter
+from services.profile.shared.web import examples as ex
+from services.profile.shared.web.params import Cursor, Limit
+
+
+class AuditLogController(Controller):
+    path = "/v1/audit-logs"
+    tags = ["operation log"]  # noqa: RUF012
+
+    @get(
+        "/",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(200, AuditLogPage, ex.page_of(ex.AUDIT_ITEM), "Newest first", "VALIDATION"),
+    )
+    async def list_audit_logs(
+        self,
+        *,
+        audit_log: NamedDependency[AuditLogService],
+        customer_id: Annotated[str | None, QueryParameter(name="customerId", max_length=64)] = None,
+        actor_id: Annotated[str | None, QueryParameter(name="actorId", max_length=100)] = None,
+        event_type: Annotated[
+            str | None, QueryParameter(name="eventType", max_length=50, description="e.g. CUSTOMER_UPDATED")
+        ] = None,
+        time_from: Annotated[datetime | None, QueryParameter(name="from", description="at or after")] = None,
+        time_to: Annotated[datetime | None, QueryParameter(name="to", description="before")] = None,
+        cursor: Cursor = None,
+        limit: Limit = None,
+    ) -> AuditLogPage:
+        """The append-only operation log. Contact data never appears in it: ``changedFields`` names
+        a changed phone, e-mail or address without its value."""
+        filters = AuditFilter(customer_id, actor_id, event_type, time_from, time_to)
+        page = await audit_log.page(filters, cursor, limit)
+        return AuditLogPage([AuditLogItem.of(entry) for entry in page.items], page.next_cursor)

@@ -1,0 +1,1 @@
+"""What the admins must hear of (failed and refused updates, parked outbox rows), for the sync-connector."""

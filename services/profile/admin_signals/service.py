@@ -1,0 +1,72 @@
+"""What the admins must hear of from the profile service (seed 000 6.2 notifyAdmin), for the sync-connector's
+admin notifications: failed and refused updates (a queue the operation log fills) and the outbox rows the
+relay parked (a state, read from the outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+from libs.outbox.admin import OutboxFilter
+from libs.outbox.table import OutboxStatus
+from services.profile.outbox_admin.service import OutboxAdminService
+
+MAX_SIGNALS = 1_000
+
+
+class AdminSignal(msgspec.Struct, frozen=True, rename="camel"):
+    id: int
+    kind: str  # update_failed (the application is update_failed) | update_refused (INVALID_STATUS)
+    code: str
+    occurred_at: datetime
+    application_id: str | None = None
+    customer_id: str | None = None
+    trace_id: str | None = None
+
+
+class ParkedRow(msgspec.Struct, frozen=True, rename="camel"):
+    id: str
+    aggregate_id: str
+    attempts: int
+    created_at: datetime
+    last_error: str | None = None
+
+
+class ParkedOutbox(msgspec.Struct, frozen=True, rename="camel"):
+    rows: list[ParkedRow]
+    complete: bool  # every parked row is listed
+
+
+class AdminSignals(msgspec.Struct, frozen=True, rename="camel"):
+    signals: list[AdminSignal]
+    parked_outbox: ParkedOutbox
+
+
+class AdminSignalQueue(Protocol):
+    async def pending(self, limit: int) -> list[AdminSignal]: ...
+    async def noted(self, ids: Sequence[int]) -> int: ...
+
+
+class AdminSignalService:
+    def __init__(self, queue: AdminSignalQueue, outbox: OutboxAdminService) -> None:
+        self._queue = queue
+        self._outbox = outbox
+
+    async def read(self, limit: int) -> AdminSignals:
+        """The oldest ``limit`` signals not yet noted, and the parked outbox rows (oldest first)."""
+        signals = await self._queue.pending(min(limit, MAX_SIGNALS))
+        page = await self._outbox.list_entries(
+            OutboxFilter(status=OutboxStatus.FAILED), None, min(limit, self._outbox.limits.max_page_size)
+        )
+        rows = [
+            ParkedRow(str(e.id), e.aggregate_id, e.attempts, e.created_at, (e.last_error or "")[:300] or None)
+            for e in page.items
+        ]
+        return AdminSignals(signals, ParkedOutbox(rows, complete=page.next_after is None))
+
+    async def noted(self, ids: Sequence[int]) -> int:
+        """The signals the connector has counted leave the queue; how many did."""
+        return await self._queue.noted(ids[:MAX_SIGNALS])

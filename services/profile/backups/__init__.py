@@ -1,0 +1,1 @@
+"""Backup points, restores from them, and the daily maintenance (backup point, recycle-bin purge)."""

@@ -1,0 +1,355 @@
+"""Restore the whole ledger, or one customer, to a backup point (seed 004 "备份恢复流程").
+
+The work is set-based and chunked: one query finds the customers whose current row
+differs from the snapshot, then each chunk of ``chunk_size`` customers is decided by the
+domain (``plan_customer_restore``) and written in one transaction with one statement per
+table. Every renamed customer gets what any name change gets (history, completed
+application, audit entry, outbox event with a higher profile version), so external
+systems converge on the restored names. A failure part-way leaves the committed chunks
+restored; running the restore again finishes the rest (only differing rows are touched).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+from libs.kit.errors import AppError
+from libs.kit.logging import get_logger
+from services.profile.backups.service import BackupService
+from services.profile.domain.errors import BackupNotFound, CustomerCodeExists, ProfileNotFound
+from services.profile.domain.model import ApplicationOrigin, Customer, direct_name_change
+from services.profile.domain.restore import (
+    BackupKind,
+    RestoreAction,
+    RestoreStep,
+    plan_customer_restore,
+    plan_removal,
+)
+from services.profile.name_changes.records import new_application_id, record_name_changes
+from services.profile.name_changes.service import Clock, utc_now
+from services.profile.shared.audit import AuditEvent, actor_entry, customer_entry
+from services.profile.shared.metrics import LedgerMetrics
+from services.profile.shared.ports import ProfileUnitOfWork, RestoreLock, UnitOfWorkFactory
+from services.profile.shared.results import Actor
+
+log = get_logger(__name__)
+
+
+class RestoreDifference(msgspec.Struct, frozen=True, rename="camel"):
+    customer_id: str
+    action: RestoreAction
+    changed_fields: list[str]
+    current_name: str | None  # None: purged since the backup
+    backup_name: str | None  # None: created after the backup
+
+
+class RestoreConflict(msgspec.Struct, frozen=True, rename="camel"):
+    """A customer left as it is: its backed-up code is held by another customer."""
+
+    customer_id: str
+    customer_code: str
+    held_by: str
+
+
+class RestoreReport(msgspec.Struct, frozen=True, rename="camel"):
+    backup_id: str
+    customer_id: str | None
+    dry_run: bool
+    customers_changed: int
+    actions: dict[str, int]
+    name_changes: int  # outbox events written (or, in a dry run, that would be)
+    differences: list[RestoreDifference]  # the first ``max_differences``
+    truncated: bool
+    duration_ms: float
+    conflicts: list[RestoreConflict] = msgspec.field(default_factory=list)  # the first ``max_differences``
+    # The backup point taken by itself just before a whole-ledger restore (the way back from this restore).
+    safety_backup_id: str | None = None
+
+
+class _Tally:
+    def __init__(self, max_differences: int) -> None:
+        self.actions: Counter[str] = Counter()
+        self.name_changes = 0
+        self.differences: list[RestoreDifference] = []
+        self.truncated = False
+        self.conflicts: dict[str, RestoreConflict] = {}
+        self._max = max_differences
+
+    def add(self, steps: Sequence[RestoreStep], *, in_backup: bool) -> None:
+        for step in steps:
+            self.actions[step.action.value] += 1
+            self.name_changes += int(step.name_changed)
+            if len(self.differences) >= self._max:
+                self.truncated = True
+                continue
+            self.differences.append(
+                RestoreDifference(
+                    customer_id=step.customer_id,
+                    action=step.action,
+                    changed_fields=list(step.changed),
+                    current_name=step.before.customer_name if step.before else None,
+                    backup_name=step.after.customer_name if in_backup else None,
+                )
+            )
+
+
+class RestoreService:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        lock: RestoreLock,
+        metrics: LedgerMetrics,
+        *,
+        chunk_size: int = 1_000,
+        max_differences: int = 1_000,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._lock = lock
+        self._metrics = metrics
+        self._chunk_size = chunk_size
+        self._max_differences = max_differences
+        self._clock = clock
+        # Seed 004 "重要操作即时备份": a whole-ledger restore first takes a backup point of the ledger as it is.
+        self._backups = BackupService(uow_factory, metrics, clock)
+
+    async def restore(self, backup_id: str, customer_id: str | None, dry_run: bool, actor: Actor) -> RestoreReport:
+        started = time.perf_counter()
+        mode = "dry_run" if dry_run else ("customer" if customer_id else "ledger")
+        safety_backup_id: str | None = None
+        try:
+            await self._check(backup_id, customer_id)
+            if dry_run:
+                tally = await self._run(backup_id, customer_id, actor, write=False)
+            else:
+                async with self._lock.hold():
+                    if customer_id is None:  # under the lock: no other restore runs between the two
+                        safety = await self._backups.create(
+                            BackupKind.PRE_RESTORE, f"before restore from {backup_id}", actor
+                        )
+                        safety_backup_id = safety.backup_id
+                    tally = await self._run(backup_id, customer_id, actor, write=True)
+        except AppError as exc:
+            self._metrics.restores.labels(mode, exc.code).inc()
+            log.warning("restore_failed", backup_id=backup_id, customer_id=customer_id, code=exc.code, error=exc.detail)
+            raise
+        duration = time.perf_counter() - started
+        report = RestoreReport(
+            backup_id=backup_id,
+            customer_id=customer_id,
+            dry_run=dry_run,
+            customers_changed=sum(tally.actions.values()),
+            actions=dict(tally.actions),
+            name_changes=tally.name_changes,
+            differences=tally.differences,
+            truncated=tally.truncated,
+            duration_ms=round(duration * 1000, 1),
+            conflicts=list(tally.conflicts.values())[: self._max_differences],
+            safety_backup_id=safety_backup_id,
+        )
+        if not dry_run:
+            await self._audit_summary(report, actor)
+            for action, count in tally.actions.items():
+                self._metrics.restored_customers.labels(action).inc(count)
+        self._metrics.restores.labels(mode, "ok").inc()
+        self._metrics.restore_duration.observe(duration)
+        log.info(
+            "restore_done",
+            backup_id=backup_id,
+            customer_id=customer_id,
+            dry_run=dry_run,
+            changed=report.customers_changed,
+            name_changes=report.name_changes,
+            conflicts=len(tally.conflicts),
+            duration_ms=report.duration_ms,
+        )
+        return report
+
+    async def _check(self, backup_id: str, customer_id: str | None) -> None:
+        async with self._uow_factory() as uow:
+            if await uow.backups.get(backup_id) is None:
+                raise BackupNotFound(f"backup {backup_id} not found")
+            if customer_id is not None and not await uow.backups.contains(backup_id, customer_id):
+                raise ProfileNotFound(f"customer {customer_id} is not in backup {backup_id}")
+
+    async def _run(self, backup_id: str, customer_id: str | None, actor: Actor, *, write: bool) -> _Tally:
+        tally = _Tally(self._max_differences)
+        after: str | None = None
+        while True:
+            async with self._uow_factory() as uow:
+                ids = await uow.backups.differing_ids(backup_id, customer_id, after, self._chunk_size)
+                steps = (
+                    await self._restore_chunk(
+                        uow, backup_id, ids, actor, tally, write=write, refuse_conflicts=customer_id is not None
+                    )
+                    if ids
+                    else []
+                )
+            tally.add(steps, in_backup=True)
+            if len(ids) < self._chunk_size:
+                break
+            after = ids[-1]
+        if customer_id is not None:
+            return tally
+        after = None
+        while True:  # customers created after the backup point
+            async with self._uow_factory() as uow:
+                ids = await uow.backups.live_not_in_backup(backup_id, after, self._chunk_size)
+                steps = await self._remove_chunk(uow, backup_id, ids, actor, write=write) if ids else []
+            tally.add(steps, in_backup=False)
+            if len(ids) < self._chunk_size:
+                break
+            after = ids[-1]
+        if write and tally.conflicts:  # later chunks may have freed the codes they wanted
+            retry = sorted(tally.conflicts)
+            tally.conflicts = {}
+            for start in range(0, len(retry), self._chunk_size):
+                async with self._uow_factory() as uow:
+                    chunk = retry[start : start + self._chunk_size]
+                    steps = await self._restore_chunk(uow, backup_id, chunk, actor, tally, write=write)
+                tally.add(steps, in_backup=True)
+        return tally
+
+    async def _restore_chunk(
+        self,
+        uow: ProfileUnitOfWork,
+        backup_id: str,
+        ids: Sequence[str],
+        actor: Actor,
+        tally: _Tally,
+        *,
+        write: bool,
+        refuse_conflicts: bool = False,
+    ) -> list[RestoreStep]:
+        """``refuse_conflicts``: a code conflict is 409 (a one-customer restore), not a line in the report."""
+        now = self._clock()
+        current = await uow.customers.get_many(ids, for_update=write)
+        snapshots = await uow.backups.snapshots(backup_id, ids)
+        purged = await uow.customers.purged_versions([i for i in ids if i not in current])
+        steps = [
+            step
+            for customer_id in ids
+            if (
+                step := plan_customer_restore(
+                    current.get(customer_id), snapshots[customer_id], purged.get(customer_id), now, by=actor.actor_id
+                )
+            )
+            is not None
+        ]
+        conflicts = await _code_conflicts(uow, steps)
+        if conflicts:
+            if refuse_conflicts:
+                conflict = conflicts[0]
+                raise CustomerCodeExists(
+                    f"customer code {conflict.customer_code} of customer {conflict.customer_id} in the backup "
+                    f"is held by customer {conflict.held_by} now"
+                )
+            tally.conflicts.update({c.customer_id: c for c in conflicts})
+            held = {c.customer_id for c in conflicts}
+            steps = [step for step in steps if step.customer_id not in held]
+        if write and steps:
+            await self._write(uow, steps, backup_id, actor)
+        return steps
+
+    async def _remove_chunk(
+        self, uow: ProfileUnitOfWork, backup_id: str, ids: Sequence[str], actor: Actor, *, write: bool
+    ) -> list[RestoreStep]:
+        now = self._clock()
+        current = await uow.customers.get_many(ids, for_update=write)
+        steps = [step for customer_id in ids if (step := _removal(current.get(customer_id), now, actor)) is not None]
+        if write and steps:
+            await self._write(uow, steps, backup_id, actor)
+        return steps
+
+    async def _write(self, uow: ProfileUnitOfWork, steps: Sequence[RestoreStep], backup_id: str, actor: Actor) -> None:
+        # Codes are checked at commit: two customers of this chunk may swap theirs.
+        await uow.customers.defer_code_uniqueness()
+        recreated = [s.after for s in steps if s.action is RestoreAction.RECREATE]
+        await uow.customers.insert_many(recreated)
+        await uow.customers.forget_purged([c.customer_id for c in recreated])
+        await uow.customers.save_many([s.after for s in steps if s.action is not RestoreAction.RECREATE])
+        reason = f"restored from backup {backup_id}"
+        changes = [
+            direct_name_change(
+                new_application_id(),
+                ApplicationOrigin.BACKUP_RESTORE,
+                before=s.before or s.after,
+                after=s.after,
+                reason=reason,
+                operator_id=actor.actor_id,
+                now=s.after.updated_at,
+            )
+            for s in steps
+            if s.name_changed
+        ]
+        await record_name_changes(uow, changes)
+        application_ids = {c.application.customer_id: c.application.application_id for c in changes}
+        entries = [
+            customer_entry(
+                AuditEvent.CUSTOMER_RESTORED_FROM_BACKUP,
+                reason,
+                actor,
+                before=s.before,
+                after=s.after,
+                changed=s.changed,
+                application_id=application_ids.get(s.customer_id),
+                extra={"backupId": backup_id, "action": s.action.value},
+            )
+            for s in steps
+        ]
+        await uow.audit.add_many(entries, steps[0].after.updated_at)
+        await uow.commit()
+
+    async def _audit_summary(self, report: RestoreReport, actor: Actor) -> None:
+        async with self._uow_factory() as uow:
+            await uow.audit.add(
+                actor_entry(
+                    AuditEvent.BACKUP_RESTORED,
+                    "restore from backup" if report.customer_id is None else "restore one customer from backup",
+                    actor,
+                    customer_id=report.customer_id,
+                    new_value={
+                        "backupId": report.backup_id,
+                        "customersChanged": report.customers_changed,
+                        "actions": report.actions,
+                        "nameChanges": report.name_changes,
+                        "durationMs": report.duration_ms,
+                    },
+                ),
+                self._clock(),
+            )
+            await uow.commit()
+
+
+def _removal(current: Customer | None, now: datetime, actor: Actor) -> RestoreStep | None:
+    return None if current is None else plan_removal(current, now, by=actor.actor_id)
+
+
+async def _code_conflicts(uow: ProfileUnitOfWork, steps: Sequence[RestoreStep]) -> list[RestoreConflict]:
+    """Steps whose code another customer holds and keeps (not one of these steps giving it up)."""
+    kept = {step.customer_id: step for step in steps}
+    conflicts: list[RestoreConflict] = []
+    while True:
+        wanted = {
+            s.after.customer_code: s.customer_id
+            for s in kept.values()
+            if s.before is None or s.before.customer_code != s.after.customer_code
+        }
+        holders = await uow.customers.code_holders(list(wanted))
+        found = [
+            RestoreConflict(customer_id=customer_id, customer_code=code, held_by=holder)
+            for code, customer_id in wanted.items()
+            if (holder := holders.get(code)) is not None
+            and holder != customer_id
+            and not (holder in kept and kept[holder].after.customer_code != code)
+        ]
+        if not found:
+            return conflicts
+        conflicts.extend(found)
+        for conflict in found:  # a step left out keeps its code: look again at who wanted that one
+            del kept[conflict.customer_id]

@@ -1,0 +1,120 @@
+"""Backups: list, take one now, dry-run a restore (the differences), restore with confirmation.
+
+A restore's confirmation page runs a dry run first, so it says how many customers will
+change; the restore itself is the ledger's use case (chunked, audited, one at a time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Request, get, post
+from litestar.di import NamedDependency
+from litestar.response import Redirect, Template
+
+from libs.kit.errors import ValidationError
+from services.profile.backups.restore import RestoreService
+from services.profile.backups.service import BackupService
+from services.profile.console.forms import FieldProblems, PathId, form_text, text
+from services.profile.console.metrics import counted
+from services.profile.console.rendering import render, see_other
+from services.profile.console.session import ADMINISTER, READ, verified_form
+from services.profile.domain.restore import BackupKind
+from services.profile.shared.results import Actor
+
+MAX_LABEL = 200
+
+
+def _backup_path(backup_id: str) -> str:
+    return f"/console/backups/{quote(backup_id, safe='')}"
+
+
+def _customer_id(raw: str) -> str | None:
+    problems = FieldProblems()
+    customer_id = text(raw.strip(), "Customer id", problems)
+    if problems:
+        raise ValidationError(problems.text or "invalid customer id")
+    return customer_id
+
+
+async def _dry_run(
+    request: Request[Any, Any, Any],
+    backup_id: str,
+    backups: BackupService,
+    restores: RestoreService,
+    actor: Actor,
+) -> dict[str, Any]:
+    point = await backups.get(backup_id)
+    customer_id = _customer_id(request.query_params.get("customerId", ""))
+    report = await restores.restore(backup_id, customer_id, dry_run=True, actor=actor)
+    return {"backup": point, "report": report, "customer_id": customer_id or ""}
+
+
+@get("/backups", guards=READ, name="console:backups")
+async def backup_list(request: Request[Any, Any, Any], backups: NamedDependency[BackupService]) -> Template:
+    cursor = request.query_params.get("cursor") or None
+    page = await backups.page(cursor, request.app.state.settings.console.page_size)
+    context = {"items": page.items, "next_cursor": page.next_cursor, "max_label": MAX_LABEL}
+    return render(request, "backups.html", context, page="backups", title="Backups")
+
+
+@post("/backups", guards=ADMINISTER)
+async def create_backup(
+    request: Request[Any, Any, Any], backups: NamedDependency[BackupService], actor: NamedDependency[Actor]
+) -> Redirect:
+    form = await verified_form(request)
+    problems = FieldProblems()
+    label = text(form_text(form, "label"), "Label", problems, max_length=MAX_LABEL)
+    if problems:
+        raise ValidationError(problems.text or "invalid label")
+    point = await counted(request, "backup_create", backups.create(BackupKind.MANUAL, label, actor))
+    return see_other(_backup_path(point.backup_id), notice="backup-created", n=point.customer_count)
+
+
+@get("/backups/{backup_id:str}", guards=READ)
+async def backup_detail(
+    request: Request[Any, Any, Any], backup_id: PathId, backups: NamedDependency[BackupService]
+) -> Template:
+    point = await backups.get(backup_id)
+    return render(request, "backup.html", {"backup": point, "report": None}, page="backups", title=point.backup_id)
+
+
+@get("/backups/{backup_id:str}/dry-run", guards=ADMINISTER)
+async def dry_run(
+    request: Request[Any, Any, Any],
+    backup_id: PathId,
+    backups: NamedDependency[BackupService],
+    restores: NamedDependency[RestoreService],
+    actor: NamedDependency[Actor],
+) -> Template:
+    """What a restore would change; writes nothing."""
+    context = await _dry_run(request, backup_id, backups, restores, actor)
+    return render(request, "backup.html", context, page="backups", title=f"Dry run of {backup_id}")
+
+
+@get("/backups/{backup_id:str}/restore", guards=ADMINISTER)
+async def confirm_restore(
+    request: Request[Any, Any, Any],
+    backup_id: PathId,
+    backups: NamedDependency[BackupService],
+    restores: NamedDependency[RestoreService],
+    actor: NamedDependency[Actor],
+) -> Template:
+    """The confirmation runs a dry run first, so it says how many customers the restore changes."""
+    context = await _dry_run(request, backup_id, backups, restores, actor)
+    return render(request, "backup_restore.html", context, page="backups", title="Confirm restore")
+
+
+@post("/backups/{backup_id:str}/restore", guards=ADMINISTER)
+async def restore(
+    request: Request[Any, Any, Any],
+    backup_id: PathId,
+    restores: NamedDependency[RestoreService],
+    actor: NamedDependency[Actor],
+) -> Redirect:
+    form = await verified_form(request)
+    customer_id = _customer_id(form_text(form, "customerId"))
+    running = restores.restore(backup_id, customer_id, dry_run=False, actor=actor)
+    report = await counted(request, "backup_restore", running)
+    return see_other(_backup_path(backup_id), notice="backup-restored", n=report.customers_changed)

@@ -1,0 +1,66 @@
+"""The pipeline at a glance: the outbox backlog (our database) and, per external system, the
+sync-connector's record counts, circuit breaker and consumer lag (its HTTP API).
+
+The page refreshes itself: a small script swaps in ``/console/overview/panel`` every
+``PROFILE_CONSOLE_REFRESH_S`` seconds (without scripts, a meta refresh reloads the page).
+A connector that does not answer is shown as such; the outbox half still renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.response import Template
+
+from libs.kit.errors import AppError
+from libs.outbox.backlog import OutboxBacklog, OutboxBacklogReader
+from services.profile.console.connector_api import PipelineStatus
+from services.profile.console.connector_client import ConnectorClient
+from services.profile.console.rendering import render
+from services.profile.console.session import READ, caller
+
+SYNC_STATUSES = ("success", "pending", "retrying", "failed", "superseded")
+
+
+async def _overview(
+    request: Request[Any, Any, Any], backlog: OutboxBacklogReader, connector: ConnectorClient
+) -> dict[str, Any]:
+    outbox_result, sync_result = await asyncio.gather(
+        backlog.read(), connector.pipeline_status(caller(request)), return_exceptions=True
+    )
+    for result in (outbox_result, sync_result):
+        if isinstance(result, BaseException) and not isinstance(result, AppError):
+            raise result
+    return {
+        "outbox": outbox_result if isinstance(outbox_result, OutboxBacklog) else None,
+        "outbox_error": outbox_result.detail if isinstance(outbox_result, AppError) else None,
+        "pipeline": sync_result if isinstance(sync_result, PipelineStatus) else None,
+        "pipeline_error": sync_result.detail if isinstance(sync_result, AppError) else None,
+        "connector_url": connector.base_url,
+        "sync_statuses": SYNC_STATUSES,
+        "refresh_s": request.app.state.settings.console.refresh_s,
+    }
+
+
+@get("/", guards=READ, name="console:overview")
+async def overview(
+    request: Request[Any, Any, Any],
+    outbox_backlog: NamedDependency[OutboxBacklogReader],
+    connector: NamedDependency[ConnectorClient],
+) -> Template:
+    context = await _overview(request, outbox_backlog, connector)
+    return render(request, "overview.html", context, page="overview", title="Pipeline overview")
+
+
+@get("/overview/panel", guards=READ)
+async def overview_panel(
+    request: Request[Any, Any, Any],
+    outbox_backlog: NamedDependency[OutboxBacklogReader],
+    connector: NamedDependency[ConnectorClient],
+) -> Template:
+    """The panels alone, for the page's self-refresh."""
+    context = await _overview(request, outbox_backlog, connector)
+    return render(request, "overview_panel.html", context)

@@ -1,0 +1,1 @@
+"""Customer profiles: create, edit, delete, recycle bin, versions and rollback, contact details for notifications."""

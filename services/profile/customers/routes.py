@@ -1,0 +1,393 @@
+"""Customer profiles and the recycle bin (DESIGN.md contract table, seed 004)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import Parameter, QueryParameter
+
+from services.profile.access.auth import Principal, Role, requires
+from services.profile.customers.schemas import (
+    CreateCustomerRequest,
+    CustomerPage,
+    RecycleBinItem,
+    RecycleBinPage,
+    UpdateCustomerRequest,
+)
+from services.profile.customers.service import CustomerService, NewCustomer
+from services.profile.customers.version_schemas import (
+    DifferenceResponse,
+    RollbackRequest,
+    RollbackResponse,
+    VersionPage,
+    VersionResponse,
+)
+from services.profile.customers.versions import VersionService
+from services.profile.domain import validation as rules
+from services.profile.domain.model import AccountType, CustomerStatus
+from services.profile.shared.ports import CustomerFilter
+from services.profile.shared.results import Actor
+from services.profile.shared.web import examples as ex
+from services.profile.shared.web.conditional import IfMatch, etag, optional_version, required_version
+from services.profile.shared.web.params import Cursor, Limit, PathId
+from services.profile.shared.web.schemas import CustomerResponse, HistoryItem, credit
+
+PathVersion = Annotated[int, Parameter(ge=1, le=2**31 - 1, description="a version of the customer")]
+# Who may read personal data (contact data, tax number) of past versions: those who may change it.
+PERSONAL_HISTORY_ROLES = (Role.OPERATOR,)
+_NEW_CUSTOMER = {
+    "customerId": "C2025001",
+    "customerName": "张三",
+    "accountType": "residential",
+    "contactPhone": "+86 138 0013 8000",
+    "contactEmail": "zhang.san@example.com",
+    "contactAddress": "北京市海淀区中关村大街 1 号",
+    "customerCode": "CUST-2025-001",
+    "company": "北京某某电力设备有限公司",
+    "industry": "manufacturing",
+    "region": "华北",
+    "creditLimit": "50000.00",
+    "salesPerson": "王经理",
+    "taxNumber": "91110108MA01ABCDE1",
+}
+
+
+def _with_etag(customer: CustomerResponse, status_code: int = 200) -> Response[CustomerResponse]:
+    return Response(customer, status_code=status_code, headers={"ETag": etag(customer.version)})
+
+
+def _retention(state: State) -> timedelta:
+    return timedelta(days=state.settings.ledger.recycle_bin_retention_days)
+
+
+def _reads_personal_history(request: Request[Any, Any, Any]) -> bool:
+    principal = request.scope.get("user")
+    return isinstance(principal, Principal) and principal.may_act_as(PERSONAL_HISTORY_ROLES)
+
+
+def _filter(name: str, longest: int, what: str) -> Any:
+    return QueryParameter(name=name, min_length=1, max_length=longest, description=what)
+
+
+class CustomerController(Controller):
+    path = "/v1/customers"
+    tags = ["customers"]  # noqa: RUF012
+
+    @post(
+        "/",
+        guards=[requires(Role.OPERATOR)],
+        status_code=201,
+        responses=ex.responses(
+            201,
+            CustomerResponse,
+            ex.CUSTOMER,
+            "Created",
+            "CUSTOMER_EXISTS",
+            "CUSTOMER_CODE_EXISTS",
+            "VALIDATION",
+            "DATABASE_ERROR",
+        ),
+    )
+    async def create_customer(
+        self,
+        data: Annotated[CreateCustomerRequest, ex.body("a residential customer", _NEW_CUSTOMER)],
+        customers: NamedDependency[CustomerService],
+        actor: NamedDependency[Actor],
+    ) -> Response[CustomerResponse]:
+        """Create a profile (version 1); 409 when the id or the code exists, also in the recycle bin.
+
+        ``createdBy`` and ``updatedBy`` are the caller's token subject (the body cannot name them).
+        """
+        customer = await customers.create(
+            NewCustomer(
+                customer_id=data.customer_id,
+                customer_name=data.customer_name,
+                account_type=data.account_type,
+                contact_phone=data.contact_phone,
+                contact_email=data.contact_email,
+                contact_address=data.contact_address,
+                customer_code=data.customer_code,
+                customer_type=data.customer_type,
+                contact_person=data.contact_person,
+                company=data.company,
+                industry=data.industry,
+                region=data.region,
+                credit_limit=credit(data.credit_limit),
+                sales_person=data.sales_person,
+                tax_number=data.tax_number,
+                remark=data.remark,
+            ),
+            actor,
+        )
+        response = _with_etag(CustomerResponse.of(customer), 201)
+        response.headers["Location"] = f"/v1/customers/{customer.customer_id}"
+        return response
+
+    @get(
+        "/",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
+        responses=ex.responses(200, CustomerPage, ex.page_of(ex.CUSTOMER), "A page", "VALIDATION"),
+    )
+    async def list_customers(
+        self,
+        *,
+        customers: NamedDependency[CustomerService],
+        status: Annotated[CustomerStatus | None, QueryParameter()] = None,
+        account_type: Annotated[AccountType | None, QueryParameter(name="accountType")] = None,
+        name_contains: Annotated[
+            str | None, QueryParameter(name="nameContains", min_length=1, max_length=100, description="ignores case")
+        ] = None,
+        name_prefix: Annotated[
+            str | None, QueryParameter(name="namePrefix", min_length=1, max_length=100, description="exact case")
+        ] = None,
+        phone: Annotated[
+            str | None,
+            QueryParameter(
+                name="contactPhone",
+                min_length=1,
+                max_length=rules.PHONE_MAX,
+                description="exact phone, spaces and dashes ignored (matched on a keyed hash, never in plaintext)",
+            ),
+        ] = None,
+        customer_code: Annotated[
+            str | None, _filter("customerCode", rules.CUSTOMER_CODE_MAX, "exact customer code")
+        ] = None,
+        company: Annotated[str | None, _filter("company", rules.COMPANY_MAX, "contains, ignoring case")] = None,
+        industry: Annotated[str | None, _filter("industry", rules.INDUSTRY_MAX, "exact industry")] = None,
+        region: Annotated[str | None, _filter("region", rules.REGION_MAX, "exact region")] = None,
+        sales_person: Annotated[
+            str | None, _filter("salesPerson", rules.SALES_PERSON_MAX, "exact sales person")
+        ] = None,
+        cursor: Cursor = None,
+        limit: Limit = None,
+    ) -> CustomerPage:
+        """Live customers (not the recycle bin), oldest first, with a stable cursor."""
+        filters = CustomerFilter(
+            status,
+            account_type,
+            name_contains,
+            name_prefix,
+            phone,
+            customer_code=customer_code,
+            company_contains=company,
+            industry=industry,
+            region=region,
+            sales_person=sales_person,
+        )
+        page = await customers.page(filters, cursor, limit)
+        return CustomerPage([CustomerResponse.of(c) for c in page.items], page.next_cursor)
+
+    @get(
+        "/{customer_id:str}",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
+        responses=ex.responses(200, CustomerResponse, ex.CUSTOMER, "The profile; ETag = version", "PROFILE_NOT_FOUND"),
+    )
+    async def get_customer(
+        self, customer_id: PathId, customers: NamedDependency[CustomerService]
+    ) -> Response[CustomerResponse]:
+        return _with_etag(CustomerResponse.of(await customers.get(customer_id)))
+
+    @patch(
+        "/{customer_id:str}",
+        guards=[requires(Role.OPERATOR)],
+        responses=ex.responses(
+            200,
+            CustomerResponse,
+            {**ex.CUSTOMER, "customerName": "李四", "version": 4},
+            "The edited profile; ETag = new version",
+            "PROFILE_NOT_FOUND",
+            "PRECONDITION_FAILED",
+            "CUSTOMER_CODE_EXISTS",
+            "VALIDATION",
+            "PRECONDITION_REQUIRED",
+            "DATABASE_ERROR",
+        ),
+    )
+    async def update_customer(
+        self,
+        customer_id: PathId,
+        data: Annotated[
+            UpdateCustomerRequest,
+            ex.body("rename and suspend", {"customerName": "李四", "status": "suspended", "changeReason": "过户"}),
+        ],
+        customers: NamedDependency[CustomerService],
+        actor: NamedDependency[Actor],
+        if_match: IfMatch = None,
+    ) -> Response[CustomerResponse]:
+        """Edit under optimistic locking: ``If-Match`` is required (428), a stale one is 412.
+
+        A new name is recorded like an approved application: name history, a completed
+        application with origin ``profile_edit``, and a ``customer.profile.name-changed.v1``
+        event with the new profile version. Contact data is not sent to external systems.
+        """
+        customer = await customers.update(customer_id, data.changes(), required_version(if_match), actor, data.reason())
+        return _with_etag(CustomerResponse.of(customer))
+
+    @delete(
+        "/{customer_id:str}",
+        guards=[requires(Role.OPERATOR)],
+        status_code=200,
+        responses=ex.responses(
+            200, RecycleBinItem, ex.RECYCLED, "Moved to the recycle bin", "PROFILE_NOT_FOUND", "PRECONDITION_FAILED"
+        ),
+    )
+    async def delete_customer(
+        self,
+        customer_id: PathId,
+        customers: NamedDependency[CustomerService],
+        actor: NamedDependency[Actor],
+        state: State,
+        if_match: IfMatch = None,
+    ) -> RecycleBinItem:
+        """Soft delete into the recycle bin (purged after the retention period); ``If-Match`` optional."""
+        customer = await customers.delete(customer_id, optional_version(if_match), actor)
+        return RecycleBinItem.of_deleted(customer, _retention(state))
+
+    @post(
+        "/{customer_id:str}/restore",
+        guards=[requires(Role.OPERATOR)],
+        status_code=200,
+        responses=ex.responses(
+            200, CustomerResponse, ex.CUSTOMER, "Back out of the recycle bin", "PROFILE_NOT_FOUND", "NOT_IN_RECYCLE_BIN"
+        ),
+    )
+    async def restore_customer(
+        self, customer_id: PathId, customers: NamedDependency[CustomerService], actor: NamedDependency[Actor]
+    ) -> Response[CustomerResponse]:
+        return _with_etag(CustomerResponse.of(await customers.restore(customer_id, actor)))
+
+    @get(
+        "/{customer_id:str}/name-history",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
+        responses=ex.responses(200, list[HistoryItem], [ex.HISTORY_ITEM], "Newest first", "PROFILE_NOT_FOUND"),
+    )
+    async def name_history(self, customer_id: PathId, customers: NamedDependency[CustomerService]) -> list[HistoryItem]:
+        return [HistoryItem.of(entry) for entry in await customers.name_history(customer_id)]
+
+    @get(
+        "/{customer_id:str}/versions",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(
+            200, VersionPage, ex.page_of(ex.VERSION), "Newest first", "PROFILE_NOT_FOUND", "VALIDATION"
+        ),
+    )
+    async def list_versions(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: PathId,
+        versions: NamedDependency[VersionService],
+        cursor: Cursor = None,
+        limit: Limit = None,
+    ) -> VersionPage:
+        """Every kept version of the customer (also in the recycle bin), newest first, the whole record at each.
+
+        Personal data (contact data, tax number) of past versions is shown to operators and
+        admins; a viewer gets it as null, named in ``redactedFields``.
+        """
+        page = await versions.page(customer_id, cursor, limit)
+        personal = _reads_personal_history(request)
+        return VersionPage([VersionResponse.of_entry(e, personal=personal) for e in page.items], page.next_cursor)
+
+    @get(
+        "/{customer_id:str}/versions/{version:int}",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(
+            200, VersionResponse, ex.VERSION, "The version", "PROFILE_NOT_FOUND", "VERSION_NOT_FOUND"
+        ),
+    )
+    async def get_version(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: PathId,
+        version: PathVersion,
+        versions: NamedDependency[VersionService],
+    ) -> VersionResponse:
+        entry = await versions.get(customer_id, version)
+        return VersionResponse.of_entry(entry, personal=_reads_personal_history(request))
+
+    @get(
+        "/{customer_id:str}/versions/{version:int}/difference",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(
+            200,
+            DifferenceResponse,
+            ex.DIFFERENCE,
+            "Field by field, from this version to `to`",
+            "PROFILE_NOT_FOUND",
+            "VERSION_NOT_FOUND",
+        ),
+    )
+    async def version_difference(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: PathId,
+        version: PathVersion,
+        versions: NamedDependency[VersionService],
+        to: Annotated[
+            int | None, QueryParameter(ge=1, le=2**31 - 1, description="the other version (default: the current one)")
+        ] = None,
+    ) -> DifferenceResponse:
+        """What differs from ``version`` to ``to``: a viewer sees *that* personal data changed, not its values."""
+        comparison = await versions.compare(customer_id, version, to)
+        return DifferenceResponse.of(comparison, personal=_reads_personal_history(request))
+
+    @post(
+        "/{customer_id:str}/rollback",
+        guards=[requires(Role.OPERATOR)],
+        status_code=200,
+        responses=ex.responses(
+            200,
+            RollbackResponse,
+            ex.ROLLBACK,
+            "Rolled back (or, in a dry run, what would change); ETag = the current version",
+            "PROFILE_NOT_FOUND",
+            "VERSION_NOT_FOUND",
+            "PRECONDITION_FAILED",
+            "CUSTOMER_CODE_EXISTS",
+            "VALIDATION",
+            "PRECONDITION_REQUIRED",
+            "DATABASE_ERROR",
+        ),
+    )
+    async def rollback_customer(
+        self,
+        customer_id: PathId,
+        data: Annotated[RollbackRequest, ex.body("back to version 2", {"toVersion": 2, "reason": "错误的批量修改"})],
+        versions: NamedDependency[VersionService],
+        actor: NamedDependency[Actor],
+        if_match: IfMatch = None,
+    ) -> Response[RollbackResponse]:
+        """A new version whose content equals ``toVersion`` (recycle-bin state included); ``If-Match`` required.
+
+        Forward like a restore: the version number grows. A name that changes takes the path
+        of every rename (name history, a completed application of origin ``version_rollback``,
+        a ``customer.profile.name-changed.v1`` event to the external systems). Written with
+        its operation-log entry in one transaction. ``dryRun`` returns the difference only.
+        """
+        result = await versions.rollback(
+            customer_id, data.to_version, required_version(if_match), actor, dry_run=data.dry_run, reason=data.reason
+        )
+        body = RollbackResponse.of(result)
+        return Response(body, headers={"ETag": etag(body.version)})
+
+
+class RecycleBinController(Controller):
+    path = "/v1/recycle-bin"
+    tags = ["customers"]  # noqa: RUF012
+
+    @get(
+        "/",
+        guards=[requires(Role.VIEWER)],
+        responses=ex.responses(200, RecycleBinPage, ex.page_of(ex.RECYCLED), "A page", "VALIDATION"),
+    )
+    async def list_recycle_bin(
+        self, customers: NamedDependency[CustomerService], state: State, cursor: Cursor = None, limit: Limit = None
+    ) -> RecycleBinPage:
+        """Deleted customers, most recently deleted first; ``purgeAfter`` is when they go for good."""
+        page = await customers.recycle_bin(cursor, limit)
+        retention = _retention(state)
+        return RecycleBinPage([RecycleBinItem.of_deleted(c, retention) for c in page.items], page.next_cursor)

@@ -1,0 +1,1 @@
+"""Name-change applications: submit, decide, apply to the profile (history, outbox event)."""

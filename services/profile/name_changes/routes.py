@@ -1,0 +1,215 @@
+"""Name-change applications and profile updates (DESIGN.md contract table, seed 000 5.2.1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from services.profile.access.auth import Role, requires
+from services.profile.dependencies import provide_name_changes
+from services.profile.domain.errors import InvalidInput
+from services.profile.domain.model import ApplicationOrigin, ApplicationStatus, NameChangeApplication
+from services.profile.name_changes.schemas import (
+    ApplicationPage,
+    ApplicationResponse,
+    BatchProfileUpdateRequest,
+    DecisionRequest,
+    ProfileUpdateRequest,
+    SubmitApplicationRequest,
+)
+from services.profile.name_changes.service import NameChangeService
+from services.profile.shared.ports import ApplicationFilter
+from services.profile.shared.results import Actor, BatchItemResult, UpdateResult
+from services.profile.shared.web import examples as ex
+from services.profile.shared.web.params import Cursor, Limit, PathId
+
+
+class ApplicationController(Controller):
+    path = "/v1/name-change-applications"
+    tags = ["name-change applications"]  # noqa: RUF012
+
+    @post(
+        "/",
+        guards=[requires(Role.OPERATOR)],
+        status_code=201,
+        responses=ex.responses(
+            201, ApplicationResponse, ex.APPLICATION, "Pending", "PROFILE_NOT_FOUND", "VALIDATION", "DATABASE_ERROR"
+        ),
+    )
+    async def submit(
+        self,
+        data: Annotated[
+            SubmitApplicationRequest,
+            ex.body("a change of account holder", {"customerId": "C2025001", "newName": "李四", "reason": "过户"}),
+        ],
+        name_changes: NamedDependency[NameChangeService],
+        actor: NamedDependency[Actor],
+    ) -> Response[ApplicationResponse]:
+        """Records ``oldName`` and ``profileVersion``. Several pending applications per customer are
+        accepted; the first approved one wins, later approvals fail with CONCURRENCY_CONFLICT."""
+        application = await name_changes.submit(data.customer_id, data.new_name, data.reason, actor)
+        return Response(
+            ApplicationResponse.of(application),
+            status_code=201,
+            headers={"Location": f"{self.path}/{application.application_id}"},
+        )
+
+    @get(
+        "/",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
+        responses=ex.responses(200, ApplicationPage, ex.page_of(ex.APPLICATION), "A page", "VALIDATION"),
+    )
+    async def list_applications(
+        self,
+        *,
+        name_changes: NamedDependency[NameChangeService],
+        status: Annotated[ApplicationStatus | None, QueryParameter()] = None,
+        customer_id: Annotated[str | None, QueryParameter(name="customerId", max_length=64)] = None,
+        origin: Annotated[ApplicationOrigin | None, QueryParameter()] = None,
+        created_from: Annotated[datetime | None, QueryParameter(name="from", description="created at or after")] = None,
+        created_to: Annotated[datetime | None, QueryParameter(name="to", description="created before")] = None,
+        cursor: Cursor = None,
+        limit: Limit = None,
+    ) -> ApplicationPage:
+        """Newest first, with a stable cursor."""
+        filters = ApplicationFilter(status, customer_id, origin, created_from, created_to)
+        page = await name_changes.page(filters, cursor, limit)
+        return ApplicationPage([ApplicationResponse.of(a) for a in page.items], page.next_cursor)
+
+    @get(
+        "/{application_id:str}",
+        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
+        responses=ex.responses(200, ApplicationResponse, ex.APPLICATION, "The application", "APPLICATION_NOT_FOUND"),
+    )
+    async def get_application(
+        self, application_id: PathId, name_changes: NamedDependency[NameChangeService]
+    ) -> ApplicationResponse:
+        return ApplicationResponse.of(await name_changes.get(application_id))
+
+    @post(
+        "/{application_id:str}/decision",
+        guards=[requires(Role.AUDIT_SYSTEM)],
+        status_code=200,
+        responses=ex.responses(
+            200,
+            UpdateResult | ApplicationResponse,
+            ex.UPDATE_RESULT,
+            "Approved: the UpdateResult; rejected: the application",
+            "APPLICATION_NOT_FOUND",
+            "INVALID_STATUS",
+            "CONCURRENCY_CONFLICT",
+            "UNEXPECTED_ERROR",
+            "VALIDATION",
+            "DATABASE_ERROR",
+        ),
+    )
+    async def decide(
+        self,
+        application_id: PathId,
+        data: Annotated[
+            DecisionRequest,
+            ex.body("approval", {"decision": "approved", "auditorId": "auditor-1", "comment": "材料齐全"}),
+        ],
+        state: State,
+        actor: NamedDependency[Actor],
+    ) -> UpdateResult | ApplicationResponse:
+        """Approval runs the profile update in the same transaction and returns the UpdateResult."""
+        # The service from the state, not as a second dependency: Litestar resolves two dependencies
+        # of one handler in an anyio task group, ~10% of an approval's CPU.
+        name_changes = provide_name_changes(state)
+        outcome = await name_changes.decide(application_id, data.decision, data.auditor_id, data.comment, actor)
+        if isinstance(outcome, NameChangeApplication):
+            return ApplicationResponse.of(outcome)
+        return outcome
+
+    @post(
+        "/{application_id:str}/reapply",
+        guards=[requires(Role.OPERATOR)],
+        status_code=200,
+        responses=ex.responses(
+            200,
+            ApplicationResponse,
+            {**ex.APPLICATION, "profileVersion": 5, "oldName": "王五"},
+            "Pending again, re-based on the current profile",
+            "APPLICATION_NOT_FOUND",
+            "INVALID_STATUS",
+            "PROFILE_NOT_FOUND",
+            "VALIDATION",
+        ),
+    )
+    async def reapply(
+        self, application_id: PathId, name_changes: NamedDependency[NameChangeService], actor: NamedDependency[Actor]
+    ) -> ApplicationResponse:
+        """Re-apply an ``update_failed`` application: it takes the current name and profile version as
+        ``oldName`` / ``profileVersion`` and goes back to ``pending`` for a new audit decision."""
+        return ApplicationResponse.of(await name_changes.reapply(application_id, actor))
+
+
+class ProfileUpdateController(Controller):
+    path = "/v1/profile-updates"
+    tags = ["profile updates"]  # noqa: RUF012
+
+    @post(
+        "/",
+        guards=[requires(Role.AUDIT_SYSTEM, Role.ADMIN)],
+        status_code=200,
+        responses=ex.responses(
+            200,
+            UpdateResult,
+            ex.UPDATE_RESULT,
+            "The update result (the first one when repeated)",
+            "APPLICATION_NOT_FOUND",
+            "INVALID_STATUS",
+            "CONCURRENCY_CONFLICT",
+            "UNEXPECTED_ERROR",
+            "DATABASE_ERROR",
+        ),
+    )
+    async def run_update(
+        self,
+        data: Annotated[
+            ProfileUpdateRequest, ex.body("one application", {"applicationId": ex.APPLICATION["applicationId"]})
+        ],
+        state: State,
+        actor: NamedDependency[Actor],
+    ) -> UpdateResult:
+        return await provide_name_changes(state).update(data.application_id, actor)  # one dependency, as decide
+
+    @post(
+        "/batch",
+        guards=[requires(Role.AUDIT_SYSTEM, Role.ADMIN)],
+        status_code=200,
+        responses=ex.responses(
+            200,
+            dict[str, list[BatchItemResult]],
+            {
+                "results": [
+                    {"applicationId": ex.APPLICATION["applicationId"], "success": True, "result": ex.UPDATE_RESULT},
+                    {"applicationId": "APP-x", "success": False, "errorCode": "APPLICATION_NOT_FOUND"},
+                ]
+            },
+            "One result per application, in order",
+            "VALIDATION",
+        ),
+    )
+    async def run_batch(
+        self,
+        data: Annotated[
+            BatchProfileUpdateRequest,
+            ex.body("two applications", {"applicationIds": [ex.APPLICATION["applicationId"], "APP-x"]}),
+        ],
+        name_changes: NamedDependency[NameChangeService],
+        actor: NamedDependency[Actor],
+        state: State,
+    ) -> dict[str, list[BatchItemResult]]:
+        """One transaction per application, at most ``PROFILE_HTTP_MAX_BATCH_SIZE`` ids."""
+        limit: int = state.settings.http.max_batch_size
+        if len(data.application_ids) > limit:
+            message = f"at most {limit} application ids per batch"
+            raise InvalidInput(message, errors=[{"key": "applicationIds", "message": message, "source": "body"}])
+        return {"results": await name_changes.update_batch(data.application_ids, actor)}

@@ -1,0 +1,1 @@
+"""The outbox's administration: list, inspect and redrive rows, over HTTP and the command line."""

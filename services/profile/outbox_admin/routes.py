@@ -1,0 +1,143 @@
+"""Admin API on the outbox: list and inspect entries, re-drive them (audited with the caller)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+
+from libs.outbox.admin import OutboxEntry, OutboxFilter
+from libs.outbox.table import OutboxStatus
+from services.profile.access.auth import Role, requires
+from services.profile.outbox_admin.service import (
+    OutboxAdminService,
+    OutboxEntryNotFound,
+    RedriveResult,
+    RedriveSelection,
+)
+from services.profile.shared.results import Actor
+from services.profile.shared.web import examples as ex
+from services.profile.shared.web.schemas import Request
+
+AggregateId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+DEFAULT_PAGE_SIZE = 50
+MAX_REDRIVE_IDS = 1_000
+
+
+def provide_outbox_admin(state: State) -> OutboxAdminService:
+    service: OutboxAdminService = state.outbox_admin_service
+    return service
+
+
+class OutboxEntrySummary(msgspec.Struct, rename="camel", frozen=True):
+    id: str
+    seq: int
+    shard: int
+    aggregate_type: str
+    aggregate_id: str
+    event_type: str
+    status: str
+    attempts: int
+    last_error: str | None
+    published_partition: int | None
+    published_offset: int | None
+    created_at: datetime
+    published_at: datetime | None
+
+    @classmethod
+    def of(cls, entry: OutboxEntry) -> OutboxEntrySummary:
+        return cls(**_fields(cls, entry))
+
+
+class OutboxEntryDetail(OutboxEntrySummary, frozen=True):
+    payload: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
+    @classmethod
+    def of(cls, entry: OutboxEntry) -> OutboxEntryDetail:
+        return cls(**_fields(cls, entry))
+
+
+def _fields(cls: type[msgspec.Struct], entry: OutboxEntry) -> dict[str, Any]:
+    values = {name: getattr(entry, name) for name in cls.__struct_fields__}
+    values["id"] = str(entry.id)
+    return values
+
+
+class OutboxPageResponse(msgspec.Struct, rename="camel", frozen=True):
+    items: list[OutboxEntrySummary]
+    # Pass as ``cursor`` for the next page; null on the last page.
+    next_cursor: str | None
+
+
+class RedriveRequest(Request, frozen=True):
+    """``{"ids": [...]}`` or a filter ``{"status": "failed", "customerId": ..., "from": ..., "to": ...}``."""
+
+    ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_REDRIVE_IDS)] | None = None
+    status: OutboxStatus | None = None
+    customer_id: AggregateId | None = None
+    created_from: datetime | None = msgspec.field(default=None, name="from")
+    created_to: datetime | None = msgspec.field(default=None, name="to")
+
+    def selection(self) -> RedriveSelection:
+        filter_given = any(v is not None for v in (self.status, self.customer_id, self.created_from, self.created_to))
+        where = OutboxFilter(self.status, self.customer_id, self.created_from, self.created_to)
+        return RedriveSelection(ids=tuple(self.ids or ()), where=where if filter_given else None)
+
+
+class OutboxAdminController(Controller):
+    path = "/v1/admin/outbox"
+    tags = ["admin: outbox"]  # noqa: RUF012
+    dependencies = {"outbox_admin": Provide(provide_outbox_admin, sync_to_thread=False)}  # noqa: RUF012
+
+    @get("/", guards=[requires(Role.ADMIN)], responses=ex.problems())
+    async def list_entries(
+        self,
+        *,
+        outbox_admin: NamedDependency[OutboxAdminService],
+        status: FromQuery[OutboxStatus | None] = None,
+        customer_id: Annotated[str | None, QueryParameter(name="customerId", max_length=64)] = None,
+        created_from: Annotated[datetime | None, QueryParameter(name="from", description="inclusive")] = None,
+        created_to: Annotated[datetime | None, QueryParameter(name="to", description="exclusive")] = None,
+        cursor: Annotated[int | None, QueryParameter(ge=0, description="nextCursor of the previous page")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, description="page size, bounded by the admin maximum")] = (
+            DEFAULT_PAGE_SIZE
+        ),
+    ) -> OutboxPageResponse:
+        """Entries in commit (``seq``) order, filtered by status, customer and creation time [from, to)."""
+        page = await outbox_admin.list_entries(
+            OutboxFilter(status, customer_id, created_from, created_to), cursor, limit
+        )
+        next_cursor = str(page.next_after) if page.next_after is not None else None
+        return OutboxPageResponse([OutboxEntrySummary.of(e) for e in page.items], next_cursor)
+
+    @get("/{entry_id:str}", guards=[requires(Role.ADMIN)], responses=ex.problems("OUTBOX_ENTRY_NOT_FOUND"))
+    async def get_entry(
+        self, entry_id: Annotated[str, PathParameter(max_length=64)], outbox_admin: NamedDependency[OutboxAdminService]
+    ) -> OutboxEntryDetail:
+        try:
+            parsed = uuid.UUID(entry_id)
+        except ValueError:
+            raise OutboxEntryNotFound(f"outbox entry {entry_id} not found (not a UUID)") from None
+        return OutboxEntryDetail.of(await outbox_admin.get(parsed))
+
+    @post(
+        "/redrive",
+        guards=[requires(Role.ADMIN)],
+        status_code=200,
+        responses=ex.problems("OUTBOX_ENTRY_NOT_FOUND", "INVALID_OUTBOX_FILTER", "REDRIVE_LIMIT_EXCEEDED"),
+    )
+    async def redrive(
+        self,
+        data: JSONBody[RedriveRequest],
+        outbox_admin: NamedDependency[OutboxAdminService],
+        actor: NamedDependency[Actor],
+    ) -> RedriveResult:
+        """Set failed or published entries back to pending; per-customer order is kept (see README)."""
+        return await outbox_admin.redrive(data.selection(), actor)

@@ -1,0 +1,1 @@
+"""What every room uses: the ports and use-case plumbing, storage (tables, unit of work) and HTTP plumbing."""

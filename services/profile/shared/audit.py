@@ -1,0 +1,99 @@
+"""The operation log (seed 004 customers_operation_log, seed 000 audit_logs): entries and queries.
+
+Entries are only ever appended (the table's triggers refuse UPDATE, DELETE and TRUNCATE,
+and no use case edits one). Personal data (contact data, tax number) never enters the log:
+an entry says *that* a phone number changed, not what it was or became.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from services.profile.domain.ledger import audit_values
+from services.profile.domain.model import Customer
+from services.profile.shared.pagination import Page, clamp_limit, fingerprint, int_key, page_of
+from services.profile.shared.ports import AuditEntry, AuditFilter, StoredAuditEntry, UnitOfWorkFactory
+from services.profile.shared.results import Actor
+
+
+class AuditEvent(StrEnum):
+    CUSTOMER_CREATED = "CUSTOMER_CREATED"
+    CUSTOMER_UPDATED = "CUSTOMER_UPDATED"
+    CUSTOMER_DELETED = "CUSTOMER_DELETED"
+    CUSTOMER_RESTORED = "CUSTOMER_RESTORED"  # out of the recycle bin
+    CUSTOMER_PURGED = "CUSTOMER_PURGED"
+    CUSTOMER_RESTORED_FROM_BACKUP = "CUSTOMER_RESTORED_FROM_BACKUP"
+    CUSTOMER_ROLLED_BACK = "CUSTOMER_ROLLED_BACK"  # to the content of an earlier version
+    APPLICATION_SUBMITTED = "APPLICATION_SUBMITTED"
+    APPLICATION_APPROVED = "APPLICATION_APPROVED"
+    APPLICATION_REJECTED = "APPLICATION_REJECTED"
+    APPLICATION_REAPPLIED = "APPLICATION_REAPPLIED"
+    PROFILE_UPDATED = "PROFILE_UPDATED"
+    UPDATE_FAILED = "UPDATE_FAILED"
+    UPDATE_REFUSED = "UPDATE_REFUSED"  # INVALID_STATUS: an update of an application not approved (notifyAdmin)
+    BACKUP_CREATED = "BACKUP_CREATED"
+    BACKUP_EXPIRED = "BACKUP_EXPIRED"
+    BACKUP_RESTORED = "BACKUP_RESTORED"
+
+
+def actor_entry(
+    event: AuditEvent,
+    operation: str,
+    actor: Actor,
+    *,
+    customer_id: str | None = None,
+    application_id: str | None = None,
+    old_value: Mapping[str, Any] | None = None,
+    new_value: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    return AuditEntry(
+        event_type=event.value,
+        actor_id=actor.actor_id,
+        operation=operation[:100],
+        customer_id=customer_id,
+        application_id=application_id,
+        old_value=old_value,
+        new_value=new_value,
+        ip_address=actor.ip_address,
+        user_agent=actor.user_agent,
+        trace_id=actor.trace_id,
+    )
+
+
+def customer_entry(
+    event: AuditEvent,
+    operation: str,
+    actor: Actor,
+    *,
+    before: Customer | None,
+    after: Customer,
+    changed: tuple[str, ...],
+    application_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """A profile change: old and new values of the changed non-personal fields, names of the others."""
+    old, new = audit_values(before, after, changed)
+    return actor_entry(
+        event,
+        operation,
+        actor,
+        customer_id=after.customer_id,
+        application_id=application_id,
+        old_value=old or None,
+        new_value={**new, **(extra or {})},
+    )
+
+
+class AuditLogService:
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    async def page(self, filters: AuditFilter, cursor: str | None, limit: int | None) -> Page[StoredAuditEntry]:
+        size = clamp_limit(limit)
+        filters_fingerprint = fingerprint("audit", filters)
+        before_id = int_key(cursor, filters_fingerprint)
+        async with self._uow_factory() as uow:
+            rows = await uow.audit.list_page(filters, before_id, size + 1)
+        return page_of(rows, size, lambda row: [row.id], filters_fingerprint)
