@@ -25,7 +25,7 @@ from tests.connector_support import (
     name_changed,
     running_connector,
 )
-from tests.console_support import api, console_client, served_console_client
+from tests.console_support import api, console_client, rename, served_console_client
 from tests.relay_support import relay_settings, running_relay, wait_until
 
 TRACES = "http://traces.example/trace/{trace_id}"
@@ -115,17 +115,6 @@ def _section(html: str, start: str, end: str) -> str:
     return html.split(start, 1)[1].split(end, 1)[0]
 
 
-async def _rename(client: Any, customer_id: str, new_name: str, version: int) -> None:
-    renamed = await api(
-        client,
-        "PATCH",
-        f"/v1/customers/{customer_id}",
-        json={"customerName": new_name, "changeReason": "过户"},
-        headers={"If-Match": f'"{version}"'},
-    )
-    assert renamed.status_code == 200, renamed.text
-
-
 async def test_journey_page_shows_commit_publish_every_attempt_and_the_trace_link(
     database_url: str,
     kafka_settings: KafkaSettings,
@@ -147,7 +136,7 @@ async def test_journey_page_shows_commit_publish_every_attempt_and_the_trace_lin
     ):
         body = {"customerId": customer_id, "customerName": "张三", "accountType": "residential"}
         assert (await api(client, "POST", "/v1/customers", json=body)).status_code == 201
-        await _rename(client, customer_id, "李四", 1)
+        await rename(client, customer_id, "李四", 1)
         row = await harness.db.fetchrow(
             "SELECT id, headers ->> 'traceparent' AS traceparent FROM profile.outbox WHERE aggregate_id = $1",
             customer_id,
@@ -201,7 +190,7 @@ async def test_journey_page_without_a_connector_still_shows_the_outbox_side(data
     async with console_client(database_url, Role.ADMIN, subject="ada", PROFILE_CONSOLE_TRACE_URL_TEMPLATE=TRACES) as c:
         body = {"customerId": "C-J-ALONE", "customerName": "张三", "accountType": "residential"}
         assert (await api(c, "POST", "/v1/customers", json=body)).status_code == 201
-        await _rename(c, "C-J-ALONE", "李四", 1)
+        await rename(c, "C-J-ALONE", "李四", 1)
         conn = await asyncpg.connect(database_url)
         try:
             event_id = str(await conn.fetchval("SELECT id FROM profile.outbox WHERE aggregate_id = 'C-J-ALONE'"))

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from libs.kit.tokens import Role
-from tests.console_support import api, confirm_and_post, console_client, csrf_of, sign_in
+from tests.console_support import api, confirm_and_post, console_client, csrf_of, rename, sign_in
 
 pytestmark = pytest.mark.asyncio
 
@@ -18,17 +18,6 @@ async def _customer(client, customer_id: str, name: str = "张三") -> None:
     body = {"customerId": customer_id, "customerName": name, "accountType": "residential"}
     response = await api(client, "POST", "/v1/customers", json=body)
     assert response.status_code == 201, response.text
-
-
-async def _rename(client, customer_id: str, name: str, version: int) -> None:
-    response = await api(
-        client,
-        "PATCH",
-        f"/v1/customers/{customer_id}",
-        json={"customerName": name, "changeReason": "过户"},
-        headers={"If-Match": f'"{version}"'},
-    )
-    assert response.status_code == 200, response.text
 
 
 async def test_pages_send_strangers_to_sign_in_and_back(database_url: str) -> None:
@@ -140,7 +129,7 @@ async def test_recycle_bin_round_trip_is_audited_with_the_person(database_url: s
 async def test_outbox_redrive_of_a_parked_entry(database_url: str) -> None:
     async with console_client(database_url, Role.ADMIN, subject="ada") as client:
         await _customer(client, "C-OUT-1")
-        await _rename(client, "C-OUT-1", "王五", 1)
+        await rename(client, "C-OUT-1", "王五", 1)
         db = await asyncpg.connect(database_url)
         try:
             entry_id = await db.fetchval(
@@ -190,7 +179,7 @@ async def test_backup_dry_run_and_restore(database_url: str) -> None:
         assert created.status_code == 303
         assert "notice=backup-created&n=1" in created.headers["location"]
         backup_path = created.headers["location"].split("?")[0]
-        await _rename(client, "C-BK-1", "孙七", 1)
+        await rename(client, "C-BK-1", "孙七", 1)
         dry = await client.get(f"{backup_path}/dry-run?customerId=C-BK-1")
         assert dry.status_code == 200
         assert '<dd id="customers-changed">1</dd>' in dry.text
