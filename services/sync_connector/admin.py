@@ -13,8 +13,7 @@ behind an older open one.
 from __future__ import annotations
 
 import base64
-import binascii
-import uuid
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,17 +22,15 @@ from typing import Generic, TypeVar
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.connector_admin import BulkRetryResult, CustomerSyncStatus, SyncRecord, SyncRecordFilter
 from libs.kit.errors import ConflictError, NotFoundError, ValidationError
 from libs.kit.logging import get_logger
 from services.sync_connector.admin_store import (
     SYNC_RECORDS,
     AdminAction,
     AdminUnitOfWork,
-    RecordFilter,
     RecordTable,
     RecordView,
-    SyncRecordView,
-    SystemSyncStatus,
     latest_per_system,
 )
 from services.sync_connector.metrics import ConnectorMetrics
@@ -45,6 +42,17 @@ log = get_logger(__name__)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 _CURSOR_PREFIX = "r:"
+# What ``encode_cursor`` makes, and nothing else: base64url (unpadded) of "r:" and 1 to 19 digits (an id).
+# Spelled out so that the OpenAPI document states the rule the API enforces: "cjo" and the first digit's
+# last character, then four characters per three digits, then those of a last one or two digits.
+_THREE_DIGITS = "(?:[MN][DTjz]|O[DT])[AEIMQUYcgk][w-z0-5]"
+_LAST_DIGITS = "(?:[MN][AQgw]|O[AQ]|(?:[MN][DTjz]|O[DT])[AEIMQUYcgk])"
+CURSOR_PATTERN = f"^cjo[w-z0-5](?:(?:{_THREE_DIGITS}){{0,5}}{_LAST_DIGITS}?|(?:{_THREE_DIGITS}){{6}})$"
+BIGINT_MAX = 2**63 - 1
+CURSOR_RULE = re.compile(CURSOR_PATTERN)
+# An event id as the events carry it (the hyphenated form; PostgreSQL would take others too).
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UUID_RULE = re.compile(UUID_PATTERN)
 
 
 class InvalidStatus(ConflictError):
@@ -68,14 +76,10 @@ def encode_cursor(last_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        last_id = int(raw.removeprefix(_CURSOR_PREFIX)) if raw.startswith(_CURSOR_PREFIX) else None
-    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
-        last_id = None
-    if last_id is None:
+    if CURSOR_RULE.fullmatch(cursor) is None:  # "$" is the end of the string, as in the OpenAPI document
         raise ValidationError("cursor is not one this API returned")
-    return last_id
+    last_id = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().removeprefix(_CURSOR_PREFIX))
+    return min(last_id, BIGINT_MAX)  # 19 digits may pass an id column's range: every id is below it
 
 
 def page_start(cursor: str | None, limit: int) -> int | None:
@@ -105,11 +109,8 @@ def check_status_and_event_id(status: str | None, statuses: Iterable[str], event
     allowed = _names(statuses)
     if status is not None and status not in allowed:
         raise ValidationError(f"status must be one of {allowed}")
-    if event_id is not None:
-        try:
-            uuid.UUID(event_id)
-        except ValueError as exc:
-            raise ValidationError("eventId must be a UUID") from exc
+    if event_id is not None and UUID_RULE.fullmatch(event_id) is None:
+        raise ValidationError("eventId must be a UUID")
 
 
 class RecordPage(msgspec.Struct, Generic[ViewT], frozen=True, rename="camel"):
@@ -284,20 +285,7 @@ class SyncStatusNotFound(NotFoundError):
     title = "No sync records for this customer"
 
 
-class CustomerSyncStatus(msgspec.Struct, frozen=True, rename="camel"):
-    customer_id: str
-    systems: list[SystemSyncStatus]
-
-
-class BulkRetryResult(msgspec.Struct, frozen=True, rename="camel"):
-    system_code: str
-    count: int
-    record_ids: list[int]
-    # The limit was reached: more failed records may remain; repeat the call.
-    limit_reached: bool
-
-
-SYNC_KIND: AdminKind[SyncRecordView, BulkRetryResult] = AdminKind(
+SYNC_KIND: AdminKind[SyncRecord, BulkRetryResult] = AdminKind(
     table=SYNC_RECORDS,
     noun="sync record",
     redriven="retried",
@@ -314,11 +302,11 @@ SYNC_KIND: AdminKind[SyncRecordView, BulkRetryResult] = AdminKind(
 )
 
 
-def validate_filter(where: RecordFilter) -> RecordFilter:
+def validate_filter(where: SyncRecordFilter) -> SyncRecordFilter:
     return SYNC_KIND.check_filter(where)
 
 
-class SyncAdmin(RecordAdmin[SyncRecordView, BulkRetryResult]):
+class SyncAdmin(RecordAdmin[SyncRecord, BulkRetryResult]):
     """The external systems' records, and a customer's latest record at every system."""
 
     def __init__(

@@ -1,107 +1,223 @@
 """Admin routes for every kind of delivery record: list, re-drive one, re-drive all of a system or channel.
 
 The external systems' records under ``/v1/sync-records`` (``retry``) with a customer's sync status,
-the customer notifications under ``/v1/notifications`` (``resend``) with one record in full.
+the customer notifications under ``/v1/notifications`` (``resend``) with one record in full. The
+shapes are ``contracts.connector_admin``'s; the rules (statuses, targets, cursors) the use cases'.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: a kind's parameter types are made when its routes are.
 
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import msgspec
-from aiohttp import web
+from litestar import Request, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from contracts.connector_admin import (
+    CUSTOMER_ID_MAX_LENGTH,
+    NO_NUL_PATTERN,
+    BulkResendRequest,
+    BulkResendResult,
+    BulkRetryRequest,
+    BulkRetryResult,
+    CustomerSyncStatus,
+    Notification,
+    NotificationDetail,
+    NotificationPage,
+    SyncRecord,
+    SyncRecordPage,
+)
 from libs.kit.errors import ValidationError
-from services.sync_connector.admin import DEFAULT_PAGE_SIZE, SYNC_KIND, Actor, AdminKind, RecordAdmin, SyncAdmin
-from services.sync_connector.auth import principal
-from services.sync_connector.http_support import json_response
-from services.sync_connector.notify.admin import NOTIFICATION_KIND, NotificationAdmin
+from services.sync_connector.admin import (
+    CURSOR_PATTERN,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    UUID_PATTERN,
+    Actor,
+    InvalidStatus,
+    RecordAdmin,
+    SyncAdmin,
+    SyncStatusNotFound,
+)
+from services.sync_connector.auth import CHANGE, READ, principal, requires
+from services.sync_connector.http_support import problems
+from services.sync_connector.notify.admin import NotificationAdmin, NotificationNotFound
 
-ADMIN_KEY = web.AppKey("admin", SyncAdmin)
-NOTIFICATION_ADMIN_KEY = web.AppKey("notification_admin", NotificationAdmin)
-
-AdminT = TypeVar("AdminT", bound=RecordAdmin[Any, Any])
-
-
-def _actor(request: web.Request) -> Actor:
-    """The verified token's subject (auth.py ran before any handler), never a header the caller writes."""
-    return Actor(principal(request).subject, "http", ip=request.remote, user_agent=request.headers.get("User-Agent"))
-
-
-def _query(request: web.Request, name: str) -> str | None:
-    value = request.query.get(name, "").strip()
-    return value or None
-
-
-def _int(raw: str, what: str) -> int:
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValidationError(f"{what} must be an integer") from exc
+RECORD_ID_PATTERN = "^[0-9]{1,18}$"  # an id column's range (bigint) holds every 18-digit number
+RecordId = Annotated[str, PathParameter(pattern=RECORD_ID_PATTERN, description="The record's id (digits).")]
+CustomerId = Annotated[
+    str,
+    PathParameter(min_length=1, max_length=CUSTOMER_ID_MAX_LENGTH, pattern=NO_NUL_PATTERN, description="Customer id."),
+]
+CustomerFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="customerId", min_length=1, max_length=CUSTOMER_ID_MAX_LENGTH, pattern=NO_NUL_PATTERN, required=False
+    ),
+]
+EventIdFilter = Annotated[str | None, QueryParameter(name="eventId", pattern=UUID_PATTERN, format="uuid")]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(pattern=CURSOR_PATTERN, description="The previous page's ``nextCursor`` (opaque), to continue."),
+]
+PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="Records per page.")]
 
 
-def record_routes(key: web.AppKey[AdminT], kind: AdminKind[Any, Any], path: str, verb: str) -> list[web.RouteDef]:
-    """``GET {path}`` (the filter's fields, ``cursor``, ``limit``), ``POST {path}/{verb}`` (every record of a
-    target in a status, of one customer when given) and ``POST {path}/{id}/{verb}``."""
-    filter_fields = msgspec.structs.fields(kind.table.filter)
-    bulk_request = msgspec.defstruct(
-        f"Bulk{verb.capitalize()}Request",
-        [(kind.table.target, str), ("status", str, "failed"), ("customer_id", str | None, None)],
-        rename="camel",
-        forbid_unknown_fields=True,
-        frozen=True,
+def actor(request: Request[Any, Any, Any]) -> Actor:
+    """The verified token's subject (the route's guard ran first), never a header the caller writes."""
+    user_agent = request.headers.get("User-Agent")
+    return Actor(
+        principal(request).subject, "http", ip=request.client.host if request.client else None, user_agent=user_agent
     )
 
-    async def list_page(request: web.Request) -> web.Response:
-        where = kind.table.filter(**{field.name: _query(request, field.encode_name) for field in filter_fields})
-        limit = _int(request.query.get("limit", str(DEFAULT_PAGE_SIZE)), "limit")
-        page = await request.app[key].list_records(where, cursor=_query(request, "cursor"), limit=limit)
-        return json_response(page)
 
-    async def redrive_one(request: web.Request) -> web.Response:
-        actor = _actor(request)
-        record_id = _int(request.match_info["record_id"], f"{kind.noun} id")
-        return json_response(await request.app[key].redrive(record_id, actor), status=202)
+def _page(page_type: type[msgspec.Struct], description: str) -> dict[int, ResponseSpec]:
+    return {200: ResponseSpec(page_type, description=description), **problems(ValidationError)}
 
-    async def redrive_many(request: web.Request) -> web.Response:
-        actor = _actor(request)
-        try:
-            body = msgspec.json.decode(await request.read(), type=bulk_request)
-        except msgspec.DecodeError as exc:  # ValidationError of msgspec is a DecodeError
-            raise ValidationError(f"invalid body: {exc}") from exc
-        wanted = msgspec.structs.asdict(body)
-        result = await request.app[key].redrive_many(
-            wanted[kind.table.target], actor, status=wanted["status"], customer_id=wanted["customer_id"]
+
+def record_routes(
+    admin: RecordAdmin[Any, Any],
+    *,
+    path: str,
+    verb: str,
+    names: tuple[str, str],  # (one, many) in operation ids: ("SyncRecord", "SyncRecords")
+    view: tuple[type[msgspec.Struct], type[msgspec.Struct]],  # (one record, a page)
+    to_page: Callable[[list[Any], str | None], msgspec.Struct],
+) -> list[HTTPRouteHandler]:
+    """``GET {path}`` (the kind's filters, ``cursor``, ``limit``) and ``POST {path}/{id}/{verb}``."""
+    kind = admin.kind
+    one, many = names
+    TargetFilter = Annotated[  # noqa: N806 - a type
+        str | None, QueryParameter(name=kind.target_param, enum=sorted(map(str, kind.targets)))
+    ]
+    StatusFilter = Annotated[str | None, QueryParameter(enum=sorted(map(str, kind.statuses)))]  # noqa: N806
+
+    @get(
+        path,
+        operation_id=f"list{many}",
+        summary=f"List {kind.noun}s, newest first",
+        responses=_page(view[1], "One page, newest first; nextCursor continues it (null: the last page)"),
+        **requires(READ, f"The {kind.noun}s that match every filter given, newest first, a page at a time."),
+    )
+    async def list_page(
+        *,
+        customer_id: CustomerFilter = None,
+        target: TargetFilter = None,
+        status: StatusFilter = None,
+        event_id: EventIdFilter = None,
+        cursor: Cursor = None,
+        limit: PageSize = DEFAULT_PAGE_SIZE,
+    ) -> Any:
+        where = kind.table.filter(
+            customer_id=customer_id, status=status, event_id=event_id, **{kind.table.target: target}
         )
-        return json_response(result, status=202)
+        page = await admin.list_records(where, cursor=cursor, limit=limit)
+        return to_page(page.items, page.next_cursor)
 
-    return [
-        web.get(path, list_page),
-        web.post(f"{path}/{verb}", redrive_many),
-        web.post(f"{path}/{{record_id}}/{verb}", redrive_one),
-    ]
+    redrivable = ", ".join(sorted(map(str, kind.redrivable)))
+
+    @post(
+        f"{path}/{{record_id:str}}/{verb}",
+        status_code=202,
+        operation_id=f"{verb}{one}",
+        summary=f"{verb.capitalize()} one {kind.noun}",
+        responses={
+            202: ResponseSpec(view[0], description=f"The {kind.noun}, {kind.redriven} from now"),
+            **problems(ValidationError, kind.not_found, InvalidStatus),
+        },
+        **requires(
+            CHANGE,
+            f"Back to retrying now, with a full delivery budget again; only a {kind.noun} in a status of "
+            f"{redrivable} (409 INVALID_STATUS otherwise). Audited with the token's subject.",
+        ),
+    )
+    async def redrive_one(request: Request[Any, Any, Any], record_id: RecordId) -> Any:
+        return await admin.redrive(int(record_id), actor(request))
+
+    return [list_page, redrive_one]
 
 
-async def _sync_status(request: web.Request) -> web.Response:
-    return json_response(await request.app[ADMIN_KEY].sync_status(request.match_info["customer_id"]))
-
-
-def admin_routes() -> list[web.RouteDef]:
+def sync_routes(admin: SyncAdmin) -> list[HTTPRouteHandler]:
     """The external systems' records; ``GET /v1/sync-records/{id}`` is in ``admin_insight``."""
-    return [
-        *record_routes(ADMIN_KEY, SYNC_KIND, "/v1/sync-records", "retry"),
-        web.get("/v1/sync-status/{customer_id}", _sync_status),
-    ]
+
+    @post(
+        "/v1/sync-records/retry",
+        status_code=202,
+        operation_id="retryFailedSyncRecords",
+        summary="Retry every failed record of a system",
+        responses={202: ResponseSpec(BulkRetryResult, description="The records retried"), **problems(ValidationError)},
+        **requires(
+            CHANGE,
+            "Every failed record of the system (of one customer, when given), up to the connector's bulk limit "
+            "(limitReached: call again). Audited with the token's subject.",
+        ),
+    )
+    async def retry_failed(request: Request[Any, Any, Any], data: JSONBody[BulkRetryRequest]) -> BulkRetryResult:
+        wanted = actor(request)
+        return await admin.redrive_many(data.system_code, wanted, status=data.status, customer_id=data.customer_id)
+
+    @get(
+        "/v1/sync-status/{customer_id:str}",
+        operation_id="getSyncStatus",
+        summary="A customer's latest record at every system",
+        responses={200: ResponseSpec(CustomerSyncStatus), **problems(ValidationError, SyncStatusNotFound)},
+        **requires(READ, "The latest record of the customer at each system (404 when the connector has none)."),
+    )
+    async def sync_status(customer_id: CustomerId) -> CustomerSyncStatus:
+        return await admin.sync_status(customer_id)
+
+    records = record_routes(
+        admin,
+        path="/v1/sync-records",
+        verb="retry",
+        names=("SyncRecord", "SyncRecords"),
+        view=(SyncRecord, SyncRecordPage),
+        to_page=SyncRecordPage,
+    )
+    return [*records, retry_failed, sync_status]
 
 
-async def _notification(request: web.Request) -> web.Response:
-    notification_id = _int(request.match_info["record_id"], "notification id")
-    return json_response(await request.app[NOTIFICATION_ADMIN_KEY].get(notification_id))
-
-
-def notification_routes() -> list[web.RouteDef]:
+def notification_routes(admin: NotificationAdmin) -> list[HTTPRouteHandler]:
     """The customer notifications, and one of them with its event and attempts."""
-    return [
-        *record_routes(NOTIFICATION_ADMIN_KEY, NOTIFICATION_KIND, "/v1/notifications", "resend"),
-        web.get("/v1/notifications/{record_id}", _notification),
-    ]
+
+    @post(
+        "/v1/notifications/resend",
+        status_code=202,
+        operation_id="resendNotifications",
+        summary="Re-send every notification of a channel in a status",
+        responses={
+            202: ResponseSpec(BulkResendResult, description="The notifications re-sent"),
+            **problems(ValidationError),
+        },
+        **requires(
+            CHANGE,
+            "Every notification of the channel in the status (of one customer, when given), up to the connector's "
+            "bulk limit (limitReached: call again). Audited with the token's subject.",
+        ),
+    )
+    async def resend_many(request: Request[Any, Any, Any], data: JSONBody[BulkResendRequest]) -> BulkResendResult:
+        wanted = actor(request)
+        return await admin.redrive_many(data.channel, wanted, status=data.status, customer_id=data.customer_id)
+
+    @get(
+        "/v1/notifications/{record_id:str}",
+        operation_id="getNotification",
+        summary="One notification with its event and attempts",
+        responses={200: ResponseSpec(NotificationDetail), **problems(ValidationError, NotificationNotFound)},
+        **requires(READ, "The notification, what its event says and every attempt, oldest first."),
+    )
+    async def notification(record_id: RecordId) -> NotificationDetail:
+        return await admin.get(int(record_id))
+
+    records = record_routes(
+        admin,
+        path="/v1/notifications",
+        verb="resend",
+        names=("Notification", "Notifications"),
+        view=(Notification, NotificationPage),
+        to_page=NotificationPage,
+    )
+    return [*records, resend_many, notification]

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import msgspec
-from aiohttp import web
+from litestar import get
+from litestar.handlers import HTTPRouteHandler
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.connector_admin import PipelineStatus, SyncAttempt, SyncRecordDetail, SystemPipelineStatus
 from libs.kit.errors import ValidationError
 from services.sync_connector import status_counts
 from services.sync_connector.admin import SyncRecordNotFound
-from services.sync_connector.admin_store import SYNC_RECORDS, SyncRecordView
+from services.sync_connector.admin_http import RecordId
+from services.sync_connector.admin_store import SYNC_RECORDS
+from services.sync_connector.auth import READ, requires
 from services.sync_connector.breaker import BreakerState
-from services.sync_connector.http_support import json_response
+from services.sync_connector.http_support import problems
 from services.sync_connector.sinks import EXTERNAL_SYSTEMS
 
 _RECORD = text(f"SELECT {SYNC_RECORDS.columns} FROM {SYNC_RECORDS.name} WHERE id = :id")  # noqa: S608 - fixed names
@@ -31,34 +34,6 @@ _ATTEMPTS = text("""
     SELECT attempt_no, outcome, http_status, error_message, duration_ms, attempted_at
     FROM sync.external_sync_attempts WHERE record_id = :id ORDER BY attempt_no
 """)
-
-
-class SystemPipelineStatus(msgspec.Struct, frozen=True, rename="camel"):
-    system_code: str
-    system_name: str
-    counts: dict[str, int]  # every sync status, zero when none
-    oldest_open_at: datetime | None  # the oldest pending or retrying record
-    breaker_state: str  # closed | open | half_open | unknown (this instance)
-    consumer_lag: int | None  # over this instance's assigned partitions; None when it has none
-    partition_lag: dict[str, int]
-
-
-class PipelineStatus(msgspec.Struct, frozen=True, rename="camel"):
-    systems: list[SystemPipelineStatus]
-    generated_at: datetime
-
-
-class SyncAttemptView(msgspec.Struct, frozen=True, rename="camel"):
-    attempt_no: int
-    outcome: str
-    http_status: int | None
-    error_message: str | None
-    duration_ms: float
-    attempted_at: datetime
-
-
-class SyncRecordDetail(SyncRecordView, frozen=True, rename="camel"):
-    attempts: list[SyncAttemptView]
 
 
 def _gauges(registry: CollectorRegistry) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
@@ -77,8 +52,15 @@ def _gauges(registry: CollectorRegistry) -> tuple[dict[str, str], dict[str, dict
     return breakers, lag
 
 
-def insight_routes(engine: AsyncEngine, registry: CollectorRegistry) -> list[web.RouteDef]:
-    async def pipeline_status(_: web.Request) -> web.Response:
+def insight_routes(engine: AsyncEngine, registry: CollectorRegistry) -> list[HTTPRouteHandler]:
+    @get(
+        "/v1/pipeline-status",
+        operation_id="getPipelineStatus",
+        summary="Per system: records by status, breaker and consumer lag",
+        responses=problems(),
+        **requires(READ, "Record counts are every instance's; breaker state and lag those of the instance answering."),
+    )
+    async def pipeline_status() -> PipelineStatus:
         # The status counts kept by triggers and the open records' index: no scan of the history.
         codes = [system.code for system in EXTERNAL_SYSTEMS]
         async with engine.connect() as connection:
@@ -97,21 +79,21 @@ def insight_routes(engine: AsyncEngine, registry: CollectorRegistry) -> list[web
             )
             for system in EXTERNAL_SYSTEMS
         ]
-        return json_response(PipelineStatus(systems, datetime.now(UTC)))
+        return PipelineStatus(systems, datetime.now(UTC))
 
-    async def record_detail(request: web.Request) -> web.Response:
-        try:
-            record_id = int(request.match_info["record_id"])
-        except ValueError as exc:
-            raise ValidationError("record id must be an integer") from exc
+    @get(
+        "/v1/sync-records/{record_id:str}",
+        operation_id="getSyncRecord",
+        summary="One sync record with every attempt",
+        responses=problems(ValidationError, SyncRecordNotFound),
+        **requires(READ, "The record and its attempts, oldest first."),
+    )
+    async def record_detail(record_id: RecordId) -> SyncRecordDetail:
         async with engine.connect() as connection:
-            row = (await connection.execute(_RECORD, {"id": record_id})).mappings().first()
+            row = (await connection.execute(_RECORD, {"id": int(record_id)})).mappings().first()
             if row is None:
                 raise SyncRecordNotFound(f"sync record {record_id} does not exist")
-            attempts = (await connection.execute(_ATTEMPTS, {"id": record_id})).mappings().all()
-        return json_response(SyncRecordDetail(**row, attempts=[SyncAttemptView(**a) for a in attempts]))
+            attempts = (await connection.execute(_ATTEMPTS, {"id": int(record_id)})).mappings().all()
+        return SyncRecordDetail(**row, attempts=[SyncAttempt(**a) for a in attempts])
 
-    return [
-        web.get("/v1/pipeline-status", pipeline_status),
-        web.get("/v1/sync-records/{record_id}", record_detail),
-    ]
+    return [pipeline_status, record_detail]

@@ -20,15 +20,27 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-import msgspec
-from aiohttp import web
+from litestar import get
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import QueryParameter
 from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.connector_admin import (
+    DeliveryBucket,
+    DeliveryStats,
+    JourneyEvent,
+    JourneyRecord,
+    SyncAttempt,
+    SyncJourney,
+    SystemDeliveries,
+)
 from libs.kit.errors import NotFoundError, ValidationError
-from services.sync_connector.http_support import json_response
+from services.sync_connector.admin_http import CustomerId
+from services.sync_connector.auth import READ, requires
+from services.sync_connector.http_support import problems
 from services.sync_connector.sinks import EXTERNAL_SYSTEMS
 
 DEFAULT_JOURNEY_EVENTS = 20
@@ -89,87 +101,9 @@ _DELIVERIES = text("""
 """)
 
 
-class JourneyAttempt(msgspec.Struct, frozen=True, rename="camel"):
-    attempt_no: int
-    outcome: str  # applied | already_applied | superseded | rejected | retryable
-    http_status: int | None
-    error_message: str | None
-    duration_ms: float
-    attempted_at: datetime
-
-
-class JourneyRecord(msgspec.Struct, frozen=True, rename="camel"):
-    record_id: int
-    system_code: str
-    system_name: str
-    sync_status: str
-    retry_count: int
-    redrive_count: int
-    last_http_status: int | None
-    error_message: str | None
-    next_attempt_at: datetime | None
-    created_at: datetime  # when this connector first recorded the event for the system
-    completed_at: datetime | None
-    attempt_count: int  # every attempt made; ``attempts`` holds the newest ATTEMPTS_PER_RECORD
-    attempts: list[JourneyAttempt]
-
-
-class JourneyEvent(msgspec.Struct, frozen=True, rename="camel"):
-    event_id: str
-    application_id: str
-    profile_version: int
-    changed_at: datetime | None
-    traceparent: str | None
-    records: list[JourneyRecord]
-
-
-class SyncJourney(msgspec.Struct, frozen=True, rename="camel"):
-    customer_id: str
-    events: list[JourneyEvent]
-    attempts_per_record: int
-
-
-class DeliveryBucket(msgspec.Struct, frozen=True, rename="camel"):
-    start: datetime
-    deliveries: int
-    latency_p50_s: float | None  # None: no delivery in the bucket
-    latency_p95_s: float | None
-    latency_max_s: float | None
-
-
-class SystemDeliveries(msgspec.Struct, frozen=True, rename="camel"):
-    system_code: str
-    system_name: str
-    deliveries: int
-    latency_p50_s: float | None
-    latency_p95_s: float | None
-    latency_max_s: float | None
-    buckets: list[DeliveryBucket]
-
-
-class DeliveryStats(msgspec.Struct, frozen=True, rename="camel"):
-    window_start: datetime
-    window_end: datetime
-    bucket_s: int
-    systems: list[SystemDeliveries]
-
-
 class CustomerJourneyNotFound(NotFoundError):
     code = "SYNC_JOURNEY_NOT_FOUND"
     title = "No sync record of this customer"
-
-
-def _bounded_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValidationError(f"{name} must be an integer") from exc
-    if not low <= value <= high:
-        raise ValidationError(f"{name} must be between {low} and {high}")
-    return value
 
 
 def _moment(raw: str | None) -> datetime | None:
@@ -184,13 +118,13 @@ def _moment(raw: str | None) -> datetime | None:
 
 def journey_of(customer_id: str, records: list[RowMapping], attempts: list[RowMapping]) -> SyncJourney:
     """Group the records by event (keeping their order) and attach each record's attempts."""
-    by_record: dict[int, list[JourneyAttempt]] = {}
+    by_record: dict[int, list[SyncAttempt]] = {}
     totals: dict[int, int] = {}
     for row in attempts:
         values = dict(row)
         totals[row["record_id"]] = int(values.pop("total"))
         values.pop("record_id")
-        by_record.setdefault(row["record_id"], []).append(JourneyAttempt(**values))
+        by_record.setdefault(row["record_id"], []).append(SyncAttempt(**values))
     events: dict[str, JourneyEvent] = {}
     for row in records:
         record = JourneyRecord(
@@ -279,10 +213,20 @@ def _seconds(row: RowMapping | None, name: str) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def journey_routes(engine: AsyncEngine) -> list[web.RouteDef]:
-    async def sync_journey(request: web.Request) -> web.Response:
-        customer_id = request.match_info["customer_id"]
-        limit = _bounded_int(request, "limit", DEFAULT_JOURNEY_EVENTS, 1, MAX_JOURNEY_EVENTS)
+JourneyLimit = Annotated[int, QueryParameter(ge=1, le=MAX_JOURNEY_EVENTS, description="The newest events to show.")]
+WindowS = Annotated[int, QueryParameter(name="windowS", ge=60, le=MAX_WINDOW_S, description="The window, in seconds.")]
+Buckets = Annotated[int, QueryParameter(ge=1, le=MAX_BUCKETS, description="Equal buckets the window is cut into.")]
+
+
+def journey_routes(engine: AsyncEngine) -> list[HTTPRouteHandler]:
+    @get(
+        "/v1/sync-journeys/{customer_id:str}",
+        operation_id="getSyncJourney",
+        summary="A customer's newest events with every system's record and attempts",
+        responses=problems(ValidationError, CustomerJourneyNotFound),
+        **requires(READ, "Newest events first; per record its newest attempts, oldest first (404: no record)."),
+    )
+    async def sync_journey(customer_id: CustomerId, limit: JourneyLimit = DEFAULT_JOURNEY_EVENTS) -> SyncJourney:
         async with engine.connect() as connection, connection.begin():
             records = list(
                 (await connection.execute(_JOURNEY_RECORDS, {"customer_id": customer_id, "limit": limit})).mappings()
@@ -295,19 +239,21 @@ def journey_routes(engine: AsyncEngine) -> list[web.RouteDef]:
                     await connection.execute(_JOURNEY_ATTEMPTS, {"record_ids": ids, "per_record": ATTEMPTS_PER_RECORD})
                 ).mappings()
             )
-        return json_response(journey_of(customer_id, records, attempts))
+        return journey_of(customer_id, records, attempts)
 
-    async def deliveries(request: web.Request) -> web.Response:
-        window_s = _bounded_int(request, "windowS", DEFAULT_WINDOW_S, 60, MAX_WINDOW_S)
-        buckets = _bounded_int(request, "buckets", DEFAULT_BUCKETS, 1, MAX_BUCKETS)
+    @get(
+        "/v1/delivery-stats",
+        operation_id="getDeliveryStats",
+        summary="Per system, deliveries and their latency in equal buckets of a window",
+        responses=problems(ValidationError),
+        **requires(READ, "Deliveries completed in the window, per system and bucket (the last one still filling)."),
+    )
+    async def deliveries(window_s: WindowS = DEFAULT_WINDOW_S, buckets: Buckets = DEFAULT_BUCKETS) -> DeliveryStats:
         async with engine.connect() as connection:
             now = (await connection.execute(_NOW)).scalar_one()
             start, end, bucket_s = bucket_window(now, window_s, buckets)
             params = {"start": start, "end": end, "bucket_s": bucket_s}
             rows = list((await connection.execute(_DELIVERIES, params)).mappings())
-        return json_response(delivery_stats(rows, start, end, bucket_s, buckets))
+        return delivery_stats(rows, start, end, bucket_s, buckets)
 
-    return [
-        web.get("/v1/sync-journeys/{customer_id}", sync_journey),
-        web.get("/v1/delivery-stats", deliveries),
-    ]
+    return [sync_journey, deliveries]

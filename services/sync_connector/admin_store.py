@@ -12,21 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 from sqlalchemy import RowMapping, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from contracts.connector_admin import SyncRecord, SyncRecordFilter, SystemSyncStatus
 from libs.kit.db import UnitOfWork
 
 
-class RecordView(msgspec.Struct, frozen=True, rename="camel"):
-    """What every kind's view of a record starts with (the rest is the kind's own)."""
+class RecordView(Protocol):
+    """What every kind's view of a record has (the rest is the kind's own, in contracts.connector_admin)."""
 
-    id: int
+    @property
+    def id(self) -> int: ...
 
 
 ViewT = TypeVar("ViewT", bound=RecordView)
@@ -192,52 +193,6 @@ class AdminUnitOfWork(UnitOfWork, Generic[ViewT]):
 # The external systems' records.
 
 
-class SyncRecordView(RecordView, frozen=True, rename="camel"):
-    """One record as the admin API and CLI show it."""
-
-    event_id: str
-    customer_id: str
-    application_id: str
-    system_code: str
-    system_name: str
-    sync_status: str
-    retry_count: int
-    max_retry_count: int | None  # the optional count cap (None: retried until its deadline)
-    redrive_count: int
-    profile_version: int
-    last_http_status: int | None
-    error_message: str | None
-    next_attempt_at: datetime | None
-    blocked_by_record_id: int | None
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-    sync_data: Any
-
-
-class SystemSyncStatus(msgspec.Struct, frozen=True, rename="camel"):
-    """The latest record of one customer at one system (seed ``getSyncStatus``)."""
-
-    system_code: str
-    system_name: str
-    sync_status: str
-    record_id: int
-    event_id: str
-    profile_version: int
-    applied_version: int | None
-    retry_count: int
-    error_message: str | None
-    next_attempt_at: datetime | None
-    updated_at: datetime
-
-
-class RecordFilter(msgspec.Struct, frozen=True, rename="camel"):
-    customer_id: str | None = None
-    system_code: str | None = None
-    status: str | None = None
-    event_id: str | None = None
-
-
 _VIEW_COLUMNS = """
     id, event_id::text AS event_id, customer_id, application_id, system_code, system_name, sync_status,
     retry_count, max_retry_count, redrive_count, profile_version, last_http_status, error_message, next_attempt_at,
@@ -245,9 +200,9 @@ _VIEW_COLUMNS = """
 """
 SYNC_RECORDS = RecordTable(
     name="sync.external_sync_records",
-    view=SyncRecordView,
+    view=SyncRecord,
     columns=_VIEW_COLUMNS,
-    filter=RecordFilter,
+    filter=SyncRecordFilter,
     target="system_code",
     status="sync_status",
     attempts="retry_count",

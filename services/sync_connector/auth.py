@@ -1,18 +1,20 @@
 """Who may use the connector's admin API: the profile service's bearer tokens, verified here too.
 
 The connector holds only public keys (``CONNECTOR_AUTH_PUBLIC_KEYS``); the tokens are the
-ones people and services already have for the profile service. ``/health``, ``/ready`` and
-``/metrics`` are public. Every other route needs a token: reads (GET) need VIEWER, changes
-(POST: retries, re-sends) need ADMIN, unless a handler names its roles with ``requires``.
-The verified subject is the actor the admin audit log records.
+ones people and services already have for the profile service. ``/health``, ``/ready``,
+``/metrics`` and the OpenAPI document (``/schema``) are public. Every other route carries a
+``requires(...)`` guard: reads need VIEWER, changes (retries, re-sends) need ADMIN (roles imply
+others: ``libs.kit.tokens.ROLE_IMPLIES``). No token, or one that does not verify, is 401; a
+token without the role is 403. The verified subject is the actor the admin audit log records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import Any
 
-from aiohttp import web
-from aiohttp.typedefs import Middleware
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 
 from libs.kit.logging import get_logger
 from libs.kit.tokens import (
@@ -26,52 +28,40 @@ from libs.kit.tokens import (
 )
 
 log = get_logger(__name__)
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics"})
-PRINCIPAL_KEY = web.RequestKey("principal", VerifiedToken)
-READ_METHODS = frozenset({"GET", "HEAD"})
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BEARER = "bearer"  # the OpenAPI security scheme's name
+SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
+READ = frozenset({Role.VIEWER})
+CHANGE = frozenset({Role.ADMIN})
 
 
-def requires(*roles: Role) -> Callable[[Handler], Handler]:
-    """Name the roles a handler needs, instead of the method's default."""
+class RoleGuard:
+    """A Litestar guard: a verified bearer token with one of ``roles`` (directly or implied by its own)."""
 
-    def mark(handler: Handler) -> Handler:
-        handler.required_roles = frozenset(roles)  # type: ignore[attr-defined]
-        return handler
+    def __init__(self, roles: frozenset[Role]) -> None:
+        self.roles = roles
 
-    return mark
+    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        # Async although it never awaits: Litestar runs a sync guard in a worker thread.
+        token = bearer_token(connection.headers.get("Authorization"))
+        if token is None:
+            raise Unauthenticated("a bearer token is required")
+        verifier: TokenVerifier = connection.app.state.token_verifier
+        verified = verifier.verify(token)
+        if effective_roles(verified.roles).isdisjoint(self.roles):
+            log.info("access_denied", subject=verified.subject, token_id=verified.token_id, path=connection.url.path)
+            raise Forbidden(f"this needs one of the roles: {', '.join(sorted(self.roles))}")
+        connection.scope["user"] = verified
 
 
-def required_roles(request: web.Request, handler: Handler) -> frozenset[Role]:
-    declared = getattr(handler, "required_roles", None)
-    if isinstance(declared, frozenset):
-        return declared
-    return frozenset({Role.VIEWER}) if request.method in READ_METHODS else frozenset({Role.ADMIN})
+def requires(roles: frozenset[Role], description: str) -> dict[str, Any]:
+    """A route's guard, security requirement and description naming its roles: ``@get(..., **requires(...))``."""
+    admitted = sorted(role for role in Role if not effective_roles(frozenset({role})).isdisjoint(roles))
+    note = f"Roles: {', '.join(admitted)} (bearer token; 401 without a valid one, 403 without the role)."
+    return {"guards": [RoleGuard(roles)], "security": SECURED, "description": f"{description}\n\n{note}"}
 
 
-def principal(request: web.Request) -> VerifiedToken:
-    found = request.get(PRINCIPAL_KEY)
+def principal(request: Request[Any, Any, Any]) -> VerifiedToken:
+    found = request.scope.get("user")
     if not isinstance(found, VerifiedToken):
         raise Unauthenticated("a bearer token is required")
     return found
-
-
-def authentication(verifier: TokenVerifier) -> Middleware:
-    """An aiohttp middleware; inside ``problem_details``, so its errors leave as problem+json."""
-
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS or request.match_info.http_exception is not None:
-            return await handler(request)  # public, or no such route (404/405 as usual)
-        token = bearer_token(request.headers.get("Authorization"))
-        if token is None:
-            raise Unauthenticated("a bearer token is required")
-        verified = verifier.verify(token)
-        needed = required_roles(request, handler)
-        if effective_roles(verified.roles).isdisjoint(needed):
-            log.info("access_denied", subject=verified.subject, token_id=verified.token_id, path=request.path)
-            raise Forbidden(f"this needs one of the roles: {', '.join(sorted(needed))}")
-        request[PRINCIPAL_KEY] = verified
-        return await handler(request)
-
-    return authenticate

@@ -1,57 +1,79 @@
-"""The connector's small HTTP API: health, readiness, metrics, and the admin routes (``admin_http``)."""
+"""The connector's HTTP API (Litestar): health, readiness, metrics, the admin routes and their OpenAPI document.
+
+``create_api`` builds the app; ``runtime.py`` serves it in the connector's own event loop. The
+document is at ``/schema/openapi.json`` (a viewer at ``/schema``), public like the three
+operational routes; every other route needs a bearer token (``auth.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
-from aiohttp import web
+from litestar import Litestar, MediaType, Response, get
+from litestar.datastructures import State
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Components, OpenAPI, Operation, Parameter, Schema, SecurityScheme
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.connector_admin import BulkResendRequest, BulkRetryRequest, Health, Readiness, ReadinessChecks
 from libs.kit.logging import get_logger
 from libs.kit.ops_server import ReadinessCheck
 from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
-from services.sync_connector.admin_http import ADMIN_KEY, NOTIFICATION_ADMIN_KEY, admin_routes, notification_routes
+from services.sync_connector.admin_http import notification_routes, sync_routes
 from services.sync_connector.admin_insight import insight_routes
 from services.sync_connector.admin_journey import journey_routes
-from services.sync_connector.auth import authentication
-from services.sync_connector.http_support import json_response, problem_details
+from services.sync_connector.admin_notify.http import admin_notification_routes
+from services.sync_connector.auth import BEARER
+from services.sync_connector.http_support import EXCEPTION_HANDLERS
 from services.sync_connector.notify.admin import NotificationAdmin
 
 log = get_logger(__name__)
-
-ENGINE_KEY = web.AppKey("engine", AsyncEngine)
-REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
-CONSUMERS_STARTED_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("consumers_started")
-BROKER_CHECK_KEY: web.AppKey[ReadinessCheck] = web.AppKey("broker_check")
 READY_DB_TIMEOUT_S = 2.0
+MAX_REQUEST_BODY_BYTES = 64 * 1024  # the largest body is a bulk re-drive's three short fields
+# Request bodies forbid fields they do not know; the document says so (the framework does not).
+CLOSED_BODIES = (BulkRetryRequest, BulkResendRequest)
+# The framework documents a 400 for any route with parameters; this API answers those refusals with 422.
+FRAMEWORK_BAD_REQUEST = "400"
 
 
-async def _health(_: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+def ops_routes(
+    engine: AsyncEngine, registry: CollectorRegistry, consumers_started: Callable[[], bool], broker: ReadinessCheck
+) -> list[HTTPRouteHandler]:
+    """``/health``, ``/ready`` and ``/metrics``: public, for probes and scrapers."""
 
+    @get("/health", operation_id="health", summary="Alive")
+    async def health() -> Health:
+        return Health("ok")
 
-async def _ready(request: web.Request) -> web.Response:
-    checks = {
-        "database": False,
-        "broker": await request.app[BROKER_CHECK_KEY](),
-        "consumers": request.app[CONSUMERS_STARTED_KEY](),
-    }
-    try:
-        async with asyncio.timeout(READY_DB_TIMEOUT_S), request.app[ENGINE_KEY].connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        checks["database"] = True
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-        log.warning("readiness_database_failed", error=repr(exc))
-    return json_response({"ready": all(checks.values()), "checks": checks}, 200 if all(checks.values()) else 503)
+    @get(
+        "/ready",
+        operation_id="ready",
+        summary="Ready: the database answers, the broker is reachable and every consumer started",
+        responses={503: ResponseSpec(Readiness, description="Not ready; checks says what is missing")},
+    )
+    async def ready() -> Response[Readiness]:
+        checks = ReadinessChecks(database=False, broker=await broker(), consumers=consumers_started())
+        try:
+            async with asyncio.timeout(READY_DB_TIMEOUT_S), engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks = ReadinessChecks(database=True, broker=checks.broker, consumers=checks.consumers)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            log.warning("readiness_database_failed", error=repr(exc))
+        is_ready = checks.database and checks.broker and checks.consumers
+        return Response(Readiness(is_ready, checks), status_code=200 if is_ready else 503)
 
+    @get("/metrics", operation_id="metrics", summary="Prometheus metrics", media_type=MediaType.TEXT)
+    async def metrics() -> Response[bytes]:
+        return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-async def _metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[REGISTRY_KEY])
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return [health, ready, metrics]
 
 
 def create_api(
@@ -63,24 +85,65 @@ def create_api(
     *,
     verifier: TokenVerifier,
     notification_admin: NotificationAdmin | None = None,
-) -> web.Application:
-    app = web.Application(middlewares=[problem_details, authentication(verifier)])
-    app[ENGINE_KEY] = engine
-    app[REGISTRY_KEY] = registry
-    app[CONSUMERS_STARTED_KEY] = consumers_started
-    app[BROKER_CHECK_KEY] = broker_reachable
-    app[ADMIN_KEY] = admin
-    app.router.add_routes(
-        [
-            web.get("/health", _health),
-            web.get("/ready", _ready),
-            web.get("/metrics", _metrics),
-            *admin_routes(),
-            *insight_routes(engine, registry),
-            *journey_routes(engine),
-        ]
+) -> Litestar:
+    routes = [
+        *ops_routes(engine, registry, consumers_started, broker_reachable),
+        *sync_routes(admin),
+        *insight_routes(engine, registry),
+        *journey_routes(engine),
+        *admin_notification_routes(engine),
+        *(notification_routes(notification_admin) if notification_admin is not None else []),
+    ]
+    app = Litestar(
+        route_handlers=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="Sync-connector admin API",
+            version="1.0.0",
+            path="/schema",
+            description=(
+                "Delivery records of the external systems and the customer notifications: list, inspect, re-drive. "
+                "Bearer tokens are the profile service's (Ed25519 JWTs); each operation names the roles it admits."
+            ),
+            components=Components(
+                security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+        ),
+        request_max_body_size=MAX_REQUEST_BODY_BYTES,
+        state=State({"token_verifier": verifier}),
     )
-    if notification_admin is not None:
-        app[NOTIFICATION_ADMIN_KEY] = notification_admin
-        app.router.add_routes(notification_routes())
+    _finish_document(app.openapi_schema)
     return app
+
+
+def _finish_document(document: OpenAPI) -> None:
+    """What the framework leaves out of the document or states otherwise than the API behaves."""
+    schemas = document.components.schemas if document.components else {}
+    for body in CLOSED_BODIES:
+        if (schema := schemas.get(body.__name__)) is not None:
+            schema.additional_properties = False
+    for path_item in (document.paths or {}).values():
+        for operation in _operations(path_item):
+            if operation.responses is not None:
+                operation.responses.pop(FRAMEWORK_BAD_REQUEST, None)
+            for parameter in operation.parameters or []:
+                if isinstance(parameter, Parameter) and isinstance(parameter.schema, Schema) and not parameter.required:
+                    parameter.schema = _without_null(parameter.schema)  # an absent parameter, never a null one
+
+
+def _operations(path_item: Any) -> list[Operation]:
+    methods = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+    return [operation for method in methods if isinstance(operation := getattr(path_item, method, None), Operation)]
+
+
+def _without_null(schema: Schema) -> Schema:
+    """``oneOf: [X, null]`` with constraints beside it, as X with those constraints."""
+    branches = [branch for branch in schema.one_of or [] if isinstance(branch, Schema) and branch.type != "null"]
+    if schema.one_of is None or len(branches) != 1:
+        return schema
+    (kept,) = branches
+    merged = {k: v for k, v in vars(schema).items() if v is not None and k != "one_of"}
+    for key, value in vars(kept).items():
+        if value is not None:
+            merged.setdefault(key, value)
+    return Schema(**merged)

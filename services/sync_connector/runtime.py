@@ -9,7 +9,6 @@ import socket
 from types import TracebackType
 from typing import Any, Self
 
-from aiohttp import web
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,7 +20,6 @@ from libs.kit.ops_server import broker_check
 from libs.kit.telemetry import configure_tracing
 from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
-from services.sync_connector.admin_notify.http import admin_notification_routes
 from services.sync_connector.admin_notify.metrics import AdminNotifyMetrics
 from services.sync_connector.admin_notify.watch import AdminWatch, BreakerWatch
 from services.sync_connector.admin_notify.wiring import build_admin_notifications
@@ -33,6 +31,7 @@ from services.sync_connector.delivery import SyncDelivery
 from services.sync_connector.handler import SystemMessageHandler
 from services.sync_connector.http_api import create_api
 from services.sync_connector.http_clients import CLIENT_CODES, HttpClientMetrics, HttpClients
+from services.sync_connector.http_server import ApiServer
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.notify.admin import NotificationAdmin
 from services.sync_connector.notify.metrics import NotificationMetrics
@@ -83,7 +82,7 @@ class ConnectorRuntime:
         self.http_url = ""
         self._engine: AsyncEngine | None = None
         self._http: HttpClients | None = None
-        self._api: web.AppRunner | None = None
+        self._api: ApiServer | None = None
 
     @property
     def consumers_started(self) -> bool:
@@ -236,12 +235,9 @@ class ConnectorRuntime:
                 on_reset=self._wake_notifications,
             ),
         )
-        api.router.add_routes(admin_notification_routes(engine))
-        self._api = web.AppRunner(api, access_log=None, handle_signals=False)
-        await self._api.setup()
-        await web.TCPSite(self._api, settings.http_host, settings.http_port).start()
-        host, port = self._api.addresses[0][:2]
-        self.http_url = f"http://{host}:{port}"
+        self._api = ApiServer(api, settings.http_host, settings.http_port)
+        await self._api.start()
+        self.http_url = self._api.url
         log.info("connector_started", topic=settings.topic, http_url=self.http_url, systems=list(self.consumers))
 
     def _wake_notifications(self, channel: Channel) -> None:
@@ -275,7 +271,7 @@ class ConnectorRuntime:
         if self.status_refresher is not None:
             await self.status_refresher.stop()
         if self._api is not None:
-            await self._api.cleanup()
+            await self._api.stop()
         if self._http is not None:
             await self._http.close()
         if self._engine is not None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.connector_admin import SyncRecordFilter as RecordFilter
 from libs.kit.errors import ValidationError
 from libs.kit.settings import SettingsError
 from services.sync_connector.admin import decode_cursor, encode_cursor, validate_filter
-from services.sync_connector.admin_store import RecordFilter
 from services.sync_connector.settings import settings_from_env
 
 

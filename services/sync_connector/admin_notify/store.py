@@ -18,6 +18,7 @@ import msgspec
 from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from contracts.connector_admin import AdminNotification, AdminNotificationExample
 from libs.kit.db import UnitOfWork
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.engine import Expired, Settlement
@@ -43,12 +44,6 @@ class Occurrence(msgspec.Struct, frozen=True):
     detail: str | None = None
 
 
-class Example(msgspec.Struct, frozen=True):
-    subject: str
-    at: datetime
-    detail: str | None = None
-
-
 class Counted(msgspec.Struct, frozen=True):
     notification_id: int
     new: int  # occurrences counted now (the others were already)
@@ -66,7 +61,7 @@ class AdminNotificationRecord(msgspec.Struct, frozen=True):
     occurrences: int
     first_seen_at: datetime
     last_seen_at: datetime
-    examples: list[Example]
+    examples: list[AdminNotificationExample]
     status: str
     attempts: int
     deliver_by: datetime | None
@@ -86,29 +81,6 @@ class AdminNotificationRecord(msgspec.Struct, frozen=True):
     @property
     def max_tries(self) -> int | None:
         return None  # retried until its deadline
-
-
-class AdminNotificationView(msgspec.Struct, frozen=True, rename="camel"):
-    """A window as the admin API shows it."""
-
-    id: int
-    notice_id: str
-    cause_key: str
-    window_start: datetime
-    window_end: datetime
-    occurrences: int
-    occurrences_mailed: int | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    examples: list[Example]
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    deliver_by: datetime | None
-    message_id: str | None
-    last_error: str | None
-    created_at: datetime
-    completed_at: datetime | None
 
 
 AdminSettlement = Settlement[AdminNotificationRecord]
@@ -307,7 +279,7 @@ class AdminStore:
             notification_id, examples, opened = row["id"], list(row["examples"]), False
         room = max(policy.max_examples - len(examples), 0)
         examples += [
-            msgspec.to_builtins(Example(o.subject, o.at, _clip(o.detail)))
+            msgspec.to_builtins(AdminNotificationExample(o.subject, o.at, _clip(o.detail)))
             for o in sorted(new, key=lambda o: o.at)[:room]
         ]
         await self._run(
@@ -414,17 +386,17 @@ class AdminStore:
 
     async def page(
         self, *, cause: str | None, status: str | None, before: int | None, limit: int
-    ) -> list[AdminNotificationView]:
+    ) -> list[AdminNotification]:
         result = await self._run(text(_PAGE), cause=cause, status=status, before=before, limit=limit)
         return [_view(row) for row in result.mappings()]
 
-    async def get(self, notification_id: int) -> AdminNotificationView | None:
+    async def get(self, notification_id: int) -> AdminNotification | None:
         row = (await self._run(_GET, id=notification_id)).mappings().first()
         return None if row is None else _view(row)
 
 
-def _view(row: Any) -> AdminNotificationView:
-    return AdminNotificationView(**{**row, "examples": msgspec.convert(row["examples"], list[Example])})
+def _view(row: Any) -> AdminNotification:
+    return AdminNotification(**{**row, "examples": msgspec.convert(row["examples"], list[AdminNotificationExample])})
 
 
 class AdminUnitOfWork(UnitOfWork):

@@ -12,17 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.connector_admin import BulkResendResult, Notification, NotificationDetail
 from libs.kit.errors import NotFoundError
 from services.sync_connector.admin import AdminKind, RecordAdmin
-from services.sync_connector.notify.admin_store import (
-    NOTIFICATION_RECORDS,
-    NotificationDetail,
-    NotificationView,
-    detail,
-)
+from services.sync_connector.notify.admin_store import NOTIFICATION_RECORDS, detail
 from services.sync_connector.notify.metrics import NotificationMetrics
 from services.sync_connector.notify.records import NotificationStatus
 from services.sync_connector.notify.settings import Channel
@@ -37,15 +32,7 @@ class NotificationNotFound(NotFoundError):
     title = "Notification record not found"
 
 
-class BulkResendResult(msgspec.Struct, frozen=True, rename="camel"):
-    channel: str
-    status: str
-    count: int
-    notification_ids: list[int]
-    limit_reached: bool  # more records may match: call again
-
-
-NOTIFICATION_KIND: AdminKind[NotificationView, BulkResendResult] = AdminKind(
+NOTIFICATION_KIND: AdminKind[Notification, BulkResendResult] = AdminKind(
     table=NOTIFICATION_RECORDS,
     noun="notification",
     redriven="re-sent",
@@ -68,7 +55,7 @@ NOTIFICATION_KIND: AdminKind[NotificationView, BulkResendResult] = AdminKind(
 )
 
 
-class NotificationAdmin(RecordAdmin[NotificationView, BulkResendResult]):
+class NotificationAdmin(RecordAdmin[Notification, BulkResendResult]):
     """Customer notifications, and one of them with its event and every attempt."""
 
     def __init__(

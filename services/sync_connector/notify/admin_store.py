@@ -2,51 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.sync_connector.admin_store import RecordTable, RecordView
-
-
-class NotificationView(RecordView, frozen=True, rename="camel"):
-    """One record as the admin API and CLI show it (no contact data: the connector never holds any)."""
-
-    event_id: str
-    channel: str
-    customer_id: str
-    application_id: str
-    status: str
-    attempts: int
-    max_attempts: int | None  # the optional count cap (None: sent until its deadline)
-    resend_count: int
-    next_attempt_at: datetime | None
-    language: str | None
-    message_id: str | None
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-
-
-class NotificationAttemptView(msgspec.Struct, frozen=True, rename="camel"):
-    attempt_no: int
-    outcome: str
-    error: str | None
-    duration_ms: float
-    attempted_at: datetime
-
-
-class NotificationDetail(msgspec.Struct, frozen=True, rename="camel"):
-    notification: NotificationView
-    event: Any  # what the message says: names, application id, time
-    attempt_log: list[NotificationAttemptView]
+from contracts.connector_admin import Notification, NotificationAttempt, NotificationDetail
+from services.sync_connector.admin_store import RecordTable
 
 
 class NotificationFilter(msgspec.Struct, frozen=True, rename="camel"):
+    """The listing's filters (``GET /v1/notifications``' query parameters); None: any."""
+
     customer_id: str | None = None
     channel: str | None = None
     status: str | None = None
@@ -59,7 +25,7 @@ _VIEW_COLUMNS = """
 """
 NOTIFICATION_RECORDS = RecordTable(
     name="sync.notification_records",
-    view=NotificationView,
+    view=Notification,
     columns=_VIEW_COLUMNS,
     filter=NotificationFilter,
     target="channel",
@@ -83,6 +49,4 @@ async def detail(connection: AsyncConnection, record_id: int) -> NotificationDet
     values = dict(row)
     event = values.pop("event")
     attempts = await connection.execute(_ATTEMPTS, {"id": record_id})
-    return NotificationDetail(
-        NotificationView(**values), event, [NotificationAttemptView(**a) for a in attempts.mappings()]
-    )
+    return NotificationDetail(Notification(**values), event, [NotificationAttempt(**a) for a in attempts.mappings()])
