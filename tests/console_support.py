@@ -118,18 +118,6 @@ async def rename(client: Client | httpx.AsyncClient, customer_id: str, new_name:
     assert renamed.status_code == 200, renamed.text
 
 
-async def rename(client: Client | httpx.AsyncClient, customer_id: str, new_name: str, version: int) -> None:
-    """Rename a customer through the JSON API (``version`` is the one it has now)."""
-    renamed = await api(
-        client,
-        "PATCH",
-        f"/v1/customers/{customer_id}",
-        json={"customerName": new_name, "changeReason": "过户"},
-        headers={"If-Match": f'"{version}"'},
-    )
-    assert renamed.status_code == 200, renamed.text
-
-
 async def confirm_and_post(client: Client | httpx.AsyncClient, confirm_path: str, expect: str) -> httpx.Response:
     """Open a confirmation page, check it says ``expect``, submit its form (the POST, not followed)."""
     page = await client.get(confirm_path)
