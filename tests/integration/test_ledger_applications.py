@@ -7,21 +7,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from tests.ledger_support import Client, assert_problem, counts, create_customer, patch_customer
+from tests.ledger_support import Client, assert_problem, counts, create_customer, patch_customer, submit
 
 
 @pytest.fixture
 def profile_env() -> dict[str, str]:
     return {"PROFILE_HTTP_MAX_BATCH_SIZE": "3"}
-
-
-async def submit(client: Client, customer_id: str, new_name: str) -> str:
-    response = await client.post(
-        "/v1/name-change-applications", json={"customerId": customer_id, "newName": new_name, "reason": "过户"}
-    )
-    assert response.status_code == 201, response.text
-    application_id: str = response.json()["applicationId"]
-    return application_id
 
 
 async def decide(client: Client, application_id: str, decision: str = "approved") -> int:

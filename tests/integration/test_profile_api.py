@@ -10,6 +10,8 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.ledger_support import counts, fail_history_inserts
+
 PROBLEM = "https://customer-profile.example/problems/"
 
 
@@ -54,19 +56,6 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["type"] == PROBLEM + code.lower().replace("_", "-")
     assert body["status"] == status
     return body
-
-
-async def counts(db: asyncpg.Connection, customer_id: str) -> dict[str, int]:
-    return {
-        "history": await db.fetchval(
-            "SELECT count(*) FROM profile.name_change_history WHERE customer_id=$1", customer_id
-        ),
-        "outbox": await db.fetchval("SELECT count(*) FROM profile.outbox WHERE aggregate_id=$1", customer_id),
-        "completed": await db.fetchval(
-            "SELECT count(*) FROM profile.name_change_applications WHERE customer_id=$1 AND status='completed'",
-            customer_id,
-        ),
-    }
 
 
 async def test_create_and_get_customer(client: AsyncTestClient[Any]) -> None:
@@ -209,13 +198,7 @@ async def test_failure_after_history_insert_rolls_everything_back(
 ) -> None:
     await create_customer(client, "C001")
     application_id = await submit(client, "C001", "李四")
-    # A real failure inside the transaction, right after the history row is written.
-    await db.execute("""
-        CREATE FUNCTION profile.fail_after_history() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'injected failure after history insert'; END $$;
-        CREATE TRIGGER fail_after_history AFTER INSERT ON profile.name_change_history
-            FOR EACH ROW EXECUTE FUNCTION profile.fail_after_history();
-    """)
+    await fail_history_inserts(db, "injected failure after history insert")
 
     response = await approve(client, application_id)
 
@@ -229,7 +212,7 @@ async def test_failure_after_history_insert_rolls_everything_back(
     assert application["auditorId"] == "auditor-1"
 
     # Once the fault is gone the failed application can be re-run.
-    await db.execute("DROP TRIGGER fail_after_history ON profile.name_change_history")
+    await db.execute("DROP TRIGGER fail_history ON profile.name_change_history")
     retried = await client.post("/v1/profile-updates", json={"applicationId": application_id})
     assert retried.status_code == 200, retried.text
     assert await counts(db, "C001") == {"history": 1, "outbox": 1, "completed": 1}

@@ -17,16 +17,7 @@ from typing import Any
 import asyncpg
 from structlog.testing import capture_logs
 
-from tests.ledger_support import Client, assert_problem, counts, create_customer
-
-
-async def submit(client: Client, customer_id: str, new_name: str) -> str:
-    response = await client.post(
-        "/v1/name-change-applications", json={"customerId": customer_id, "newName": new_name, "reason": "过户"}
-    )
-    assert response.status_code == 201, response.text
-    application_id: str = response.json()["applicationId"]
-    return application_id
+from tests.ledger_support import Client, assert_problem, counts, create_customer, fail_history_inserts, submit
 
 
 async def approve(client: Client, application_id: str) -> Any:
@@ -78,12 +69,7 @@ async def test_a_stale_application_is_told_to_reapply_not_to_retry(client: Clien
 async def test_update_error_is_logged_at_error_level_with_the_stack(client: Client, db: asyncpg.Connection) -> None:
     await create_customer(client, "C1")
     application_id = await submit(client, "C1", "李四")
-    await db.execute("""
-        CREATE FUNCTION profile.fail_history() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'injected failure in the history insert'; END $$;
-        CREATE TRIGGER fail_history AFTER INSERT ON profile.name_change_history
-            FOR EACH ROW EXECUTE FUNCTION profile.fail_history();
-    """)
+    await fail_history_inserts(db, "injected failure in the history insert")
 
     with capture_logs() as logs:
         response = await approve(client, application_id)
