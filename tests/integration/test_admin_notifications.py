@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -22,26 +21,20 @@ import pytest
 
 from libs.kit.kafka import KafkaSettings
 from libs.kit.tokens import Role
-from services.stub_externals.mail import ReceivedMail, RunningSmtp, start_smtp_server
+from services.stub_externals.mail import ReceivedMail
 from services.sync_connector.admin_notify.settings import AdminNotifySettings
 from services.sync_connector.notify.settings import NotifySettings, ProfileApiSettings
 from services.sync_connector.runtime import ConnectorRuntime
 from tests.auth_support import bearer
-from tests.connector_support import ConnectorHarness, connector_harness, name_changed, running_connector
+from tests.connector_support import name_changed, running_connector
 from tests.console_support import served_console_client
-from tests.notification_support import create_customer, notifier_token, running_profile
+from tests.notification_support import MailingHarness, create_customer, mailing_harness, notifier_token
 from tests.polling import eventually
 
 ADMINS = ["ops@example.com", "oncall@example.com"]
 
 
-@dataclass
-class AdminHarness:
-    sync: ConnectorHarness
-    smtp: RunningSmtp
-    profile_url: str
-    db: asyncpg.Connection
-
+class AdminHarness(MailingHarness):
     def settings(self, **admin: Any) -> Any:
         base = AdminNotifySettings(
             to=ADMINS, window_s=60.0, gather_s=1.0, poll_interval_s=0.2, breaker_open_s=0.5, backoff_base_s=0.2
@@ -85,15 +78,8 @@ class AdminHarness:
 
 @pytest.fixture
 async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[AdminHarness]:
-    smtp = await start_smtp_server()
-    try:
-        async with (
-            connector_harness(database_url, kafka_settings, topic) as sync,
-            running_profile(database_url) as profile_url,
-        ):
-            yield AdminHarness(sync, smtp, profile_url, sync.db)
-    finally:
-        await smtp.stop()
+    async with mailing_harness(AdminHarness, database_url, kafka_settings, topic) as harness:
+        yield harness
 
 
 async def _profile(harness: AdminHarness, method: str, path: str, role: Role, **kwargs: Any) -> httpx.Response:
@@ -140,7 +126,7 @@ async def test_a_hundred_changes_css_refuses_are_one_mail(harness: AdminHarness)
         assert f": {window['occurrences_mailed']} since" in mail.subject
         assert "Changes dead-lettered at an external system (CSS)" in mail.subject
         assert "customer D0" in mail.body
-        assert "README.md#syncdeadletters" in mail.body
+        assert "docs/runbook.md#syncdeadletters" in mail.body
         assert mail.headers["Message-ID"] == f"<{window['notice_id']}.admin@customer-profile.example>"
         assert not harness.mails("dead-letter:CRM")  # CRM and CMS took every change
         # Visible through the connector's admin API (the console's source), newest first.

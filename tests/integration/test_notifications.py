@@ -11,26 +11,20 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import msgspec
 import pytest
 
 from libs.kit.kafka import KafkaSettings
 from libs.kit.tokens import Role
-from services.stub_externals.mail import RunningSmtp, start_smtp_server
 from services.stub_externals.sms import SmsFault
 from services.sync_connector.breaker import BreakerState
 from services.sync_connector.notify.settings import NotifySettings, ProfileApiSettings
 from tests.auth_support import bearer, connector_auth_env, token
 from tests.connector_support import (
-    ConnectorHarness,
     claims_seen,
-    connector_harness,
-    eventually,
     fail_next_claims,
     metric,
     name_changed,
@@ -40,26 +34,22 @@ from tests.notification_support import (
     EMAIL,
     PHONE,
     PHONE_DIGITS,
+    MailingHarness,
     attempt_outcomes,
     create_customer,
+    mailing_harness,
     notification_records,
     notification_statuses,
     notifier_token,
-    running_profile,
 )
+from tests.polling import eventually
 
 SENT = {"email": "sent", "sms": "sent"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 ADMIN = {**bearer(Role.ADMIN, subject="ops-alice"), "User-Agent": "notify-test/1.0"}
 
 
-@dataclass
-class NotifyHarness:
-    sync: ConnectorHarness
-    smtp: RunningSmtp
-    profile_url: str
-    db: asyncpg.Connection
-
+class NotifyHarness(MailingHarness):
     def settings(self, **notify: Any) -> Any:
         base = NotifySettings(
             enabled=True,
@@ -87,16 +77,9 @@ class NotifyHarness:
 
 @pytest.fixture
 async def harness(database_url: str, kafka_settings: KafkaSettings, topic: str) -> AsyncIterator[NotifyHarness]:
-    smtp = await start_smtp_server()
-    try:
-        async with (
-            connector_harness(database_url, kafka_settings, topic) as sync,
-            running_profile(database_url) as profile_url,
-        ):
-            await create_customer(profile_url, "N001", "张三", contactPhone=PHONE, contactEmail=EMAIL)
-            yield NotifyHarness(sync, smtp, profile_url, sync.db)
-    finally:
-        await smtp.stop()
+    async with mailing_harness(NotifyHarness, database_url, kafka_settings, topic) as harness:
+        await create_customer(harness.profile_url, "N001", "张三", contactPhone=PHONE, contactEmail=EMAIL)
+        yield harness
 
 
 async def _call(harness: NotifyHarness, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
