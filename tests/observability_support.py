@@ -100,6 +100,9 @@ def github_anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def readme_anchors() -> set[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    return {github_anchor(line.lstrip("#")) for line in readme.splitlines() if re.match(r"#{1,6} ", line)}
+RUNBOOK = ROOT / "docs" / "runbook.md"
+
+
+def runbook_anchors() -> set[str]:
+    runbook = RUNBOOK.read_text(encoding="utf-8")
+    return {github_anchor(line.lstrip("#")) for line in runbook.splitlines() if re.match(r"#{1,6} ", line)}

@@ -32,7 +32,7 @@ PrincipalKind = Literal["person", "service"]
 
 
 class Role(StrEnum):
-    """Who may do what; the route x role table in the README says which route needs which."""
+    """Who may do what; the route x role table of docs/security.md says which route needs which."""
 
     AUDIT_SYSTEM = "audit-system"
     OPERATOR = "operator"

@@ -31,8 +31,8 @@ def waves(events: Sequence[AcceptedEvent], max_wave: int) -> list[list[int]]:
 
     All calls of a wave start together; each holds a connection of its system's pool for at most the
     connect + read timeouts, and waits in line for one before that (not a failure). The lease must
-    outlive both: the system's pool is sized so that the wait stays short (README, "One HTTP client
-    per system").
+    outlive both: the system's pool is sized so that the wait stays short (docs/delivery.md, "One HTTP
+    client per system").
     """
     waves: list[list[int]] = []
     last_wave: dict[str, int] = {}  # customer -> the wave of its latest event so far

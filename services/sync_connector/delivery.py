@@ -9,7 +9,7 @@ Two callers share this: the partition worker (the fast path, the messages just r
 from one partition) and the retry scheduler (records whose next attempt is due).
 Neither ever waits for a retry: a transient failure persists the record as
 ``retrying`` with ``next_attempt_at`` and the partition moves on; the scheduler
-picks it up when due, in this or any other connector instance (see README,
+picks it up when due, in this or any other connector instance (see docs/delivery.md,
 "Sync-connector"). Every database write commits before the next network call
 (invariant 6); a call happens only under a claim (a fencing token on the record
 plus the lane's in-flight lease), so a rebalance or a second instance never
@@ -22,7 +22,7 @@ transaction records their results; the next wave (the customers' later events) f
 That keeps each customer's order at the system and costs a handful of statements per
 wave instead of a dozen per message.
 
-Retries go by time (README, "Delivery guarantees"): a record is retried with capped exponential
+Retries go by time (docs/delivery.md): a record is retried with capped exponential
 backoff until its deadline (``deliver_by``, the system's delivery deadline after the event was first
 seen); only a passed deadline or a permanent refusal fails it. While the system's breaker is open,
 records wait without attempts: one trial call at a time probes the system and spends nothing of

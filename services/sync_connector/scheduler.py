@@ -1,6 +1,6 @@
 """The retry scheduler of one external system: delivers records whose next attempt is due.
 
-Retries are moved off the Kafka partition (the design decision, see README
+Retries are moved off the Kafka partition (the design decision, see docs/delivery.md,
 "Sync-connector"): a transient failure, an open circuit breaker, or a record
 waiting behind an older delivery of its customer is stored with
 ``next_attempt_at``; this loop, running in every connector instance, claims due

@@ -61,7 +61,7 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     # customer once per wave): one transaction claims a wave, its calls run concurrently, one
     # transaction records the results.
     delivery_wave_size: int = 64
-    # Retries go by time (README, "Delivery guarantees"): a record is retried until the system's delivery
+    # Retries go by time (docs/delivery.md): a record is retried until the system's delivery
     # deadline after the event was first seen (CONNECTOR_DELIVERY_DEADLINE_S, or per system
     # CONNECTOR_CRM_DELIVERY_DEADLINE_S...), with exponential backoff from backoff_base_s (seed 000 7.3's
     # initial delay) doubling up to backoff_max_s, jittered below that. The cap also bounds the wait

@@ -10,7 +10,7 @@ never shortens another fault:
 * 4.5: CRM goes down (connections dropped without an answer) until 20.
 * 6 / 9: the broker hangs (SIGSTOP, then SIGCONT): an outage without loss, every client times out.
 * 11 / 14: the broker is killed and started again on the same port. Its storage is memory-only:
-  the topic, its messages and the groups' offsets are gone. The operator follows README's runbook
+  the topic, its messages and the groups' offsets are gone. The operator follows the runbook
   for a broker that lost its data (``_broker_lost_recovery``).
 * 16 / 18: PostgreSQL is killed (kill -9) and started again; every service must reconnect.
 * 20: CRM and CMS are well again.
@@ -154,7 +154,7 @@ class FaultInjector:
         await self._system.kill_broker()
 
     async def _broker_lost_recovery(self) -> None:
-        """README's runbook for a broker that lost its data, as an operator runs it.
+        """The runbook for a broker that lost its data (docs/delivery.md), as an operator runs it.
 
         The connectors still hold positions in the lost topic and would commit them into the new
         one, where they point past events never read: they are stopped before the broker is back.

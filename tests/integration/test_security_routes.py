@@ -1,4 +1,4 @@
-"""The README's route x role table, tried on the real app: every route, every role and no token.
+"""The route x role table of docs/security.md, tried on the real app: every route, every role and no token.
 
 The table is the specification: it must list exactly the operations of the OpenAPI document;
 each route answers 401 without a token (and with a bad one), 403 to every role the table does
@@ -19,7 +19,7 @@ from services.profile.access.auth import guard_roles
 from tests.auth_support import bearer, token
 from tests.ledger_support import Client, profile_client
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SECURITY_PAGE = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 ROW = re.compile(r"^\| `(GET|POST|PATCH|DELETE|PUT) (/[^`]*)` \|(.*)\|\s*$")
 PARAM = re.compile(r"\{[^}]+\}")
 DENIED = {401, 403}
@@ -30,9 +30,9 @@ def _normalized(path: str) -> str:
 
 
 def route_table() -> dict[tuple[str, str], frozenset[Role]]:
-    """``(method, path with {} params) -> roles`` from the table under "### Who may do what"."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Who may do what") :]
+    """``(method, path with {} params) -> roles`` from the table under "## Who may do what"."""
+    text = SECURITY_PAGE.read_text(encoding="utf-8")
+    section = text[text.index("## Who may do what") :]
     header = next(line for line in section.splitlines() if line.startswith("| route"))
     columns = [cell.strip() for cell in header.strip("|").split("|")][1:]
     table: dict[tuple[str, str], frozenset[Role]] = {}
@@ -76,7 +76,7 @@ async def test_the_table_lists_every_operation_of_the_openapi_document(anonymous
     table = route_table()
     schema = (await anonymous.get("/schema/openapi.json")).json()
     operations = openapi_operations(schema)
-    assert operations - set(table) == set(), "routes missing from the README's route x role table"
+    assert operations - set(table) == set(), "routes missing from the route x role table of docs/security.md"
     assert set(table) - operations == set(), "table rows for routes the service does not have"
     assert len(table) >= 20
 

@@ -23,8 +23,9 @@ from tests.observability_support import (
     ROOT,
     RULE_FILES,
     RULE_TESTS,
+    RUNBOOK,
     alert_rules,
-    readme_anchors,
+    runbook_anchors,
 )
 
 TOOLS = ROOT / ".tools" / "prometheus" / "usr" / "bin"
@@ -88,7 +89,7 @@ def test_prometheus_loads_the_rules_and_sends_alerts_to_alertmanager(tmp_path: P
 
 
 def test_every_alert_names_its_runbook_section_and_a_severity() -> None:
-    anchors = readme_anchors()
+    anchors = runbook_anchors()
     rules = alert_rules()
     assert rules
     for rule in rules:
@@ -96,12 +97,13 @@ def test_every_alert_names_its_runbook_section_and_a_severity() -> None:
         assert rule["labels"]["severity"] in SEVERITIES, name
         assert {"summary", "description", "runbook"} <= set(rule["annotations"]), name
         runbook = rule["annotations"]["runbook"]
-        assert runbook == f"README.md#{name.lower()}", f"{name}: the runbook is its own README section"
-        assert runbook.split("#", 1)[1] in anchors, f"{name}: README.md has no section {runbook}"
-    runbook = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Runbook\n", 1)
-    assert len(runbook) == 2, "README.md has a Runbook section"
+        assert runbook == f"docs/runbook.md#{name.lower()}", (
+            f"{name}: the runbook is its own section of docs/runbook.md"
+        )
+        assert runbook.split("#", 1)[1] in anchors, f"{name}: docs/runbook.md has no section {runbook}"
+    text = RUNBOOK.read_text(encoding="utf-8")
     for name in {rule["alert"] for rule in rules}:
-        assert f"\n#### {name}\n" in runbook[1].split("\n## ", 1)[0], f"{name}'s section is under Runbook"
+        assert f"\n### {name}\n" in text, f"{name}'s section is an alert section of the runbook"
 
 
 def test_every_alert_fires_in_a_unit_test() -> None:

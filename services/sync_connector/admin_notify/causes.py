@@ -26,7 +26,7 @@ class CauseKind(StrEnum):
 class CauseText(msgspec.Struct, frozen=True):
     title: str
     action: str
-    runbook: str  # the README Runbook section (its anchor)
+    runbook: str  # its section of docs/runbook.md (the anchor)
 
 
 _TEXTS = {

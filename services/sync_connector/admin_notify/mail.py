@@ -69,7 +69,7 @@ def render(record: AdminNotificationRecord, settings: AdminNotifySettings, zone:
         ),
         "",
         f"What to do: {about.action}",
-        f"Runbook: README.md#{about.runbook}",
+        f"Runbook: docs/runbook.md#{about.runbook}",
     ]
     if settings.console_url:
         lines.append(f"Console: {settings.console_url.rstrip('/')}/console/admin-notifications/{record.id}")
