@@ -13,6 +13,7 @@ from pathlib import Path
 from libs.devstack import run as devstack
 from libs.kit.settings import settings_sections
 from libs.kit.settings_reference import ServiceSettings, render_reference
+from services.profile import settings as profile
 from services.stub_externals import settings as stubs
 from services.sync_connector import settings as connector
 
@@ -34,6 +35,11 @@ misspelt name) is named in a warning at start-up. "unset" means the setting is o
 
 def services() -> list[ServiceSettings]:
     return [
+        ServiceSettings(
+            "Profile service, relay and their CLIs (`PROFILE_`)",
+            "Read by `python -m services.profile` (serve, relay, migrate, maintenance, the admin commands).",
+            settings_sections(profile.build_settings, profile.ENV_PREFIX),
+        ),
         ServiceSettings(
             "Sync-connector and its CLIs (`CONNECTOR_`)",
             "Read by `python -m services.sync_connector` (serve, migrate, maintenance, admin commands). "

@@ -116,7 +116,8 @@ def render_section(section: SettingsSection) -> str:
         f"| {_cell(descriptions.get(field.name, ''))} |"
         for variable, field in section.variables().items()
     ]
-    heading = f"### `{section.prefix}*` ({section.struct.__name__})"
+    name = section.struct.__name__
+    heading = f"### `{section.prefix}*`" + ("" if name.startswith("_") else f" ({name})")  # a private struct: no name
     table = ["| variable | type | default | description |", "|---|---|---|---|", *rows]
     return "\n".join([heading, "", *([" ".join(intro.split()), ""] if intro else []), *table, ""])
 

@@ -9,7 +9,7 @@ import msgspec
 from libs.kit.crypto import CryptoSettings
 from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
-from libs.kit.settings import load_settings
+from libs.kit.settings import SettingsReader, read_settings
 from libs.kit.tokens import TokenSettings
 from libs.outbox.relay import RelaySettings
 from services.profile.console.connector_client import ConnectorClientSettings
@@ -64,20 +64,25 @@ _DATABASE_DEFAULTS = {f"{ENV_PREFIX}DB_POOL_SIZE": "20"}
 
 def settings_from_env(environ: Mapping[str, str]) -> ProfileSettings:
     """``PROFILE_DB_URL``, ``PROFILE_KAFKA_BOOTSTRAP_SERVERS``, ``PROFILE_RELAY_TOPIC``, ``PROFILE_HTTP_PORT``..."""
-    top = load_settings(_Top, environ, ENV_PREFIX)
+    return read_settings(build_settings, environ, ENV_PREFIX)
+
+
+def build_settings(reader: SettingsReader) -> ProfileSettings:
+    """The profile service's settings, section by section (the sections also make docs/settings.md)."""
+    top = reader.load(_Top)
     return ProfileSettings(
-        database=load_settings(DatabaseSettings, {**_DATABASE_DEFAULTS, **environ}, f"{ENV_PREFIX}DB_"),
-        kafka=load_settings(KafkaSettings, environ, f"{ENV_PREFIX}KAFKA_"),
-        relay=load_settings(RelaySettings, environ, f"{ENV_PREFIX}RELAY_"),
-        http=load_settings(HttpSettings, environ, f"{ENV_PREFIX}HTTP_"),
+        database=reader.load(DatabaseSettings, "DB_", defaults=_DATABASE_DEFAULTS),
+        kafka=reader.load(KafkaSettings, "KAFKA_"),
+        relay=reader.load(RelaySettings, "RELAY_"),
+        http=reader.load(HttpSettings, "HTTP_"),
         log_level=top.log_level,
         service_name=top.service_name,
         relay_metrics_port=top.relay_metrics_port,
         relay_metrics_host=top.relay_metrics_host,
         backlog_refresh_s=top.backlog_refresh_s,
-        ledger=load_settings(LedgerSettings, environ, f"{ENV_PREFIX}LEDGER_"),
-        auth=load_settings(TokenSettings, environ, f"{ENV_PREFIX}AUTH_"),
-        crypto=load_settings(CryptoSettings, environ, f"{ENV_PREFIX}CRYPTO_"),
-        console=load_settings(ConsoleSettings, environ, f"{ENV_PREFIX}CONSOLE_"),
-        connector=load_settings(ConnectorClientSettings, environ, f"{ENV_PREFIX}CONNECTOR_"),
+        ledger=reader.load(LedgerSettings, "LEDGER_"),
+        auth=reader.load(TokenSettings, "AUTH_"),
+        crypto=reader.load(CryptoSettings, "CRYPTO_"),
+        console=reader.load(ConsoleSettings, "CONSOLE_"),
+        connector=reader.load(ConnectorClientSettings, "CONNECTOR_"),
     )

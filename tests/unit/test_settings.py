@@ -63,3 +63,13 @@ def test_a_section_struct_is_not_a_variable_of_its_own() -> None:
     reader = SettingsReader({"CONNECTOR_DATABASE": "{}", "CONNECTOR_DB_URL": "postgresql://x"}, "CONNECTOR_")
     connector_build_settings(reader)
     assert reader.unknown_variables() == ["CONNECTOR_DATABASE"]
+
+
+def test_the_profile_service_names_its_unknown_variables_too(caplog: pytest.LogCaptureFixture) -> None:
+    environ = {"PROFILE_HTTP_PROT": "9000", "PROFILE_DB_POOL_SIZE": "5", "PROFILE_LOG_LEVEL": "DEBUG"}
+    with caplog.at_level(logging.WARNING, logger="libs.kit.settings"):
+        settings = settings_from_env(environ)
+    assert settings.database.pool_size == 5
+    assert [record.getMessage().split(":")[0] for record in caplog.records] == [
+        "unknown setting variable PROFILE_HTTP_PROT"
+    ]

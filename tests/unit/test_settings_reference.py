@@ -33,7 +33,7 @@ class _Example(msgspec.Struct, frozen=True):
 def test_a_section_lists_each_variable_with_type_default_and_description() -> None:
     text = render_section(SettingsSection("EX_", _Example, {"EX_NAME": "y"}))
     lines = text.splitlines()
-    assert lines[0] == "### `EX_*` (_Example)"
+    assert lines[0] == "### `EX_*`"  # a private struct's name says nothing to an operator
     assert "Settings of an example." in lines
     assert "| `EX_WAIT_S` | `float` | `1.5` | How long to wait, in seconds. |" in lines
     assert '| `EX_HOSTS` | `tuple[str, ...]` | `["a","b"]` |  |' in lines
