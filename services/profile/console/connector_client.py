@@ -2,15 +2,16 @@
 
 The console calls it on behalf of a person: the person's bearer token is forwarded, so the
 connector checks their role and audits them as the token's subject; the service token from
-the settings is used only when there is no person's token. Answers are decoded into the Structs below, which
-mirror the connector's JSON contract; its problem+json errors become typed AppErrors with
+the settings is used only when there is no person's token. Requests and answers are the connector's
+contract (``contracts.connector_admin``, one declaration for both sides; a test checks this client
+against the connector's OpenAPI document); its problem+json errors become typed AppErrors with
 the connector's own words, and a connector that does not answer is a retryable 503.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import quote
 
 import aiohttp
@@ -19,20 +20,23 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from libs.kit.errors import AppError, ConflictError, NotFoundError, ValidationError
-from libs.kit.logging import get_logger
-from services.profile.console.connector_admin_notifications import AdminNotification, AdminNotificationPage
-from services.profile.console.connector_api import (
+from contracts.connector_admin import (
+    AdminNotification,
+    AdminNotificationPage,
+    BulkRetryRequest,
     BulkRetryResult,
     CustomerSyncStatus,
     DeliveryStats,
     PipelineStatus,
-    RecordFilter,
     SyncJourney,
     SyncRecord,
     SyncRecordDetail,
+    SyncRecordFilter,
     SyncRecordPage,
+    SystemCode,
 )
+from libs.kit.errors import AppError, ConflictError, NotFoundError, ValidationError
+from libs.kit.logging import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -150,7 +154,7 @@ class ConnectorClient:
         return await self._call("pipeline_status", "GET", "v1/pipeline-status", caller, PipelineStatus)
 
     async def list_records(
-        self, where: RecordFilter, caller: Caller, *, cursor: str | None = None, limit: int = 50
+        self, where: SyncRecordFilter, caller: Caller, *, cursor: str | None = None, limit: int = 50
     ) -> SyncRecordPage:
         query = {
             "customerId": where.customer_id,
@@ -212,9 +216,8 @@ class ConnectorClient:
         return await self._call("retry_record", "POST", f"v1/sync-records/{record_id}/retry", caller, SyncRecord)
 
     async def retry_failed(self, system_code: str, customer_id: str | None, caller: Caller) -> BulkRetryResult:
-        body = {"systemCode": system_code, "status": "failed"}
-        if customer_id:
-            body["customerId"] = customer_id
+        # The console checked the code against its list; another one is the connector's to refuse (422).
+        body = BulkRetryRequest(system_code=cast("SystemCode", system_code), customer_id=customer_id or None)
         return await self._call(
             "retry_failed", "POST", "v1/sync-records/retry", caller, BulkRetryResult, json_body=body
         )
@@ -228,7 +231,7 @@ class ConnectorClient:
         result_type: type[T],
         *,
         params: dict[str, str] | None = None,
-        json_body: dict[str, str] | None = None,
+        json_body: msgspec.Struct | None = None,
     ) -> T:
         started = time.perf_counter()
         headers = self._headers(caller)
@@ -266,7 +269,7 @@ class ConnectorClient:
         self._metrics.seconds.labels(operation).observe(time.perf_counter() - started)
 
 
-def _encode(body: dict[str, str] | None) -> bytes | None:
+def _encode(body: msgspec.Struct | None) -> bytes | None:
     return None if body is None else msgspec.json.encode(body)
 
 
