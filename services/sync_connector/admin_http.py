@@ -140,20 +140,27 @@ def record_routes(
     return [list_page, redrive_one]
 
 
+def bulk_redrive(operation_id: str, summary: str, result: type[msgspec.Struct]) -> dict[str, Any]:
+    """What a bulk re-drive's route declares (its body names the system or channel, the status, the customer)."""
+    return {
+        "status_code": 202,
+        "operation_id": operation_id,
+        "summary": summary,
+        "responses": {202: ResponseSpec(result, description="What was re-driven"), **problems(ValidationError)},
+        **requires(
+            CHANGE,
+            "Every record of the system or channel in the status (of one customer, when given), up to the "
+            "connector's bulk limit (limitReached: call again). Audited with the token's subject.",
+        ),
+    }
+
+
 def sync_routes(admin: SyncAdmin) -> list[HTTPRouteHandler]:
     """The external systems' records; ``GET /v1/sync-records/{id}`` is in ``admin_insight``."""
 
     @post(
         "/v1/sync-records/retry",
-        status_code=202,
-        operation_id="retryFailedSyncRecords",
-        summary="Retry every failed record of a system",
-        responses={202: ResponseSpec(BulkRetryResult, description="The records retried"), **problems(ValidationError)},
-        **requires(
-            CHANGE,
-            "Every failed record of the system (of one customer, when given), up to the connector's bulk limit "
-            "(limitReached: call again). Audited with the token's subject.",
-        ),
+        **bulk_redrive("retryFailedSyncRecords", "Retry every failed record of a system", BulkRetryResult),
     )
     async def retry_failed(request: Request[Any, Any, Any], data: JSONBody[BulkRetryRequest]) -> BulkRetryResult:
         wanted = actor(request)
@@ -185,18 +192,7 @@ def notification_routes(admin: NotificationAdmin) -> list[HTTPRouteHandler]:
 
     @post(
         "/v1/notifications/resend",
-        status_code=202,
-        operation_id="resendNotifications",
-        summary="Re-send every notification of a channel in a status",
-        responses={
-            202: ResponseSpec(BulkResendResult, description="The notifications re-sent"),
-            **problems(ValidationError),
-        },
-        **requires(
-            CHANGE,
-            "Every notification of the channel in the status (of one customer, when given), up to the connector's "
-            "bulk limit (limitReached: call again). Audited with the token's subject.",
-        ),
+        **bulk_redrive("resendNotifications", "Re-send every notification of a channel in a status", BulkResendResult),
     )
     async def resend_many(request: Request[Any, Any, Any], data: JSONBody[BulkResendRequest]) -> BulkResendResult:
         wanted = actor(request)
