@@ -33,12 +33,12 @@ import contextlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.cloudevents import CloudEventAttributes, kafka_headers
@@ -74,48 +74,52 @@ class DeadLetter(msgspec.Struct, frozen=True):
     created_at: datetime
 
 
-_CLAIM = text("""
-    UPDATE sync.dead_letters SET publish_claimed_until = now() + make_interval(secs => :lease_s),
-                                 publish_attempts = publish_attempts + 1
-    WHERE id IN (
-        SELECT id FROM sync.dead_letters
-        WHERE published_at IS NULL AND (publish_claimed_until IS NULL OR publish_claimed_until < now())
-        ORDER BY id LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING id, record_id, event_id::text AS event_id, system_code, customer_id, reason, payload::text AS payload,
-              headers, last_error, attempts, created_at
-""")
-_PUBLISHED = text("""
-    UPDATE sync.dead_letters SET published_at = now(), publish_claimed_until = NULL, publish_error = NULL
-    WHERE id = ANY(:ids)
-""")
-_UNPUBLISHED = text("""
-    UPDATE sync.dead_letters SET publish_claimed_until = NULL, publish_error = :error WHERE id = ANY(:ids)
-""")
-# Left claimed (until the lease ends): tried again then, not in a tight loop.
-_UNBUILDABLE = text("UPDATE sync.dead_letters SET publish_error = :error WHERE id = ANY(:ids)")
+class _Publication(NamedTuple):
+    """The statements of one table's publishing: both tables keep its state in the same columns."""
 
-_CLAIM_UNPROCESSABLE = text("""
-    UPDATE sync.unprocessable_messages SET publish_claimed_until = now() + make_interval(secs => :lease_s),
-                                           publish_attempts = publish_attempts + 1
+    claim: TextClause
+    published: TextClause
+    unpublished: TextClause
+    # Left claimed (until the lease ends): tried again then, not in a tight loop.
+    unbuildable: TextClause
+
+
+def _publication(table: str, returning: str) -> _Publication:
+    claim = f"""
+    UPDATE sync.{table} SET publish_claimed_until = now() + make_interval(secs => :lease_s),
+                            publish_attempts = publish_attempts + 1
     WHERE id IN (
-        SELECT id FROM sync.unprocessable_messages
+        SELECT id FROM sync.{table}
         WHERE published_at IS NULL AND (publish_claimed_until IS NULL OR publish_claimed_until < now())
         ORDER BY id LIMIT :limit
         FOR UPDATE SKIP LOCKED
     )
-    RETURNING id, system_code, topic, kafka_partition, kafka_offset, message_key, message_value,
-              headers::text AS headers, event_id, customer_id, reason, error, failures
-""")
-_UNPROCESSABLE_PUBLISHED = text("""
-    UPDATE sync.unprocessable_messages SET published_at = now(), publish_claimed_until = NULL, publish_error = NULL
-    WHERE id = ANY(:ids)
-""")
-_UNPROCESSABLE_UNPUBLISHED = text("""
-    UPDATE sync.unprocessable_messages SET publish_claimed_until = NULL, publish_error = :error WHERE id = ANY(:ids)
-""")
-_UNPROCESSABLE_UNBUILDABLE = text("UPDATE sync.unprocessable_messages SET publish_error = :error WHERE id = ANY(:ids)")
+    RETURNING {returning}
+    """  # noqa: S608 - fixed names, values are bound parameters
+
+    def setting(assignments: str) -> TextClause:
+        return text(f"UPDATE sync.{table} SET {assignments} WHERE id = ANY(:ids)")  # noqa: S608 - fixed names
+
+    return _Publication(
+        claim=text(claim),
+        published=setting("published_at = now(), publish_claimed_until = NULL, publish_error = NULL"),
+        unpublished=setting("publish_claimed_until = NULL, publish_error = :error"),
+        unbuildable=setting("publish_error = :error"),
+    )
+
+
+_PUBLICATIONS = {
+    "dead_letters": _publication(
+        "dead_letters",
+        """id, record_id, event_id::text AS event_id, system_code, customer_id, reason, payload::text AS payload,
+              headers, last_error, attempts, created_at""",
+    ),
+    "unprocessable_messages": _publication(
+        "unprocessable_messages",
+        """id, system_code, topic, kafka_partition, kafka_offset, message_key, message_value,
+              headers::text AS headers, event_id, customer_id, reason, error, failures""",
+    ),
+}
 
 
 class UnprocessableLetter(msgspec.Struct, frozen=True):
@@ -286,9 +290,9 @@ class DeadLetterPublisher:
         """Claim, produce and mark one batch of each table; returns how many rows were claimed."""
         async with self._engine.begin() as connection:
             params = {"lease_s": PUBLISH_LEASE_S, "limit": BATCH_SIZE}
-            rows = (await connection.execute(_CLAIM, params)).mappings()
+            rows = (await connection.execute(_PUBLICATIONS["dead_letters"].claim, params)).mappings()
             letters = [msgspec.convert(dict(row), DeadLetter) for row in rows]
-            rows = (await connection.execute(_CLAIM_UNPROCESSABLE, params)).mappings()
+            rows = (await connection.execute(_PUBLICATIONS["unprocessable_messages"].claim, params)).mappings()
             unprocessable = [msgspec.convert(dict(row), UnprocessableLetter) for row in rows]
         if not letters and not unprocessable:
             return 0
@@ -298,9 +302,9 @@ class DeadLetterPublisher:
         try:
             await self._produce(outgoing)
         except (KafkaError, KafkaConfigError) as exc:
-            await self._mark(outgoing, _UNPUBLISHED, _UNPROCESSABLE_UNPUBLISHED, error=repr(exc)[:500])
+            await self._mark(outgoing, published=False, error=repr(exc)[:500])
             raise
-        await self._mark(outgoing, _PUBLISHED, _UNPROCESSABLE_PUBLISHED)
+        await self._mark(outgoing, published=True)
         for message in outgoing:
             self._metrics.dead_letters_published.labels(message.system_code).inc()
             log.info(
@@ -341,17 +345,14 @@ class DeadLetterPublisher:
             )
         async with self._engine.begin() as connection:
             for message, error in unbuildable:
-                statement = _UNBUILDABLE if message.table == "dead_letters" else _UNPROCESSABLE_UNBUILDABLE
+                statement = _PUBLICATIONS[message.table].unbuildable
                 await connection.execute(statement, {"ids": [message.id], "error": error[:500]})
 
-    async def _mark(self, outgoing: list[Outgoing], letters: Any, unprocessable: Any, **params: Any) -> None:
-        by_table = {
-            letters: [m.id for m in outgoing if m.table == "dead_letters"],
-            unprocessable: [m.id for m in outgoing if m.table == "unprocessable_messages"],
-        }
+    async def _mark(self, outgoing: list[Outgoing], *, published: bool, **params: Any) -> None:
         async with self._engine.begin() as connection:
-            for statement, ids in by_table.items():
-                if ids:
+            for table, publication in _PUBLICATIONS.items():
+                if ids := [m.id for m in outgoing if m.table == table]:
+                    statement = publication.published if published else publication.unpublished
                     await connection.execute(statement, {"ids": ids, **params})
 
     async def _produce(self, outgoing: list[Outgoing]) -> None:

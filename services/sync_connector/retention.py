@@ -56,6 +56,20 @@ TABLES = (
     MAINTENANCE_RUNS,
 )
 
+
+def _children_of(table: str, parent_column: str) -> TextClause:
+    """At most :limit rows of ``table`` that belong to the rows :ids (a batch being pruned)."""
+    return text(f"""
+    DELETE FROM sync.{table} WHERE id IN (
+        SELECT id FROM sync.{table} WHERE {parent_column} = ANY(CAST(:ids AS bigint[])) LIMIT :limit)
+    """)  # noqa: S608 - fixed names, values are bound parameters
+
+
+def _rows_of(table: str) -> TextClause:
+    """The rows :ids of ``table`` (a batch whose children are gone)."""
+    return text(f"DELETE FROM sync.{table} WHERE id = ANY(CAST(:ids AS bigint[]))")  # noqa: S608 - fixed names
+
+
 _NOW_AND_CUTOFF = text("SELECT now(), now() - make_interval(secs => :older_than_s)")
 # Terminal records by completion time (ix_sync_terminal_completed). Not one whose dead letter is still
 # to be published, nor one a lane names as in flight (a claim not cleaned up yet).
@@ -70,15 +84,9 @@ _RECORD_BATCH = text("""
     LIMIT :limit
     FOR UPDATE OF r SKIP LOCKED
 """)
-_RECORD_ATTEMPTS = text("""
-    DELETE FROM sync.external_sync_attempts WHERE id IN (
-        SELECT id FROM sync.external_sync_attempts WHERE record_id = ANY(CAST(:ids AS bigint[])) LIMIT :limit)
-""")
-_RECORD_DEAD_LETTERS = text("""
-    DELETE FROM sync.dead_letters WHERE id IN (
-        SELECT id FROM sync.dead_letters WHERE record_id = ANY(CAST(:ids AS bigint[])) LIMIT :limit)
-""")
-_RECORDS = text("DELETE FROM sync.external_sync_records WHERE id = ANY(CAST(:ids AS bigint[]))")
+_RECORD_ATTEMPTS = _children_of(ATTEMPTS, "record_id")
+_RECORD_DEAD_LETTERS = _children_of(DEAD_LETTERS, "record_id")
+_RECORDS = _rows_of(RECORDS)
 # Finished notifications by completion time (ix_notification_terminal_completed).
 _NOTIFICATION_BATCH = text("""
     SELECT id FROM sync.notification_records
@@ -87,11 +95,8 @@ _NOTIFICATION_BATCH = text("""
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 """)
-_NOTIFICATION_ATTEMPTS = text("""
-    DELETE FROM sync.notification_attempts WHERE id IN (
-        SELECT id FROM sync.notification_attempts WHERE record_id = ANY(CAST(:ids AS bigint[])) LIMIT :limit)
-""")
-_NOTIFICATIONS = text("DELETE FROM sync.notification_records WHERE id = ANY(CAST(:ids AS bigint[]))")
+_NOTIFICATION_ATTEMPTS = _children_of(NOTIFICATION_ATTEMPTS, "record_id")
+_NOTIFICATIONS = _rows_of(NOTIFICATIONS)
 # Messages the connector could never process, once published to their dead-letter topic.
 _UNPROCESSABLE = text("""
     DELETE FROM sync.unprocessable_messages WHERE id IN (
@@ -114,11 +119,8 @@ _ADMIN_NOTIFICATION_BATCH = text("""
     ORDER BY window_end LIMIT :limit
     FOR UPDATE SKIP LOCKED
 """)
-_ADMIN_OCCURRENCES = text("""
-    DELETE FROM sync.admin_occurrences WHERE id IN (
-        SELECT id FROM sync.admin_occurrences WHERE notification_id = ANY(CAST(:ids AS bigint[])) LIMIT :limit)
-""")
-_ADMIN_NOTIFICATIONS = text("DELETE FROM sync.admin_notifications WHERE id = ANY(CAST(:ids AS bigint[]))")
+_ADMIN_OCCURRENCES = _children_of(ADMIN_OCCURRENCES, "notification_id")
+_ADMIN_NOTIFICATIONS = _rows_of(ADMIN_NOTIFICATIONS)
 _MAINTENANCE_RUNS = text("""
     DELETE FROM sync.maintenance_runs WHERE id IN (
         SELECT id FROM sync.maintenance_runs WHERE finished_at < :cutoff ORDER BY id LIMIT :limit)
