@@ -170,15 +170,11 @@ async def test_listing_pages_by_cursor_and_filters_by_customer_and_time(
     assert [i["id"] for i in in_window] == [str(m.id) for m in messages[2:5]]
 
 
-async def test_errors_are_typed_problems_and_leave_no_audit(database_url: str) -> None:
+async def test_errors_are_typed_problems_and_leave_no_audit(database_url: str, db: asyncpg.Connection) -> None:
     failed = [name_changed(f"F{n}", 1) for n in range(5)]
     async with engine_for(database_url) as engine:
         await write(engine, failed)
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute("UPDATE profile.outbox SET status = 'failed', last_error = 'boom'")
-    finally:
-        await conn.close()
+    await db.execute("UPDATE profile.outbox SET status = 'failed', last_error = 'boom'")
 
     async with profile_client(database_url, PROFILE_RELAY_REDRIVE_MAX_ROWS="3") as client:
         unknown = uuid.uuid4()
