@@ -6,21 +6,25 @@ and what arrives is read back with a plain aiokafka consumer and the cloudevents
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 from cloudevents.core.bindings.kafka import KafkaMessage as CoreKafkaMessage
 from cloudevents.core.bindings.kafka import from_binary as core_from_binary
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.v1.kafka import KafkaMessage, from_binary
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, decode_event
 from libs.kit.kafka import KafkaSettings
 from libs.outbox.writer import OutboxWriter
 from tests.relay_support import (
     SCHEMA,
+    Collector,
     collecting,
     engine_for,
     name_changed,
@@ -33,6 +37,20 @@ from tests.relay_support import (
 )
 
 CE_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "content-type")
+
+
+@contextlib.asynccontextmanager
+async def relay_owning_every_shard(
+    database_url: str, kafka: KafkaSettings, topic: str, *, poll_interval_s: float
+) -> AsyncIterator[tuple[AsyncEngine, Collector]]:
+    """A relay in this process once it holds every shard; an engine to write rows and the topic's reader."""
+    async with (
+        engine_for(database_url) as engine,
+        collecting(kafka, topic) as seen,
+        running_relay(database_url, kafka, relay_settings(topic, poll_interval_s=poll_interval_s)) as relay,
+    ):
+        await wait_until(lambda: relay.owns_all_shards, timeout=10, message="relay never owned the shards")
+        yield engine, seen
 
 
 async def test_every_row_arrives_as_a_cloudevent_in_key_order_and_is_marked_published(
@@ -112,13 +130,7 @@ async def test_every_row_arrives_as_a_cloudevent_in_key_order_and_is_marked_publ
 async def test_notify_wakes_the_relay_long_before_the_poll_interval(
     database_url: str, kafka_settings: KafkaSettings, topic: str
 ) -> None:
-    settings = relay_settings(topic, poll_interval_s=30.0)
-    async with (
-        engine_for(database_url) as engine,
-        collecting(kafka_settings, topic) as seen,
-        running_relay(database_url, kafka_settings, settings) as relay,
-    ):
-        await wait_until(lambda: relay.owns_all_shards, timeout=10, message="relay never owned the shards")
+    async with relay_owning_every_shard(database_url, kafka_settings, topic, poll_interval_s=30.0) as (engine, seen):
         first = name_changed("N1", 1)
         await _write_one(engine, first)
         await wait_until(lambda: str(first.id) in seen.ids(), timeout=10, message="first row not published")
@@ -141,13 +153,7 @@ async def test_polling_covers_a_lost_notification(database_url: str, kafka_setti
         await conn.execute(f'ALTER TABLE "{SCHEMA}".outbox DISABLE TRIGGER outbox_notify')
     finally:
         await conn.close()
-    settings = relay_settings(topic, poll_interval_s=0.3)
-    async with (
-        engine_for(database_url) as engine,
-        collecting(kafka_settings, topic) as seen,
-        running_relay(database_url, kafka_settings, settings) as relay,
-    ):
-        await wait_until(lambda: relay.owns_all_shards, timeout=10, message="relay never owned the shards")
+    async with relay_owning_every_shard(database_url, kafka_settings, topic, poll_interval_s=0.3) as (engine, seen):
         messages = [name_changed("P1", 1), name_changed("P2", 1)]
         for message in messages:
             await _write_one(engine, message)
