@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.sync_connector.breaker import BreakerState, CircuitBreaker
+from services.sync_connector.breaker import BreakerState, CircuitBreaker, Permit
 
 
 class FakeClock:
@@ -48,6 +48,15 @@ def _fail(breaker: CircuitBreaker, times: int) -> None:
         breaker.record_failure(permit)
 
 
+def _open_then_trial(breaker: CircuitBreaker, clock: FakeClock) -> Permit:
+    """Three failures open the breaker; once its cool-down is over, the trial call's permit."""
+    _fail(breaker, 3)
+    clock.now += 10.0
+    trial = breaker.acquire()
+    assert trial is not None
+    return trial
+
+
 def test_opens_after_k_consecutive_transient_failures(breaker: CircuitBreaker, moves: list[object]) -> None:
     _fail(breaker, 2)
     success = breaker.acquire()
@@ -86,10 +95,7 @@ def test_one_trial_after_the_cooldown_closes_on_success(
 
 
 def test_a_failed_trial_reopens_for_another_cooldown(breaker: CircuitBreaker, clock: FakeClock) -> None:
-    _fail(breaker, 3)
-    clock.now += 10.0
-    trial = breaker.acquire()
-    assert trial is not None
+    trial = _open_then_trial(breaker, clock)
     clock.now += 1.0
     breaker.record_failure(trial)
     assert state_of(breaker) is BreakerState.OPEN
@@ -162,10 +168,7 @@ def test_while_a_trial_is_out_callers_wait_at_most_until_it_is_written_off(clock
 
 
 def test_releasing_after_a_reported_result_changes_nothing(breaker: CircuitBreaker, clock: FakeClock) -> None:
-    _fail(breaker, 3)
-    clock.now += 10.0
-    trial = breaker.acquire()
-    assert trial is not None
+    trial = _open_then_trial(breaker, clock)
     breaker.record_failure(trial)
     breaker.release(trial)  # every path releases; after the report it is a no-op
     assert state_of(breaker) is BreakerState.OPEN
@@ -173,10 +176,7 @@ def test_releasing_after_a_reported_result_changes_nothing(breaker: CircuitBreak
 
 
 def test_an_unused_trial_is_released(breaker: CircuitBreaker, clock: FakeClock) -> None:
-    _fail(breaker, 3)
-    clock.now += 10.0
-    trial = breaker.acquire()
-    assert trial is not None
+    trial = _open_then_trial(breaker, clock)
     breaker.release(trial)
     assert breaker.acquire() is not None
 

@@ -10,7 +10,7 @@ silently: that system's retries were never made again by that instance.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import pytest
@@ -29,6 +29,21 @@ FAULTS = [
     asyncpg.exceptions.InterfaceError("connection is closed"),
     ConnectionRefusedError(111, "Connect call failed"),
 ]
+
+
+class BackgroundLoop(Protocol):
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def run_until(loop: BackgroundLoop, answered: asyncio.Event) -> None:
+    """Runs the loop until its database answered after the faults (bounded), then stops it."""
+    loop.start()
+    try:
+        await asyncio.wait_for(answered.wait(), timeout=10)
+    finally:
+        await loop.stop()
 
 
 class DatabaseComingBack:
@@ -68,11 +83,7 @@ async def test_the_retry_scheduler_keeps_polling_through_database_errors(error: 
         concurrency=1,
         grace_s=1.0,
     )
-    scheduler.start()
-    try:
-        await asyncio.wait_for(delivery.answered.wait(), timeout=10)
-    finally:
-        await scheduler.stop()
+    await run_until(scheduler, delivery.answered)
     assert registry.get_sample_value("sync_retry_scheduler_errors_total", {"system_code": "CRM"}) == 2
 
 
@@ -101,9 +112,5 @@ class DeadLettersComingBack(DeadLetterPublisher):
 async def test_the_dead_letter_publisher_keeps_polling_through_database_errors(error: BaseException) -> None:
     registry = CollectorRegistry()
     publisher = DeadLettersComingBack(error, failures=2, registry=registry)
-    publisher.start()
-    try:
-        await asyncio.wait_for(publisher.answered.wait(), timeout=10)
-    finally:
-        await publisher.stop()
+    await run_until(publisher, publisher.answered)
     assert registry.get_sample_value("sync_dead_letter_publish_errors_total", {"kind": "database"}) == 2
