@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 
@@ -45,17 +46,25 @@ from tests.perf.profiling import profiled
 RSS_SAMPLE_S = 0.25
 
 
-async def commit_to_applied(url: str, bootstrap: str) -> list[Figure]:
+async def commit_to_applied(url: str, bootstrap: str, pg_pid: int | None) -> list[Figure]:
     topic = f"bench-applied-{uuid.uuid4().hex[:8]}"
     await ensure_topic(KafkaSettings(bootstrap_servers=bootstrap), topic)
     # One connector process per system (CONNECTOR_SYSTEMS), as deployed: a system's deliveries use
     # their own event loop and core, and one system's load never slows another's.
-    processes = {"stubs": Role.STUBS, "relay": Role.RELAY, **{f"connector-{s}": Role.CONNECTOR for s in SYSTEMS}}
-    one_system_each: Overrides = {f"connector-{s}": {"CONNECTOR_SYSTEMS": json.dumps([s])} for s in SYSTEMS}
-    with bench_system(url, bootstrap, topic, processes, one_system_each) as system:
+    # BENCH_APPLIED_CONNECTORS=1: one process for the three (fewer processes wake per message).
+    processes: dict[str, Role] = {"stubs": Role.STUBS, "relay": Role.RELAY}
+    overrides: Overrides = {}
+    if os.environ.get("BENCH_APPLIED_CONNECTORS") == "1":
+        processes["connector"] = Role.CONNECTOR
+    else:
+        processes |= {f"connector-{s}": Role.CONNECTOR for s in SYSTEMS}
+        overrides = {f"connector-{s}": {"CONNECTOR_SYSTEMS": json.dumps([s])} for s in SYSTEMS}
+    with bench_system(url, bootstrap, topic, processes, overrides) as system:
         rss = PeakRss(pids(system))
         stop_sampling = asyncio.Event()
         sampling = asyncio.create_task(rss.sample_every(RSS_SAMPLE_S, stop_sampling))
+        busy = {**pids(system), "postgres": pg_pid}
+        cpu_before = {name: tree_cpu_seconds(pid) if pid else float("nan") for name, pid in busy.items()}
         with profiled("applied", pids(system)):
             committed = await steady_writes(url, APPLIED_RATE, STEADY_SECONDS)
         conn = await asyncpg.connect(url)
@@ -68,6 +77,10 @@ async def commit_to_applied(url: str, bootstrap: str) -> list[Figure]:
                 if done >= len(committed) * len(SYSTEMS):
                     break
                 await asyncio.sleep(0.2)  # bounded drain
+            cpu_ms = {
+                name: ((tree_cpu_seconds(pid) if pid else float("nan")) - cpu_before[name]) * 1000 / len(committed)
+                for name, pid in busy.items()
+            }
             rows = await conn.fetch(
                 """SELECT extract(epoch FROM max(r.completed_at) - o.created_at) AS seconds
                    FROM profile.outbox o JOIN sync.external_sync_records r ON r.event_id = o.id
@@ -83,7 +96,8 @@ async def commit_to_applied(url: str, bootstrap: str) -> list[Figure]:
             f"commit -> CRM+CMS+CSS applied, steady {APPLIED_RATE}/s",
             latencies,
             at_most(150),
-            f"{len(rows)}/{len(committed)} complete",
+            f"{len(rows)}/{len(committed)} complete; CPU ms per event: "
+            + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu_ms.items()),
         ),
         *peak_rss_figures(f"{APPLIED_RATE}/s to 3 systems", rss.peak_mb),
     ]
@@ -204,6 +218,6 @@ async def bare_http_loop(
 
 async def run(postgres_url: str, bootstrap: str, postgres_pid: int | None = None) -> list[Figure]:
     url = await fresh_database(postgres_url, "bench_pipeline")
-    figures = await commit_to_applied(url, bootstrap)
+    figures = await commit_to_applied(url, bootstrap, postgres_pid)
     url = await fresh_database(postgres_url, "bench_pipeline")
     return figures + await connector_throughput(url, bootstrap, postgres_pid)
