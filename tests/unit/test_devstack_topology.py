@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from libs.devstack.processes import ServiceProcess
 from libs.devstack.topology import MAKE_RUN, Keys, Role, System, Topology
 
 KEYS = Keys({"PROFILE_AUTH_SIGNING_KEY": "private"}, {"CONNECTOR_AUTH_PUBLIC_KEYS": "{}"}, "notifier-token")
 SECRETS = {"CRM": "s1", "CMS": "s2", "CSS": "s3"}
+
+
+def topology_for(logs: Path, **choices: Any) -> Topology:
+    """A topology on a database and broker it never reaches (nothing is started), with ``choices``."""
+    return Topology(database_url="postgresql://db/x", bootstrap="b:1", logs=logs, **choices)
 
 
 def _envs(topology: Topology, ports: dict[str, int]) -> dict[str, dict[str, str]]:
@@ -105,26 +111,24 @@ def test_several_relays_and_connectors_with_overrides_by_role_and_by_name(tmp_pa
 
 
 def test_servers_that_say_where_they_listen_bind_port_zero_unless_their_url_is_needed_first(tmp_path: Path) -> None:
-    base = Topology(database_url="postgresql://db/x", bootstrap="b:1", logs=tmp_path)
+    base = topology_for(tmp_path)
     ports = {name: base._port(name, role) for name, role in base.processes.items()}
     assert (ports["sync-connector"], ports["profile-service"]) == (0, 0)
     assert ports["stub-externals"] > 0, "the stubs do not say where they listen"
     assert ports["outbox-relay"] > 0, "a relay's port 0 means no ops server"
 
-    notifying = Topology(database_url="postgresql://db/x", bootstrap="b:1", logs=tmp_path, keys=KEYS)
+    notifying = topology_for(tmp_path, keys=KEYS)
     assert notifying._port("profile-service", Role.PROFILE) > 0, "the connector is told the profile's URL"
     assert notifying._port("sync-connector", Role.CONNECTOR) == 0
 
-    quiet = Topology(database_url="postgresql://db/x", bootstrap="b:1", logs=tmp_path, log_level="WARNING")
+    quiet = topology_for(tmp_path, log_level="WARNING")
     assert quiet._port("sync-connector", Role.CONNECTOR) > 0, "at WARNING the start line is not written"
-    workers = Topology(
-        database_url="postgresql://db/x",
-        bootstrap="b:1",
-        logs=tmp_path,
+    workers = topology_for(
+        tmp_path,
         overrides={Role.PROFILE: {"PROFILE_HTTP_WORKERS": "2"}},
     )
     assert workers._port("profile-service", Role.PROFILE) > 0
-    fixed = Topology(database_url="postgresql://db/x", bootstrap="b:1", logs=tmp_path, ports={"sync-connector": 8001})
+    fixed = topology_for(tmp_path, ports={"sync-connector": 8001})
     assert fixed._port("sync-connector", Role.CONNECTOR) == 8001
 
 
@@ -153,10 +157,8 @@ def test_a_server_on_port_zero_is_read_back_from_its_log_and_its_port_pinned_for
 
 
 def test_overrides_by_role_and_by_a_process_of_the_same_name_both_apply(tmp_path: Path) -> None:
-    topology = Topology(
-        database_url="postgresql://db/x",
-        bootstrap="b:1",
-        logs=tmp_path,
+    topology = topology_for(
+        tmp_path,
         processes={"relay": Role.RELAY},
         overrides={Role.RELAY: {"A": "role", "B": "role"}, "relay": {"B": "name"}},
     )
@@ -165,10 +167,8 @@ def test_overrides_by_role_and_by_a_process_of_the_same_name_both_apply(tmp_path
 
 
 def test_one_process_built_alone_with_external_systems_elsewhere(tmp_path: Path) -> None:
-    topology = Topology(
-        database_url="postgresql://db/x",
-        bootstrap="b:1",
-        logs=tmp_path,
+    topology = topology_for(
+        tmp_path,
         processes={"connector-a": Role.CONNECTOR},
         external_systems_url="http://127.0.0.1:9999",
     )
