@@ -11,7 +11,7 @@ change). Once ``remaining()`` is zero everywhere, the old key can be removed fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -19,6 +19,7 @@ import msgspec
 from sqlalchemy import ColumnElement, Table, bindparam, func, literal, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from libs.kit.progress import Progress
 from services.profile.shared.storage.contact_crypto import KEY_ID_COLUMN, SEALED_COLUMNS, ContactProtector
 from services.profile.shared.storage.faults import database_transaction
 from services.profile.shared.storage.tables import (
@@ -28,7 +29,6 @@ from services.profile.shared.storage.tables import (
     idempotency_keys,
 )
 
-Progress = Callable[[int], None]
 _KEYS: dict[str, tuple[str, ...]] = {
     "customer_profiles": ("customer_id",),
     "backup_customers": ("backup_id", "customer_id"),

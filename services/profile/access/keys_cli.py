@@ -5,7 +5,7 @@ Rotating the encryption key:
   2. add it to ``PROFILE_CRYPTO_KEYS`` (keep the old one), set ``PROFILE_CRYPTO_ACTIVE_KEY_ID``
      to it and restart the service: new writes are sealed with it, old values still open;
   3. ``keys rotate`` re-seals every older value (profiles, backup copies, stored responses)
-     in batches of ``PROFILE_CRYPTO_ROTATE_BATCH_SIZE``, with a progress bar;
+     in batches of ``PROFILE_CRYPTO_ROTATE_BATCH_SIZE`` (its progress on a terminal);
   4. when ``keys rotate --check`` reports nothing left, remove the old key from the settings.
 A new ``PROFILE_CRYPTO_HASH_KEY`` needs ``keys rotate --every-row`` (phone hashes and digests).
 """
@@ -23,6 +23,7 @@ from libs.kit.crypto import CryptoConfigError, generate_key
 from libs.kit.db import make_engine
 from libs.kit.errors import AppError
 from libs.kit.logging import configure_logging, get_logger
+from libs.kit.progress import terminal_progress
 from services.profile.access.key_rotation import RotationReport, SqlContactKeyRotation
 from services.profile.settings import ProfileSettings, settings_from_env
 from services.profile.shared.storage.contact_crypto import ContactProtector
@@ -46,7 +47,7 @@ def generate(key_id: str) -> None:
 @click.option("--every-row", is_flag=True, help="also rows already under the active key (after a hash-key change)")
 @click.option("--check", is_flag=True, help="only count what is left to re-seal; exit 1 if anything is")
 def rotate(every_row: bool, check: bool) -> None:
-    """Re-seal contact data under PROFILE_CRYPTO_ACTIVE_KEY_ID, batch by batch, with a progress bar."""
+    """Re-seal contact data under PROFILE_CRYPTO_ACTIVE_KEY_ID, batch by batch (progress on a terminal)."""
     settings = settings_from_env(os.environ)
     configure_logging(f"{settings.service_name}-cli", settings.log_level)
     try:
@@ -72,8 +73,8 @@ async def _rotate(settings: ProfileSettings, *, every_row: bool, check: bool) ->
             click.echo(msgspec.json.encode({"activeKeyId": protector.active_key_id, "remaining": due}).decode())
             return total
         label = f"re-sealing {total} rows under key {protector.active_key_id}"
-        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-            report: RotationReport = await rotation.rotate(bar.update, every_row=every_row)
+        with terminal_progress(label, total) as progress:
+            report: RotationReport = await rotation.rotate(progress, every_row=every_row)
         log.info("contact_keys_rotated", **msgspec.structs.asdict(report))
         click.echo(msgspec.json.encode(report).decode())
         return 0
