@@ -52,6 +52,10 @@ def test_a_customer_without_a_code_has_its_id_as_code() -> None:
 @pytest.mark.parametrize(
     ("changes", "key"),
     [
+        (ProfileChanges(customer_name="   "), "customerName"),
+        (ProfileChanges(contact_phone="12"), "contactPhone"),
+        (ProfileChanges(contact_email="a@b"), "contactEmail"),
+        (ProfileChanges(contact_address="x" * 501), "contactAddress"),
         (ProfileChanges(customer_code="has space"), "customerCode"),
         (ProfileChanges(customer_code="x" * 101), "customerCode"),
         (ProfileChanges(customer_type="VIP!"), "customerType"),
