@@ -74,8 +74,9 @@ def print_json(value: object) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2))
 
 
-def _either(values: Sequence[str]) -> str:
-    return f"{', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else "".join(values)
+def _choice(values: Sequence[str]) -> click.Choice[str]:
+    """The values an option takes, listed in --help and checked by click before any work."""
+    return click.Choice(values)
 
 
 def add_record_commands(
@@ -95,8 +96,8 @@ def add_record_commands(
 
     @group.command("list", help=f"{kind.noun.capitalize()}s, newest first, as JSON ({{items, nextCursor}}).")
     @click.option("--customer-id")
-    @click.option(option, "target", help=_either(targets))
-    @click.option("--status", help=_either(statuses))
+    @click.option(option, "target", type=_choice(targets))
+    @click.option("--status", type=_choice(statuses))
     @click.option("--event-id")
     @click.option("--limit", type=int, default=DEFAULT_PAGE_SIZE, show_default=True)
     @click.option("--cursor", help="nextCursor of the previous page")
@@ -118,9 +119,9 @@ def add_record_commands(
     @group.command(command, help=redrive_help)
     @click.option("--id", "record_id", type=int, help=f"{words} this record")
     @click.option(
-        option, "target", help=f"{words} every record of this {option[2:]} ({', '.join(targets)}) in --status"
+        option, "target", type=_choice(targets), help=f"{words} every record of this {option[2:]} in --status"
     )
-    @click.option("--status", default="failed", show_default=True, help=f"with {option}: {_either(redrivable)}")
+    @click.option("--status", type=_choice(redrivable), default="failed", show_default=True, help=f"with {option}")
     @click.option("--customer-id", help=f"with {option}: only this customer's records")
     def redrive(*, record_id: int | None, target: str | None, status: str, customer_id: str | None) -> None:
         if (record_id is None) == (target is None):

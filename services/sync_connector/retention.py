@@ -34,6 +34,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.logging import get_logger
+from libs.kit.progress import Progress, no_progress
 from services.sync_connector import status_counts
 
 log = get_logger(__name__)
@@ -157,13 +158,15 @@ class RetentionMetrics:
 
 
 class _Tally:
-    def __init__(self, metrics: RetentionMetrics | None) -> None:
+    def __init__(self, metrics: RetentionMetrics | None, progress: Progress) -> None:
         self.pruned = dict.fromkeys(TABLES, 0)
         self.statements = 0
         self.largest = 0
         self._metrics = metrics
+        self._progress = progress
 
     def add(self, table: str, rows: int) -> int:
+        self._progress(rows)
         self.pruned[table] += rows
         self.statements += 1
         self.largest = max(self.largest, rows)
@@ -181,16 +184,18 @@ class RetentionPrune:
         older_than_s: float,
         batch_size: int,
         metrics: RetentionMetrics | None = None,
+        progress: Progress = no_progress,
     ) -> None:
         self._engine = engine
         self._older_than_s = older_than_s
         self._limit = batch_size
         self._metrics = metrics
+        self._progress = progress  # rows removed, statement by statement (the CLI draws it on a terminal)
 
     async def run(self) -> PruneReport:
         """Prune everything older than the retention; one log line and one ``maintenance_runs`` row."""
         began = time.monotonic()
-        tally = _Tally(self._metrics)
+        tally = _Tally(self._metrics, self._progress)
         async with self._engine.connect() as connection:
             times = await connection.execute(_NOW_AND_CUTOFF, {"older_than_s": self._older_than_s})
             started_at, cutoff = times.one()
