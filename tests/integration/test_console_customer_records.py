@@ -139,7 +139,7 @@ async def test_viewers_read_versions_without_personal_values_and_cannot_change(d
         assert "/edit" not in detail.text
 
 
-async def test_rollback_through_its_confirmation_page(database_url: str) -> None:
+async def test_rollback_through_its_confirmation_page(database_url: str, db: asyncpg.Connection) -> None:
     async with console_client(database_url, Role.OPERATOR, subject="otto") as client:
         body = {"customerId": "C-RB-1", "customerName": "张三", "accountType": "residential", "taxNumber": TAX}
         assert (await api(client, "POST", "/v1/customers", json=body)).status_code == 201
@@ -178,11 +178,7 @@ async def test_rollback_through_its_confirmation_page(database_url: str) -> None
         )
         assert stale.status_code == 412
         assert (await api(client, "GET", "/v1/customers/C-RB-1")).json()["version"] == 4
-        db = await asyncpg.connect(database_url)
-        try:
-            assert await db.fetchval("SELECT count(*) FROM profile.customer_versions WHERE customer_id = 'C-RB-1'") == 4
-        finally:
-            await db.close()
+        assert await db.fetchval("SELECT count(*) FROM profile.customer_versions WHERE customer_id = 'C-RB-1'") == 4
 
 
 async def test_a_restore_confirmation_lists_code_conflicts_and_the_bin_links_versions(database_url: str) -> None:
