@@ -9,30 +9,40 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 from litestar.testing import AsyncTestClient
-from prometheus_client import CollectorRegistry
 
-from libs.kit.db import DatabaseSettings, make_engine, sqlalchemy_url
+from libs.kit.db import sqlalchemy_url
 from services.profile.app import create_app
-from services.profile.backups.maintenance import MaintenanceReport, MaintenanceService, MaintenanceTask
-from services.profile.backups.service import BackupService
-from services.profile.settings import settings_from_env
+from services.profile.backups.maintenance import MaintenanceReport, MaintenanceTask
+from services.profile.bootstrap import ProfileServices, SqlAdapters, open_services
+from services.profile.settings import ProfileSettings, settings_from_env
 from services.profile.shared.ledger_settings import LedgerSettings
-from services.profile.shared.metrics import LedgerMetrics
 from services.profile.shared.storage.contact_crypto import STORED_COLUMNS
-from services.profile.shared.storage.unit_of_work import SqlUnitOfWorkFactory
 from tests.auth_support import auth_env, authorize, contact_protector
 
 PROBLEM = "https://customer-profile.example/problems/"
+SMALL_POOL = {"PROFILE_DB_POOL_SIZE": "2", "PROFILE_DB_MAX_OVERFLOW": "0"}
 Client = AsyncTestClient[Any]
+
+
+def profile_settings(database_url: str, **env: str) -> ProfileSettings:
+    """The profile's settings on the test's database, with the tests' token and contact keys."""
+    return settings_from_env(
+        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env(), **env}
+    )
+
+
+@contextlib.asynccontextmanager
+async def profile_services(database_url: str, **env: str) -> AsyncIterator[ProfileServices[SqlAdapters]]:
+    """The use cases as ``build_services`` makes them, on a small pool of their own."""
+    async with open_services(profile_settings(database_url, **SMALL_POOL, **env)) as services:
+        yield services
 
 
 @contextlib.asynccontextmanager
 async def profile_client(database_url: str, **env: str) -> AsyncIterator[Client]:
-    settings = settings_from_env(
-        {"PROFILE_DB_URL": sqlalchemy_url(database_url), "PROFILE_LOG_LEVEL": "WARNING", **auth_env(), **env}
-    )
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with AsyncTestClient(app=create_app(profile_settings(database_url, **env))) as client:
         yield authorize(client)
 
 
@@ -166,13 +176,6 @@ async def run_maintenance(
     database_url: str, *tasks: MaintenanceTask, settings: LedgerSettings | None = None
 ) -> MaintenanceReport:
     """The maintenance use case on its own engine, as the CLI runs it."""
-    engine = make_engine(DatabaseSettings(url=sqlalchemy_url(database_url), pool_size=2, max_overflow=0))
-    try:
-        uow_factory = SqlUnitOfWorkFactory(engine, contact_protector())
-        metrics = LedgerMetrics(CollectorRegistry())
-        service = MaintenanceService(
-            uow_factory, BackupService(uow_factory, metrics), settings or LedgerSettings(), metrics
-        )
-        return await service.run(tasks or tuple(MaintenanceTask))
-    finally:
-        await engine.dispose()
+    profile = profile_settings(database_url, **SMALL_POOL)
+    async with open_services(msgspec.structs.replace(profile, ledger=settings or LedgerSettings())) as services:
+        return await services.maintenance.run(tasks or tuple(MaintenanceTask))

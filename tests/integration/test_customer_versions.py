@@ -14,25 +14,21 @@ from typing import Any
 
 import asyncpg
 import pytest
-from prometheus_client import CollectorRegistry
 
-from libs.kit.db import DatabaseSettings, make_engine, sqlalchemy_url
 from libs.kit.tokens import Role
 from services.profile.backups.maintenance import MaintenanceTask
-from services.profile.customers.service import CustomerService
-from services.profile.customers.versions import RollbackResult, VersionService
+from services.profile.customers.versions import RollbackResult
 from services.profile.domain.errors import PreconditionFailed
 from services.profile.domain.ledger import ProfileChanges
 from services.profile.shared.ledger_settings import LedgerSettings
-from services.profile.shared.metrics import LedgerMetrics
 from services.profile.shared.results import Actor
-from services.profile.shared.storage.unit_of_work import SqlUnitOfWorkFactory
-from tests.auth_support import bearer, contact_protector
+from tests.auth_support import bearer
 from tests.ledger_support import (
     Client,
     assert_problem,
     create_customer,
     patch_customer,
+    profile_services,
     run_maintenance,
 )
 from tests.polling import eventually
@@ -285,11 +281,8 @@ async def test_a_concurrent_edit_during_a_rollback_gets_412(
     await create_customer(client, "C1")
     await patch_customer(client, "C1", {"remark": "v2"}, 1)
     await patch_customer(client, "C1", {"remark": "v3"}, 2)
-    engine = make_engine(DatabaseSettings(url=sqlalchemy_url(database_url), pool_size=2, max_overflow=0))
-    try:
-        uow_factory = SqlUnitOfWorkFactory(engine, contact_protector())
-        metrics = LedgerMetrics(CollectorRegistry())
-        versions, customers = VersionService(uow_factory, metrics), CustomerService(uow_factory, metrics)
+    async with profile_services(database_url) as services:
+        versions, customers = services.versions, services.customers
         holder = db.transaction()
         await holder.start()
         await db.execute("SELECT 1 FROM profile.customer_profiles WHERE customer_id = 'C1' FOR UPDATE")
@@ -301,8 +294,6 @@ async def test_a_concurrent_edit_during_a_rollback_gets_412(
         assert not edited.done()
         await holder.rollback()
         outcomes = await asyncio.gather(rolled, edited, return_exceptions=True)
-    finally:
-        await engine.dispose()
     result, refused = outcomes
     assert isinstance(result, RollbackResult), result
     assert result.customer.version == 4

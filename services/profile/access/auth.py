@@ -17,20 +17,22 @@ applications, and nobody but the notifier reads contact data through the interna
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Literal
 
 import msgspec
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Receive, Scope, Send
+from opentelemetry import trace
 
 from libs.kit.logging import get_logger
 from libs.kit.tokens import Forbidden, Role, TokenVerifier, Unauthenticated, bearer_token, effective_roles
+from services.profile.shared.results import Actor
 
 __all__ = [
     "PUBLIC_PATHS",
@@ -40,6 +42,7 @@ __all__ = [
     "Role",
     "RoleGuard",
     "Unauthenticated",
+    "actor_of",
     "assert_every_route_guarded",
     "authentication_middleware",
     "requires",
@@ -49,6 +52,7 @@ log = get_logger(__name__)
 SESSION_COOKIE = "profile_session"
 PUBLIC_PATHS = ("/schema",)  # the OpenAPI document: the contract is public, the data is not
 AUTH_FAILURE_KEY = "auth_failure"
+ANONYMOUS = "anonymous"  # the actor of a public route (no token)
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -134,23 +138,38 @@ def _token_of(scope: Scope) -> str | None:
     return None
 
 
+def actor_of(request: Request[Any, Any, Any]) -> Actor:
+    """Who the audit log names: the verified token's subject, never a header the caller writes."""
+    principal = request.scope.get("user")
+    actor_id = principal.subject if isinstance(principal, Principal) else ANONYMOUS
+    context = trace.get_current_span().get_span_context()
+    return Actor(
+        actor_id=actor_id,
+        ip_address=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:500] or None,
+        trace_id=format(context.trace_id, "032x") if context.is_valid else None,
+    )
+
+
 def principal_of(verifier: TokenVerifier, token: str) -> Principal:
     verified = verifier.verify(token)
     return Principal(verified.subject, verified.roles, verified.kind, verified.token_id)
 
 
-def authentication_middleware(app: ASGIApp) -> ASGIApp:
+def authentication_middleware(verifier: TokenVerifier) -> Callable[[ASGIApp], ASGIApp]:
     """Sets ``scope["user"]`` (a Principal or None); the guards decide, this never answers."""
 
-    async def authenticate(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in {ScopeType.HTTP, ScopeType.WEBSOCKET}:
-            scope["user"] = None
-            if token := _token_of(scope):
-                verifier: TokenVerifier = scope["litestar_app"].state.token_verifier
-                try:
-                    scope["user"] = principal_of(verifier, token)
-                except Unauthenticated as exc:
-                    scope[AUTH_FAILURE_KEY] = exc.detail  # type: ignore[literal-required]
-        await app(scope, receive, send)
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def authenticate(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] in {ScopeType.HTTP, ScopeType.WEBSOCKET}:
+                scope["user"] = None
+                if token := _token_of(scope):
+                    try:
+                        scope["user"] = principal_of(verifier, token)
+                    except Unauthenticated as exc:
+                        scope[AUTH_FAILURE_KEY] = exc.detail  # type: ignore[literal-required]
+            await app(scope, receive, send)
 
-    return authenticate
+        return authenticate
+
+    return middleware

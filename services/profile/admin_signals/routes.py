@@ -11,18 +11,12 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from services.profile.access.auth import Role, requires
 from services.profile.admin_signals.service import MAX_SIGNALS, AdminSignals, AdminSignalService
 from services.profile.shared.web import examples as ex
-
-
-def provide_admin_signals(state: State) -> AdminSignalService:
-    service: AdminSignalService = state.admin_signal_service
-    return service
 
 
 class NotedRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -36,7 +30,6 @@ class NotedResult(msgspec.Struct, frozen=True):
 class InternalSignalController(Controller):
     path = "/internal/v1/admin-signals"
     tags = ["internal"]  # noqa: RUF012
-    dependencies = {"admin_signals": Provide(provide_admin_signals, sync_to_thread=False)}  # noqa: RUF012
 
     @get("/", guards=[requires(Role.NOTIFIER)], responses=ex.problems("VALIDATION"))
     async def admin_signals(

@@ -14,68 +14,30 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
 import msgspec
-from prometheus_client import CollectorRegistry
 
 from libs.kit.crypto import CryptoConfigError
-from libs.kit.db import make_engine
 from libs.kit.errors import AppError
 from libs.kit.logging import configure_logging
-from services.profile.backups.maintenance import MAINTENANCE_ACTOR, MaintenanceService, MaintenanceTask
-from services.profile.backups.restore import RestoreService
-from services.profile.backups.service import BackupService
-from services.profile.backups.sql import PgRestoreLock
+from services.profile.backups.maintenance import MAINTENANCE_ACTOR, MaintenanceTask
+from services.profile.bootstrap import ProfileServices, SqlAdapters, open_services
 from services.profile.domain.restore import BackupKind
-from services.profile.settings import ProfileSettings, settings_from_env
-from services.profile.shared.metrics import LedgerMetrics
+from services.profile.settings import settings_from_env
 from services.profile.shared.results import Actor
-from services.profile.shared.storage.contact_crypto import ContactProtector
-from services.profile.shared.storage.unit_of_work import SqlUnitOfWorkFactory
 
 T = TypeVar("T")
 
 
-@dataclass
-class _Ledger:
-    backups: BackupService
-    restores: RestoreService
-    maintenance: MaintenanceService
-
-
-@asynccontextmanager
-async def _ledger(settings: ProfileSettings) -> AsyncIterator[_Ledger]:
-    engine = make_engine(settings.database)
-    try:
-        uow_factory = SqlUnitOfWorkFactory(engine, ContactProtector.from_settings(settings.crypto))
-        metrics = LedgerMetrics(CollectorRegistry())
-        backups = BackupService(uow_factory, metrics)
-        yield _Ledger(
-            backups=backups,
-            restores=RestoreService(
-                uow_factory,
-                PgRestoreLock(engine),
-                metrics,
-                chunk_size=settings.ledger.restore_chunk_size,
-                max_differences=settings.ledger.restore_max_differences,
-            ),
-            maintenance=MaintenanceService(uow_factory, backups, settings.ledger, metrics),
-        )
-    finally:
-        await engine.dispose()
-
-
-def _run(work: Callable[[_Ledger], Awaitable[T]]) -> T:
+def _run(work: Callable[[ProfileServices[SqlAdapters]], Awaitable[T]]) -> T:
     settings = settings_from_env(os.environ)
     configure_logging(f"{settings.service_name}-cli", settings.log_level)
 
     async def main() -> T:
-        async with _ledger(settings) as ledger:
+        async with open_services(settings) as ledger:
             return await work(ledger)
 
     try:

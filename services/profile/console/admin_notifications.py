@@ -12,6 +12,7 @@ from litestar.response import Template
 
 from libs.kit.errors import ValidationError
 from services.profile.console.connector_client import ConnectorClient
+from services.profile.console.context import console_of
 from services.profile.console.forms import FieldProblems, PathId, choice, text, values
 from services.profile.console.rendering import render
 from services.profile.console.session import READ, caller
@@ -30,7 +31,7 @@ async def admin_notification_list(
     status = choice(raw["status"], STATUSES, "Status", problems)
     page = None
     if not problems:
-        limit = request.app.state.settings.console.page_size
+        limit = console_of(request).settings.page_size
         page = await connector.admin_notifications(
             caller(request), cause=cause, status=status, cursor=raw["cursor"] or None, limit=limit
         )

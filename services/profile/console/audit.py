@@ -8,6 +8,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.response import Template
 
+from services.profile.console.context import console_of
 from services.profile.console.forms import FieldProblems, moment, ordered_range, text, values
 from services.profile.console.rendering import render
 from services.profile.console.session import READ
@@ -35,7 +36,7 @@ async def audit_log(request: Request[Any, Any, Any], audit_log: NamedDependency[
     )
     page = None
     if not problems:
-        page = await audit_log.page(filters, raw["cursor"] or None, request.app.state.settings.console.page_size)
+        page = await audit_log.page(filters, raw["cursor"] or None, console_of(request).settings.page_size)
     context = {
         "filters": {k: raw[k] for k in FILTER_FIELDS},
         "event_types": EVENT_TYPES,

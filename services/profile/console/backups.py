@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 from libs.kit.errors import ValidationError
 from services.profile.backups.restore import RestoreService
 from services.profile.backups.service import BackupService
+from services.profile.console.context import console_of
 from services.profile.console.forms import FieldProblems, PathId, form_text, text
 from services.profile.console.metrics import counted
 from services.profile.console.rendering import render, see_other
@@ -54,7 +55,7 @@ async def _dry_run(
 @get("/backups", guards=READ, name="console:backups")
 async def backup_list(request: Request[Any, Any, Any], backups: NamedDependency[BackupService]) -> Template:
     cursor = request.query_params.get("cursor") or None
-    page = await backups.page(cursor, request.app.state.settings.console.page_size)
+    page = await backups.page(cursor, console_of(request).settings.page_size)
     context = {"items": page.items, "next_cursor": page.next_cursor, "max_label": MAX_LABEL}
     return render(request, "backups.html", context, page="backups", title="Backups")
 

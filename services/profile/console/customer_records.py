@@ -23,6 +23,7 @@ from litestar.response import Redirect, Template
 
 from libs.kit.errors import AppError
 from services.profile.access.auth import Role
+from services.profile.console.context import console_of
 from services.profile.console.forms import PathId, form_text
 from services.profile.console.metrics import counted
 from services.profile.console.rendering import render, see_other
@@ -249,7 +250,7 @@ async def versions_list(
     request: Request[Any, Any, Any], customer_id: PathId, versions: NamedDependency[VersionService]
 ) -> Template:
     cursor = request.query_params.get("cursor") or None
-    page = await versions.page(customer_id, cursor, request.app.state.settings.console.page_size)
+    page = await versions.page(customer_id, cursor, console_of(request).settings.page_size)
     context = {
         "customer_id": customer_id,
         "items": page.items,

@@ -17,6 +17,7 @@ from litestar.response import Redirect, Template
 
 from libs.kit.errors import AppError
 from services.profile.console.connector_client import ConnectorClient
+from services.profile.console.context import console_of
 from services.profile.console.forms import FieldProblems, PathId, choice, moment, text, values
 from services.profile.console.metrics import counted
 from services.profile.console.rendering import render, see_other
@@ -44,7 +45,7 @@ APPLICATIONS_ON_PROFILE = 20
 
 
 def _page_size(request: Request[Any, Any, Any]) -> int:
-    return int(request.app.state.settings.console.page_size)
+    return int(console_of(request).settings.page_size)
 
 
 def _customer_path(customer_id: str) -> str:
@@ -118,7 +119,7 @@ async def confirm_delete(
     request: Request[Any, Any, Any], customer_id: PathId, customers: NamedDependency[CustomerService]
 ) -> Template:
     customer = await customers.get(customer_id)
-    retention = request.app.state.settings.ledger.recycle_bin_retention_days
+    retention = console_of(request).recycle_bin_retention_days
     context = {"customer": customer, "retention_days": retention}
     return render(request, "customer_delete.html", context, page="customers", title="Confirm")
 
@@ -141,7 +142,7 @@ async def delete_customer(
 async def recycle_bin(request: Request[Any, Any, Any], customers: NamedDependency[CustomerService]) -> Template:
     cursor = request.query_params.get("cursor") or None
     page = await customers.recycle_bin(cursor, _page_size(request))
-    retention = timedelta(days=request.app.state.settings.ledger.recycle_bin_retention_days)
+    retention = timedelta(days=console_of(request).recycle_bin_retention_days)
     context = {"items": page.items, "next_cursor": page.next_cursor, "retention": retention}
     return render(request, "recycle_bin.html", context, page="recycle-bin", title="Recycle bin")
 

@@ -18,6 +18,7 @@ from opentelemetry import trace
 from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
 from libs.kit.tokens import Forbidden, Unauthenticated
+from services.profile.console.context import console_of
 from services.profile.console.rendering import query, render, security_headers
 from services.profile.console.session import LOGIN_PATH, READ, cleared_session_cookie, session_token
 from services.profile.shared.web.problems import ErrorMetrics
@@ -31,7 +32,7 @@ def _trace_id() -> str | None:
 
 
 def _page(request: Request[Any, Any, Any], status: int, code: str, title: str, detail: str) -> Response[Any]:
-    metrics: ErrorMetrics = request.app.state.error_metrics
+    metrics: ErrorMetrics = console_of(request).error_metrics
     metrics.errors.labels(code, str(status)).inc()
     context = {"status": status, "code": code, "error_title": title, "detail": detail, "trace_id": _trace_id()}
     return security_headers(render(request, "error.html", context, title=title, status_code=status))
@@ -44,7 +45,7 @@ def _to_login(request: Request[Any, Any, Any], exc: Unauthenticated) -> Response
     if session_token(request):
         params["expired"] = "1"  # a session the verifier no longer accepts
     redirect = Redirect(LOGIN_PATH + query(params), status_code=303)
-    redirect.cookies.append(cleared_session_cookie(request.app.state.settings.console))
+    redirect.cookies.append(cleared_session_cookie(console_of(request).settings))
     return security_headers(redirect)
 
 

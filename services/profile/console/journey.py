@@ -30,6 +30,7 @@ from libs.outbox.admin import OutboxEntry
 from services.profile.console.charts import ChartBucket, delivery_chart
 from services.profile.console.connector_api import DeliveryStats, JourneyRecord, SyncJourney
 from services.profile.console.connector_client import ConnectorClient
+from services.profile.console.context import console_of
 from services.profile.console.forms import PathId, values
 from services.profile.console.rendering import render, see_other
 from services.profile.console.session import READ, caller
@@ -187,7 +188,7 @@ async def customer_journey(
     for result in (journey, stats):
         if isinstance(result, BaseException) and not isinstance(result, AppError):
             raise result
-    settings = request.app.state.settings.console
+    settings = console_of(request).settings
     context = {
         "customer_id": customer_id,
         "changes": changes_of(entries, journey if isinstance(journey, SyncJourney) else None, settings.trace_url),

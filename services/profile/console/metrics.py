@@ -9,6 +9,7 @@ from litestar import Request
 from prometheus_client import CollectorRegistry, Counter
 
 from libs.kit.errors import AppError
+from services.profile.console.context import console_of
 
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ class ConsoleMetrics:
 
 async def counted(request: Request[Any, Any, Any], action: str, call: Awaitable[T]) -> T:
     """Await a change made from the console and count its outcome (``ok`` or the error's code)."""
-    metrics: ConsoleMetrics = request.app.state.console_metrics
+    metrics: ConsoleMetrics = console_of(request).metrics
     try:
         result = await call
     except AppError as exc:

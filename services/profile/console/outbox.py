@@ -17,6 +17,7 @@ from litestar.response import Redirect, Template
 from libs.kit.errors import ValidationError
 from libs.outbox.admin import OutboxEntry, OutboxFilter
 from libs.outbox.table import OutboxStatus
+from services.profile.console.context import console_of
 from services.profile.console.forms import (
     FieldProblems,
     PathId,
@@ -67,7 +68,7 @@ async def outbox_list(request: Request[Any, Any, Any], outbox_admin: NamedDepend
     cursor = number(raw["cursor"], "Cursor", problems)
     page = None
     if not problems:
-        limit = min(request.app.state.settings.console.page_size, outbox_admin.limits.max_page_size)
+        limit = min(console_of(request).settings.page_size, outbox_admin.limits.max_page_size)
         page = await outbox_admin.list_entries(where, cursor, limit)
     context = {
         "filters": {k: raw[k] for k in FILTER_FIELDS},

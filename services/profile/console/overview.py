@@ -19,6 +19,7 @@ from libs.kit.errors import AppError
 from libs.outbox.backlog import OutboxBacklog, OutboxBacklogReader
 from services.profile.console.connector_api import PipelineStatus
 from services.profile.console.connector_client import ConnectorClient
+from services.profile.console.context import console_of
 from services.profile.console.rendering import render
 from services.profile.console.session import READ, caller
 
@@ -41,7 +42,7 @@ async def _overview(
         "pipeline_error": sync_result.detail if isinstance(sync_result, AppError) else None,
         "connector_url": connector.base_url,
         "sync_statuses": SYNC_STATUSES,
-        "refresh_s": request.app.state.settings.console.refresh_s,
+        "refresh_s": console_of(request).settings.refresh_s,
     }
 
 

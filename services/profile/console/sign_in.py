@@ -15,6 +15,7 @@ from litestar.response import Template
 from libs.kit.logging import get_logger
 from libs.kit.tokens import Unauthenticated
 from services.profile.access.auth import Principal
+from services.profile.console.context import console_of
 from services.profile.console.metrics import ConsoleMetrics
 from services.profile.console.rendering import render, see_other
 from services.profile.console.session import (
@@ -38,7 +39,7 @@ PUBLIC = {"public": True}
 
 
 def _settings(request: Request[Any, Any, Any]) -> ConsoleSettings:
-    settings: ConsoleSettings = request.app.state.settings.console
+    settings: ConsoleSettings = console_of(request).settings
     return settings
 
 
@@ -70,7 +71,7 @@ async def login_page(request: Request[Any, Any, Any]) -> Template:
 @post("/login", opt=PUBLIC)
 async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     form = await request.form()
-    metrics: ConsoleMetrics = request.app.state.console_metrics
+    metrics: ConsoleMetrics = console_of(request).metrics
     next_path = str(form.get("next") or "")
     if not login_csrf_valid(request, str(form.get("login_csrf") or "")):
         metrics.sign_ins.labels("form_expired").inc()
@@ -81,7 +82,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
         metrics.sign_ins.labels("empty").inc()
         return _login_form(request, next_path, error="Paste a bearer token to sign in.", status_code=422)
     try:
-        verified = request.app.state.token_verifier.verify(token)
+        verified = console_of(request).token_verifier.verify(token)
     except Unauthenticated as exc:
         metrics.sign_ins.labels("invalid_token").inc()
         log.info("console_sign_in_refused", reason=exc.detail)

@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 from libs.kit.errors import ValidationError
 from services.profile.console.connector_api import RecordFilter
 from services.profile.console.connector_client import ConnectorClient
+from services.profile.console.context import console_of
 from services.profile.console.forms import FieldProblems, PathId, choice, text, values
 from services.profile.console.metrics import counted
 from services.profile.console.rendering import render, see_other
@@ -49,7 +50,7 @@ async def sync_list(request: Request[Any, Any, Any], connector: NamedDependency[
     where = _filter(raw, problems)
     page = None
     if not problems:
-        limit = request.app.state.settings.console.page_size
+        limit = console_of(request).settings.page_size
         page = await connector.list_records(where, caller(request), cursor=raw["cursor"] or None, limit=limit)
     context = {
         "filters": {k: raw[k] for k in FILTER_FIELDS},

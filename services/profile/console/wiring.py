@@ -3,19 +3,21 @@ collaborators it needs at start-up (the connector client, the outbox backlog rea
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Router
-from litestar.datastructures import CacheControlHeader, State
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
+from libs.kit.tokens import TokenVerifier
 from libs.outbox.backlog import OutboxBacklogReader
+from services.profile.bootstrap import ProfileServices, SqlAdapters
 from services.profile.console import (
     admin_notifications,
     audit,
@@ -30,13 +32,14 @@ from services.profile.console import (
     sync,
 )
 from services.profile.console.connector_client import ConnectorClient, ConnectorMetrics, make_connector_session
+from services.profile.console.context import STATE_KEY, ConsoleContext
 from services.profile.console.errors import CONSOLE_EXCEPTION_HANDLERS
 from services.profile.console.metrics import ConsoleMetrics
 from services.profile.console.rendering import STATIC, security_headers, template_config
 from services.profile.console.session import CONSOLE_PATH
-from services.profile.outbox_admin.routes import provide_outbox_admin
 from services.profile.settings import ProfileSettings
 from services.profile.shared.storage.tables import SCHEMA
+from services.profile.shared.web.problems import ErrorMetrics
 
 CONSOLE_HANDLERS = (
     sign_in.login_page,
@@ -80,60 +83,76 @@ CONSOLE_HANDLERS = (
 )
 
 
-def provide_connector(state: State) -> ConnectorClient:
-    client: ConnectorClient = state.connector_client
-    return client
+class ConsoleParts:
+    """The console's routes, templates, start-up and context, on the profile's services."""
 
+    def __init__(  # noqa: PLR0917 - what the composition root hands over
+        self,
+        settings: ProfileSettings,
+        services: ProfileServices[SqlAdapters],
+        registry: CollectorRegistry,
+        tracer_provider: trace.TracerProvider,
+        token_verifier: TokenVerifier,
+        error_metrics: ErrorMetrics,
+    ) -> None:
+        self._settings = settings
+        self._services = services
+        self._registry = registry
+        self._tracer_provider = tracer_provider
+        self.context = ConsoleContext(
+            settings=settings.console,
+            recycle_bin_retention_days=settings.ledger.recycle_bin_retention_days,
+            metrics=ConsoleMetrics(registry),
+            error_metrics=error_metrics,
+            token_verifier=token_verifier,
+        )
+        self._backlog = OutboxBacklogReader(services.adapters.engine, SCHEMA)
+        self._connector: ConnectorClient | None = None  # its aiohttp session opens in the lifespan
 
-def provide_outbox_backlog(state: State) -> OutboxBacklogReader:
-    reader: OutboxBacklogReader = state.outbox_backlog
-    return reader
+    def routes(self) -> list[Router]:
+        if not self._settings.console.enabled:
+            return []
 
+        # Plain functions, not bound methods: Litestar deep-copies a router, and with it a method's object.
+        def provide_connector() -> ConnectorClient:
+            if self._connector is None:
+                msg = "the console's connector client is made when the app starts"
+                raise RuntimeError(msg)
+            return self._connector
 
-def console_routes(settings: ProfileSettings) -> list[Router]:
-    if not settings.console.enabled:
-        return []
-    pages = Router(
-        path=CONSOLE_PATH,
-        route_handlers=list(CONSOLE_HANDLERS),
-        dependencies={
-            "connector": Provide(provide_connector, sync_to_thread=False),
-            "outbox_backlog": Provide(provide_outbox_backlog, sync_to_thread=False),
-            "outbox_admin": Provide(provide_outbox_admin, sync_to_thread=False),
-        },
-        exception_handlers=CONSOLE_EXCEPTION_HANDLERS,
-        after_request=security_headers,
-        include_in_schema=False,
-    )
-    static = create_static_files_router(
-        path=f"{CONSOLE_PATH}/static",
-        directories=[STATIC],
-        name="console-static",
-        opt={"public": True},
-        cache_control=CacheControlHeader(max_age=300),
-        include_in_schema=False,
-    )
-    return [pages, static]
+        backlog = self._backlog
+        pages = Router(
+            path=CONSOLE_PATH,
+            route_handlers=list(CONSOLE_HANDLERS),
+            dependencies={
+                "connector": Provide(provide_connector, sync_to_thread=False),
+                "outbox_backlog": Provide(lambda: backlog, sync_to_thread=False),
+            },
+            exception_handlers=CONSOLE_EXCEPTION_HANDLERS,
+            after_request=security_headers,
+            include_in_schema=False,
+        )
+        static = create_static_files_router(
+            path=f"{CONSOLE_PATH}/static",
+            directories=[STATIC],
+            name="console-static",
+            opt={"public": True},
+            cache_control=CacheControlHeader(max_age=300),
+            include_in_schema=False,
+        )
+        return [pages, static]
 
-
-def console_template_config(settings: ProfileSettings) -> TemplateConfig[Any] | None:
-    return template_config() if settings.console.enabled else None
-
-
-def console_lifespan(
-    settings: ProfileSettings, registry: CollectorRegistry, tracer_provider: trace.TracerProvider
-) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Runs after the app's own lifespan has put the database engine on the state."""
+    def template_config(self) -> TemplateConfig[Any] | None:
+        return template_config() if self._settings.console.enabled else None
 
     @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.console_metrics = ConsoleMetrics(registry)
-        app.state.outbox_backlog = OutboxBacklogReader(app.state.engine, SCHEMA)
-        session = make_connector_session(settings.connector, tracer_provider)
-        app.state.connector_client = ConnectorClient(session, settings.connector, ConnectorMetrics(registry))
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        app.state[STATE_KEY] = self.context
+        settings = self._settings.connector
+        session = make_connector_session(settings, self._tracer_provider)
+        self._connector = ConnectorClient(session, settings, ConnectorMetrics(self._registry))
         try:
             yield
         finally:
+            self._connector = None
             await session.close()
-
-    return lifespan

@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
 
@@ -58,10 +57,6 @@ _NEW_CUSTOMER = {
 
 def _with_etag(customer: CustomerResponse, status_code: int = 200) -> Response[CustomerResponse]:
     return Response(customer, status_code=status_code, headers={"ETag": etag(customer.version)})
-
-
-def _retention(state: State) -> timedelta:
-    return timedelta(days=state.settings.ledger.recycle_bin_retention_days)
 
 
 def _reads_personal_history(request: Request[Any, Any, Any]) -> bool:
@@ -240,12 +235,12 @@ class CustomerController(Controller):
         customer_id: PathId,
         customers: NamedDependency[CustomerService],
         actor: NamedDependency[Actor],
-        state: State,
+        recycle_bin_retention: NamedDependency[timedelta],
         if_match: IfMatch = None,
     ) -> RecycleBinItem:
         """Soft delete into the recycle bin (purged after the retention period); ``If-Match`` optional."""
         customer = await customers.delete(customer_id, optional_version(if_match), actor)
-        return RecycleBinItem.of_deleted(customer, _retention(state))
+        return RecycleBinItem.of_deleted(customer, recycle_bin_retention)
 
     @post(
         "/{customer_id:str}/restore",
@@ -385,9 +380,13 @@ class RecycleBinController(Controller):
         responses=ex.responses(200, RecycleBinPage, ex.page_of(ex.RECYCLED), "A page", "VALIDATION"),
     )
     async def list_recycle_bin(
-        self, customers: NamedDependency[CustomerService], state: State, cursor: Cursor = None, limit: Limit = None
+        self,
+        customers: NamedDependency[CustomerService],
+        recycle_bin_retention: NamedDependency[timedelta],
+        cursor: Cursor = None,
+        limit: Limit = None,
     ) -> RecycleBinPage:
         """Deleted customers, most recently deleted first; ``purgeAfter`` is when they go for good."""
         page = await customers.recycle_bin(cursor, limit)
-        retention = _retention(state)
-        return RecycleBinPage([RecycleBinItem.of_deleted(c, retention) for c in page.items], page.next_cursor)
+        items = [RecycleBinItem.of_deleted(c, recycle_bin_retention) for c in page.items]
+        return RecycleBinPage(items, page.next_cursor)

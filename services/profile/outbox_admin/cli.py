@@ -48,23 +48,17 @@ def _parse_time(_: click.Context, __: click.Parameter, value: str | None) -> dat
 
 
 def _run(use_case: Callable[[OutboxAdminService], Awaitable[T]]) -> T:
-    from prometheus_client import CollectorRegistry  # noqa: PLC0415
-
-    from libs.kit.db import make_engine  # noqa: PLC0415
     from libs.kit.errors import AppError, ValidationError  # noqa: PLC0415
     from libs.kit.logging import configure_logging  # noqa: PLC0415
-    from services.profile.outbox_admin.wiring import build_outbox_admin_service  # noqa: PLC0415
+    from services.profile.bootstrap import open_outbox_admin  # noqa: PLC0415
     from services.profile.settings import settings_from_env  # noqa: PLC0415
 
     settings = settings_from_env(os.environ)
     configure_logging("profile-cli", settings.log_level)  # JSON lines on stderr; stdout is the result
 
     async def main() -> T:
-        engine = make_engine(settings.database)
-        try:
-            return await use_case(build_outbox_admin_service(engine, settings.relay, CollectorRegistry()))
-        finally:
-            await engine.dispose()
+        async with open_outbox_admin(settings) as outbox_admin:
+            return await use_case(outbox_admin)
 
     try:
         return asyncio.run(main())

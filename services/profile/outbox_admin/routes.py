@@ -8,8 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from libs.outbox.admin import OutboxEntry, OutboxFilter
@@ -28,11 +27,6 @@ from services.profile.shared.web.schemas import Request
 AggregateId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 DEFAULT_PAGE_SIZE = 50
 MAX_REDRIVE_IDS = 1_000
-
-
-def provide_outbox_admin(state: State) -> OutboxAdminService:
-    service: OutboxAdminService = state.outbox_admin_service
-    return service
 
 
 class OutboxEntrySummary(msgspec.Struct, rename="camel", frozen=True):
@@ -94,7 +88,6 @@ class RedriveRequest(Request, frozen=True):
 class OutboxAdminController(Controller):
     path = "/v1/admin/outbox"
     tags = ["admin: outbox"]  # noqa: RUF012
-    dependencies = {"outbox_admin": Provide(provide_outbox_admin, sync_to_thread=False)}  # noqa: RUF012
 
     @get("/", guards=[requires(Role.ADMIN)], responses=ex.problems())
     async def list_entries(

@@ -25,12 +25,12 @@ from libs.kit.errors import AppError, ConflictError, DatabaseError, ProblemDetai
 from libs.kit.logging import get_logger
 from services.profile.shared.metrics import LedgerMetrics
 from services.profile.shared.storage.idempotency import ClaimOutcome, SqlIdempotencyStore, StoredResponse
+from services.profile.shared.web.problems import PROBLEM_JSON, ErrorMetrics
 
 log = get_logger(__name__)
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 200
 MAX_SCOPE_LENGTH = 300  # profile.idempotency_keys.scope
-PROBLEM_JSON = "application/problem+json"
 
 
 class IdempotencyKeyReused(ValidationError):
@@ -50,8 +50,10 @@ class BodyTooLarge(AppError):
     title = "Request body too large"
 
 
-def idempotency_middleware(max_body_bytes: int) -> Callable[..., ASGIApp]:
-    """A Litestar middleware factory; the store and metrics come from the app state at request time."""
+def idempotency_middleware(
+    max_body_bytes: int, store: SqlIdempotencyStore, metrics: LedgerMetrics, error_metrics: ErrorMetrics
+) -> Callable[..., ASGIApp]:
+    """A Litestar middleware factory."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
@@ -59,24 +61,19 @@ def idempotency_middleware(max_body_bytes: int) -> Callable[..., ASGIApp]:
             if key is None or cast("HTTPScope", scope)["method"] != "POST":
                 await app(scope, receive, send)
                 return
-            state = scope["litestar_app"].state
             try:
-                await _idempotent(
-                    app, cast("HTTPScope", scope), receive, send, key, state.idempotency_store, state.ledger_metrics
-                )
+                await _idempotent(app, cast("HTTPScope", scope), receive, send, key)
             except AppError as exc:
-                await send_problem(scope, send, exc)
+                await send_problem(scope, send, exc, error_metrics)
 
         return handle
 
-    async def _idempotent(  # noqa: PLR0917 - the ASGI triple plus what the middleware resolved
+    async def _idempotent(
         app: ASGIApp,
         scope: HTTPScope,
         receive: Receive,
         send: Send,
         key: str,
-        store: SqlIdempotencyStore,
-        metrics: LedgerMetrics,
     ) -> None:
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             message = f"Idempotency-Key must have 1 to {MAX_KEY_LENGTH} characters"
@@ -184,9 +181,8 @@ async def _send_stored(send: Send, response: StoredResponse, *, replayed: bool) 
     await send({"type": "http.response.body", "body": response.body, "more_body": False})
 
 
-async def send_problem(scope: Scope, send: Send, error: AppError) -> None:
-    state = scope["litestar_app"].state
-    state.error_metrics.errors.labels(error.code, str(error.status)).inc()
+async def send_problem(scope: Scope, send: Send, error: AppError, metrics: ErrorMetrics) -> None:
+    metrics.errors.labels(error.code, str(error.status)).inc()
     log.info("request_failed", code=error.code, status=error.status, path=scope["path"], detail=error.detail)
     context = trace.get_current_span().get_span_context()
     trace_id = format(context.trace_id, "032x") if context.is_valid else None

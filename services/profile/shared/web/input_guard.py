@@ -16,6 +16,7 @@ from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from libs.kit.errors import AppError, ValidationError
 from services.profile.shared.web.idempotency import read_body, replay_body, send_problem
+from services.profile.shared.web.problems import ErrorMetrics
 
 # A JSON ``\u0000`` escape whose backslash is not itself escaped (``\\u0000`` is the text "\u0000").
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -35,7 +36,7 @@ def _refused(where: str) -> ValidationError:
     return ValidationError(f"{message} in the {where}", errors=[{"key": where, "message": message, "source": where}])
 
 
-def input_guard_middleware(max_body_bytes: int) -> Callable[[ASGIApp], ASGIApp]:
+def input_guard_middleware(max_body_bytes: int, error_metrics: ErrorMetrics) -> Callable[[ASGIApp], ASGIApp]:
     def middleware(app: ASGIApp) -> ASGIApp:
         async def guard(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != ScopeType.HTTP:
@@ -52,7 +53,7 @@ def input_guard_middleware(max_body_bytes: int) -> Callable[[ASGIApp], ASGIApp]:
                 if b"\x00" in body or _JSON_NUL.search(body):
                     raise _refused("body")
             except AppError as exc:
-                await send_problem(scope, send, exc)
+                await send_problem(scope, send, exc, error_metrics)
                 return
             await app(scope, replay_body(body, receive), send)
 

@@ -1,9 +1,10 @@
-"""Liveness, readiness and Prometheus metrics: public (no token), they carry no customer data."""
+"""Liveness, readiness and Prometheus metrics: public (no token), they carry no customer data.
+
+``engine`` and ``scrape_registry`` are the app's dependencies (the composition root provides them)."""
 
 from __future__ import annotations
 
 from litestar import Response, get
-from litestar.datastructures import State
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,8 +16,7 @@ def health() -> dict[str, str]:
 
 
 @get("/ready", include_in_schema=False, opt={"public": True})
-async def ready(state: State) -> Response[dict[str, str]]:
-    engine: AsyncEngine = state.engine
+async def ready(engine: AsyncEngine) -> Response[dict[str, str]]:
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -26,6 +26,5 @@ async def ready(state: State) -> Response[dict[str, str]]:
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False, opt={"public": True})
-def metrics(state: State) -> Response[bytes]:
-    registry: CollectorRegistry = state.scrape_registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(scrape_registry: CollectorRegistry) -> Response[bytes]:
+    return Response(generate_latest(scrape_registry), media_type=CONTENT_TYPE_LATEST)

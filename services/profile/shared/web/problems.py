@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.types import ExceptionHandlersMap
+from litestar.types import ExceptionHandler, ExceptionHandlersMap
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter
 
@@ -30,8 +31,7 @@ def _trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-def _respond(request: Request[Any, Any, Any], problem: ProblemDetails) -> Response[bytes]:
-    metrics: ErrorMetrics = request.app.state.error_metrics
+def _respond(metrics: ErrorMetrics, problem: ProblemDetails) -> Response[bytes]:
     metrics.errors.labels(problem.code, str(problem.status)).inc()
     return Response(
         msgspec.json.encode(problem),
@@ -47,10 +47,10 @@ def _headers(problem: ProblemDetails) -> dict[str, str] | None:
     return {"Retry-After": "1"} if problem.retryable else None
 
 
-def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[bytes]:
+def _app_error(request: Request[Any, Any, Any], exc: AppError) -> ProblemDetails:
     log_method = log.error if exc.status >= 500 else log.info  # noqa: PLR2004
     log_method("request_failed", code=exc.code, status=exc.status, path=request.url.path, detail=exc.detail)
-    return _respond(request, problem_for(exc, request.url.path, _trace_id()))
+    return problem_for(exc, request.url.path, _trace_id())
 
 
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
@@ -70,18 +70,18 @@ def _field_errors(extra: object) -> list[dict[str, Any]] | None:
     return errors
 
 
-def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> ProblemDetails:
     errors = _field_errors(exc.extra)
     error = InvalidInput(exc.detail or "request body does not match the schema", errors=errors)
-    return app_error_handler(request, error)
+    return _app_error(request, error)
 
 
-def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> ProblemDetails:
     """Framework errors (404 route, 405, 413...) in the same problem shape."""
     if exc.status_code == 404:  # noqa: PLR2004
-        return app_error_handler(request, NotFoundError(f"no route for {request.method} {request.url.path}"))
+        return _app_error(request, NotFoundError(f"no route for {request.method} {request.url.path}"))
     code = f"HTTP_{exc.status_code}"
-    problem = ProblemDetails(
+    return ProblemDetails(
         type=f"about:blank#{code.lower()}",
         title=exc.detail or "HTTP error",
         status=exc.status_code,
@@ -91,12 +91,11 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
         instance=request.url.path,
         trace_id=_trace_id(),
     )
-    return _respond(request, problem)
 
 
-def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> ProblemDetails:
     log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
-    problem = ProblemDetails(
+    return ProblemDetails(
         type=AppError.problem_type(),
         title=AppError.title,
         status=500,
@@ -106,13 +105,26 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
         instance=request.url.path,
         trace_id=_trace_id(),
     )
-    return _respond(request, problem)
 
 
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    AppError: app_error_handler,
-    ValidationException: validation_handler,
-    HTTPException: http_error_handler,
-    Exception: unexpected_error_handler,
+_PROBLEMS: dict[type[Exception], Callable[[Request[Any, Any, Any], Any], ProblemDetails]] = {
+    AppError: _app_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected_error,
 }
-__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "ErrorMetrics", "MediaType"]
+
+
+def exception_handlers(metrics: ErrorMetrics) -> ExceptionHandlersMap:
+    """The app's handlers: each error becomes its problem, counted in ``metrics``."""
+
+    def handler(problem_of: Callable[[Request[Any, Any, Any], Any], ProblemDetails]) -> ExceptionHandler[Any]:
+        def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+            return _respond(metrics, problem_of(request, exc))
+
+        return handle
+
+    return {kind: handler(problem_of) for kind, problem_of in _PROBLEMS.items()}
+
+
+__all__ = ["PROBLEM_JSON", "ErrorMetrics", "MediaType", "exception_handlers"]
