@@ -33,6 +33,8 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class ApiServer:
+    """The connector's API on ``host:port`` (port 0: one the system picks); ``url`` says where, once bound."""
+
     def __init__(self, app: Litestar, host: str, port: int) -> None:
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
         self._socket = socket.create_server(address, family=family)
@@ -61,7 +63,8 @@ class ApiServer:
             raise RuntimeError("the HTTP server stopped while starting")
 
     async def stop(self) -> None:
-        if self._task is None:
+        """Stops accepting, lets the requests in flight finish (up to ``GRACEFUL_SHUTDOWN_S``), closes the socket."""
+        if self._task is None or self._task.done():  # never started, or already ended (start said why)
             self._socket.close()
             return
         self._server.should_exit = True
