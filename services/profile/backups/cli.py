@@ -5,7 +5,8 @@
     python -m services.profile backup --label "before migration"
     python -m services.profile restore BK-... [--customer-id C1] [--dry-run]
 
-Each prints its report as JSON on stdout and exits non-zero when something failed.
+Each prints its report as JSON on stdout and exits non-zero when something failed; a restore also
+shows the customers done so far on stderr when it is a terminal.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import msgspec
 from libs.kit.crypto import CryptoConfigError
 from libs.kit.errors import AppError
 from libs.kit.logging import configure_logging
+from libs.kit.progress import terminal_progress
 from services.profile.backups.maintenance import MAINTENANCE_ACTOR, MaintenanceTask
 from services.profile.bootstrap import ProfileServices, SqlAdapters, open_services
 from services.profile.domain.restore import BackupKind
@@ -102,7 +104,12 @@ def backup(label: str | None, actor_id: str) -> None:
 @click.option("--actor", "actor_id", default=MAINTENANCE_ACTOR.actor_id, help="Recorded in the operation log.")
 def restore(backup_id: str, customer_id: str | None, dry_run: bool, actor_id: str) -> None:
     """Restore the ledger (or one customer) to a backup point."""
-    _print(_run(lambda ledger: ledger.restores.restore(backup_id, customer_id, dry_run, _operator(actor_id))))
+    label = f"{'comparing' if dry_run else 'restoring'} customers that differ from {backup_id}"
+    with terminal_progress(label) as progress:
+        report = _run(
+            lambda ledger: ledger.restores.restore(backup_id, customer_id, dry_run, _operator(actor_id), progress)
+        )
+    _print(report)
 
 
 LEDGER_COMMANDS = (maintenance, backup, restore)

@@ -20,6 +20,7 @@ import msgspec
 
 from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
+from libs.kit.progress import Progress, no_progress
 from services.profile.backups.service import BackupService
 from services.profile.domain.errors import BackupNotFound, CustomerCodeExists, ProfileNotFound
 from services.profile.domain.model import ApplicationOrigin, Customer, direct_name_change
@@ -118,14 +119,22 @@ class RestoreService:
         # Seed 004 "重要操作即时备份": a whole-ledger restore first takes a backup point of the ledger as it is.
         self._backups = BackupService(uow_factory, metrics, clock)
 
-    async def restore(self, backup_id: str, customer_id: str | None, dry_run: bool, actor: Actor) -> RestoreReport:
+    async def restore(
+        self,
+        backup_id: str,
+        customer_id: str | None,
+        dry_run: bool,
+        actor: Actor,
+        progress: Progress = no_progress,
+    ) -> RestoreReport:
+        """Restore the ledger (or one customer) to a backup point; ``progress`` hears of each chunk's customers."""
         started = time.perf_counter()
         mode = "dry_run" if dry_run else ("customer" if customer_id else "ledger")
         safety_backup_id: str | None = None
         try:
             await self._check(backup_id, customer_id)
             if dry_run:
-                tally = await self._run(backup_id, customer_id, actor, write=False)
+                tally = await self._run(backup_id, customer_id, actor, progress, write=False)
             else:
                 async with self._lock.hold():
                     if customer_id is None:  # under the lock: no other restore runs between the two
@@ -133,7 +142,7 @@ class RestoreService:
                             BackupKind.PRE_RESTORE, f"before restore from {backup_id}", actor
                         )
                         safety_backup_id = safety.backup_id
-                    tally = await self._run(backup_id, customer_id, actor, write=True)
+                    tally = await self._run(backup_id, customer_id, actor, progress, write=True)
         except AppError as exc:
             self._metrics.restores.labels(mode, exc.code).inc()
             log.warning("restore_failed", backup_id=backup_id, customer_id=customer_id, code=exc.code, error=exc.detail)
@@ -177,7 +186,9 @@ class RestoreService:
             if customer_id is not None and not await uow.backups.contains(backup_id, customer_id):
                 raise ProfileNotFound(f"customer {customer_id} is not in backup {backup_id}")
 
-    async def _run(self, backup_id: str, customer_id: str | None, actor: Actor, *, write: bool) -> _Tally:
+    async def _run(
+        self, backup_id: str, customer_id: str | None, actor: Actor, progress: Progress, *, write: bool
+    ) -> _Tally:
         tally = _Tally(self._max_differences)
         after: str | None = None
         while True:
@@ -191,6 +202,7 @@ class RestoreService:
                     else []
                 )
             tally.add(steps, in_backup=True)
+            progress(len(ids))
             if len(ids) < self._chunk_size:
                 break
             after = ids[-1]
@@ -202,6 +214,7 @@ class RestoreService:
                 ids = await uow.backups.live_not_in_backup(backup_id, after, self._chunk_size)
                 steps = await self._remove_chunk(uow, backup_id, ids, actor, write=write) if ids else []
             tally.add(steps, in_backup=False)
+            progress(len(ids))
             if len(ids) < self._chunk_size:
                 break
             after = ids[-1]
