@@ -16,7 +16,7 @@ from typing import Any
 
 from libs.outbox.writer import OutboxMessage
 from services.profile.domain.errors import CustomerAlreadyExists, CustomerCodeExists
-from services.profile.domain.model import ApplicationStatus, ChangeKind, Customer, NameChangeApplication
+from services.profile.domain.model import ChangeKind, Customer, NameChangeApplication
 from services.profile.shared.pagination import TimeKey
 from services.profile.shared.ports import (
     ApplicationFilter,
@@ -162,16 +162,6 @@ class FakeApplications:
 
     async def save(self, application: NameChangeApplication) -> None:
         self._t.applications[application.application_id] = application
-
-    async def mark_update_failed(self, application_id: str, code: str, detail: str, now: datetime) -> None:
-        application = self._t.applications[application_id]
-        self._t.applications[application_id] = replace(
-            application,
-            status=ApplicationStatus.UPDATE_FAILED,
-            failure_code=code,
-            failure_detail=detail[:2000],
-            updated_at=now,
-        )
 
     async def list_page(
         self, filters: ApplicationFilter, after: TimeKey | None, limit: int

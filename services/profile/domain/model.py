@@ -21,6 +21,9 @@ DEFAULT_CUSTOMER_TYPE = "regular"
 NO_CREDIT = Decimal("0.00")
 
 
+FAILURE_DETAIL_MAX = 2000  # characters of an update failure kept with the application
+
+
 class AccountType(StrEnum):
     RESIDENTIAL = "residential"
     COMMERCIAL = "commercial"
@@ -150,6 +153,16 @@ class NameChangeApplication:
             updated_at=now,
             failure_code=None,
             failure_detail=None,
+        )
+
+    def update_failed(self, code: str, detail: str, now: datetime) -> NameChangeApplication:
+        """The update could not be applied and was rolled back: an operator re-applies it (seed 000 6.2)."""
+        return replace(
+            self,
+            status=ApplicationStatus.UPDATE_FAILED,
+            failure_code=code,
+            failure_detail=detail[:FAILURE_DETAIL_MAX],
+            updated_at=now,
         )
 
     def reapply(self, customer: Customer, now: datetime) -> NameChangeApplication:

@@ -228,8 +228,7 @@ class NameChangeService:
                     return
                 if approval is not None and application.status is ApplicationStatus.PENDING:
                     application = application.decide(Decision.APPROVED, approval[0], approval[1], now)
-                    await uow.applications.save(application)
-                await uow.applications.mark_update_failed(application_id, code, detail, now)
+                await uow.applications.save(application.update_failed(code, detail, now))
                 # The operation log's trigger queues an admin signal with the entry (seed 000 6.2 notifyAdmin).
                 await uow.audit.add(
                     _audit(

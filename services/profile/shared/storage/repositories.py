@@ -401,18 +401,6 @@ class SqlApplicationRepository:
             )
         )
 
-    async def mark_update_failed(self, application_id: str, code: str, detail: str, now: datetime) -> None:
-        await self._connection.execute(
-            update(name_change_applications)
-            .where(name_change_applications.c.application_id == application_id)
-            .values(
-                status=ApplicationStatus.UPDATE_FAILED.value,
-                failure_code=code,
-                failure_detail=detail[:2000],
-                updated_at=now,
-            )
-        )
-
     async def list_page(
         self, filters: ApplicationFilter, after: TimeKey | None, limit: int
     ) -> Sequence[NameChangeApplication]:
