@@ -74,8 +74,22 @@ def _echo_json(value: Any) -> None:
     click.echo(msgspec.json.encode(value).decode())
 
 
+class _OldSpellings(click.Option):
+    """An option whose names after the first are old spellings: still accepted, left out of --help."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        names, self.opts = self.opts, self.opts[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = names
+
+
 filter_options = [
-    click.option("--customer", "customer_id", help="Customer id (the aggregate id)."),
+    # --customer-id as in every other command; --customer was this command's first spelling.
+    click.option(
+        "--customer-id", "--customer", "customer_id", cls=_OldSpellings, help="Customer id (the aggregate id)."
+    ),
     click.option("--from", "created_from", callback=_parse_time, help="Created at or after (ISO 8601, UTC default)."),
     click.option("--to", "created_to", callback=_parse_time, help="Created before (ISO 8601, UTC default)."),
 ]
@@ -138,7 +152,7 @@ def redrive(
     created_from: datetime | None,
     created_to: datetime | None,
 ) -> None:
-    """Set entries back to pending: --id ... (repeatable), or --status failed|published [--customer --from --to]."""
+    """Set entries back to pending: --id ... (repeatable), or --status failed|published [--customer-id --from --to]."""
     from services.profile.outbox_admin.service import RedriveSelection  # noqa: PLC0415
 
     filter_given = any(v is not None for v in (status, customer_id, created_from, created_to))
