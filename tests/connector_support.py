@@ -24,7 +24,7 @@ from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.runtime import ConnectorRuntime
 from services.sync_connector.settings import ConnectorSettings
 from tests.auth_support import authorize, connector_token_settings
-from tests.polling import eventually as eventually  # noqa: PLC0414 - re-exported for the connector tests
+from tests.polling import eventually
 
 T = TypeVar("T")
 SYSTEMS = ("CRM", "CMS", "CSS")

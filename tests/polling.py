@@ -5,8 +5,8 @@ truthy; ``until=answered``: it is not None), and that value is returned. After `
 test fails, naming ``what`` (a text, or a callable that says what is missing when it fails) and the
 last value. ``eventually_sync`` waits for a truthy value without awaiting (Playwright's sync API).
 
-The helpers with other names and argument orders (``connector_support.eventually``,
-``relay_support.wait_until``, ``e2e.conftest.eventually``) are thin aliases of this one.
+The helpers with other names and argument orders (``relay_support.wait_until``,
+``e2e.conftest.eventually``) are thin aliases of this one.
 """
 
 from __future__ import annotations

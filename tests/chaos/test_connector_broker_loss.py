@@ -16,14 +16,8 @@ from aiokafka.errors import KafkaError
 
 from libs.devstack.embedded import EmbeddedKafka
 from libs.kit.kafka import KafkaSettings, ensure_topic
-from tests.connector_support import (
-    ConnectorHarness,
-    all_systems,
-    connector_harness,
-    eventually,
-    name_changed,
-    running_connector,
-)
+from tests.connector_support import ConnectorHarness, all_systems, connector_harness, name_changed, running_connector
+from tests.polling import eventually
 
 
 async def _produce_when_back(harness: ConnectorHarness, version: int) -> str:

@@ -20,14 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from libs.devstack.processes import ServiceProcess
 from libs.devstack.topology import Role, Topology
 from libs.kit.kafka import KafkaSettings
-from tests.connector_support import (
-    SECRETS,
-    SYSTEMS,
-    ConnectorHarness,
-    connector_harness,
-    eventually,
-    name_changed,
-)
+from tests.connector_support import SECRETS, SYSTEMS, ConnectorHarness, connector_harness, name_changed
+from tests.polling import eventually
 
 # CHAOS_PROFILE=full runs a larger load; short is the default (CI, make test).
 CUSTOMERS = 100 if os.environ.get("CHAOS_PROFILE") == "full" else 40

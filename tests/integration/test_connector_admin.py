@@ -13,14 +13,8 @@ import pytest
 
 from libs.kit.tokens import Role
 from tests.auth_support import bearer, connector_auth_env, token
-from tests.connector_support import (
-    SYSTEMS,
-    ConnectorHarness,
-    eventually,
-    metric,
-    name_changed,
-    running_connector,
-)
+from tests.connector_support import SYSTEMS, ConnectorHarness, metric, name_changed, running_connector
+from tests.polling import eventually
 
 CRM_FAILED = {"CRM": "failed", "CMS": "success", "CSS": "success"}
 ALL_SUCCESS = dict.fromkeys(SYSTEMS, "success")

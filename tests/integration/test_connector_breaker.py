@@ -4,14 +4,8 @@ closes after recovery; the other systems never notice."""
 from __future__ import annotations
 
 from services.sync_connector.breaker import BreakerState
-from tests.connector_support import (
-    SYSTEMS,
-    ConnectorHarness,
-    eventually,
-    metric,
-    name_changed,
-    running_connector,
-)
+from tests.connector_support import SYSTEMS, ConnectorHarness, metric, name_changed, running_connector
+from tests.polling import eventually
 
 CUSTOMERS = [f"C8{n:02d}" for n in range(8)]
 

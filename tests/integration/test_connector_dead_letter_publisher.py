@@ -19,7 +19,8 @@ from libs.kit.db import DatabaseSettings, make_engine
 from services.sync_connector.dead_letters import DeadLetterPublisher
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.unprocessable import UNDECODABLE, UnprocessableMessages, UnprocessableMetrics
-from tests.connector_support import ConnectorHarness, eventually
+from tests.connector_support import ConnectorHarness
+from tests.polling import eventually
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,8 @@ import pytest
 from cloudevents.v1.kafka import KafkaMessage, from_binary
 
 from contracts.events import NAME_CHANGED_TYPE, CustomerNameChanged
-from tests.connector_support import (
-    SYSTEMS,
-    ConnectorHarness,
-    eventually,
-    metric,
-    name_changed,
-    running_connector,
-)
+from tests.connector_support import SYSTEMS, ConnectorHarness, metric, name_changed, running_connector
+from tests.polling import eventually
 
 CRM_FAILED = {"CRM": "failed", "CMS": "success", "CSS": "success"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

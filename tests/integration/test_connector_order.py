@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from libs.kit.tokens import Role
 from tests.auth_support import bearer
-from tests.connector_support import (
-    SYSTEMS,
-    ConnectorHarness,
-    eventually,
-    metric,
-    name_changed,
-    running_connector,
-)
+from tests.connector_support import SYSTEMS, ConnectorHarness, metric, name_changed, running_connector
+from tests.polling import eventually
 
 
 async def test_a_retrying_event_holds_only_its_customer_and_a_rejected_one_holds_nobody(

@@ -21,12 +21,12 @@ from tests.connector_support import (
     ConnectorHarness,
     ManualClock,
     claims_seen,
-    eventually,
     fail_next_claims,
     metric,
     name_changed,
     running_connector,
 )
+from tests.polling import eventually
 
 HOUR = 3600.0
 CAP_S = 300.0

@@ -23,11 +23,11 @@ from tests.connector_support import (
     ConnectorHarness,
     all_systems,
     connector_harness,
-    eventually,
     metric,
     name_changed,
     running_connector,
 )
+from tests.polling import eventually
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"

@@ -22,18 +22,18 @@ from libs.kit.db import DatabaseSettings, make_engine
 from services.sync_connector import status_counts
 from services.sync_connector.retention import RetentionMetrics, RetentionPrune
 from services.sync_connector.status_gauges import StatusGauges, StatusRefresher
-from tests.connector_support import (
-    SYSTEMS,
-    ConnectorHarness,
-    all_systems,
-    eventually,
-    metric,
-    name_changed,
-    running_connector,
-)
+from tests.connector_support import SYSTEMS, ConnectorHarness, all_systems, metric, name_changed, running_connector
+from tests.polling import eventually
 
 DAY_S = 86400.0
 RETENTION_S = 30 * DAY_S
+
+
+def status_refresher(engine: AsyncEngine, registry: CollectorRegistry, *, interval_s: float) -> StatusRefresher:
+    """The status gauges of the three systems, with a one-hour near-deadline window."""
+    return StatusRefresher(
+        engine, StatusGauges(registry), system_codes=SYSTEMS, near_window_s=3600.0, interval_s=interval_s
+    )
 
 
 @pytest.fixture
@@ -260,13 +260,7 @@ async def test_prune_removes_only_old_finished_rows_and_keeps_every_lane(
     assert registry.get_sample_value("sync_retention_pruned_rows_total", {"table": "external_sync_records"}) == 15
     assert registry.get_sample_value("sync_retention_statement_rows_count", {"table": "external_sync_records"}) == 4
     gauges_registry = CollectorRegistry()
-    refresher = StatusRefresher(
-        engine,
-        StatusGauges(gauges_registry),
-        system_codes=SYSTEMS,
-        near_window_s=3600.0,
-        interval_s=60.0,
-    )
+    refresher = status_refresher(engine, gauges_registry, interval_s=60.0)
     await refresher.refresh()
     assert gauges_registry.get_sample_value("sync_retention_last_run_timestamp_seconds") == pytest.approx(
         report.started_at.timestamp() + report.duration_s, abs=5
@@ -296,13 +290,7 @@ async def test_gauges_say_counts_oldest_undelivered_age_and_records_near_their_d
     await seed_records(db, count=3, status="retrying", age="23 hours 10 minutes", prefix="REDRIVEN")
     await db.execute("UPDATE sync.external_sync_records SET deliver_by = NULL WHERE customer_id LIKE 'REDRIVEN%'")
     registry = CollectorRegistry()
-    refresher = StatusRefresher(
-        engine,
-        StatusGauges(registry),
-        system_codes=SYSTEMS,
-        near_window_s=3600.0,
-        interval_s=0.05,
-    )
+    refresher = status_refresher(engine, registry, interval_s=0.05)
     refresher.start()
     try:
 

@@ -10,14 +10,8 @@ from __future__ import annotations
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.sync_connector.runtime import ConnectorRuntime
-from tests.connector_support import (
-    SYSTEMS,
-    ConnectorHarness,
-    eventually,
-    metric,
-    name_changed,
-    running_connector,
-)
+from tests.connector_support import SYSTEMS, ConnectorHarness, metric, name_changed, running_connector
+from tests.polling import eventually
 
 CUSTOMERS = [f"S{n:02d}" for n in range(20)]
 

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from tests.connector_support import (
-    SYSTEMS,
-    ConnectorHarness,
-    all_systems,
-    eventually,
-    metric,
-    name_changed,
-    running_connector,
-)
+from tests.connector_support import SYSTEMS, ConnectorHarness, all_systems, metric, name_changed, running_connector
+from tests.polling import eventually
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 

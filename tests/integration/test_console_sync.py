@@ -10,8 +10,9 @@ import pytest
 
 from libs.kit.tokens import Role
 from services.sync_connector.runtime import ConnectorRuntime
-from tests.connector_support import ConnectorHarness, eventually, name_changed, running_connector
+from tests.connector_support import ConnectorHarness, name_changed, running_connector
 from tests.console_support import api, confirm_and_post, served_console_client
+from tests.polling import eventually
 
 CRM_FAILED = {"CRM": "failed", "CMS": "success", "CSS": "success"}
 ALL_SUCCESS = {"CRM": "success", "CMS": "success", "CSS": "success"}

@@ -28,7 +28,7 @@ from libs.kit.kafka import (
     prepare_topics,
     verify_topic,
 )
-from tests.connector_support import all_systems, connector_harness, eventually, running_connector
+from tests.connector_support import all_systems, connector_harness, running_connector
 from tests.kafka_security_support import (
     CLIENT_KEY_PASSWORD,
     PLAIN_USERS,
@@ -37,6 +37,7 @@ from tests.kafka_security_support import (
     SecuredBroker,
     secured_broker,
 )
+from tests.polling import eventually
 from tests.relay_support import engine_for, name_changed, relay_settings, running_relay, write
 
 
