@@ -5,8 +5,8 @@
     python -m services.profile backup --label "before migration"
     python -m services.profile restore BK-... [--customer-id C1] [--dry-run]
 
-Each prints its report as JSON on stdout and exits non-zero when something failed; a restore also
-shows the customers done so far on stderr when it is a terminal.
+Each prints its report as JSON on stdout and exits non-zero when something failed; a restore and the
+maintenance also show how far they are on stderr when it is a terminal.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def maintenance(tasks: tuple[str, ...], every_s: float | None) -> None:
     idempotency keys."""
     chosen = [MaintenanceTask(t) for t in tasks] or list(MaintenanceTask)
     while True:
-        report = _run(lambda ledger: ledger.maintenance.run(chosen))
+        with terminal_progress("ledger maintenance: rows purged and pruned") as progress:
+            report = _run(lambda ledger: ledger.maintenance.run(chosen, progress))
         _print(report)
         if every_s is None:
             break

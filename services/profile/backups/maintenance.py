@@ -15,6 +15,7 @@ import msgspec
 
 from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
+from libs.kit.progress import Progress, no_progress
 from services.profile.backups.service import BackupService
 from services.profile.domain.ledger import purge_cutoff
 from services.profile.domain.restore import BackupKind
@@ -65,9 +66,12 @@ class MaintenanceService:
         self._metrics = metrics
         self._clock = clock
 
-    async def run(self, tasks: Iterable[MaintenanceTask] = tuple(MaintenanceTask)) -> MaintenanceReport:
+    async def run(
+        self, tasks: Iterable[MaintenanceTask] = tuple(MaintenanceTask), progress: Progress = no_progress
+    ) -> MaintenanceReport:
+        """Run ``tasks`` in order; ``progress`` hears of the rows each batch of the purge and prunes removed."""
         report = MaintenanceReport()
-        steps: dict[MaintenanceTask, Callable[[MaintenanceReport], Awaitable[None]]] = {
+        steps: dict[MaintenanceTask, Callable[[MaintenanceReport, Progress], Awaitable[None]]] = {
             MaintenanceTask.PARTITIONS: self._partitions,
             MaintenanceTask.PURGE: self._purge,
             MaintenanceTask.BACKUP: self._backup,
@@ -77,7 +81,7 @@ class MaintenanceService:
         }
         for task in tasks:
             try:
-                await steps[task](report)
+                await steps[task](report, progress)
             except AppError as exc:
                 report.failed_tasks.append(task.value)
                 self._metrics.maintenance_tasks.labels(task.value, exc.code).inc()
@@ -87,14 +91,14 @@ class MaintenanceService:
         log.info("maintenance_done", **msgspec.to_builtins(report))
         return report
 
-    async def _partitions(self, report: MaintenanceReport) -> None:
+    async def _partitions(self, report: MaintenanceReport, _: Progress) -> None:
         async with self._uow_factory() as uow:
             report.partitions_created = await uow.maintenance.ensure_history_partitions(
                 self._settings.history_partitions_ahead
             )
             await uow.commit()
 
-    async def _purge(self, report: MaintenanceReport) -> None:
+    async def _purge(self, report: MaintenanceReport, progress: Progress) -> None:
         """Customers in the recycle bin longer than the retention period are deleted for good.
 
         Seed 004 "重要操作即时备份": before the first customer goes, a backup point of the whole ledger is
@@ -131,20 +135,21 @@ class MaintenanceService:
                 report.pre_purge_backup = point.backup_id
                 continue
             report.customers_purged += len(purged)
+            progress(len(purged))
             self._metrics.customer_changes.labels("purged").inc(len(purged))
             if len(purged) < self._settings.purge_batch_size:
                 return
 
-    async def _backup(self, report: MaintenanceReport) -> None:
+    async def _backup(self, report: MaintenanceReport, _: Progress) -> None:
         point = await self._backups.take_daily(MAINTENANCE_ACTOR)
         report.backup_taken = point.backup_id if point is not None else None
 
-    async def _backup_retention(self, report: MaintenanceReport) -> None:
+    async def _backup_retention(self, report: MaintenanceReport, _: Progress) -> None:
         report.backups_expired = await self._backups.expire(
             timedelta(days=self._settings.backup_retention_days), self._settings.backup_keep_min, MAINTENANCE_ACTOR
         )
 
-    async def _versions(self, report: MaintenanceReport) -> None:
+    async def _versions(self, report: MaintenanceReport, progress: Progress) -> None:
         """Versions beyond ``versions_keep_per_customer`` per customer, oldest first; 0 keeps them all."""
         keep = self._settings.versions_keep_per_customer
         if keep <= 0:
@@ -157,10 +162,11 @@ class MaintenanceService:
                 )
                 await uow.commit()
             report.versions_pruned += pruned
+            progress(pruned)
             if after is None:
                 return
 
-    async def _idempotency_keys(self, report: MaintenanceReport) -> None:
+    async def _idempotency_keys(self, report: MaintenanceReport, progress: Progress) -> None:
         while True:
             async with self._uow_factory() as uow:
                 deleted = await uow.maintenance.delete_expired_idempotency_keys(
@@ -168,5 +174,6 @@ class MaintenanceService:
                 )
                 await uow.commit()
             report.idempotency_keys_deleted += deleted
+            progress(deleted)
             if deleted < _EXPIRED_KEYS_PER_TRANSACTION:
                 return
