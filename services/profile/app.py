@@ -27,6 +27,7 @@ from services.profile.customers.contact_routes import InternalContactController
 from services.profile.customers.routes import CustomerController, RecycleBinController
 from services.profile.dependencies import profile_dependencies
 from services.profile.name_changes.routes import ApplicationController, ProfileUpdateController
+from services.profile.openapi_document import finish_document
 from services.profile.outbox_admin.routes import OutboxAdminController
 from services.profile.settings import ProfileSettings, settings_from_env
 from services.profile.shared.web.idempotency import idempotency_middleware
@@ -114,6 +115,7 @@ def create_app(settings: ProfileSettings) -> Litestar:
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
     )
     assert_every_route_guarded(app)
+    finish_document(app)
     return app
 
 

@@ -17,6 +17,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from libs.kit.logging import get_logger
+from libs.kit.openapi import SECURED, roles_note
 from libs.kit.tokens import (
     Forbidden,
     Role,
@@ -28,8 +29,6 @@ from libs.kit.tokens import (
 )
 
 log = get_logger(__name__)
-BEARER = "bearer"  # the OpenAPI security scheme's name
-SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
 READ = frozenset({Role.VIEWER})
 CHANGE = frozenset({Role.ADMIN})
 
@@ -55,9 +54,7 @@ class RoleGuard:
 
 def requires(roles: frozenset[Role], description: str) -> dict[str, Any]:
     """A route's guard, security requirement and description naming its roles: ``@get(..., **requires(...))``."""
-    admitted = sorted(role for role in Role if not effective_roles(frozenset({role})).isdisjoint(roles))
-    note = f"Roles: {', '.join(admitted)} (bearer token; 401 without a valid one, 403 without the role)."
-    return {"guards": [RoleGuard(roles)], "security": SECURED, "description": f"{description}\n\n{note}"}
+    return {"guards": [RoleGuard(roles)], "security": SECURED, "description": f"{description}\n\n{roles_note(roles)}"}
 
 
 def principal(request: Request[Any, Any, Any]) -> VerifiedToken:

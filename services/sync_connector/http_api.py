@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 from litestar import Litestar, MediaType, Response, get
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Components, OpenAPI, Operation, Parameter, Schema, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPI, Parameter, Schema
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.connector_admin import BulkResendRequest, BulkRetryRequest, Health, Readiness, ReadinessChecks
 from libs.kit.logging import get_logger
+from libs.kit.openapi import BEARER, BEARER_SCHEME, operations, without_null
 from libs.kit.ops_server import ReadinessCheck
 from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
@@ -30,7 +30,6 @@ from services.sync_connector.admin_http import notification_routes, sync_routes
 from services.sync_connector.admin_insight import insight_routes
 from services.sync_connector.admin_journey import journey_routes
 from services.sync_connector.admin_notify.http import admin_notification_routes
-from services.sync_connector.auth import BEARER
 from services.sync_connector.http_support import EXCEPTION_HANDLERS
 from services.sync_connector.notify.admin import NotificationAdmin
 
@@ -105,9 +104,7 @@ def create_api(
                 "Delivery records of the external systems and the customer notifications: list, inspect, re-drive. "
                 "Bearer tokens are the profile service's (Ed25519 JWTs); each operation names the roles it admits."
             ),
-            components=Components(
-                security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
-            ),
+            components=Components(security_schemes={BEARER: BEARER_SCHEME}),
         ),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         state=State({"token_verifier": verifier}),
@@ -123,27 +120,9 @@ def _finish_document(document: OpenAPI) -> None:
         if (schema := schemas.get(body.__name__)) is not None:
             schema.additional_properties = False
     for path_item in (document.paths or {}).values():
-        for operation in _operations(path_item):
+        for operation in operations(path_item):
             if operation.responses is not None:
                 operation.responses.pop(FRAMEWORK_BAD_REQUEST, None)
             for parameter in operation.parameters or []:
                 if isinstance(parameter, Parameter) and isinstance(parameter.schema, Schema) and not parameter.required:
-                    parameter.schema = _without_null(parameter.schema)  # an absent parameter, never a null one
-
-
-def _operations(path_item: Any) -> list[Operation]:
-    methods = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-    return [operation for method in methods if isinstance(operation := getattr(path_item, method, None), Operation)]
-
-
-def _without_null(schema: Schema) -> Schema:
-    """``oneOf: [X, null]`` with constraints beside it, as X with those constraints."""
-    branches = [branch for branch in schema.one_of or [] if isinstance(branch, Schema) and branch.type != "null"]
-    if schema.one_of is None or len(branches) != 1:
-        return schema
-    (kept,) = branches
-    merged = {k: v for k, v in vars(schema).items() if v is not None and k != "one_of"}
-    for key, value in vars(kept).items():
-        if value is not None:
-            merged.setdefault(key, value)
-    return Schema(**merged)
+                    parameter.schema = without_null(parameter.schema)  # an absent parameter, never a null one

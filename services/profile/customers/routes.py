@@ -31,7 +31,13 @@ from services.profile.domain.model import AccountType, CustomerStatus
 from services.profile.shared.ports import CustomerFilter
 from services.profile.shared.results import Actor
 from services.profile.shared.web import examples as ex
-from services.profile.shared.web.conditional import IfMatch, etag, optional_version, required_version
+from services.profile.shared.web.conditional import (
+    IfMatch,
+    RequiredIfMatch,
+    etag,
+    optional_version,
+    required_version,
+)
 from services.profile.shared.web.params import Cursor, Limit, PathId
 from services.profile.shared.web.schemas import CustomerResponse, HistoryItem, credit
 
@@ -211,7 +217,7 @@ class CustomerController(Controller):
         ],
         customers: NamedDependency[CustomerService],
         actor: NamedDependency[Actor],
-        if_match: IfMatch = None,
+        if_match: RequiredIfMatch = None,
     ) -> Response[CustomerResponse]:
         """Edit under optimistic locking: ``If-Match`` is required (428), a stale one is 412.
 
@@ -354,7 +360,7 @@ class CustomerController(Controller):
         data: Annotated[RollbackRequest, ex.body("back to version 2", {"toVersion": 2, "reason": "错误的批量修改"})],
         versions: NamedDependency[VersionService],
         actor: NamedDependency[Actor],
-        if_match: IfMatch = None,
+        if_match: RequiredIfMatch = None,
     ) -> Response[RollbackResponse]:
         """A new version whose content equals ``toVersion`` (recycle-bin state included); ``If-Match`` required.
 

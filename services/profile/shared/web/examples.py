@@ -194,6 +194,7 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
     "PRECONDITION_FAILED": (412, "Profile version is stale", "profile C2025001 is at version 4, If-Match names 3"),
     "VALIDATION": (422, "Invalid request", "Validation failed for POST /v1/customers"),
     "IDEMPOTENCY_KEY_REUSED": (422, "Idempotency key reused", "the key was used with another request body"),
+    "HTTP_413": (413, "Request body too large", "the request body is larger than 262144 bytes"),
     "PRECONDITION_REQUIRED": (428, "If-Match header required", "send If-Match with the ETag of the profile"),
     "UNEXPECTED_ERROR": (
         500,

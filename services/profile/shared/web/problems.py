@@ -31,14 +31,21 @@ def _trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-def _respond(metrics: ErrorMetrics, problem: ProblemDetails) -> Response[bytes]:
+def _respond(metrics: ErrorMetrics, problem: ProblemDetails, exc: Exception) -> Response[bytes]:
     metrics.errors.labels(problem.code, str(problem.status)).inc()
     return Response(
         msgspec.json.encode(problem),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
-        headers=_headers(problem),
+        headers={**(_headers(problem) or {}), **_allow(exc)} or None,
     )
+
+
+def _allow(exc: Exception) -> dict[str, str]:
+    """A 405 names the methods the route has (RFC 9110): the framework puts them on its exception."""
+    if isinstance(exc, HTTPException) and exc.status_code == 405 and (allowed := (exc.headers or {}).get("allow")):  # noqa: PLR2004
+        return {"Allow": allowed}
+    return {}
 
 
 def _headers(problem: ProblemDetails) -> dict[str, str] | None:
@@ -120,7 +127,7 @@ def exception_handlers(metrics: ErrorMetrics) -> ExceptionHandlersMap:
 
     def handler(problem_of: Callable[[Request[Any, Any, Any], Any], ProblemDetails]) -> ExceptionHandler[Any]:
         def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-            return _respond(metrics, problem_of(request, exc))
+            return _respond(metrics, problem_of(request, exc), exc)
 
         return handle
 

@@ -1,0 +1,115 @@
+"""The profile's OpenAPI document as the API behaves: what Litestar cannot see in the routes, added in one place.
+
+Litestar documents each route from its signature. It does not see the bearer guards (``access.auth``),
+the ``Idempotency-Key`` middleware (every POST honours it), nor that request bodies refuse unknown fields
+(msgspec's ``forbid_unknown_fields``); and it documents an optional header as "a string or null" although a
+header is absent or a string. ``finish_document`` states all of that once the app is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi.spec import (
+    Components,
+    Example,
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Parameter,
+    Reference,
+    Schema,
+)
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.routes import HTTPRoute
+
+from libs.kit.openapi import BEARER, BEARER_SCHEME, SECURED, closed_structs, each_operation, roles_note, without_null
+from services.profile.access.auth import guard_roles
+from services.profile.shared.web.examples import PROBLEM_JSON, problem_example
+from services.profile.shared.web.idempotency import MAX_KEY_LENGTH
+
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_KEY_LENGTH),
+    description=(
+        "A key of the client's choosing, new for each distinct request: the same key with the same request "
+        "replays the first response (`Idempotent-Replayed: true`) instead of repeating its effect; with another "
+        "request it is 422 `IDEMPOTENCY_KEY_REUSED`, while the first still runs 409 `IDEMPOTENCY_KEY_IN_USE`. "
+        "Kept for `PROFILE_LEDGER_IDEMPOTENCY_TTL_S`."
+    ),
+)
+# What the idempotency middleware answers by itself (a key of the wrong length is 422 VALIDATION).
+IDEMPOTENCY_PROBLEMS = ("IDEMPOTENCY_KEY_IN_USE", "IDEMPOTENCY_KEY_REUSED", "VALIDATION", "HTTP_413")
+
+
+def finish_document(app: Litestar) -> None:
+    """Completes ``app``'s document in place (Litestar serves the object it generated once)."""
+    document = app.openapi_schema
+    components = document.components if isinstance(document.components, Components) else Components()
+    components.security_schemes = {**(components.security_schemes or {}), BEARER: BEARER_SCHEME}
+    document.components = components
+    _secure_and_close(app, document)
+    for _, method, operation in each_operation(document.paths):
+        operation.parameters = [_header_not_null(parameter) for parameter in operation.parameters or []]
+        if method == "post" and operation.security:
+            operation.parameters = [*operation.parameters, IDEMPOTENCY_KEY]
+            for code in IDEMPOTENCY_PROBLEMS:
+                _add_problem(operation, code)
+
+
+def _secure_and_close(app: Litestar, document: OpenAPI) -> None:
+    """Each guarded operation: the bearer scheme and its roles; each closed body: ``additionalProperties: false``."""
+    schemas = document.components.schemas or {} if isinstance(document.components, Components) else {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or (item := (document.paths or {}).get(route.path_format)) is None:
+            continue
+        for handler in route.route_handlers:
+            for method in handler.http_methods:
+                operation = getattr(item, method.lower(), None)
+                if not isinstance(operation, Operation):
+                    continue
+                if (roles := guard_roles(handler)) is not None:
+                    operation.security = SECURED
+                    operation.description = "\n\n".join(filter(None, (operation.description, roles_note(roles))))
+                body = handler.parsed_fn_signature.parameters.get("data")
+                for struct in closed_structs(body.annotation) if body is not None else ():
+                    schema = schemas.get(struct.__name__)
+                    if schema is None:
+                        raise RuntimeError(f"no schema {struct.__name__} in the document for {route.path_format}")
+                    schema.additional_properties = False
+
+
+def _header_not_null(parameter: Parameter | Reference) -> Parameter | Reference:
+    # A header is a string: "null" would be one. A query parameter "null" is read as absent, as its schema says.
+    if isinstance(parameter, Parameter) and parameter.param_in == "header":
+        parameter.schema = without_null(parameter.schema) if isinstance(parameter.schema, Schema) else parameter.schema
+    return parameter
+
+
+def _add_problem(operation: Operation, code: str) -> None:
+    """``code``'s problem among the operation's responses (beside those of its status already documented)."""
+    example = problem_example(code)
+    status = str(example["status"])
+    responses = operation.responses if operation.responses is not None else {}
+    response = responses.get(status)
+    if not isinstance(response, OpenAPIResponse):
+        response = OpenAPIResponse(description="", content={PROBLEM_JSON: _problem_media()})
+        responses[status] = response
+    media = (response.content or {}).get(PROBLEM_JSON)
+    if media is None:
+        return
+    examples: dict[str, Any] = media.examples if isinstance(media.examples, dict) else {}
+    if any(isinstance(e, Example) and e.summary == code for e in examples.values()):
+        return
+    examples[f"problem-{code.lower()}"] = Example(summary=code, value=example)
+    media.examples = examples
+    response.description = ", ".join(filter(None, (response.description, code)))
+    operation.responses = responses
+
+
+def _problem_media() -> OpenAPIMediaType:
+    return OpenAPIMediaType(schema=Reference(ref="#/components/schemas/ProblemDetails"))
