@@ -12,7 +12,7 @@ from services.profile.domain.restore import BackupKind
 from services.profile.name_changes.service import Clock, utc_now
 from services.profile.shared.audit import AuditEvent, actor_entry
 from services.profile.shared.metrics import LedgerMetrics
-from services.profile.shared.pagination import Page, clamp_limit, fingerprint, page_of, time_key
+from services.profile.shared.pagination import Page, TimeKeyset
 from services.profile.shared.ports import BackupPoint, UnitOfWorkFactory
 from services.profile.shared.results import Actor
 
@@ -75,12 +75,10 @@ class BackupService:
 
     async def page(self, cursor: str | None, limit: int | None) -> Page[BackupPoint]:
         """Newest first."""
-        size = clamp_limit(limit)
-        filters_fingerprint = fingerprint("backups")
-        after = time_key(cursor, filters_fingerprint)
+        keyset = TimeKeyset(cursor, limit, "backups")
         async with self._uow_factory() as uow:
-            rows = await uow.backups.list_page(after, size + 1)
-        return page_of(rows, size, lambda p: [p.created_at.isoformat(), p.backup_id], filters_fingerprint)
+            rows = await uow.backups.list_page(keyset.after, keyset.fetch)
+        return keyset.page(rows, lambda p: [p.created_at.isoformat(), p.backup_id])
 
     async def take_daily(self, actor: Actor) -> BackupPoint | None:
         """The scheduled backup of today (UTC), unless one was already taken."""

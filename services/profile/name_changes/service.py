@@ -23,7 +23,7 @@ from services.profile.domain.model import (
 from services.profile.name_changes.records import name_change_rows, new_application_id
 from services.profile.shared.audit import AuditEvent, actor_entry
 from services.profile.shared.metrics import ProfileMetrics
-from services.profile.shared.pagination import Page, clamp_limit, fingerprint, page_of, time_key
+from services.profile.shared.pagination import Page, TimeKeyset
 from services.profile.shared.ports import (
     ApplicationFilter,
     AuditEntry,
@@ -71,12 +71,10 @@ class NameChangeService:
         self, filters: ApplicationFilter, cursor: str | None, limit: int | None
     ) -> Page[NameChangeApplication]:
         """Newest first; a stable cursor over (created_at, application_id)."""
-        size = clamp_limit(limit)
-        filters_fingerprint = fingerprint("applications", filters)
-        after = time_key(cursor, filters_fingerprint)
+        keyset = TimeKeyset(cursor, limit, "applications", filters)
         async with self._uow_factory() as uow:
-            rows = await uow.applications.list_page(filters, after, size + 1)
-        return page_of(rows, size, lambda a: [a.created_at.isoformat(), a.application_id], filters_fingerprint)
+            rows = await uow.applications.list_page(filters, keyset.after, keyset.fetch)
+        return keyset.page(rows, lambda a: [a.created_at.isoformat(), a.application_id])
 
     async def reapply(self, application_id: str, actor: Actor) -> NameChangeApplication:
         """An ``update_failed`` application, re-based on the current profile, goes back to ``pending``."""

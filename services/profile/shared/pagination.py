@@ -97,5 +97,19 @@ def page_of(
     return Page(items=items, next_cursor=next_cursor)
 
 
+class TimeKeyset:
+    """A listing sorted on ``(timestamp, id)``: the page size, the position after the cursor (checked
+    against the listing's filters) and, from the rows fetched (``fetch``: one more than a page), the page."""
+
+    def __init__(self, cursor: str | None, limit: int | None, *filters: object) -> None:
+        self.size = clamp_limit(limit)
+        self._fingerprint = fingerprint(*filters)
+        self.after = time_key(cursor, self._fingerprint)
+        self.fetch = self.size + 1
+
+    def page(self, rows: Sequence[T], position: Callable[[T], Sequence[str | int]]) -> Page[T]:
+        return page_of(rows, self.size, position, self._fingerprint)
+
+
 def _bad_cursor(message: str) -> InvalidInput:
     return InvalidInput(f"invalid cursor: {message}", errors=[{**field_error("cursor", message), "source": "query"}])
