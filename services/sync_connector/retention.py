@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -66,9 +67,24 @@ def _children_of(table: str, parent_column: str) -> TextClause:
     """)  # noqa: S608 - fixed names, values are bound parameters
 
 
-def _rows_of(table: str) -> TextClause:
-    """The rows :ids of ``table`` (a batch whose children are gone)."""
-    return text(f"DELETE FROM sync.{table} WHERE id = ANY(CAST(:ids AS bigint[]))")  # noqa: S608 - fixed names
+class _Family(NamedTuple):
+    """Rows pruned with the rows that belong to them: a locked batch of ``table``'s rows, then their
+    children (each child table at most batch_size rows per statement), then the batch itself."""
+
+    table: str
+    batch: TextClause
+    children: tuple[tuple[str, TextClause], ...]  # (child table, its delete)
+    rows: TextClause
+
+
+def _family(table: str, batch: TextClause, parent_column: str, *children: str) -> _Family:
+    """``children`` name their row of ``table`` in ``parent_column``."""
+    return _Family(
+        table,
+        batch,
+        tuple((child, _children_of(child, parent_column)) for child in children),
+        text(f"DELETE FROM sync.{table} WHERE id = ANY(CAST(:ids AS bigint[]))"),  # noqa: S608 - fixed names
+    )
 
 
 _NOW_AND_CUTOFF = text("SELECT now(), now() - make_interval(secs => :older_than_s)")
@@ -85,9 +101,7 @@ _RECORD_BATCH = text("""
     LIMIT :limit
     FOR UPDATE OF r SKIP LOCKED
 """)
-_RECORD_ATTEMPTS = _children_of(ATTEMPTS, "record_id")
-_RECORD_DEAD_LETTERS = _children_of(DEAD_LETTERS, "record_id")
-_RECORDS = _rows_of(RECORDS)
+_RECORDS = _family(RECORDS, _RECORD_BATCH, "record_id", ATTEMPTS, DEAD_LETTERS)
 # Finished notifications by completion time (ix_notification_terminal_completed).
 _NOTIFICATION_BATCH = text("""
     SELECT id FROM sync.notification_records
@@ -96,8 +110,7 @@ _NOTIFICATION_BATCH = text("""
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 """)
-_NOTIFICATION_ATTEMPTS = _children_of(NOTIFICATION_ATTEMPTS, "record_id")
-_NOTIFICATIONS = _rows_of(NOTIFICATIONS)
+_NOTIFICATIONS = _family(NOTIFICATIONS, _NOTIFICATION_BATCH, "record_id", NOTIFICATION_ATTEMPTS)
 # Messages the connector could never process, once published to their dead-letter topic.
 _UNPROCESSABLE = text("""
     DELETE FROM sync.unprocessable_messages WHERE id IN (
@@ -120,8 +133,7 @@ _ADMIN_NOTIFICATION_BATCH = text("""
     ORDER BY window_end LIMIT :limit
     FOR UPDATE SKIP LOCKED
 """)
-_ADMIN_OCCURRENCES = _children_of(ADMIN_OCCURRENCES, "notification_id")
-_ADMIN_NOTIFICATIONS = _rows_of(ADMIN_NOTIFICATIONS)
+_ADMIN_NOTIFICATIONS = _family(ADMIN_NOTIFICATIONS, _ADMIN_NOTIFICATION_BATCH, "notification_id", ADMIN_OCCURRENCES)
 _MAINTENANCE_RUNS = text("""
     DELETE FROM sync.maintenance_runs WHERE id IN (
         SELECT id FROM sync.maintenance_runs WHERE finished_at < :cutoff ORDER BY id LIMIT :limit)
@@ -199,11 +211,11 @@ class RetentionPrune:
         async with self._engine.connect() as connection:
             times = await connection.execute(_NOW_AND_CUTOFF, {"older_than_s": self._older_than_s})
             started_at, cutoff = times.one()
-        await self._batches(lambda c: self._record_batch(c, cutoff, tally))
-        await self._batches(lambda c: self._notification_batch(c, cutoff, tally))
+        await self._batches(lambda c: self._family_batch(c, _RECORDS, cutoff, tally))
+        await self._batches(lambda c: self._family_batch(c, _NOTIFICATIONS, cutoff, tally))
         await self._batches(lambda c: self._simple(c, _UNPROCESSABLE, UNPROCESSABLE, cutoff, tally))
         await self._batches(lambda c: self._admin_batch(c, cutoff, tally))
-        await self._batches(lambda c: self._admin_notification_batch(c, cutoff, tally))
+        await self._batches(lambda c: self._family_batch(c, _ADMIN_NOTIFICATIONS, cutoff, tally))
         await self._batches(lambda c: self._simple(c, _MAINTENANCE_RUNS, MAINTENANCE_RUNS, cutoff, tally))
         # Without a connector running, the status deltas are folded here (the table stays small).
         await self._batches(lambda c: status_counts.fold(c, self._limit))
@@ -245,31 +257,17 @@ class RetentionPrune:
             if done < self._limit:
                 return
 
-    async def _record_batch(self, connection: AsyncConnection, cutoff: datetime, tally: _Tally) -> int:
-        ids = await self._lock(connection, _RECORD_BATCH, cutoff)
+    async def _family_batch(self, connection: AsyncConnection, family: _Family, cutoff: datetime, tally: _Tally) -> int:
+        ids = await self._lock(connection, family.batch, cutoff)
         if ids:
-            await self._drain(connection, _RECORD_ATTEMPTS, ids, ATTEMPTS, tally)
-            await self._drain(connection, _RECORD_DEAD_LETTERS, ids, DEAD_LETTERS, tally)
-            tally.add(RECORDS, (await connection.execute(_RECORDS, {"ids": ids})).rowcount)
-        return len(ids)
-
-    async def _notification_batch(self, connection: AsyncConnection, cutoff: datetime, tally: _Tally) -> int:
-        ids = await self._lock(connection, _NOTIFICATION_BATCH, cutoff)
-        if ids:
-            await self._drain(connection, _NOTIFICATION_ATTEMPTS, ids, NOTIFICATION_ATTEMPTS, tally)
-            tally.add(NOTIFICATIONS, (await connection.execute(_NOTIFICATIONS, {"ids": ids})).rowcount)
+            for child, statement in family.children:
+                await self._drain(connection, statement, ids, child, tally)
+            tally.add(family.table, (await connection.execute(family.rows, {"ids": ids})).rowcount)
         return len(ids)
 
     async def _admin_batch(self, connection: AsyncConnection, cutoff: datetime, tally: _Tally) -> int:
         await connection.execute(_ALLOW_AUDIT_PRUNE)
         return await self._simple(connection, _ADMIN_ACTIONS, ADMIN_ACTIONS, cutoff, tally)
-
-    async def _admin_notification_batch(self, connection: AsyncConnection, cutoff: datetime, tally: _Tally) -> int:
-        ids = await self._lock(connection, _ADMIN_NOTIFICATION_BATCH, cutoff)
-        if ids:
-            await self._drain(connection, _ADMIN_OCCURRENCES, ids, ADMIN_OCCURRENCES, tally)
-            tally.add(ADMIN_NOTIFICATIONS, (await connection.execute(_ADMIN_NOTIFICATIONS, {"ids": ids})).rowcount)
-        return len(ids)
 
     async def _simple(
         self, connection: AsyncConnection, statement: TextClause, table: str, cutoff: datetime, tally: _Tally
