@@ -10,7 +10,7 @@ from litestar.response import Template
 
 from services.profile.console.context import console_of
 from services.profile.console.forms import FieldProblems, moment, ordered_range, text, values
-from services.profile.console.rendering import render
+from services.profile.console.rendering import render_listing
 from services.profile.console.session import READ
 from services.profile.outbox_admin.service import REDRIVEN_EVENT
 from services.profile.shared.audit import AuditEvent, AuditLogService
@@ -37,12 +37,7 @@ async def audit_log(request: Request[Any, Any, Any], audit_log: NamedDependency[
     page = None
     if not problems:
         page = await audit_log.page(filters, raw["cursor"] or None, console_of(request).settings.page_size)
-    context = {
-        "filters": {k: raw[k] for k in FILTER_FIELDS},
-        "event_types": EVENT_TYPES,
-        "items": page.items if page else [],
-        "next_cursor": page.next_cursor if page else None,
-        "error": problems.text,
-    }
-    status_code = 422 if problems else 200
-    return render(request, "audit.html", context, page="audit", title="Audit log", status_code=status_code)
+    choices = {"event_types": EVENT_TYPES}
+    return render_listing(
+        request, "audit.html", raw, FILTER_FIELDS, problems, page, choices, page="audit", title="Audit log"
+    )

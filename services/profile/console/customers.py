@@ -20,7 +20,7 @@ from services.profile.console.connector_client import ConnectorClient
 from services.profile.console.context import console_of
 from services.profile.console.forms import FieldProblems, PathId, choice, moment, text, values
 from services.profile.console.metrics import counted
-from services.profile.console.rendering import render, see_other
+from services.profile.console.rendering import render, render_listing, see_other
 from services.profile.console.session import OPERATE, READ, caller, verified_form
 from services.profile.customers.service import CustomerService
 from services.profile.domain.model import AccountType, ApplicationOrigin, ApplicationStatus, CustomerStatus
@@ -76,16 +76,10 @@ async def customer_search(
         sales_person=text(raw["salesPerson"], "Sales person", problems, max_length=100),
     )
     page = None if problems else await customers.page(filters, raw["cursor"] or None, _page_size(request))
-    context = {
-        "filters": {k: raw[k] for k in SEARCH_FIELDS},
-        "statuses": [s.value for s in CustomerStatus],
-        "account_types": [a.value for a in AccountType],
-        "items": page.items if page else [],
-        "next_cursor": page.next_cursor if page else None,
-        "error": problems.text,
-    }
-    status_code = 422 if problems else 200
-    return render(request, "customers.html", context, page="customers", title="Customers", status_code=status_code)
+    choices = {"statuses": [s.value for s in CustomerStatus], "account_types": [a.value for a in AccountType]}
+    return render_listing(
+        request, "customers.html", raw, SEARCH_FIELDS, problems, page, choices, page="customers", title="Customers"
+    )
 
 
 @get("/customers/{customer_id:str}", guards=READ)
@@ -181,17 +175,17 @@ async def applications(request: Request[Any, Any, Any], name_changes: NamedDepen
         created_to=moment(raw["to"], "To", problems),
     )
     page = None if problems else await name_changes.page(filters, raw["cursor"] or None, _page_size(request))
-    context = {
-        "filters": {k: raw[k] for k in APPLICATION_FIELDS},
-        "statuses": [s.value for s in ApplicationStatus],
-        "origins": [o.value for o in ApplicationOrigin],
-        "items": page.items if page else [],
-        "next_cursor": page.next_cursor if page else None,
-        "error": problems.text,
-    }
-    status_code = 422 if problems else 200
-    return render(
-        request, "applications.html", context, page="applications", title="Applications", status_code=status_code
+    choices = {"statuses": [s.value for s in ApplicationStatus], "origins": [o.value for o in ApplicationOrigin]}
+    return render_listing(
+        request,
+        "applications.html",
+        raw,
+        APPLICATION_FIELDS,
+        problems,
+        page,
+        choices,
+        page="applications",
+        title="Applications",
     )
 
 

@@ -7,7 +7,7 @@ and a count; the message is looked up here, so a URL can only ever show one of t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,9 @@ from litestar.template.config import TemplateConfig
 
 from services.profile.access.auth import Principal, Role
 from services.profile.console.charts import duration
+from services.profile.console.forms import FieldProblems
 from services.profile.console.session import csrf_token, may
+from services.profile.shared.pagination import Page
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -149,6 +151,30 @@ def render(
         "error": None,
     }
     return Template(template_name=template, context={**common, **(context or {})}, status_code=status_code)
+
+
+def render_listing(  # noqa: PLR0917 - the parts of a filtered listing page
+    request: Request[Any, Any, Any],
+    template: str,
+    raw: Mapping[str, str],
+    fields: Sequence[str],
+    problems: FieldProblems,
+    found: Page[Any] | None,
+    choices: Mapping[str, Any],
+    *,
+    page: str,
+    title: str,
+) -> Template:
+    """A listing under its filters (``fields`` of ``raw``, as entered) and the lists they choose from:
+    the page found, or 422 with the filters' problems in words when there is none."""
+    context = {
+        "filters": {name: raw[name] for name in fields},
+        **choices,
+        "items": found.items if found else [],
+        "next_cursor": found.next_cursor if found else None,
+        "error": problems.text,
+    }
+    return render(request, template, context, page=page, title=title, status_code=422 if problems else 200)
 
 
 def see_other(target: str, **params: Any) -> Redirect:
