@@ -58,7 +58,9 @@ DEMO_CUSTOMERS = (
 
 
 class DevStackSettings(msgspec.Struct, frozen=True):
+    # PostgreSQL's and Kafka's data, the logs and the dev keys; a second `make run` reuses them.
     data_dir: str = ".data"
+    # Loopback ports of the database, the broker and each process (0: a free one, printed at start).
     pg_port: int = 55432
     kafka_port: int = 59092
     profile_port: int = 8000

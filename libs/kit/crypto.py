@@ -30,6 +30,8 @@ MAX_KEY_ID_LENGTH = 32
 
 
 class CryptoSettings(msgspec.Struct, frozen=True):
+    # The AES-256 keys that open contact data at rest ({"<key id>": "<base64url key>"}; keep old ones until a
+    # rotation is done), and the one new values are sealed with.
     keys: dict[str, str] = msgspec.field(default_factory=dict)
     active_key_id: str = ""
     # HMAC key of the searchable phone hash and the change digest; not an encryption key.

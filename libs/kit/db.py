@@ -15,10 +15,14 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True):
+    # The database (SQLAlchemy URL; postgresql:// works too). The password is part of it: from a secret.
     url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    # Connections kept open, and how many more may be opened (and closed again) when they are all busy.
     pool_size: int = 10
     max_overflow: int = 10
+    # How long a caller waits for a connection before the request fails as unavailable (retryable).
     pool_timeout_s: float = 5.0
+    # PostgreSQL's statement_timeout for every connection: a statement running longer is cancelled.
     statement_timeout_ms: int = 10_000
     # Test each pooled connection with a round trip before use. Without it, a connection that died
     # with the server fails its first statement once (and SQLAlchemy then drops the whole pool).

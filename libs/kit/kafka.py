@@ -35,19 +35,26 @@ _DESCRIBE_RETRY_S = 0.1
 
 
 class KafkaSettings(msgspec.Struct, frozen=True):
+    # The cluster: host:port[,host:port...] of one or more brokers.
     bootstrap_servers: str = "127.0.0.1:9092"
     # Idempotent production keeps a partition's records in send order through retries.
     enable_idempotence: bool = True
+
+    # Consumer group membership: a member silent for session_timeout_ms is dropped, heartbeats go every
+    # heartbeat_interval_ms, and a rebalance waits rebalance_timeout_ms for the members to rejoin.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
     rebalance_timeout_ms: int = 10_000
+    # How long any request to a broker may take before it fails (and is retried).
     request_timeout_ms: int = 15_000
     # The outbox relay submits complete record batches, which are sent at once: no linger for it.
     linger_ms: int = 5
+    # The largest record batch a producer builds per partition, in bytes.
     max_batch_size: int = 1_048_576
     # The producer rejects a larger message itself (per message, before it reaches a batch);
     # keep it at or below the broker's message.max.bytes.
     max_request_size: int = 1_048_576
+    # Names this service's connections in the broker's logs and quotas.
     client_id: str = "customer-profile"
     # How long an idle fetch waits on the broker: Apache Kafka answers as soon as a record
     # arrives, so a longer wait costs no latency and saves a wake-up per idle partition.

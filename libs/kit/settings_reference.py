@@ -61,6 +61,37 @@ def field_descriptions(struct: type[msgspec.Struct]) -> dict[str, str]:
     return found
 
 
+def comment_groups(struct: type[msgspec.Struct]) -> dict[str, str]:
+    """Undescribed field -> the described field whose comment covers it.
+
+    A comment above a field speaks for the fields right below it too (no blank line, comment or
+    nested section between), as in ``# TLS: the CA, a client certificate...`` above the TLS fields.
+    """
+    descriptions = field_descriptions(struct)
+    sections = {
+        f.name
+        for f in msgspec.structs.fields(struct)
+        if isinstance(f.type, type) and issubclass(f.type, msgspec.Struct)
+    }
+    leaders: dict[str, str] = {}
+    for _, definition in _definitions(struct):
+        leader: str | None = None
+        previous_end = -1
+        for node in definition.body:
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+                leader = None
+                continue
+            name = node.target.id
+            if descriptions.get(name) or name in sections:
+                leader = name if descriptions.get(name) and name not in sections else None
+            elif leader is not None and node.lineno == previous_end + 1:
+                leaders[name] = leader
+            else:
+                leader = None
+            previous_end = node.end_lineno or node.lineno
+    return leaders
+
+
 def _description(lines: list[str], row: int, after: ast.stmt | None) -> str:
     """The comment lines above line ``row``, its own end-of-line comment and a docstring right below."""
     above: list[str] = []
@@ -73,6 +104,12 @@ def _description(lines: list[str], row: int, after: ast.stmt | None) -> str:
     if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
         docstring = inspect.cleandoc(after.value.value)
     return " ".join(" ".join([*above, inline if hash_sign else "", docstring]).split())
+
+
+def _described(name: str, descriptions: dict[str, str], leaders: dict[str, str], prefix: str) -> str:
+    if descriptions.get(name):
+        return descriptions[name]
+    return f"see `{prefix}{leaders[name].upper()}`" if name in leaders else ""
 
 
 def _default(field: msgspec.structs.FieldInfo, variable: str, section: SettingsSection) -> str:
@@ -111,9 +148,10 @@ def render_section(section: SettingsSection) -> str:
     intro = inspect.cleandoc(section.struct.__doc__ or "")
     if intro.startswith(f"{section.struct.__name__}("):  # msgspec's generated signature, not a docstring
         intro = ""
+    leaders = comment_groups(section.struct)
     rows = [
         f"| `{variable}` | {_cell(_code(annotations[field.name]))} | {_cell(_default(field, variable, section))} "
-        f"| {_cell(descriptions.get(field.name, ''))} |"
+        f"| {_cell(_described(field.name, descriptions, leaders, section.prefix))} |"
         for variable, field in section.variables().items()
     ]
     name = section.struct.__name__

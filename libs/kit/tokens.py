@@ -62,13 +62,18 @@ def effective_roles(roles: frozenset[Role]) -> frozenset[Role]:
 class TokenSettings(msgspec.Struct, frozen=True):
     """``<PREFIX>AUTH_*``: ``PUBLIC_KEYS`` is a JSON object ``{"<kid>": "<base64url public key>"}``."""
 
+    # The keys that verify tokens: {"<kid>": "<base64url Ed25519 public key>"}; several during a rotation.
     public_keys: dict[str, str] = msgspec.field(default_factory=dict)
     # Only where tokens are issued; its public half is trusted too.
     signing_key_id: str = ""
     signing_key: str = ""
+
+    # The iss and aud claims a token must carry (and that issued tokens get).
     issuer: str = "customer-profile"
     audience: str = "customer-profile"
+    # Clock difference tolerated on exp, nbf and iat, in seconds.
     leeway_s: int = 30
+    # A token that lives longer than this (exp - iat) is refused, and none is issued for longer.
     max_ttl_s: int = 30 * 24 * 3600
 
     def __repr__(self) -> str:  # never print the private key

@@ -6,6 +6,7 @@ import msgspec
 
 
 class RelaySettings(msgspec.Struct, frozen=True):
+    # The PostgreSQL schema that holds the outbox table, and the topic its rows go to.
     schema: str = "profile"
     topic: str = "customer-profile.v1"
     # Rows claimed per batch, one Kafka transaction each. Draining a backlog, the next batch is
@@ -18,6 +19,7 @@ class RelaySettings(msgspec.Struct, frozen=True):
     # A row whose message fails this many attempts with a per-message error is parked
     # as ``failed``; later rows of its aggregate wait behind it.
     max_attempts: int = 10
+    # The wait before a failed row is tried again.
     retry_delay_s: float = 0.5
     # After a lost database session the relay reconnects after this delay.
     reconnect_delay_s: float = 1.0

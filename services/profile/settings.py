@@ -20,8 +20,10 @@ ENV_PREFIX = "PROFILE_"
 
 
 class HttpSettings(msgspec.Struct, frozen=True):
+    # Where the API listens (0.0.0.0 in a container).
     host: str = "127.0.0.1"
     port: int = 8000
+    # Most application ids in one POST /v1/profile-updates/batch.
     max_batch_size: int = 100
     # Pooled connections idle this long are pinged before use; busier ones are not (libs/kit/db.py).
     db_ping_after_idle_s: float = 1.0
@@ -50,10 +52,14 @@ class ProfileSettings(msgspec.Struct, frozen=True):
 
 
 class _Top(msgspec.Struct, frozen=True):
+    # Log lines at this level and above (DEBUG, INFO, WARNING, ERROR), as JSON on stderr.
     log_level: str = "INFO"
+    # The service.name of spans and log lines.
     service_name: str = "profile-service"
+    # Where the relay serves /metrics, /health and /ready (port 0: it serves none).
     relay_metrics_port: int = 0
     relay_metrics_host: str = "127.0.0.1"
+    # How often the outbox backlog gauges (pending rows, age of the oldest) are read from the database.
     backlog_refresh_s: float = 5.0
 
 

@@ -12,6 +12,7 @@ ENV_PREFIX = "STUBS_"
 
 
 class StubSettings(msgspec.Struct, frozen=True):
+    # Where the fake CRM, CMS, CSS and SMS gateway listen (one server).
     host: str = "127.0.0.1"
     port: int = 8010
     # Empty means "accept unsigned calls" for that system.
@@ -22,6 +23,8 @@ class StubSettings(msgspec.Struct, frozen=True):
     smtp_enabled: bool = True
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
+
+    # Log lines at this level and above, as JSON on stderr.
     log_level: str = "INFO"
 
     def secrets(self) -> dict[str, str]:

@@ -44,10 +44,15 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     admin_notify: AdminNotifySettings = msgspec.field(default_factory=AdminNotifySettings)
     # CONNECTOR_AUTH_PUBLIC_KEYS: the profile service's token keys, to verify admin API callers.
     auth: TokenSettings = msgspec.field(default_factory=TokenSettings)
+
+    # The topic consumed, and the consumer groups' names: "<group_prefix>.<system code lowercase>".
     topic: str = CUSTOMER_PROFILE_TOPIC
     group_prefix: str = "sync-connector"
+    # Where the admin API, /health, /ready and /metrics listen (0.0.0.0 in a container).
     http_host: str = "127.0.0.1"
     http_port: int = 8001
+    # Each external system's base URL, and the secret its requests are signed with (HMAC-SHA256; empty:
+    # unsigned, dev only).
     crm_url: str = DEFAULT_EXTERNAL_URL
     cms_url: str = DEFAULT_EXTERNAL_URL
     css_url: str = DEFAULT_EXTERNAL_URL
@@ -118,7 +123,10 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
     # How long shutdown or a rebalance waits for an in-flight message before abandoning it
     # (it is then redelivered; the idempotency key makes that harmless).
     shutdown_grace_s: float = 10.0
+
+    # Log lines at this level and above (DEBUG, INFO, WARNING, ERROR), as JSON on stderr.
     log_level: str = "INFO"
+    # The service.name of spans and log lines.
     service_name: str = "sync-connector"
 
     def __post_init__(self) -> None:

@@ -23,11 +23,15 @@ class _Example(msgspec.Struct, frozen=True):
     # How long to wait,
     # in seconds.
     wait_s: float = 1.5
+
     hosts: tuple[str, ...] = ("a", "b")
     token: str | None = None  # unset: no token
     name: str = "x"
     """A docstring below the field."""
     nested: _Nested = msgspec.field(default_factory=_Nested)
+    # The CA to trust, and the client's certificate.
+    ca_file: str = ""
+    cert_file: str = ""
 
 
 def test_a_section_lists_each_variable_with_type_default_and_description() -> None:
@@ -40,3 +44,4 @@ def test_a_section_lists_each_variable_with_type_default_and_description() -> No
     assert "| `EX_TOKEN` | `str \\| None` | unset | unset: no token |" in lines
     assert "| `EX_NAME` | `str` | `y` | A docstring below the field. |" in lines
     assert not any("EX_NESTED" in line for line in lines), "a nested struct is a section of its own"
+    assert "| `EX_CERT_FILE` | `str` | empty | see `EX_CA_FILE` |" in lines, "a comment speaks for its group"

@@ -48,9 +48,11 @@ JOURNEY_NOT_FOUND = "SYNC_JOURNEY_NOT_FOUND"
 class ConnectorClientSettings(msgspec.Struct, frozen=True):
     """``PROFILE_CONNECTOR_*``."""
 
+    # The sync-connector's admin API, which the console reads and acts through.
     url: str = "http://127.0.0.1:8001"
     # Bearer token of the profile service's own identity, for calls made without a person's token.
     token: str = ""
+    # One call's limit; past it the console shows the connector as unavailable.
     timeout_s: float = 5.0
 
     def __repr__(self) -> str:  # never print the token

@@ -8,6 +8,7 @@ TRACE_ID_PLACEHOLDER = "{trace_id}"
 
 
 class ConsoleSettings(msgspec.Struct, frozen=True):
+    # Serve the admin console under /console/ (false: the API alone).
     enabled: bool = True
     # How often the pipeline overview refreshes itself in the browser.
     refresh_s: float = 5.0
@@ -15,6 +16,7 @@ class ConsoleSettings(msgspec.Struct, frozen=True):
     cookie_secure: bool = False
     # The session cookie lives at most this long (the token's own expiry ends it earlier).
     session_max_age_s: int = 8 * 3600
+    # Rows per page of the console's lists.
     page_size: int = 50
     # The trace UI's page of one trace, e.g. "http://127.0.0.1:16686/trace/{trace_id}" (Jaeger); the
     # journey page links each change's trace there. Empty: no links (the trace id is still shown).

@@ -15,6 +15,7 @@ class AdminNotifySettings(msgspec.Struct, frozen=True):
     # the window are counted (console) and mail nothing.
     window_s: float = 900.0
     gather_s: float = 60.0
+    # Occurrences a mail lists as examples (the rest are counted).
     max_examples: int = 5
     # A breaker of this instance not closed for this long is a cause of its own (breaker-open:<code>).
     breaker_open_s: float = 600.0
@@ -26,9 +27,12 @@ class AdminNotifySettings(msgspec.Struct, frozen=True):
     delivery_deadline_s: float = 24 * 3600.0
     backoff_base_s: float = 2.0
     backoff_max_s: float = 300.0
+    # The SMTP server's circuit breaker: open after this many failures in a row, probed after the cool-down.
     breaker_failure_threshold: int = 5
     breaker_cooldown_s: float = 30.0
+    # A mail being sent holds its row this long; a crashed sender's mail is taken up by another instance.
     claim_lease_s: float = 60.0
+    # Starts every subject, so the admins' mail filters can find them.
     subject_prefix: str = "[customer-profile]"
     # The console's address, for the link in the mail (empty: no link).
     console_url: str = ""

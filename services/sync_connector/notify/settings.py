@@ -34,6 +34,7 @@ class SmtpSecurity(StrEnum):
 class ProfileApiSettings(msgspec.Struct, frozen=True):
     """Where the sender reads contact data: ``CONNECTOR_PROFILE_URL``, ``CONNECTOR_PROFILE_TOKEN``."""
 
+    # The profile service's API, where contact data is read.
     url: str = "http://127.0.0.1:8000"
     # A bearer token of the profile service with the ``notifier`` role (service identity).
     token: str = ""
@@ -45,6 +46,7 @@ class ProfileApiSettings(msgspec.Struct, frozen=True):
 class NotifySettings(msgspec.Struct, frozen=True):
     # Off unless configured: the sender needs a profile token, an SMTP server and an SMS gateway.
     enabled: bool = False
+    # The channels a customer is told by (JSON list): e-mail, SMS or both.
     channels: list[Channel] = msgspec.field(default_factory=lambda: [Channel.EMAIL, Channel.SMS])
     # Seed 000 7.3: 5 attempts in all, a fixed 2 s between them (max_attempts unset: no count cap, sent
     # until the deadline). Whatever the count, a notification is not sent later than delivery_deadline_s
@@ -55,24 +57,30 @@ class NotifySettings(msgspec.Struct, frozen=True):
     # Each of the contact lookup and the send is bounded by timeout_s; a claim outlives both.
     timeout_s: float = 10.0
     claim_lease_s: float = 30.0
+    # How often due notifications are looked for, and how many are sent at once.
     poll_interval_s: float = 1.0
     concurrency: int = 10
+    # A channel's circuit breaker: open after this many failures in a row, probed after the cool-down.
     breaker_failure_threshold: int = 5
     breaker_cooldown_s: float = 30.0
     # An event older than this is recorded skipped_stale, not sent: a group that starts on a topic
     # with a long history must not greet customers with last year's changes.
     max_event_age_s: float = 7 * 24 * 3600.0
+    # The language of a message to a customer whose own is unknown, and the zone its times are shown in.
     default_language: Language = Language.ZH
     timezone: str = "Asia/Shanghai"
+    # The SMTP server that sends the e-mails: security none, starttls or tls; a login if it wants one.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     smtp_security: SmtpSecurity = SmtpSecurity.NONE
     smtp_username: str = ""
     smtp_password: str = ""
+    # The From of the e-mails: address and display name.
     mail_from: str = "no-reply@customer-profile.example"
     mail_from_name: str = "客户服务 Customer Service"
     # Message-ID domain: the id is "<event id>.<channel>@<domain>", the same on every attempt.
     message_id_domain: str = "customer-profile.example"
+    # The SMS gateway (HTTP) and its bearer token.
     sms_url: str = "http://127.0.0.1:8010"
     sms_token: str = ""
 
