@@ -44,20 +44,13 @@ from services.profile.shared.web.schemas import CustomerResponse, HistoryItem, c
 PathVersion = Annotated[int, Parameter(ge=1, le=2**31 - 1, description="a version of the customer")]
 # Who may read personal data (contact data, tax number) of past versions: those who may change it.
 PERSONAL_HISTORY_ROLES = (Role.OPERATOR,)
+# The example customer's fields a request sets (the rest are the service's).
 _NEW_CUSTOMER = {
-    "customerId": "C2025001",
-    "customerName": "张三",
-    "accountType": "residential",
-    "contactPhone": "+86 138 0013 8000",
-    "contactEmail": "zhang.san@example.com",
-    "contactAddress": "北京市海淀区中关村大街 1 号",
-    "customerCode": "CUST-2025-001",
-    "company": "北京某某电力设备有限公司",
-    "industry": "manufacturing",
-    "region": "华北",
-    "creditLimit": "50000.00",
-    "salesPerson": "王经理",
-    "taxNumber": "91110108MA01ABCDE1",
+    field: ex.CUSTOMER[field]
+    for field in (
+        *("customerId", "customerName", "accountType", "contactPhone", "contactEmail", "contactAddress"),
+        *("customerCode", "company", "industry", "region", "creditLimit", "salesPerson", "taxNumber"),
+    )
 }
 
 
