@@ -29,10 +29,13 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import RecordMetadata
 
-from libs.outbox.producing import ClaimedRow, MalformedRowError, is_per_message, publish_span
+from libs.outbox.producing import ROW_HEADERS, ClaimedRow, MalformedRowError, is_per_message, publish_span
 
 # aiokafka's own default, used if the producer does not expose its limit.
 _DEFAULT_MAX_REQUEST_SIZE = 1_048_576
+# A record batch's header (61 bytes), a record's overhead (21) and the key, value and header-count
+# varints (5 each): what a one-record batch adds to key, value and headers.
+_FRAMING_BYTES = 128
 _PARTITION_CACHE_KEYS = 100_000
 
 
@@ -249,6 +252,8 @@ def _message(row: ClaimedRow, max_size: int) -> tuple[bytes, bytes, list[tuple[s
     key = row.aggregate_id.encode()
     value = row.payload.encode()
     headers = [(name, text.encode()) for name, text in _decode_headers(row).items()]
+    if _size_bound(row) <= max_size:
+        return key, value, headers
     size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
     if size > max_size:  # the producer's own check in ``send``, per message
         msg = (
@@ -259,9 +264,17 @@ def _message(row: ClaimedRow, max_size: int) -> tuple[bytes, bytes, list[tuple[s
     return key, value, headers
 
 
+def _size_bound(row: ClaimedRow) -> int:
+    """At least the record's ``estimate_size_in_bytes`` (4.5 us a row), from the row's text lengths: the
+    exact estimate is needed only near the limit. A character is at most 4 bytes in UTF-8; a header's
+    two length varints (at most 10 bytes) stand for at least 5 characters of JSON (``"":""``), so the
+    headers take at most 4 bytes per character of the row's JSON too."""
+    return _FRAMING_BYTES + 4 * (len(row.aggregate_id) + len(row.payload) + len(row.headers))
+
+
 def _decode_headers(row: ClaimedRow) -> dict[str, str]:
     try:
-        return msgspec.json.decode(row.headers, type=dict[str, str])
+        return ROW_HEADERS.decode(row.headers)
     except msgspec.DecodeError as exc:  # ValidationError included
         msg = f"outbox row {row.id}: headers are not a JSON object of strings: {exc}"
         raise MalformedRowError(msg) from exc
