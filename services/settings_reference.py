@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from libs.devstack import run as devstack
+from libs.devstack import settings as devstack
 from libs.kit.settings import settings_sections
 from libs.kit.settings_reference import ServiceSettings, render_reference
 from services.profile import settings as profile

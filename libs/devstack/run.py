@@ -26,16 +26,15 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-import msgspec
-
 from libs.devstack.dev_keys import DEMO_TOKEN_TTL, DevKeys
 from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from libs.devstack.kafka_dist import kafka_version
 from libs.devstack.local_server import EmbeddedServiceError
 from libs.devstack.periodic import PeriodicCommand
 from libs.devstack.processes import ProcessStartError, ServiceProcess
+from libs.devstack.settings import ENV_PREFIX, DevStackSettings, build_settings
 from libs.devstack.topology import SYSTEMS, System, Topology
-from libs.kit.settings import SettingsReader, read_settings
+from libs.kit.settings import read_settings
 from libs.kit.tokens import Role
 from migrations.runner import upgrade_all
 
@@ -55,32 +54,6 @@ DEMO_CUSTOMERS = (
     },
     {"customerId": "DEMO003", "customerName": "华东钢铁厂", "accountType": "industrial"},
 )
-
-
-class DevStackSettings(msgspec.Struct, frozen=True):
-    # PostgreSQL's and Kafka's data, the logs and the dev keys; a second `make run` reuses them.
-    data_dir: str = ".data"
-    # Loopback ports of the database, the broker and each process (0: a free one, printed at start).
-    pg_port: int = 55432
-    kafka_port: int = 59092
-    profile_port: int = 8000
-    connector_port: int = 8001
-    stubs_port: int = 8010
-    relay_metrics_port: int = 8002
-    smtp_port: int = 8025  # the local SMTP server in the stubs process; the notification mails land there
-    # The sync-connector's maintenance (retention prune): first run after this delay, then every interval.
-    maintenance_first_delay_s: float = 60.0
-    maintenance_interval_s: float = 86400.0
-    # Where the console's journey page links each change's trace: a Jaeger UI on its default port (e.g.
-    # `docker run -p 16686:16686 -p 4318:4318 jaegertracing/jaeger:2.18.0` with OTEL_EXPORTER_OTLP_ENDPOINT set).
-    trace_url_template: str = "http://127.0.0.1:16686/trace/{trace_id}"
-
-
-ENV_PREFIX = "DEV_"
-
-
-def build_settings(reader: SettingsReader) -> DevStackSettings:
-    return reader.load(DevStackSettings)
 
 
 def _post_json(url: str, body: dict[str, object], token: str) -> tuple[int, dict[str, object]]:
