@@ -20,9 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.connector_admin import BulkResendRequest, BulkRetryRequest, Health, Readiness, ReadinessChecks
+from contracts.connector_admin import Health, Readiness, ReadinessChecks
 from libs.kit.logging import get_logger
-from libs.kit.openapi import BEARER, BEARER_SCHEME, operations, without_null
+from libs.kit.openapi import BEARER, BEARER_SCHEME, closed_structs, operations, without_null
 from libs.kit.ops_server import ReadinessCheck
 from libs.kit.tokens import TokenVerifier
 from services.sync_connector.admin import SyncAdmin
@@ -36,8 +36,6 @@ from services.sync_connector.notify.admin import NotificationAdmin
 log = get_logger(__name__)
 READY_DB_TIMEOUT_S = 2.0
 MAX_REQUEST_BODY_BYTES = 64 * 1024  # the largest body is a bulk re-drive's three short fields
-# Request bodies forbid fields they do not know; the document says so (the framework does not).
-CLOSED_BODIES = (BulkRetryRequest, BulkResendRequest)
 # The framework documents a 400 for any route with parameters; this API answers those refusals with 422.
 FRAMEWORK_BAD_REQUEST = "400"
 
@@ -109,16 +107,17 @@ def create_api(
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         state=State({"token_verifier": verifier}),
     )
-    _finish_document(app.openapi_schema)
+    _finish_document(app.openapi_schema, routes)
     return app
 
 
-def _finish_document(document: OpenAPI) -> None:
+def _finish_document(document: OpenAPI, routes: list[HTTPRouteHandler]) -> None:
     """What the framework leaves out of the document or states otherwise than the API behaves."""
     schemas = document.components.schemas if document.components else {}
-    for body in CLOSED_BODIES:
-        if (schema := schemas.get(body.__name__)) is not None:
-            schema.additional_properties = False
+    for handler in routes:
+        body = handler.parsed_fn_signature.parameters.get("data")
+        for struct in closed_structs(body.annotation) if body is not None else ():
+            schemas[struct.__name__].additional_properties = False  # it refuses unknown fields (422)
     for path_item in (document.paths or {}).values():
         for operation in operations(path_item):
             if operation.responses is not None:
