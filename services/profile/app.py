@@ -30,6 +30,7 @@ from services.profile.name_changes.routes import ApplicationController, ProfileU
 from services.profile.openapi_document import finish_document
 from services.profile.outbox_admin.routes import OutboxAdminController
 from services.profile.settings import ProfileSettings, settings_from_env
+from services.profile.shared.web.allow import point_options_at_their_routes
 from services.profile.shared.web.idempotency import idempotency_middleware
 from services.profile.shared.web.input_guard import input_guard_middleware
 from services.profile.shared.web.ops import health, metrics, ready
@@ -115,7 +116,8 @@ def create_app(settings: ProfileSettings) -> Litestar:
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
     )
     assert_every_route_guarded(app)
-    finish_document(app)
+    finish_document(app, max_batch_size=settings.http.max_batch_size)
+    point_options_at_their_routes(app)
     return app
 
 

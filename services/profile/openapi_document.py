@@ -2,14 +2,15 @@
 
 Litestar documents each route from its signature. It does not see the bearer guards (``access.auth``),
 the ``Idempotency-Key`` middleware (every POST honours it), nor that request bodies refuse unknown fields
-(msgspec's ``forbid_unknown_fields``); and it documents an optional header as "a string or null" although a
-header is absent or a string. ``finish_document`` states all of that once the app is built.
+(msgspec's ``forbid_unknown_fields``); and it documents an optional string parameter as "a string or null"
+although it is absent or a string. ``finish_document`` states all of that once the app is built.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Litestar
 from litestar.openapi.spec import (
     Components,
@@ -27,6 +28,7 @@ from litestar.routes import HTTPRoute
 
 from libs.kit.openapi import BEARER, BEARER_SCHEME, SECURED, closed_structs, each_operation, roles_note, without_null
 from services.profile.access.auth import guard_roles
+from services.profile.name_changes.schemas import BatchProfileUpdateRequest
 from services.profile.shared.web.examples import PROBLEM_JSON, problem_example
 from services.profile.shared.web.idempotency import MAX_KEY_LENGTH
 
@@ -46,15 +48,23 @@ IDEMPOTENCY_KEY = Parameter(
 IDEMPOTENCY_PROBLEMS = ("IDEMPOTENCY_KEY_IN_USE", "IDEMPOTENCY_KEY_REUSED", "VALIDATION", "HTTP_413")
 
 
-def finish_document(app: Litestar) -> None:
-    """Completes ``app``'s document in place (Litestar serves the object it generated once)."""
+def finish_document(app: Litestar, *, max_batch_size: int) -> None:
+    """Completes ``app``'s document in place (Litestar serves the object it generated once).
+
+    ``max_batch_size`` (``PROFILE_HTTP_MAX_BATCH_SIZE``) bounds a batch of profile updates below what its type allows.
+    """
     document = app.openapi_schema
     components = document.components if isinstance(document.components, Components) else Components()
     components.security_schemes = {**(components.security_schemes or {}), BEARER: BEARER_SCHEME}
     document.components = components
     _secure_and_close(app, document)
+    batch = (components.schemas or {}).get(BatchProfileUpdateRequest.__name__)
+    ids = batch.properties.get("applicationIds") if isinstance(batch, Schema) and batch.properties else None
+    if not isinstance(ids, Schema):
+        raise TypeError("no applicationIds schema in the document's BatchProfileUpdateRequest")
+    ids.max_items = min(ids.max_items or max_batch_size, max_batch_size)
     for _, method, operation in each_operation(document.paths):
-        operation.parameters = [_header_not_null(parameter) for parameter in operation.parameters or []]
+        operation.parameters = [_string_not_null(p) for p in operation.parameters or []]
         if method == "post" and operation.security:
             operation.parameters = [*operation.parameters, IDEMPOTENCY_KEY]
             for code in IDEMPOTENCY_PROBLEMS:
@@ -81,12 +91,40 @@ def _secure_and_close(app: Litestar, document: OpenAPI) -> None:
                     if schema is None:
                         raise RuntimeError(f"no schema {struct.__name__} in the document for {route.path_format}")
                     schema.additional_properties = False
+                    _item_rules(schema, struct)
+                    if isinstance(rule := getattr(struct, "openapi_rule", None), Schema):
+                        schema.one_of = rule.one_of  # a rule across fields, stated by the struct
 
 
-def _header_not_null(parameter: Parameter | Reference) -> Parameter | Reference:
-    # A header is a string: "null" would be one. A query parameter "null" is read as absent, as its schema says.
-    if isinstance(parameter, Parameter) and parameter.param_in == "header":
-        parameter.schema = without_null(parameter.schema) if isinstance(parameter.schema, Schema) else parameter.schema
+def _item_rules(schema: Schema, struct: type[msgspec.Struct]) -> None:
+    """The rules of a list's items (an id's length, a number's range), which Litestar leaves out of ``items``."""
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        lists = [t for t in _branches(field.type) if isinstance(t, msgspec.inspect.ListType)]
+        prop = (schema.properties or {}).get(field.encode_name)
+        if not lists or not isinstance(prop, Schema):
+            continue
+        item = lists[0].item_type
+        for branch in [prop, *(b for b in prop.one_of or [] if isinstance(b, Schema))]:
+            if isinstance(branch.items, Schema) and isinstance(item, msgspec.inspect.StrType):
+                branch.items.min_length, branch.items.max_length = item.min_length, item.max_length
+                branch.items.pattern = item.pattern
+            elif isinstance(branch.items, Schema) and isinstance(item, msgspec.inspect.IntType):
+                branch.items.minimum, branch.items.maximum = item.ge, item.le
+
+
+def _branches(info: msgspec.inspect.Type) -> list[msgspec.inspect.Type]:
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _branches(info.type)
+    return list(info.types) if isinstance(info, msgspec.inspect.UnionType) else [info]
+
+
+def _string_not_null(parameter: Parameter | Reference) -> Parameter | Reference:
+    """A string parameter is absent or a string: sent as "null", it is the string "null", not a null."""
+    if isinstance(parameter, Parameter) and isinstance(parameter.schema, Schema):
+        kept = without_null(parameter.schema)
+        parameter.schema = kept if kept.type == OpenAPIType.STRING else parameter.schema
     return parameter
 
 

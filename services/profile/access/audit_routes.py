@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller, get
@@ -14,7 +13,7 @@ from services.profile.access.auth import Role, requires
 from services.profile.shared.audit import AuditLogService
 from services.profile.shared.ports import AuditFilter
 from services.profile.shared.web import examples as ex
-from services.profile.shared.web.params import Cursor, Limit
+from services.profile.shared.web.params import Cursor, Limit, instant, time_query
 
 
 class AuditLogController(Controller):
@@ -35,13 +34,13 @@ class AuditLogController(Controller):
         event_type: Annotated[
             str | None, QueryParameter(name="eventType", max_length=50, description="e.g. CUSTOMER_UPDATED")
         ] = None,
-        time_from: Annotated[datetime | None, QueryParameter(name="from", description="at or after")] = None,
-        time_to: Annotated[datetime | None, QueryParameter(name="to", description="before")] = None,
+        time_from: Annotated[str | None, time_query("from", "at or after")] = None,
+        time_to: Annotated[str | None, time_query("to", "before")] = None,
         cursor: Cursor = None,
         limit: Limit = None,
     ) -> AuditLogPage:
         """The append-only operation log. Contact data never appears in it: ``changedFields`` names
         a changed phone, e-mail or address without its value."""
-        filters = AuditFilter(customer_id, actor_id, event_type, time_from, time_to)
+        filters = AuditFilter(customer_id, actor_id, event_type, instant(time_from, "from"), instant(time_to, "to"))
         page = await audit_log.page(filters, cursor, limit)
         return AuditLogPage([AuditLogItem.of(entry) for entry in page.items], page.next_cursor)

@@ -18,9 +18,11 @@ from services.profile.access.auth import Role, requires
 from services.profile.admin_signals.service import MAX_SIGNALS, AdminSignals, AdminSignalService
 from services.profile.shared.web import examples as ex
 
+SignalId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]  # a bigint identity
+
 
 class NotedRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    ids: Annotated[list[int], msgspec.Meta(max_length=MAX_SIGNALS)]
+    ids: Annotated[list[SignalId], msgspec.Meta(max_length=MAX_SIGNALS)]
 
 
 class NotedResult(msgspec.Struct, frozen=True):

@@ -14,10 +14,10 @@ import msgspec
 
 from services.profile.customers.versions import RollbackResult, VersionComparison, VersionEntry
 from services.profile.domain.ledger import SENSITIVE_LABELS, TRACKED_FIELDS
-from services.profile.domain.versions import FieldDifference
+from services.profile.domain.versions import MAX_VERSION, FieldDifference
 from services.profile.shared.web.schemas import CustomerResponse, Reason, Request, customer_fields
 
-VersionNumber = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+VersionNumber = Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)]
 # Personal fields, in the order of the record, with their attribute names.
 _PERSONAL = tuple((attr, label) for attr, label in TRACKED_FIELDS.items() if label in SENSITIVE_LABELS)
 FieldValue = str | bool | None

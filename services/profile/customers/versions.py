@@ -13,7 +13,7 @@ from services.profile.customers.service import record_direct_name_change
 from services.profile.domain.errors import CustomerCodeExists, ProfileNotFound, VersionNotFound
 from services.profile.domain.ledger import TRACKED_FIELDS, changed_fields
 from services.profile.domain.model import ApplicationOrigin, Customer
-from services.profile.domain.versions import FieldDifference, differences, plan_rollback
+from services.profile.domain.versions import MAX_VERSION, FieldDifference, differences, plan_rollback
 from services.profile.name_changes.service import Clock, utc_now
 from services.profile.shared.audit import AuditEvent, customer_entry
 from services.profile.shared.metrics import LedgerMetrics
@@ -77,7 +77,8 @@ class VersionService:
         """One kept version, with what it changed from the one kept before it."""
         async with self._uow_factory() as uow:
             await _existing(uow, customer_id)
-            rows = await uow.customers.versions_page(customer_id, version + 1, 2)
+            # The int column's largest version has none above it to page below.
+            rows = await uow.customers.versions_page(customer_id, version + 1 if version < MAX_VERSION else None, 2)
         if not rows or rows[0].version != version:
             raise VersionNotFound(f"customer {customer_id} has no version {version} kept")
         return VersionEntry(rows[0], changed_fields(rows[1], rows[0]) if len(rows) > 1 else None)

@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     from services.profile.domain.model import Customer
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-NAME_PATTERN = r"\S"
+# White space as Python's re and the document's ECMA-262 patterns both read it (each counts some the other does not).
+_SPACE = r"\s\x1c-\x1f\x85\ufeff"
+NAME_PATTERN = rf"[^{_SPACE}]"
 PHONE_PATTERN = r"^\+?[0-9][0-9 -]{4,18}[0-9]$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+EMAIL_PATTERN = rf"^[^@{_SPACE}]+@[^@{_SPACE}]+\.[^@{_SPACE}]+$"
 CUSTOMER_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 CUSTOMER_TYPE_PATTERN = r"^[a-z][a-z0-9_-]*$"
-TEXT_PATTERN = r"\S"  # free text: anything but blank
+TEXT_PATTERN = NAME_PATTERN  # free text: anything but blank
 TAX_NUMBER_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9 -]*[A-Za-z0-9])?$"
 # A decimal(15,2) sent as a string: never negative, at most two places, never a float.
 CREDIT_LIMIT_PATTERN = r"^(?:0|[1-9][0-9]{0,12})(?:\.[0-9]{1,2})?$"

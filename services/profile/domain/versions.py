@@ -27,6 +27,7 @@ from services.profile.domain.ledger import (
 )
 from services.profile.domain.model import ChangeKind, Customer
 
+MAX_VERSION = 2**31 - 1  # the version columns are PostgreSQL integers
 _ATTRIBUTES = {label: attr for attr, label in TRACKED_FIELDS.items()}
 
 

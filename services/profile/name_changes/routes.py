@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -24,7 +23,7 @@ from services.profile.name_changes.service import NameChangeService
 from services.profile.shared.ports import ApplicationFilter
 from services.profile.shared.results import Actor, BatchItemResult, UpdateResult
 from services.profile.shared.web import examples as ex
-from services.profile.shared.web.params import Cursor, Limit, PathId
+from services.profile.shared.web.params import Cursor, Limit, PathId, instant, time_query
 
 
 class ApplicationController(Controller):
@@ -69,13 +68,15 @@ class ApplicationController(Controller):
         status: Annotated[ApplicationStatus | None, QueryParameter()] = None,
         customer_id: Annotated[str | None, QueryParameter(name="customerId", max_length=64)] = None,
         origin: Annotated[ApplicationOrigin | None, QueryParameter()] = None,
-        created_from: Annotated[datetime | None, QueryParameter(name="from", description="created at or after")] = None,
-        created_to: Annotated[datetime | None, QueryParameter(name="to", description="created before")] = None,
+        created_from: Annotated[str | None, time_query("from", "created at or after")] = None,
+        created_to: Annotated[str | None, time_query("to", "created before")] = None,
         cursor: Cursor = None,
         limit: Limit = None,
     ) -> ApplicationPage:
         """Newest first, with a stable cursor."""
-        filters = ApplicationFilter(status, customer_id, origin, created_from, created_to)
+        filters = ApplicationFilter(
+            status, customer_id, origin, instant(created_from, "from"), instant(created_to, "to")
+        )
         page = await name_changes.page(filters, cursor, limit)
         return ApplicationPage([ApplicationResponse.of(a) for a in page.items], page.next_cursor)
 

@@ -19,7 +19,7 @@ PersonName = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.NAME_MAX
 Phone = Annotated[str, msgspec.Meta(max_length=rules.PHONE_MAX, pattern=rules.PHONE_PATTERN)]
 Email = Annotated[str, msgspec.Meta(max_length=rules.EMAIL_MAX, pattern=rules.EMAIL_PATTERN)]
 Address = Annotated[str, msgspec.Meta(max_length=rules.ADDRESS_MAX)]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S")]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=rules.TEXT_PATTERN)]
 ActorId = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 Comment = Annotated[str, msgspec.Meta(max_length=1000)]
 ApplicationId = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
