@@ -83,3 +83,40 @@ async def test_every_ledger_operation_has_examples(database_url: str) -> None:
     fields = schema["components"]["schemas"][reference.rsplit("/", 1)[-1]]["properties"]
     assert fields["creditLimit"]["type"] == "string"
     assert {"createdBy", "updatedBy"}.isdisjoint(fields)
+
+
+async def test_the_document_states_what_the_server_enforces(database_url: str) -> None:
+    async with profile_client(database_url) as client:
+        schema: dict[str, Any] = (await client.get("/schema/openapi.json")).json()
+    bearer = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert schema["components"]["securitySchemes"]["bearer"] == bearer
+    operations = {
+        (method, path): operation
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post", "patch", "delete", "put"}
+    }
+    for key, operation in operations.items():  # every documented operation is guarded
+        assert operation["security"] == [{"bearer": []}], key
+        assert "Roles: " in operation["description"], key
+        if key[0] == "post":
+            idempotency_key = next(p for p in operation["parameters"] if p["name"] == "Idempotency-Key")
+            assert idempotency_key["in"] == "header", key
+            assert not idempotency_key["required"], key
+            assert "IDEMPOTENCY_KEY_REUSED" in operation["responses"]["422"]["description"], key
+            assert "IDEMPOTENCY_KEY_IN_USE" in operation["responses"]["409"]["description"], key
+        if "requestBody" in operation:
+            body = operation["requestBody"]["content"]["application/json"]["schema"]
+            reference = body.get("$ref") or body["allOf"][0]["$ref"]
+            assert schema["components"]["schemas"][reference.rsplit("/", 1)[-1]]["additionalProperties"] is False, key
+    assert "Roles: admin (" in operations[("get", "/v1/admin/outbox")]["description"]
+    if_match = {key: p for key, op in operations.items() for p in op.get("parameters", []) if p["name"] == "If-Match"}
+    assert if_match[("patch", "/v1/customers/{customer_id}")]["required"] is True
+    assert if_match[("post", "/v1/customers/{customer_id}/rollback")]["required"] is True
+    assert if_match[("delete", "/v1/customers/{customer_id}")]["required"] is False
+    assert {p["schema"]["type"] for p in if_match.values()} == {"string"}
+    listings = ("/v1/admin/outbox", "/v1/name-change-applications", "/v1/audit-logs")
+    times = [p for path in listings for p in operations[("get", path)]["parameters"] if p["name"] in {"from", "to"}]
+    assert times
+    assert all(p["schema"]["format"] == "date-time" for p in times)
+    assert len(schema["components"]["schemas"]["RedriveRequest"]["oneOf"]) == 2
