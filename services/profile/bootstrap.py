@@ -23,7 +23,7 @@ from services.profile.backups.service import BackupService
 from services.profile.backups.sql import PgRestoreLock
 from services.profile.customers.service import CustomerService
 from services.profile.customers.versions import VersionService
-from services.profile.name_changes.service import Clock, NameChangeService, utc_now
+from services.profile.name_changes.service import NameChangeService
 from services.profile.outbox_admin.service import (
     OutboxAdminLimits,
     OutboxAdminMetrics,
@@ -33,6 +33,7 @@ from services.profile.outbox_admin.service import (
 from services.profile.outbox_admin.sql import SqlOutboxAdminUnitOfWorkFactory
 from services.profile.settings import ProfileSettings
 from services.profile.shared.audit import AuditLogService
+from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.ledger_settings import LedgerSettings
 from services.profile.shared.metrics import LedgerMetrics, ProfileMetrics
 from services.profile.shared.ports import RestoreLock, UnitOfWorkFactory

@@ -19,8 +19,8 @@ from libs.kit.progress import Progress, no_progress
 from services.profile.backups.service import BackupService
 from services.profile.domain.ledger import purge_cutoff
 from services.profile.domain.restore import BackupKind
-from services.profile.name_changes.service import Clock, utc_now
 from services.profile.shared.audit import AuditEvent, customer_entry
+from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.ledger_settings import LedgerSettings
 from services.profile.shared.metrics import LedgerMetrics
 from services.profile.shared.ports import UnitOfWorkFactory

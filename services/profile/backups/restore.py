@@ -32,8 +32,8 @@ from services.profile.domain.restore import (
     plan_removal,
 )
 from services.profile.name_changes.records import new_application_id, record_name_changes
-from services.profile.name_changes.service import Clock, utc_now
 from services.profile.shared.audit import AuditEvent, actor_entry, customer_entry
+from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import LedgerMetrics
 from services.profile.shared.ports import ProfileUnitOfWork, RestoreLock, UnitOfWorkFactory
 from services.profile.shared.results import Actor

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from libs.kit.logging import get_logger
 from services.profile.domain.errors import BackupNotFound
 from services.profile.domain.restore import BackupKind
-from services.profile.name_changes.service import Clock, utc_now
 from services.profile.shared.audit import AuditEvent, actor_entry
+from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import LedgerMetrics
 from services.profile.shared.pagination import Page, TimeKeyset
 from services.profile.shared.ports import BackupPoint, UnitOfWorkFactory

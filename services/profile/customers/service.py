@@ -29,8 +29,8 @@ from services.profile.domain.model import (
     direct_name_change,
 )
 from services.profile.name_changes.records import new_application_id, record_name_changes
-from services.profile.name_changes.service import Clock, utc_now
 from services.profile.shared.audit import AuditEvent, customer_entry
+from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import LedgerMetrics
 from services.profile.shared.pagination import Page, TimeKeyset
 from services.profile.shared.ports import CustomerFilter, HistoryEntry, ProfileUnitOfWork, UnitOfWorkFactory

@@ -14,8 +14,8 @@ from services.profile.domain.errors import CustomerCodeExists, ProfileNotFound, 
 from services.profile.domain.ledger import TRACKED_FIELDS, changed_fields
 from services.profile.domain.model import ApplicationOrigin, Customer
 from services.profile.domain.versions import MAX_VERSION, FieldDifference, differences, plan_rollback
-from services.profile.name_changes.service import Clock, utc_now
 from services.profile.shared.audit import AuditEvent, customer_entry
+from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import LedgerMetrics
 from services.profile.shared.pagination import Page, clamp_limit, encode_cursor, fingerprint, int_key
 from services.profile.shared.ports import ProfileUnitOfWork, UnitOfWorkFactory

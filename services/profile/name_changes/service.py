@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 import msgspec
 
@@ -22,6 +21,7 @@ from services.profile.domain.model import (
 )
 from services.profile.name_changes.records import name_change_rows, new_application_id
 from services.profile.shared.audit import AuditEvent, actor_entry
+from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import ProfileMetrics
 from services.profile.shared.pagination import Page, TimeKeyset
 from services.profile.shared.ports import (
@@ -34,11 +34,6 @@ from services.profile.shared.ports import (
 from services.profile.shared.results import Actor, BatchItemResult, UpdateResult
 
 log = get_logger(__name__)
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class NameChangeService:

@@ -19,7 +19,7 @@ from libs.kit.errors import NotFoundError, ValidationError
 from libs.kit.logging import get_logger
 from libs.outbox.admin import OutboxEntry, OutboxFilter, RedrivenRow
 from libs.outbox.table import OutboxStatus
-from services.profile.name_changes.service import Clock, utc_now
+from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.ports import AuditEntry, AuditLog
 from services.profile.shared.results import Actor
 
