@@ -21,6 +21,7 @@ from services.profile.domain.validation import field_error
 T = TypeVar("T")
 TimeKey = tuple[datetime, str]
 
+CURSOR_PATTERN = "^[A-Za-z0-9_-]+$"  # what encode_cursor makes: base64url without padding
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 

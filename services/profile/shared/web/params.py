@@ -11,10 +11,16 @@ from litestar.params import Parameter, QueryParameter
 
 from services.profile.domain.errors import InvalidInput
 from services.profile.domain.validation import field_error
-from services.profile.shared.pagination import MAX_PAGE_SIZE
+from services.profile.shared.pagination import CURSOR_PATTERN, MAX_PAGE_SIZE
 
 PathId = Annotated[str, Parameter(max_length=64)]
-Cursor = Annotated[str | None, QueryParameter(max_length=512, description="`nextCursor` of the previous page")]
+# Opaque, as the service issued it: base64url without padding; it continues only the listing (filters) it came from.
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1, max_length=512, pattern=CURSOR_PATTERN, description="`nextCursor` of the previous page"
+    ),
+]
 Limit = Annotated[int | None, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"page size, at most {MAX_PAGE_SIZE}")]
 _AWARE = Annotated[datetime, msgspec.Meta(tz=True)]
 
