@@ -46,7 +46,7 @@ from tests.perf.profiling import profiled
 RSS_SAMPLE_S = 0.25
 
 
-async def commit_to_applied(url: str, bootstrap: str, pg_pid: int | None) -> list[Figure]:
+async def commit_to_applied(url: str, bootstrap: str, pg_pid: int | None, kafka_pid: int | None) -> list[Figure]:
     topic = f"bench-applied-{uuid.uuid4().hex[:8]}"
     await ensure_topic(KafkaSettings(bootstrap_servers=bootstrap), topic)
     # One connector process per system (CONNECTOR_SYSTEMS), as deployed: a system's deliveries use
@@ -63,7 +63,7 @@ async def commit_to_applied(url: str, bootstrap: str, pg_pid: int | None) -> lis
         rss = PeakRss(pids(system))
         stop_sampling = asyncio.Event()
         sampling = asyncio.create_task(rss.sample_every(RSS_SAMPLE_S, stop_sampling))
-        busy = {**pids(system), "postgres": pg_pid}
+        busy = {**pids(system), "postgres": pg_pid, "kafka": kafka_pid}
         cpu_before = {name: tree_cpu_seconds(pid) if pid else float("nan") for name, pid in busy.items()}
         with profiled("applied", pids(system)):
             committed = await steady_writes(url, APPLIED_RATE, STEADY_SECONDS)
@@ -216,8 +216,10 @@ async def bare_http_loop(
     return calls / elapsed, {"client": client * 1000 / calls, "stubs": stubs * 1000 / calls}
 
 
-async def run(postgres_url: str, bootstrap: str, postgres_pid: int | None = None) -> list[Figure]:
+async def run(
+    postgres_url: str, bootstrap: str, postgres_pid: int | None = None, kafka_pid: int | None = None
+) -> list[Figure]:
     url = await fresh_database(postgres_url, "bench_pipeline")
-    figures = await commit_to_applied(url, bootstrap, postgres_pid)
+    figures = await commit_to_applied(url, bootstrap, postgres_pid, kafka_pid)
     url = await fresh_database(postgres_url, "bench_pipeline")
     return figures + await connector_throughput(url, bootstrap, postgres_pid)

@@ -107,6 +107,7 @@ class Services:
     postgres_url: str
     kafka_bootstrap: str
     postgres_pid: int | None = None  # the embedded server's postmaster (None for external services)
+    kafka_pid: int | None = None  # the embedded broker's JVM (None for an external broker)
 
 
 @contextmanager
@@ -121,7 +122,12 @@ def real_services() -> Iterator[Services]:
     postgres.start()
     broker.start()
     try:
-        yield Services(postgres.url, broker.bootstrap, postgres.process.pid if postgres.process else None)
+        yield Services(
+            postgres.url,
+            broker.bootstrap,
+            postgres.process.pid if postgres.process else None,
+            broker.process.pid if broker.process else None,
+        )
     finally:
         broker.stop()
         postgres.stop()

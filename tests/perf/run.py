@@ -58,7 +58,9 @@ async def _broker(services: Services) -> list[Figure]:
 
 
 async def _pipeline(services: Services) -> list[Figure]:
-    return await bench_pipeline.run(services.postgres_url, services.kafka_bootstrap, services.postgres_pid)
+    return await bench_pipeline.run(
+        services.postgres_url, services.kafka_bootstrap, services.postgres_pid, services.kafka_pid
+    )
 
 
 async def _backup(services: Services) -> list[Figure]:
