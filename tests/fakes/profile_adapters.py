@@ -19,8 +19,8 @@ from typing import Self
 
 from prometheus_client import CollectorRegistry
 
+from contracts.admin_signals import AdminSignal
 from libs.outbox.admin import OutboxEntry, OutboxFilter, RedrivenRow
-from services.profile.admin_signals.service import AdminSignal
 from services.profile.bootstrap import ProfileAdapters, ProfileServices, assemble_services
 from services.profile.domain.errors import RestoreInProgress
 from services.profile.domain.model import Customer

@@ -14,8 +14,9 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
+from contracts.admin_signals import SIGNALS_PATH, AdminSignals
 from services.profile.access.auth import Role, requires
-from services.profile.admin_signals.service import MAX_SIGNALS, AdminSignals, AdminSignalService
+from services.profile.admin_signals.service import MAX_SIGNALS, AdminSignalService
 from services.profile.shared.web import examples as ex
 
 SignalId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]  # a bigint identity
@@ -30,7 +31,7 @@ class NotedResult(msgspec.Struct, frozen=True):
 
 
 class InternalSignalController(Controller):
-    path = "/internal/v1/admin-signals"
+    path = SIGNALS_PATH
     tags = ["internal"]  # noqa: RUF012
 
     @get("/", guards=[requires(Role.NOTIFIER)], responses=ex.problems("VALIDATION"))

@@ -5,44 +5,14 @@ relay parked (a state, read from the outbox)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Protocol
 
-import msgspec
-
+from contracts.admin_signals import AdminSignal, AdminSignals, ParkedOutbox, ParkedRow
 from libs.outbox.admin import OutboxFilter
 from libs.outbox.table import OutboxStatus
 from services.profile.outbox_admin.service import OutboxAdminService
 
 MAX_SIGNALS = 1_000
-
-
-class AdminSignal(msgspec.Struct, frozen=True, rename="camel"):
-    id: int
-    kind: str  # update_failed (the application is update_failed) | update_refused (INVALID_STATUS)
-    code: str
-    occurred_at: datetime
-    application_id: str | None = None
-    customer_id: str | None = None
-    trace_id: str | None = None
-
-
-class ParkedRow(msgspec.Struct, frozen=True, rename="camel"):
-    id: str
-    aggregate_id: str
-    attempts: int
-    created_at: datetime
-    last_error: str | None = None
-
-
-class ParkedOutbox(msgspec.Struct, frozen=True, rename="camel"):
-    rows: list[ParkedRow]
-    complete: bool  # every parked row is listed
-
-
-class AdminSignals(msgspec.Struct, frozen=True, rename="camel"):
-    signals: list[AdminSignal]
-    parked_outbox: ParkedOutbox
 
 
 class AdminSignalQueue(Protocol):

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.admin_signals import AdminSignal
 from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.errors import DatabaseError
-from services.profile.admin_signals.service import AdminSignal
 
 _PENDING = text("""
     SELECT id, kind, code, application_id, customer_id, trace_id, occurred_at

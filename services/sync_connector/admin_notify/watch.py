@@ -33,6 +33,7 @@ import aiohttp
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.admin_signals import NOTED_PATH, SIGNALS_PATH, AdminSignal, AdminSignals
 from libs.kit.logging import get_logger
 from services.sync_connector.admin_notify.causes import CauseKind, cause_key
 from services.sync_connector.admin_notify.metrics import AdminNotifyMetrics
@@ -54,38 +55,8 @@ from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
 
-SIGNALS_PATH = "/internal/v1/admin-signals"
-NOTED_PATH = "/internal/v1/admin-signals/noted"
 INVALID_STATUS = "INVALID_STATUS"
 UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
-
-
-class ProfileSignal(msgspec.Struct, frozen=True, rename="camel"):
-    id: int
-    kind: str  # update_failed | update_refused
-    code: str
-    occurred_at: datetime
-    application_id: str | None = None
-    customer_id: str | None = None
-    trace_id: str | None = None
-
-
-class ParkedRow(msgspec.Struct, frozen=True, rename="camel"):
-    id: str
-    aggregate_id: str
-    attempts: int
-    created_at: datetime
-    last_error: str | None = None
-
-
-class ParkedOutbox(msgspec.Struct, frozen=True, rename="camel"):
-    rows: list[ParkedRow]
-    complete: bool  # every parked row is listed
-
-
-class ProfileSignals(msgspec.Struct, frozen=True, rename="camel"):
-    signals: list[ProfileSignal]
-    parked_outbox: ParkedOutbox
 
 
 class SignalSourceError(Exception):
@@ -100,10 +71,10 @@ class ProfileSignalSource:
         self._headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
         self._client = client
 
-    async def read(self, limit: int) -> ProfileSignals:
+    async def read(self, limit: int) -> AdminSignals:
         body = await self._call("GET", f"{self._base_url}{SIGNALS_PATH}?limit={limit}")
         try:
-            return msgspec.json.decode(body, type=ProfileSignals)
+            return msgspec.json.decode(body, type=AdminSignals)
         except msgspec.DecodeError as exc:
             raise SignalSourceError(f"profile service: unreadable signals: {exc}") from exc
 
@@ -140,7 +111,7 @@ class BreakerWatch:
         return [(code, since) for code, since in self._down_since.items() if (now - since).total_seconds() >= seconds]
 
 
-def _signal_cause(signal: ProfileSignal) -> str:
+def _signal_cause(signal: AdminSignal) -> str:
     if signal.kind == "update_refused" or signal.code == INVALID_STATUS:
         return cause_key(CauseKind.INVALID_STATUS)
     if signal.code == UNEXPECTED_ERROR:
@@ -148,7 +119,7 @@ def _signal_cause(signal: ProfileSignal) -> str:
     return cause_key(CauseKind.UPDATE_FAILED)
 
 
-def _signal_occurrence(signal: ProfileSignal) -> Occurrence:
+def _signal_occurrence(signal: AdminSignal) -> Occurrence:
     subject = f"application {signal.application_id}, customer {signal.customer_id}: {signal.code}"
     return Occurrence(
         f"signal:{signal.id}",
