@@ -116,7 +116,9 @@ def create_app(settings: ProfileSettings) -> Litestar:
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
     )
     assert_every_route_guarded(app)
-    finish_document(app, max_batch_size=settings.http.max_batch_size)
+    finish_document(
+        app, max_batch_size=settings.http.max_batch_size, max_outbox_page=settings.relay.admin_max_page_size
+    )
     point_options_at_their_routes(app)
     return app
 

@@ -31,6 +31,7 @@ from services.profile.access.auth import guard_roles
 from services.profile.name_changes.schemas import BatchProfileUpdateRequest
 from services.profile.shared.web.examples import PROBLEM_JSON, problem_example
 from services.profile.shared.web.idempotency import MAX_KEY_LENGTH
+from services.profile.shared.web.input_guard import NO_NUL_PATTERN
 
 IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",
@@ -48,23 +49,24 @@ IDEMPOTENCY_KEY = Parameter(
 IDEMPOTENCY_PROBLEMS = ("IDEMPOTENCY_KEY_IN_USE", "IDEMPOTENCY_KEY_REUSED", "VALIDATION", "HTTP_413")
 
 
-def finish_document(app: Litestar, *, max_batch_size: int) -> None:
+def finish_document(app: Litestar, *, max_batch_size: int, max_outbox_page: int) -> None:
     """Completes ``app``'s document in place (Litestar serves the object it generated once).
 
-    ``max_batch_size`` (``PROFILE_HTTP_MAX_BATCH_SIZE``) bounds a batch of profile updates below what its type allows.
+    Two bounds are settings: ``max_batch_size`` (``PROFILE_HTTP_MAX_BATCH_SIZE``) bounds a batch of profile
+    updates below what its type allows, ``max_outbox_page`` (``PROFILE_RELAY_ADMIN_MAX_PAGE_SIZE``) a page of
+    the outbox listing.
     """
     document = app.openapi_schema
     components = document.components if isinstance(document.components, Components) else Components()
     components.security_schemes = {**(components.security_schemes or {}), BEARER: BEARER_SCHEME}
     document.components = components
     _secure_and_close(app, document)
-    batch = (components.schemas or {}).get(BatchProfileUpdateRequest.__name__)
-    ids = batch.properties.get("applicationIds") if isinstance(batch, Schema) and batch.properties else None
-    if not isinstance(ids, Schema):
-        raise TypeError("no applicationIds schema in the document's BatchProfileUpdateRequest")
-    ids.max_items = min(ids.max_items or max_batch_size, max_batch_size)
+    _setting_bounds(document, max_batch_size, max_outbox_page)
     for _, method, operation in each_operation(document.paths):
         operation.parameters = [_string_not_null(p) for p in operation.parameters or []]
+        for parameter in operation.parameters:
+            if isinstance(parameter, Parameter) and parameter.param_in != "header":
+                _no_nul(parameter.schema)
         if method == "post" and operation.security:
             operation.parameters = [*operation.parameters, IDEMPOTENCY_KEY]
             for code in IDEMPOTENCY_PROBLEMS:
@@ -92,8 +94,25 @@ def _secure_and_close(app: Litestar, document: OpenAPI) -> None:
                         raise RuntimeError(f"no schema {struct.__name__} in the document for {route.path_format}")
                     schema.additional_properties = False
                     _item_rules(schema, struct)
+                    for prop in (schema.properties or {}).values():
+                        _no_nul(prop)
                     if isinstance(rule := getattr(struct, "openapi_rule", None), Schema):
                         schema.one_of = rule.one_of  # a rule across fields, stated by the struct
+
+
+def _setting_bounds(document: OpenAPI, max_batch_size: int, max_outbox_page: int) -> None:
+    schemas = document.components.schemas or {} if isinstance(document.components, Components) else {}
+    batch = schemas.get(BatchProfileUpdateRequest.__name__)
+    ids = batch.properties.get("applicationIds") if isinstance(batch, Schema) and batch.properties else None
+    if not isinstance(ids, Schema):
+        raise TypeError("no applicationIds schema in the document's BatchProfileUpdateRequest")
+    ids.max_items = min(ids.max_items or max_batch_size, max_batch_size)
+    outbox = (document.paths or {}).get("/v1/admin/outbox")
+    parameters = outbox.get.parameters or [] if outbox is not None and outbox.get is not None else []
+    limit = next((p for p in parameters if isinstance(p, Parameter) and p.name == "limit"), None)
+    if limit is None or not isinstance(limit.schema, Schema):
+        raise TypeError("no limit parameter in the document's GET /v1/admin/outbox")
+    limit.schema.maximum = max_outbox_page
 
 
 def _item_rules(schema: Schema, struct: type[msgspec.Struct]) -> None:
@@ -118,6 +137,17 @@ def _branches(info: msgspec.inspect.Type) -> list[msgspec.inspect.Type]:
     if isinstance(info, msgspec.inspect.Metadata):
         return _branches(info.type)
     return list(info.types) if isinstance(info, msgspec.inspect.UnionType) else [info]
+
+
+def _no_nul(schema: Schema | Reference | None) -> None:
+    """The input guard refuses NUL anywhere (no text column holds it): text without a pattern of its own says so."""
+    if not isinstance(schema, Schema):
+        return
+    plain = schema.pattern is None and schema.format is None and schema.enum is None and schema.const is None
+    if schema.type == OpenAPIType.STRING and plain:
+        schema.pattern = NO_NUL_PATTERN
+    for branch in [*(schema.one_of or []), schema.items]:
+        _no_nul(branch if isinstance(branch, Schema) else None)
 
 
 def _string_not_null(parameter: Parameter | Reference) -> Parameter | Reference:

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from services.profile.domain.model import Customer
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-# White space as Python's re and the document's ECMA-262 patterns both read it (each counts some the other does not).
-_SPACE = r"\s\x1c-\x1f\x85\ufeff"
-NAME_PATTERN = rf"[^{_SPACE}]"
+# White space as Python's re and the document's ECMA-262 patterns both read it (each counts some the other
+# does not), and NUL, which no text column can hold.
+_SPACE = r"\s\x1c-\x1f\x85\ufeff\x00"
+NAME_PATTERN = rf"^[^\x00]*[^{_SPACE}][^\x00]*$"  # not blank, no NUL
 PHONE_PATTERN = r"^\+?[0-9][0-9 -]{4,18}[0-9]$"
 EMAIL_PATTERN = rf"^[^@{_SPACE}]+@[^@{_SPACE}]+\.[^@{_SPACE}]+$"
 CUSTOMER_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

@@ -21,6 +21,7 @@ from services.profile.shared.web.problems import ErrorMetrics
 # A JSON ``\u0000`` escape whose backslash is not itself escaped (``\\u0000`` is the text "\u0000").
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+NO_NUL_PATTERN = r"^[^\x00]*$"  # the rule for the document's text that has no pattern of its own
 
 
 def _nul_in(scope: HTTPScope) -> str | None:
