@@ -1,9 +1,11 @@
 """The profile's OpenAPI document as the API behaves: what Litestar cannot see in the routes, added in one place.
 
 Litestar documents each route from its signature. It does not see the bearer guards (``access.auth``),
-the ``Idempotency-Key`` middleware (every POST honours it), nor that request bodies refuse unknown fields
-(msgspec's ``forbid_unknown_fields``); and it documents an optional string parameter as "a string or null"
-although it is absent or a string. ``finish_document`` states all of that once the app is built.
+the ``Idempotency-Key`` middleware (every POST honours it), the input guard's refusal of NUL, nor that
+request bodies refuse unknown fields (msgspec's ``forbid_unknown_fields``); it leaves the rules of list
+items out, knows no bound that is a setting, and documents an optional string parameter as "a string or
+null" although it is absent or a string. A rule across a body's fields is the struct's ``openapi_rule``.
+``finish_document`` states all of that once the app is built.
 """
 
 from __future__ import annotations
