@@ -16,12 +16,11 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import RowMapping, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.connector_admin import AdminNotification, AdminNotificationExample
-from libs.kit.db import UnitOfWork
-from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.engine import Expired, Settlement
+from services.sync_connector.ledger_sql import ClockedUnitOfWork, LedgerRepository, LedgerSql
 
 _LOCK_KEY = 0x61646D6E  # "admn": the watcher's round
 MAX_DETAIL = 300
@@ -130,52 +129,12 @@ _RESOLVE_ABSENT = text("""
     UPDATE sync.admin_occurrences SET resolved_at = CAST(:now AS timestamptz)
     WHERE cause_key = :cause AND resolved_at IS NULL AND NOT (occurrence_key = ANY(CAST(:present AS text[])))
 """)
-_DUE = text(f"""
-    SELECT {_RECORD_COLUMNS} FROM sync.admin_notifications
-    WHERE status IN ('pending', 'retrying') AND next_attempt_at <= CAST(:now AS timestamptz)
-    ORDER BY next_attempt_at, id
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-""")  # noqa: S608 - fixed column list, values are bound parameters
-_CLAIM = text("""
-    UPDATE sync.admin_notifications
-    SET claim_token = CAST(:token AS uuid),
-        next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => :lease_s), updated_at = now()
-    WHERE id = :id
-""")
-_DEFER = text("""
-    UPDATE sync.admin_notifications
-    SET next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => :delay_s), updated_at = now()
-    WHERE id = :id
-""")
-_SETTLE = text("""
-    UPDATE sync.admin_notifications
-    SET status = CAST(:status AS varchar), last_error = :error,
-        attempts = attempts + CASE WHEN CAST(:counted AS boolean) THEN 1 ELSE 0 END,
-        message_id = COALESCE(CAST(:message_id AS text), message_id),
-        occurrences_mailed = COALESCE(CAST(:mailed AS integer), occurrences_mailed),
-        next_attempt_at = CASE WHEN CAST(:status AS varchar) = 'retrying'
-                               THEN CAST(:now AS timestamptz) + make_interval(secs => :delay_s) END,
-        deliver_by = CAST(:deliver_by AS timestamptz),
-        completed_at = CASE WHEN CAST(:status AS varchar) = 'retrying' THEN NULL ELSE now() END,
-        claim_token = NULL, updated_at = now()
-    WHERE id = :id AND claim_token = CAST(:token AS uuid)
-    RETURNING id
-""")
-_EXPIRE = text("""
-    UPDATE sync.admin_notifications n
-    SET status = 'failed', claim_token = NULL, next_attempt_at = NULL, updated_at = now(), completed_at = now(),
-        last_error = :detail || COALESCE(' Last error: ' || n.last_error, '')
-    WHERE n.id IN (
-        SELECT o.id FROM sync.admin_notifications o
-        WHERE o.status IN ('pending', 'retrying') AND o.deliver_by <= CAST(:now AS timestamptz)
-          AND (o.claim_token IS NULL OR o.next_attempt_at <= CAST(:now AS timestamptz))
-        ORDER BY o.deliver_by, o.id
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING n.id, n.notice_id::text AS event_id, n.cause_key AS customer_id
-""")
+_LEDGER = LedgerSql(
+    "sync.admin_notifications",
+    columns=_RECORD_COLUMNS,
+    settle_also="occurrences_mailed = COALESCE(CAST(:mailed AS integer), occurrences_mailed),",
+    expired="r.notice_id::text AS event_id, r.cause_key AS customer_id",
+)
 _PAGE = f"""
     SELECT {_VIEW_COLUMNS} FROM sync.admin_notifications
     WHERE (CAST(:cause AS text) IS NULL OR cause_key = :cause)
@@ -233,15 +192,10 @@ def _clip(detail: str | None) -> str | None:
     return None if detail is None else detail[:MAX_DETAIL]
 
 
-class AdminStore:
+class AdminStore(LedgerRepository):
     """The admin notification tables on one transaction's connection."""
 
-    def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
-        self._connection = connection
-        self._clock = clock
-
-    async def _run(self, statement: Any, **params: Any) -> Any:
-        return await self._connection.execute(statement, {"now": self._clock.now(), **params})
+    _sql = _LEDGER
 
     # -- counting ----------------------------------------------------------------------------------------
 
@@ -350,22 +304,13 @@ class AdminStore:
     # -- the delivery engine's ledger --------------------------------------------------------------------
 
     async def due(self, limit: int) -> list[AdminNotificationRecord]:
-        result = await self._run(_DUE, limit=limit)
-        return [msgspec.convert(dict(row), AdminNotificationRecord) for row in result.mappings()]
-
-    async def claim(self, record_id: int, lease_s: float) -> str:
-        token = str(uuid.uuid4())
-        await self._run(_CLAIM, id=record_id, token=token, lease_s=lease_s)
-        return token
-
-    async def defer(self, record_id: int, delay_s: float) -> None:
-        await self._run(_DEFER, id=record_id, delay_s=delay_s)
+        return await self._due(AdminNotificationRecord, limit)
 
     async def settle(self, settlement: AdminSettlement, status: str) -> bool:
         result = settlement.result
         mailed = result.attempted.extra.get("occurrences")
         row = await self._run(
-            _SETTLE,
+            self._sql.settle,
             id=settlement.record.id,
             token=settlement.token,
             status=status,
@@ -379,8 +324,7 @@ class AdminStore:
         return row.scalar_one_or_none() is not None
 
     async def expire(self, detail: str, limit: int) -> list[Expired]:
-        result = await self._run(_EXPIRE, detail=detail, limit=limit)
-        return [msgspec.convert(dict(row), Expired) for row in result.mappings()]
+        return await self._expire(detail, limit)
 
     # -- the admin API -----------------------------------------------------------------------------------
 
@@ -399,12 +343,8 @@ def _view(row: Any) -> AdminNotification:
     return AdminNotification(**{**row, "examples": msgspec.convert(row["examples"], list[AdminNotificationExample])})
 
 
-class AdminUnitOfWork(UnitOfWork):
+class AdminUnitOfWork(ClockedUnitOfWork):
     admin: AdminStore
-
-    def __init__(self, engine: AsyncEngine, clock: Clock = SYSTEM_CLOCK) -> None:
-        super().__init__(engine)
-        self._clock = clock
 
     def _bind(self, connection: AsyncConnection) -> None:
         self.admin = AdminStore(connection, self._clock)

@@ -10,19 +10,16 @@ deadline) are the connector's clock (``:now``), as for the external systems.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 import msgspec
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.kit.db import UnitOfWork
-from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.engine import Expired, Settlement
+from services.sync_connector.ledger_sql import ClockedUnitOfWork, LedgerRepository, LedgerSql
 from services.sync_connector.notify.settings import Channel
 
 
@@ -81,67 +78,21 @@ _OPEN = text("""
     ON CONFLICT (event_id, channel) DO NOTHING
     RETURNING channel
 """)
-_DUE = text(f"""
-    SELECT {_RECORD_COLUMNS} FROM sync.notification_records
-    WHERE channel = :channel AND status IN ('pending', 'retrying') AND next_attempt_at <= CAST(:now AS timestamptz)
-    ORDER BY next_attempt_at, id
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-""")  # noqa: S608 - fixed column list, values are bound parameters
-_CLAIM = text("""
-    UPDATE sync.notification_records
-    SET claim_token = :token, next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => :lease_s),
-        updated_at = now()
-    WHERE id = :id
-""")
-_DEFER = text("""
-    UPDATE sync.notification_records
-    SET next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => :delay_s), updated_at = now()
-    WHERE id = :id
-""")
-_SETTLE = text("""
-    UPDATE sync.notification_records
-    SET status = CAST(:status AS varchar), last_error = :error,
-        attempts = attempts + CASE WHEN CAST(:counted AS boolean) THEN 1 ELSE 0 END,
-        language = COALESCE(CAST(:language AS varchar), language),
-        message_id = COALESCE(CAST(:message_id AS text), message_id),
-        next_attempt_at = CASE WHEN CAST(:status AS varchar) = 'retrying'
-                               THEN CAST(:now AS timestamptz) + make_interval(secs => :delay_s) END,
-        deliver_by = CAST(:deliver_by AS timestamptz),
-        completed_at = CASE WHEN CAST(:status AS varchar) = 'retrying' THEN NULL ELSE now() END,
-        claim_token = NULL, updated_at = now()
-    WHERE id = :id AND claim_token = :token
-    RETURNING attempts
-""")
-# Open records past their deadline that nobody is sending (they waited behind an open breaker): failed.
-_EXPIRE = text("""
-    UPDATE sync.notification_records r
-    SET status = 'failed', claim_token = NULL, next_attempt_at = NULL, updated_at = now(), completed_at = now(),
-        last_error = :detail || COALESCE(' Last error: ' || r.last_error, '')
-    WHERE r.id IN (
-        SELECT o.id FROM sync.notification_records o
-        WHERE o.channel = :channel AND o.status IN ('pending', 'retrying')
-          AND o.deliver_by <= CAST(:now AS timestamptz)
-          AND (o.claim_token IS NULL OR o.next_attempt_at <= CAST(:now AS timestamptz))
-        ORDER BY o.deliver_by, o.id
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING r.id, r.event_id::text AS event_id, r.customer_id
-""")
+_LEDGER = LedgerSql(
+    "sync.notification_records",
+    columns=_RECORD_COLUMNS,
+    scope="channel = :channel",
+    settle_also="language = COALESCE(CAST(:language AS varchar), language),",
+    expired="r.event_id::text AS event_id, r.customer_id",
+)
 _ATTEMPT = text("""
     INSERT INTO sync.notification_attempts (record_id, attempt_no, outcome, error, duration_ms)
     VALUES (:record_id, :attempt_no, :outcome, :error, :duration_ms)
 """)
 
 
-class NotificationRepository:
-    def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
-        self._connection = connection
-        self._clock = clock
-
-    async def _run(self, statement: Any, **params: Any) -> Any:
-        return await self._connection.execute(statement, {"now": self._clock.now(), **params})
+class NotificationRepository(LedgerRepository):
+    _sql = _LEDGER
 
     async def open(
         self,
@@ -173,19 +124,7 @@ class NotificationRepository:
         return [Channel(channel) for channel in result.scalars()]
 
     async def due(self, channel: Channel, limit: int) -> list[NotificationRecord]:
-        """Open records whose attempt time has come, locked; rows locked by others are skipped."""
-        result = await self._run(_DUE, channel=channel.value, limit=limit)
-        return [msgspec.convert(dict(row), NotificationRecord) for row in result.mappings()]
-
-    async def claim(self, record_id: int, lease_s: float) -> str:
-        """Take the record for one send; returns the fencing token its result must show."""
-        token = str(uuid.uuid4())
-        await self._run(_CLAIM, id=record_id, token=token, lease_s=lease_s)
-        return token
-
-    async def defer(self, record_id: int, delay_s: float) -> None:
-        """No send now (the channel's breaker is open): look again after ``delay_s``, no attempt spent."""
-        await self._run(_DEFER, id=record_id, delay_s=delay_s)
+        return await self._due(NotificationRecord, limit, channel=channel.value)
 
     async def settle(self, settlement: NotificationSettlement, status: NotificationStatus) -> bool:
         """Record one attempt's result as ``status``; False (and nothing written) when the claim was lost. A
@@ -193,7 +132,7 @@ class NotificationRepository:
         result = settlement.result
         extra = result.attempted.extra
         row = await self._run(
-            _SETTLE,
+            self._sql.settle,
             id=settlement.record.id,
             token=settlement.token,
             status=status.value,
@@ -219,17 +158,11 @@ class NotificationRepository:
         return True
 
     async def expire(self, channel: Channel, detail: str, limit: int) -> list[Expired]:
-        """Fail up to ``limit`` open records of the channel past their deadline that nobody is sending."""
-        result = await self._run(_EXPIRE, channel=channel.value, detail=detail, limit=limit)
-        return [msgspec.convert(dict(row), Expired) for row in result.mappings()]
+        return await self._expire(detail, limit, channel=channel.value)
 
 
-class NotificationUnitOfWork(UnitOfWork):
+class NotificationUnitOfWork(ClockedUnitOfWork):
     notifications: NotificationRepository
-
-    def __init__(self, engine: AsyncEngine, clock: Clock = SYSTEM_CLOCK) -> None:
-        super().__init__(engine)
-        self._clock = clock
 
     def _bind(self, connection: AsyncConnection) -> None:
         self.notifications = NotificationRepository(connection, self._clock)
