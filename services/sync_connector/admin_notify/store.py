@@ -1,5 +1,5 @@
 """``sync.admin_notifications`` and ``sync.admin_occurrences`` (SQL): windows per cause, what they counted,
-their delivery state; and the sources in the connector's own tables (rows not yet noted).
+their delivery state (the sources they count are in ``sources``).
 
 Counting is serialised by a transaction-level advisory lock (one watcher round at a time across the
 instances), so a cause never gets two windows for one period and an occurrence is counted once: an
@@ -10,12 +10,12 @@ connector's clock (``:now``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import RowMapping, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.connector_admin import AdminNotification, AdminNotificationExample
@@ -145,47 +145,12 @@ _PAGE = f"""
 """  # noqa: S608 - fixed column list, values are bound parameters
 _GET = text(f"SELECT {_VIEW_COLUMNS} FROM sync.admin_notifications WHERE id = :id")  # noqa: S608
 
-# The connector's own sources: rows not yet noted, taken (locked, others skipped) and marked in one go.
-_TAKE_DEAD_LETTERS = text("""
-    SELECT id, system_code AS code, customer_id, event_id::text AS event_id, reason, last_error AS detail,
-           created_at AS at
-    FROM sync.dead_letters WHERE admin_noted_at IS NULL
-    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
-""")
-_NOTE_DEAD_LETTERS = text("UPDATE sync.dead_letters SET admin_noted_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
-_TAKE_FAILED_NOTIFICATIONS = text("""
-    SELECT id, upper(channel) AS code, customer_id, event_id::text AS event_id, resend_count, last_error AS detail,
-           COALESCE(completed_at, updated_at) AS at
-    FROM sync.notification_records WHERE status = 'failed' AND admin_noted_at IS NULL
-    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
-""")
-_NOTE_NOTIFICATIONS = text(
-    "UPDATE sync.notification_records SET admin_noted_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
-)
-_TAKE_UNPROCESSABLE = text("""
-    SELECT id, system_code AS code, customer_id, event_id, reason, error AS detail, created_at AS at,
-           topic || '/' || kafka_partition || '/' || kafka_offset AS source
-    FROM sync.unprocessable_messages WHERE admin_noted_at IS NULL
-    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
-""")
-_NOTE_UNPROCESSABLE = text(
-    "UPDATE sync.unprocessable_messages SET admin_noted_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
-)
-
 
 class WindowPolicy(msgspec.Struct, frozen=True):
     window_s: float
     gather_s: float
     deadline_s: float
     max_examples: int
-
-
-class SourceRow(msgspec.Struct, frozen=True):
-    """A row of one of the connector's sources, ready to be counted."""
-
-    id: int
-    code: str
-    occurrence: Occurrence
 
 
 def _clip(detail: str | None) -> str | None:
@@ -255,51 +220,6 @@ class AdminStore(LedgerRepository):
     async def resolve_absent(self, cause: str, present: Sequence[str]) -> None:
         """A state that ended (a parked row re-driven): its occurrence is closed, so a new one counts again."""
         await self._run(_RESOLVE_ABSENT, cause=cause, present=list(present))
-
-    # -- the connector's sources -------------------------------------------------------------------------
-
-    async def take_dead_letters(self, limit: int) -> list[SourceRow]:
-        return await self._take(
-            _TAKE_DEAD_LETTERS,
-            limit,
-            lambda r: f"dead-letter:{r['id']}",
-            lambda r: f"customer {r['customer_id']}, event {r['event_id']} ({r['reason']})",
-        )
-
-    async def note_dead_letters(self, ids: Sequence[int]) -> None:
-        await self._run(_NOTE_DEAD_LETTERS, ids=list(ids))
-
-    async def take_failed_notifications(self, limit: int) -> list[SourceRow]:
-        return await self._take(
-            _TAKE_FAILED_NOTIFICATIONS,
-            limit,
-            lambda r: f"notification:{r['id']}:{r['resend_count']}",
-            lambda r: f"customer {r['customer_id']}, event {r['event_id']}, notification {r['id']}",
-        )
-
-    async def note_notifications(self, ids: Sequence[int]) -> None:
-        await self._run(_NOTE_NOTIFICATIONS, ids=list(ids))
-
-    async def take_unprocessable(self, limit: int) -> list[SourceRow]:
-        return await self._take(
-            _TAKE_UNPROCESSABLE,
-            limit,
-            lambda r: f"unprocessable:{r['id']}",
-            lambda r: (
-                f"message {r['source']} ({r['reason']})"
-                + (f", customer {r['customer_id']}" if r["customer_id"] else "")
-            ),
-        )
-
-    async def _take(
-        self, sql: Any, limit: int, key: Callable[[RowMapping], str], summary: Callable[[RowMapping], str]
-    ) -> list[SourceRow]:
-        """One source's rows not yet noted, each an occurrence of its cause (``code``)."""
-        rows = (await self._run(sql, limit=limit)).mappings().all()
-        return [SourceRow(r["id"], r["code"], Occurrence(key(r), r["at"], summary(r), r["detail"])) for r in rows]
-
-    async def note_unprocessable(self, ids: Sequence[int]) -> None:
-        await self._run(_NOTE_UNPROCESSABLE, ids=list(ids))
 
     # -- the delivery engine's ledger --------------------------------------------------------------------
 

@@ -24,8 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from http import HTTPStatus
 
@@ -38,12 +37,12 @@ from libs.kit.logging import get_logger
 from services.sync_connector.admin_notify.causes import CauseKind, cause_key
 from services.sync_connector.admin_notify.metrics import AdminNotifyMetrics
 from services.sync_connector.admin_notify.settings import AdminNotifySettings
+from services.sync_connector.admin_notify.sources import TABLE_SOURCES, TableSource
 from services.sync_connector.admin_notify.store import (
     AdminStore,
     AdminUnitOfWork,
     Counted,
     Occurrence,
-    SourceRow,
     WindowPolicy,
 )
 from services.sync_connector.breaker import BreakerState
@@ -129,28 +128,6 @@ def _signal_occurrence(signal: AdminSignal) -> Occurrence:
     )
 
 
-@dataclass(frozen=True)
-class _TableSource:
-    name: str
-    kind: CauseKind
-    take: Callable[[AdminStore, int], Awaitable[list[SourceRow]]]
-    note: Callable[[AdminStore, Sequence[int]], Awaitable[None]]
-
-
-_TABLE_SOURCES = (
-    _TableSource("dead_letters", CauseKind.DEAD_LETTER, AdminStore.take_dead_letters, AdminStore.note_dead_letters),
-    _TableSource(
-        "notifications",
-        CauseKind.NOTIFICATION_FAILED,
-        AdminStore.take_failed_notifications,
-        AdminStore.note_notifications,
-    ),
-    _TableSource(
-        "unprocessable", CauseKind.UNPROCESSABLE, AdminStore.take_unprocessable, AdminStore.note_unprocessable
-    ),
-)
-
-
 class AdminWatch:
     def __init__(
         self,
@@ -201,7 +178,7 @@ class AdminWatch:
         """One round over every source; returns how many occurrences it counted."""
         counted = 0
         complete = True
-        for source in _TABLE_SOURCES:
+        for source in TABLE_SOURCES:
             try:
                 counted += await self._sweep_table(source)
             except DATABASE_FAULTS as exc:
@@ -242,18 +219,18 @@ class AdminWatch:
                 log.warning("admin_notification_window_opened", cause=cause, occurrences=result.new)
         return total
 
-    async def _sweep_table(self, source: _TableSource) -> int:
+    async def _sweep_table(self, source: TableSource) -> int:
         counted = 0
         while not self._stop.is_set():
             async with AdminUnitOfWork(self._engine, self._clock) as uow:
                 await uow.admin.lock()
-                rows = await source.take(uow.admin, self._settings.batch_size)
+                rows = await source.take(uow.connection, self._settings.batch_size)
                 by_cause: dict[str, list[Occurrence]] = defaultdict(list)
                 for row in rows:
                     by_cause[cause_key(source.kind, row.code)].append(row.occurrence)
                 counted += await self._count(uow.admin, by_cause)
                 if rows:
-                    await source.note(uow.admin, [row.id for row in rows])
+                    await source.note(uow.connection, [row.id for row in rows])
                 await uow.commit()
             if counted:
                 self._on_opened()
