@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.profile.shared.ports import AuditEntry, AuditFilter, HistoryEntry, StoredAuditEntry
+from services.profile.shared.storage.filters import equal_where_given, in_period
 from services.profile.shared.storage.tables import audit_logs, idempotency_keys, name_change_history
 
 _AUDIT_FIELDS = AuditEntry.__struct_fields__
@@ -61,17 +62,12 @@ class SqlAuditLog:
 
     async def list_page(self, filters: AuditFilter, before_id: int | None, limit: int) -> Sequence[StoredAuditEntry]:
         c = audit_logs.c
-        query = select(audit_logs)
-        if filters.customer_id is not None:
-            query = query.where(c.customer_id == filters.customer_id)
-        if filters.actor_id is not None:
-            query = query.where(c.actor_id == filters.actor_id)
-        if filters.event_type is not None:
-            query = query.where(c.event_type == filters.event_type)
-        if filters.time_from is not None:
-            query = query.where(c.event_time >= filters.time_from)
-        if filters.time_to is not None:
-            query = query.where(c.event_time < filters.time_to)
+        query = select(audit_logs).where(
+            *equal_where_given(
+                (c.customer_id, filters.customer_id), (c.actor_id, filters.actor_id), (c.event_type, filters.event_type)
+            ),
+            *in_period(c.event_time, filters.time_from, filters.time_to),
+        )
         if before_id is not None:
             query = query.where(c.id < before_id)
         query = query.order_by(c.id.desc()).limit(limit)

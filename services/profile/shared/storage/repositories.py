@@ -25,6 +25,7 @@ from services.profile.domain.model import (
 from services.profile.shared.pagination import TimeKey
 from services.profile.shared.ports import ApplicationFilter, CustomerFilter
 from services.profile.shared.storage.contact_crypto import PERSONAL_FIELDS, SEALED_COLUMNS, ContactProtector
+from services.profile.shared.storage.filters import equal_where_given, in_period
 from services.profile.shared.storage.tables import (
     backup_customers,
     backups,
@@ -271,27 +272,25 @@ class SqlCustomerRepository:
 
     async def list_live(self, filters: CustomerFilter, after: TimeKey | None, limit: int) -> Sequence[Customer]:
         c = customer_profiles.c
-        query = select(customer_profiles).where(c.deleted_at.is_(None))
-        if filters.status is not None:
-            query = query.where(c.status == filters.status.value)
-        if filters.account_type is not None:
-            query = query.where(c.account_type == filters.account_type.value)
+        query = select(customer_profiles).where(
+            c.deleted_at.is_(None),
+            *equal_where_given(
+                (c.status, filters.status),
+                (c.account_type, filters.account_type),
+                (c.customer_code, filters.customer_code),
+                (c.industry, filters.industry),
+                (c.region, filters.region),
+                (c.sales_person, filters.sales_person),
+            ),
+        )
         if filters.name_prefix:
             query = query.where(c.customer_name.startswith(filters.name_prefix, autoescape=True))
         if filters.name_contains:
             query = query.where(c.customer_name.icontains(filters.name_contains, autoescape=True))
         if filters.phone is not None:  # an equality on the keyed hash: the phone is never compared in plaintext
             query = query.where(c.contact_phone_hash == self._protector.phone_hash(filters.phone))
-        if filters.customer_code is not None:
-            query = query.where(c.customer_code == filters.customer_code)
         if filters.company_contains:
             query = query.where(c.company.icontains(filters.company_contains, autoescape=True))
-        if filters.industry is not None:
-            query = query.where(c.industry == filters.industry)
-        if filters.region is not None:
-            query = query.where(c.region == filters.region)
-        if filters.sales_person is not None:
-            query = query.where(c.sales_person == filters.sales_person)
         if after is not None:
             query = query.where(tuple_(c.created_at, c.customer_id) > keyset_position(after))
         query = query.order_by(c.created_at, c.customer_id).limit(limit)
@@ -405,17 +404,12 @@ class SqlApplicationRepository:
         self, filters: ApplicationFilter, after: TimeKey | None, limit: int
     ) -> Sequence[NameChangeApplication]:
         a = name_change_applications.c
-        query = select(name_change_applications)
-        if filters.status is not None:
-            query = query.where(a.status == filters.status.value)
-        if filters.customer_id is not None:
-            query = query.where(a.customer_id == filters.customer_id)
-        if filters.origin is not None:
-            query = query.where(a.origin == filters.origin.value)
-        if filters.created_from is not None:
-            query = query.where(a.created_at >= filters.created_from)
-        if filters.created_to is not None:
-            query = query.where(a.created_at < filters.created_to)
+        query = select(name_change_applications).where(
+            *equal_where_given(
+                (a.status, filters.status), (a.customer_id, filters.customer_id), (a.origin, filters.origin)
+            ),
+            *in_period(a.created_at, filters.created_from, filters.created_to),
+        )
         if after is not None:
             query = query.where(tuple_(a.created_at, a.application_id) < keyset_position(after))
         query = query.order_by(a.created_at.desc(), a.application_id.desc()).limit(limit)
