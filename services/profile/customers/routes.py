@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
@@ -96,27 +97,9 @@ class CustomerController(Controller):
 
         ``createdBy`` and ``updatedBy`` are the caller's token subject (the body cannot name them).
         """
-        customer = await customers.create(
-            NewCustomer(
-                customer_id=data.customer_id,
-                customer_name=data.customer_name,
-                account_type=data.account_type,
-                contact_phone=data.contact_phone,
-                contact_email=data.contact_email,
-                contact_address=data.contact_address,
-                customer_code=data.customer_code,
-                customer_type=data.customer_type,
-                contact_person=data.contact_person,
-                company=data.company,
-                industry=data.industry,
-                region=data.region,
-                credit_limit=credit(data.credit_limit),
-                sales_person=data.sales_person,
-                tax_number=data.tax_number,
-                remark=data.remark,
-            ),
-            actor,
-        )
+        # The body's fields are the new customer's; only the credit limit changes type (text -> decimal).
+        new = NewCustomer(**{**msgspec.structs.asdict(data), "credit_limit": credit(data.credit_limit)})
+        customer = await customers.create(new, actor)
         response = _with_etag(CustomerResponse.of(customer), 201)
         response.headers["Location"] = f"/v1/customers/{customer.customer_id}"
         return response

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from services.profile.domain.ledger import UNCHANGED, ProfileChanges
+from services.profile.domain.ledger import ProfileChanges
 from services.profile.domain.model import DEFAULT_CUSTOMER_TYPE, AccountType, Customer, CustomerStatus
 from services.profile.shared.web.schemas import (
     Address,
@@ -56,27 +55,12 @@ class UpdateCustomerRequest(Request, frozen=True):
     change_reason: Reason | UnsetType = UNSET
 
     def changes(self) -> ProfileChanges:
-        def given(value: Any) -> Any:
-            return UNCHANGED if value is UNSET else value
-
-        return ProfileChanges(
-            customer_name=given(self.customer_name),
-            contact_phone=given(self.contact_phone),
-            contact_email=given(self.contact_email),
-            contact_address=given(self.contact_address),
-            account_type=given(self.account_type),
-            status=given(self.status),
-            customer_code=given(self.customer_code),
-            customer_type=given(self.customer_type),
-            contact_person=given(self.contact_person),
-            company=given(self.company),
-            industry=given(self.industry),
-            region=given(self.region),
-            credit_limit=UNCHANGED if isinstance(self.credit_limit, UnsetType) else credit(self.credit_limit),
-            sales_person=given(self.sales_person),
-            tax_number=given(self.tax_number),
-            remark=given(self.remark),
-        )
+        """The fields sent (a field not sent stays unchanged); the credit limit as the decimal it names."""
+        sent = {name: value for name, value in msgspec.structs.asdict(self).items() if value is not UNSET}
+        sent.pop("change_reason", None)  # why the profile changes, not one of its fields
+        if "credit_limit" in sent:
+            sent["credit_limit"] = credit(sent["credit_limit"])
+        return ProfileChanges(**sent)
 
     def reason(self) -> str | None:
         return None if isinstance(self.change_reason, UnsetType) else self.change_reason
