@@ -9,8 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter as Tally
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter
@@ -20,7 +19,7 @@ from libs.kit.logging import get_logger
 from libs.outbox.admin import OutboxEntry, OutboxFilter, RedrivenRow
 from libs.outbox.table import OutboxStatus
 from services.profile.shared.clock import Clock, utc_now
-from services.profile.shared.ports import AuditEntry, AuditLog
+from services.profile.shared.ports import AuditEntry, AuditLog, Transaction
 from services.profile.shared.results import Actor
 
 log = get_logger(__name__)
@@ -51,17 +50,11 @@ class OutboxAdminPort(Protocol):
     async def redrive_matching(self, where: OutboxFilter, limit: int) -> list[RedrivenRow]: ...
 
 
-class OutboxAdminUnitOfWork(Protocol):
+class OutboxAdminUnitOfWork(Transaction, Protocol):
     @property
     def outbox_admin(self) -> OutboxAdminPort: ...
     @property
     def audit(self) -> AuditLog: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-    async def commit(self) -> None: ...
 
 
 class OutboxAdminUnitOfWorkFactory(Protocol):
