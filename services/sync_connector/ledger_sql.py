@@ -11,17 +11,19 @@ connector's clock (``:now``).
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.db import UnitOfWork
+from services.sync_connector.attempts import CallResult
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
-from services.sync_connector.engine import Expired
+from services.sync_connector.engine import Admission, DeliveryRecord, Expired, Settlement
 
-RecordT = TypeVar("RecordT")
+RecordT = TypeVar("RecordT", bound=DeliveryRecord)
 
 
 class LedgerSql:
@@ -78,11 +80,12 @@ class LedgerSql:
         """)  # noqa: S608
 
 
-class LedgerRepository:
-    """One table's ledger (``_sql``) on one transaction's connection; subclasses add what their table has of
-    its own."""
+class LedgerRepository(Generic[RecordT]):
+    """One table's ledger (``_sql``, its records read as ``_record``) on one transaction's connection;
+    subclasses write a result (``settle``) and add what their table has of its own."""
 
     _sql: ClassVar[LedgerSql]
+    _record: type[RecordT]
 
     def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
         self._connection = connection
@@ -91,10 +94,10 @@ class LedgerRepository:
     async def _run(self, statement: TextClause, **params: Any) -> Any:
         return await self._connection.execute(statement, {"now": self._clock.now(), **params})
 
-    async def _due(self, record: type[RecordT], limit: int, **scope: Any) -> list[RecordT]:
+    async def due(self, limit: int, **scope: Any) -> list[RecordT]:
         """Open records whose attempt time has come, locked; rows locked by others are skipped."""
         result = await self._run(self._sql.due, limit=limit, **scope)
-        return [msgspec.convert(dict(row), record) for row in result.mappings()]
+        return [msgspec.convert(dict(row), self._record) for row in result.mappings()]
 
     async def claim(self, record_id: int, lease_s: float) -> str:
         """Take the record for one send; returns the fencing token its result must show."""
@@ -106,10 +109,52 @@ class LedgerRepository:
         """No send now (the breaker is open): look again after ``delay_s``, no attempt spent."""
         await self._run(self._sql.defer, id=record_id, delay_s=delay_s)
 
-    async def _expire(self, detail: str, limit: int, **scope: Any) -> list[Expired]:
+    async def settle(self, settlement: Settlement[RecordT], status: str) -> bool:
+        """Record one attempt's result as ``status``; False (and nothing written) when the claim was lost."""
+        raise NotImplementedError
+
+    async def expire(self, detail: str, limit: int, **scope: Any) -> list[Expired]:
         """Fail up to ``limit`` open records past their deadline that nobody is sending."""
         result = await self._run(self._sql.expire, detail=detail, limit=limit, **scope)
         return [msgspec.convert(dict(row), Expired) for row in result.mappings()]
+
+
+class TableLedger(Generic[RecordT]):
+    """The delivery engine's ``Ledger`` over one table's records (of one ``scope``) inside one transaction.
+    No lanes: every due record goes."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        records: LedgerRepository[RecordT],
+        status_of: Callable[[CallResult], str],
+        **scope: Any,
+    ) -> None:
+        self._uow = uow
+        self._records = records
+        self._status_of = status_of
+        self._scope = scope
+
+    async def due(self, limit: int) -> list[RecordT]:
+        return await self._records.due(limit, **self._scope)
+
+    async def admit(self, record: RecordT) -> Admission:  # noqa: ARG002 - no lanes
+        return Admission.SEND
+
+    async def defer(self, record: RecordT, wait_s: float) -> None:
+        await self._records.defer(record.id, wait_s)
+
+    async def claim(self, records: Sequence[RecordT], lease_s: float) -> list[str]:
+        return [await self._records.claim(record.id, lease_s) for record in records]
+
+    async def settle(self, settlements: Sequence[Settlement[RecordT]]) -> list[Settlement[RecordT]]:
+        return [s for s in settlements if await self._records.settle(s, self._status_of(s.result))]
+
+    async def expire(self, detail: str, limit: int) -> list[Expired]:
+        return await self._records.expire(detail, limit, **self._scope)
+
+    async def commit(self) -> None:
+        await self._uow.commit()
 
 
 class ClockedUnitOfWork(UnitOfWork):

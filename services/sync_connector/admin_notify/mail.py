@@ -8,7 +8,7 @@ mail went are on the console (``/console/admin-notifications``), not in another 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, tzinfo
 from email.headerregistry import Address
@@ -29,7 +29,8 @@ from services.sync_connector.admin_notify.store import (
 )
 from services.sync_connector.attempts import Attempted, CallResult
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
-from services.sync_connector.engine import Admission, Expired
+from services.sync_connector.engine import Expired
+from services.sync_connector.ledger_sql import TableLedger
 from services.sync_connector.notify.channels import send_smtp
 from services.sync_connector.notify.settings import NotifySettings
 from services.sync_connector.outcome import Outcome, SyncStatus
@@ -82,35 +83,6 @@ def render(record: AdminNotificationRecord, settings: AdminNotifySettings, zone:
     return subject, "\n".join(lines) + "\n"
 
 
-class AdminLedger:
-    """The windows inside one transaction (the engine's ``Ledger``)."""
-
-    def __init__(self, uow: AdminUnitOfWork) -> None:
-        self._uow = uow
-        self._store = uow.admin
-
-    async def due(self, limit: int) -> list[AdminNotificationRecord]:
-        return await self._store.due(limit)
-
-    async def admit(self, record: AdminNotificationRecord) -> Admission:  # noqa: ARG002 - no lanes
-        return Admission.SEND
-
-    async def defer(self, record: AdminNotificationRecord, wait_s: float) -> None:
-        await self._store.defer(record.id, wait_s)
-
-    async def claim(self, records: Sequence[AdminNotificationRecord], lease_s: float) -> list[str]:
-        return [await self._store.claim(record.id, lease_s) for record in records]
-
-    async def settle(self, settlements: Sequence[AdminSettlement]) -> list[AdminSettlement]:
-        return [s for s in settlements if await self._store.settle(s, status_of(s.result))]
-
-    async def expire(self, detail: str, limit: int) -> list[Expired]:
-        return await self._store.expire(detail, limit)
-
-    async def commit(self) -> None:
-        await self._uow.commit()
-
-
 class AdminMailChannel:
     """The admins' mail as a channel of the delivery engine."""
 
@@ -135,9 +107,9 @@ class AdminMailChannel:
         return ADMIN_CODE
 
     @asynccontextmanager
-    async def ledger(self) -> AsyncIterator[AdminLedger]:
+    async def ledger(self) -> AsyncIterator[TableLedger[AdminNotificationRecord]]:
         async with AdminUnitOfWork(self._engine, self._clock) as uow:
-            yield AdminLedger(uow)
+            yield TableLedger(uow, uow.admin, status_of)
 
     def message_id(self, record: AdminNotificationRecord) -> str:
         return f"<{record.notice_id}.admin@{self._smtp.message_id_domain}>"

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.connector_admin import AdminNotification, AdminNotificationExample
-from services.sync_connector.engine import Expired, Settlement
+from services.sync_connector.engine import Settlement
 from services.sync_connector.ledger_sql import ClockedUnitOfWork, LedgerRepository, LedgerSql
 
 _LOCK_KEY = 0x61646D6E  # "admn": the watcher's round
@@ -157,10 +157,11 @@ def _clip(detail: str | None) -> str | None:
     return None if detail is None else detail[:MAX_DETAIL]
 
 
-class AdminStore(LedgerRepository):
+class AdminStore(LedgerRepository[AdminNotificationRecord]):
     """The admin notification tables on one transaction's connection."""
 
     _sql = _LEDGER
+    _record = AdminNotificationRecord
 
     # -- counting ----------------------------------------------------------------------------------------
 
@@ -223,9 +224,6 @@ class AdminStore(LedgerRepository):
 
     # -- the delivery engine's ledger --------------------------------------------------------------------
 
-    async def due(self, limit: int) -> list[AdminNotificationRecord]:
-        return await self._due(AdminNotificationRecord, limit)
-
     async def settle(self, settlement: AdminSettlement, status: str) -> bool:
         result = settlement.result
         mailed = result.attempted.extra.get("occurrences")
@@ -242,9 +240,6 @@ class AdminStore(LedgerRepository):
             deliver_by=result.deliver_by,
         )
         return row.scalar_one_or_none() is not None
-
-    async def expire(self, detail: str, limit: int) -> list[Expired]:
-        return await self._expire(detail, limit)
 
     # -- the admin API -----------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ the send, then the result commits.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import tzinfo
 
@@ -24,7 +24,8 @@ from contracts.events import decode_event
 from libs.kit.logging import get_logger
 from services.sync_connector.attempts import Attempted, CallResult
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
-from services.sync_connector.engine import Admission, Expired
+from services.sync_connector.engine import Expired
+from services.sync_connector.ledger_sql import TableLedger
 from services.sync_connector.notify.channels import SendResult, Transport
 from services.sync_connector.notify.contacts import Contact, ContactLookupError, ProfileContacts
 from services.sync_connector.notify.metrics import NotificationMetrics
@@ -34,7 +35,7 @@ from services.sync_connector.notify.records import (
     NotificationStatus,
     NotificationUnitOfWork,
 )
-from services.sync_connector.notify.settings import Channel, Language
+from services.sync_connector.notify.settings import Language
 from services.sync_connector.notify.templates import NoticeFacts, choose_language, render
 from services.sync_connector.outcome import Classification, Outcome, RetryPolicy, SyncStatus
 
@@ -60,36 +61,6 @@ def status_of(result: CallResult) -> NotificationStatus:
     """The record's status after ``result``, in the notifications' words."""
     final = result.attempted.final_status
     return NotificationStatus(final) if final is not None else _STATUS_OF[result.status]
-
-
-class NotificationLedger:
-    """The records of one channel inside one transaction (the engine's ``Ledger``)."""
-
-    def __init__(self, uow: NotificationUnitOfWork, channel: Channel) -> None:
-        self._uow = uow
-        self._notifications = uow.notifications
-        self._channel = channel
-
-    async def due(self, limit: int) -> list[NotificationRecord]:
-        return await self._notifications.due(self._channel, limit)
-
-    async def admit(self, record: NotificationRecord) -> Admission:  # noqa: ARG002 - no lanes: every due one goes
-        return Admission.SEND
-
-    async def defer(self, record: NotificationRecord, wait_s: float) -> None:
-        await self._notifications.defer(record.id, wait_s)
-
-    async def claim(self, records: Sequence[NotificationRecord], lease_s: float) -> list[str]:
-        return [await self._notifications.claim(record.id, lease_s) for record in records]
-
-    async def settle(self, settlements: Sequence[NotificationSettlement]) -> list[NotificationSettlement]:
-        return [s for s in settlements if await self._notifications.settle(s, status_of(s.result))]
-
-    async def expire(self, detail: str, limit: int) -> list[Expired]:
-        return await self._notifications.expire(self._channel, detail, limit)
-
-    async def commit(self) -> None:
-        await self._uow.commit()
 
 
 class NotificationChannel:
@@ -122,9 +93,9 @@ class NotificationChannel:
         return self.channel.code
 
     @asynccontextmanager
-    async def ledger(self) -> AsyncIterator[NotificationLedger]:
+    async def ledger(self) -> AsyncIterator[TableLedger[NotificationRecord]]:
         async with NotificationUnitOfWork(self._engine, self._clock) as uow:
-            yield NotificationLedger(uow, self.channel)
+            yield TableLedger(uow, uow.notifications, status_of, channel=self.channel.value)
 
     async def call(self, record: NotificationRecord) -> Attempted:
         try:

@@ -18,7 +18,7 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.sync_connector.engine import Expired, Settlement
+from services.sync_connector.engine import Settlement
 from services.sync_connector.ledger_sql import ClockedUnitOfWork, LedgerRepository, LedgerSql
 from services.sync_connector.notify.settings import Channel
 
@@ -91,8 +91,9 @@ _ATTEMPT = text("""
 """)
 
 
-class NotificationRepository(LedgerRepository):
+class NotificationRepository(LedgerRepository[NotificationRecord]):
     _sql = _LEDGER
+    _record = NotificationRecord
 
     async def open(
         self,
@@ -114,7 +115,7 @@ class NotificationRepository(LedgerRepository):
             event_id=event_id,
             customer_id=customer_id,
             application_id=application_id,
-            status=status.value,
+            status=str(status),
             event=event_json.decode(),
             event_headers=msgspec.json.encode(event_headers).decode(),
             max_attempts=max_attempts,
@@ -123,10 +124,7 @@ class NotificationRepository(LedgerRepository):
         )
         return [Channel(channel) for channel in result.scalars()]
 
-    async def due(self, channel: Channel, limit: int) -> list[NotificationRecord]:
-        return await self._due(NotificationRecord, limit, channel=channel.value)
-
-    async def settle(self, settlement: NotificationSettlement, status: NotificationStatus) -> bool:
+    async def settle(self, settlement: NotificationSettlement, status: str) -> bool:
         """Record one attempt's result as ``status``; False (and nothing written) when the claim was lost. A
         counted attempt gets an attempt row; a failed probe of a channel known to be down gets none."""
         result = settlement.result
@@ -135,7 +133,7 @@ class NotificationRepository(LedgerRepository):
             self._sql.settle,
             id=settlement.record.id,
             token=settlement.token,
-            status=status.value,
+            status=str(status),
             error=result.error,
             counted=result.counted,
             language=extra.get("language"),
@@ -156,9 +154,6 @@ class NotificationRepository(LedgerRepository):
                 duration_ms=result.duration_s * 1000,
             )
         return True
-
-    async def expire(self, channel: Channel, detail: str, limit: int) -> list[Expired]:
-        return await self._expire(detail, limit, channel=channel.value)
 
 
 class NotificationUnitOfWork(ClockedUnitOfWork):
