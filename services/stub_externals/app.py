@@ -12,10 +12,11 @@ from typing import Self
 import msgspec
 from aiohttp import web
 
+from contracts.external_systems import ExternalSyncRequest
 from libs.kit.logging import get_logger
 from services.stub_externals.mail import MailStore, RunningSmtp
 from services.stub_externals.sms import SMS_KEY, SmsGateway, sms_routes
-from services.stub_externals.state import SYSTEM_BY_PATH, SYSTEM_CODES, Fault, FaultMode, StubState, SyncBody
+from services.stub_externals.state import SYSTEM_BY_PATH, SYSTEM_CODES, Fault, FaultMode, StubState
 
 log = get_logger(__name__)
 STATE_KEY = web.AppKey("state", StubState)
@@ -81,7 +82,7 @@ async def _handle_sync_call(request: web.Request, state: StubState, system: str)
     if not key:
         return _problem(400, "Idempotency-Key header is required")
     try:
-        body = msgspec.json.decode(raw, type=SyncBody)
+        body = msgspec.json.decode(raw, type=ExternalSyncRequest)
     except msgspec.DecodeError as exc:
         return _problem(400, f"invalid body: {exc}")
     reply = state.apply(

@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from contracts.external_systems import ExternalSyncRequest
+
 # Path -> system code; the three seed endpoints served by one process.
 SYSTEM_BY_PATH: dict[str, str] = {
     "/api/customer/update": "CRM",
@@ -46,19 +48,6 @@ class Fault(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
         if self.count is not None and self.count < 1:
             msg = "count must be at least 1 (omit it for a permanent fault)"
             raise ValueError(msg)
-
-
-class SyncBody(msgspec.Struct, frozen=True, rename="camel"):
-    """What the connector sends to every external system."""
-
-    event_id: str
-    customer_id: str
-    application_id: str
-    customer_name: str
-    old_name: str
-    profile_version: int
-    reason: str
-    changed_at: str
 
 
 class StubReply(msgspec.Struct, frozen=True):
@@ -158,7 +147,7 @@ class StubState:
         return [call for call in self._received if system is None or call.system == system]
 
     def apply(
-        self, system: str, path: str, key: str, *, headers: dict[str, str], body: SyncBody, raw: Any
+        self, system: str, path: str, key: str, *, headers: dict[str, str], body: ExternalSyncRequest, raw: Any
     ) -> StubReply:
         """Apply one call: a repeated key replays its first reply and is not recorded again."""
         stats = self._stats[system]
