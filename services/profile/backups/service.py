@@ -12,7 +12,7 @@ from services.profile.domain.restore import BackupKind
 from services.profile.shared.audit import AuditEvent, actor_entry
 from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import LedgerMetrics
-from services.profile.shared.pagination import Page, TimeKeyset
+from services.profile.shared.pagination import Keyset, Page, time_key
 from services.profile.shared.ports import BackupPoint, UnitOfWorkFactory
 from services.profile.shared.results import Actor
 
@@ -75,7 +75,7 @@ class BackupService:
 
     async def page(self, cursor: str | None, limit: int | None) -> Page[BackupPoint]:
         """Newest first."""
-        keyset = TimeKeyset(cursor, limit, "backups")
+        keyset = Keyset(time_key, cursor, limit, "backups")
         async with self._uow_factory() as uow:
             rows = await uow.backups.list_page(keyset.after, keyset.fetch)
         return keyset.page(rows, lambda p: [p.created_at.isoformat(), p.backup_id])

@@ -32,7 +32,7 @@ from services.profile.name_changes.records import new_application_id, record_nam
 from services.profile.shared.audit import AuditEvent, customer_entry
 from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import LedgerMetrics
-from services.profile.shared.pagination import Page, TimeKeyset
+from services.profile.shared.pagination import Keyset, Page, time_key
 from services.profile.shared.ports import CustomerFilter, HistoryEntry, ProfileUnitOfWork, UnitOfWorkFactory
 from services.profile.shared.results import Actor
 
@@ -112,14 +112,14 @@ class CustomerService:
 
     async def page(self, filters: CustomerFilter, cursor: str | None, limit: int | None) -> Page[Customer]:
         """Live customers, oldest first; a stable cursor over (created_at, customer_id)."""
-        keyset = TimeKeyset(cursor, limit, "customers", filters)
+        keyset = Keyset(time_key, cursor, limit, "customers", filters)
         async with self._uow_factory() as uow:
             rows = await uow.customers.list_live(filters, keyset.after, keyset.fetch)
         return keyset.page(rows, lambda c: [c.created_at.isoformat(), c.customer_id])
 
     async def recycle_bin(self, cursor: str | None, limit: int | None) -> Page[Customer]:
         """Deleted customers, most recently deleted first."""
-        keyset = TimeKeyset(cursor, limit, "recycle-bin")
+        keyset = Keyset(time_key, cursor, limit, "recycle-bin")
         async with self._uow_factory() as uow:
             rows = await uow.customers.list_deleted(keyset.after, keyset.fetch)
         return keyset.page(rows, lambda c: [c.deleted_at.isoformat() if c.deleted_at else "", c.customer_id])

@@ -17,7 +17,7 @@ from services.profile.domain.versions import MAX_VERSION, FieldDifference, diffe
 from services.profile.shared.audit import AuditEvent, customer_entry
 from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import LedgerMetrics
-from services.profile.shared.pagination import Page, clamp_limit, encode_cursor, fingerprint, int_key
+from services.profile.shared.pagination import Keyset, Page, int_key
 from services.profile.shared.ports import ProfileUnitOfWork, UnitOfWorkFactory
 from services.profile.shared.results import Actor
 
@@ -60,18 +60,17 @@ class VersionService:
 
     async def page(self, customer_id: str, cursor: str | None, limit: int | None) -> Page[VersionEntry]:
         """Newest first; a customer in the recycle bin has its versions too, a purged one none."""
-        size = clamp_limit(limit)
-        filters_fingerprint = fingerprint("versions", customer_id)
-        before = int_key(cursor, filters_fingerprint)
+        keyset = Keyset(int_key, cursor, limit, "versions", customer_id)
         async with self._uow_factory() as uow:
             await _existing(uow, customer_id)
-            rows = await uow.customers.versions_page(customer_id, before, size + 1)
+            rows = await uow.customers.versions_page(customer_id, keyset.after, keyset.fetch)
+        page = keyset.page(rows, lambda row: [row.version])
+        # Each version's changes are against the one kept before it: the extra row fetched for the last.
         entries = [
             VersionEntry(row, changed_fields(rows[i + 1], row) if i + 1 < len(rows) else None)
-            for i, row in enumerate(rows[:size])
+            for i, row in enumerate(page.items)
         ]
-        next_cursor = encode_cursor([entries[-1].state.version], filters_fingerprint) if len(rows) > size else None
-        return Page(items=entries, next_cursor=next_cursor)
+        return Page(items=entries, next_cursor=page.next_cursor)
 
     async def get(self, customer_id: str, version: int) -> VersionEntry:
         """One kept version, with what it changed from the one kept before it."""

@@ -23,7 +23,7 @@ from services.profile.name_changes.records import name_change_rows, new_applicat
 from services.profile.shared.audit import AuditEvent, actor_entry
 from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import ProfileMetrics
-from services.profile.shared.pagination import Page, TimeKeyset
+from services.profile.shared.pagination import Keyset, Page, time_key
 from services.profile.shared.ports import (
     ApplicationFilter,
     AuditEntry,
@@ -66,7 +66,7 @@ class NameChangeService:
         self, filters: ApplicationFilter, cursor: str | None, limit: int | None
     ) -> Page[NameChangeApplication]:
         """Newest first; a stable cursor over (created_at, application_id)."""
-        keyset = TimeKeyset(cursor, limit, "applications", filters)
+        keyset = Keyset(time_key, cursor, limit, "applications", filters)
         async with self._uow_factory() as uow:
             rows = await uow.applications.list_page(filters, keyset.after, keyset.fetch)
         return keyset.page(rows, lambda a: [a.created_at.isoformat(), a.application_id])

@@ -13,7 +13,7 @@ from typing import Any
 
 from services.profile.domain.ledger import audit_values
 from services.profile.domain.model import Customer
-from services.profile.shared.pagination import Page, clamp_limit, fingerprint, int_key, page_of
+from services.profile.shared.pagination import Keyset, Page, int_key
 from services.profile.shared.ports import AuditEntry, AuditFilter, StoredAuditEntry, UnitOfWorkFactory
 from services.profile.shared.results import Actor
 
@@ -91,9 +91,7 @@ class AuditLogService:
         self._uow_factory = uow_factory
 
     async def page(self, filters: AuditFilter, cursor: str | None, limit: int | None) -> Page[StoredAuditEntry]:
-        size = clamp_limit(limit)
-        filters_fingerprint = fingerprint("audit", filters)
-        before_id = int_key(cursor, filters_fingerprint)
+        keyset = Keyset(int_key, cursor, limit, "audit", filters)
         async with self._uow_factory() as uow:
-            rows = await uow.audit.list_page(filters, before_id, size + 1)
-        return page_of(rows, size, lambda row: [row.id], filters_fingerprint)
+            rows = await uow.audit.list_page(filters, keyset.after, keyset.fetch)
+        return keyset.page(rows, lambda row: [row.id])

@@ -19,6 +19,7 @@ from services.profile.domain.errors import InvalidInput
 from services.profile.domain.validation import field_error
 
 T = TypeVar("T")
+K = TypeVar("K")
 TimeKey = tuple[datetime, str]
 
 CURSOR_PATTERN = "^[A-Za-z0-9_-]+$"  # what encode_cursor makes: base64url without padding
@@ -98,14 +99,16 @@ def page_of(
     return Page(items=items, next_cursor=next_cursor)
 
 
-class TimeKeyset:
-    """A listing sorted on ``(timestamp, id)``: the page size, the position after the cursor (checked
+class Keyset(Generic[K]):
+    """A listing sorted on a key: the page size, the position after the cursor (read by ``key`` and checked
     against the listing's filters) and, from the rows fetched (``fetch``: one more than a page), the page."""
 
-    def __init__(self, cursor: str | None, limit: int | None, *filters: object) -> None:
+    def __init__(
+        self, key: Callable[[str | None, str], K | None], cursor: str | None, limit: int | None, *filters: object
+    ) -> None:
         self.size = clamp_limit(limit)
         self._fingerprint = fingerprint(*filters)
-        self.after = time_key(cursor, self._fingerprint)
+        self.after = key(cursor, self._fingerprint)
         self.fetch = self.size + 1
 
     def page(self, rows: Sequence[T], position: Callable[[T], Sequence[str | int]]) -> Page[T]:
