@@ -65,8 +65,7 @@ class VersionNotFound(NotFoundError):
 
 
 class InvalidInput(ValidationError):
-    code = "VALIDATION"
-    title = "Invalid request"
+    """The request breaks a rule of the profile's (code ``VALIDATION``, 422, like any invalid request)."""
 
 
 class PreconditionFailed(AppError):
