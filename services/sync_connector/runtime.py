@@ -25,10 +25,10 @@ from services.sync_connector.admin_notify.watch import AdminWatch, BreakerWatch
 from services.sync_connector.admin_notify.wiring import build_admin_notifications
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
-from services.sync_connector.consumer import SystemConsumer, UnprocessablePolicy
+from services.sync_connector.consumer import SystemConsumer
+from services.sync_connector.consumer_group import consumer_group
 from services.sync_connector.dead_letters import DeadLetterPublisher
 from services.sync_connector.delivery import SyncDelivery
-from services.sync_connector.handler import SystemMessageHandler
 from services.sync_connector.http_api import create_api
 from services.sync_connector.http_clients import CLIENT_CODES, HttpClientMetrics, HttpClients
 from services.sync_connector.http_server import ApiServer
@@ -121,9 +121,6 @@ class ConnectorRuntime:
         unprocessable = UnprocessableMessages(
             engine, UnprocessableMetrics(self.registry), on_recorded=self.dead_letters.notify
         )
-        unprocessable_policy = UnprocessablePolicy(
-            settings.unprocessable_after_failures, settings.unprocessable_streak_limit
-        )
         for system in (s for s in EXTERNAL_SYSTEMS if s.code in settings.systems):
             breaker = self.breakers[system.code] = CircuitBreaker(
                 system.code,
@@ -148,17 +145,8 @@ class ConnectorRuntime:
                 max_wave=settings.delivery_wave_size,
                 clock=self.clock,
             )
-            group_id = settings.group_id(system.code)
-            self.consumers[system.code] = SystemConsumer(
-                system.code,
-                kafka=settings.kafka,
-                topic=settings.topic,
-                group_id=group_id,
-                handler=SystemMessageHandler(delivery, system.code, group_id, self._tracer, self.metrics),
-                metrics=self.metrics,
-                grace_s=settings.shutdown_grace_s,
-                dead_letters=unprocessable,
-                unprocessable=unprocessable_policy,
+            self.consumers[system.code] = consumer_group(
+                settings, system.code, delivery, tracer=self._tracer, metrics=self.metrics, unprocessable=unprocessable
             )
             self.schedulers[system.code] = RetryScheduler(
                 delivery,

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
-from services.sync_connector.consumer import SystemConsumer, UnprocessablePolicy
+from services.sync_connector.consumer import SystemConsumer
+from services.sync_connector.consumer_group import consumer_group
 from services.sync_connector.engine import DeliveryEngine
-from services.sync_connector.handler import SystemMessageHandler
 from services.sync_connector.http_clients import PROFILE_CLIENT, SMS_CLIENT, HttpClients
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.notify.channels import EmailTransport, SmsTransport, Transport
@@ -111,16 +111,7 @@ def build_notifications(
         deadline_s=notify.delivery_deadline_s,
         clock=clock,
     )
-    group_id = settings.group_id(NOTIFY_CODE)
-    consumer = SystemConsumer(
-        NOTIFY_CODE,
-        kafka=settings.kafka,
-        topic=settings.topic,
-        group_id=group_id,
-        handler=SystemMessageHandler(intake, NOTIFY_CODE, group_id, tracer, connector_metrics),
-        metrics=connector_metrics,
-        grace_s=settings.shutdown_grace_s,
-        dead_letters=unprocessable,
-        unprocessable=UnprocessablePolicy(settings.unprocessable_after_failures, settings.unprocessable_streak_limit),
+    consumer = consumer_group(
+        settings, NOTIFY_CODE, intake, tracer=tracer, metrics=connector_metrics, unprocessable=unprocessable
     )
     return NotificationParts(consumer, schedulers, breakers)
