@@ -38,7 +38,9 @@ class OutboxFilter(msgspec.Struct, frozen=True):
     created_to: datetime | None = None  # exclusive
 
 
-class OutboxEntry(msgspec.Struct, frozen=True):
+class OutboxEntrySummary(msgspec.Struct, rename="camel", frozen=True):
+    """An outbox row without its payload and headers, as listings show it (camelCase on the wire: the admin API's)."""
+
     id: uuid.UUID
     seq: int
     shard: int
@@ -52,8 +54,16 @@ class OutboxEntry(msgspec.Struct, frozen=True):
     published_offset: int | None
     created_at: datetime
     published_at: datetime | None
+
+
+class OutboxEntry(OutboxEntrySummary, frozen=True):
+    """An outbox row; a listing reads it without ``payload`` and ``headers`` (None)."""
+
     payload: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
+
+    def summary(self) -> OutboxEntrySummary:
+        return OutboxEntrySummary(**{name: getattr(self, name) for name in OutboxEntrySummary.__struct_fields__})
 
 
 class RedrivenRow(msgspec.Struct, frozen=True):
@@ -69,7 +79,7 @@ class OutboxAdmin:
         self._connection = connection
         self._table = table
         self._channel = notify_channel
-        self._summary = [table.c[name] for name in OutboxEntry.__struct_fields__ if name not in ("payload", "headers")]
+        self._summary = [table.c[name] for name in OutboxEntrySummary.__struct_fields__]
 
     async def page(self, where: OutboxFilter, after_seq: int | None, limit: int) -> list[OutboxEntry]:
         """A page in ``seq`` order, without payloads; the next page starts after the last ``seq``."""

@@ -121,12 +121,10 @@ def list_entries(
     limit: int,
 ) -> None:
     """One JSON line per entry in commit order, then {"nextCursor": ...}."""
-    from services.profile.outbox_admin.routes import OutboxEntrySummary  # noqa: PLC0415
-
     where = _filter(status, customer_id, created_from, created_to)
     page = _run(lambda service: service.list_entries(where, cursor, limit))
     for entry in page.items:
-        _echo_json(OutboxEntrySummary.of(entry))
+        _echo_json(entry.summary())
     _echo_json({"nextCursor": str(page.next_after) if page.next_after is not None else None})
 
 
@@ -134,10 +132,8 @@ def list_entries(
 @click.argument("entry_id", type=click.UUID)
 def show(entry_id: uuid.UUID) -> None:
     """One entry with its payload and headers, as JSON."""
-    from services.profile.outbox_admin.routes import OutboxEntryDetail  # noqa: PLC0415
-
     entry = _run(lambda service: service.get(entry_id))
-    _echo_json(OutboxEntryDetail.of(entry))
+    _echo_json(entry)
 
 
 @outbox.command("redrive")

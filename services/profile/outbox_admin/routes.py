@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 from litestar import Controller, get, post
@@ -13,7 +12,7 @@ from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
-from libs.outbox.admin import OutboxEntry, OutboxFilter
+from libs.outbox.admin import OutboxEntry, OutboxEntrySummary, OutboxFilter
 from libs.outbox.table import OutboxStatus
 from services.profile.access.auth import Role, requires
 from services.profile.outbox_admin.service import (
@@ -30,41 +29,6 @@ from services.profile.shared.web.schemas import Request
 AggregateId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 DEFAULT_PAGE_SIZE = 50
 MAX_REDRIVE_IDS = 1_000
-
-
-class OutboxEntrySummary(msgspec.Struct, rename="camel", frozen=True):
-    id: str
-    seq: int
-    shard: int
-    aggregate_type: str
-    aggregate_id: str
-    event_type: str
-    status: str
-    attempts: int
-    last_error: str | None
-    published_partition: int | None
-    published_offset: int | None
-    created_at: datetime
-    published_at: datetime | None
-
-    @classmethod
-    def of(cls, entry: OutboxEntry) -> OutboxEntrySummary:
-        return cls(**_fields(cls, entry))
-
-
-class OutboxEntryDetail(OutboxEntrySummary, frozen=True):
-    payload: dict[str, Any] | None = None
-    headers: dict[str, str] | None = None
-
-    @classmethod
-    def of(cls, entry: OutboxEntry) -> OutboxEntryDetail:
-        return cls(**_fields(cls, entry))
-
-
-def _fields(cls: type[msgspec.Struct], entry: OutboxEntry) -> dict[str, Any]:
-    values = {name: getattr(entry, name) for name in cls.__struct_fields__}
-    values["id"] = str(entry.id)
-    return values
 
 
 class OutboxPageResponse(msgspec.Struct, rename="camel", frozen=True):
@@ -126,17 +90,17 @@ class OutboxAdminController(Controller):
             OutboxFilter(status, customer_id, instant(created_from, "from"), instant(created_to, "to")), cursor, limit
         )
         next_cursor = str(page.next_after) if page.next_after is not None else None
-        return OutboxPageResponse([OutboxEntrySummary.of(e) for e in page.items], next_cursor)
+        return OutboxPageResponse([e.summary() for e in page.items], next_cursor)
 
     @get("/{entry_id:str}", guards=[requires(Role.ADMIN)], responses=ex.problems("OUTBOX_ENTRY_NOT_FOUND"))
     async def get_entry(
         self, entry_id: Annotated[str, PathParameter(max_length=64)], outbox_admin: NamedDependency[OutboxAdminService]
-    ) -> OutboxEntryDetail:
+    ) -> OutboxEntry:
         try:
             parsed = uuid.UUID(entry_id)
         except ValueError:
             raise OutboxEntryNotFound(f"outbox entry {entry_id} not found (not a UUID)") from None
-        return OutboxEntryDetail.of(await outbox_admin.get(parsed))
+        return await outbox_admin.get(parsed)
 
     @post(
         "/redrive",
