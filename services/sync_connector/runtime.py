@@ -26,7 +26,6 @@ from services.sync_connector.admin_notify.wiring import build_admin_notification
 from services.sync_connector.breaker import BreakerState, CircuitBreaker
 from services.sync_connector.clock import SYSTEM_CLOCK, Clock
 from services.sync_connector.consumer import SystemConsumer
-from services.sync_connector.consumer_group import consumer_group
 from services.sync_connector.dead_letters import DeadLetterPublisher
 from services.sync_connector.delivery import SyncDelivery
 from services.sync_connector.http_api import create_api
@@ -43,6 +42,7 @@ from services.sync_connector.settings import ConnectorSettings
 from services.sync_connector.sinks import EXTERNAL_SYSTEMS, HttpSink
 from services.sync_connector.status_gauges import StatusGauges, StatusRefresher
 from services.sync_connector.unprocessable import UnprocessableMessages, UnprocessableMetrics
+from services.sync_connector.wiring import Wiring
 
 log = get_logger(__name__)
 
@@ -121,17 +121,15 @@ class ConnectorRuntime:
         unprocessable = UnprocessableMessages(
             engine, UnprocessableMetrics(self.registry), on_recorded=self.dead_letters.notify
         )
+        wiring = Wiring(settings, engine, http, self.metrics, self._tracer, self._breaker_moved, self.clock)
         for system in (s for s in EXTERNAL_SYSTEMS if s.code in settings.systems):
-            breaker = self.breakers[system.code] = CircuitBreaker(
+            breaker = self.breakers[system.code] = wiring.breaker(
                 system.code,
                 failure_threshold=settings.breaker_failure_threshold,
                 cooldown_s=settings.breaker_cooldown_s,
                 max_cooldown_s=settings.backoff_max_s,
                 call_timeout_s=settings.http_client(system.code).call_timeout_s,
-                clock=self.clock.monotonic,
-                on_transition=self._breaker_moved,
             )
-            self.metrics.breaker_state.labels(system.code).set(BreakerState.CLOSED)
             delivery = SyncDelivery(
                 engine,
                 HttpSink(system, settings.endpoint(system.code), http.get(system.code)),
@@ -145,45 +143,20 @@ class ConnectorRuntime:
                 max_wave=settings.delivery_wave_size,
                 clock=self.clock,
             )
-            self.consumers[system.code] = consumer_group(
-                settings, system.code, delivery, tracer=self._tracer, metrics=self.metrics, unprocessable=unprocessable
-            )
-            self.schedulers[system.code] = RetryScheduler(
+            self.consumers[system.code] = wiring.consumer_group(system.code, delivery, unprocessable)
+            self.schedulers[system.code] = wiring.scheduler(
                 delivery,
                 breaker,
-                self.metrics,
-                self._tracer,
                 poll_interval_s=settings.retry_poll_interval_s,
                 concurrency=settings.retry_concurrency,
-                grace_s=settings.shutdown_grace_s,
             )
         if settings.notify.enabled:  # its consumer group, schedulers and breakers run with the systems' ones
-            notifications = build_notifications(
-                settings,
-                engine,
-                http,
-                metrics=self.notify_metrics,
-                connector_metrics=self.metrics,
-                unprocessable=unprocessable,
-                tracer=self._tracer,
-                on_breaker_transition=self._breaker_moved,
-                clock=self.clock,
-            )
+            notifications = build_notifications(wiring, metrics=self.notify_metrics, unprocessable=unprocessable)
             self.consumers[NOTIFY_CODE] = notifications.consumer
             self.schedulers.update(notifications.schedulers)
             self.breakers.update(notifications.breakers)
         if settings.admin_notify.enabled:  # the admins' mail is one more channel of the delivery engine
-            admin_parts = build_admin_notifications(
-                settings,
-                engine,
-                http,
-                metrics=self.admin_metrics,
-                connector_metrics=self.metrics,
-                breakers=self.breaker_watch,
-                tracer=self._tracer,
-                on_breaker_transition=self._breaker_moved,
-                clock=self.clock,
-            )
+            admin_parts = build_admin_notifications(wiring, metrics=self.admin_metrics, breakers=self.breaker_watch)
             self.schedulers[admin_parts.breaker.system_code] = admin_parts.scheduler
             self.breakers[admin_parts.breaker.system_code] = admin_parts.breaker
             self.admin_watch = admin_parts.watch
