@@ -225,14 +225,9 @@ class ConnectorRuntime:
             *(consumer.stop() for consumer in self.consumers.values()),
             *(scheduler.stop() for scheduler in self.schedulers.values()),
         )
-        if self.admin_watch is not None:
-            await self.admin_watch.stop()
-        if self.dead_letters is not None:
-            await self.dead_letters.stop()
-        if self.status_refresher is not None:
-            await self.status_refresher.stop()
-        if self._api is not None:
-            await self._api.stop()
+        for part in (self.admin_watch, self.dead_letters, self.status_refresher, self._api):
+            if part is not None:  # None: the start failed before it
+                await part.stop()
         if self._http is not None:
             await self._http.close()
         if self._engine is not None:
