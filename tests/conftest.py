@@ -24,6 +24,9 @@ import structlog
 from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from migrations.runner import upgrade_all
+from tests.python_source import pause_gc_in_every_parse
+
+pause_gc_in_every_parse()
 
 
 @pytest.fixture(autouse=True)

@@ -1,26 +1,39 @@
-"""Parse the project's own Python files for the architecture tests."""
+"""``ast.parse`` with the garbage collector paused, for every parse a test process makes.
+
+CPython 3.11 before 3.11.9 (gh-106905) can fail a parse with "SystemError: AST constructor
+recursion depth mismatch" when a collection runs other code in the middle of building the tree.
+It hit the architecture checks below and Hypothesis' descriptions of schemathesis' filters;
+``pause_gc_in_every_parse`` guards every caller of ``ast.parse`` (pytest's assertion rewriting,
+Hypothesis, our checks) in the test session and the schemathesis launcher.
+"""
 
 from __future__ import annotations
 
 import ast
 import gc
 from pathlib import Path
+from typing import Any
+
+_parse = ast.parse
 
 
-def parse_source(source: str) -> ast.Module:
-    """``ast.parse`` with the garbage collector paused.
-
-    CPython 3.11 before 3.11.9 (gh-106905) can fail a parse with "SystemError: AST constructor
-    recursion depth mismatch" when a collection runs finalizers of other tests' objects in the
-    middle of building the tree; this checks source text, not the interpreter.
-    """
+def _parse_with_gc_paused(*args: Any, **kwargs: Any) -> Any:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return ast.parse(source)
+        return _parse(*args, **kwargs)
     finally:
         if enabled:
             gc.enable()
+
+
+def pause_gc_in_every_parse() -> None:
+    ast.parse = _parse_with_gc_paused
+
+
+def parse_source(source: str) -> ast.Module:
+    tree: ast.Module = _parse_with_gc_paused(source)
+    return tree
 
 
 def parse_file(path: Path) -> ast.Module:
