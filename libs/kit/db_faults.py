@@ -8,8 +8,9 @@ Two sets, one nested in the other:
   connection) and the socket's (``OSError``, ``TimeoutError`` included). A request that meets one
   answers "database unavailable" (the profile's DatabaseError, 503); a watcher on a raw asyncpg
   connection (the relay, the backlog gauges) reconnects and tries again.
-- ``DATABASE_FAULTS``: those plus SQLAlchemy's own errors of pool and connection state (a checkout
-  that timed out, a transaction invalidated by a lost connection). Loops that must outlive the
+  A pool checkout that timed out counts too: every connection was busy (overload), a retryable 503.
+- ``DATABASE_FAULTS``: those plus SQLAlchemy's own errors of connection state (a transaction
+  invalidated by a lost connection). Loops that must outlive the
   database (retry schedulers, publishers, the consumer) catch these. A request does not: SQLAlchemy's
   errors outside ``DATABASE_ERRORS`` are ours to fix (500), not the database's.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # SQLAlchemy wraps the driver's errors of a statement, but not every error of opening a connection:
 # asyncpg's own (CannotConnectNowError while PostgreSQL recovers after a restart, InterfaceError on a
@@ -33,6 +35,9 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     OSError,  # TimeoutError is one
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # No pooled connection within the pool's timeout: the database is out of reach for now (every
+    # connection busy under overload), a retryable 503, not a bug of ours (500, "needs an operator").
+    PoolTimeout,
 )
 DATABASE_FAULTS: tuple[type[Exception], ...] = (SQLAlchemyError, *DATABASE_ERRORS)
 
