@@ -6,7 +6,6 @@ all of them; a system with a different protocol would get its own ``Sink``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Protocol
 
 import aiohttp
@@ -14,6 +13,7 @@ import msgspec
 from opentelemetry import propagate
 
 from contracts.events import CustomerNameChanged
+from contracts.external_systems import ExternalSyncRequest
 from services.sync_connector.http_clients import HttpClient
 from services.sync_connector.settings import SystemEndpoint
 from services.sync_connector.signing import SIGNATURE_HEADER, sign_body
@@ -31,22 +31,10 @@ CSS = ExternalSystem("CSS", "客服系统", "/api/customer/profile")
 EXTERNAL_SYSTEMS: tuple[ExternalSystem, ...] = (CRM, CMS, CSS)
 
 
-class SyncPayload(msgspec.Struct, frozen=True, rename="camel"):
-    """The JSON body every external system receives (also stored as ``sync_data``)."""
-
-    event_id: str
-    customer_id: str
-    application_id: str
-    customer_name: str
-    old_name: str
-    profile_version: int
-    reason: str
-    changed_at: datetime
-
-
 def encode_payload(event_id: str, event: CustomerNameChanged) -> bytes:
+    """The body every external system receives (the contract's request), also stored as ``sync_data``."""
     return msgspec.json.encode(
-        SyncPayload(
+        ExternalSyncRequest(
             event_id=event_id,
             customer_id=event.customer_id,
             application_id=event.application_id,
@@ -61,7 +49,7 @@ def encode_payload(event_id: str, event: CustomerNameChanged) -> bytes:
 
 def event_from_payload(sync_data: str | bytes) -> CustomerNameChanged:
     """The event a stored payload was made from (the dead-letter topic carries the event again)."""
-    payload = msgspec.json.decode(sync_data, type=SyncPayload)
+    payload = msgspec.json.decode(sync_data, type=ExternalSyncRequest)
     return CustomerNameChanged(
         customer_id=payload.customer_id,
         application_id=payload.application_id,
