@@ -73,10 +73,12 @@ _ARGS = {
 
 def _connector_url(line: str) -> str | None:
     """The sync-connector's ``connector_started`` JSON log line carries the URL its API listens on."""
-    if '"connector_started"' not in line:
+    if '"connector_started"' not in line or (start := line.find("{")) < 0:
         return None
     try:
-        entry = json.loads(line)
+        # The first JSON object of the line: Litestar's log handler writes from a thread of its own,
+        # and its text may land on the same line, after ours.
+        entry, _ = json.JSONDecoder().raw_decode(line, start)
     except ValueError:
         return None
     url = entry.get("http_url") if isinstance(entry, dict) and entry.get("event") == "connector_started" else None

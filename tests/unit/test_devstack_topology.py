@@ -178,3 +178,14 @@ def test_one_process_built_alone_with_external_systems_elsewhere(tmp_path: Path)
     assert connector.url is None, "known once it has started"
     assert {connector.env[f"CONNECTOR_{code}_URL"] for code in SECRETS} == {"http://127.0.0.1:9999"}
     assert connector.log_file == tmp_path / "connector-a.log"
+
+
+def test_the_connectors_address_is_read_from_its_start_line_even_with_text_after_it() -> None:
+    from libs.devstack.topology import _connector_url
+
+    started = '{"event": "connector_started", "http_url": "http://127.0.0.1:4100"}'
+    assert _connector_url(started) == "http://127.0.0.1:4100"
+    # Litestar's log handler writes from its own thread: its line may land after ours, unbroken.
+    assert _connector_url(started + "INFO - uvicorn.error - Started server process [7]") == "http://127.0.0.1:4100"
+    assert _connector_url('{"event": "consumer_started"}') is None
+    assert _connector_url("connector_started, not JSON") is None
