@@ -13,7 +13,7 @@ import pytest
 from libs.devstack.processes import ServiceProcess
 from libs.devstack.topology import Role, Topology
 from libs.kit.kafka import KafkaSettings
-from libs.outbox.table import SHARD_COUNT
+from libs.outbox.table import SHARD_COUNT, shard_of
 from libs.outbox.writer import OutboxMessage
 from tests.relay_support import (
     collecting,
@@ -29,7 +29,8 @@ from tests.relay_support import (
 
 ROWS = 1_000
 KEYS = 300
-KILL_AFTER = 50  # published rows before the kill: well into the stream, far from its end
+KILL_AFTER = 50  # published rows before the kill: well into the stream
+KILL_AT_ROW = ROWS // 2  # rows written before the kill; the rest only after it
 LEASE_TTL_S = 2.0
 
 
@@ -100,20 +101,26 @@ async def test_a_killed_relay_instance_loses_nothing_and_its_shards_move_after_t
         # The rows come once the two share the shards: a relay alone drains 1,000 rows in well under
         # the time a rebalance takes, and the kill must land mid-stream.
         await wait_until(both_own, timeout=30, message="the two relays did not share the shards", interval=0.02)
+        # The first half goes in before the kill and the second half after it: however fast the relays
+        # drain on this machine, the killed instance's shards still have rows to move when its lease expires.
         async with engine_for(database_url) as engine:
-            for start in range(0, ROWS, 100):
+            for start in range(0, KILL_AT_ROW, 100):
                 await write(engine, messages[start : start + 100])
-        await wait_until(
-            both_own_and_some_published,
-            timeout=30,
-            message=lambda: f"the two relays did not share the work (logs: {log_a}, {log_b})",
-            interval=0.02,
-        )
-        killed_shards = {s for s, o in (await shard_owners(database_url)).items() if o == "relay-a"}
-        relay_a.kill()
-        killed_at = time.monotonic()
-        at_kill = await published()
-        assert 0 < at_kill < ROWS, f"the kill must land mid-stream, {at_kill} of {ROWS} were published"
+            await wait_until(
+                both_own_and_some_published,
+                timeout=30,
+                message=lambda: f"the two relays did not share the work (logs: {log_a}, {log_b})",
+                interval=0.02,
+            )
+            killed_shards = {s for s, o in (await shard_owners(database_url)).items() if o == "relay-a"}
+            relay_a.kill()
+            killed_at = time.monotonic()
+            at_kill = await published()
+            for start in range(KILL_AT_ROW, ROWS, 100):
+                await write(engine, messages[start : start + 100])
+        assert 0 < at_kill <= KILL_AT_ROW, f"{at_kill} of {KILL_AT_ROW} published at the kill"
+        orphaned = [m for m in messages[KILL_AT_ROW:] if shard_of(m.aggregate_id) in killed_shards]
+        assert orphaned, "no row written after the kill falls in the killed instance's shards"
 
         async def b_owns_all() -> bool:
             return await owners() == {"relay-b": SHARD_COUNT}
@@ -138,7 +145,8 @@ async def test_a_killed_relay_instance_loses_nothing_and_its_shards_move_after_t
     assert await owners() == {"-": SHARD_COUNT}, "stopped instances hand their shards back"
 
     print(
-        f"killed after {at_kill} of {ROWS} rows; shards {sorted(killed_shards)} taken over after {takeover_s:.1f}s "
+        f"killed after {at_kill} of {ROWS} rows ({len(orphaned)} of its rows written after the kill); "
+        f"shards {sorted(killed_shards)} taken over after {takeover_s:.1f}s "
         f"(lease ttl {LEASE_TTL_S}s)"
     )
     await _assert_all_delivered_in_order(database_url, kafka_settings, topic, messages, versions)
