@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -16,28 +16,21 @@ from services.profile.domain.errors import (
 )
 from services.profile.domain.ledger import ProfileChanges, audit_values, plan_edit, plan_soft_delete, plan_undelete
 from services.profile.domain.model import (
-    AccountType,
     ApplicationOrigin,
     ApplicationStatus,
-    Customer,
     CustomerStatus,
-    NameChangeApplication,
+    Decision,
     direct_name_change,
+    new_application,
 )
 from services.profile.domain.restore import RestoreAction, plan_customer_restore, plan_removal
 from services.profile.shared.pagination import encode_cursor, fingerprint, time_key
 from services.profile.shared.web.conditional import optional_version, required_version
+from tests.domain_support import NOW, customer
 
-NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-CUSTOMER = Customer(
-    customer_id="C1",
-    customer_name="张三",
+CUSTOMER = customer(
     contact_phone="13800138000",
     contact_email="zhang@example.com",
-    contact_address=None,
-    account_type=AccountType.RESIDENTIAL,
-    status=CustomerStatus.ACTIVE,
-    version=3,
     created_at=NOW - timedelta(days=10),
     updated_at=NOW - timedelta(days=1),
 )
@@ -134,19 +127,9 @@ def test_a_direct_name_change_is_approved_by_its_operator() -> None:
 
 
 def test_only_a_failed_application_is_reapplied() -> None:
-    failed = NameChangeApplication(
-        application_id="APP-1",
-        customer_id="C1",
-        old_name="旧名",
-        new_name="李四",
-        reason="r",
-        status=ApplicationStatus.UPDATE_FAILED,
-        profile_version=1,
-        created_at=NOW,
-        updated_at=NOW,
-        auditor_id="auditor",
-        failure_code="CONCURRENCY_CONFLICT",
-    )
+    submitted = new_application("APP-1", replace(CUSTOMER, customer_name="旧名", version=1), "李四", "r", NOW)
+    approved = submitted.decide(Decision.APPROVED, "auditor", None, NOW)
+    failed = approved.update_failed("CONCURRENCY_CONFLICT", "the profile moved on", NOW)
     rebased = failed.reapply(CUSTOMER, NOW)
     assert (rebased.status, rebased.old_name, rebased.profile_version, rebased.auditor_id) == (
         ApplicationStatus.PENDING,

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from services.profile.domain.errors import ConcurrencyConflict, InvalidStatus, ProfileNotFound
-from services.profile.domain.model import (
-    AccountType,
-    ApplicationStatus,
-    Customer,
-    CustomerStatus,
-    Decision,
-    new_application,
-    plan_name_change,
-)
+from services.profile.domain.model import ApplicationStatus, Decision, new_application, plan_name_change
+from tests.domain_support import NOW, customer
 
-NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-CUSTOMER = Customer(
-    customer_id="C1",
-    customer_name="张三",
-    contact_phone=None,
-    contact_email=None,
-    contact_address=None,
-    account_type=AccountType.RESIDENTIAL,
-    status=CustomerStatus.ACTIVE,
-    version=3,
-    created_at=NOW,
-    updated_at=NOW,
-)
+CUSTOMER = customer()
 
 
 def test_submission_captures_old_name_and_version() -> None:
