@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 
 import structlog
@@ -58,7 +59,7 @@ from services.sync_connector.outcome import (
     classify_transport_error,
 )
 from services.sync_connector.records import NewRecord, SyncRecord, SyncSettlement, SyncUnitOfWork
-from services.sync_connector.sinks import Sink, SinkUnavailableError, encode_payload
+from services.sync_connector.sinks import ExternalSystem, Sink, SinkUnavailableError, encode_payload
 
 log = get_logger(__name__)
 
@@ -134,31 +135,32 @@ class SyncLedger:
         await self._uow.commit()
 
 
+@dataclass(eq=False)
 class SyncChannel:
     """CRM, CMS or CSS as a channel of the delivery engine."""
 
-    def __init__(
-        self, engine: AsyncEngine, sink: Sink, metrics: ConnectorMetrics, *, recheck_s: float, clock: Clock
-    ) -> None:
-        self._engine = engine
-        self._sink = sink
-        self._metrics = metrics
-        self._recheck_s = recheck_s
-        self._clock = clock
-        self.system = sink.system
+    engine: AsyncEngine
+    sink: Sink
+    metrics: ConnectorMetrics
+    _: KW_ONLY
+    recheck_s: float
+    clock: Clock
 
-    @property
-    def code(self) -> str:
-        return self.system.code
+    system: ExternalSystem = field(init=False)
+    code: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.system = self.sink.system
+        self.code = self.system.code
 
     @asynccontextmanager
     async def ledger(self) -> AsyncIterator[SyncLedger]:
-        async with SyncUnitOfWork(self._engine, self.code, self._clock) as uow:
-            yield SyncLedger(uow, self.code, self._metrics, self._recheck_s)
+        async with SyncUnitOfWork(self.engine, self.code, self.clock) as uow:
+            yield SyncLedger(uow, self.code, self.metrics, self.recheck_s)
 
     async def call(self, record: SyncRecord) -> Attempted:
         try:
-            response = await self._sink.send(record.event_id, record.sync_data.encode())
+            response = await self.sink.send(record.event_id, record.sync_data.encode())
         except SinkUnavailableError as exc:
             return Attempted(classify_transport_error(exc.kind, str(exc)))
         classification = classify_response(response.status, response.body, record.profile_version)
@@ -168,25 +170,25 @@ class SyncChannel:
         return result.status.value
 
     def deferred(self, record: SyncRecord, wait_s: float) -> None:
-        self._metrics.deferred.labels(self.code, "circuit_open").inc()
+        self.metrics.deferred.labels(self.code, "circuit_open").inc()
         _bind(record).info("sync_deferred_circuit_open", retry_in_s=round(wait_s, 3))
 
     def attempted(self, result: CallResult) -> None:
-        self._metrics.attempts.labels(self.code, result.classification.outcome.value).inc()
-        self._metrics.attempt_seconds.labels(self.code).observe(result.duration_s)
+        self.metrics.attempts.labels(self.code, result.classification.outcome.value).inc()
+        self.metrics.attempt_seconds.labels(self.code).observe(result.duration_s)
 
     def settled(self, settlement: SyncSettlement) -> None:
         record, result = settlement.record, settlement.result
         status = result.status
         if result.counted or status is not record.status:  # a failed probe changes nothing of its record
-            self._metrics.status.labels(self.code, status.value).inc()
+            self.metrics.status.labels(self.code, status.value).inc()
         retries = record.retry_count + (1 if status is SyncStatus.RETRYING and result.counted else 0)
         log_attempt(_bind(record), result, retries=retries)
         if status is SyncStatus.FAILED:
-            self._metrics.dead_letters.labels(self.code, result.dead_letter_reason).inc()
+            self.metrics.dead_letters.labels(self.code, result.dead_letter_reason).inc()
 
     def lost(self, settlement: SyncSettlement) -> None:
-        self._metrics.claims_lost.labels(self.code).inc()
+        self.metrics.claims_lost.labels(self.code).inc()
         _bind(settlement.record).warning(
             "sync_claim_lost",
             outcome=settlement.result.classification.outcome.value,
@@ -194,12 +196,12 @@ class SyncChannel:
         )
 
     def not_recorded(self, count: int, error: Exception, wait_s: float) -> None:
-        self._metrics.processing_errors.labels(self.code, "database").inc()
+        self.metrics.processing_errors.labels(self.code, "database").inc()
         log.warning("sync_results_not_recorded", records=count, error=repr(error), retry_in_s=round(wait_s, 3))
 
     def expired(self, expired: Expired, detail: str) -> None:
-        self._metrics.status.labels(self.code, SyncStatus.FAILED.value).inc()
-        self._metrics.dead_letters.labels(self.code, DeadLetterReason.DEADLINE.value).inc()
+        self.metrics.status.labels(self.code, SyncStatus.FAILED.value).inc()
+        self.metrics.dead_letters.labels(self.code, DeadLetterReason.DEADLINE.value).inc()
         log.error(
             "sync_failed_dead_lettered",
             reason=DeadLetterReason.DEADLINE.value,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from opentelemetry import trace
@@ -74,36 +75,32 @@ class ScheduledDelivery(Protocol[ClaimT]):
         ...
 
 
+@dataclass(eq=False)
 class RetryScheduler(Generic[ClaimT]):
-    def __init__(
-        self,
-        delivery: ScheduledDelivery[ClaimT],
-        breaker: CircuitBreaker,
-        metrics: ConnectorMetrics,
-        tracer: trace.Tracer,
-        *,
-        poll_interval_s: float,
-        concurrency: int,
-        grace_s: float,
-        span_name: str = "",
-    ) -> None:
-        self._delivery = delivery
-        self._breaker = breaker
-        self._metrics = metrics
-        self._tracer = tracer
-        self._poll_s = poll_interval_s
-        self._concurrency = concurrency
-        self._grace_s = grace_s
-        self._code = delivery.system_code
-        self._span_name = span_name or f"sync retry {self._code}"
-        self._stop = asyncio.Event()
-        self._slot_freed = asyncio.Event()
-        self._woken = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
+    delivery: ScheduledDelivery[ClaimT]
+    breaker: CircuitBreaker
+    metrics: ConnectorMetrics
+    tracer: trace.Tracer
+    _: KW_ONLY
+    poll_interval_s: float
+    concurrency: int
+    grace_s: float
+    span_name: str = ""
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _slot_freed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _woken: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _in_flight: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.span_name = self.span_name or f"sync retry {self.code}"
+
+    @property
+    def code(self) -> str:
+        return self.delivery.system_code
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"retry-scheduler-{self._code}")
+        self._task = asyncio.create_task(self._run(), name=f"retry-scheduler-{self.code}")
 
     def wake(self) -> None:
         """Look for due records now rather than after the poll interval (a record was just committed)."""
@@ -115,7 +112,7 @@ class RetryScheduler(Generic[ClaimT]):
         if self._task is not None:
             await self._task
         if self._in_flight:
-            _, pending = await asyncio.wait(self._in_flight, timeout=self._grace_s)
+            _, pending = await asyncio.wait(self._in_flight, timeout=self.grace_s)
             for task in pending:  # their claims' leases end and another instance repeats the call
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -125,28 +122,28 @@ class RetryScheduler(Generic[ClaimT]):
         failures = 0
         expired_at = float("-inf")
         while not self._stop.is_set():
-            allowed = self._breaker.calls_allowed()
-            if allowed is not None and time.monotonic() - expired_at >= self._poll_s:
+            allowed = self.breaker.calls_allowed()
+            if allowed is not None and time.monotonic() - expired_at >= self.poll_interval_s:
                 expired_at = time.monotonic()
                 if not await self._expire_overdue():
-                    await self._wait(self._poll_s)
+                    await self._wait(self.poll_interval_s)
                     continue
             if allowed == 0:
-                await self._wait(min(max(self._breaker.seconds_until_probe(), 0.01), self._poll_s))
+                await self._wait(min(max(self.breaker.seconds_until_probe(), 0.01), self.poll_interval_s))
                 continue
-            free = self._concurrency - len(self._in_flight)
+            free = self.concurrency - len(self._in_flight)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._wait_for_slot()
                 continue
             limit = free if allowed is None else min(free, allowed)
             try:
-                batch = await self._delivery.claim_due(limit)
+                batch = await self.delivery.claim_due(limit)
             except DATABASE_FAULTS as exc:
                 failures += 1
-                self._metrics.scheduler_errors.labels(self._code).inc()
+                self.metrics.scheduler_errors.labels(self.code).inc()
                 wait_s = ERROR_BACKOFF.delay_before_retry(failures)
-                log.warning("retry_scheduler_failed", system_code=self._code, error=repr(exc), retry_in_s=wait_s)
+                log.warning("retry_scheduler_failed", system_code=self.code, error=repr(exc), retry_in_s=wait_s)
                 await self._wait(wait_s)
                 continue
             failures = 0
@@ -155,47 +152,47 @@ class RetryScheduler(Generic[ClaimT]):
             # A full batch that made progress means more may be due right now; otherwise wait a poll
             # (a wake-up, set before or during this round, cuts it short: no new record waits a poll).
             if batch.examined < limit or batch.skipped == batch.examined:
-                await self._sleep(self._poll_s, self._woken)
+                await self._sleep(self.poll_interval_s, self._woken)
                 self._woken.clear()
 
     async def _expire_overdue(self) -> bool:
         """While the system is down: fail the waiting records whose deadline passed. False on a database fault."""
         try:
-            await self._delivery.expire_overdue(EXPIRE_BATCH)
+            await self.delivery.expire_overdue(EXPIRE_BATCH)
         except DATABASE_FAULTS as exc:
-            self._metrics.scheduler_errors.labels(self._code).inc()
-            log.warning("retry_scheduler_expiry_failed", system_code=self._code, error=repr(exc))
+            self.metrics.scheduler_errors.labels(self.code).inc()
+            log.warning("retry_scheduler_expiry_failed", system_code=self.code, error=repr(exc))
             return False
         return True
 
     def _launch(self, claim: ClaimT) -> None:
-        self._metrics.scheduled_claims.labels(self._code).inc()
-        task = asyncio.create_task(self._attempt(claim), name=f"retry-{self._code}-{claim.record_id}")
+        self.metrics.scheduled_claims.labels(self.code).inc()
+        task = asyncio.create_task(self._attempt(claim), name=f"retry-{self.code}-{claim.record_id}")
         self._in_flight.add(task)
         task.add_done_callback(lambda done: self._done(done, claim.permit))
 
     def _done(self, task: asyncio.Task[None], permit: Permit) -> None:
         # A no-op when the call reported its result; frees the trial of a task that never got to call.
-        self._breaker.release(permit)
+        self.breaker.release(permit)
         self._in_flight.discard(task)
         self._slot_freed.set()
 
     async def _attempt(self, claim: ClaimT) -> None:
         # The retry continues the trace of the transaction that wrote the event.
-        with self._tracer.start_as_current_span(
-            self._span_name,
+        with self.tracer.start_as_current_span(
+            self.span_name,
             context=context_from_headers(dict(claim.trace_headers)),
             kind=SpanKind.INTERNAL,
             attributes={"messaging.message.id": claim.event_id, "sync.record_id": claim.record_id},
         ) as span:
             try:
-                status = await self._delivery.attempt(claim, self._stop)
+                status = await self.delivery.attempt(claim, self._stop)
             except SettleInterruptedError:
-                log.info("retry_result_left_to_lease", system_code=self._code, record_id=claim.record_id)
+                log.info("retry_result_left_to_lease", system_code=self.code, record_id=claim.record_id)
                 return
             except Exception:
                 # The claim's lease ends and the record is due again: nothing is lost.
-                log.exception("retry_attempt_failed", system_code=self._code, record_id=claim.record_id)
+                log.exception("retry_attempt_failed", system_code=self.code, record_id=claim.record_id)
                 return
             span.set_attribute("sync.status", "claim_lost" if status is None else str(status))
 
@@ -203,7 +200,7 @@ class RetryScheduler(Generic[ClaimT]):
         await wait_until_set(self._stop, seconds)
 
     async def _wait_for_slot(self) -> None:
-        await self._sleep(self._poll_s, self._slot_freed)
+        await self._sleep(self.poll_interval_s, self._slot_freed)
 
     async def _sleep(self, seconds: float, also: asyncio.Event) -> None:
         """Up to ``seconds``; stopping or ``also`` being set cuts it short."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import tzinfo
 
 import structlog
@@ -35,7 +36,7 @@ from services.sync_connector.notify.records import (
     NotificationStatus,
     NotificationUnitOfWork,
 )
-from services.sync_connector.notify.settings import Language
+from services.sync_connector.notify.settings import Channel, Language
 from services.sync_connector.notify.templates import NoticeFacts, choose_language, render
 from services.sync_connector.outcome import Classification, Outcome, RetryPolicy, SyncStatus
 
@@ -63,49 +64,41 @@ def status_of(result: CallResult) -> NotificationStatus:
     return NotificationStatus(final) if final is not None else _STATUS_OF[result.status]
 
 
+@dataclass(eq=False)
 class NotificationChannel:
     """E-mail or SMS as a channel of the delivery engine."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        transport: Transport,
-        contacts: ProfileContacts,
-        *,
-        metrics: NotificationMetrics,
-        tracer: trace.Tracer,
-        default_language: Language,
-        zone: tzinfo,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._engine = engine
-        self._transport = transport
-        self._contacts = contacts
-        self._metrics = metrics
-        self._tracer = tracer
-        self._default_language = default_language
-        self._zone = zone
-        self._clock = clock
-        self.channel = transport.channel
+    engine: AsyncEngine
+    transport: Transport
+    contacts: ProfileContacts
+    _: KW_ONLY
+    metrics: NotificationMetrics
+    tracer: trace.Tracer
+    default_language: Language
+    zone: tzinfo
+    clock: Clock = SYSTEM_CLOCK
 
-    @property
-    def code(self) -> str:
-        return self.channel.code
+    channel: Channel = field(init=False)
+    code: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.channel = self.transport.channel
+        self.code = self.channel.code
 
     @asynccontextmanager
     async def ledger(self) -> AsyncIterator[TableLedger[NotificationRecord]]:
-        async with NotificationUnitOfWork(self._engine, self._clock) as uow:
+        async with NotificationUnitOfWork(self.engine, self.clock) as uow:
             yield TableLedger(uow, uow.notifications, status_of, channel=self.channel.value)
 
     async def call(self, record: NotificationRecord) -> Attempted:
         try:
-            contact = await self._contacts.lookup(record.customer_id)
+            contact = await self.contacts.lookup(record.customer_id)
         except ContactLookupError as exc:  # the channel was not tried: its breaker learns nothing
-            self._metrics.contact_lookups.labels("error").inc()
+            self.metrics.contact_lookups.labels("error").inc()
             outcome = Outcome.RETRYABLE if exc.retryable else Outcome.REJECTED
             return Attempted(Classification(outcome, str(exc)), reached=False, label="contact_error")
-        self._metrics.contact_lookups.labels("not_found" if contact is None else "found").inc()
-        address = None if contact is None else self._transport.address_of(contact)
+        self.metrics.contact_lookups.labels("not_found" if contact is None else "found").inc()
+        address = None if contact is None else self.transport.address_of(contact)
         if contact is None or address is None:
             why = "no such customer" if contact is None else f"the customer has no {self.channel.value} contact"
             return Attempted(
@@ -114,7 +107,7 @@ class NotificationChannel:
                 final_status=NotificationStatus.SKIPPED_NO_CONTACT.value,
                 label="no_contact",
             )
-        language = choose_language(contact.preferred_language, self._default_language)
+        language = choose_language(contact.preferred_language, self.default_language)
         sent = await self._send(record, contact, address, language)
         applied = sent.classification.outcome is Outcome.APPLIED
         return Attempted(
@@ -133,8 +126,8 @@ class NotificationChannel:
             application_id=event.application_id,
             changed_at=event.changed_at,
         )
-        notice = render(self.channel, language, facts, self._zone)
-        with self._tracer.start_as_current_span(
+        notice = render(self.channel, language, facts, self.zone)
+        with self.tracer.start_as_current_span(
             f"send {self.channel.value}",
             kind=SpanKind.CLIENT,
             attributes={
@@ -144,7 +137,7 @@ class NotificationChannel:
                 "sync.record_id": record.id,
             },
         ) as span:
-            result = await self._transport.send(event_id=record.event_id, to=address, notice=notice)
+            result = await self.transport.send(event_id=record.event_id, to=address, notice=notice)
             span.set_attribute("notification.outcome", result.classification.outcome.value)
         return result
 
@@ -152,18 +145,18 @@ class NotificationChannel:
         return status_of(result).value
 
     def deferred(self, record: NotificationRecord, wait_s: float) -> None:  # noqa: ARG002 - the protocol's
-        self._metrics.deferred.labels(self.channel.value, "circuit_open").inc()
+        self.metrics.deferred.labels(self.channel.value, "circuit_open").inc()
 
     def attempted(self, result: CallResult) -> None:
         label = result.attempted.label or result.classification.outcome.value
-        self._metrics.attempts.labels(self.channel.value, label).inc()
-        self._metrics.attempt_seconds.labels(self.channel.value).observe(result.duration_s)
+        self.metrics.attempts.labels(self.channel.value, label).inc()
+        self.metrics.attempt_seconds.labels(self.channel.value).observe(result.duration_s)
 
     def settled(self, settlement: NotificationSettlement) -> None:
         record, result = settlement.record, settlement.result
         status = status_of(result)
         if result.counted or status.value != record.status:  # a failed probe changes nothing of its record
-            self._metrics.status.labels(self.channel.value, status.value).inc()
+            self.metrics.status.labels(self.channel.value, status.value).inc()
         label = result.attempted.label or result.classification.outcome.value
         fields = {"outcome": label, "attempt": record.attempts + (1 if result.counted else 0)}
         logger = _bind(record)
@@ -178,12 +171,12 @@ class NotificationChannel:
             logger.error("notification_failed", reason=result.dead_letter_reason, error=result.error, **fields)
 
     def lost(self, settlement: NotificationSettlement) -> None:
-        self._metrics.claims_lost.labels(self.channel.value).inc()
+        self.metrics.claims_lost.labels(self.channel.value).inc()
         label = settlement.result.attempted.label or settlement.result.classification.outcome.value
         _bind(settlement.record).warning("notification_claim_lost", outcome=label)
 
     def not_recorded(self, count: int, error: Exception, wait_s: float) -> None:
-        self._metrics.settle_errors.labels(self.channel.value).inc()
+        self.metrics.settle_errors.labels(self.channel.value).inc()
         log.warning(
             "notification_result_not_recorded",
             channel=self.channel.value,
@@ -193,7 +186,7 @@ class NotificationChannel:
         )
 
     def expired(self, expired: Expired, detail: str) -> None:
-        self._metrics.status.labels(self.channel.value, NotificationStatus.FAILED.value).inc()
+        self.metrics.status.labels(self.channel.value, NotificationStatus.FAILED.value).inc()
         log.error(
             "notification_failed",
             reason="deadline",
