@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from decimal import Decimal
-
-import msgspec
+from dataclasses import asdict, dataclass, replace
 
 from services.profile.domain.errors import ProfileNotFound
 from services.profile.domain.ledger import (
@@ -19,12 +16,11 @@ from services.profile.domain.ledger import (
     validate_profile,
 )
 from services.profile.domain.model import (
-    DEFAULT_CUSTOMER_TYPE,
-    NO_CREDIT,
     AccountType,
     ApplicationOrigin,
     ChangeKind,
     Customer,
+    CustomerDetails,
     CustomerStatus,
     direct_name_change,
 )
@@ -39,23 +35,12 @@ from services.profile.shared.results import Actor
 MAX_HISTORY = 500
 
 
-class NewCustomer(msgspec.Struct, frozen=True):
+@dataclass(frozen=True)
+class NewCustomer(CustomerDetails):
     customer_id: str
     customer_name: str
     account_type: AccountType
-    contact_phone: str | None = None
-    contact_email: str | None = None
-    contact_address: str | None = None
     customer_code: str | None = None  # None: the customer id
-    customer_type: str = DEFAULT_CUSTOMER_TYPE
-    contact_person: str | None = None
-    company: str | None = None
-    industry: str | None = None
-    region: str | None = None
-    credit_limit: Decimal = NO_CREDIT
-    sales_person: str | None = None
-    tax_number: str | None = None
-    remark: str | None = None
 
 
 class CustomerService:
@@ -70,7 +55,7 @@ class CustomerService:
         """Version 1 (or above a purged customer's last), created and updated by the token's subject."""
         now = self._clock()
         customer = Customer(
-            **{**msgspec.structs.asdict(new), "customer_code": new.customer_code or new.customer_id},
+            **{**asdict(new), "customer_code": new.customer_code or new.customer_id},
             status=CustomerStatus.ACTIVE,
             version=1,
             created_at=now,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
 
 from services.profile.domain.errors import (
     ConcurrencyConflict,
@@ -22,6 +25,10 @@ NO_CREDIT = Decimal("0.00")
 
 
 FAILURE_DETAIL_MAX = 2000  # characters of an update failure kept with the application
+# An application's fields that an audit decision or a failed update set: cleared on a re-application.
+_UNDECIDED: Mapping[str, Any] = MappingProxyType(
+    dict.fromkeys(("auditor_id", "audit_comment", "decided_at", "failure_code", "failure_detail"))
+)
 
 
 class AccountType(StrEnum):
@@ -71,27 +78,13 @@ class Decision(StrEnum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True)
-class Customer:
-    """Seed 004's customer record (``customers_backup_history``) at one version.
+@dataclass(frozen=True, kw_only=True)
+class CustomerDetails:
+    """The optional fields of a customer record, alike on a new customer and on every version."""
 
-    Personal data (the contact phone, e-mail and address, the tax number) is stored sealed,
-    never in plaintext. ``created_by``/``updated_by`` are token subjects, ``change_kind`` says
-    what made this version. A customer without a code has its id as code.
-    """
-
-    customer_id: str
-    customer_name: str
-    contact_phone: str | None
-    contact_email: str | None
-    contact_address: str | None
-    account_type: AccountType
-    status: CustomerStatus
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    deleted_at: datetime | None = None
-    customer_code: str = ""
+    contact_phone: str | None = None
+    contact_email: str | None = None
+    contact_address: str | None = None
     customer_type: str = DEFAULT_CUSTOMER_TYPE
     contact_person: str | None = None
     company: str | None = None
@@ -101,6 +94,26 @@ class Customer:
     sales_person: str | None = None
     tax_number: str | None = None
     remark: str | None = None
+
+
+@dataclass(frozen=True)
+class Customer(CustomerDetails):
+    """Seed 004's customer record (``customers_backup_history``) at one version.
+
+    Personal data (the contact phone, e-mail and address, the tax number) is stored sealed,
+    never in plaintext. ``created_by``/``updated_by`` are token subjects, ``change_kind`` says
+    what made this version. A customer without a code has its id as code.
+    """
+
+    customer_id: str
+    customer_name: str
+    account_type: AccountType
+    status: CustomerStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+    customer_code: str = ""
     created_by: str | None = None
     updated_by: str | None = None
     change_kind: ChangeKind = ChangeKind.CREATE
@@ -185,12 +198,8 @@ class NameChangeApplication:
             old_name=customer.customer_name,
             profile_version=customer.version,
             status=ApplicationStatus.PENDING,
-            auditor_id=None,
-            audit_comment=None,
-            decided_at=None,
-            failure_code=None,
-            failure_detail=None,
             updated_at=now,
+            **_UNDECIDED,
         )
 
 
