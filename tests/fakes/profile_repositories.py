@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from libs.outbox.writer import OutboxMessage
 from services.profile.domain.errors import CustomerAlreadyExists, CustomerCodeExists
@@ -27,6 +27,8 @@ from services.profile.shared.ports import (
     HistoryEntry,
     StoredAuditEntry,
 )
+
+Row = TypeVar("Row")
 
 
 class NotFaked(NotImplementedError):
@@ -169,18 +171,25 @@ class FakeApplications:
         raise NotFaked
 
 
-class FakeHistory:
+class _Appended(Generic[Row]):
+    """A table whose rows are only ever appended, one or several at a time."""
+
+    def __init__(self, rows: list[Row]) -> None:
+        self._rows = rows
+
+    async def add(self, row: Row) -> None:
+        self._rows.append(row)
+
+    async def add_many(self, rows: Sequence[Row]) -> None:
+        self._rows.extend(rows)
+
+
+class FakeHistory(_Appended[HistoryEntry]):
     def __init__(self, tables: ProfileTables) -> None:
-        self._t = tables
-
-    async def add(self, entry: HistoryEntry) -> None:
-        self._t.history.append(entry)
-
-    async def add_many(self, entries: Sequence[HistoryEntry]) -> None:
-        self._t.history.extend(entries)
+        super().__init__(tables.history)
 
     async def list_for_customer(self, customer_id: str, limit: int) -> Sequence[HistoryEntry]:
-        return [e for e in reversed(self._t.history) if e.customer_id == customer_id][:limit]
+        return [e for e in reversed(self._rows) if e.customer_id == customer_id][:limit]
 
 
 class FakeAuditLog:
@@ -198,15 +207,9 @@ class FakeAuditLog:
         raise NotFaked
 
 
-class FakeOutbox:
+class FakeOutbox(_Appended[OutboxMessage]):
     def __init__(self, tables: ProfileTables) -> None:
-        self._t = tables
-
-    async def add(self, message: OutboxMessage) -> None:
-        self._t.outbox.append(message)
-
-    async def add_many(self, messages: Sequence[OutboxMessage]) -> None:
-        self._t.outbox.extend(messages)
+        super().__init__(tables.outbox)
 
 
 class FakeNameChangeLedger:
