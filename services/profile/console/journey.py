@@ -28,7 +28,7 @@ from litestar.response import Redirect, Template
 from libs.kit.errors import AppError, ValidationError
 from libs.outbox.admin import OutboxEntry
 from services.profile.console.charts import ChartBucket, delivery_chart
-from services.profile.console.connector_api import DeliveryStats, JourneyRecord, SyncJourney
+from services.profile.console.connector_api import DeliveryStats, JourneyEvent, JourneyRecord, SyncJourney
 from services.profile.console.connector_client import ConnectorClient
 from services.profile.console.context import console_of
 from services.profile.console.forms import PathId, values
@@ -95,42 +95,29 @@ def changes_of(
 ) -> list[Change]:
     """The outbox rows and the connector's events joined on the event id (= outbox id), newest first."""
     events = {event.event_id: event for event in journey.events} if journey else {}
-    changes: list[Change] = []
-    for entry in entries:
-        event_id = str(entry.id)
-        event = events.pop(event_id, None)
-        trace_id = trace_id_of((entry.headers or {}).get("traceparent")) or (
-            trace_id_of(event.traceparent) if event else None
-        )
-        version = (entry.payload or {}).get("profileVersion")
-        changes.append(
-            Change(
-                event_id=event_id,
-                profile_version=version if isinstance(version, int) else (event.profile_version if event else None),
-                committed_at=entry.created_at,
-                published_at=entry.published_at,
-                outbox_status=entry.status,
-                trace_id=trace_id,
-                trace_url=trace_url(trace_id) if trace_id else None,
-                legs=_legs(event.records if event else []),
-            )
-        )
-    for event in events.values():
-        trace_id = trace_id_of(event.traceparent)
-        changes.append(
-            Change(
-                event_id=event.event_id,
-                profile_version=event.profile_version,
-                committed_at=event.changed_at,
-                published_at=None,
-                outbox_status=None,
-                trace_id=trace_id,
-                trace_url=trace_url(trace_id) if trace_id else None,
-                legs=_legs(event.records),
-            )
-        )
+    changes = [_change(str(entry.id), entry, events.pop(str(entry.id), None), trace_url) for entry in entries]
+    changes += [_change(event.event_id, None, event, trace_url) for event in events.values()]
     changes.sort(key=lambda c: (c.committed_at is not None, c.committed_at or _EPOCH), reverse=True)
     return changes[:limit]
+
+
+def _change(
+    event_id: str, entry: OutboxEntry | None, event: JourneyEvent | None, trace_url: Callable[[str], str | None]
+) -> Change:
+    """One change from its outbox row, the connector's event or both; the row's values come first."""
+    headers = (entry.headers or {}) if entry else {}
+    trace_id = trace_id_of(headers.get("traceparent")) or (trace_id_of(event.traceparent) if event else None)
+    version = (entry.payload or {}).get("profileVersion") if entry else None
+    return Change(
+        event_id=event_id,
+        profile_version=version if isinstance(version, int) else (event.profile_version if event else None),
+        committed_at=entry.created_at if entry else (event.changed_at if event else None),
+        published_at=entry.published_at if entry else None,
+        outbox_status=entry.status if entry else None,
+        trace_id=trace_id,
+        trace_url=trace_url(trace_id) if trace_id else None,
+        legs=_legs(event.records if event else []),
+    )
 
 
 def _legs(records: Sequence[JourneyRecord]) -> list[SystemLeg]:

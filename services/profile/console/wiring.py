@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from litestar import Litestar, Router
@@ -83,34 +84,34 @@ CONSOLE_HANDLERS = (
 )
 
 
+@dataclass(eq=False)
 class ConsoleParts:
     """The console's routes, templates, start-up and context, on the profile's services."""
 
-    def __init__(  # noqa: PLR0917 - what the composition root hands over
-        self,
-        settings: ProfileSettings,
-        services: ProfileServices[SqlAdapters],
-        registry: CollectorRegistry,
-        tracer_provider: trace.TracerProvider,
-        token_verifier: TokenVerifier,
-        error_metrics: ErrorMetrics,
+    settings: ProfileSettings
+    services: InitVar[ProfileServices[SqlAdapters]]
+    registry: CollectorRegistry
+    tracer_provider: trace.TracerProvider
+    token_verifier: InitVar[TokenVerifier]
+    error_metrics: InitVar[ErrorMetrics]
+    context: ConsoleContext = field(init=False)
+    _backlog: OutboxBacklogReader = field(init=False)
+    _connector: ConnectorClient | None = field(init=False, default=None)  # its aiohttp session opens in the lifespan
+
+    def __post_init__(
+        self, services: ProfileServices[SqlAdapters], token_verifier: TokenVerifier, error_metrics: ErrorMetrics
     ) -> None:
-        self._settings = settings
-        self._services = services
-        self._registry = registry
-        self._tracer_provider = tracer_provider
         self.context = ConsoleContext(
-            settings=settings.console,
-            recycle_bin_retention_days=settings.ledger.recycle_bin_retention_days,
-            metrics=ConsoleMetrics(registry),
+            settings=self.settings.console,
+            recycle_bin_retention_days=self.settings.ledger.recycle_bin_retention_days,
+            metrics=ConsoleMetrics(self.registry),
             error_metrics=error_metrics,
             token_verifier=token_verifier,
         )
         self._backlog = OutboxBacklogReader(services.adapters.engine, SCHEMA)
-        self._connector: ConnectorClient | None = None  # its aiohttp session opens in the lifespan
 
     def routes(self) -> list[Router]:
-        if not self._settings.console.enabled:
+        if not self.settings.console.enabled:
             return []
 
         # Plain functions, not bound methods: Litestar deep-copies a router, and with it a method's object.
@@ -143,14 +144,14 @@ class ConsoleParts:
         return [pages, static]
 
     def template_config(self) -> TemplateConfig[Any] | None:
-        return template_config() if self._settings.console.enabled else None
+        return template_config() if self.settings.console.enabled else None
 
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         app.state[STATE_KEY] = self.context
-        settings = self._settings.connector
-        session = make_connector_session(settings, self._tracer_provider)
-        self._connector = ConnectorClient(session, settings, ConnectorMetrics(self._registry))
+        settings = self.settings.connector
+        session = make_connector_session(settings, self.tracer_provider)
+        self._connector = ConnectorClient(session, settings, ConnectorMetrics(self.registry))
         try:
             yield
         finally:
