@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import msgspec
 from opentelemetry import trace
-from prometheus_client import CollectorRegistry, Gauge
 
+from libs.kit.metrics import MetricSet, gauge
 from libs.kit.telemetry import records_spans
 from services.sync_connector.http_spans import client_span_trace_config
 
@@ -60,22 +60,17 @@ class HttpClientOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     read_timeout_s: float | None = None
 
 
-class HttpClientMetrics:
+class HttpClientMetrics(MetricSet):
     """Per client: calls waiting for a connection, and calls holding one."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.waiting = Gauge(
-            "http_client_waiting",
-            "Calls waiting for a connection of their client's pool (queueing, not failing)",
-            ["client"],
-            registry=registry,
-        )
-        self.in_flight = Gauge(
-            "http_client_in_flight",
-            "Calls holding a connection of their client's pool (at most its pool size)",
-            ["client"],
-            registry=registry,
-        )
+    waiting = gauge(
+        "http_client_waiting",
+        "Calls waiting for a connection of their client's pool (queueing, not failing)",
+        ["client"],
+    )
+    in_flight = gauge(
+        "http_client_in_flight", "Calls holding a connection of their client's pool (at most its pool size)", ["client"]
+    )
 
 
 class HttpClient:

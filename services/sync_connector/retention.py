@@ -30,11 +30,11 @@ from datetime import datetime
 from typing import NamedTuple
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.kit.logging import get_logger
+from libs.kit.metrics import MetricSet, counter, histogram
 from libs.kit.progress import Progress, no_progress
 from services.sync_connector import status_counts
 
@@ -155,18 +155,14 @@ class PruneReport(msgspec.Struct, frozen=True, rename="camel"):
     duration_s: float
 
 
-class RetentionMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.pruned = Counter(
-            "sync_retention_pruned_rows", "Rows removed by the retention prune, by table", ["table"], registry=registry
-        )
-        self.statement_rows = Histogram(
-            "sync_retention_statement_rows",
-            "Rows removed by one delete statement of the retention prune (bounded by the batch size)",
-            ["table"],
-            registry=registry,
-            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
-        )
+class RetentionMetrics(MetricSet):
+    pruned = counter("sync_retention_pruned_rows", "Rows removed by the retention prune, by table", ["table"])
+    statement_rows = histogram(
+        "sync_retention_statement_rows",
+        "Rows removed by one delete statement of the retention prune (bounded by the batch size)",
+        ["table"],
+        buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
+    )
 
 
 class _Tally:

@@ -19,11 +19,11 @@ import asyncio
 from collections.abc import Sequence
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.kit.logging import get_logger
+from libs.kit.metrics import MetricSet, counter, gauge
 from services.sync_connector import status_counts
 from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.retention import TASK as RETENTION_TASK
@@ -37,42 +37,33 @@ _LAST_RUN = text("""
 """)
 
 
-class StatusGauges:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.status = Gauge(
-            "external_sync_status",
-            "Sync records in each status now, per external system (seed 000 8.1)",
-            ["system_code", "status"],
-            registry=registry,
-        )
-        self.oldest_age = Gauge(
-            "sync_oldest_undelivered_age_seconds",
-            "Age of the oldest pending or retrying record per external system (0 when none)",
-            ["system_code"],
-            registry=registry,
-        )
-        self.near_deadline = Gauge(
-            "sync_records_near_deadline",
-            "Open records within the near-deadline window of their delivery deadline, or past it",
-            ["system_code"],
-            registry=registry,
-        )
-        self.retention_last_run = Gauge(
-            "sync_retention_last_run_timestamp_seconds",
-            "When the latest retention prune finished (unix time; 0 before the first)",
-            registry=registry,
-        )
-        self.retention_last_pruned = Gauge(
-            "sync_retention_last_run_pruned_rows",
-            "Rows the latest retention prune removed, by table",
-            ["table"],
-            registry=registry,
-        )
-        self.refresh_errors = Counter(
-            "sync_status_refresh_errors",
-            "Failed refreshes of the status gauges (database errors); the next refresh tries again",
-            registry=registry,
-        )
+class StatusGauges(MetricSet):
+    status = gauge(
+        "external_sync_status",
+        "Sync records in each status now, per external system (seed 000 8.1)",
+        ["system_code", "status"],
+    )
+    oldest_age = gauge(
+        "sync_oldest_undelivered_age_seconds",
+        "Age of the oldest pending or retrying record per external system (0 when none)",
+        ["system_code"],
+    )
+    near_deadline = gauge(
+        "sync_records_near_deadline",
+        "Open records within the near-deadline window of their delivery deadline, or past it",
+        ["system_code"],
+    )
+    retention_last_run = gauge(
+        "sync_retention_last_run_timestamp_seconds",
+        "When the latest retention prune finished (unix time; 0 before the first)",
+    )
+    retention_last_pruned = gauge(
+        "sync_retention_last_run_pruned_rows", "Rows the latest retention prune removed, by table", ["table"]
+    )
+    refresh_errors = counter(
+        "sync_status_refresh_errors",
+        "Failed refreshes of the status gauges (database errors); the next refresh tries again",
+    )
 
 
 class StatusRefresher:

@@ -7,62 +7,46 @@ own metrics, like the external systems do.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from libs.kit.metrics import MetricSet, counter, histogram
 
 
-class NotificationMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.attempts = Counter(
-            "notification_attempts",
-            "Notification attempts by result: sent, retryable, rejected, no_contact, contact_error",
-            ["channel", "result"],
-            registry=registry,
-        )
-        self.attempt_seconds = Histogram(
-            "notification_attempt_duration_seconds",
-            "Duration of one attempt: contact lookup, rendering and send",
-            ["channel"],
-            registry=registry,
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20),
-        )
-        self.status = Counter(
-            "notification_status",
-            "Notification record status transitions",
-            ["channel", "status"],
-            registry=registry,
-        )
-        self.redeliveries_skipped = Counter(
-            "notification_redeliveries_skipped",
-            "Events whose notification records existed already (a redelivery): nothing new is sent",
-            registry=registry,
-        )
-        self.contact_lookups = Counter(
-            "notification_contact_lookups",
-            "Contact lookups at the profile service by result: found, not_found, error",
-            ["result"],
-            registry=registry,
-        )
-        self.deferred = Counter(
-            "notification_deferred",
-            "Due notifications not sent on the spot, by why: circuit_open",
-            ["channel", "reason"],
-            registry=registry,
-        )
-        self.claims_lost = Counter(
-            "notification_claims_lost",
-            "Send results discarded because the claim's lease had ended and another instance took the record",
-            ["channel"],
-            registry=registry,
-        )
-        self.settle_errors = Counter(
-            "notification_settle_errors",
-            "Database errors while recording a send's result (retried)",
-            ["channel"],
-            registry=registry,
-        )
-        self.admin_resends = Counter(
-            "notification_admin_resends",
-            "Notification records reset for another send by an admin, by channel and via (http, cli)",
-            ["channel", "via"],
-            registry=registry,
-        )
+class NotificationMetrics(MetricSet):
+    attempts = counter(
+        "notification_attempts",
+        "Notification attempts by result: sent, retryable, rejected, no_contact, contact_error",
+        ["channel", "result"],
+    )
+    attempt_seconds = histogram(
+        "notification_attempt_duration_seconds",
+        "Duration of one attempt: contact lookup, rendering and send",
+        ["channel"],
+        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20),
+    )
+    status = counter("notification_status", "Notification record status transitions", ["channel", "status"])
+    redeliveries_skipped = counter(
+        "notification_redeliveries_skipped",
+        "Events whose notification records existed already (a redelivery): nothing new is sent",
+    )
+    contact_lookups = counter(
+        "notification_contact_lookups",
+        "Contact lookups at the profile service by result: found, not_found, error",
+        ["result"],
+    )
+    deferred = counter(
+        "notification_deferred",
+        "Due notifications not sent on the spot, by why: circuit_open",
+        ["channel", "reason"],
+    )
+    claims_lost = counter(
+        "notification_claims_lost",
+        "Send results discarded because the claim's lease had ended and another instance took the record",
+        ["channel"],
+    )
+    settle_errors = counter(
+        "notification_settle_errors", "Database errors while recording a send's result (retried)", ["channel"]
+    )
+    admin_resends = counter(
+        "notification_admin_resends",
+        "Notification records reset for another send by an admin, by channel and via (http, cli)",
+        ["channel", "via"],
+    )
