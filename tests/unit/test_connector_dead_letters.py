@@ -6,20 +6,13 @@ from datetime import UTC, datetime
 
 from cloudevents.v1.kafka import KafkaMessage, from_binary
 
-from contracts.events import NAME_CHANGED_TYPE, CustomerNameChanged, decode_event
+from contracts.events import NAME_CHANGED_TYPE, decode_event
 from services.sync_connector.dead_letters import MAX_REASON_LENGTH, DeadLetter, dead_letter_message
 from services.sync_connector.sinks import encode_payload
+from tests.connector_support import name_changed
 
 EVENT_ID = "2b1c6a4e-6f0e-4c55-9a43-3f1f9d7f2a10"
-EVENT = CustomerNameChanged(
-    customer_id="C1",
-    application_id="A1",
-    old_name="张三",
-    new_name="李四",
-    profile_version=3,
-    reason="更名",
-    changed_at=datetime(2024, 5, 1, 8, 30, tzinfo=UTC),
-)
+EVENT = name_changed("C1", 3)
 
 
 def letter(headers: dict[str, str], last_error: str = "HTTP 400: bad") -> DeadLetter:
