@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
 import structlog
@@ -59,7 +59,7 @@ from services.sync_connector.outcome import (
     classify_transport_error,
 )
 from services.sync_connector.records import NewRecord, SyncRecord, SyncSettlement, SyncUnitOfWork
-from services.sync_connector.sinks import ExternalSystem, Sink, SinkUnavailableError, encode_payload
+from services.sync_connector.sinks import Sink, SinkUnavailableError, encode_payload
 
 log = get_logger(__name__)
 
@@ -144,14 +144,11 @@ class SyncChannel:
     metrics: ConnectorMetrics
     _: KW_ONLY
     recheck_s: float
-    clock: Clock
+    clock: Clock = SYSTEM_CLOCK
 
-    system: ExternalSystem = field(init=False)
-    code: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.system = self.sink.system
-        self.code = self.system.code
+    @property
+    def code(self) -> str:
+        return self.sink.system.code
 
     @asynccontextmanager
     async def ledger(self) -> AsyncIterator[SyncLedger]:
@@ -291,7 +288,7 @@ class SyncDelivery(DeliveryEngine[SyncRecord]):
         async with self._channel.ledger() as ledger:
             lanes = await ledger.records.lock_lanes([n.customer_id for n in new])
             opened = await ledger.records.open(
-                self._channel.system, new, max_retry_count=self._max_retries, deadline_s=self._deadline_s
+                self._channel.sink.system, new, max_retry_count=self._max_retries, deadline_s=self._deadline_s
             )
             verdicts: dict[str, str] = {}
             to_claim: list[tuple[SyncRecord, Permit]] = []

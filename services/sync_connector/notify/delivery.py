@@ -77,13 +77,14 @@ class NotificationChannel:
     default_language: Language
     zone: tzinfo
     clock: Clock = SYSTEM_CLOCK
-
     channel: Channel = field(init=False)
-    code: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.channel = self.transport.channel
-        self.code = self.channel.code
+
+    @property
+    def code(self) -> str:
+        return self.channel.code
 
     @asynccontextmanager
     async def ledger(self) -> AsyncIterator[TableLedger[NotificationRecord]]:
