@@ -28,15 +28,21 @@ class ChartBucket:
     latency_s: float | None  # None: nothing delivered in the bucket
 
 
+# Units of time, smallest first: their names and lengths in seconds.
+TIME_UNITS: tuple[tuple[str, int], ...] = (("s", 1), ("min", 60), ("h", 3600), ("d", 86400))
+
+
+def unit_index(seconds: float, units: Sequence[tuple[str, int]]) -> int:
+    """The index of the unit to show ``seconds`` in: the largest of ``units`` (smallest first) it reaches."""
+    return next((i for i, (_, length) in enumerate(units[1:]) if seconds < length), len(units) - 1)
+
+
 def duration(seconds: float) -> str:
-    """A latency in the unit an operator reads at a glance."""
+    """A latency in the unit an operator reads at a glance (milliseconds to hours)."""
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:  # noqa: PLR2004
-        return f"{seconds:.1f} s"
-    if seconds < 3600:  # noqa: PLR2004
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    unit, length = TIME_UNITS[unit_index(seconds, TIME_UNITS[:3])]
+    return f"{seconds / length:.1f} {unit}"
 
 
 def _num(value: float) -> str:

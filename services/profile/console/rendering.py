@@ -20,7 +20,7 @@ from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
 from services.profile.access.auth import Principal, Role
-from services.profile.console.charts import duration
+from services.profile.console.charts import TIME_UNITS, duration, unit_index
 from services.profile.console.forms import FieldProblems
 from services.profile.console.session import csrf_token, may
 from services.profile.shared.pagination import Page
@@ -80,13 +80,11 @@ def age(value: datetime | None, now: datetime | None = None) -> str:
     if value is None:
         return "—"
     seconds = int(((now or datetime.now(UTC)) - value).total_seconds())
-    if seconds < 60:  # noqa: PLR2004
+    index = unit_index(seconds, TIME_UNITS)
+    if index == 0:
         return f"{max(seconds, 0)} s"
-    if seconds < 3600:  # noqa: PLR2004
-        return f"{seconds // 60} min {seconds % 60} s"
-    if seconds < 86400:  # noqa: PLR2004
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+    (unit, length), (smaller, smaller_length) = TIME_UNITS[index], TIME_UNITS[index - 1]
+    return f"{seconds // length} {unit} {seconds % length // smaller_length} {smaller}"
 
 
 def pretty_json(value: Any) -> str:
