@@ -8,6 +8,7 @@ due. A failing task is logged and counted and does not stop the others.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
@@ -51,20 +52,13 @@ class MaintenanceReport(msgspec.Struct, rename="camel"):
     failed_tasks: list[str] = msgspec.field(default_factory=list)
 
 
+@dataclass(frozen=True)
 class MaintenanceService:
-    def __init__(
-        self,
-        uow_factory: UnitOfWorkFactory,
-        backups: BackupService,
-        settings: LedgerSettings,
-        metrics: LedgerMetrics,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._uow_factory = uow_factory
-        self._backups = backups
-        self._settings = settings
-        self._metrics = metrics
-        self._clock = clock
+    uow_factory: UnitOfWorkFactory
+    backups: BackupService
+    settings: LedgerSettings
+    metrics: LedgerMetrics
+    clock: Clock = utc_now
 
     async def run(
         self, tasks: Iterable[MaintenanceTask] = tuple(MaintenanceTask), progress: Progress = no_progress
@@ -84,17 +78,17 @@ class MaintenanceService:
                 await steps[task](report, progress)
             except AppError as exc:
                 report.failed_tasks.append(task.value)
-                self._metrics.maintenance_tasks.labels(task.value, exc.code).inc()
+                self.metrics.maintenance_tasks.labels(task.value, exc.code).inc()
                 log.exception("maintenance_task_failed", task=task.value, code=exc.code, error=exc.detail)
             else:
-                self._metrics.maintenance_tasks.labels(task.value, "ok").inc()
+                self.metrics.maintenance_tasks.labels(task.value, "ok").inc()
         log.info("maintenance_done", **msgspec.to_builtins(report))
         return report
 
     async def _partitions(self, report: MaintenanceReport, _: Progress) -> None:
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             report.partitions_created = await uow.maintenance.ensure_history_partitions(
-                self._settings.history_partitions_ahead
+                self.settings.history_partitions_ahead
             )
             await uow.commit()
 
@@ -105,12 +99,12 @@ class MaintenanceService:
         taken (kind ``pre_purge``). The first batch finds out whether anyone is due: when it finds someone,
         it is rolled back, the backup point is taken, and the purge starts again.
         """
-        retention = timedelta(days=self._settings.recycle_bin_retention_days)
+        retention = timedelta(days=self.settings.recycle_bin_retention_days)
         while True:
-            now = self._clock()
-            async with self._uow_factory() as uow:
+            now = self.clock()
+            async with self.uow_factory() as uow:
                 purged = await uow.customers.purge_deleted_before(
-                    purge_cutoff(now, retention), now, self._settings.purge_batch_size
+                    purge_cutoff(now, retention), now, self.settings.purge_batch_size
                 )
                 probe = bool(purged) and report.pre_purge_backup is None
                 if not probe:
@@ -131,35 +125,33 @@ class MaintenanceService:
                     )
                     await uow.commit()
             if probe:  # left without commit: rolled back, nobody went yet
-                point = await self._backups.create(BackupKind.PRE_PURGE, "before purge", MAINTENANCE_ACTOR)
+                point = await self.backups.create(BackupKind.PRE_PURGE, "before purge", MAINTENANCE_ACTOR)
                 report.pre_purge_backup = point.backup_id
                 continue
             report.customers_purged += len(purged)
             progress(len(purged))
-            self._metrics.customer_changes.labels("purged").inc(len(purged))
-            if len(purged) < self._settings.purge_batch_size:
+            self.metrics.customer_changes.labels("purged").inc(len(purged))
+            if len(purged) < self.settings.purge_batch_size:
                 return
 
     async def _backup(self, report: MaintenanceReport, _: Progress) -> None:
-        point = await self._backups.take_daily(MAINTENANCE_ACTOR)
+        point = await self.backups.take_daily(MAINTENANCE_ACTOR)
         report.backup_taken = point.backup_id if point is not None else None
 
     async def _backup_retention(self, report: MaintenanceReport, _: Progress) -> None:
-        report.backups_expired = await self._backups.expire(
-            timedelta(days=self._settings.backup_retention_days), self._settings.backup_keep_min, MAINTENANCE_ACTOR
+        report.backups_expired = await self.backups.expire(
+            timedelta(days=self.settings.backup_retention_days), self.settings.backup_keep_min, MAINTENANCE_ACTOR
         )
 
     async def _versions(self, report: MaintenanceReport, progress: Progress) -> None:
         """Versions beyond ``versions_keep_per_customer`` per customer, oldest first; 0 keeps them all."""
-        keep = self._settings.versions_keep_per_customer
+        keep = self.settings.versions_keep_per_customer
         if keep <= 0:
             return
         after: str | None = None
         while True:
-            async with self._uow_factory() as uow:
-                pruned, after = await uow.customers.prune_versions(
-                    keep, after, self._settings.versions_prune_batch_size
-                )
+            async with self.uow_factory() as uow:
+                pruned, after = await uow.customers.prune_versions(keep, after, self.settings.versions_prune_batch_size)
                 await uow.commit()
             report.versions_pruned += pruned
             progress(pruned)
@@ -168,9 +160,9 @@ class MaintenanceService:
 
     async def _idempotency_keys(self, report: MaintenanceReport, progress: Progress) -> None:
         while True:
-            async with self._uow_factory() as uow:
+            async with self.uow_factory() as uow:
                 deleted = await uow.maintenance.delete_expired_idempotency_keys(
-                    self._clock(), _EXPIRED_KEYS_PER_TRANSACTION
+                    self.clock(), _EXPIRED_KEYS_PER_TRANSACTION
                 )
                 await uow.commit()
             report.idempotency_keys_deleted += deleted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from libs.kit.logging import get_logger
@@ -27,17 +28,17 @@ def start_of_day(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+@dataclass(frozen=True)
 class BackupService:
-    def __init__(self, uow_factory: UnitOfWorkFactory, metrics: LedgerMetrics, clock: Clock = utc_now) -> None:
-        self._uow_factory = uow_factory
-        self._metrics = metrics
-        self._clock = clock
+    uow_factory: UnitOfWorkFactory
+    metrics: LedgerMetrics
+    clock: Clock = utc_now
 
     async def create(self, kind: BackupKind, label: str | None, actor: Actor) -> BackupPoint:
         """Copy the whole ledger, recycle bin included, in one transaction."""
-        now = self._clock()
+        now = self.clock()
         started = time.perf_counter()
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             point = await uow.backups.take(new_backup_id(now), kind, label, actor.actor_id, now)
             await uow.audit.add(
                 actor_entry(
@@ -55,8 +56,8 @@ class BackupService:
             )
             await uow.commit()
         duration = time.perf_counter() - started
-        self._metrics.backups.labels(kind.value).inc()
-        self._metrics.backup_duration.observe(duration)
+        self.metrics.backups.labels(kind.value).inc()
+        self.metrics.backup_duration.observe(duration)
         log.info(
             "backup_created",
             backup_id=point.backup_id,
@@ -67,7 +68,7 @@ class BackupService:
         return point
 
     async def get(self, backup_id: str) -> BackupPoint:
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             point = await uow.backups.get(backup_id)
         if point is None:
             raise BackupNotFound(f"backup {backup_id} not found")
@@ -76,26 +77,26 @@ class BackupService:
     async def page(self, cursor: str | None, limit: int | None) -> Page[BackupPoint]:
         """Newest first."""
         keyset = Keyset(time_key, cursor, limit, "backups")
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             rows = await uow.backups.list_page(keyset.after, keyset.fetch)
         return keyset.page(rows, lambda p: [p.created_at.isoformat(), p.backup_id])
 
     async def take_daily(self, actor: Actor) -> BackupPoint | None:
         """The scheduled backup of today (UTC), unless one was already taken."""
-        async with self._uow_factory() as uow:
-            existing = await uow.backups.latest(BackupKind.SCHEDULED, start_of_day(self._clock()))
+        async with self.uow_factory() as uow:
+            existing = await uow.backups.latest(BackupKind.SCHEDULED, start_of_day(self.clock()))
         if existing is not None:
             return None
         return await self.create(BackupKind.SCHEDULED, "daily", actor)
 
     async def expire(self, retention: timedelta, keep_newest: int, actor: Actor) -> list[str]:
         """Drop backup points older than ``retention``, always keeping the ``keep_newest`` latest."""
-        now = self._clock()
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        async with self.uow_factory() as uow:
             expired = await uow.backups.expired(now - retention, keep_newest)
         removed: list[str] = []
         for point in expired:
-            async with self._uow_factory() as uow:
+            async with self.uow_factory() as uow:
                 await uow.backups.delete(point.backup_id)
                 await uow.audit.add(
                     actor_entry(

@@ -43,17 +43,15 @@ class NewCustomer(CustomerDetails):
     customer_code: str | None = None  # None: the customer id
 
 
+@dataclass(frozen=True)
 class CustomerService:
-    def __init__(
-        self, uow_factory: UnitOfWorkFactory, metrics: LedgerMetrics | None = None, clock: Clock = utc_now
-    ) -> None:
-        self._uow_factory = uow_factory
-        self._metrics = metrics
-        self._clock = clock
+    uow_factory: UnitOfWorkFactory
+    metrics: LedgerMetrics | None = None
+    clock: Clock = utc_now
 
     async def create(self, new: NewCustomer, actor: Actor) -> Customer:
         """Version 1 (or above a purged customer's last), created and updated by the token's subject."""
-        now = self._clock()
+        now = self.clock()
         customer = Customer(
             **{**asdict(new), "customer_code": new.customer_code or new.customer_id},
             status=CustomerStatus.ACTIVE,
@@ -65,7 +63,7 @@ class CustomerService:
             change_kind=ChangeKind.CREATE,
         )
         validate_profile(customer)
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             # A purged customer's id may be used again: its versions continue above the old ones,
             # so external systems never take the new customer's changes for stale ones.
             purged = await uow.customers.purged_versions([customer.customer_id])
@@ -89,7 +87,7 @@ class CustomerService:
         return customer
 
     async def get(self, customer_id: str) -> Customer:
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             customer = await uow.customers.get(customer_id)
         if customer is None or customer.is_deleted:
             raise ProfileNotFound(f"customer profile {customer_id} not found")
@@ -98,14 +96,14 @@ class CustomerService:
     async def page(self, filters: CustomerFilter, cursor: str | None, limit: int | None) -> Page[Customer]:
         """Live customers, oldest first; a stable cursor over (created_at, customer_id)."""
         keyset = Keyset(time_key, cursor, limit, "customers", filters)
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             rows = await uow.customers.list_live(filters, keyset.after, keyset.fetch)
         return keyset.page(rows, lambda c: [c.created_at.isoformat(), c.customer_id])
 
     async def recycle_bin(self, cursor: str | None, limit: int | None) -> Page[Customer]:
         """Deleted customers, most recently deleted first."""
         keyset = Keyset(time_key, cursor, limit, "recycle-bin")
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             rows = await uow.customers.list_deleted(keyset.after, keyset.fetch)
         return keyset.page(rows, lambda c: [c.deleted_at.isoformat() if c.deleted_at else "", c.customer_id])
 
@@ -118,8 +116,8 @@ class CustomerService:
         change_reason: str | None = None,
     ) -> Customer:
         """An edit under ``If-Match``; a new name takes the same path as an approved application."""
-        now = self._clock()
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        async with self.uow_factory() as uow:
             current = await uow.customers.get(customer_id, for_update=True)
             edit = plan_edit(current, customer_id, changes, expected_version, now, by=actor.actor_id)
             if edit.is_noop:
@@ -144,8 +142,8 @@ class CustomerService:
 
     async def delete(self, customer_id: str, expected_version: int | None, actor: Actor) -> Customer:
         """Into the recycle bin (soft delete); ``expected_version`` from an optional ``If-Match``."""
-        now = self._clock()
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        async with self.uow_factory() as uow:
             current = await uow.customers.get(customer_id, for_update=True)
             edit = plan_soft_delete(current, customer_id, expected_version, now, by=actor.actor_id)
             await self._save(uow, edit, AuditEvent.CUSTOMER_DELETED, "move customer to recycle bin", actor)
@@ -154,8 +152,8 @@ class CustomerService:
 
     async def restore(self, customer_id: str, actor: Actor) -> Customer:
         """Out of the recycle bin, as it was (with a new version)."""
-        now = self._clock()
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        async with self.uow_factory() as uow:
             edit = plan_undelete(
                 await uow.customers.get(customer_id, for_update=True), customer_id, now, by=actor.actor_id
             )
@@ -164,7 +162,7 @@ class CustomerService:
         return edit.after
 
     async def name_history(self, customer_id: str, limit: int = MAX_HISTORY) -> Sequence[HistoryEntry]:
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             customer = await uow.customers.get(customer_id)
             if customer is None or customer.is_deleted:
                 raise ProfileNotFound(f"customer profile {customer_id} not found")
@@ -181,8 +179,8 @@ class CustomerService:
         await uow.commit()
 
     def _count(self, operation: str) -> None:
-        if self._metrics is not None:
-            self._metrics.customer_changes.labels(operation).inc()
+        if self.metrics is not None:
+            self.metrics.customer_changes.labels(operation).inc()
 
 
 async def _record_edit_name_change(

@@ -7,6 +7,8 @@ live row like any other change, and the trigger keeps its new version.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import msgspec
 
 from services.profile.customers.service import record_direct_name_change
@@ -52,16 +54,16 @@ class RollbackResult(msgspec.Struct, frozen=True):
         return bool(self.differences)
 
 
+@dataclass(frozen=True)
 class VersionService:
-    def __init__(self, uow_factory: UnitOfWorkFactory, metrics: LedgerMetrics, clock: Clock = utc_now) -> None:
-        self._uow_factory = uow_factory
-        self._metrics = metrics
-        self._clock = clock
+    uow_factory: UnitOfWorkFactory
+    metrics: LedgerMetrics
+    clock: Clock = utc_now
 
     async def page(self, customer_id: str, cursor: str | None, limit: int | None) -> Page[VersionEntry]:
         """Newest first; a customer in the recycle bin has its versions too, a purged one none."""
         keyset = Keyset(int_key, cursor, limit, "versions", customer_id)
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             await _existing(uow, customer_id)
             rows = await uow.customers.versions_page(customer_id, keyset.after, keyset.fetch)
         page = keyset.page(rows, lambda row: [row.version])
@@ -74,7 +76,7 @@ class VersionService:
 
     async def get(self, customer_id: str, version: int) -> VersionEntry:
         """One kept version, with what it changed from the one kept before it."""
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             await _existing(uow, customer_id)
             # The int column's largest version has none above it to page below.
             rows = await uow.customers.versions_page(customer_id, version + 1 if version < MAX_VERSION else None, 2)
@@ -84,7 +86,7 @@ class VersionService:
 
     async def compare(self, customer_id: str, old_version: int, new_version: int | None) -> VersionComparison:
         """Field by field from ``old_version`` to ``new_version`` (None: the current version)."""
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             current = await _existing(uow, customer_id)
             target = current.version if new_version is None else new_version
             found = await uow.customers.versions(customer_id, [old_version, target])
@@ -107,8 +109,8 @@ class VersionService:
         every rename (history, a completed application of origin ``version_rollback``, the outbox
         event). A dry run checks the same (412, 404, 409, 422) and writes nothing.
         """
-        now = self._clock()
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        async with self.uow_factory() as uow:
             current = await uow.customers.get(customer_id, for_update=not dry_run)
             if current is None:
                 raise ProfileNotFound(f"customer profile {customer_id} not found")
@@ -142,7 +144,7 @@ class VersionService:
                 now,
             )
             await uow.commit()
-        self._metrics.customer_changes.labels("rolled_back").inc()
+        self.metrics.customer_changes.labels("rolled_back").inc()
         return RollbackResult(edit.after, current.version, to_version, found, dry_run, application_id)
 
 

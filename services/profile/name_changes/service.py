@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import msgspec
 
@@ -36,15 +37,15 @@ from services.profile.shared.results import Actor, BatchItemResult, UpdateResult
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
 class NameChangeService:
-    def __init__(self, uow_factory: UnitOfWorkFactory, metrics: ProfileMetrics, clock: Clock = utc_now) -> None:
-        self._uow_factory = uow_factory
-        self._metrics = metrics
-        self._clock = clock
+    uow_factory: UnitOfWorkFactory
+    metrics: ProfileMetrics
+    clock: Clock = utc_now
 
     async def submit(self, customer_id: str, new_name: str, reason: str, actor: Actor) -> NameChangeApplication:
-        now = self._clock()
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        async with self.uow_factory() as uow:
             customer = await uow.customers.get(customer_id)
             if customer is None:
                 raise ProfileNotFound(f"customer profile {customer_id} not found")
@@ -52,11 +53,11 @@ class NameChangeService:
             await uow.applications.add(application)
             await uow.audit.add(_audit(AuditEvent.APPLICATION_SUBMITTED, "submit name change", actor, application), now)
             await uow.commit()
-        self._metrics.applications_submitted.inc()
+        self.metrics.applications_submitted.inc()
         return application
 
     async def get(self, application_id: str) -> NameChangeApplication:
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             application = await uow.applications.get(application_id)
         if application is None:
             raise ApplicationNotFound(f"application {application_id} not found")
@@ -67,14 +68,14 @@ class NameChangeService:
     ) -> Page[NameChangeApplication]:
         """Newest first; a stable cursor over (created_at, application_id)."""
         keyset = Keyset(time_key, cursor, limit, "applications", filters)
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             rows = await uow.applications.list_page(filters, keyset.after, keyset.fetch)
         return keyset.page(rows, lambda a: [a.created_at.isoformat(), a.application_id])
 
     async def reapply(self, application_id: str, actor: Actor) -> NameChangeApplication:
         """An ``update_failed`` application, re-based on the current profile, goes back to ``pending``."""
-        now = self._clock()
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        async with self.uow_factory() as uow:
             application = await _locked_application(uow, application_id)
             customer = await uow.customers.get(application.customer_id, for_update=True)
             if customer is None:
@@ -134,8 +135,8 @@ class NameChangeService:
     async def _reject(
         self, application_id: str, auditor_id: str, comment: str | None, actor: Actor
     ) -> NameChangeApplication:
-        now = self._clock()
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        async with self.uow_factory() as uow:
             application = await _locked_application(uow, application_id)
             decided = application.decide(Decision.REJECTED, auditor_id, comment, now)
             await uow.applications.save(decided)
@@ -171,7 +172,7 @@ class NameChangeService:
             await self._mark_failed(application_id, error.code, cause, actor, approval)
             raise error from exc
         duration = time.perf_counter() - started
-        self._metrics.update_duration.observe(duration)
+        self.metrics.update_duration.observe(duration)
         log.info(
             "UPDATE_SUCCESS",
             application_id=application_id,
@@ -182,14 +183,14 @@ class NameChangeService:
 
     def _update_error(self, application_id: str, code: str, detail: str, exc: BaseException) -> None:
         """Seed 000 section 8: UPDATE_ERROR at error level, with the error and its stack."""
-        self._metrics.update_failure.labels(code).inc()
+        self.metrics.update_failure.labels(code).inc()
         log.error("UPDATE_ERROR", application_id=application_id, code=code, error=detail, exc_info=exc)
 
     async def _update_transaction(
         self, application_id: str, actor: Actor, approval: tuple[str, str | None] | None
     ) -> UpdateResult:
-        now = self._clock()
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        async with self.uow_factory() as uow:
             locked = await uow.name_changes.lock(application_id)
             if locked is None:
                 raise ApplicationNotFound(f"application {application_id} not found")
@@ -206,16 +207,16 @@ class NameChangeService:
             completed, result = _completed_name_change(change, actor, audit)
             await uow.name_changes.write(completed)
             await uow.commit()
-        self._metrics.update_success.labels(change.customer_type).inc()
+        self.metrics.update_success.labels(change.customer_type).inc()
         return result
 
     async def _mark_failed(
         self, application_id: str, code: str, detail: str, actor: Actor, approval: tuple[str, str | None] | None
     ) -> None:
         """After the rollback, in its own transaction: the application becomes update_failed."""
-        now = self._clock()
+        now = self.clock()
         try:
-            async with self._uow_factory() as uow:
+            async with self.uow_factory() as uow:
                 application = await uow.applications.get(application_id, for_update=True)
                 if application is None or application.status not in _FAILABLE:
                     return
@@ -237,14 +238,14 @@ class NameChangeService:
         except Exception:  # the update's own error is the one the caller gets
             log.exception("UPDATE_FAILED_NOT_RECORDED", application_id=application_id, code=code)
             return
-        self._metrics.update_failed.labels(code).inc()
+        self.metrics.update_failed.labels(code).inc()
 
     async def _record_refusal(self, application_id: str, error: InvalidStatus, actor: Actor) -> None:
         """Seed 000 6.2: INVALID_STATUS needs a person. Logged in the operation log in its own transaction (the
         update's rolled back), whose trigger queues the admin signal; the application is left as it is."""
-        now = self._clock()
+        now = self.clock()
         try:
-            async with self._uow_factory() as uow:
+            async with self.uow_factory() as uow:
                 application = await uow.applications.get(application_id)
                 await uow.audit.add(
                     actor_entry(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter as Tally
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -95,33 +96,23 @@ class OutboxAdminMetrics:
         self.redrives = Counter("outbox_admin_redrives", "Audited re-drive requests", registry=registry)
 
 
+@dataclass(frozen=True)
 class OutboxAdminService:
-    def __init__(
-        self,
-        uow_factory: OutboxAdminUnitOfWorkFactory,
-        limits: OutboxAdminLimits,
-        metrics: OutboxAdminMetrics,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._uow_factory = uow_factory
-        self._limits = limits
-        self._metrics = metrics
-        self._clock = clock
-
-    @property
-    def limits(self) -> OutboxAdminLimits:
-        return self._limits
+    uow_factory: OutboxAdminUnitOfWorkFactory
+    limits: OutboxAdminLimits
+    metrics: OutboxAdminMetrics
+    clock: Clock = utc_now
 
     async def list_entries(self, where: OutboxFilter, after_seq: int | None, limit: int) -> OutboxPage:
         _check_range(where)
-        if not 1 <= limit <= self._limits.max_page_size:
-            raise InvalidOutboxFilter(f"limit must be between 1 and {self._limits.max_page_size}")
-        async with self._uow_factory() as uow:
+        if not 1 <= limit <= self.limits.max_page_size:
+            raise InvalidOutboxFilter(f"limit must be between 1 and {self.limits.max_page_size}")
+        async with self.uow_factory() as uow:
             items = await uow.outbox_admin.page(where, after_seq, limit)
         return OutboxPage(items, items[-1].seq if len(items) == limit else None)
 
     async def get(self, entry_id: uuid.UUID) -> OutboxEntry:
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             entry = await uow.outbox_admin.get(entry_id)
         if entry is None:
             raise OutboxEntryNotFound(f"outbox entry {entry_id} not found")
@@ -129,16 +120,16 @@ class OutboxAdminService:
 
     async def latest_of(self, customer_id: str, limit: int) -> list[OutboxEntry]:
         """A customer's newest ``limit`` entries, newest first, with payload and headers (for the journey page)."""
-        if not 1 <= limit <= self._limits.max_page_size:
-            raise InvalidOutboxFilter(f"limit must be between 1 and {self._limits.max_page_size}")
-        async with self._uow_factory() as uow:
+        if not 1 <= limit <= self.limits.max_page_size:
+            raise InvalidOutboxFilter(f"limit must be between 1 and {self.limits.max_page_size}")
+        async with self.uow_factory() as uow:
             return await uow.outbox_admin.latest(customer_id, limit)
 
     async def redrive(self, selection: RedriveSelection, actor: Actor) -> RedriveResult:
         """Set the selected failed/published rows back to pending, in one audited transaction."""
-        now = self._clock()
-        request = _validated(selection, self._limits)
-        async with self._uow_factory() as uow:
+        now = self.clock()
+        request = _validated(selection, self.limits)
+        async with self.uow_factory() as uow:
             if selection.where is None:
                 missing = set(selection.ids) - await uow.outbox_admin.existing(selection.ids)
                 if missing:
@@ -148,10 +139,10 @@ class OutboxAdminService:
                 rows = await uow.outbox_admin.redrive_ids(selection.ids)
                 skipped = len(set(selection.ids)) - len(rows)
             else:
-                rows = await uow.outbox_admin.redrive_matching(selection.where, self._limits.redrive_max_rows)
-                if len(rows) > self._limits.redrive_max_rows:
+                rows = await uow.outbox_admin.redrive_matching(selection.where, self.limits.redrive_max_rows)
+                if len(rows) > self.limits.redrive_max_rows:
                     raise RedriveLimitExceeded(
-                        f"the filter matches more than {self._limits.redrive_max_rows} rows; narrow it "
+                        f"the filter matches more than {self.limits.redrive_max_rows} rows; narrow it "
                         f"(customer, time range) and re-drive in parts"
                     )
                 skipped = 0
@@ -159,8 +150,8 @@ class OutboxAdminService:
             await uow.commit()
         by_status = Tally(row.previous_status for row in rows)
         for status, count in by_status.items():
-            self._metrics.redriven_rows.labels(status).inc(count)
-        self._metrics.redrives.inc()
+            self.metrics.redriven_rows.labels(status).inc(count)
+        self.metrics.redrives.inc()
         log.info(
             "outbox_redriven",
             actor=actor.actor_id,

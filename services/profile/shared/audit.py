@@ -8,6 +8,7 @@ an entry says *that* a phone number changed, not what it was or became.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -86,12 +87,12 @@ def customer_entry(
     )
 
 
+@dataclass(frozen=True)
 class AuditLogService:
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
-        self._uow_factory = uow_factory
+    uow_factory: UnitOfWorkFactory
 
     async def page(self, filters: AuditFilter, cursor: str | None, limit: int | None) -> Page[StoredAuditEntry]:
         keyset = Keyset(int_key, cursor, limit, "audit", filters)
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             rows = await uow.audit.list_page(filters, keyset.after, keyset.fetch)
         return keyset.page(rows, lambda row: [row.id])
