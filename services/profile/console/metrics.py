@@ -6,25 +6,21 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from litestar import Request
-from prometheus_client import CollectorRegistry, Counter
 
 from libs.kit.errors import AppError
+from libs.kit.metrics import MetricSet, counter
 from services.profile.console.context import console_of
 
 T = TypeVar("T")
 
 
-class ConsoleMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.sign_ins = Counter(
-            "console_sign_ins", "Console sign-in attempts by outcome", ["outcome"], registry=registry
-        )
-        self.actions = Counter(
-            "console_actions",
-            "Changes made from the console, by action and outcome (ok or the error code)",
-            ["action", "outcome"],
-            registry=registry,
-        )
+class ConsoleMetrics(MetricSet):
+    sign_ins = counter("console_sign_ins", "Console sign-in attempts by outcome", ["outcome"])
+    actions = counter(
+        "console_actions",
+        "Changes made from the console, by action and outcome (ok or the error code)",
+        ["action", "outcome"],
+    )
 
 
 async def counted(request: Request[Any, Any, Any], action: str, call: Awaitable[T]) -> T:
