@@ -20,31 +20,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.errors import DatabaseError
 from services.profile.domain.errors import RestoreInProgress
+from services.profile.domain.ledger import TRACKED_FIELDS
 from services.profile.domain.model import Customer
 from services.profile.domain.restore import BackupKind
 from services.profile.shared.pagination import TimeKey
 from services.profile.shared.ports import BackupPoint
-from services.profile.shared.storage.contact_crypto import ContactProtector
+from services.profile.shared.storage.contact_crypto import DIGEST_COLUMN, PERSONAL_FIELDS, ContactProtector
 from services.profile.shared.storage.repositories import customer_from_row, keyset_position
 from services.profile.shared.storage.tables import backup_customers, backups, customer_profiles
 
 _COPY_TIMEOUT = "10min"
 _RESTORE_LOCK_KEY = zlib.crc32(b"profile-ledger-restore")
 # The domain compares the decrypted values again (plan_customer_restore); this only preselects rows.
-# ``contact_digest`` stands for all personal data (contact data and tax number).
+# The content fields as stored: ``contact_digest`` stands for all personal data (contact data and
+# tax number); the customer code is compared on its own (older copies hold none).
 _COMPARED = (
-    "customer_name",
-    "contact_digest",
-    "account_type",
-    "status",
-    "customer_type",
-    "contact_person",
-    "company",
-    "industry",
-    "region",
-    "credit_limit",
-    "sales_person",
-    "remark",
+    DIGEST_COLUMN,
+    *(name for name in TRACKED_FIELDS if name not in PERSONAL_FIELDS and name != "customer_code"),
 )
 _PROFILE_COLUMNS = tuple(customer_profiles.c.keys())
 

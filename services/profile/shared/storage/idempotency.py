@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -51,23 +52,16 @@ class Claim(msgspec.Struct, frozen=True):
     stored: StoredResponse | None = None
 
 
+@dataclass(frozen=True)
 class SqlIdempotencyStore:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        protector: ContactProtector,
-        ttl: timedelta,
-        lease: timedelta,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._engine = engine
-        self._protector = protector
-        self._ttl = ttl
-        self._lease = lease
-        self._clock = clock
+    engine: AsyncEngine
+    protector: ContactProtector
+    ttl: timedelta
+    lease: timedelta
+    clock: Callable[[], datetime]
 
     async def claim(self, scope: str, key: str, request_hash: str) -> Claim:
-        now = self._clock()
+        now = self.clock()
         fresh = {
             "request_hash": request_hash,
             "state": IN_PROGRESS,
@@ -76,8 +70,8 @@ class SqlIdempotencyStore:
             "response_body": None,
             "response_key_id": None,
             "created_at": now,
-            "locked_until": now + self._lease,
-            "expires_at": now + self._ttl,
+            "locked_until": now + self.lease,
+            "expires_at": now + self.ttl,
         }
         k = idempotency_keys.c
         where = (k.scope == scope) & (k.idempotency_key == key)
@@ -95,16 +89,16 @@ class SqlIdempotencyStore:
             if claim.outcome is ClaimOutcome.REPLAY and row is not None:
                 claim = Claim(ClaimOutcome.REPLAY, self._stored(scope, key, row))
             if take_over:
-                values = fresh if row is None or row["expires_at"] <= now else {"locked_until": now + self._lease}
+                values = fresh if row is None or row["expires_at"] <= now else {"locked_until": now + self.lease}
                 await connection.execute(update(idempotency_keys).where(where).values(values))
             return claim
 
     def _stored(self, scope: str, key: str, row: RowMapping) -> StoredResponse:
-        body = self._protector.open_response(scope, key, bytes(row["response_body"]))
+        body = self.protector.open_response(scope, key, bytes(row["response_body"]))
         return StoredResponse(row["status_code"], dict(row["response_headers"]), body)
 
     async def complete(self, scope: str, key: str, response: StoredResponse) -> None:
-        sealed, key_id = self._protector.seal_response(scope, key, response.body)
+        sealed, key_id = self.protector.seal_response(scope, key, response.body)
         k = idempotency_keys.c
         async with self._transaction() as connection:
             await connection.execute(
@@ -131,7 +125,7 @@ class SqlIdempotencyStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self._engine.begin() as connection:
+            async with self.engine.begin() as connection:
                 yield connection
         except DATABASE_ERRORS as exc:
             raise DatabaseError(f"idempotency store: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc
