@@ -12,7 +12,6 @@ object ``{"<kid>": "<key>"}``, ``<PREFIX>CRYPTO_ACTIVE_KEY_ID``, ``<PREFIX>CRYPT
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
@@ -21,6 +20,7 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from libs.kit import b64url
 from libs.kit.errors import AppError
 
 FORMAT_VERSION = 1
@@ -47,17 +47,13 @@ class CryptoConfigError(ValueError):
     """Keys missing or malformed in the settings: the process must not start."""
 
 
-class UnreadableValue(AppError):
+class UnreadableValue(AppError, code="ENCRYPTED_DATA_UNREADABLE", status=500, title="Stored data cannot be decrypted"):
     """A sealed value does not open: unknown key id, wrong associated data, or tampered bytes."""
-
-    code = "ENCRYPTED_DATA_UNREADABLE"
-    status = 500
-    title = "Stored data cannot be decrypted"
 
 
 def decode_key(encoded: str, what: str) -> bytes:
     try:
-        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        raw = b64url.decode(encoded)
     except ValueError as exc:
         raise CryptoConfigError(f"{what} is not base64url") from exc
     if len(raw) != KEY_BYTES:
@@ -66,7 +62,7 @@ def decode_key(encoded: str, what: str) -> bytes:
 
 
 def generate_key() -> str:
-    return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).rstrip(b"=").decode()
+    return b64url.encode(os.urandom(KEY_BYTES))
 
 
 class FieldCipher:

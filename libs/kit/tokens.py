@@ -12,7 +12,6 @@ Claims: ``sub`` (who), ``roles`` (list of role names), ``kind`` (``person`` or
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from libs.kit import b64url
 from libs.kit.errors import AppError
 
 ALGORITHM = "EdDSA"
@@ -80,16 +80,10 @@ class TokenSettings(msgspec.Struct, frozen=True):
         return f"TokenSettings(kids={sorted(self.public_keys)}, signing_key_id={self.signing_key_id!r})"
 
 
-class Unauthenticated(AppError):
-    code = "UNAUTHENTICATED"
-    status = 401
-    title = "Authentication required"
+class Unauthenticated(AppError, code="UNAUTHENTICATED", status=401, title="Authentication required"): ...
 
 
-class Forbidden(AppError):
-    code = "FORBIDDEN"
-    status = 403
-    title = "Not allowed for this role"
+class Forbidden(AppError, code="FORBIDDEN", status=403, title="Not allowed for this role"): ...
 
 
 class TokenConfigError(ValueError):
@@ -105,24 +99,16 @@ class VerifiedToken(msgspec.Struct, frozen=True):
     expires_at: datetime
 
 
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def public_key(encoded: str) -> Ed25519PublicKey:
     try:
-        return Ed25519PublicKey.from_public_bytes(_b64decode(encoded))
+        return Ed25519PublicKey.from_public_bytes(b64url.decode(encoded))
     except ValueError as exc:
         raise TokenConfigError("a public key is not base64url of 32 raw Ed25519 bytes") from exc
 
 
 def private_key(encoded: str) -> Ed25519PrivateKey:
     try:
-        return Ed25519PrivateKey.from_private_bytes(_b64decode(encoded))
+        return Ed25519PrivateKey.from_private_bytes(b64url.decode(encoded))
     except ValueError as exc:
         raise TokenConfigError("the signing key is not base64url of 32 raw Ed25519 bytes") from exc
 
@@ -132,11 +118,11 @@ def generate_key_pair() -> tuple[str, str]:
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return _b64encode(private), _b64encode(public)
+    return b64url.encode(private), b64url.encode(public)
 
 
 def public_half(private_encoded: str) -> str:
-    return _b64encode(private_key(private_encoded).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return b64url.encode(private_key(private_encoded).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 
 
 class TokenVerifier:

@@ -29,15 +29,10 @@ BAD_REQUEST = 400
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="sync-connector"'}  # RFC 9110: a 401 names its scheme
 
 
-class RouteNotFound(NotFoundError):
-    code = "ROUTE_NOT_FOUND"
-    title = "No such route"
+class RouteNotFound(NotFoundError, code="ROUTE_NOT_FOUND", title="No such route"): ...
 
 
-class MethodNotAllowed(AppError):
-    code = "METHOD_NOT_ALLOWED"
-    status = 405
-    title = "Method not allowed"
+class MethodNotAllowed(AppError, code="METHOD_NOT_ALLOWED", status=405, title="Method not allowed"): ...
 
 
 def problem_response(error: AppError, path: str, headers: dict[str, str] | None = None) -> Response[bytes]:

@@ -59,38 +59,30 @@ class ConnectorClientSettings(msgspec.Struct, frozen=True):
         return f"ConnectorClientSettings(url={self.url!r}, token={'set' if self.token else 'unset'})"
 
 
-class ConnectorUnavailable(AppError):
-    code = "CONNECTOR_UNAVAILABLE"
-    status = 503
-    title = "The sync-connector does not answer"
-    retryable = True
+class ConnectorUnavailable(
+    AppError, code="CONNECTOR_UNAVAILABLE", status=503, title="The sync-connector does not answer", retryable=True
+): ...
 
 
-class ConnectorNotFound(NotFoundError):
-    code = "CONNECTOR_NOT_FOUND"
-    title = "Not found at the sync-connector"
+class ConnectorNotFound(NotFoundError, code="CONNECTOR_NOT_FOUND", title="Not found at the sync-connector"): ...
 
 
-class ConnectorConflict(ConflictError):
-    code = "CONNECTOR_CONFLICT"
-    title = "The sync-connector refused the change"
+class ConnectorConflict(ConflictError, code="CONNECTOR_CONFLICT", title="The sync-connector refused the change"): ...
 
 
-class ConnectorRejected(ValidationError):
-    code = "CONNECTOR_REJECTED"
-    title = "The sync-connector rejected the request"
+class ConnectorRejected(
+    ValidationError, code="CONNECTOR_REJECTED", title="The sync-connector rejected the request"
+): ...
 
 
-class ConnectorUnauthenticated(AppError):
-    code = "CONNECTOR_UNAUTHENTICATED"
-    status = 401
-    title = "The sync-connector did not accept the credentials"
+class ConnectorUnauthenticated(
+    AppError, code="CONNECTOR_UNAUTHENTICATED", status=401, title="The sync-connector did not accept the credentials"
+): ...
 
 
-class ConnectorForbidden(AppError):
-    code = "CONNECTOR_FORBIDDEN"
-    status = 403
-    title = "The sync-connector does not allow this for your role"
+class ConnectorForbidden(
+    AppError, code="CONNECTOR_FORBIDDEN", status=403, title="The sync-connector does not allow this for your role"
+): ...
 
 
 _ERRORS_BY_STATUS: dict[int, type[AppError]] = {
