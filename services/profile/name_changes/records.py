@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import TypedDict
 
 import msgspec
 
@@ -56,32 +57,38 @@ async def record_name_changes(uow: ProfileUnitOfWork, changes: Sequence[NameChan
     return results
 
 
+class _Renamed(TypedDict):
+    """What the history row, the update result and the event all say of one name change."""
+
+    customer_id: str
+    application_id: str
+    old_name: str
+    new_name: str
+    profile_version: int
+
+
+def _renamed(change: NameChange) -> _Renamed:
+    application = change.application
+    return _Renamed(
+        customer_id=application.customer_id,
+        application_id=application.application_id,
+        old_name=application.old_name,
+        new_name=application.new_name,
+        profile_version=change.new_version,
+    )
+
+
 def name_change_rows(
     change: NameChange, trace_context: Mapping[str, str]
 ) -> tuple[HistoryEntry, UpdateResult, OutboxMessage]:
     """The history row, the update result and the outbox event of one change (a new event id)."""
     application = change.application
     event_id = uuid.uuid4()
+    renamed = _renamed(change)
     history = HistoryEntry(
-        customer_id=application.customer_id,
-        application_id=application.application_id,
-        old_name=application.old_name,
-        new_name=application.new_name,
-        change_reason=application.reason,
-        profile_version=change.new_version,
-        change_date=change.changed_at,
-        **_operator(application),
+        **renamed, change_reason=application.reason, change_date=change.changed_at, **_operator(application)
     )
-    result = UpdateResult(
-        success=True,
-        application_id=application.application_id,
-        customer_id=application.customer_id,
-        old_name=application.old_name,
-        new_name=application.new_name,
-        profile_version=change.new_version,
-        update_time=change.changed_at,
-        event_id=str(event_id),
-    )
+    result = UpdateResult(success=True, **renamed, update_time=change.changed_at, event_id=str(event_id))
     return history, result, name_changed_message(event_id, change, trace_context)
 
 
@@ -101,15 +108,7 @@ def _operator(application: NameChangeApplication) -> dict[str, str]:
 
 def name_changed_message(event_id: uuid.UUID, change: NameChange, trace_context: Mapping[str, str]) -> OutboxMessage:
     application = change.application
-    event = CustomerNameChanged(
-        customer_id=application.customer_id,
-        application_id=application.application_id,
-        old_name=application.old_name,
-        new_name=application.new_name,
-        profile_version=change.new_version,
-        reason=application.reason,
-        changed_at=change.changed_at,
-    )
+    event = CustomerNameChanged(**_renamed(change), reason=application.reason, changed_at=change.changed_at)
     attributes = CloudEventAttributes(
         id=str(event_id),
         source=EVENT_SOURCE,
