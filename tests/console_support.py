@@ -106,6 +106,15 @@ async def api(client: Client | httpx.AsyncClient, method: str, path: str, **kwar
     return await client.request(method, path, headers=headers, **kwargs)
 
 
+async def create_customer(
+    client: Client | httpx.AsyncClient, customer_id: str, name: str = "张三", **fields: Any
+) -> None:
+    """Create a residential customer through the JSON API, with ``fields`` (by their JSON names) besides."""
+    body = {"customerId": customer_id, "customerName": name, "accountType": "residential", **fields}
+    response = await api(client, "POST", "/v1/customers", json=body)
+    assert response.status_code == 201, response.text
+
+
 async def rename(client: Client | httpx.AsyncClient, customer_id: str, new_name: str, version: int) -> None:
     """Rename a customer through the JSON API (``version`` is the one it has now)."""
     renamed = await api(
@@ -129,3 +138,10 @@ async def confirm_and_post(client: Client | httpx.AsyncClient, confirm_path: str
     for m in _HIDDEN.finditer(page.text[match.start() :]):
         fields.setdefault(m["name"], []).append(m["value"])
     return await client.post(match["action"].replace("&amp;", "&"), data=fields)
+
+
+async def confirm_redirect(client: Client | httpx.AsyncClient, confirm_path: str, expect: str, location: str) -> None:
+    """``confirm_and_post``, and check the change redirects to ``location`` (not followed)."""
+    done = await confirm_and_post(client, confirm_path, expect)
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == location

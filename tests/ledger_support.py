@@ -24,6 +24,25 @@ from tests.auth_support import auth_env, authorize, contact_protector
 PROBLEM = "https://customer-profile.example/problems/"
 SMALL_POOL = {"PROFILE_DB_POOL_SIZE": "2", "PROFILE_DB_MAX_OVERFLOW": "0"}
 Client = AsyncTestClient[Any]
+# A customer record's content: every field of it a version keeps and an edit may change (JSON names).
+RECORD = (
+    "customerName",
+    "customerCode",
+    "customerType",
+    "accountType",
+    "status",
+    "contactPerson",
+    "contactPhone",
+    "contactEmail",
+    "contactAddress",
+    "company",
+    "industry",
+    "region",
+    "creditLimit",
+    "salesPerson",
+    "taxNumber",
+    "remark",
+)
 
 
 def profile_settings(database_url: str, **env: str) -> ProfileSettings:

@@ -11,7 +11,16 @@ from typing import Any
 import asyncpg
 
 from libs.kit.tokens import Role
-from tests.console_support import Client, api, confirm_and_post, console_client, csrf_of, hidden_fields
+from tests.console_support import (
+    Client,
+    api,
+    confirm_redirect,
+    console_client,
+    create_customer,
+    csrf_of,
+    hidden_fields,
+)
+from tests.ledger_support import RECORD
 
 TAX = "91110108MA01CONS01"
 
@@ -19,23 +28,7 @@ TAX = "91110108MA01CONS01"
 def _form(page: str, **typed: str) -> dict[str, Any]:
     """The values a browser would post from a record form, with ``typed`` changed."""
     fields: dict[str, Any] = hidden_fields(page)
-    for name in (
-        "customerId",
-        "customerName",
-        "customerCode",
-        "customerType",
-        "contactPerson",
-        "contactPhone",
-        "contactEmail",
-        "contactAddress",
-        "company",
-        "industry",
-        "region",
-        "creditLimit",
-        "salesPerson",
-        "taxNumber",
-        "changeReason",
-    ):
+    for name in ("customerId", *RECORD, "changeReason"):  # the text inputs; the selects and the textarea below
         marker = f'name="{name}" value="'
         if marker in page:
             fields[name] = html.unescape(page.split(marker, 1)[1].split('"', 1)[0])
@@ -52,6 +45,14 @@ async def _create(client: Client, **typed: str) -> Any:
     page = await client.get("/console/customers/new")
     assert page.status_code == 200, page.text
     return await client.post("/console/customers/new", data=_form(page.text, **typed))
+
+
+async def _changed_once(client: Client, customer_id: str, **changes: Any) -> None:
+    """Customer ``customer_id`` (张三, with tax number ``TAX``) created and then changed by ``changes``,
+    through the JSON API: version 1 and version 2."""
+    await create_customer(client, customer_id, taxNumber=TAX)
+    changed = await api(client, "PATCH", f"/v1/customers/{customer_id}", json=changes, headers={"If-Match": '"1"'})
+    assert changed.status_code == 200, changed.text
 
 
 async def test_new_and_edit_forms_write_the_record_under_the_person(database_url: str) -> None:
@@ -113,16 +114,7 @@ async def test_new_and_edit_forms_write_the_record_under_the_person(database_url
 
 async def test_viewers_read_versions_without_personal_values_and_cannot_change(database_url: str) -> None:
     async with console_client(database_url, Role.VIEWER, subject="vera") as client:
-        body = {"customerId": "C-VER-1", "customerName": "张三", "accountType": "residential", "taxNumber": TAX}
-        assert (await api(client, "POST", "/v1/customers", json=body)).status_code == 201
-        changed = await api(
-            client,
-            "PATCH",
-            "/v1/customers/C-VER-1",
-            json={"taxNumber": None, "company": "乙公司"},
-            headers={"If-Match": '"1"'},
-        )
-        assert changed.status_code == 200
+        await _changed_once(client, "C-VER-1", taxNumber=None, company="乙公司")
         versions = await client.get("/console/customers/C-VER-1/versions")
         assert versions.status_code == 200
         assert 'data-version="2"' in versions.text
@@ -141,25 +133,18 @@ async def test_viewers_read_versions_without_personal_values_and_cannot_change(d
 
 async def test_rollback_through_its_confirmation_page(database_url: str, db: asyncpg.Connection) -> None:
     async with console_client(database_url, Role.OPERATOR, subject="otto") as client:
-        body = {"customerId": "C-RB-1", "customerName": "张三", "accountType": "residential", "taxNumber": TAX}
-        assert (await api(client, "POST", "/v1/customers", json=body)).status_code == 201
-        renamed = await api(
-            client,
-            "PATCH",
-            "/v1/customers/C-RB-1",
-            json={"customerName": "李四", "taxNumber": None},
-            headers={"If-Match": '"1"'},
-        )
-        assert renamed.status_code == 200
+        await _changed_once(client, "C-RB-1", customerName="李四", taxNumber=None)
         version = await client.get("/console/customers/C-RB-1/versions/1")
         assert TAX in version.text  # an operator reads past personal data
         assert 'href="/console/customers/C-RB-1/versions/1/rollback"' in version.text
-        done = await confirm_and_post(
-            client, "/console/customers/C-RB-1/versions/1/rollback", "Roll 李四 (C-RB-1) back to version 1?"
+        rolled_back = "/console/customers/C-RB-1?notice=rolled-back&n=1"
+        await confirm_redirect(
+            client,
+            "/console/customers/C-RB-1/versions/1/rollback",
+            "Roll 李四 (C-RB-1) back to version 1?",
+            rolled_back,
         )
-        assert done.status_code == 303
-        assert done.headers["location"] == "/console/customers/C-RB-1?notice=rolled-back&n=1"
-        page = await client.get(done.headers["location"])
+        page = await client.get(rolled_back)
         assert "Rolled back: a new version with the content of version 1." in page.text
         customer = (await api(client, "GET", "/v1/customers/C-RB-1")).json()
         assert (customer["customerName"], customer["taxNumber"], customer["version"]) == ("张三", TAX, 3)
@@ -183,15 +168,13 @@ async def test_rollback_through_its_confirmation_page(database_url: str, db: asy
 
 async def test_a_restore_confirmation_lists_code_conflicts_and_the_bin_links_versions(database_url: str) -> None:
     async with console_client(database_url, Role.ADMIN, subject="ada") as client:
-        body = {"customerId": "C-CF-1", "customerName": "张三", "accountType": "residential", "customerCode": "X"}
-        assert (await api(client, "POST", "/v1/customers", json=body)).status_code == 201
+        await create_customer(client, "C-CF-1", customerCode="X")
         backup = (await api(client, "POST", "/v1/backups", json={})).json()["backupId"]
         moved = await api(
             client, "PATCH", "/v1/customers/C-CF-1", json={"customerCode": "Y"}, headers={"If-Match": '"1"'}
         )
         assert moved.status_code == 200
-        taken = {"customerId": "C-CF-2", "customerName": "李四", "accountType": "residential", "customerCode": "X"}
-        assert (await api(client, "POST", "/v1/customers", json=taken)).status_code == 201
+        await create_customer(client, "C-CF-2", "李四", customerCode="X")
         page = await client.get(f"/console/backups/{backup}/restore")
         assert page.status_code == 200, page.text
         assert 'data-conflict="C-CF-1"' in page.text

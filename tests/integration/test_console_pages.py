@@ -9,15 +9,9 @@ import asyncpg
 import pytest
 
 from libs.kit.tokens import Role
-from tests.console_support import api, confirm_and_post, console_client, csrf_of, rename, sign_in
+from tests.console_support import confirm_redirect, console_client, create_customer, csrf_of, rename, sign_in
 
 pytestmark = pytest.mark.asyncio
-
-
-async def _customer(client, customer_id: str, name: str = "张三") -> None:
-    body = {"customerId": customer_id, "customerName": name, "accountType": "residential"}
-    response = await api(client, "POST", "/v1/customers", json=body)
-    assert response.status_code == 201, response.text
 
 
 async def test_pages_send_strangers_to_sign_in_and_back(database_url: str) -> None:
@@ -83,42 +77,44 @@ async def test_roles_csrf_and_sign_out(database_url: str) -> None:
 
 async def test_errors_are_pages_in_words(database_url: str) -> None:
     async with console_client(database_url, Role.ADMIN, subject="ada") as client:
-        missing = await client.get("/console/customers/NOPE-1")
-        assert missing.status_code == 404
-        assert "customer profile NOPE-1 not found" in missing.text
-        bad_filter = await client.get("/console/outbox?status=lost&from=yesterday")
-        assert bad_filter.status_code == 422
-        assert "Status must be one of: pending, published, failed." in bad_filter.text
-        assert "From is not a date and time" in bad_filter.text
-        bad_record = await client.get("/console/sync/abc")
-        assert bad_record.status_code == 422
-        assert "is not a sync record id" in bad_record.text
-        no_page = await client.get("/console/no/such/page")
-        assert no_page.status_code == 404
-        assert "There is no page at /console/no/such/page." in no_page.text
-        for page in (missing, bad_filter, bad_record, no_page):
+        for path, status, words in (
+            ("/console/customers/NOPE-1", 404, ["customer profile NOPE-1 not found"]),
+            (
+                "/console/outbox?status=lost&from=yesterday",
+                422,
+                ["Status must be one of: pending, published, failed.", "From is not a date and time"],
+            ),
+            ("/console/sync/abc", 422, ["is not a sync record id"]),
+            ("/console/no/such/page", 404, ["There is no page at /console/no/such/page."]),
+        ):
+            page = await client.get(path)
+            assert page.status_code == status, path
+            for text in words:
+                assert text in page.text, path
             assert page.headers["content-type"].startswith("text/html")
             assert "Traceback" not in page.text
 
 
 async def test_recycle_bin_round_trip_is_audited_with_the_person(database_url: str) -> None:
     async with console_client(database_url, Role.OPERATOR, subject="olga") as client:
-        await _customer(client, "C-BIN-1", "李雷")
+        await create_customer(client, "C-BIN-1", "李雷")
         search = await client.get("/console/customers?name=李")
         assert "C-BIN-1" in search.text
-        moved = await confirm_and_post(
-            client, "/console/customers/C-BIN-1/delete", "Move 李雷 (C-BIN-1) to the recycle bin?"
+        binned_path = "/console/recycle-bin?notice=deleted"
+        await confirm_redirect(
+            client, "/console/customers/C-BIN-1/delete", "Move 李雷 (C-BIN-1) to the recycle bin?", binned_path
         )
-        assert moved.status_code == 303
-        assert moved.headers["location"] == "/console/recycle-bin?notice=deleted"
-        binned = await client.get(moved.headers["location"])
+        binned = await client.get(binned_path)
         assert "The customer is in the recycle bin." in binned.text
         assert 'data-customer="C-BIN-1"' in binned.text
-        restored = await confirm_and_post(
-            client, "/console/recycle-bin/C-BIN-1/restore", "Restore customer C-BIN-1 from the recycle bin?"
+        restored_path = "/console/customers/C-BIN-1?notice=restored"
+        await confirm_redirect(
+            client,
+            "/console/recycle-bin/C-BIN-1/restore",
+            "Restore customer C-BIN-1 from the recycle bin?",
+            restored_path,
         )
-        assert restored.headers["location"] == "/console/customers/C-BIN-1?notice=restored"
-        profile = await client.get(restored.headers["location"])
+        profile = await client.get(restored_path)
         assert profile.status_code == 200
         assert "李雷" in profile.text
         log = await client.get("/console/audit?customerId=C-BIN-1&actorId=olga")
@@ -128,7 +124,7 @@ async def test_recycle_bin_round_trip_is_audited_with_the_person(database_url: s
 
 async def test_outbox_redrive_of_a_parked_entry(database_url: str) -> None:
     async with console_client(database_url, Role.ADMIN, subject="ada") as client:
-        await _customer(client, "C-OUT-1")
+        await create_customer(client, "C-OUT-1")
         await rename(client, "C-OUT-1", "王五", 1)
         db = await asyncpg.connect(database_url)
         try:
@@ -144,23 +140,24 @@ async def test_outbox_redrive_of_a_parked_entry(database_url: str) -> None:
             assert "ce_type" in entry.text
             by_filter = await client.get("/console/outbox/redrive?mode=filter&status=failed&customerId=C-OUT-1")
             assert "Re-drive 1 outbox entry?" in by_filter.text
-            done = await confirm_and_post(
+            await confirm_redirect(
                 client,
                 f"/console/outbox/redrive?id={entry_id}&return_to=/console/outbox/{entry_id}",
                 "Re-drive 1 outbox entry?",
+                f"/console/outbox/{entry_id}?notice=redriven&n=1",
             )
-            assert done.status_code == 303
-            assert done.headers["location"] == f"/console/outbox/{entry_id}?notice=redriven&n=1"
             assert await db.fetchval("SELECT status FROM profile.outbox WHERE id=$1::uuid", entry_id) == "pending"
             actor = await db.fetchval("SELECT actor_id FROM profile.audit_logs WHERE event_type='OUTBOX_REDRIVEN'")
             assert actor == "ada"
             again = await client.get(f"/console/outbox/redrive?id={entry_id}")
             assert "pending already" in again.text
             await db.execute("UPDATE profile.outbox SET status = 'failed' WHERE id = $1::uuid", entry_id)
-            by_filter_done = await confirm_and_post(
-                client, "/console/outbox/redrive?mode=filter&status=failed&customerId=C-OUT-1", "Re-drive 1 outbox"
+            await confirm_redirect(
+                client,
+                "/console/outbox/redrive?mode=filter&status=failed&customerId=C-OUT-1",
+                "Re-drive 1 outbox",
+                "/console/outbox?notice=redriven&n=1",
             )
-            assert by_filter_done.headers["location"] == "/console/outbox?notice=redriven&n=1"
             assert await db.fetchval("SELECT status FROM profile.outbox WHERE id=$1::uuid", entry_id) == "pending"
             audited = await db.fetchval(
                 "SELECT new_value->'filter'->>'customerId' FROM profile.audit_logs "
@@ -173,7 +170,7 @@ async def test_outbox_redrive_of_a_parked_entry(database_url: str) -> None:
 
 async def test_backup_dry_run_and_restore(database_url: str) -> None:
     async with console_client(database_url, Role.ADMIN, subject="ada") as client:
-        await _customer(client, "C-BK-1", "赵六")
+        await create_customer(client, "C-BK-1", "赵六")
         page = await client.get("/console/backups")
         created = await client.post("/console/backups", data={"csrf": csrf_of(page.text), "label": "before"})
         assert created.status_code == 303
@@ -185,7 +182,11 @@ async def test_backup_dry_run_and_restore(database_url: str) -> None:
         assert '<dd id="customers-changed">1</dd>' in dry.text
         assert "孙七" in dry.text
         assert "赵六" in dry.text
-        restored = await confirm_and_post(client, f"{backup_path}/restore", "Restore 1 customer to backup")
-        assert restored.headers["location"] == f"{backup_path}?notice=backup-restored&n=1"
+        await confirm_redirect(
+            client,
+            f"{backup_path}/restore",
+            "Restore 1 customer to backup",
+            f"{backup_path}?notice=backup-restored&n=1",
+        )
         profile = await client.get("/console/customers/C-BK-1")
         assert "<h1>赵六" in profile.text

@@ -24,6 +24,7 @@ from services.profile.shared.ledger_settings import LedgerSettings
 from services.profile.shared.results import Actor
 from tests.auth_support import bearer
 from tests.ledger_support import (
+    RECORD,
     Client,
     assert_problem,
     create_customer,
@@ -34,24 +35,6 @@ from tests.ledger_support import (
 from tests.polling import eventually
 
 TAX = "91110108MA01ABCDE1"
-RECORD = (
-    "customerName",
-    "customerCode",
-    "customerType",
-    "accountType",
-    "status",
-    "contactPerson",
-    "contactPhone",
-    "contactEmail",
-    "contactAddress",
-    "company",
-    "industry",
-    "region",
-    "creditLimit",
-    "salesPerson",
-    "taxNumber",
-    "remark",
-)
 VIEWER = bearer(Role.VIEWER, subject="vera")
 OPERATOR = bearer(Role.OPERATOR, subject="otto")
 
