@@ -27,19 +27,13 @@ log = get_logger(__name__)
 REDRIVEN_EVENT = "OUTBOX_REDRIVEN"
 
 
-class OutboxEntryNotFound(NotFoundError):
-    code = "OUTBOX_ENTRY_NOT_FOUND"
-    title = "Outbox entry not found"
+class OutboxEntryNotFound(NotFoundError, code="OUTBOX_ENTRY_NOT_FOUND", title="Outbox entry not found"): ...
 
 
-class InvalidOutboxFilter(ValidationError):
-    code = "INVALID_OUTBOX_FILTER"
-    title = "Invalid outbox filter"
+class InvalidOutboxFilter(ValidationError, code="INVALID_OUTBOX_FILTER", title="Invalid outbox filter"): ...
 
 
-class RedriveLimitExceeded(ValidationError):
-    code = "REDRIVE_LIMIT_EXCEEDED"
-    title = "Re-drive matches too many rows"
+class RedriveLimitExceeded(ValidationError, code="REDRIVE_LIMIT_EXCEEDED", title="Re-drive matches too many rows"): ...
 
 
 class OutboxAdminPort(Protocol):
