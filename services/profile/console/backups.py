@@ -11,18 +11,19 @@ from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect, Template
 
 from libs.kit.errors import ValidationError
+from services.profile.access.auth import actor_of
 from services.profile.backups.restore import RestoreService
 from services.profile.backups.service import BackupService
 from services.profile.console.context import console_of
 from services.profile.console.forms import FieldProblems, PathId, form_text, text
 from services.profile.console.metrics import counted
 from services.profile.console.rendering import render, see_other
-from services.profile.console.session import ADMINISTER, READ, verified_form
+from services.profile.console.session import ADMINISTER, READ, submitted
 from services.profile.domain.restore import BackupKind
-from services.profile.shared.results import Actor
 
 MAX_LABEL = 200
 
@@ -39,17 +40,24 @@ def _customer_id(raw: str) -> str | None:
     return customer_id
 
 
-async def _dry_run(
-    request: Request[Any, Any, Any],
-    backup_id: str,
-    backups: BackupService,
-    restores: RestoreService,
-    actor: Actor,
-) -> dict[str, Any]:
-    point = await backups.get(backup_id)
-    customer_id = _customer_id(request.query_params.get("customerId", ""))
-    report = await restores.restore(backup_id, customer_id, dry_run=True, actor=actor)
-    return {"backup": point, "report": report, "customer_id": customer_id or ""}
+def _dry_run_page(path: str, template: str, title: str) -> HTTPRouteHandler:
+    """A page showing what restoring a backup would change (a dry run: it writes nothing); ``title`` may name
+    ``{backup_id}``."""
+
+    @get(path, guards=ADMINISTER)
+    async def dry_run_page(
+        request: Request[Any, Any, Any],
+        backup_id: PathId,
+        backups: NamedDependency[BackupService],
+        restores: NamedDependency[RestoreService],
+    ) -> Template:
+        point = await backups.get(backup_id)
+        customer_id = _customer_id(request.query_params.get("customerId", ""))
+        report = await restores.restore(backup_id, customer_id, dry_run=True, actor=actor_of(request))
+        context = {"backup": point, "report": report, "customer_id": customer_id or ""}
+        return render(request, template, context, page="backups", title=title.format(backup_id=backup_id))
+
+    return dry_run_page
 
 
 @get("/backups", guards=READ, name="console:backups")
@@ -61,10 +69,8 @@ async def backup_list(request: Request[Any, Any, Any], backups: NamedDependency[
 
 
 @post("/backups", guards=ADMINISTER)
-async def create_backup(
-    request: Request[Any, Any, Any], backups: NamedDependency[BackupService], actor: NamedDependency[Actor]
-) -> Redirect:
-    form = await verified_form(request)
+async def create_backup(request: Request[Any, Any, Any], backups: NamedDependency[BackupService]) -> Redirect:
+    form, actor = await submitted(request)
     problems = FieldProblems()
     label = text(form_text(form, "label"), "Label", problems, max_length=MAX_LABEL)
     if problems:
@@ -81,40 +87,16 @@ async def backup_detail(
     return render(request, "backup.html", {"backup": point, "report": None}, page="backups", title=point.backup_id)
 
 
-@get("/backups/{backup_id:str}/dry-run", guards=ADMINISTER)
-async def dry_run(
-    request: Request[Any, Any, Any],
-    backup_id: PathId,
-    backups: NamedDependency[BackupService],
-    restores: NamedDependency[RestoreService],
-    actor: NamedDependency[Actor],
-) -> Template:
-    """What a restore would change; writes nothing."""
-    context = await _dry_run(request, backup_id, backups, restores, actor)
-    return render(request, "backup.html", context, page="backups", title=f"Dry run of {backup_id}")
-
-
-@get("/backups/{backup_id:str}/restore", guards=ADMINISTER)
-async def confirm_restore(
-    request: Request[Any, Any, Any],
-    backup_id: PathId,
-    backups: NamedDependency[BackupService],
-    restores: NamedDependency[RestoreService],
-    actor: NamedDependency[Actor],
-) -> Template:
-    """The confirmation runs a dry run first, so it says how many customers the restore changes."""
-    context = await _dry_run(request, backup_id, backups, restores, actor)
-    return render(request, "backup_restore.html", context, page="backups", title="Confirm restore")
+dry_run = _dry_run_page("/backups/{backup_id:str}/dry-run", "backup.html", "Dry run of {backup_id}")
+# The confirmation runs a dry run first, so it says how many customers the restore changes.
+confirm_restore = _dry_run_page("/backups/{backup_id:str}/restore", "backup_restore.html", "Confirm restore")
 
 
 @post("/backups/{backup_id:str}/restore", guards=ADMINISTER)
 async def restore(
-    request: Request[Any, Any, Any],
-    backup_id: PathId,
-    restores: NamedDependency[RestoreService],
-    actor: NamedDependency[Actor],
+    request: Request[Any, Any, Any], backup_id: PathId, restores: NamedDependency[RestoreService]
 ) -> Redirect:
-    form = await verified_form(request)
+    form, actor = await submitted(request)
     customer_id = _customer_id(form_text(form, "customerId"))
     running = restores.restore(backup_id, customer_id, dry_run=False, actor=actor)
     report = await counted(request, "backup_restore", running)

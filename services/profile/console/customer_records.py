@@ -22,12 +22,12 @@ from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
 from libs.kit.errors import AppError
-from services.profile.access.auth import Role
+from services.profile.access.auth import Role, actor_of
 from services.profile.console.context import console_of
 from services.profile.console.forms import PathId, form_text
 from services.profile.console.metrics import counted
 from services.profile.console.rendering import render, see_other
-from services.profile.console.session import OPERATE, READ, may, verified_form
+from services.profile.console.session import OPERATE, READ, may, submitted
 from services.profile.customers.service import CustomerService, NewCustomer
 from services.profile.customers.versions import VersionService
 from services.profile.domain import validation as rules
@@ -39,7 +39,6 @@ from services.profile.domain.errors import (
 )
 from services.profile.domain.ledger import SENSITIVE_LABELS, ProfileChanges
 from services.profile.domain.model import DEFAULT_CUSTOMER_TYPE, AccountType, Customer, CustomerStatus
-from services.profile.shared.results import Actor
 
 PathVersion = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
 
@@ -186,9 +185,10 @@ async def new_customer_form(request: Request[Any, Any, Any]) -> Template:
 
 @post("/customers/new", guards=OPERATE)
 async def create_customer(
-    request: Request[Any, Any, Any], customers: NamedDependency[CustomerService], actor: NamedDependency[Actor]
+    request: Request[Any, Any, Any], customers: NamedDependency[CustomerService]
 ) -> Template | Redirect:
-    typed = _typed(await verified_form(request))
+    form, actor = await submitted(request)
+    typed = _typed(form)
     customer_id = typed["customerId"]
     try:
         if not customer_id or not _CUSTOMER_ID.match(customer_id) or len(customer_id) > rules.CUSTOMER_ID_MAX:
@@ -216,12 +216,9 @@ async def edit_customer_form(
 
 @post("/customers/{customer_id:str}/edit", guards=OPERATE)
 async def edit_customer(
-    request: Request[Any, Any, Any],
-    customer_id: PathId,
-    customers: NamedDependency[CustomerService],
-    actor: NamedDependency[Actor],
+    request: Request[Any, Any, Any], customer_id: PathId, customers: NamedDependency[CustomerService]
 ) -> Template | Redirect:
-    form = await verified_form(request)
+    form, actor = await submitted(request)
     typed = {**_typed(form), "customerId": customer_id}
     raw_version = form_text(form, "version")
     version = int(raw_version) if raw_version.isdigit() else 0
@@ -293,10 +290,9 @@ async def confirm_rollback(
     customer_id: PathId,
     version: PathVersion,
     versions: NamedDependency[VersionService],
-    actor: NamedDependency[Actor],
 ) -> Template:
     current = (await versions.compare(customer_id, version, None)).new
-    result = await versions.rollback(customer_id, version, current.version, actor, dry_run=True)
+    result = await versions.rollback(customer_id, version, current.version, actor_of(request), dry_run=True)
     context = {"customer_id": customer_id, "result": result, "current": current, "labels": LABELS}
     return render(request, "customer_rollback.html", context, page="customers", title="Confirm rollback")
 
@@ -307,9 +303,8 @@ async def rollback(
     customer_id: PathId,
     version: PathVersion,
     versions: NamedDependency[VersionService],
-    actor: NamedDependency[Actor],
 ) -> Redirect:
-    form = await verified_form(request)
+    form, actor = await submitted(request)
     raw = form_text(form, "version")
     expected = int(raw) if raw.isdigit() else 0
     result = await counted(request, "customer_rollback", versions.rollback(customer_id, version, expected, actor))

@@ -21,12 +21,11 @@ from services.profile.console.context import console_of
 from services.profile.console.forms import FieldProblems, PathId, choice, moment, text, values
 from services.profile.console.metrics import counted
 from services.profile.console.rendering import render, render_listing, see_other
-from services.profile.console.session import OPERATE, READ, caller, verified_form
+from services.profile.console.session import OPERATE, READ, caller, submitted
 from services.profile.customers.service import CustomerService
 from services.profile.domain.model import AccountType, ApplicationOrigin, ApplicationStatus, CustomerStatus
 from services.profile.name_changes.service import NameChangeService
 from services.profile.shared.ports import ApplicationFilter, CustomerFilter
-from services.profile.shared.results import Actor
 
 SEARCH_FIELDS = (
     "customerId",
@@ -120,12 +119,9 @@ async def confirm_delete(
 
 @post("/customers/{customer_id:str}/delete", guards=OPERATE)
 async def delete_customer(
-    request: Request[Any, Any, Any],
-    customer_id: PathId,
-    customers: NamedDependency[CustomerService],
-    actor: NamedDependency[Actor],
+    request: Request[Any, Any, Any], customer_id: PathId, customers: NamedDependency[CustomerService]
 ) -> Redirect:
-    form = await verified_form(request)
+    form, actor = await submitted(request)
     version = str(form.get("version") or "")
     expected = int(version) if version.isdigit() else None
     await counted(request, "customer_delete", customers.delete(customer_id, expected, actor))
@@ -149,12 +145,9 @@ async def confirm_restore(request: Request[Any, Any, Any], customer_id: str) -> 
 
 @post("/recycle-bin/{customer_id:str}/restore", guards=OPERATE)
 async def restore_customer(
-    request: Request[Any, Any, Any],
-    customer_id: PathId,
-    customers: NamedDependency[CustomerService],
-    actor: NamedDependency[Actor],
+    request: Request[Any, Any, Any], customer_id: PathId, customers: NamedDependency[CustomerService]
 ) -> Redirect:
-    await verified_form(request)
+    actor = (await submitted(request)).actor
     await counted(request, "customer_restore", customers.restore(customer_id, actor))
     return see_other(_customer_path(customer_id), notice="restored")
 
@@ -199,11 +192,8 @@ async def confirm_reapply(
 
 @post("/applications/{application_id:str}/reapply", guards=OPERATE)
 async def reapply(
-    request: Request[Any, Any, Any],
-    application_id: PathId,
-    name_changes: NamedDependency[NameChangeService],
-    actor: NamedDependency[Actor],
+    request: Request[Any, Any, Any], application_id: PathId, name_changes: NamedDependency[NameChangeService]
 ) -> Redirect:
-    await verified_form(request)
+    actor = (await submitted(request)).actor
     application = await counted(request, "application_reapply", name_changes.reapply(application_id, actor))
     return see_other("/console/applications", customerId=application.customer_id, status="", notice="reapplied")

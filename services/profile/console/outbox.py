@@ -30,9 +30,8 @@ from services.profile.console.forms import (
 )
 from services.profile.console.metrics import counted
 from services.profile.console.rendering import render, see_other
-from services.profile.console.session import ADMINISTER, safe_next, verified_form
+from services.profile.console.session import ADMINISTER, safe_next, submitted
 from services.profile.outbox_admin.service import OutboxAdminService, OutboxEntryNotFound, RedriveSelection
-from services.profile.shared.results import Actor
 
 REDRIVABLE = (OutboxStatus.FAILED.value, OutboxStatus.PUBLISHED.value)
 FILTER_FIELDS = ("status", "customerId", "from", "to")
@@ -150,10 +149,8 @@ async def confirm_redrive(
 
 
 @post("/outbox/redrive", guards=ADMINISTER)
-async def redrive(
-    request: Request[Any, Any, Any], outbox_admin: NamedDependency[OutboxAdminService], actor: NamedDependency[Actor]
-) -> Redirect:
-    form = await verified_form(request)
+async def redrive(request: Request[Any, Any, Any], outbox_admin: NamedDependency[OutboxAdminService]) -> Redirect:
+    form, actor = await submitted(request)
     problems = FieldProblems()
     if form.get("mode") == "filter":
         raw = {name: str(form.get(name) or "").strip() for name in FILTER_FIELDS}

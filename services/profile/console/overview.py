@@ -13,6 +13,7 @@ from typing import Any
 
 from litestar import Request, get
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import Template
 
 from libs.kit.errors import AppError
@@ -46,22 +47,23 @@ async def _overview(
     }
 
 
-@get("/", guards=READ, name="console:overview")
-async def overview(
-    request: Request[Any, Any, Any],
-    outbox_backlog: NamedDependency[OutboxBacklogReader],
-    connector: NamedDependency[ConnectorClient],
-) -> Template:
-    context = await _overview(request, outbox_backlog, connector)
-    return render(request, "overview.html", context, page="overview", title="Pipeline overview")
+def _pipeline_page(
+    path: str, template: str, *, name: str | None = None, page: str = "", title: str = ""
+) -> HTTPRouteHandler:
+    """A page of the pipeline's state (the outbox backlog and the connector's status) in ``template``."""
+
+    @get(path, guards=READ, name=name)
+    async def pipeline_page(
+        request: Request[Any, Any, Any],
+        outbox_backlog: NamedDependency[OutboxBacklogReader],
+        connector: NamedDependency[ConnectorClient],
+    ) -> Template:
+        context = await _overview(request, outbox_backlog, connector)
+        return render(request, template, context, page=page, title=title)
+
+    return pipeline_page
 
 
-@get("/overview/panel", guards=READ)
-async def overview_panel(
-    request: Request[Any, Any, Any],
-    outbox_backlog: NamedDependency[OutboxBacklogReader],
-    connector: NamedDependency[ConnectorClient],
-) -> Template:
-    """The panels alone, for the page's self-refresh."""
-    context = await _overview(request, outbox_backlog, connector)
-    return render(request, "overview_panel.html", context)
+overview = _pipeline_page("/", "overview.html", name="console:overview", page="overview", title="Pipeline overview")
+# The panels alone, for the page's self-refresh.
+overview_panel = _pipeline_page("/overview/panel", "overview_panel.html")

@@ -15,16 +15,17 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from litestar import Request
 from litestar.datastructures import Cookie, FormMultiDict
 
 from libs.kit.errors import AppError
 from libs.kit.tokens import Unauthenticated, bearer_token
-from services.profile.access.auth import SESSION_COOKIE, Principal, Role, requires
+from services.profile.access.auth import SESSION_COOKIE, Principal, Role, actor_of, requires
 from services.profile.console.connector_client import Caller
 from services.profile.console.settings import ConsoleSettings
+from services.profile.shared.results import Actor
 
 CONSOLE_PATH = "/console"
 LOGIN_PATH = f"{CONSOLE_PATH}/login"
@@ -73,6 +74,18 @@ async def verified_form(request: Request[Any, Any, Any]) -> FormMultiDict:
     if not expected or not hmac.compare_digest(sent, expected):
         raise CsrfRejected("the form was not issued for this session; reload the page and try again")
     return form
+
+
+class Submission(NamedTuple):
+    """A verified form and who sent it: every change made from the console is audited under its actor."""
+
+    form: FormMultiDict
+    actor: Actor
+
+
+async def submitted(request: Request[Any, Any, Any]) -> Submission:
+    """The posted form once its CSRF token matches the session's, and the actor the audit log names."""
+    return Submission(await verified_form(request), actor_of(request))
 
 
 def caller(request: Request[Any, Any, Any]) -> Caller:
