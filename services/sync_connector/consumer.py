@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -250,38 +251,27 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass(eq=False)
 class SystemConsumer:
     """The consumer group of one external system."""
 
-    def __init__(
-        self,
-        system_code: str,
-        *,
-        kafka: KafkaSettings,
-        topic: str,
-        group_id: str,
-        handler: MessageHandler,
-        metrics: ConnectorMetrics,
-        grace_s: float,
-        dead_letters: UnprocessableMessages,
-        unprocessable: UnprocessablePolicy = DEFAULT_UNPROCESSABLE,
-    ) -> None:
-        self.system_code = system_code
-        self.group_id = group_id
-        self.started = False
-        self._kafka = kafka
-        self._topic = topic
-        self._handler = handler
-        self._metrics = metrics
-        self._grace_s = grace_s
-        self._dead_letters = dead_letters
-        self._unprocessable = unprocessable
-        self._consumer: AIOKafkaConsumer | None = None
-        self._workers: dict[TopicPartition, PartitionWorker] = {}
-        self._committed: dict[TopicPartition, int] = {}
-        self._assigned: frozenset[TopicPartition] = frozenset()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+    system_code: str
+    _: KW_ONLY
+    kafka: KafkaSettings
+    topic: str
+    group_id: str
+    handler: MessageHandler
+    metrics: ConnectorMetrics
+    grace_s: float
+    dead_letters: UnprocessableMessages
+    unprocessable: UnprocessablePolicy = DEFAULT_UNPROCESSABLE
+    started: bool = field(default=False, init=False)
+    _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
+    _workers: dict[TopicPartition, PartitionWorker] = field(default_factory=dict, init=False)
+    _committed: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    _assigned: frozenset[TopicPartition] = field(default=frozenset(), init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     @property
     def assigned(self) -> frozenset[TopicPartition]:
@@ -307,13 +297,13 @@ class SystemConsumer:
                 await self._fetch_loop(consumer)
             except Exception:
                 restarts += 1
-                self._metrics.consumer_errors.labels(self.system_code, "crash").inc()
+                self.metrics.consumer_errors.labels(self.system_code, "crash").inc()
                 log.exception("consumer_crashed", group_id=self.group_id, restarts=restarts)
             finally:
                 await self._teardown(consumer)
                 self.started, self._consumer, self._assigned = False, None, frozenset()
                 self._committed.clear()
-                self._metrics.assigned_partitions.labels(self.system_code).set(0)
+                self.metrics.assigned_partitions.labels(self.system_code).set(0)
                 log.info("consumer_stopped", group_id=self.group_id)
             if not self._stopping.is_set():
                 await self._sleep(PROCESSING_ERROR_BACKOFF.delay_before_retry(restarts))
@@ -323,13 +313,13 @@ class SystemConsumer:
         connections may be broken (aiokafka's stop and commit then wait or fail), and a teardown that
         never ends would keep this system from consuming again."""
         for step, bound_s in (
-            (self._release(consumer, list(self._workers)), self._grace_s + COMMIT_TIMEOUT_S),
+            (self._release(consumer, list(self._workers)), self.grace_s + COMMIT_TIMEOUT_S),
             (consumer.stop(), COMMIT_TIMEOUT_S),
         ):
             try:
                 await asyncio.wait_for(step, bound_s)
             except Exception as exc:  # noqa: BLE001 - the consumer is rebuilt from the committed offsets
-                self._metrics.consumer_errors.labels(self.system_code, "teardown").inc()
+                self.metrics.consumer_errors.labels(self.system_code, "teardown").inc()
                 log.warning("consumer_teardown_failed", group_id=self.group_id, error=repr(exc), bound_s=bound_s)
 
     async def _sleep(self, seconds: float) -> None:
@@ -340,19 +330,19 @@ class SystemConsumer:
         """The broker may be down at start-up: retry until it answers or we are stopped."""
         delay = 0.2
         while not self._stopping.is_set():
-            consumer = make_consumer(self._kafka, self._topic, self.group_id)
-            consumer.subscribe([self._topic], listener=_RebalanceListener(self))
+            consumer = make_consumer(self.kafka, self.topic, self.group_id)
+            consumer.subscribe([self.topic], listener=_RebalanceListener(self))
             try:
                 await consumer.start()
             except KafkaError as exc:
                 await consumer.stop()
-                self._metrics.consumer_errors.labels(self.system_code, "connect").inc()
+                self.metrics.consumer_errors.labels(self.system_code, "connect").inc()
                 log.warning("broker_unavailable", group_id=self.group_id, error=repr(exc), retry_in_s=delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, 5.0)
             else:
                 self._consumer, self.started = consumer, True
-                log.info("consumer_started", group_id=self.group_id, topic=self._topic)
+                log.info("consumer_started", group_id=self.group_id, topic=self.topic)
                 return consumer
         return None
 
@@ -361,7 +351,7 @@ class SystemConsumer:
             try:
                 batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_FETCH_RECORDS)
             except KafkaError as exc:
-                self._metrics.consumer_errors.labels(self.system_code, "fetch").inc()
+                self.metrics.consumer_errors.labels(self.system_code, "fetch").inc()
                 log.warning("fetch_failed", group_id=self.group_id, error=repr(exc))
                 await self._sleep(1.0)
                 continue
@@ -386,17 +376,17 @@ class SystemConsumer:
             if committed is None:
                 worker = self._workers.get(tp)
                 committed = worker.next_offset if worker is not None and worker.next_offset is not None else highwater
-            self._metrics.consumer_lag.labels(self.system_code, str(tp.partition)).set(max(0, highwater - committed))
+            self.metrics.consumer_lag.labels(self.system_code, str(tp.partition)).set(max(0, highwater - committed))
 
     def _worker_for(self, tp: TopicPartition) -> PartitionWorker:
         if (worker := self._workers.get(tp)) is None:
             worker = self._workers[tp] = PartitionWorker(
                 tp,
-                self._handler,
+                self.handler,
                 self.system_code,
-                self._metrics,
-                dead_letters=self._dead_letters,
-                policy=self._unprocessable,
+                self.metrics,
+                dead_letters=self.dead_letters,
+                policy=self.unprocessable,
             )
         return worker
 
@@ -428,7 +418,7 @@ class SystemConsumer:
             await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_S)
         # RuntimeError: aiokafka writing to a connection the broker's crash closed (uvloop refuses it).
         except (KafkaError, TimeoutError, RuntimeError) as exc:  # committed again on the next round
-            self._metrics.consumer_errors.labels(self.system_code, "commit").inc()
+            self.metrics.consumer_errors.labels(self.system_code, "commit").inc()
             log.warning("commit_failed", group_id=self.group_id, error=repr(exc), timeout_s=COMMIT_TIMEOUT_S)
         else:
             self._committed.update(offsets)
@@ -436,7 +426,7 @@ class SystemConsumer:
     async def _release(self, consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition]) -> None:
         """Stop the workers of these partitions and commit what they finished."""
         workers = [self._workers.pop(tp) for tp in tps if tp in self._workers]
-        await asyncio.gather(*(worker.stop(self._grace_s) for worker in workers))
+        await asyncio.gather(*(worker.stop(self.grace_s) for worker in workers))
         await self._commit(consumer, workers)
         for worker in workers:
             self._committed.pop(worker.tp, None)
@@ -448,7 +438,7 @@ class SystemConsumer:
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
         self._assigned = frozenset(assigned)
-        self._metrics.assigned_partitions.labels(self.system_code).set(len(assigned))
+        self.metrics.assigned_partitions.labels(self.system_code).set(len(assigned))
         log.info("partitions_assigned", group_id=self.group_id, partitions=sorted(tp.partition for tp in assigned))
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
@@ -189,29 +190,22 @@ def unprocessable_message(letter: UnprocessableLetter) -> tuple[bytes | None, li
     return letter.message_value, received + [(name, value.encode()) for name, value in ours.items()]
 
 
+@dataclass(eq=False)
 class DeadLetterPublisher:
     """Publishes unpublished dead letters; woken by ``notify()`` when one is written, else polls."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        kafka: KafkaSettings,
-        topic_for: Callable[[str], str],
-        metrics: ConnectorMetrics,
-        *,
-        poll_interval_s: float,
-    ) -> None:
-        self._engine = engine
-        self._kafka = kafka
-        self._topic_for = topic_for
-        self._metrics = metrics
-        self._poll_s = poll_interval_s
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._producer: AIOKafkaProducer | None = None
-        self._topics_ready: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._crashes = 0  # the publishing loop's, in a row (reset by a round that went through)
+    engine: AsyncEngine
+    kafka: KafkaSettings
+    topic_for: Callable[[str], str]
+    metrics: ConnectorMetrics
+    _: KW_ONLY
+    poll_interval_s: float
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _producer: AIOKafkaProducer | None = field(default=None, init=False)
+    _topics_ready: set[str] = field(default_factory=set, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _crashes: int = field(default=0, init=False)  # the publishing loop's, in a row (reset by a round that went through)
 
     def notify(self) -> None:
         self._wake.set()
@@ -224,9 +218,9 @@ class DeadLetterPublisher:
         start. A broker that does not answer within ``timeout_s`` is not: each topic is then prepared
         and checked before its first dead letter is published.
         """
-        topics = list(dict.fromkeys(self._topic_for(code) for code in system_codes))
+        topics = list(dict.fromkeys(self.topic_for(code) for code in system_codes))
         try:
-            await asyncio.wait_for(prepare_topics(self._kafka, topics), timeout_s)
+            await asyncio.wait_for(prepare_topics(self.kafka, topics), timeout_s)
         except KafkaConfigError:
             raise
         except (KafkaError, OSError, TimeoutError) as exc:
@@ -253,7 +247,7 @@ class DeadLetterPublisher:
                 await self._publish_loop()
             except Exception as exc:
                 self._crashes += 1
-                self._metrics.dead_letter_publish_errors.labels("unexpected").inc()
+                self.metrics.dead_letter_publish_errors.labels("unexpected").inc()
                 wait_s = ERROR_BACKOFF.delay_before_retry(self._crashes)
                 log.exception(
                     "dead_letter_publisher_crashed",
@@ -274,7 +268,7 @@ class DeadLetterPublisher:
             except (KafkaError, KafkaConfigError, *DATABASE_FAULTS) as exc:
                 failures += 1
                 kind = _error_kind(exc)
-                self._metrics.dead_letter_publish_errors.labels(kind).inc()
+                self.metrics.dead_letter_publish_errors.labels(kind).inc()
                 wait_s = ERROR_BACKOFF.delay_before_retry(failures)
                 # A misconfigured topic or refused credentials need a person; the letters wait for them.
                 report = log.error if kind == "config" else log.warning
@@ -284,11 +278,11 @@ class DeadLetterPublisher:
                 continue
             failures = self._crashes = 0
             if claimed < BATCH_SIZE:
-                await self._wait(self._poll_s)
+                await self._wait(self.poll_interval_s)
 
     async def publish_once(self) -> int:
         """Claim, produce and mark one batch of each table; returns how many rows were claimed."""
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             params = {"lease_s": PUBLISH_LEASE_S, "limit": BATCH_SIZE}
             rows = (await connection.execute(_PUBLICATIONS["dead_letters"].claim, params)).mappings()
             letters = [msgspec.convert(dict(row), DeadLetter) for row in rows]
@@ -306,11 +300,11 @@ class DeadLetterPublisher:
             raise
         await self._mark(outgoing, published=True)
         for message in outgoing:
-            self._metrics.dead_letters_published.labels(message.system_code).inc()
+            self.metrics.dead_letters_published.labels(message.system_code).inc()
             log.info(
                 "dead_letter_published",
                 system_code=message.system_code,
-                topic=self._topic_for(message.system_code),
+                topic=self.topic_for(message.system_code),
                 **message.log_fields,
             )
         return len(letters) + len(unprocessable)
@@ -335,7 +329,7 @@ class DeadLetterPublisher:
 
     async def _set_aside(self, unbuildable: list[tuple[Outgoing, str]]) -> None:
         for message, error in unbuildable:
-            self._metrics.dead_letter_publish_errors.labels("unbuildable").inc()
+            self.metrics.dead_letter_publish_errors.labels("unbuildable").inc()
             log.error(
                 "dead_letter_unbuildable",
                 system_code=message.system_code,
@@ -343,13 +337,13 @@ class DeadLetterPublisher:
                 retry_in_s=PUBLISH_LEASE_S,
                 **message.log_fields,
             )
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             for message, error in unbuildable:
                 statement = _PUBLICATIONS[message.table].unbuildable
                 await connection.execute(statement, {"ids": [message.id], "error": error[:500]})
 
     async def _mark(self, outgoing: list[Outgoing], *, published: bool, **params: Any) -> None:
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             for table, publication in _PUBLICATIONS.items():
                 if ids := [m.id for m in outgoing if m.table == table]:
                     statement = publication.published if published else publication.unpublished
@@ -361,16 +355,16 @@ class DeadLetterPublisher:
         producer = await self._ready_producer()
         pending: list[Any] = []
         for message in outgoing:
-            topic = self._topic_for(message.system_code)
+            topic = self.topic_for(message.system_code)
             if topic not in self._topics_ready:
-                await prepare_topics(self._kafka, [topic])  # a KafkaConfigError if it is less durable than set
+                await prepare_topics(self.kafka, [topic])  # a KafkaConfigError if it is less durable than set
                 self._topics_ready.add(topic)
             pending.append(await producer.send(topic, message.value, key=message.key, headers=message.headers))
         await asyncio.gather(*pending)
 
     async def _ready_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = make_producer(self._kafka)
+            producer = make_producer(self.kafka)
             try:
                 await producer.start()
             except BaseException:

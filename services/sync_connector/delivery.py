@@ -288,7 +288,7 @@ class SyncDelivery(DeliveryEngine[SyncRecord]):
         async with self._channel.ledger() as ledger:
             lanes = await ledger.records.lock_lanes([n.customer_id for n in new])
             opened = await ledger.records.open(
-                self._channel.sink.system, new, max_retry_count=self._max_retries, deadline_s=self._deadline_s
+                self._channel.sink.system, new, max_retry_count=self._max_retries, deadline_s=self.deadline_s
             )
             verdicts: dict[str, str] = {}
             to_claim: list[tuple[SyncRecord, Permit]] = []
@@ -298,7 +298,7 @@ class SyncDelivery(DeliveryEngine[SyncRecord]):
                     to_claim.append((record, permit))
                 else:
                     verdicts[record.event_id] = "circuit_open" if verdict is Verdict.SEND else verdict.value
-            tokens = await ledger.claim([r for r, _ in to_claim], self._lease_s)
+            tokens = await ledger.claim([r for r, _ in to_claim], self.lease_s)
             claims = [
                 Claim(r, token, permit, spans.get(r.event_id))
                 for (r, permit), token in zip(to_claim, tokens, strict=True)

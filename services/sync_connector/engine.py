@@ -30,6 +30,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
@@ -170,28 +171,21 @@ class ChannelAdapter(Protocol[RecordT]):
     def expired(self, expired: Expired, detail: str) -> None: ...
 
 
+@dataclass(eq=False)
 class DeliveryEngine(Generic[RecordT]):
-    def __init__(
-        self,
-        adapter: ChannelAdapter[RecordT],
-        breaker: CircuitBreaker,
-        policy: RetryPolicy,
-        *,
-        deadline_s: float,
-        lease_s: float,
-        recheck_s: float,
-        on_dead_letter: Callable[[], None] = lambda: None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._adapter = adapter
-        self._breaker = breaker
-        self._policy = policy
-        self._deadline_s = deadline_s
-        self._lease_s = lease_s
-        self._recheck_s = recheck_s  # the soonest a deferred record is looked at again
-        self._on_dead_letter = on_dead_letter
-        self._clock = clock
-        self.system_code = adapter.code
+    adapter: ChannelAdapter[RecordT]
+    breaker: CircuitBreaker
+    policy: RetryPolicy
+    _: KW_ONLY
+    deadline_s: float
+    lease_s: float
+    recheck_s: float  # the soonest a deferred record is looked at again
+    on_dead_letter: Callable[[], None] = lambda: None
+    clock: Clock = SYSTEM_CLOCK
+
+    @property
+    def system_code(self) -> str:
+        return self.adapter.code
 
     # -- claim ------------------------------------------------------------------------------------------
 
@@ -201,7 +195,7 @@ class DeliveryEngine(Generic[RecordT]):
         skipped = 0
         held: list[Permit] = []
         try:
-            async with self._adapter.ledger() as ledger:
+            async with self.adapter.ledger() as ledger:
                 due = await ledger.due(limit)
                 for record in due:
                     admission = await ledger.admit(record)
@@ -211,7 +205,7 @@ class DeliveryEngine(Generic[RecordT]):
                         admission is Admission.SEND
                         and (permit := await self.permit_or_defer(ledger, record, held)) is not None
                     ):
-                        (token,) = await ledger.claim([record], self._lease_s)
+                        (token,) = await ledger.claim([record], self.lease_s)
                         claims.append(Claim(record, token, permit))
                 await ledger.commit()
         except BaseException:  # no call will be made: a half-open breaker must not wait for its trial
@@ -222,20 +216,20 @@ class DeliveryEngine(Generic[RecordT]):
     async def permit_or_defer(self, ledger: Ledger[RecordT], record: RecordT, held: list[Permit]) -> Permit | None:
         """A breaker permit for a call of ``record`` (appended to ``held`` at once: the caller releases what
         held whatever happens next), or None after deferring the record to the next probe."""
-        permit = self._breaker.acquire()
+        permit = self.breaker.acquire()
         if permit is not None:
             held.append(permit)
             return permit
         # Deferred, not failed: no attempt is spent while the channel is known to be down.
-        wait_s = max(self._breaker.seconds_until_probe(), self._recheck_s)
+        wait_s = max(self.breaker.seconds_until_probe(), self.recheck_s)
         await ledger.defer(record, wait_s)
-        self._adapter.deferred(record, wait_s)
+        self.adapter.deferred(record, wait_s)
         return None
 
     def release(self, permits: Iterable[Permit]) -> None:
         """Give permits back; a no-op for those whose call reported its result."""
         for permit in permits:
-            self._breaker.release(permit)
+            self.breaker.release(permit)
 
     # -- call, decide, settle ---------------------------------------------------------------------------
 
@@ -258,7 +252,7 @@ class DeliveryEngine(Generic[RecordT]):
         settlements = [Settlement(c.record, c.token, r) for c, r in zip(claims, results, strict=True)]
 
         def not_recorded(exc: Exception, wait_s: float) -> None:
-            self._adapter.not_recorded(len(settlements), exc, wait_s)
+            self.adapter.not_recorded(len(settlements), exc, wait_s)
 
         kept = await settle_until_recorded(lambda: self._settle_once(settlements), stop, not_recorded)
         recorded = {s.record.id for s in kept}
@@ -267,17 +261,17 @@ class DeliveryEngine(Generic[RecordT]):
             # Reported in the call's span, so the lines carry its trace id.
             with trace.use_span(claim.span or trace.get_current_span(), end_on_exit=False):
                 if settlement.record.id in recorded:
-                    self._adapter.settled(settlement)
-                    statuses.append(self._adapter.status_of(settlement.result))
+                    self.adapter.settled(settlement)
+                    statuses.append(self.adapter.status_of(settlement.result))
                 else:
-                    self._adapter.lost(settlement)
+                    self.adapter.lost(settlement)
                     statuses.append(None)
         if any(s.record.id in recorded and s.result.dead_lettered for s in settlements):
-            self._on_dead_letter()
+            self.on_dead_letter()
         return statuses
 
     async def _settle_once(self, settlements: Sequence[Settlement[RecordT]]) -> list[Settlement[RecordT]]:
-        async with self._adapter.ledger() as ledger:
+        async with self.adapter.ledger() as ledger:
             kept = await ledger.settle(settlements)
             await ledger.commit()
         return kept
@@ -287,26 +281,26 @@ class DeliveryEngine(Generic[RecordT]):
         started = time.monotonic()
         try:
             if claim.span is None:
-                attempted = await self._adapter.call(record)
+                attempted = await self.adapter.call(record)
             else:
                 with trace.use_span(claim.span, end_on_exit=False):
-                    attempted = await self._adapter.call(record)
+                    attempted = await self.adapter.call(record)
         except BaseException:  # cancelled: no result, and a half-open breaker must not wait for it
-            self._breaker.release(claim.permit)
+            self.breaker.release(claim.permit)
             raise
         duration_s = time.monotonic() - started
         if not attempted.reached:  # not called (no contact, no valid address...): the breaker learns nothing
-            self._breaker.release(claim.permit)
+            self.breaker.release(claim.permit)
         elif attempted.classification.outcome is Outcome.RETRYABLE:
-            self._breaker.record_failure(claim.permit)
+            self.breaker.record_failure(claim.permit)
         else:
-            self._breaker.record_success(claim.permit)
+            self.breaker.record_success(claim.permit)
         result = CallResult(attempted, self._next_step(claim, attempted), self._deadline(record), duration_s)
-        self._adapter.attempted(result)
+        self.adapter.attempted(result)
         return result
 
     def _deadline(self, record: RecordT) -> datetime:
-        return record.deliver_by or self._clock.now() + timedelta(seconds=self._deadline_s)
+        return record.deliver_by or self.clock.now() + timedelta(seconds=self.deadline_s)
 
     def _next_step(self, claim: Claim[RecordT], attempted: Attempted) -> NextStep:
         if attempted.final_status is not None:  # the channel's own end (nothing to send): no retry
@@ -314,16 +308,14 @@ class DeliveryEngine(Generic[RecordT]):
         record = claim.record
         probe = claim.permit.trial and attempted.reached
         if probe:  # the channel was known to be down: wait for the next probe, spend nothing
-            retry_in_s = self._breaker.seconds_until_probe()
+            retry_in_s = self.breaker.seconds_until_probe()
         else:
             # While the breaker is not closed, no retry before its next probe: during a long outage the
             # waiting records take turns as the trial.
-            retry_in_s = max(
-                self._policy.delay_before_retry(record.tries_spent + 1), self._breaker.seconds_until_probe()
-            )
+            retry_in_s = max(self.policy.delay_before_retry(record.tries_spent + 1), self.breaker.seconds_until_probe())
         return next_step(
             attempted.classification.outcome,
-            now=self._clock.now(),
+            now=self.clock.now(),
             deliver_by=self._deadline(record),
             retries_done=record.tries_spent,
             max_retries=record.max_tries,
@@ -337,11 +329,11 @@ class DeliveryEngine(Generic[RecordT]):
         """Fail up to ``limit`` waiting records whose deadline passed while the channel was down; returns how
         many. The retry scheduler calls this while the breaker is not closed."""
         detail = f"delivery deadline passed while {self.system_code} was unavailable."
-        async with self._adapter.ledger() as ledger:
+        async with self.adapter.ledger() as ledger:
             expired = await ledger.expire(detail, limit)
             await ledger.commit()
         for record in expired:
-            self._adapter.expired(record, detail)
+            self.adapter.expired(record, detail)
         if expired:
-            self._on_dead_letter()
+            self.on_dead_letter()
         return len(expired)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from opentelemetry import trace
@@ -27,22 +28,15 @@ class EventAcceptor(Protocol):
     async def accept_batch(self, events: Sequence[AcceptedEvent], stop: asyncio.Event) -> list[str]: ...
 
 
+@dataclass(eq=False)
 class SystemMessageHandler:
     """Handles a batch of one partition's messages for one external system, a consumer span per message."""
 
-    def __init__(
-        self,
-        delivery: EventAcceptor,
-        system_code: str,
-        group_id: str,
-        tracer: trace.Tracer,
-        metrics: ConnectorMetrics,
-    ) -> None:
-        self._delivery = delivery
-        self._code = system_code
-        self._group_id = group_id
-        self._tracer = tracer
-        self._metrics = metrics
+    delivery: EventAcceptor
+    system_code: str
+    group_id: str
+    tracer: trace.Tracer
+    metrics: ConnectorMetrics
 
     async def __call__(self, messages: Sequence[KafkaMessage], stop: asyncio.Event) -> None:
         """Raises ``UndecodableMessagesError`` before anything is processed when some messages can never be
@@ -56,14 +50,14 @@ class SystemMessageHandler:
                 rejected.append(Rejected(message, str(exc)))
         if rejected:
             for item in rejected:
-                self._metrics.undecodable.labels(self._code).inc()
+                self.metrics.undecodable.labels(self.system_code).inc()
                 log.warning("message_undecodable", error=item.error, **self._where(item.message))
             raise UndecodableMessagesError(rejected)
         accepted = [event for message, d in decoded if (event := self._open(message, d)) is not None]
         if not accepted:
             return
         try:
-            results = await self._delivery.accept_batch(accepted, stop)
+            results = await self.delivery.accept_batch(accepted, stop)
         except BaseException as exc:
             for event in accepted:
                 event.span.record_exception(exc)
@@ -79,26 +73,26 @@ class SystemMessageHandler:
             "topic": message.topic,
             "partition": message.partition,
             "offset": message.offset,
-            "system_code": self._code,
+            "system_code": self.system_code,
         }
 
     def _open(self, message: KafkaMessage, decoded: DecodedMessage) -> AcceptedEvent | None:
         """The decoded event with its processing span started; None for a message to skip."""
         if decoded.event is None:
-            self._metrics.ignored.labels(self._code, decoded.event_type).inc()
+            self.metrics.ignored.labels(self.system_code, decoded.event_type).inc()
             log.debug("message_ignored", event_type=decoded.event_type, **self._where(message))
             return None
         attributes: dict[str, AttributeValue] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
             "messaging.destination.name": message.topic,
-            "messaging.kafka.consumer.group": self._group_id,
+            "messaging.kafka.consumer.group": self.group_id,
             "messaging.destination.partition.id": str(message.partition),
             "messaging.kafka.offset": message.offset,
             "messaging.kafka.message.key": (message.key or b"").decode(errors="replace"),
             "messaging.message.id": decoded.event_id,
         }
-        span = self._tracer.start_span(
+        span = self.tracer.start_span(
             f"process {message.topic}",
             context=context_from_headers(decoded.headers),
             kind=SpanKind.CONSUMER,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, tzinfo
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -83,24 +84,20 @@ def render(record: AdminNotificationRecord, settings: AdminNotifySettings, zone:
     return subject, "\n".join(lines) + "\n"
 
 
+@dataclass(eq=False)
 class AdminMailChannel:
     """The admins' mail as a channel of the delivery engine."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        settings: AdminNotifySettings,
-        smtp: NotifySettings,
-        metrics: AdminNotifyMetrics,
-        *,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._engine = engine
-        self._settings = settings
-        self._smtp = smtp
-        self._metrics = metrics
-        self._clock = clock
-        self._sender = Address(addr_spec=settings.mail_from or smtp.mail_from)
+    engine: AsyncEngine
+    settings: AdminNotifySettings
+    smtp: NotifySettings
+    metrics: AdminNotifyMetrics
+    _: KW_ONLY
+    clock: Clock = SYSTEM_CLOCK
+    _sender: Address = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._sender = Address(addr_spec=self.settings.mail_from or self.smtp.mail_from)
 
     @property
     def code(self) -> str:
@@ -108,17 +105,17 @@ class AdminMailChannel:
 
     @asynccontextmanager
     async def ledger(self) -> AsyncIterator[TableLedger[AdminNotificationRecord]]:
-        async with AdminUnitOfWork(self._engine, self._clock) as uow:
+        async with AdminUnitOfWork(self.engine, self.clock) as uow:
             yield TableLedger(uow, uow.admin, status_of)
 
     def message_id(self, record: AdminNotificationRecord) -> str:
-        return f"<{record.notice_id}.admin@{self._smtp.message_id_domain}>"
+        return f"<{record.notice_id}.admin@{self.smtp.message_id_domain}>"
 
     def build(self, record: AdminNotificationRecord) -> EmailMessage:
-        subject, body = render(record, self._settings, self._smtp.zone)
+        subject, body = render(record, self.settings, self.smtp.zone)
         message = EmailMessage()
         message["From"] = self._sender
-        message["To"] = [Address(addr_spec=address) for address in self._settings.to]
+        message["To"] = [Address(addr_spec=address) for address in self.settings.to]
         message["Subject"] = subject
         message["Date"] = format_datetime(localtime())
         message["Message-ID"] = self.message_id(record)
@@ -128,7 +125,7 @@ class AdminMailChannel:
         return message
 
     async def call(self, record: AdminNotificationRecord) -> Attempted:
-        sent = await send_smtp(self._smtp, self.build(record))
+        sent = await send_smtp(self.smtp, self.build(record))
         applied = sent.classification.outcome is Outcome.APPLIED
         return Attempted(
             sent.classification,
@@ -140,16 +137,16 @@ class AdminMailChannel:
         return status_of(result)
 
     def deferred(self, record: AdminNotificationRecord, wait_s: float) -> None:  # noqa: ARG002 - the protocol's
-        self._metrics.attempts.labels("circuit_open").inc()
+        self.metrics.attempts.labels("circuit_open").inc()
 
     def attempted(self, result: CallResult) -> None:
-        self._metrics.attempts.labels(result.attempted.label or result.classification.outcome.value).inc()
-        self._metrics.attempt_seconds.observe(result.duration_s)
+        self.metrics.attempts.labels(result.attempted.label or result.classification.outcome.value).inc()
+        self.metrics.attempt_seconds.observe(result.duration_s)
 
     def settled(self, settlement: AdminSettlement) -> None:
         record, result = settlement.record, settlement.result
         status = status_of(result)
-        self._metrics.mails.labels(status).inc()
+        self.metrics.mails.labels(status).inc()
         fields = {"admin_notification_id": record.id, "cause": record.cause_key, "occurrences": record.occurrences}
         if status == AdminStatus.SENT:
             log.info("admin_notification_sent", **fields)
@@ -165,7 +162,7 @@ class AdminMailChannel:
         log.warning("admin_notification_not_recorded", records=count, error=repr(error), retry_in_s=round(wait_s, 3))
 
     def expired(self, expired: Expired, detail: str) -> None:
-        self._metrics.mails.labels(AdminStatus.FAILED).inc()
+        self.metrics.mails.labels(AdminStatus.FAILED).inc()
         log.error(
             "admin_notification_failed", admin_notification_id=expired.id, cause=expired.customer_id, error=detail
         )

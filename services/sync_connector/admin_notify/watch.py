@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 
@@ -128,33 +129,27 @@ def _signal_occurrence(signal: AdminSignal) -> Occurrence:
     )
 
 
+@dataclass(eq=False)
 class AdminWatch:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        settings: AdminNotifySettings,
-        metrics: AdminNotifyMetrics,
-        *,
-        breakers: BreakerWatch,
-        profile: ProfileSignalSource | None,
-        on_opened: Callable[[], None] = lambda: None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._engine = engine
-        self._settings = settings
-        self._metrics = metrics
-        self._breakers = breakers
-        self._profile = profile
-        self._on_opened = on_opened
-        self._clock = clock
+    engine: AsyncEngine
+    settings: AdminNotifySettings
+    metrics: AdminNotifyMetrics
+    _: KW_ONLY
+    breakers: BreakerWatch
+    profile: ProfileSignalSource | None
+    on_opened: Callable[[], None] = lambda: None
+    clock: Clock = SYSTEM_CLOCK
+    _policy: WindowPolicy = field(init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
         self._policy = WindowPolicy(
-            window_s=settings.window_s,
-            gather_s=settings.gather_s,
-            deadline_s=settings.delivery_deadline_s,
-            max_examples=settings.max_examples,
+            window_s=self.settings.window_s,
+            gather_s=self.settings.gather_s,
+            deadline_s=self.settings.delivery_deadline_s,
+            max_examples=self.settings.max_examples,
         )
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="admin-notification-watch")
@@ -170,9 +165,9 @@ class AdminWatch:
             try:
                 await self.sweep()
             except Exception:  # the loop must outlive any one round; the next one tries again
-                self._metrics.sweep_errors.labels("unexpected").inc()
+                self.metrics.sweep_errors.labels("unexpected").inc()
                 log.exception("admin_watch_round_failed")
-            await wait_until_set(self._stop, self._settings.poll_interval_s)
+            await wait_until_set(self._stop, self.settings.poll_interval_s)
 
     async def sweep(self) -> int:
         """One round over every source; returns how many occurrences it counted."""
@@ -189,9 +184,9 @@ class AdminWatch:
         except DATABASE_FAULTS as exc:
             complete = False
             self._failed("breakers", exc)
-        if self._profile is not None:
+        if self.profile is not None:
             try:
-                counted += await self._sweep_profile(self._profile)
+                counted += await self._sweep_profile(self.profile)
             except SignalSourceError as exc:
                 complete = False
                 self._failed("profile", exc)
@@ -199,11 +194,11 @@ class AdminWatch:
                 complete = False
                 self._failed("profile", exc)
         if complete:
-            self._metrics.last_sweep.set(self._clock.now().timestamp())
+            self.metrics.last_sweep.set(self.clock.now().timestamp())
         return counted
 
     def _failed(self, source: str, exc: BaseException) -> None:
-        self._metrics.sweep_errors.labels(source).inc()
+        self.metrics.sweep_errors.labels(source).inc()
         log.warning("admin_watch_source_failed", source=source, error=repr(exc))
 
     async def _count(self, store: AdminStore, by_cause: dict[str, list[Occurrence]]) -> int:
@@ -213,18 +208,18 @@ class AdminWatch:
             if result is None:
                 continue
             total += result.new
-            self._metrics.occurrences.labels(cause).inc(result.new)
+            self.metrics.occurrences.labels(cause).inc(result.new)
             if result.opened:
-                self._metrics.windows.labels(cause).inc()
+                self.metrics.windows.labels(cause).inc()
                 log.warning("admin_notification_window_opened", cause=cause, occurrences=result.new)
         return total
 
     async def _sweep_table(self, source: TableSource) -> int:
         counted = 0
         while not self._stop.is_set():
-            async with AdminUnitOfWork(self._engine, self._clock) as uow:
+            async with AdminUnitOfWork(self.engine, self.clock) as uow:
                 await uow.admin.lock()
-                rows = await source.take(uow.connection, self._settings.batch_size)
+                rows = await source.take(uow.connection, self.settings.batch_size)
                 by_cause: dict[str, list[Occurrence]] = defaultdict(list)
                 for row in rows:
                     by_cause[cause_key(source.kind, row.code)].append(row.occurrence)
@@ -233,16 +228,16 @@ class AdminWatch:
                     await source.note(uow.connection, [row.id for row in rows])
                 await uow.commit()
             if counted:
-                self._on_opened()
-            if len(rows) < self._settings.batch_size:
+                self.on_opened()
+            if len(rows) < self.settings.batch_size:
                 break
         return counted
 
     async def _sweep_breakers(self) -> int:
-        down = self._breakers.down_longer_than(self._settings.breaker_open_s)
+        down = self.breakers.down_longer_than(self.settings.breaker_open_s)
         if not down:
             return 0
-        instance = self._breakers.instance
+        instance = self.breakers.instance
         by_cause = {
             cause_key(CauseKind.BREAKER_OPEN, code): [
                 Occurrence(
@@ -253,19 +248,19 @@ class AdminWatch:
             ]
             for code, since in down
         }
-        async with AdminUnitOfWork(self._engine, self._clock) as uow:
+        async with AdminUnitOfWork(self.engine, self.clock) as uow:
             await uow.admin.lock()
             counted = await self._count(uow.admin, by_cause)
             await uow.commit()
         if counted:
-            self._on_opened()
+            self.on_opened()
         return counted
 
     async def _sweep_profile(self, profile: ProfileSignalSource) -> int:
         counted = 0
         parked_done = False
         while not self._stop.is_set():
-            read = await profile.read(self._settings.batch_size)  # outside any transaction
+            read = await profile.read(self.settings.batch_size)  # outside any transaction
             by_cause: dict[str, list[Occurrence]] = defaultdict(list)
             for signal in read.signals:
                 by_cause[_signal_cause(signal)].append(_signal_occurrence(signal))
@@ -274,13 +269,13 @@ class AdminWatch:
                 by_cause[parked] = [
                     Occurrence(
                         f"outbox:{row.id}",
-                        self._clock.now(),
+                        self.clock.now(),
                         f"outbox row {row.id}, customer {row.aggregate_id}, {row.attempts} attempts",
                         row.last_error,
                     )
                     for row in read.parked_outbox.rows
                 ]
-            async with AdminUnitOfWork(self._engine, self._clock) as uow:
+            async with AdminUnitOfWork(self.engine, self.clock) as uow:
                 await uow.admin.lock()
                 counted += await self._count(uow.admin, by_cause)
                 if not parked_done and read.parked_outbox.complete:
@@ -291,7 +286,7 @@ class AdminWatch:
             if read.signals:
                 await profile.noted([signal.id for signal in read.signals])  # after the commit
             if counted:
-                self._on_opened()
-            if len(read.signals) < self._settings.batch_size:
+                self.on_opened()
+            if len(read.signals) < self.settings.batch_size:
                 break
         return counted
