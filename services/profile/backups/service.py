@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from libs.kit.logging import get_logger
 from services.profile.domain.errors import BackupNotFound
+from services.profile.domain.lookup import found
 from services.profile.domain.restore import BackupKind
 from services.profile.shared.audit import AuditEvent, actor_entry
 from services.profile.shared.clock import Clock, utc_now
@@ -70,9 +71,7 @@ class BackupService:
     async def get(self, backup_id: str) -> BackupPoint:
         async with self.uow_factory() as uow:
             point = await uow.backups.get(backup_id)
-        if point is None:
-            raise BackupNotFound(f"backup {backup_id} not found")
-        return point
+        return found(point, BackupNotFound(f"backup {backup_id} not found"))
 
     async def page(self, cursor: str | None, limit: int | None) -> Page[BackupPoint]:
         """Newest first."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
-from services.profile.domain.errors import ProfileNotFound
 from services.profile.domain.ledger import (
     ProfileChanges,
     ProfileEdit,
     changed_fields,
+    live,
     plan_edit,
     plan_soft_delete,
     plan_undelete,
@@ -89,9 +89,7 @@ class CustomerService:
     async def get(self, customer_id: str) -> Customer:
         async with self.uow_factory() as uow:
             customer = await uow.customers.get(customer_id)
-        if customer is None or customer.is_deleted:
-            raise ProfileNotFound(f"customer profile {customer_id} not found")
-        return customer
+        return live(customer, customer_id)
 
     async def page(self, filters: CustomerFilter, cursor: str | None, limit: int | None) -> Page[Customer]:
         """Live customers, oldest first; a stable cursor over (created_at, customer_id)."""
@@ -163,9 +161,7 @@ class CustomerService:
 
     async def name_history(self, customer_id: str, limit: int = MAX_HISTORY) -> Sequence[HistoryEntry]:
         async with self.uow_factory() as uow:
-            customer = await uow.customers.get(customer_id)
-            if customer is None or customer.is_deleted:
-                raise ProfileNotFound(f"customer profile {customer_id} not found")
+            live(await uow.customers.get(customer_id), customer_id)
             return await uow.history.list_for_customer(customer_id, min(limit, MAX_HISTORY))
 
     async def _save(

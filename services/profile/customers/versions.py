@@ -14,6 +14,7 @@ import msgspec
 from services.profile.customers.service import record_direct_name_change
 from services.profile.domain.errors import CustomerCodeExists, ProfileNotFound, VersionNotFound
 from services.profile.domain.ledger import TRACKED_FIELDS, changed_fields
+from services.profile.domain.lookup import found
 from services.profile.domain.model import ApplicationOrigin, Customer
 from services.profile.domain.versions import MAX_VERSION, FieldDifference, differences, plan_rollback
 from services.profile.shared.audit import AuditEvent, customer_entry
@@ -150,10 +151,7 @@ class VersionService:
 
 async def _existing(uow: ProfileUnitOfWork, customer_id: str) -> Customer:
     """The customer's current row, live or in the recycle bin."""
-    current = await uow.customers.get(customer_id)
-    if current is None:
-        raise ProfileNotFound(f"customer profile {customer_id} not found")
-    return current
+    return found(await uow.customers.get(customer_id), ProfileNotFound(f"customer profile {customer_id} not found"))
 
 
 async def _version(uow: ProfileUnitOfWork, customer_id: str, version: int) -> Customer:

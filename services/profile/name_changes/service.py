@@ -12,6 +12,7 @@ from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
 from libs.kit.telemetry import current_trace_headers
 from services.profile.domain.errors import ApplicationNotFound, InvalidStatus, ProfileNotFound, UnexpectedUpdateError
+from services.profile.domain.lookup import found
 from services.profile.domain.model import (
     ApplicationStatus,
     Decision,
@@ -46,9 +47,9 @@ class NameChangeService:
     async def submit(self, customer_id: str, new_name: str, reason: str, actor: Actor) -> NameChangeApplication:
         now = self.clock()
         async with self.uow_factory() as uow:
-            customer = await uow.customers.get(customer_id)
-            if customer is None:
-                raise ProfileNotFound(f"customer profile {customer_id} not found")
+            customer = found(
+                await uow.customers.get(customer_id), ProfileNotFound(f"customer profile {customer_id} not found")
+            )
             application = new_application(new_application_id(), customer, new_name, reason, now)
             await uow.applications.add(application)
             await uow.audit.add(_audit(AuditEvent.APPLICATION_SUBMITTED, "submit name change", actor, application), now)
@@ -59,9 +60,7 @@ class NameChangeService:
     async def get(self, application_id: str) -> NameChangeApplication:
         async with self.uow_factory() as uow:
             application = await uow.applications.get(application_id)
-        if application is None:
-            raise ApplicationNotFound(f"application {application_id} not found")
-        return application
+        return found(application, ApplicationNotFound(f"application {application_id} not found"))
 
     async def page(
         self, filters: ApplicationFilter, cursor: str | None, limit: int | None
@@ -77,9 +76,10 @@ class NameChangeService:
         now = self.clock()
         async with self.uow_factory() as uow:
             application = await _locked_application(uow, application_id)
-            customer = await uow.customers.get(application.customer_id, for_update=True)
-            if customer is None:
-                raise ProfileNotFound(f"customer profile {application.customer_id} not found")
+            customer = found(
+                await uow.customers.get(application.customer_id, for_update=True),
+                ProfileNotFound(f"customer profile {application.customer_id} not found"),
+            )
             rebased = application.reapply(customer, now)
             await uow.applications.save(rebased)
             await uow.audit.add(
@@ -271,9 +271,7 @@ _FAILABLE = (ApplicationStatus.PENDING, ApplicationStatus.APPROVED, ApplicationS
 
 async def _locked_application(uow: ProfileUnitOfWork, application_id: str) -> NameChangeApplication:
     application = await uow.applications.get(application_id, for_update=True)
-    if application is None:
-        raise ApplicationNotFound(f"application {application_id} not found")
-    return application
+    return found(application, ApplicationNotFound(f"application {application_id} not found"))
 
 
 def _completed_name_change(

@@ -19,6 +19,7 @@ from libs.kit.errors import NotFoundError, ValidationError
 from libs.kit.logging import get_logger
 from libs.outbox.admin import OutboxEntry, OutboxFilter, RedrivenRow
 from libs.outbox.table import OutboxStatus
+from services.profile.domain.lookup import found
 from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.ports import AuditEntry, AuditLog, Transaction
 from services.profile.shared.results import Actor
@@ -108,9 +109,7 @@ class OutboxAdminService:
     async def get(self, entry_id: uuid.UUID) -> OutboxEntry:
         async with self.uow_factory() as uow:
             entry = await uow.outbox_admin.get(entry_id)
-        if entry is None:
-            raise OutboxEntryNotFound(f"outbox entry {entry_id} not found")
-        return entry
+        return found(entry, OutboxEntryNotFound(f"outbox entry {entry_id} not found"))
 
     async def latest_of(self, customer_id: str, limit: int) -> list[OutboxEntry]:
         """A customer's newest ``limit`` entries, newest first, with payload and headers (for the journey page)."""
