@@ -195,21 +195,8 @@ class ShardLeases:
         wanted = sorted(shards)
         if not wanted:
             return []
-        records = await conn.fetch(
-            f"UPDATE {self._shards} s SET expires_at = now() "  # noqa: S608
-            f"FROM ({self._mine('$1', 'shard = ANY($2::smallint[])')}) mine "
-            f"WHERE s.shard = mine.shard RETURNING s.shard",
-            self.instance_id,
-            wanted,
-        )
-        expired = sorted(r["shard"] for r in records)
-        for shard in wanted:
-            self.held.pop(shard, None)
-            self.draining.discard(shard)
-        self._metrics.leases_released.inc(len(expired))
-        self._metrics.shards_owned.set(len(self.held))
-        log.info("relay_leases_expired", instance_id=self.instance_id, shards=expired)
-        return expired
+        expired = await self._update_mine(conn, "expires_at = now()", "shard = ANY($2::smallint[])", wanted)
+        return self._let_go(wanted, expired, "relay_leases_expired")
 
     async def confirm(self, conn: asyncpg.Connection) -> None:
         """Without renewing anything: keep in ``held`` only the shards whose lease is still live and
@@ -234,22 +221,37 @@ class ShardLeases:
     async def _release(self, conn: asyncpg.Connection, shards: list[int] | None) -> list[int]:
         if shards == []:
             return []
+        released = await self._update_mine(
+            conn, "owner = NULL, expires_at = NULL", "$2::smallint[] IS NULL OR shard = ANY($2::smallint[])", shards
+        )
+        let_go = shards if shards is not None else list(self.held)
+        for shard in let_go:
+            self.taken_over.pop(shard, None)
+        return self._let_go(let_go, released, "relay_leases_released")
+
+    async def _update_mine(
+        self, conn: asyncpg.Connection, assignments: str, condition: str, shards: list[int] | None
+    ) -> list[int]:
+        """Set ``assignments`` on this instance's lease rows that meet ``condition`` (``$2``: ``shards``);
+        the shards updated, sorted."""
         records = await conn.fetch(
-            f"UPDATE {self._shards} s SET owner = NULL, expires_at = NULL "  # noqa: S608
-            f"FROM ({self._mine('$1', '$2::smallint[] IS NULL OR shard = ANY($2::smallint[])')}) mine "
+            f"UPDATE {self._shards} s SET {assignments} "  # noqa: S608
+            f"FROM ({self._mine('$1', condition)}) mine "
             f"WHERE s.shard = mine.shard RETURNING s.shard",
             self.instance_id,
             shards,
         )
-        released = sorted(r["shard"] for r in records)
-        for shard in shards if shards is not None else list(self.held):
+        return sorted(r["shard"] for r in records)
+
+    def _let_go(self, shards: Iterable[int], updated: list[int], event: str) -> list[int]:
+        """Forget ``shards`` locally; count and log the ``updated`` ones (released or expired)."""
+        for shard in shards:
             self.held.pop(shard, None)
             self.draining.discard(shard)
-            self.taken_over.pop(shard, None)
-        self._metrics.leases_released.inc(len(released))
+        self._metrics.leases_released.inc(len(updated))
         self._metrics.shards_owned.set(len(self.held))
-        log.info("relay_leases_released", instance_id=self.instance_id, shards=released)
-        return released
+        log.info(event, instance_id=self.instance_id, shards=updated)
+        return updated
 
     def forget(self) -> None:
         """Local state only: after leaving, the database no longer says we own anything."""

@@ -139,6 +139,17 @@ def _lease_cte(shards_table: str, owner: str, shards: str, tokens: str) -> str:
     )
 
 
+def _pending_update(table: str, assignments: str, values: str, key: str, *, returning: str) -> str:
+    """An UPDATE of the pending rows that ``values`` (``v``) names by ``key``, in the shards still held.
+
+    A row of a shard whose lease moved on since the claim (its token changed) is left as it is.
+    """
+    return (
+        f"UPDATE {table} o SET {assignments} FROM {values} "  # noqa: S608
+        f"WHERE o.{key} = v.{key} AND o.status = 'pending' AND o.shard = ANY({_HELD}) RETURNING {returning}"
+    )
+
+
 class BatchPublisher:
     """Claims, produces and marks batches of one outbox table; owns the Kafka producer."""
 
@@ -163,21 +174,22 @@ class BatchPublisher:
             f"ORDER BY o.seq LIMIT $4"
         )
         # last_error stays: a row that needed retries keeps the reason for history.
-        mark_lease = _lease_cte(shards, "$4", "$5", "$6")
-        self._mark_sql = (
-            f"{mark_lease}, marked AS (UPDATE {table} o SET status = 'published', published_at = now(), "  # noqa: S608
-            f"attempts = o.attempts + 1, published_partition = v.p, published_offset = v.off "
-            f"FROM unnest({_numbers('$1')}, {_numbers('$2')}, {_numbers('$3')}) AS v(seq, p, off) "
-            f"WHERE o.seq = v.seq AND o.status = 'pending' AND o.shard = ANY({_HELD}) RETURNING 1) "
-            f"SELECT count(*) FROM marked"
+        marked = _pending_update(
+            table,
+            "status = 'published', published_at = now(), attempts = o.attempts + 1, "
+            "published_partition = v.p, published_offset = v.off",
+            f"unnest({_numbers('$1')}, {_numbers('$2')}, {_numbers('$3')}) AS v(seq, p, off)",
+            "seq",
+            returning="1",
         )
-        fail_lease = _lease_cte(shards, "$5", "$6", "$7")
-        self._fail_sql = (
-            f"{fail_lease}UPDATE {table} o SET attempts = o.attempts + 1, last_error = v.err, "  # noqa: S608
-            f"status = CASE WHEN v.permanent AND o.attempts + 1 >= $4 THEN 'failed' ELSE o.status END "
-            f"FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS v(id, err, permanent) "
-            f"WHERE o.id = v.id AND o.status = 'pending' AND o.shard = ANY({_HELD}) "
-            f"RETURNING o.id, o.aggregate_id, o.shard, o.status, o.attempts"
+        self._mark_sql = f"{_lease_cte(shards, '$4', '$5', '$6')}, marked AS ({marked}) SELECT count(*) FROM marked"  # noqa: S608
+        failed_status = "CASE WHEN v.permanent AND o.attempts + 1 >= $4 THEN 'failed' ELSE o.status END"
+        self._fail_sql = _lease_cte(shards, "$5", "$6", "$7") + _pending_update(
+            table,
+            f"attempts = o.attempts + 1, last_error = v.err, status = {failed_status}",
+            "unnest($1::uuid[], $2::text[], $3::bool[]) AS v(id, err, permanent)",
+            "id",
+            returning="o.id, o.aggregate_id, o.shard, o.status, o.attempts",
         )
 
     async def relay_batch(self, conn: asyncpg.Connection, ownership: Ownership) -> BatchResult:
