@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass, field
 
 import asyncpg
 import msgspec
@@ -37,16 +38,16 @@ class Step(msgspec.Struct, frozen=True):
     caught_up: bool
 
 
+@dataclass(eq=False)
 class BatchPipeline:
     """At most two batches of one relay instance: one settling, one claimed and handed over."""
 
-    def __init__(self, publisher: BatchPublisher, leases: ShardLeases, settings: RelaySettings) -> None:
-        self._publisher = publisher
-        self._leases = leases
-        self._settings = settings
-        self.in_flight: InFlightBatch | None = None
-        # Shards the batches in flight claim from: the lease keeper releases none of them.
-        self.busy: frozenset[int] = frozenset()
+    publisher: BatchPublisher
+    leases: ShardLeases
+    settings: RelaySettings
+    in_flight: InFlightBatch | None = field(default=None, init=False)
+    # Shards the batches in flight claim from: the lease keeper releases none of them.
+    busy: frozenset[int] = field(default=frozenset(), init=False)
 
     def abandon(self) -> None:
         """The session is lost: rows in flight stay pending and are claimed again (duplicates, in order)."""
@@ -56,9 +57,9 @@ class BatchPipeline:
         self.busy = frozenset()
 
     async def step(self, claim_conn: asyncpg.Connection, mark_conn: asyncpg.Connection, stop: bool) -> Step:
-        publisher, previous = self._publisher, self.in_flight
-        ownership = self._leases.claimable()
-        taken_over = dict(self._leases.taken_over)
+        publisher, previous = self.publisher, self.in_flight
+        ownership = self.leases.claimable()
+        taken_over = dict(self.leases.taken_over)
         # Before the first await: the keeper must not release a shard this claim may read.
         self.busy = _shards(previous) | frozenset(ownership.shards)
         overtaking = previous is not None and previous.stopped
@@ -78,7 +79,7 @@ class BatchPipeline:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await settling
             raise
-        caught_up = len(rows) < self._settings.batch_size and not overtaking
+        caught_up = len(rows) < self.settings.batch_size and not overtaking
         if following is not None and not result.clean:
             # Behind a failure: settle it now; the next claim starts again from the first pending row.
             result += await publisher.settle(mark_conn, following, blocked)
@@ -93,14 +94,14 @@ class BatchPipeline:
         """Fence the previous owners of shards taken over on expiry; leave out the shards whose
         previous owner could not be fenced yet (tried again at the next step)."""
         try:
-            await self._publisher.fence(taken_over.values())
+            await self.publisher.fence(taken_over.values())
         except FencingError as exc:
             log.warning("relay_fencing_failed", shards=sorted(taken_over), error=str(exc))
             keep = [(s, t) for s, t in zip(ownership.shards, ownership.tokens, strict=True) if s not in taken_over]
             return Ownership(ownership.owner, tuple(s for s, _ in keep), tuple(t for _, t in keep))
         for shard, owner in taken_over.items():
-            if self._leases.taken_over.get(shard) == owner:
-                del self._leases.taken_over[shard]
+            if self.leases.taken_over.get(shard) == owner:
+                del self.leases.taken_over[shard]
         return ownership
 
 

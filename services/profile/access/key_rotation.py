@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -46,11 +47,12 @@ class RotationReport(msgspec.Struct, frozen=True, rename="camel"):
     versions: int
 
 
+@dataclass(frozen=True)
 class SqlContactKeyRotation:
-    def __init__(self, engine: AsyncEngine, protector: ContactProtector, batch_size: int) -> None:
-        self._engine = engine
-        self._protector = protector
-        self._batch_size = batch_size
+    engine: AsyncEngine
+    protector: ContactProtector
+    # Rows re-sealed per transaction.
+    batch_size: int
 
     async def remaining(self, *, every_row: bool = False) -> dict[str, int]:
         """Rows a rotation would re-seal, per table."""
@@ -68,7 +70,7 @@ class SqlContactKeyRotation:
         for table in _TABLES:
             counts[table.name] = await self._rotate_table(table, progress, every_row)
         return RotationReport(
-            active_key_id=self._protector.active_key_id,
+            active_key_id=self.protector.active_key_id,
             customers=counts["customer_profiles"],
             backup_rows=counts["backup_customers"],
             stored_responses=counts["idempotency_keys"],
@@ -83,7 +85,7 @@ class SqlContactKeyRotation:
 
     @property
     def _active(self) -> str:
-        return self._protector.active_key_id
+        return self.protector.active_key_id
 
     async def _rotate_table(self, table: Table, progress: Progress, every_row: bool) -> int:
         keys = [table.c[name] for name in _KEYS[table.name]]
@@ -91,7 +93,7 @@ class SqlContactKeyRotation:
         done = 0
         while True:
             async with self._transaction() as connection:
-                query = select(table).where(self._due(table, every_row)).order_by(*keys).limit(self._batch_size)
+                query = select(table).where(self._due(table, every_row)).order_by(*keys).limit(self.batch_size)
                 if after is not None:
                     query = query.where(tuple_(*keys) > tuple_(*(literal(v) for v in after)))
                 rows = (await connection.execute(query.with_for_update())).mappings().all()
@@ -109,7 +111,7 @@ class SqlContactKeyRotation:
             written: Sequence[str] = ("response_body", "response_key_id")
         else:
             values = [
-                self._protector.seal_personal(row["customer_id"], self._protector.open_personal(row)) for row in rows
+                self.protector.seal_personal(row["customer_id"], self.protector.open_personal(row)) for row in rows
             ]
             written = SEALED_COLUMNS
         parameters = [
@@ -124,9 +126,9 @@ class SqlContactKeyRotation:
         await connection.execute(statement, parameters)
 
     def _resealed_response(self, row: Any) -> dict[str, Any]:
-        body = self._protector.open_response(row["scope"], row["idempotency_key"], bytes(row["response_body"]))
-        sealed, key_id = self._protector.seal_response(row["scope"], row["idempotency_key"], body)
+        body = self.protector.open_response(row["scope"], row["idempotency_key"], bytes(row["response_body"]))
+        sealed, key_id = self.protector.seal_response(row["scope"], row["idempotency_key"], body)
         return {"response_body": sealed, "response_key_id": key_id}
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return database_transaction(self._engine, "key rotation")
+        return database_transaction(self.engine, "key rotation")
