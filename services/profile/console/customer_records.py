@@ -1,35 +1,29 @@
-"""A customer's record: new and edit forms, its versions, the difference to the current one, rollback.
+"""A customer's record: the new and edit forms (its versions and rollback are in ``customer_versions``).
 
 The forms write through the same use cases as the API (``POST``/``PATCH /v1/customers``):
 the same rules, the same operation-log entry under the signed-in person, who is also the
 record's ``createdBy``/``updatedBy``. A refused value comes back on the form, in words, with
-what was typed. Personal data (contact data, tax number) of past versions is shown to
-operators and admins; a viewer sees that it changed. A rollback asks first: its
-confirmation page is a dry run listing every field that will change.
+what was typed.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
-from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
 from libs.kit.errors import AppError
-from services.profile.access.auth import Role, actor_of
-from services.profile.console.context import console_of
 from services.profile.console.forms import PathId, form_text
 from services.profile.console.metrics import counted
 from services.profile.console.rendering import render, see_other
-from services.profile.console.session import OPERATE, READ, may, submitted
+from services.profile.console.session import OPERATE, submitted
 from services.profile.customers.service import CustomerService, NewCustomer
-from services.profile.customers.versions import VersionService
 from services.profile.domain import validation as rules
 from services.profile.domain.errors import (
     CustomerAlreadyExists,
@@ -37,10 +31,8 @@ from services.profile.domain.errors import (
     InvalidInput,
     PreconditionFailed,
 )
-from services.profile.domain.ledger import SENSITIVE_LABELS, ProfileChanges
+from services.profile.domain.ledger import ProfileChanges
 from services.profile.domain.model import DEFAULT_CUSTOMER_TYPE, AccountType, Customer, CustomerStatus
-
-PathVersion = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
 
 # The form's fields: wire name, label, attribute; in the order shown.
 FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -237,91 +229,4 @@ async def edit_customer(
     return see_other(customer_path(customer_id), notice="updated")
 
 
-def _personal(request: Request[Any, Any, Any]) -> bool:
-    """May this person read past personal data (contact data, tax number)? Those who may change it."""
-    return may(request, Role.OPERATOR)
-
-
-@get("/customers/{customer_id:str}/versions", guards=READ)
-async def versions_list(
-    request: Request[Any, Any, Any], customer_id: PathId, versions: NamedDependency[VersionService]
-) -> Template:
-    cursor = request.query_params.get("cursor") or None
-    page = await versions.page(customer_id, cursor, console_of(request).settings.page_size)
-    context = {
-        "customer_id": customer_id,
-        "items": page.items,
-        "next_cursor": page.next_cursor,
-        "current": page.items[0].state.version if page.items and cursor is None else None,
-        "labels": LABELS,
-    }
-    return render(request, "customer_versions.html", context, page="customers", title=f"Versions of {customer_id}")
-
-
-@get("/customers/{customer_id:str}/versions/{version:int}", guards=READ)
-async def version_detail(
-    request: Request[Any, Any, Any],
-    customer_id: PathId,
-    version: PathVersion,
-    versions: NamedDependency[VersionService],
-) -> Template:
-    entry = await versions.get(customer_id, version)
-    comparison = await versions.compare(customer_id, version, None)
-    context = {
-        "customer_id": customer_id,
-        "entry": entry,
-        "state": entry.state,
-        "current_version": comparison.new.version,
-        "current": comparison.new,
-        "differences": comparison.differences,
-        "personal": _personal(request),
-        "personal_labels": SENSITIVE_LABELS,
-        "labels": LABELS,
-        "fields": FIELDS,
-    }
-    return render(
-        request, "customer_version.html", context, page="customers", title=f"{customer_id} at version {version}"
-    )
-
-
-@get("/customers/{customer_id:str}/versions/{version:int}/rollback", guards=OPERATE)
-async def confirm_rollback(
-    request: Request[Any, Any, Any],
-    customer_id: PathId,
-    version: PathVersion,
-    versions: NamedDependency[VersionService],
-) -> Template:
-    current = (await versions.compare(customer_id, version, None)).new
-    result = await versions.rollback(customer_id, version, current.version, actor_of(request), dry_run=True)
-    context = {"customer_id": customer_id, "result": result, "current": current, "labels": LABELS}
-    return render(request, "customer_rollback.html", context, page="customers", title="Confirm rollback")
-
-
-@post("/customers/{customer_id:str}/versions/{version:int}/rollback", guards=OPERATE)
-async def rollback(
-    request: Request[Any, Any, Any],
-    customer_id: PathId,
-    version: PathVersion,
-    versions: NamedDependency[VersionService],
-) -> Redirect:
-    form, actor = await submitted(request)
-    raw = form_text(form, "version")
-    expected = int(raw) if raw.isdigit() else 0
-    result = await counted(request, "customer_rollback", versions.rollback(customer_id, version, expected, actor))
-    if not result.changed:
-        return see_other(customer_path(customer_id) + "/versions", notice="rolled-back-none")
-    if result.customer.is_deleted:
-        return see_other("/console/recycle-bin", notice="rolled-back-to-bin")
-    return see_other(customer_path(customer_id), notice="rolled-back", n=version)
-
-
-HANDLERS = (
-    new_customer_form,
-    create_customer,
-    edit_customer_form,
-    edit_customer,
-    versions_list,
-    version_detail,
-    confirm_rollback,
-    rollback,
-)
+HANDLERS = (new_customer_form, create_customer, edit_customer_form, edit_customer)
