@@ -20,6 +20,7 @@ from libs.kit.logging import get_logger
 from libs.outbox.admin import OutboxEntry, OutboxFilter, RedrivenRow
 from libs.outbox.table import OutboxStatus
 from services.profile.domain.lookup import found
+from services.profile.shared.audit import actor_entry
 from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.ports import AuditEntry, AuditLog, Transaction
 from services.profile.shared.results import Actor
@@ -190,14 +191,11 @@ def _describe(where: OutboxFilter) -> dict[str, Any]:
 
 def _audit_entry(request: dict[str, Any], rows: Sequence[RedrivenRow], actor: Actor) -> AuditEntry:
     customers = {row.aggregate_id for row in rows}
-    return AuditEntry(
-        event_type=REDRIVEN_EVENT,
-        actor_id=actor.actor_id,
-        operation="re-drive outbox entries",
+    return actor_entry(
+        REDRIVEN_EVENT,
+        "re-drive outbox entries",
+        actor,
         customer_id=next(iter(customers)) if len(customers) == 1 else None,
         old_value={"byStatus": dict(Tally(row.previous_status for row in rows))},
         new_value={**request, "count": len(rows), "redrivenIds": [str(row.id) for row in rows]},
-        ip_address=actor.ip_address,
-        user_agent=actor.user_agent,
-        trace_id=actor.trace_id,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from services.profile.domain.ledger import audit_values
 from services.profile.domain.model import Customer
@@ -39,27 +39,25 @@ class AuditEvent(StrEnum):
     BACKUP_RESTORED = "BACKUP_RESTORED"
 
 
-def actor_entry(
-    event: AuditEvent,
-    operation: str,
-    actor: Actor,
-    *,
-    customer_id: str | None = None,
-    application_id: str | None = None,
-    old_value: Mapping[str, Any] | None = None,
-    new_value: Mapping[str, Any] | None = None,
-) -> AuditEntry:
+class EntryTarget(TypedDict, total=False):
+    """What an entry is about, besides who did it."""
+
+    customer_id: str | None
+    application_id: str | None
+    old_value: Mapping[str, Any] | None
+    new_value: Mapping[str, Any] | None
+
+
+def actor_entry(event: str, operation: str, actor: Actor, **target: Unpack[EntryTarget]) -> AuditEntry:
+    """An entry of ``event`` (an ``AuditEvent``, or another service's own) by ``actor``, with where it came from."""
     return AuditEntry(
-        event_type=event.value,
+        event_type=str(event),
         actor_id=actor.actor_id,
         operation=operation[:100],
-        customer_id=customer_id,
-        application_id=application_id,
-        old_value=old_value,
-        new_value=new_value,
         ip_address=actor.ip_address,
         user_agent=actor.user_agent,
         trace_id=actor.trace_id,
+        **target,
     )
 
 
