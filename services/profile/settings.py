@@ -31,26 +31,6 @@ class HttpSettings(msgspec.Struct, frozen=True):
     workers: int = 1
 
 
-class ProfileSettings(msgspec.Struct, frozen=True):
-    database: DatabaseSettings
-    kafka: KafkaSettings
-    relay: RelaySettings
-    http: HttpSettings
-    log_level: str = "INFO"
-    service_name: str = "profile-service"
-    relay_metrics_port: int = 0
-    relay_metrics_host: str = "127.0.0.1"
-    backlog_refresh_s: float = 5.0
-    ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
-    # PROFILE_AUTH_*: keys that sign and verify bearer tokens (libs/kit/tokens.py).
-    auth: TokenSettings = msgspec.field(default_factory=TokenSettings)
-    # PROFILE_CRYPTO_*: keys that seal contact data at rest (libs/kit/crypto.py).
-    crypto: CryptoSettings = msgspec.field(default_factory=CryptoSettings)
-    # PROFILE_CONSOLE_*: the admin console; PROFILE_CONNECTOR_*: the sync-connector's admin API it calls.
-    console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
-    connector: ConnectorClientSettings = msgspec.field(default_factory=ConnectorClientSettings)
-
-
 class _Top(msgspec.Struct, frozen=True):
     # Log lines at this level and above (DEBUG, INFO, WARNING, ERROR), as JSON on stderr.
     log_level: str = "INFO"
@@ -61,6 +41,23 @@ class _Top(msgspec.Struct, frozen=True):
     relay_metrics_host: str = "127.0.0.1"
     # How often the outbox backlog gauges (pending rows, age of the oldest) are read from the database.
     backlog_refresh_s: float = 5.0
+
+
+class ProfileSettings(_Top, frozen=True, kw_only=True):
+    """The top-level settings (``_Top``, ``PROFILE_*``) and every section."""
+
+    database: DatabaseSettings
+    kafka: KafkaSettings
+    relay: RelaySettings
+    http: HttpSettings
+    ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
+    # PROFILE_AUTH_*: keys that sign and verify bearer tokens (libs/kit/tokens.py).
+    auth: TokenSettings = msgspec.field(default_factory=TokenSettings)
+    # PROFILE_CRYPTO_*: keys that seal contact data at rest (libs/kit/crypto.py).
+    crypto: CryptoSettings = msgspec.field(default_factory=CryptoSettings)
+    # PROFILE_CONSOLE_*: the admin console; PROFILE_CONNECTOR_*: the sync-connector's admin API it calls.
+    console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
+    connector: ConnectorClientSettings = msgspec.field(default_factory=ConnectorClientSettings)
 
 
 # The API holds a connection per request in flight: with fewer pooled ones, busy moments open and
@@ -77,15 +74,11 @@ def build_settings(reader: SettingsReader) -> ProfileSettings:
     """The profile service's settings, section by section (the sections also make docs/settings.md)."""
     top = reader.load(_Top)
     return ProfileSettings(
+        **msgspec.structs.asdict(top),
         database=reader.load(DatabaseSettings, "DB_", defaults=_DATABASE_DEFAULTS),
         kafka=reader.load(KafkaSettings, "KAFKA_"),
         relay=reader.load(RelaySettings, "RELAY_"),
         http=reader.load(HttpSettings, "HTTP_"),
-        log_level=top.log_level,
-        service_name=top.service_name,
-        relay_metrics_port=top.relay_metrics_port,
-        relay_metrics_host=top.relay_metrics_host,
-        backlog_refresh_s=top.backlog_refresh_s,
         ledger=reader.load(LedgerSettings, "LEDGER_"),
         auth=reader.load(TokenSettings, "AUTH_"),
         crypto=reader.load(CryptoSettings, "CRYPTO_"),
