@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
@@ -14,17 +14,11 @@ from services.profile.shared.audit import AuditLogService
 from services.profile.shared.ports import AuditFilter
 from services.profile.shared.web import examples as ex
 from services.profile.shared.web.params import Cursor, Limit, instant, time_query
+from services.profile.shared.web.routes import Routes, page_body, page_ok, route
 
 
-class AuditLogController(Controller):
-    path = "/v1/audit-logs"
-    tags = ["operation log"]  # noqa: RUF012
-
-    @get(
-        "/",
-        guards=[requires(Role.VIEWER)],
-        responses=ex.responses(200, AuditLogPage, ex.page_of(ex.AUDIT_ITEM), "Newest first", "VALIDATION"),
-    )
+class AuditLogController(Routes, path="/v1/audit-logs", tag="operation log"):
+    @route(get, "/", requires(Role.VIEWER), page_ok(AuditLogPage, ex.AUDIT_ITEM, "Newest first"), "VALIDATION")
     async def list_audit_logs(
         self,
         *,
@@ -42,5 +36,4 @@ class AuditLogController(Controller):
         """The append-only operation log. Contact data never appears in it: ``changedFields`` names
         a changed phone, e-mail or address without its value."""
         filters = AuditFilter(customer_id, actor_id, event_type, instant(time_from, "from"), instant(time_to, "to"))
-        page = await audit_log.page(filters, cursor, limit)
-        return AuditLogPage([AuditLogItem.of(entry) for entry in page.items], page.next_cursor)
+        return page_body(AuditLogPage, await audit_log.page(filters, cursor, limit), AuditLogItem.of)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Response, get, post
+from litestar import Response, get, post
 from litestar.di import NamedDependency
 
 from services.profile.access.auth import Role, requires
@@ -15,17 +15,17 @@ from services.profile.domain.restore import BackupKind
 from services.profile.shared.results import Actor
 from services.profile.shared.web import examples as ex
 from services.profile.shared.web.params import Cursor, Limit, PathId
+from services.profile.shared.web.routes import Ok, Routes, created, page_body, page_ok, route
 
 
-class BackupController(Controller):
-    path = "/v1/backups"
-    tags = ["backups"]  # noqa: RUF012
-
-    @post(
+class BackupController(Routes, path="/v1/backups", tag="backups"):
+    @route(
+        post,
         "/",
-        guards=[requires(Role.ADMIN)],
-        status_code=201,
-        responses=ex.responses(201, BackupResponse, ex.BACKUP, "The backup point", "VALIDATION", "DATABASE_ERROR"),
+        requires(Role.ADMIN),
+        Ok(BackupResponse, ex.BACKUP, "The backup point", 201),
+        "VALIDATION",
+        "DATABASE_ERROR",
     )
     async def create_backup(
         self,
@@ -35,45 +35,31 @@ class BackupController(Controller):
     ) -> Response[BackupResponse]:
         """Snapshot the whole ledger (recycle bin included) now, in one transaction."""
         point = await backups.create(BackupKind.MANUAL, data.label, actor)
-        return Response(
-            BackupResponse.of(point), status_code=201, headers={"Location": f"{self.path}/{point.backup_id}"}
-        )
+        return created(BackupResponse.of(point), f"{self.path}/{point.backup_id}")
 
-    @get(
-        "/",
-        guards=[requires(Role.VIEWER)],
-        responses=ex.responses(200, BackupPage, ex.page_of(ex.BACKUP), "Newest first", "VALIDATION"),
-    )
+    @route(get, "/", requires(Role.VIEWER), page_ok(BackupPage, ex.BACKUP, "Newest first"), "VALIDATION")
     async def list_backups(
         self, backups: NamedDependency[BackupService], cursor: Cursor = None, limit: Limit = None
     ) -> BackupPage:
         """Backup points (manual and daily), newest first."""
-        page = await backups.page(cursor, limit)
-        return BackupPage([BackupResponse.of(p) for p in page.items], page.next_cursor)
+        return page_body(BackupPage, await backups.page(cursor, limit), BackupResponse.of)
 
-    @get(
-        "/{backup_id:str}",
-        guards=[requires(Role.VIEWER)],
-        responses=ex.responses(200, BackupResponse, ex.BACKUP, "The point", "BACKUP_NOT_FOUND"),
+    @route(
+        get, "/{backup_id:str}", requires(Role.VIEWER), Ok(BackupResponse, ex.BACKUP, "The point"), "BACKUP_NOT_FOUND"
     )
     async def get_backup(self, backup_id: PathId, backups: NamedDependency[BackupService]) -> BackupResponse:
         return BackupResponse.of(await backups.get(backup_id))
 
-    @post(
+    @route(
+        post,
         "/{backup_id:str}/restore",
-        guards=[requires(Role.ADMIN)],
-        status_code=200,
-        responses=ex.responses(
-            200,
-            RestoreReport,
-            ex.RESTORE_REPORT,
-            "What changed (or, in a dry run, would change)",
-            "BACKUP_NOT_FOUND",
-            "PROFILE_NOT_FOUND",
-            "RESTORE_IN_PROGRESS",
-            "VALIDATION",
-            "DATABASE_ERROR",
-        ),
+        requires(Role.ADMIN),
+        Ok(RestoreReport, ex.RESTORE_REPORT, "What changed (or, in a dry run, would change)"),
+        "BACKUP_NOT_FOUND",
+        "PROFILE_NOT_FOUND",
+        "RESTORE_IN_PROGRESS",
+        "VALIDATION",
+        "DATABASE_ERROR",
     )
     async def restore_backup(
         self,

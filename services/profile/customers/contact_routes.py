@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get
+from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from services.profile.access.auth import Role, requires
 from services.profile.customers.service import CustomerService
-from services.profile.shared.web import examples as ex
+from services.profile.shared.web.routes import Ok, Routes, route
 
 _CONTACT_EXAMPLE = {
     "customerId": "C2025001",
@@ -39,16 +39,14 @@ class CustomerContact(msgspec.Struct, frozen=True, rename="camel"):
     preferred_language: str | None = None
 
 
-class InternalContactController(Controller):
-    path = "/internal/v1/customers"
-    tags = ["internal"]  # noqa: RUF012
-
-    @get(
+class InternalContactController(Routes, path="/internal/v1/customers", tag="internal"):
+    @route(
+        get,
         "/{customer_id:str}/contact",
-        guards=[requires(Role.NOTIFIER)],
-        responses=ex.responses(
-            200, CustomerContact, _CONTACT_EXAMPLE, "How to reach the customer", "PROFILE_NOT_FOUND", "DATABASE_ERROR"
-        ),
+        requires(Role.NOTIFIER),
+        Ok(CustomerContact, _CONTACT_EXAMPLE, "How to reach the customer"),
+        "PROFILE_NOT_FOUND",
+        "DATABASE_ERROR",
     )
     async def customer_contact(
         self, customer_id: Annotated[str, Parameter(max_length=64)], customers: NamedDependency[CustomerService]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
 
@@ -40,6 +40,7 @@ from services.profile.shared.web.conditional import (
     required_version,
 )
 from services.profile.shared.web.params import Cursor, Limit, PathId
+from services.profile.shared.web.routes import Ok, Routes, created, page_body, page_ok, route
 from services.profile.shared.web.schemas import CustomerResponse, HistoryItem, credit
 
 PathVersion = Annotated[int, Parameter(ge=1, le=2**31 - 1, description="a version of the customer")]
@@ -55,8 +56,17 @@ _NEW_CUSTOMER = {
 }
 
 
-def _with_etag(customer: CustomerResponse, status_code: int = 200) -> Response[CustomerResponse]:
-    return Response(customer, status_code=status_code, headers={"ETag": etag(customer.version)})
+class _HasVersion(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+_Versioned = TypeVar("_Versioned", bound=_HasVersion)
+
+
+def _with_etag(body: _Versioned) -> Response[_Versioned]:
+    """The body with its version as the ``ETag``."""
+    return Response(body, headers={"ETag": etag(body.version)})
 
 
 def _reads_personal_history(request: Request[Any, Any, Any]) -> bool:
@@ -68,24 +78,26 @@ def _filter(name: str, longest: int, what: str) -> Any:
     return QueryParameter(name=name, min_length=1, max_length=longest, description=what)
 
 
-class CustomerController(Controller):
-    path = "/v1/customers"
-    tags = ["customers"]  # noqa: RUF012
+_READERS = requires(Role.VIEWER, Role.AUDIT_SYSTEM)
+_VERSION = "/{customer_id:str}/versions/{version:int}"
+_VERSION_PROBLEMS = ("PROFILE_NOT_FOUND", "VERSION_NOT_FOUND")
+# What an edit of the profile can answer (the PATCH and a rollback).
+_EDIT_PROBLEMS = (
+    *("PROFILE_NOT_FOUND", "PRECONDITION_FAILED", "CUSTOMER_CODE_EXISTS"),
+    *("VALIDATION", "PRECONDITION_REQUIRED", "DATABASE_ERROR"),
+)
 
-    @post(
+
+class CustomerController(Routes, path="/v1/customers", tag="customers"):
+    @route(
+        post,
         "/",
-        guards=[requires(Role.OPERATOR)],
-        status_code=201,
-        responses=ex.responses(
-            201,
-            CustomerResponse,
-            ex.CUSTOMER,
-            "Created",
-            "CUSTOMER_EXISTS",
-            "CUSTOMER_CODE_EXISTS",
-            "VALIDATION",
-            "DATABASE_ERROR",
-        ),
+        requires(Role.OPERATOR),
+        Ok(CustomerResponse, ex.CUSTOMER, "Created", 201),
+        "CUSTOMER_EXISTS",
+        "CUSTOMER_CODE_EXISTS",
+        "VALIDATION",
+        "DATABASE_ERROR",
     )
     async def create_customer(
         self,
@@ -99,16 +111,10 @@ class CustomerController(Controller):
         """
         # The body's fields are the new customer's; only the credit limit changes type (text -> decimal).
         new = NewCustomer(**{**msgspec.structs.asdict(data), "credit_limit": credit(data.credit_limit)})
-        customer = await customers.create(new, actor)
-        response = _with_etag(CustomerResponse.of(customer), 201)
-        response.headers["Location"] = f"/v1/customers/{customer.customer_id}"
-        return response
+        body = CustomerResponse.of(await customers.create(new, actor))
+        return created(body, f"{self.path}/{body.customer_id}", {"ETag": etag(body.version)})
 
-    @get(
-        "/",
-        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
-        responses=ex.responses(200, CustomerPage, ex.page_of(ex.CUSTOMER), "A page", "VALIDATION"),
-    )
+    @route(get, "/", _READERS, page_ok(CustomerPage, ex.CUSTOMER, "A page"), "VALIDATION")
     async def list_customers(
         self,
         *,
@@ -155,34 +161,30 @@ class CustomerController(Controller):
             region=region,
             sales_person=sales_person,
         )
-        page = await customers.page(filters, cursor, limit)
-        return CustomerPage([CustomerResponse.of(c) for c in page.items], page.next_cursor)
+        return page_body(CustomerPage, await customers.page(filters, cursor, limit), CustomerResponse.of)
 
-    @get(
+    @route(
+        get,
         "/{customer_id:str}",
-        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
-        responses=ex.responses(200, CustomerResponse, ex.CUSTOMER, "The profile; ETag = version", "PROFILE_NOT_FOUND"),
+        _READERS,
+        Ok(CustomerResponse, ex.CUSTOMER, "The profile; ETag = version"),
+        "PROFILE_NOT_FOUND",
     )
     async def get_customer(
         self, customer_id: PathId, customers: NamedDependency[CustomerService]
     ) -> Response[CustomerResponse]:
         return _with_etag(CustomerResponse.of(await customers.get(customer_id)))
 
-    @patch(
+    @route(
+        patch,
         "/{customer_id:str}",
-        guards=[requires(Role.OPERATOR)],
-        responses=ex.responses(
-            200,
+        requires(Role.OPERATOR),
+        Ok(
             CustomerResponse,
             {**ex.CUSTOMER, "customerName": "李四", "version": 4},
             "The edited profile; ETag = new version",
-            "PROFILE_NOT_FOUND",
-            "PRECONDITION_FAILED",
-            "CUSTOMER_CODE_EXISTS",
-            "VALIDATION",
-            "PRECONDITION_REQUIRED",
-            "DATABASE_ERROR",
         ),
+        *_EDIT_PROBLEMS,
     )
     async def update_customer(
         self,
@@ -204,13 +206,13 @@ class CustomerController(Controller):
         customer = await customers.update(customer_id, data.changes(), required_version(if_match), actor, data.reason())
         return _with_etag(CustomerResponse.of(customer))
 
-    @delete(
+    @route(
+        delete,
         "/{customer_id:str}",
-        guards=[requires(Role.OPERATOR)],
-        status_code=200,
-        responses=ex.responses(
-            200, RecycleBinItem, ex.RECYCLED, "Moved to the recycle bin", "PROFILE_NOT_FOUND", "PRECONDITION_FAILED"
-        ),
+        requires(Role.OPERATOR),
+        Ok(RecycleBinItem, ex.RECYCLED, "Moved to the recycle bin"),
+        "PROFILE_NOT_FOUND",
+        "PRECONDITION_FAILED",
     )
     async def delete_customer(
         self,
@@ -224,33 +226,36 @@ class CustomerController(Controller):
         customer = await customers.delete(customer_id, optional_version(if_match), actor)
         return RecycleBinItem.of_deleted(customer, recycle_bin_retention)
 
-    @post(
+    @route(
+        post,
         "/{customer_id:str}/restore",
-        guards=[requires(Role.OPERATOR)],
-        status_code=200,
-        responses=ex.responses(
-            200, CustomerResponse, ex.CUSTOMER, "Back out of the recycle bin", "PROFILE_NOT_FOUND", "NOT_IN_RECYCLE_BIN"
-        ),
+        requires(Role.OPERATOR),
+        Ok(CustomerResponse, ex.CUSTOMER, "Back out of the recycle bin"),
+        "PROFILE_NOT_FOUND",
+        "NOT_IN_RECYCLE_BIN",
     )
     async def restore_customer(
         self, customer_id: PathId, customers: NamedDependency[CustomerService], actor: NamedDependency[Actor]
     ) -> Response[CustomerResponse]:
         return _with_etag(CustomerResponse.of(await customers.restore(customer_id, actor)))
 
-    @get(
+    @route(
+        get,
         "/{customer_id:str}/name-history",
-        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
-        responses=ex.responses(200, list[HistoryItem], [ex.HISTORY_ITEM], "Newest first", "PROFILE_NOT_FOUND"),
+        _READERS,
+        Ok(list[HistoryItem], [ex.HISTORY_ITEM], "Newest first"),
+        "PROFILE_NOT_FOUND",
     )
     async def name_history(self, customer_id: PathId, customers: NamedDependency[CustomerService]) -> list[HistoryItem]:
         return [HistoryItem.of(entry) for entry in await customers.name_history(customer_id)]
 
-    @get(
+    @route(
+        get,
         "/{customer_id:str}/versions",
-        guards=[requires(Role.VIEWER)],
-        responses=ex.responses(
-            200, VersionPage, ex.page_of(ex.VERSION), "Newest first", "PROFILE_NOT_FOUND", "VALIDATION"
-        ),
+        requires(Role.VIEWER),
+        page_ok(VersionPage, ex.VERSION, "Newest first"),
+        "PROFILE_NOT_FOUND",
+        "VALIDATION",
     )
     async def list_versions(
         self,
@@ -267,15 +272,9 @@ class CustomerController(Controller):
         """
         page = await versions.page(customer_id, cursor, limit)
         personal = _reads_personal_history(request)
-        return VersionPage([VersionResponse.of_entry(e, personal=personal) for e in page.items], page.next_cursor)
+        return page_body(VersionPage, page, lambda entry: VersionResponse.of_entry(entry, personal=personal))
 
-    @get(
-        "/{customer_id:str}/versions/{version:int}",
-        guards=[requires(Role.VIEWER)],
-        responses=ex.responses(
-            200, VersionResponse, ex.VERSION, "The version", "PROFILE_NOT_FOUND", "VERSION_NOT_FOUND"
-        ),
-    )
+    @route(get, _VERSION, requires(Role.VIEWER), Ok(VersionResponse, ex.VERSION, "The version"), *_VERSION_PROBLEMS)
     async def get_version(
         self,
         request: Request[Any, Any, Any],
@@ -286,17 +285,12 @@ class CustomerController(Controller):
         entry = await versions.get(customer_id, version)
         return VersionResponse.of_entry(entry, personal=_reads_personal_history(request))
 
-    @get(
-        "/{customer_id:str}/versions/{version:int}/difference",
-        guards=[requires(Role.VIEWER)],
-        responses=ex.responses(
-            200,
-            DifferenceResponse,
-            ex.DIFFERENCE,
-            "Field by field, from this version to `to`",
-            "PROFILE_NOT_FOUND",
-            "VERSION_NOT_FOUND",
-        ),
+    @route(
+        get,
+        f"{_VERSION}/difference",
+        requires(Role.VIEWER),
+        Ok(DifferenceResponse, ex.DIFFERENCE, "Field by field, from this version to `to`"),
+        *_VERSION_PROBLEMS,
     )
     async def version_difference(
         self,
@@ -312,23 +306,17 @@ class CustomerController(Controller):
         comparison = await versions.compare(customer_id, version, to)
         return DifferenceResponse.of(comparison, personal=_reads_personal_history(request))
 
-    @post(
+    @route(
+        post,
         "/{customer_id:str}/rollback",
-        guards=[requires(Role.OPERATOR)],
-        status_code=200,
-        responses=ex.responses(
-            200,
+        requires(Role.OPERATOR),
+        Ok(
             RollbackResponse,
             ex.ROLLBACK,
             "Rolled back (or, in a dry run, what would change); ETag = the current version",
-            "PROFILE_NOT_FOUND",
-            "VERSION_NOT_FOUND",
-            "PRECONDITION_FAILED",
-            "CUSTOMER_CODE_EXISTS",
-            "VALIDATION",
-            "PRECONDITION_REQUIRED",
-            "DATABASE_ERROR",
         ),
+        *_EDIT_PROBLEMS,
+        "VERSION_NOT_FOUND",  # one more 404: listed after PROFILE_NOT_FOUND all the same
     )
     async def rollback_customer(
         self,
@@ -348,19 +336,11 @@ class CustomerController(Controller):
         result = await versions.rollback(
             customer_id, data.to_version, required_version(if_match), actor, dry_run=data.dry_run, reason=data.reason
         )
-        body = RollbackResponse.of(result)
-        return Response(body, headers={"ETag": etag(body.version)})
+        return _with_etag(RollbackResponse.of(result))
 
 
-class RecycleBinController(Controller):
-    path = "/v1/recycle-bin"
-    tags = ["customers"]  # noqa: RUF012
-
-    @get(
-        "/",
-        guards=[requires(Role.VIEWER)],
-        responses=ex.responses(200, RecycleBinPage, ex.page_of(ex.RECYCLED), "A page", "VALIDATION"),
-    )
+class RecycleBinController(Routes, path="/v1/recycle-bin", tag="customers"):
+    @route(get, "/", requires(Role.VIEWER), page_ok(RecycleBinPage, ex.RECYCLED, "A page"), "VALIDATION")
     async def list_recycle_bin(
         self,
         customers: NamedDependency[CustomerService],
@@ -370,5 +350,6 @@ class RecycleBinController(Controller):
     ) -> RecycleBinPage:
         """Deleted customers, most recently deleted first; ``purgeAfter`` is when they go for good."""
         page = await customers.recycle_bin(cursor, limit)
-        items = [RecycleBinItem.of_deleted(c, recycle_bin_retention) for c in page.items]
-        return RecycleBinPage(items, page.next_cursor)
+        return page_body(
+            RecycleBinPage, page, lambda customer: RecycleBinItem.of_deleted(customer, recycle_bin_retention)
+        )

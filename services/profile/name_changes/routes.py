@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
@@ -24,19 +24,23 @@ from services.profile.shared.ports import ApplicationFilter
 from services.profile.shared.results import Actor, BatchItemResult, UpdateResult
 from services.profile.shared.web import examples as ex
 from services.profile.shared.web.params import Cursor, Limit, PathId, instant, time_query
+from services.profile.shared.web.routes import Ok, Routes, created, page_body, page_ok, route
+
+_READERS = requires(Role.VIEWER, Role.AUDIT_SYSTEM)
+_UPDATERS = requires(Role.AUDIT_SYSTEM, Role.ADMIN)
+# What running an approved application's profile update can answer (an approval runs it too).
+_UPDATE_PROBLEMS = ("APPLICATION_NOT_FOUND", "INVALID_STATUS", "CONCURRENCY_CONFLICT", "UNEXPECTED_ERROR")
 
 
-class ApplicationController(Controller):
-    path = "/v1/name-change-applications"
-    tags = ["name-change applications"]  # noqa: RUF012
-
-    @post(
+class ApplicationController(Routes, path="/v1/name-change-applications", tag="name-change applications"):
+    @route(
+        post,
         "/",
-        guards=[requires(Role.OPERATOR)],
-        status_code=201,
-        responses=ex.responses(
-            201, ApplicationResponse, ex.APPLICATION, "Pending", "PROFILE_NOT_FOUND", "VALIDATION", "DATABASE_ERROR"
-        ),
+        requires(Role.OPERATOR),
+        Ok(ApplicationResponse, ex.APPLICATION, "Pending", 201),
+        "PROFILE_NOT_FOUND",
+        "VALIDATION",
+        "DATABASE_ERROR",
     )
     async def submit(
         self,
@@ -50,17 +54,9 @@ class ApplicationController(Controller):
         """Records ``oldName`` and ``profileVersion``. Several pending applications per customer are
         accepted; the first approved one wins, later approvals fail with CONCURRENCY_CONFLICT."""
         application = await name_changes.submit(data.customer_id, data.new_name, data.reason, actor)
-        return Response(
-            ApplicationResponse.of(application),
-            status_code=201,
-            headers={"Location": f"{self.path}/{application.application_id}"},
-        )
+        return created(ApplicationResponse.of(application), f"{self.path}/{application.application_id}")
 
-    @get(
-        "/",
-        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
-        responses=ex.responses(200, ApplicationPage, ex.page_of(ex.APPLICATION), "A page", "VALIDATION"),
-    )
+    @route(get, "/", _READERS, page_ok(ApplicationPage, ex.APPLICATION, "A page"), "VALIDATION")
     async def list_applications(
         self,
         *,
@@ -77,35 +73,32 @@ class ApplicationController(Controller):
         filters = ApplicationFilter(
             status, customer_id, origin, instant(created_from, "from"), instant(created_to, "to")
         )
-        page = await name_changes.page(filters, cursor, limit)
-        return ApplicationPage([ApplicationResponse.of(a) for a in page.items], page.next_cursor)
+        return page_body(ApplicationPage, await name_changes.page(filters, cursor, limit), ApplicationResponse.of)
 
-    @get(
+    @route(
+        get,
         "/{application_id:str}",
-        guards=[requires(Role.VIEWER, Role.AUDIT_SYSTEM)],
-        responses=ex.responses(200, ApplicationResponse, ex.APPLICATION, "The application", "APPLICATION_NOT_FOUND"),
+        _READERS,
+        Ok(ApplicationResponse, ex.APPLICATION, "The application"),
+        "APPLICATION_NOT_FOUND",
     )
     async def get_application(
         self, application_id: PathId, name_changes: NamedDependency[NameChangeService]
     ) -> ApplicationResponse:
         return ApplicationResponse.of(await name_changes.get(application_id))
 
-    @post(
+    @route(
+        post,
         "/{application_id:str}/decision",
-        guards=[requires(Role.AUDIT_SYSTEM)],
-        status_code=200,
-        responses=ex.responses(
-            200,
+        requires(Role.AUDIT_SYSTEM),
+        Ok(
             UpdateResult | ApplicationResponse,
             ex.UPDATE_RESULT,
             "Approved: the UpdateResult; rejected: the application",
-            "APPLICATION_NOT_FOUND",
-            "INVALID_STATUS",
-            "CONCURRENCY_CONFLICT",
-            "UNEXPECTED_ERROR",
-            "VALIDATION",
-            "DATABASE_ERROR",
         ),
+        *_UPDATE_PROBLEMS,
+        "VALIDATION",
+        "DATABASE_ERROR",
     )
     async def decide(
         self,
@@ -126,20 +119,19 @@ class ApplicationController(Controller):
             return ApplicationResponse.of(outcome)
         return outcome
 
-    @post(
+    @route(
+        post,
         "/{application_id:str}/reapply",
-        guards=[requires(Role.OPERATOR)],
-        status_code=200,
-        responses=ex.responses(
-            200,
+        requires(Role.OPERATOR),
+        Ok(
             ApplicationResponse,
             {**ex.APPLICATION, "profileVersion": 5, "oldName": "王五"},
             "Pending again, re-based on the current profile",
-            "APPLICATION_NOT_FOUND",
-            "INVALID_STATUS",
-            "PROFILE_NOT_FOUND",
-            "VALIDATION",
         ),
+        "APPLICATION_NOT_FOUND",
+        "INVALID_STATUS",
+        "PROFILE_NOT_FOUND",
+        "VALIDATION",
     )
     async def reapply(
         self, application_id: PathId, name_changes: NamedDependency[NameChangeService], actor: NamedDependency[Actor]
@@ -149,25 +141,14 @@ class ApplicationController(Controller):
         return ApplicationResponse.of(await name_changes.reapply(application_id, actor))
 
 
-class ProfileUpdateController(Controller):
-    path = "/v1/profile-updates"
-    tags = ["profile updates"]  # noqa: RUF012
-
-    @post(
+class ProfileUpdateController(Routes, path="/v1/profile-updates", tag="profile updates"):
+    @route(
+        post,
         "/",
-        guards=[requires(Role.AUDIT_SYSTEM, Role.ADMIN)],
-        status_code=200,
-        responses=ex.responses(
-            200,
-            UpdateResult,
-            ex.UPDATE_RESULT,
-            "The update result (the first one when repeated)",
-            "APPLICATION_NOT_FOUND",
-            "INVALID_STATUS",
-            "CONCURRENCY_CONFLICT",
-            "UNEXPECTED_ERROR",
-            "DATABASE_ERROR",
-        ),
+        _UPDATERS,
+        Ok(UpdateResult, ex.UPDATE_RESULT, "The update result (the first one when repeated)"),
+        *_UPDATE_PROBLEMS,
+        "DATABASE_ERROR",
     )
     async def run_update(
         self,
@@ -179,12 +160,11 @@ class ProfileUpdateController(Controller):
     ) -> UpdateResult:
         return await name_changes.update(data.application_id, actor_of(request))  # one dependency, as decide
 
-    @post(
+    @route(
+        post,
         "/batch",
-        guards=[requires(Role.AUDIT_SYSTEM, Role.ADMIN)],
-        status_code=200,
-        responses=ex.responses(
-            200,
+        _UPDATERS,
+        Ok(
             dict[str, list[BatchItemResult]],
             {
                 "results": [
@@ -193,8 +173,8 @@ class ProfileUpdateController(Controller):
                 ]
             },
             "One result per application, in order",
-            "VALIDATION",
         ),
+        "VALIDATION",
     )
     async def run_batch(
         self,
