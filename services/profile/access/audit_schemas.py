@@ -26,21 +26,12 @@ class AuditLogItem(msgspec.Struct, rename="camel", frozen=True):
 
     @classmethod
     def of(cls, stored: StoredAuditEntry) -> AuditLogItem:
-        entry = stored.entry
-        return cls(
-            id=stored.id,
-            event_type=entry.event_type,
-            actor_id=entry.actor_id,
-            customer_id=entry.customer_id,
-            application_id=entry.application_id,
-            operation=entry.operation,
-            old_value=dict(entry.old_value) if entry.old_value is not None else None,
-            new_value=dict(entry.new_value) if entry.new_value is not None else None,
-            ip_address=entry.ip_address,
-            user_agent=entry.user_agent,
-            trace_id=entry.trace_id,
-            event_time=stored.event_time,
-        )
+        # The entry's fields as they are (its old and new values as plain dicts), with the row's id and time.
+        fields = msgspec.structs.asdict(stored.entry)
+        for name in ("old_value", "new_value"):
+            if fields[name] is not None:
+                fields[name] = dict(fields[name])
+        return cls(id=stored.id, event_time=stored.event_time, **fields)
 
 
 class AuditLogPage(msgspec.Struct, rename="camel", frozen=True):

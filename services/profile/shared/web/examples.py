@@ -160,6 +160,15 @@ ROLLBACK = {
 }
 NEXT_CURSOR = "eyJwIjpbIjIwMjYtMTEtMjFUMDg6MzA6MDArMDA6MDAiLCJDMjAyNTAwMSJdLCJmIjoiOWM0ZTJhIn0"
 
+_CONCURRENCY_DETAIL = (
+    "profile C2025001 is at version 4, the application was made against version 3: repeating the update "
+    "cannot succeed; re-apply the application (or file a new one) against the current version for a new decision"
+)
+_CODE_EXISTS_DETAIL = "customer code CUST-2025-001 is used by another customer (live or in the recycle bin)"
+_UNEXPECTED_DETAIL = (
+    "the update of application APP-1 failed unexpectedly and was rolled back; the application is "
+    "update_failed and needs an operator: quote the trace id"
+)
 _PROBLEMS: dict[str, tuple[int, str, str]] = {
     "HTTP_400": (400, "Bad request", "JSON is malformed: invalid character (byte 0)"),
     "UNAUTHENTICATED": (401, "Authentication required", "a bearer token is required"),
@@ -173,21 +182,7 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
     "VERSION_NOT_FOUND": (404, "Customer version not found", "customer C2025001 has no version 9 kept"),
     "NOT_FOUND": (404, "Not found", "no route for GET /v1/nowhere"),
     "INVALID_STATUS": (409, "Invalid application status", "application APP-1 is rejected, only pending can be decided"),
-    "CONCURRENCY_CONFLICT": (
-        409,
-        "Profile modified concurrently",
-        (
-            "profile C2025001 is at version 4, the application was made against version 3: repeating the update "
-            "cannot succeed; re-apply the application (or file a new one) against the current version for a new "
-            "decision"
-        ),
-    ),
     "CUSTOMER_EXISTS": (409, "Customer already exists", "customer C2025001 already exists"),
-    "CUSTOMER_CODE_EXISTS": (
-        409,
-        "Customer code already in use",
-        "customer code CUST-2025-001 is used by another customer (live or in the recycle bin)",
-    ),
     "NOT_IN_RECYCLE_BIN": (409, "Customer is not in the recycle bin", "customer C2025001 is not in the recycle bin"),
     "RESTORE_IN_PROGRESS": (409, "Another restore is running", "another restore is running"),
     "IDEMPOTENCY_KEY_IN_USE": (409, "Idempotency key in use", "a request with this key is still running"),
@@ -196,15 +191,11 @@ _PROBLEMS: dict[str, tuple[int, str, str]] = {
     "IDEMPOTENCY_KEY_REUSED": (422, "Idempotency key reused", "the key was used with another request body"),
     "HTTP_413": (413, "Request body too large", "the request body is larger than 262144 bytes"),
     "PRECONDITION_REQUIRED": (428, "If-Match header required", "send If-Match with the ETag of the profile"),
-    "UNEXPECTED_ERROR": (
-        500,
-        "Profile update failed unexpectedly",
-        (
-            "the update of application APP-1 failed unexpectedly and was rolled back; the application is "
-            "update_failed and needs an operator: quote the trace id"
-        ),
-    ),
     "DATABASE_ERROR": (503, "Database unavailable", "database unavailable: ConnectionRefusedError"),
+    # Those whose example detail is too long for a line (above).
+    "CONCURRENCY_CONFLICT": (409, "Profile modified concurrently", _CONCURRENCY_DETAIL),
+    "CUSTOMER_CODE_EXISTS": (409, "Customer code already in use", _CODE_EXISTS_DETAIL),
+    "UNEXPECTED_ERROR": (500, "Profile update failed unexpectedly", _UNEXPECTED_DETAIL),
 }
 _RETRYABLE = {"RESTORE_IN_PROGRESS", "IDEMPOTENCY_KEY_IN_USE", "DATABASE_ERROR"}
 # What to do instead of repeating the request (``action``), where a repeat cannot help.
