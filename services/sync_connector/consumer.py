@@ -77,31 +77,26 @@ class UnprocessablePolicy(msgspec.Struct, frozen=True):
 DEFAULT_UNPROCESSABLE = UnprocessablePolicy()
 
 
+@dataclass(eq=False, repr=False)
 class PartitionWorker:
     """Processes one partition's messages strictly in order and knows the next offset to commit."""
 
-    def __init__(
-        self,
-        tp: TopicPartition,
-        handler: MessageHandler,
-        system_code: str,
-        metrics: ConnectorMetrics,
-        *,
-        dead_letters: UnprocessableMessages,
-        policy: UnprocessablePolicy,
-    ) -> None:
-        self.tp = tp
-        self.next_offset: int | None = None
-        self._processing = False
-        self._handler = handler
-        self._code = system_code
-        self._metrics = metrics
-        self._dead_letters = dead_letters
-        self._policy = policy
-        self._streak = 0  # messages dead-lettered for a handler failure since the last success
-        self._queue: asyncio.Queue[KafkaMessage | None] = asyncio.Queue()
-        self._stop = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name=f"sync-{system_code}-{tp.topic}-{tp.partition}")
+    tp: TopicPartition
+    handler: MessageHandler
+    system_code: str
+    metrics: ConnectorMetrics
+    _: KW_ONLY
+    dead_letters: UnprocessableMessages
+    policy: UnprocessablePolicy
+    next_offset: int | None = field(default=None, init=False)
+    _processing: bool = field(default=False, init=False)
+    _streak: int = field(default=0, init=False)  # messages dead-lettered for a handler failure since the last success
+    _queue: asyncio.Queue[KafkaMessage | None] = field(default_factory=asyncio.Queue, init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def __post_init__(self) -> None:
+        tp = self.tp
+        self._task = asyncio.create_task(self._run(), name=f"sync-{self.system_code}-{tp.topic}-{tp.partition}")
 
     @property
     def backlog(self) -> int:
@@ -123,7 +118,7 @@ class PartitionWorker:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), grace_s)
         except TimeoutError:
-            log.warning("partition_worker_abandoned", system_code=self._code, partition=self.tp.partition)
+            log.warning("partition_worker_abandoned", system_code=self.system_code, partition=self.tp.partition)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -159,7 +154,7 @@ class PartitionWorker:
         alone_failures = 0  # not transient, with the batch down to one message
         while True:
             try:
-                await self._handler(batch, self._stop)
+                await self.handler(batch, self._stop)
             except UndecodableMessagesError as exc:
                 if not await self._dead_letter_undecodable(exc.rejected):
                     return False
@@ -173,18 +168,18 @@ class PartitionWorker:
                     return False
                 failures += 1
                 kind, transient = classify_processing_error(exc)
-                self._metrics.processing_errors.labels(self._code, kind).inc()
-                systemic = self._streak >= self._policy.streak_limit
+                self.metrics.processing_errors.labels(self.system_code, kind).inc()
+                systemic = self._streak >= self.policy.streak_limit
                 if not transient and not systemic:
                     if len(batch) > 1:
                         return await self._isolate(batch, exc, kind)
                     alone_failures += 1
-                    if alone_failures >= self._policy.after_failures:
+                    if alone_failures >= self.policy.after_failures:
                         return await self._dead_letter(batch[0], HANDLER_FAILED, _describe(exc), alone_failures)
                 delay = PROCESSING_ERROR_BACKOFF.delay_before_retry(failures)
                 log.exception(
                     "message_processing_failed",
-                    system_code=self._code,
+                    system_code=self.system_code,
                     kind=kind,
                     transient=transient,
                     systemic=systemic,
@@ -205,7 +200,7 @@ class PartitionWorker:
         middle = len(batch) // 2
         log.warning(
             "message_batch_split",
-            system_code=self._code,
+            system_code=self.system_code,
             kind=kind,
             error=_describe(exc),
             partition=batch[0].partition,
@@ -225,15 +220,15 @@ class PartitionWorker:
         attempts = 0
         while True:
             try:
-                await self._dead_letters.record(self._code, message, reason=reason, error=error, failures=failures)
+                await self.dead_letters.record(self.system_code, message, reason=reason, error=error, failures=failures)
             except Exception as exc:
                 attempts += 1
                 kind, _ = classify_processing_error(exc)
-                self._metrics.processing_errors.labels(self._code, kind).inc()
+                self.metrics.processing_errors.labels(self.system_code, kind).inc()
                 delay = PROCESSING_ERROR_BACKOFF.delay_before_retry(attempts)
                 log.exception(
                     "message_dead_letter_not_recorded",
-                    system_code=self._code,
+                    system_code=self.system_code,
                     kind=kind,
                     partition=message.partition,
                     offset=message.offset,
@@ -251,7 +246,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class SystemConsumer:
     """The consumer group of one external system."""
 

@@ -190,7 +190,7 @@ def unprocessable_message(letter: UnprocessableLetter) -> tuple[bytes | None, li
     return letter.message_value, received + [(name, value.encode()) for name, value in ours.items()]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class DeadLetterPublisher:
     """Publishes unpublished dead letters; woken by ``notify()`` when one is written, else polls."""
 

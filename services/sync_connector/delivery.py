@@ -135,7 +135,7 @@ class SyncLedger:
         await self._uow.commit()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class SyncChannel:
     """CRM, CMS or CSS as a channel of the delivery engine."""
 

@@ -171,7 +171,7 @@ class ChannelAdapter(Protocol[RecordT]):
     def expired(self, expired: Expired, detail: str) -> None: ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class DeliveryEngine(Generic[RecordT]):
     adapter: ChannelAdapter[RecordT]
     breaker: CircuitBreaker

@@ -28,7 +28,7 @@ class EventAcceptor(Protocol):
     async def accept_batch(self, events: Sequence[AcceptedEvent], stop: asyncio.Event) -> list[str]: ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class SystemMessageHandler:
     """Handles a batch of one partition's messages for one external system, a consumer span per message."""
 

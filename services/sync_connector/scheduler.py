@@ -75,7 +75,7 @@ class ScheduledDelivery(Protocol[ClaimT]):
         ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class RetryScheduler(Generic[ClaimT]):
     delivery: ScheduledDelivery[ClaimT]
     breaker: CircuitBreaker

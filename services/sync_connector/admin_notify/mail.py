@@ -84,7 +84,7 @@ def render(record: AdminNotificationRecord, settings: AdminNotifySettings, zone:
     return subject, "\n".join(lines) + "\n"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class AdminMailChannel:
     """The admins' mail as a channel of the delivery engine."""
 

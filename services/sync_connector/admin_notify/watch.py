@@ -129,7 +129,7 @@ def _signal_occurrence(signal: AdminSignal) -> Occurrence:
     )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class AdminWatch:
     engine: AsyncEngine
     settings: AdminNotifySettings

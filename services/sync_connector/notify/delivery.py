@@ -64,7 +64,7 @@ def status_of(result: CallResult) -> NotificationStatus:
     return NotificationStatus(final) if final is not None else _STATUS_OF[result.status]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class NotificationChannel:
     """E-mail or SMS as a channel of the delivery engine."""
 
