@@ -14,8 +14,9 @@ from libs.outbox.writer import OutboxWriter
 from services.profile.backups.sql import SqlBackupRepository
 from services.profile.name_changes.sql import SqlNameChangeLedger
 from services.profile.shared.storage.contact_crypto import ContactProtector
+from services.profile.shared.storage.customer_repository import SqlCustomerRepository
 from services.profile.shared.storage.records import SqlAuditLog, SqlHistoryRepository, SqlMaintenance
-from services.profile.shared.storage.repositories import SqlApplicationRepository, SqlCustomerRepository
+from services.profile.shared.storage.repositories import SqlApplicationRepository
 from services.profile.shared.storage.tables import outbox
 
 
