@@ -17,16 +17,12 @@ from services.profile.shared.web import examples as ex
 from services.profile.shared.web.params import Cursor, Limit, PathId
 from services.profile.shared.web.routes import Ok, Routes, created, page_body, page_ok, route
 
+_ADMINS = requires(Role.ADMIN)  # take a backup point, restore
+_VIEWERS = requires(Role.VIEWER)
+
 
 class BackupController(Routes, path="/v1/backups", tag="backups"):
-    @route(
-        post,
-        "/",
-        requires(Role.ADMIN),
-        Ok(BackupResponse, ex.BACKUP, "The backup point", 201),
-        "VALIDATION",
-        "DATABASE_ERROR",
-    )
+    @route(post, "/", _ADMINS, Ok(BackupResponse, ex.BACKUP, "The backup point", 201), "VALIDATION", "DATABASE_ERROR")
     async def create_backup(
         self,
         data: Annotated[CreateBackupRequest, ex.body("a labelled backup", {"label": ex.BACKUP["label"]})],
@@ -37,23 +33,21 @@ class BackupController(Routes, path="/v1/backups", tag="backups"):
         point = await backups.create(BackupKind.MANUAL, data.label, actor)
         return created(BackupResponse.of(point), f"{self.path}/{point.backup_id}")
 
-    @route(get, "/", requires(Role.VIEWER), page_ok(BackupPage, ex.BACKUP, "Newest first"), "VALIDATION")
+    @route(get, "/", _VIEWERS, page_ok(BackupPage, ex.BACKUP, "Newest first"), "VALIDATION")
     async def list_backups(
         self, backups: NamedDependency[BackupService], cursor: Cursor = None, limit: Limit = None
     ) -> BackupPage:
         """Backup points (manual and daily), newest first."""
         return page_body(BackupPage, await backups.page(cursor, limit), BackupResponse.of)
 
-    @route(
-        get, "/{backup_id:str}", requires(Role.VIEWER), Ok(BackupResponse, ex.BACKUP, "The point"), "BACKUP_NOT_FOUND"
-    )
+    @route(get, "/{backup_id:str}", _VIEWERS, Ok(BackupResponse, ex.BACKUP, "The point"), "BACKUP_NOT_FOUND")
     async def get_backup(self, backup_id: PathId, backups: NamedDependency[BackupService]) -> BackupResponse:
         return BackupResponse.of(await backups.get(backup_id))
 
     @route(
         post,
         "/{backup_id:str}/restore",
-        requires(Role.ADMIN),
+        _ADMINS,
         Ok(RestoreReport, ex.RESTORE_REPORT, "What changed (or, in a dry run, would change)"),
         "BACKUP_NOT_FOUND",
         "PROFILE_NOT_FOUND",
