@@ -22,6 +22,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.helpers import create_ssl_context
 
+from libs.kit.settings import require_at_least_one
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -85,9 +87,7 @@ class KafkaSettings(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         for name in ("topic_partitions", "replication_factor", "min_insync_replicas"):
-            if getattr(self, name) < 1:
-                msg = f"{name} must be at least 1"
-                raise ValueError(msg)
+            require_at_least_one(self, name)
         if self.min_insync_replicas > self.replication_factor:
             msg = (
                 f"min_insync_replicas ({self.min_insync_replicas}) must not exceed replication_factor "

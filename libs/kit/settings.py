@@ -43,6 +43,18 @@ def load_settings(cls: type[SettingsT], environ: Mapping[str, str], prefix: str)
         raise SettingsError(msg) from exc
 
 
+def require_at_least_one(settings: msgspec.Struct, *names: str, label: str = "") -> None:
+    """``ValueError`` naming ``names`` together (``a, b and c``) if any of them is below 1; None is no value.
+
+    For a ``__post_init__``; ``label`` starts the message (``"admin_notify "``).
+    """
+    values = [getattr(settings, name) for name in names]
+    if any(value is not None and value < 1 for value in values):
+        listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        msg = f"{label}{listed} must be at least 1"
+        raise ValueError(msg)
+
+
 def _decode_json(raw: str) -> object:
     try:
         return msgspec.json.decode(raw)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from libs.kit.settings import require_at_least_one
+
 
 class RelaySettings(msgspec.Struct, frozen=True):
     # The PostgreSQL schema that holds the outbox table, and the topic its rows go to.
@@ -78,9 +80,7 @@ class RelaySettings(msgspec.Struct, frozen=True):
             "admin_max_page_size",
             "give_up_after_failed_batches",
         ):
-            if getattr(self, name) < 1:
-                msg = f"{name} must be at least 1"
-                raise ValueError(msg)
+            require_at_least_one(self, name)
         for name in ("give_up_after_s", "broker_probe_interval_s", "broker_probe_timeout_s"):
             if not getattr(self, name) > 0:  # also refuses NaN
                 msg = f"{name} must be more than 0"

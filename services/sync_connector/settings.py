@@ -9,7 +9,7 @@ import msgspec
 from contracts.topics import CUSTOMER_PROFILE_TOPIC
 from libs.kit.db import DatabaseSettings
 from libs.kit.kafka import KafkaSettings
-from libs.kit.settings import SettingsReader, read_settings
+from libs.kit.settings import SettingsReader, read_settings, require_at_least_one
 from libs.kit.tokens import TokenSettings
 from services.sync_connector.admin_notify.settings import AdminNotifySettings
 from services.sync_connector.http_clients import (
@@ -131,13 +131,8 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         self._check_http_clients()
-        limits = (self.retry_concurrency, self.breaker_failure_threshold, self.admin_bulk_retry_limit)
-        if min(*limits, self.delivery_wave_size) < 1:
-            msg = (
-                "retry_concurrency, breaker_failure_threshold, admin_bulk_retry_limit and delivery_wave_size "
-                "must be at least 1"
-            )
-            raise ValueError(msg)
+        limits = ("retry_concurrency", "breaker_failure_threshold", "admin_bulk_retry_limit", "delivery_wave_size")
+        require_at_least_one(self, *limits)
         self._check_retention()
         deadlines = (self.delivery_deadline_s, *(self.deadline_s(code) for code in ("CRM", "CMS", "CSS")))
         if min(*deadlines, self.backoff_base_s, self.breaker_cooldown_s) <= 0:
@@ -183,9 +178,7 @@ class ConnectorSettings(msgspec.Struct, frozen=True):
         if self.notify.claim_lease_s <= calls[PROFILE_CLIENT] + calls[SMS_CLIENT]:
             msg = "notify claim_lease_s must be longer than the contact lookup's and the SMS call's timeouts"
             raise ValueError(msg)
-        if self.unprocessable_after_failures < 1 or self.unprocessable_streak_limit < 1:
-            msg = "unprocessable_after_failures and unprocessable_streak_limit must be at least 1"
-            raise ValueError(msg)
+        require_at_least_one(self, "unprocessable_after_failures", "unprocessable_streak_limit")
 
     def http_client(self, code: str) -> HttpClientSettings:
         """The pool and timeouts of one HTTP client (CRM, CMS, CSS, SMS, PROFILE): its own, else the defaults."""

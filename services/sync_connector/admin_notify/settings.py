@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from libs.kit.settings import require_at_least_one
+
 
 class AdminNotifySettings(msgspec.Struct, frozen=True):
     # The admins' list (CONNECTOR_ADMIN_NOTIFY_TO='["ops@example.com"]'); empty: admin notifications off.
@@ -52,9 +54,7 @@ class AdminNotifySettings(msgspec.Struct, frozen=True):
         if self.gather_s > self.window_s:
             msg = "admin_notify gather_s must not be longer than window_s"
             raise ValueError(msg)
-        if min(self.max_examples, self.batch_size, self.breaker_failure_threshold) < 1:
-            msg = "admin_notify max_examples, batch_size and breaker_failure_threshold must be at least 1"
-            raise ValueError(msg)
+        require_at_least_one(self, "max_examples", "batch_size", "breaker_failure_threshold", label="admin_notify ")
         if self.backoff_max_s < self.backoff_base_s:
             msg = "admin_notify backoff_max_s must be at least backoff_base_s"
             raise ValueError(msg)

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from libs.kit.settings import require_at_least_one
+
 
 class Channel(StrEnum):
     """``notification_records.channel``."""
@@ -85,10 +87,8 @@ class NotifySettings(msgspec.Struct, frozen=True):
     sms_token: str = ""
 
     def __post_init__(self) -> None:
-        capped_below_one = self.max_attempts is not None and self.max_attempts < 1
-        if capped_below_one or min(self.concurrency, self.breaker_failure_threshold) < 1:
-            msg = "max_attempts, concurrency and breaker_failure_threshold must be at least 1"
-            raise ValueError(msg)
+        # max_attempts None: no count cap.
+        require_at_least_one(self, "max_attempts", "concurrency", "breaker_failure_threshold")
         if self.delivery_deadline_s <= 0 or self.backoff_s <= 0:
             msg = "delivery_deadline_s and backoff_s must be positive"
             raise ValueError(msg)
