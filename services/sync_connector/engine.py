@@ -81,19 +81,6 @@ class Claim(msgspec.Struct, Generic[RecordT], frozen=True):
     permit: Permit
     span: trace.Span | None = None  # the call's parent; None: the current span
 
-    # What the retry scheduler reads of a claim (``scheduler.ScheduledClaim``).
-    @property
-    def record_id(self) -> int:
-        return self.record.id
-
-    @property
-    def event_id(self) -> str:
-        return self.record.event_id
-
-    @property
-    def trace_headers(self) -> dict[str, str]:
-        return self.record.event_headers
-
 
 class Settlement(msgspec.Struct, Generic[RecordT], frozen=True):
     """A call's result to write for a record whose claim (``token``) is still to be shown."""

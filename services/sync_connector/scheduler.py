@@ -33,6 +33,7 @@ from libs.kit.logging import get_logger
 from libs.kit.telemetry import context_from_headers
 from services.sync_connector.breaker import CircuitBreaker, Permit
 from services.sync_connector.db_faults import DATABASE_FAULTS
+from services.sync_connector.engine import DeliveryRecord
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
 from services.sync_connector.settling import DueBatch, SettleInterruptedError
@@ -45,14 +46,10 @@ EXPIRE_BATCH = 500  # records failed for their passed deadline per round, while 
 
 
 class ScheduledClaim(Protocol):
-    """What the scheduler reads of a claim: for its span and log lines."""
+    """What the scheduler reads of a claim: its record (for its span and log lines) and its permit."""
 
     @property
-    def record_id(self) -> int: ...
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def trace_headers(self) -> dict[str, str]: ...
+    def record(self) -> DeliveryRecord: ...
     @property
     def permit(self) -> Permit: ...
 
@@ -167,7 +164,7 @@ class RetryScheduler(Generic[ClaimT]):
 
     def _launch(self, claim: ClaimT) -> None:
         self.metrics.scheduled_claims.labels(self.code).inc()
-        task = asyncio.create_task(self._attempt(claim), name=f"retry-{self.code}-{claim.record_id}")
+        task = asyncio.create_task(self._attempt(claim), name=f"retry-{self.code}-{claim.record.id}")
         self._in_flight.add(task)
         task.add_done_callback(lambda done: self._done(done, claim.permit))
 
@@ -181,18 +178,18 @@ class RetryScheduler(Generic[ClaimT]):
         # The retry continues the trace of the transaction that wrote the event.
         with self.tracer.start_as_current_span(
             self.span_name,
-            context=context_from_headers(dict(claim.trace_headers)),
+            context=context_from_headers(dict(claim.record.event_headers)),
             kind=SpanKind.INTERNAL,
-            attributes={"messaging.message.id": claim.event_id, "sync.record_id": claim.record_id},
+            attributes={"messaging.message.id": claim.record.event_id, "sync.record_id": claim.record.id},
         ) as span:
             try:
                 status = await self.delivery.attempt(claim, self._stop)
             except SettleInterruptedError:
-                log.info("retry_result_left_to_lease", system_code=self.code, record_id=claim.record_id)
+                log.info("retry_result_left_to_lease", system_code=self.code, record_id=claim.record.id)
                 return
             except Exception:
                 # The claim's lease ends and the record is due again: nothing is lost.
-                log.exception("retry_attempt_failed", system_code=self.code, record_id=claim.record_id)
+                log.exception("retry_attempt_failed", system_code=self.code, record_id=claim.record.id)
                 return
             span.set_attribute("sync.status", "claim_lost" if status is None else str(status))
 
