@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -82,12 +83,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(original).__name__}: {str(original).splitlines()[0] if str(original) else ''}"[:300]
 
 
+@dataclass(frozen=True)
 class SqlUnitOfWorkFactory:
     """Contact data is sealed and opened with ``protector``: no unit of work without the keys."""
 
-    def __init__(self, engine: AsyncEngine, protector: ContactProtector) -> None:
-        self.engine = engine
-        self.protector = protector
+    engine: AsyncEngine
+    protector: ContactProtector
 
     def __call__(self) -> SqlProfileUnitOfWork:
         return SqlProfileUnitOfWork(self.engine, self.protector)
