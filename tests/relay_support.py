@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.cloudevents import CloudEventAttributes, kafka_headers
 from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, CustomerNameChanged
+from libs.devstack.embedded import EmbeddedKafka
 from libs.kit.db import DatabaseSettings, make_engine
 from libs.kit.kafka import KafkaSettings, make_producer
 from libs.kit.kafka_probe import check_topic_writable
@@ -108,6 +111,18 @@ def name_changed(
 
 def random_traceparent() -> str:
     return f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+
+
+@contextlib.contextmanager
+def own_broker(log_file: Path, **settings: Any) -> Iterator[tuple[EmbeddedKafka, KafkaSettings]]:
+    """A broker of the test's own, for a test that takes it down (the shared one must not go down under
+    other tests), and the settings that reach it (``settings`` besides); stopped at the end."""
+    broker = EmbeddedKafka(log_file=log_file)
+    broker.start()
+    try:
+        yield broker, KafkaSettings(bootstrap_servers=broker.bootstrap, **settings)
+    finally:
+        broker.stop()
 
 
 @contextlib.asynccontextmanager
@@ -277,6 +292,17 @@ async def running_relay(
         finally:
             if not task.done():
                 task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def running_relays(
+    database_url: str, kafka: KafkaSettings, settings: RelaySettings, count: int
+) -> AsyncIterator[tuple[RunningRelay, ...]]:
+    """``count`` instances of ``running_relay`` side by side, started in order and stopped in reverse."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield tuple(
+            [await stack.enter_async_context(running_relay(database_url, kafka, settings)) for _ in range(count)]
+        )
 
 
 async def shard_owners(database_url: str) -> dict[int, str | None]:

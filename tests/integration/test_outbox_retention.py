@@ -18,7 +18,7 @@ from tests.relay_support import (
     engine_for,
     name_changed,
     relay_settings,
-    running_relay,
+    running_relays,
     status_counts,
     wait_until,
     write,
@@ -57,8 +57,7 @@ async def test_under_sustained_load_the_table_stays_bounded_and_only_published_r
         async with (
             engine_for(database_url) as engine,
             collecting(kafka_settings, topic) as seen,
-            running_relay(database_url, kafka_settings, settings) as first,
-            running_relay(database_url, kafka_settings, settings) as second,
+            running_relays(database_url, kafka_settings, settings, 2) as relays,
         ):
             sampler = asyncio.create_task(sample())
             try:
@@ -81,7 +80,7 @@ async def test_under_sustained_load_the_table_stays_bounded_and_only_published_r
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
-            deleted = sum(r.metric("outbox_relay_retention_deleted_total") for r in (first, second))
+            deleted = sum(r.metric("outbox_relay_retention_deleted_total") for r in relays)
             expected = {str(m.id) for m in written}
             await wait_until(lambda: expected <= seen.ids(), timeout=20, message="events missing in Kafka")
         survivors = {r["id"] for r in await conn.fetch("SELECT id FROM profile.outbox")}

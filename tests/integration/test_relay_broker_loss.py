@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
-from libs.devstack.embedded import EmbeddedKafka, free_port
+from libs.devstack.embedded import free_port
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from libs.kit.ops_server import start_ops_server
 from libs.outbox.leases import fair_share
@@ -32,6 +32,7 @@ from tests.relay_support import (
     collecting,
     engine_for,
     name_changed,
+    own_broker,
     relay_settings,
     running_relay,
     shard_owners,
@@ -48,11 +49,6 @@ assert len(CUSTOMERS) == SHARD_COUNT
 async def test_a_relay_cut_off_from_the_broker_hands_its_shards_to_one_that_is_not(
     database_url: str, kafka_settings: KafkaSettings, topic: str, artifacts_dir: Path
 ) -> None:
-    lost = EmbeddedKafka(log_file=artifacts_dir / "kafka-broker-loss.log")
-    lost.start()
-    lost_kafka = KafkaSettings(
-        bootstrap_servers=lost.bootstrap, request_timeout_ms=2_000, topic_partitions=kafka_settings.topic_partitions
-    )
     settings = relay_settings(
         topic,
         batch_size=20,
@@ -65,7 +61,11 @@ async def test_a_relay_cut_off_from_the_broker_hands_its_shards_to_one_that_is_n
     # A gives up by its setting; a batch then hanging on the dead broker keeps its shards at most
     # until their leases expire; B takes them at its next renewal.
     handover_bound_s = settings.give_up_after_s + settings.lease_ttl_s + 2 * settings.lease_renew_interval_s + 5
-    try:
+    with own_broker(
+        artifacts_dir / "kafka-broker-loss.log",
+        request_timeout_ms=2_000,
+        topic_partitions=kafka_settings.topic_partitions,
+    ) as (lost, lost_kafka):
         await ensure_topic(lost_kafka, topic)
         with capture_logs() as logs:
             async with (
@@ -112,8 +112,6 @@ async def test_a_relay_cut_off_from_the_broker_hands_its_shards_to_one_that_is_n
                 assert a.metric("outbox_relay_broker_healthy") == 1
                 assert a.registry.get_sample_value("outbox_relay_broker_probes_total", {"result": "ok"}) == 1
                 await _both_publish(database_url, engine, a, b, version=3, already=written)
-    finally:
-        lost.stop()
 
     assert handed_over_s <= handover_bound_s
     gave_up = [e for e in logs if e["event"] == "relay_gave_up_shards"]

@@ -9,7 +9,6 @@ from pathlib import Path
 import asyncpg
 from structlog.testing import capture_logs
 
-from libs.devstack.embedded import EmbeddedKafka
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from libs.outbox.table import SHARD_COUNT
 from tests.relay_support import (
@@ -18,8 +17,10 @@ from tests.relay_support import (
     first_occurrence_versions,
     name_changed,
     outbox_rows,
+    own_broker,
     relay_settings,
     running_relay,
+    running_relays,
     status_counts,
     wait_until,
     write,
@@ -29,20 +30,16 @@ from tests.relay_support import (
 async def test_a_broker_outage_leaves_rows_pending_and_they_flow_when_it_is_back(
     database_url: str, kafka_settings: KafkaSettings, topic: str, artifacts_dir: Path
 ) -> None:
-    # A broker of our own: the shared one must not go down under other tests.
-    broker = EmbeddedKafka(log_file=artifacts_dir / "kafka-outage.log")
-    broker.start()
-    kafka = KafkaSettings(
-        bootstrap_servers=broker.bootstrap,
-        request_timeout_ms=1_000,
-        topic_partitions=kafka_settings.topic_partitions,
-        linger_ms=1,
-    )
     # max_attempts is small on purpose: broker errors must never count towards parking.
     settings = relay_settings(
         topic, batch_size=50, poll_interval_s=0.2, max_attempts=2, producer_reset_after=3, transaction_timeout_s=1.0
     )
-    try:
+    with own_broker(
+        artifacts_dir / "kafka-outage.log",
+        request_timeout_ms=1_000,
+        topic_partitions=kafka_settings.topic_partitions,
+        linger_ms=1,
+    ) as (broker, kafka):
         await ensure_topic(kafka, topic)
         async with engine_for(database_url) as engine, running_relay(database_url, kafka, settings) as relay:
             before = [name_changed(f"B{n}", 1) for n in range(10)]
@@ -104,8 +101,6 @@ async def test_a_broker_outage_leaves_rows_pending_and_they_flow_when_it_is_back
                     # The broker kept what it acknowledged before the crash (version 1).
                     assert first_seen == [1, 2, 3], (f"B{n}", versions)
             assert await status_counts(database_url) == {"published": len(before) + len(during)}
-    finally:
-        broker.stop()
 
 
 async def test_a_poison_message_blocks_only_its_key_across_two_instances_and_says_which(
@@ -125,10 +120,8 @@ async def test_a_poison_message_blocks_only_its_key_across_two_instances_and_say
         async with (
             engine_for(database_url) as engine,
             collecting(kafka, topic) as seen,
-            running_relay(database_url, kafka, settings) as first,
-            running_relay(database_url, kafka, settings) as second,
+            running_relays(database_url, kafka, settings, 2) as relays,
         ):
-            relays = (first, second)
             await wait_until(
                 lambda: sum(r.shards_owned for r in relays) == SHARD_COUNT and all(r.shards_owned for r in relays),
                 timeout=10,
@@ -221,12 +214,9 @@ async def test_a_row_with_malformed_headers_is_parked_and_the_relay_goes_on(
 async def test_stop_is_prompt_while_the_broker_is_down(
     database_url: str, kafka_settings: KafkaSettings, topic: str, artifacts_dir: Path
 ) -> None:
-    broker = EmbeddedKafka(log_file=artifacts_dir / "kafka-stop.log")
-    broker.start()
-    # A long request timeout: without the stop grace, a batch in flight would hold the relay 20 s.
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, request_timeout_ms=20_000, topic_partitions=1)
     settings = relay_settings(topic, batch_size=20, poll_interval_s=0.2, shutdown_grace_s=0.5)
-    try:
+    # A long request timeout: without the stop grace, a batch in flight would hold the relay 20 s.
+    with own_broker(artifacts_dir / "kafka-stop.log", request_timeout_ms=20_000, topic_partitions=1) as (broker, kafka):
         await ensure_topic(kafka, topic)
         async with engine_for(database_url) as engine, running_relay(database_url, kafka, settings) as relay:
             first = name_changed("S1", 1)
@@ -249,8 +239,6 @@ async def test_stop_is_prompt_while_the_broker_is_down(
             assert relay.shards_owned == 0
         rows = await outbox_rows(database_url)
         assert rows[stuck.id]["status"] == "pending"
-    finally:
-        broker.stop()
 
 
 def _version(value: bytes) -> int:

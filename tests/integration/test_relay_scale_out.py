@@ -27,6 +27,7 @@ from tests.relay_support import (
     name_changed,
     relay_settings,
     running_relay,
+    running_relays,
     shard_owners,
     status_counts,
     wait_until,
@@ -45,11 +46,8 @@ async def test_three_instances_publish_5000_changes_in_per_customer_order(
     async with (
         engine_for(database_url) as engine,
         collecting(kafka_settings, topic) as seen,
-        running_relay(database_url, kafka_settings, settings) as a,
-        running_relay(database_url, kafka_settings, settings) as b,
-        running_relay(database_url, kafka_settings, settings) as c,
+        running_relays(database_url, kafka_settings, settings, 3) as relays,
     ):
-        relays = (a, b, c)
         await wait_until(
             lambda: _balanced(relays), timeout=15, message=lambda: f"shares: {[r.shards_owned for r in relays]}"
         )
@@ -147,10 +145,7 @@ async def test_instances_joining_and_leaving_rebalance_without_gaps_or_overlap(
         watch.running.add(a.instance_id)
         async with background(watch.run, load.run):
             await wait_until(lambda: a.owns_all_shards, timeout=10, message="the first instance did not take all")
-            async with (
-                running_relay(database_url, kafka_settings, settings) as b,
-                running_relay(database_url, kafka_settings, settings) as c,
-            ):
+            async with running_relays(database_url, kafka_settings, settings, 2) as (b, c):
                 watch.running.update({b.instance_id, c.instance_id})
                 await wait_until(lambda: _balanced((a, b, c)), timeout=10, message="no fair share of three")
                 await _assert_owned_by(database_url, (a, b, c))
