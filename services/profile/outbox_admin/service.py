@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter
@@ -54,8 +54,7 @@ class OutboxAdminUnitOfWork(Transaction, Protocol):
     def audit(self) -> AuditLog: ...
 
 
-class OutboxAdminUnitOfWorkFactory(Protocol):
-    def __call__(self) -> OutboxAdminUnitOfWork: ...
+OutboxAdminUnitOfWorkFactory: TypeAlias = Callable[[], OutboxAdminUnitOfWork]
 
 
 class OutboxAdminLimits(msgspec.Struct, frozen=True):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeAlias
 
 import msgspec
 
@@ -247,5 +247,4 @@ class ProfileUnitOfWork(Transaction, Protocol):
     def maintenance(self) -> Maintenance: ...
 
 
-class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> ProfileUnitOfWork: ...
+UnitOfWorkFactory: TypeAlias = Callable[[], ProfileUnitOfWork]
