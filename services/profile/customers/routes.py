@@ -282,8 +282,9 @@ class CustomerController(Routes, path="/v1/customers", tag="customers"):
         version: PathVersion,
         versions: NamedDependency[VersionService],
     ) -> VersionResponse:
-        entry = await versions.get(customer_id, version)
-        return VersionResponse.of_entry(entry, personal=_reads_personal_history(request))
+        return VersionResponse.of_entry(
+            await versions.get(customer_id, version), personal=_reads_personal_history(request)
+        )
 
     @route(
         get,
