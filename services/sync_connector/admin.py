@@ -27,6 +27,7 @@ from libs.kit.errors import ConflictError, NotFoundError, ValidationError
 from libs.kit.logging import get_logger
 from services.sync_connector.admin_store import (
     SYNC_RECORDS,
+    Actor,
     AdminAction,
     AdminUnitOfWork,
     RecordTable,
@@ -60,15 +61,6 @@ class InvalidStatus(ConflictError):
 
     code = "INVALID_STATUS"
     title = "Invalid status for this operation"
-
-
-class Actor(msgspec.Struct, frozen=True):
-    """Who asks, for the audit log."""
-
-    actor_id: str
-    channel: str  # http | cli
-    ip: str | None = None
-    user_agent: str | None = None
 
 
 def encode_cursor(last_id: int) -> str:
@@ -204,7 +196,7 @@ class RecordAdmin(Generic[ViewT, ResultT]):
             code = kind.audit_code(target)
             before = kind.audit_before(record)
             await uow.audit.write(
-                admin_action(actor, kind.actions[0], 1, system_code=code, record_id=record_id, details=before)
+                actor, AdminAction(kind.actions[0], 1, system_code=code, record_id=record_id, details=before)
             )
             await uow.commit()
         self._redriven(target, actor, 1)
@@ -228,14 +220,14 @@ class RecordAdmin(Generic[ViewT, ResultT]):
             where.update(status=status, customerId=customer_id)
             code = kind.audit_code(target)
             await uow.audit.write(
-                admin_action(
-                    actor,
+                actor,
+                AdminAction(
                     kind.actions[1],
                     len(ids),
                     system_code=code,
-                    where={k: v for k, v in where.items() if v is not None},
+                    filter={k: v for k, v in where.items() if v is not None},
                     details={kind.audit_ids_key: ids},
-                )
+                ),
             )
             await uow.commit()
         self._redriven(target, actor, len(ids))
@@ -245,31 +237,6 @@ class RecordAdmin(Generic[ViewT, ResultT]):
     def _redriven(self, target: str, actor: Actor, count: int) -> None:
         if self._after_redrive is not None:
             self._after_redrive(target, actor.channel, count)
-
-
-def admin_action(
-    actor: Actor,
-    action: str,
-    count: int,
-    *,
-    system_code: str | None = None,
-    record_id: int | None = None,
-    where: dict[str, object] | None = None,
-    details: dict[str, object] | None = None,
-) -> AdminAction:
-    """The audit row of an admin action (a retry of sync records, a re-send of notifications)."""
-    return AdminAction(
-        actor=actor.actor_id,
-        ip=actor.ip,
-        user_agent=actor.user_agent,
-        channel=actor.channel,
-        action=action,
-        affected_count=count,
-        system_code=system_code,
-        record_id=record_id,
-        filter=dict(where or {}),
-        details=dict(details or {}),
-    )
 
 
 # The external systems' records.

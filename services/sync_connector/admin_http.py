@@ -36,12 +36,12 @@ from services.sync_connector.admin import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     UUID_PATTERN,
-    Actor,
     InvalidStatus,
     RecordAdmin,
     SyncAdmin,
     SyncStatusNotFound,
 )
+from services.sync_connector.admin_store import Actor
 from services.sync_connector.auth import CHANGE, READ, principal, requires
 from services.sync_connector.http_support import problems
 from services.sync_connector.notify.admin import NotificationAdmin, NotificationNotFound

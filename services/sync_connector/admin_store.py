@@ -89,11 +89,16 @@ class RecordTable(Generic[ViewT]):
             ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED""")  # noqa: S608 - fixed names
 
 
-class AdminAction(msgspec.Struct, frozen=True):
-    actor: str
-    ip: str | None
-    user_agent: str | None
+class Actor(msgspec.Struct, frozen=True):
+    """Who asks, for the audit log."""
+
+    actor_id: str
     channel: str  # http | cli
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class AdminAction(msgspec.Struct, frozen=True):
     action: str
     affected_count: int
     system_code: str | None = None
@@ -105,7 +110,7 @@ class AdminAction(msgspec.Struct, frozen=True):
 _AUDIT = text("""
     INSERT INTO sync.admin_actions
         (actor, ip, user_agent, channel, action, system_code, record_id, filter, affected_count, details)
-    VALUES (:actor, :ip, :user_agent, :channel, :action, :system_code, :record_id, CAST(:filter AS jsonb),
+    VALUES (:actor_id, :ip, :user_agent, :channel, :action, :system_code, :record_id, CAST(:filter AS jsonb),
             :affected_count, CAST(:details AS jsonb))
 """)
 
@@ -170,8 +175,8 @@ class AuditLog:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def write(self, action: AdminAction) -> None:
-        values = msgspec.structs.asdict(action)
+    async def write(self, by: Actor, action: AdminAction) -> None:
+        values = msgspec.structs.asdict(by) | msgspec.structs.asdict(action)
         values["filter"] = msgspec.json.encode(action.filter).decode()
         values["details"] = msgspec.json.encode(action.details).decode()
         await self._connection.execute(_AUDIT, values)

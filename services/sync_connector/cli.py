@@ -22,7 +22,8 @@ from libs.kit.db import make_engine
 from libs.kit.errors import AppError
 from libs.kit.logging import configure_logging
 from libs.kit.tokens import Forbidden, Role, TokenVerifier, effective_roles
-from services.sync_connector.admin import DEFAULT_PAGE_SIZE, SYNC_KIND, Actor, AdminKind, RecordAdmin, SyncAdmin
+from services.sync_connector.admin import DEFAULT_PAGE_SIZE, SYNC_KIND, AdminKind, RecordAdmin, SyncAdmin
+from services.sync_connector.admin_store import Actor
 from services.sync_connector.notify.admin import NOTIFICATION_KIND, NotificationAdmin
 from services.sync_connector.settings import ADMIN_TOKEN_ENV, ConnectorSettings, settings_from_env
 
