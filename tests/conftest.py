@@ -24,6 +24,7 @@ import structlog
 from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from libs.kit.kafka import KafkaSettings, ensure_topic
 from migrations.runner import upgrade_all
+from tests.kafka_support import kafka_for_tests
 from tests.python_source import pause_gc_in_every_parse
 
 pause_gc_in_every_parse()
@@ -150,13 +151,7 @@ async def empty_database_url(postgres_server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=kafka_bootstrap,
-        session_timeout_ms=6_000,
-        heartbeat_interval_ms=500,
-        rebalance_timeout_ms=6_000,
-        topic_partitions=3,
-    )
+    return kafka_for_tests(kafka_bootstrap, topic_partitions=3)
 
 
 @pytest.fixture

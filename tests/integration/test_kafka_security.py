@@ -37,6 +37,7 @@ from tests.kafka_security_support import (
     SecuredBroker,
     secured_broker,
 )
+from tests.kafka_support import kafka_for_tests
 from tests.polling import eventually
 from tests.relay_support import engine_for, name_changed, relay_settings, running_relay, write
 
@@ -50,17 +51,14 @@ def secured(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> It
 def over_sasl_ssl(
     secured: SecuredBroker, user: str, password: str, mechanism: SaslMechanism = "SCRAM-SHA-512"
 ) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=secured.sasl_ssl_bootstrap,
+    return kafka_for_tests(
+        secured.sasl_ssl_bootstrap,
         security_protocol="SASL_SSL",
         ssl_cafile=str(secured.ca.path),
         sasl_mechanism=mechanism,
         sasl_username=user,
         sasl_password=password,
         topic_partitions=2,
-        session_timeout_ms=6_000,
-        heartbeat_interval_ms=500,
-        rebalance_timeout_ms=6_000,
         request_timeout_ms=10_000,
     )
 
@@ -144,17 +142,14 @@ async def test_a_broker_certificate_not_signed_by_the_configured_ca_is_refused(
 
 
 async def test_mutual_tls_with_a_client_certificate_whose_key_is_encrypted(secured: SecuredBroker) -> None:
-    kafka = KafkaSettings(
-        bootstrap_servers=secured.ssl_bootstrap,
+    kafka = kafka_for_tests(
+        secured.ssl_bootstrap,
         security_protocol="SSL",
         ssl_cafile=str(secured.ca.path),
         ssl_certfile=str(secured.client.certificate),
         ssl_keyfile=str(secured.client.key),
         ssl_key_password=CLIENT_KEY_PASSWORD,
         topic_partitions=1,
-        session_timeout_ms=6_000,
-        heartbeat_interval_ms=500,
-        rebalance_timeout_ms=6_000,
     )
     topic = fresh_topic()
     await ensure_topic(kafka, topic)
