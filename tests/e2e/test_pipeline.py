@@ -10,7 +10,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 
-from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually
+from tests.e2e.conftest import SYSTEMS, RunningSystem, create_customer, eventually
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Any]:
@@ -36,16 +36,7 @@ async def test_approval_reaches_every_external_system_once(
     running_system: RunningSystem, http: httpx.AsyncClient, database_url: str, kafka_bootstrap: str, topic: str
 ) -> None:
     api = running_system.profile_url
-    created = await http.post(
-        f"{api}/v1/customers",
-        json={
-            "customerId": "E2E001",
-            "customerName": "张三",
-            "accountType": "residential",
-            "contactPhone": "13800138000",
-        },
-    )
-    assert created.status_code == 201, created.text
+    await create_customer(http, api, "E2E001", contactPhone="13800138000")
     submitted = await http.post(
         f"{api}/v1/name-change-applications", json={"customerId": "E2E001", "newName": "李四", "reason": "过户"}
     )

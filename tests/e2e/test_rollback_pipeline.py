@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually
+from tests.e2e.conftest import SYSTEMS, RunningSystem, create_customer, eventually
 
 TAX = "91110108MA01ROLL01"
 
@@ -31,18 +31,9 @@ async def test_rollback_to_version_2_reaches_crm_cms_and_css(
     running_system: RunningSystem, http: httpx.AsyncClient
 ) -> None:
     api, stubs = running_system.profile_url, running_system.stubs_url
-    created = await http.post(
-        f"{api}/v1/customers",
-        json={
-            "customerId": "RB001",
-            "customerName": "张三",
-            "accountType": "commercial",
-            "customerCode": "RB-001",
-            "creditLimit": "50000.00",
-            "taxNumber": TAX,
-        },
+    await create_customer(
+        http, api, "RB001", accountType="commercial", customerCode="RB-001", creditLimit="50000.00", taxNumber=TAX
     )
-    assert created.status_code == 201, created.text
     for version, name in ((1, "李四"), (2, "王五")):
         renamed = await http.patch(
             f"{api}/v1/customers/RB001", json={"customerName": name}, headers={"If-Match": f'"{version}"'}
