@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter, QueryParameter
+from litestar.params import QueryParameter
 
-from services.profile.access.auth import Principal, Role, requires
+from services.profile.access.auth import Role, requires
 from services.profile.customers.schemas import (
     CreateCustomerRequest,
     CustomerPage,
@@ -19,14 +19,7 @@ from services.profile.customers.schemas import (
     UpdateCustomerRequest,
 )
 from services.profile.customers.service import CustomerService, NewCustomer
-from services.profile.customers.version_schemas import (
-    DifferenceResponse,
-    RollbackRequest,
-    RollbackResponse,
-    VersionPage,
-    VersionResponse,
-)
-from services.profile.customers.versions import VersionService
+from services.profile.customers.version_routes import PROFILE_EDIT_PROBLEMS, CustomerVersionRoutes
 from services.profile.domain import validation as rules
 from services.profile.domain.model import AccountType, CustomerStatus
 from services.profile.shared.ports import CustomerFilter
@@ -38,14 +31,12 @@ from services.profile.shared.web.conditional import (
     etag,
     optional_version,
     required_version,
+    with_etag,
 )
 from services.profile.shared.web.params import Cursor, Limit, PathId
 from services.profile.shared.web.routes import Ok, Routes, created, page_body, page_ok, route
 from services.profile.shared.web.schemas import CustomerResponse, HistoryItem, credit
 
-PathVersion = Annotated[int, Parameter(ge=1, le=2**31 - 1, description="a version of the customer")]
-# Who may read personal data (contact data, tax number) of past versions: those who may change it.
-PERSONAL_HISTORY_ROLES = (Role.OPERATOR,)
 # The example customer's fields a request sets (the rest are the service's).
 _NEW_CUSTOMER = {
     field: ex.CUSTOMER[field]
@@ -56,39 +47,14 @@ _NEW_CUSTOMER = {
 }
 
 
-class _HasVersion(Protocol):
-    @property
-    def version(self) -> int: ...
-
-
-_Versioned = TypeVar("_Versioned", bound=_HasVersion)
-
-
-def _with_etag(body: _Versioned) -> Response[_Versioned]:
-    """The body with its version as the ``ETag``."""
-    return Response(body, headers={"ETag": etag(body.version)})
-
-
-def _reads_personal_history(request: Request[Any, Any, Any]) -> bool:
-    principal = request.scope.get("user")
-    return isinstance(principal, Principal) and principal.may_act_as(PERSONAL_HISTORY_ROLES)
-
-
 def _filter(name: str, longest: int, what: str) -> Any:
     return QueryParameter(name=name, min_length=1, max_length=longest, description=what)
 
 
 _READERS = requires(Role.VIEWER, Role.AUDIT_SYSTEM)
-_VERSION = "/{customer_id:str}/versions/{version:int}"
-_VERSION_PROBLEMS = ("PROFILE_NOT_FOUND", "VERSION_NOT_FOUND")
-# What an edit of the profile can answer (the PATCH and a rollback).
-_EDIT_PROBLEMS = (
-    *("PROFILE_NOT_FOUND", "PRECONDITION_FAILED", "CUSTOMER_CODE_EXISTS"),
-    *("VALIDATION", "PRECONDITION_REQUIRED", "DATABASE_ERROR"),
-)
 
 
-class CustomerController(Routes, path="/v1/customers", tag="customers"):
+class CustomerController(CustomerVersionRoutes, Routes, path="/v1/customers", tag="customers"):
     @route(
         post,
         "/",
@@ -173,7 +139,7 @@ class CustomerController(Routes, path="/v1/customers", tag="customers"):
     async def get_customer(
         self, customer_id: PathId, customers: NamedDependency[CustomerService]
     ) -> Response[CustomerResponse]:
-        return _with_etag(CustomerResponse.of(await customers.get(customer_id)))
+        return with_etag(CustomerResponse.of(await customers.get(customer_id)))
 
     @route(
         patch,
@@ -184,7 +150,7 @@ class CustomerController(Routes, path="/v1/customers", tag="customers"):
             {**ex.CUSTOMER, "customerName": "李四", "version": 4},
             "The edited profile; ETag = new version",
         ),
-        *_EDIT_PROBLEMS,
+        *PROFILE_EDIT_PROBLEMS,
     )
     async def update_customer(
         self,
@@ -204,7 +170,7 @@ class CustomerController(Routes, path="/v1/customers", tag="customers"):
         event with the new profile version. Contact data is not sent to external systems.
         """
         customer = await customers.update(customer_id, data.changes(), required_version(if_match), actor, data.reason())
-        return _with_etag(CustomerResponse.of(customer))
+        return with_etag(CustomerResponse.of(customer))
 
     @route(
         delete,
@@ -237,7 +203,7 @@ class CustomerController(Routes, path="/v1/customers", tag="customers"):
     async def restore_customer(
         self, customer_id: PathId, customers: NamedDependency[CustomerService], actor: NamedDependency[Actor]
     ) -> Response[CustomerResponse]:
-        return _with_etag(CustomerResponse.of(await customers.restore(customer_id, actor)))
+        return with_etag(CustomerResponse.of(await customers.restore(customer_id, actor)))
 
     @route(
         get,
@@ -248,96 +214,6 @@ class CustomerController(Routes, path="/v1/customers", tag="customers"):
     )
     async def name_history(self, customer_id: PathId, customers: NamedDependency[CustomerService]) -> list[HistoryItem]:
         return [HistoryItem.of(entry) for entry in await customers.name_history(customer_id)]
-
-    @route(
-        get,
-        "/{customer_id:str}/versions",
-        requires(Role.VIEWER),
-        page_ok(VersionPage, ex.VERSION, "Newest first"),
-        "PROFILE_NOT_FOUND",
-        "VALIDATION",
-    )
-    async def list_versions(
-        self,
-        request: Request[Any, Any, Any],
-        customer_id: PathId,
-        versions: NamedDependency[VersionService],
-        cursor: Cursor = None,
-        limit: Limit = None,
-    ) -> VersionPage:
-        """Every kept version of the customer (also in the recycle bin), newest first, the whole record at each.
-
-        Personal data (contact data, tax number) of past versions is shown to operators and
-        admins; a viewer gets it as null, named in ``redactedFields``.
-        """
-        page = await versions.page(customer_id, cursor, limit)
-        personal = _reads_personal_history(request)
-        return page_body(VersionPage, page, lambda entry: VersionResponse.of_entry(entry, personal=personal))
-
-    @route(get, _VERSION, requires(Role.VIEWER), Ok(VersionResponse, ex.VERSION, "The version"), *_VERSION_PROBLEMS)
-    async def get_version(
-        self,
-        request: Request[Any, Any, Any],
-        customer_id: PathId,
-        version: PathVersion,
-        versions: NamedDependency[VersionService],
-    ) -> VersionResponse:
-        return VersionResponse.of_entry(
-            await versions.get(customer_id, version), personal=_reads_personal_history(request)
-        )
-
-    @route(
-        get,
-        f"{_VERSION}/difference",
-        requires(Role.VIEWER),
-        Ok(DifferenceResponse, ex.DIFFERENCE, "Field by field, from this version to `to`"),
-        *_VERSION_PROBLEMS,
-    )
-    async def version_difference(
-        self,
-        request: Request[Any, Any, Any],
-        customer_id: PathId,
-        version: PathVersion,
-        versions: NamedDependency[VersionService],
-        to: Annotated[
-            int | None, QueryParameter(ge=1, le=2**31 - 1, description="the other version (default: the current one)")
-        ] = None,
-    ) -> DifferenceResponse:
-        """What differs from ``version`` to ``to``: a viewer sees *that* personal data changed, not its values."""
-        comparison = await versions.compare(customer_id, version, to)
-        return DifferenceResponse.of(comparison, personal=_reads_personal_history(request))
-
-    @route(
-        post,
-        "/{customer_id:str}/rollback",
-        requires(Role.OPERATOR),
-        Ok(
-            RollbackResponse,
-            ex.ROLLBACK,
-            "Rolled back (or, in a dry run, what would change); ETag = the current version",
-        ),
-        *_EDIT_PROBLEMS,
-        "VERSION_NOT_FOUND",  # one more 404: listed after PROFILE_NOT_FOUND all the same
-    )
-    async def rollback_customer(
-        self,
-        customer_id: PathId,
-        data: Annotated[RollbackRequest, ex.body("back to version 2", {"toVersion": 2, "reason": "错误的批量修改"})],
-        versions: NamedDependency[VersionService],
-        actor: NamedDependency[Actor],
-        if_match: RequiredIfMatch = None,
-    ) -> Response[RollbackResponse]:
-        """A new version whose content equals ``toVersion`` (recycle-bin state included); ``If-Match`` required.
-
-        Forward like a restore: the version number grows. A name that changes takes the path
-        of every rename (name history, a completed application of origin ``version_rollback``,
-        a ``customer.profile.name-changed.v1`` event to the external systems). Written with
-        its operation-log entry in one transaction. ``dryRun`` returns the difference only.
-        """
-        result = await versions.rollback(
-            customer_id, data.to_version, required_version(if_match), actor, dry_run=data.dry_run, reason=data.reason
-        )
-        return _with_etag(RollbackResponse.of(result))
 
 
 class RecycleBinController(Routes, path="/v1/recycle-bin", tag="customers"):

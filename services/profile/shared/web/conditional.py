@@ -8,8 +8,9 @@ edit needs the header: without it 428 ``PRECONDITION_REQUIRED``, so the document
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
+from litestar import Response
 from litestar.params import HeaderParameter
 
 from services.profile.domain.errors import InvalidInput, PreconditionRequired
@@ -44,6 +45,19 @@ RequiredIfMatch = Annotated[
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+class _HasVersion(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+_Versioned = TypeVar("_Versioned", bound=_HasVersion)
+
+
+def with_etag(body: _Versioned) -> Response[_Versioned]:
+    """The body with its version as the ``ETag``."""
+    return Response(body, headers={"ETag": etag(body.version)})
 
 
 def required_version(if_match: str | None) -> int:
