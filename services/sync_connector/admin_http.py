@@ -7,7 +7,7 @@ shapes are ``contracts.connector_admin``'s; the rules (statuses, targets, cursor
 
 # No ``from __future__ import annotations``: a kind's parameter types are made when its routes are.
 
-from collections.abc import Callable
+from operator import getitem
 from typing import Annotated, Any
 
 import msgspec
@@ -85,9 +85,10 @@ def record_routes(
     verb: str,
     names: tuple[str, str],  # (one, many) in operation ids: ("SyncRecord", "SyncRecords")
     view: tuple[type[msgspec.Struct], type[msgspec.Struct]],  # (one record, a page)
-    to_page: Callable[[list[Any], str | None], msgspec.Struct],
+    bulk: tuple[str, str, type[msgspec.Struct], type[msgspec.Struct]],  # (operation id, summary, request, result)
 ) -> list[HTTPRouteHandler]:
-    """``GET {path}`` (the kind's filters, ``cursor``, ``limit``) and ``POST {path}/{id}/{verb}``."""
+    """``GET {path}`` (the kind's filters, ``cursor``, ``limit``), ``POST {path}/{id}/{verb}`` and the bulk
+    ``POST {path}/{verb}``."""
     kind = admin.kind
     one, many = names
     TargetFilter = Annotated[  # noqa: N806 - a type
@@ -115,7 +116,7 @@ def record_routes(
             customer_id=customer_id, status=status, event_id=event_id, **{kind.table.target: target}
         )
         page = await admin.list_records(where, cursor=cursor, limit=limit)
-        return to_page(page.items, page.next_cursor)
+        return view[1](page.items, page.next_cursor)
 
     redrivable = ", ".join(sorted(map(str, kind.redrivable)))
 
@@ -137,34 +138,39 @@ def record_routes(
     async def redrive_one(request: Request[Any, Any, Any], record_id: RecordId) -> Any:
         return await admin.redrive(int(record_id), actor(request))
 
-    return [list_page, redrive_one]
+    return [list_page, redrive_one, bulk_route(admin, f"{path}/{verb}", bulk)]
 
 
-def bulk_redrive(operation_id: str, summary: str, result: type[msgspec.Struct]) -> dict[str, Any]:
-    """What a bulk re-drive's route declares (its body names the system or channel, the status, the customer)."""
-    return {
-        "status_code": 202,
-        "operation_id": operation_id,
-        "summary": summary,
-        "responses": {202: ResponseSpec(result, description="What was re-driven"), **problems(ValidationError)},
+def bulk_route(
+    admin: RecordAdmin[Any, Any], path: str, bulk: tuple[str, str, type[msgspec.Struct], type[msgspec.Struct]]
+) -> HTTPRouteHandler:
+    """``POST {path}``: a bulk re-drive; its body names the system or channel, the status, the customer."""
+    operation_id, summary, body, result = bulk
+    target = admin.kind.table.target  # the body's field naming the system or channel
+
+    async def redrive_many(request: Request[Any, Any, Any], data: Any) -> Any:
+        wanted = actor(request)
+        return await admin.redrive_many(getattr(data, target), wanted, status=data.status, customer_id=data.customer_id)
+
+    # The kind's request and result types, for decoding and the OpenAPI document (made at run time, as above).
+    redrive_many.__annotations__["data"] = getitem(JSONBody, body)
+    redrive_many.__annotations__["return"] = result
+    return post(
+        path,
+        status_code=202,
+        operation_id=operation_id,
+        summary=summary,
+        responses={202: ResponseSpec(result, description="What was re-driven"), **problems(ValidationError)},
         **requires(
             CHANGE,
             "Every record of the system or channel in the status (of one customer, when given), up to the "
             "connector's bulk limit (limitReached: call again). Audited with the token's subject.",
         ),
-    }
+    )(redrive_many)
 
 
 def sync_routes(admin: SyncAdmin) -> list[HTTPRouteHandler]:
     """The external systems' records; ``GET /v1/sync-records/{id}`` is in ``admin_insight``."""
-
-    @post(
-        "/v1/sync-records/retry",
-        **bulk_redrive("retryFailedSyncRecords", "Retry every failed record of a system", BulkRetryResult),
-    )
-    async def retry_failed(request: Request[Any, Any, Any], data: JSONBody[BulkRetryRequest]) -> BulkRetryResult:
-        wanted = actor(request)
-        return await admin.redrive_many(data.system_code, wanted, status=data.status, customer_id=data.customer_id)
 
     @get(
         "/v1/sync-status/{customer_id:str}",
@@ -182,21 +188,13 @@ def sync_routes(admin: SyncAdmin) -> list[HTTPRouteHandler]:
         verb="retry",
         names=("SyncRecord", "SyncRecords"),
         view=(SyncRecord, SyncRecordPage),
-        to_page=SyncRecordPage,
+        bulk=("retryFailedSyncRecords", "Retry every failed record of a system", BulkRetryRequest, BulkRetryResult),
     )
-    return [*records, retry_failed, sync_status]
+    return [*records, sync_status]
 
 
 def notification_routes(admin: NotificationAdmin) -> list[HTTPRouteHandler]:
     """The customer notifications, and one of them with its event and attempts."""
-
-    @post(
-        "/v1/notifications/resend",
-        **bulk_redrive("resendNotifications", "Re-send every notification of a channel in a status", BulkResendResult),
-    )
-    async def resend_many(request: Request[Any, Any, Any], data: JSONBody[BulkResendRequest]) -> BulkResendResult:
-        wanted = actor(request)
-        return await admin.redrive_many(data.channel, wanted, status=data.status, customer_id=data.customer_id)
 
     @get(
         "/v1/notifications/{record_id:str}",
@@ -214,6 +212,11 @@ def notification_routes(admin: NotificationAdmin) -> list[HTTPRouteHandler]:
         verb="resend",
         names=("Notification", "Notifications"),
         view=(Notification, NotificationPage),
-        to_page=NotificationPage,
+        bulk=(
+            "resendNotifications",
+            "Re-send every notification of a channel in a status",
+            BulkResendRequest,
+            BulkResendResult,
+        ),
     )
-    return [*records, resend_many, notification]
+    return [*records, notification]
