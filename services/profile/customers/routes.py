@@ -51,6 +51,7 @@ def _filter(name: str, longest: int, what: str) -> Any:
     return QueryParameter(name=name, min_length=1, max_length=longest, description=what)
 
 
+_CUSTOMER = "/{customer_id:str}"
 _READERS = requires(Role.VIEWER, Role.AUDIT_SYSTEM)
 
 
@@ -130,11 +131,7 @@ class CustomerController(CustomerVersionRoutes, Routes, path="/v1/customers", ta
         return page_body(CustomerPage, await customers.page(filters, cursor, limit), CustomerResponse.of)
 
     @route(
-        get,
-        "/{customer_id:str}",
-        _READERS,
-        Ok(CustomerResponse, ex.CUSTOMER, "The profile; ETag = version"),
-        "PROFILE_NOT_FOUND",
+        get, _CUSTOMER, _READERS, Ok(CustomerResponse, ex.CUSTOMER, "The profile; ETag = version"), "PROFILE_NOT_FOUND"
     )
     async def get_customer(
         self, customer_id: PathId, customers: NamedDependency[CustomerService]
@@ -143,7 +140,7 @@ class CustomerController(CustomerVersionRoutes, Routes, path="/v1/customers", ta
 
     @route(
         patch,
-        "/{customer_id:str}",
+        _CUSTOMER,
         requires(Role.OPERATOR),
         Ok(
             CustomerResponse,
@@ -174,7 +171,7 @@ class CustomerController(CustomerVersionRoutes, Routes, path="/v1/customers", ta
 
     @route(
         delete,
-        "/{customer_id:str}",
+        _CUSTOMER,
         requires(Role.OPERATOR),
         Ok(RecycleBinItem, ex.RECYCLED, "Moved to the recycle bin"),
         "PROFILE_NOT_FOUND",
@@ -194,7 +191,7 @@ class CustomerController(CustomerVersionRoutes, Routes, path="/v1/customers", ta
 
     @route(
         post,
-        "/{customer_id:str}/restore",
+        f"{_CUSTOMER}/restore",
         requires(Role.OPERATOR),
         Ok(CustomerResponse, ex.CUSTOMER, "Back out of the recycle bin"),
         "PROFILE_NOT_FOUND",
@@ -207,7 +204,7 @@ class CustomerController(CustomerVersionRoutes, Routes, path="/v1/customers", ta
 
     @route(
         get,
-        "/{customer_id:str}/name-history",
+        f"{_CUSTOMER}/name-history",
         _READERS,
         Ok(list[HistoryItem], [ex.HISTORY_ITEM], "Newest first"),
         "PROFILE_NOT_FOUND",
