@@ -31,34 +31,21 @@ CSS = ExternalSystem("CSS", "客服系统", "/api/customer/profile")
 EXTERNAL_SYSTEMS: tuple[ExternalSystem, ...] = (CRM, CMS, CSS)
 
 
+# The request names the event's ``new_name`` ``customer_name`` and adds the event id; every other field is the
+# event's own, by the same name.
 def encode_payload(event_id: str, event: CustomerNameChanged) -> bytes:
     """The body every external system receives (the contract's request), also stored as ``sync_data``."""
-    return msgspec.json.encode(
-        ExternalSyncRequest(
-            event_id=event_id,
-            customer_id=event.customer_id,
-            application_id=event.application_id,
-            customer_name=event.new_name,
-            old_name=event.old_name,
-            profile_version=event.profile_version,
-            reason=event.reason,
-            changed_at=event.changed_at,
-        )
-    )
+    fields = msgspec.structs.asdict(event)
+    fields["customer_name"] = fields.pop("new_name")
+    return msgspec.json.encode(ExternalSyncRequest(event_id=event_id, **fields))
 
 
 def event_from_payload(sync_data: str | bytes) -> CustomerNameChanged:
     """The event a stored payload was made from (the dead-letter topic carries the event again)."""
-    payload = msgspec.json.decode(sync_data, type=ExternalSyncRequest)
-    return CustomerNameChanged(
-        customer_id=payload.customer_id,
-        application_id=payload.application_id,
-        old_name=payload.old_name,
-        new_name=payload.customer_name,
-        profile_version=payload.profile_version,
-        reason=payload.reason,
-        changed_at=payload.changed_at,
-    )
+    fields = msgspec.structs.asdict(msgspec.json.decode(sync_data, type=ExternalSyncRequest))
+    del fields["event_id"]
+    fields["new_name"] = fields.pop("customer_name")
+    return CustomerNameChanged(**fields)
 
 
 class SinkResponse(msgspec.Struct, frozen=True):
