@@ -33,21 +33,15 @@ MAX_KEY_LENGTH = 200
 MAX_SCOPE_LENGTH = 300  # profile.idempotency_keys.scope
 
 
-class IdempotencyKeyReused(ValidationError):
-    code = "IDEMPOTENCY_KEY_REUSED"
-    title = "Idempotency key reused"
+class IdempotencyKeyReused(ValidationError, code="IDEMPOTENCY_KEY_REUSED", title="Idempotency key reused"): ...
 
 
-class IdempotencyKeyInUse(ConflictError):
-    code = "IDEMPOTENCY_KEY_IN_USE"
-    title = "Idempotency key in use"
-    retryable = True
+class IdempotencyKeyInUse(
+    ConflictError, code="IDEMPOTENCY_KEY_IN_USE", title="Idempotency key in use", retryable=True
+): ...
 
 
-class BodyTooLarge(AppError):
-    code = "HTTP_413"
-    status = 413
-    title = "Request body too large"
+class BodyTooLarge(AppError, code="HTTP_413", status=413, title="Request body too large"): ...
 
 
 def idempotency_middleware(
