@@ -56,11 +56,8 @@ UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 UUID_RULE = re.compile(UUID_PATTERN)
 
 
-class InvalidStatus(ConflictError):
+class InvalidStatus(ConflictError, code="INVALID_STATUS", title="Invalid status for this operation"):
     """Only a record in a re-drivable status (a ``failed`` one, say) is re-driven (seed 6.1 INVALID_STATUS)."""
-
-    code = "INVALID_STATUS"
-    title = "Invalid status for this operation"
 
 
 def encode_cursor(last_id: int) -> str:
@@ -242,14 +239,10 @@ class RecordAdmin(Generic[ViewT, ResultT]):
 # The external systems' records.
 
 
-class SyncRecordNotFound(NotFoundError):
-    code = "SYNC_RECORD_NOT_FOUND"
-    title = "Sync record not found"
+class SyncRecordNotFound(NotFoundError, code="SYNC_RECORD_NOT_FOUND", title="Sync record not found"): ...
 
 
-class SyncStatusNotFound(NotFoundError):
-    code = "SYNC_STATUS_NOT_FOUND"
-    title = "No sync records for this customer"
+class SyncStatusNotFound(NotFoundError, code="SYNC_STATUS_NOT_FOUND", title="No sync records for this customer"): ...
 
 
 SYNC_KIND: AdminKind[SyncRecord, BulkRetryResult] = AdminKind(

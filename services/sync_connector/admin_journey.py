@@ -101,9 +101,9 @@ _DELIVERIES = text("""
 """)
 
 
-class CustomerJourneyNotFound(NotFoundError):
-    code = "SYNC_JOURNEY_NOT_FOUND"
-    title = "No sync record of this customer"
+class CustomerJourneyNotFound(
+    NotFoundError, code="SYNC_JOURNEY_NOT_FOUND", title="No sync record of this customer"
+): ...
 
 
 def _moment(raw: str | None) -> datetime | None:

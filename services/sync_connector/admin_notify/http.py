@@ -33,9 +33,9 @@ Before = Annotated[
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Notifications per page.")]
 
 
-class AdminNotificationNotFound(NotFoundError):
-    code = "ADMIN_NOTIFICATION_NOT_FOUND"
-    title = "Admin notification not found"
+class AdminNotificationNotFound(
+    NotFoundError, code="ADMIN_NOTIFICATION_NOT_FOUND", title="Admin notification not found"
+): ...
 
 
 def admin_notification_routes(engine: AsyncEngine) -> list[HTTPRouteHandler]:

@@ -27,9 +27,7 @@ RESENDABLE = frozenset(
 )
 
 
-class NotificationNotFound(NotFoundError):
-    code = "NOTIFICATION_NOT_FOUND"
-    title = "Notification record not found"
+class NotificationNotFound(NotFoundError, code="NOTIFICATION_NOT_FOUND", title="Notification record not found"): ...
 
 
 NOTIFICATION_KIND: AdminKind[Notification, BulkResendResult] = AdminKind(
