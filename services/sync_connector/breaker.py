@@ -85,15 +85,6 @@ class CircuitBreaker:
     def state(self) -> BreakerState:
         return self._state
 
-    @property
-    def consecutive_failures(self) -> int:
-        return self._failures
-
-    @property
-    def cooldown_s(self) -> float:
-        """The current cool-down: the wait after the last failed trial (or the opening)."""
-        return self._interval_s
-
     def seconds_until_probe(self) -> float:
         """How long a deferred delivery should wait: until the next trial may be made."""
         if self._state is BreakerState.OPEN:
