@@ -3,13 +3,15 @@
 ``topology_for_tests(...)`` is the e2e, browser and pipeline tests' system on the test's database, broker and
 topic: the stubs, the profile service, a relay and a connector (or the ``processes`` asked for), fresh
 HMAC secrets, the tests' keys, consumer groups of their own that rebalance within seconds.
-``profile_alone(...)`` is the profile service by itself (warnings only), not started.
+``profile_alone(...)`` is the profile service by itself (warnings only), not started; ``two_instances(...)``
+two processes of one role, not started, for a test that kills and restarts them itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,12 @@ def profile_alone(database_url: str, logs: Path, **settings: str) -> ServiceProc
         overrides={"profile": settings},
     )
     return topology.build("profile")
+
+
+def two_instances(role: Role, prefix: str, settings: Mapping[str, str], **inputs: Any) -> list[ServiceProcess]:
+    """``<prefix>-a`` and ``<prefix>-b``, both ``role`` with ``settings``, on the topology ``inputs``; they log at
+    INFO for the test to read and are not started: the test starts, kills and restarts them itself."""
+    topology = Topology(
+        processes={f"{prefix}-a": role, f"{prefix}-b": role}, log_level="INFO", overrides={role: settings}, **inputs
+    )
+    return [topology.build(name) for name in topology.processes]

@@ -18,10 +18,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from libs.devstack.processes import ServiceProcess
-from libs.devstack.topology import Role, Topology
+from libs.devstack.topology import Role
 from libs.kit.kafka import KafkaSettings
 from tests.connector_support import SECRETS, SYSTEMS, ConnectorHarness, connector_harness, name_changed
 from tests.polling import eventually
+from tests.system_support import two_instances
 
 # CHAOS_PROFILE=full runs a larger load; short is the default (CI, make test).
 CUSTOMERS = 100 if os.environ.get("CHAOS_PROFILE") == "full" else 40
@@ -29,13 +30,26 @@ VERSIONS = 2
 KILL_AT_FRACTION = 0.2
 
 
+CONNECTOR_SETTINGS = {
+    "CONNECTOR_HTTP_TIMEOUT_S": "1.0",
+    "CONNECTOR_CLAIM_LEASE_S": "3.0",
+    "CONNECTOR_RETRY_POLL_INTERVAL_S": "0.2",
+    "CONNECTOR_BACKOFF_BASE_S": "0.05",
+    "CONNECTOR_BACKOFF_MAX_S": "0.5",
+    "CONNECTOR_MAX_RETRY_COUNT": "10",
+    "CONNECTOR_SHUTDOWN_GRACE_S": "3",
+}
+
+
 def _connectors(harness: ConnectorHarness, group_prefix: str, logs: Path) -> list[ServiceProcess]:
     """Two connector processes on the harness's database, topic and stub systems, not started yet."""
-    topology = Topology(
+    return two_instances(
+        Role.CONNECTOR,
+        "connector",
+        CONNECTOR_SETTINGS,
         database_url=harness.database_url,
         bootstrap=harness.kafka.bootstrap_servers,
         logs=logs,
-        processes={"connector-a": Role.CONNECTOR, "connector-b": Role.CONNECTOR},
         topic=harness.topic,
         topic_partitions=harness.kafka.topic_partitions,
         group_prefix=group_prefix,
@@ -44,20 +58,7 @@ def _connectors(harness: ConnectorHarness, group_prefix: str, logs: Path) -> lis
         group_heartbeat_ms=250,
         secrets=SECRETS,
         external_systems_url=harness.stub.url,
-        log_level="INFO",
-        overrides={
-            Role.CONNECTOR: {
-                "CONNECTOR_HTTP_TIMEOUT_S": "1.0",
-                "CONNECTOR_CLAIM_LEASE_S": "3.0",
-                "CONNECTOR_RETRY_POLL_INTERVAL_S": "0.2",
-                "CONNECTOR_BACKOFF_BASE_S": "0.05",
-                "CONNECTOR_BACKOFF_MAX_S": "0.5",
-                "CONNECTOR_MAX_RETRY_COUNT": "10",
-                "CONNECTOR_SHUTDOWN_GRACE_S": "3",
-            }
-        },
     )
-    return [topology.build(name) for name in topology.processes]
 
 
 async def _metrics(harness: ConnectorHarness, process: ServiceProcess) -> dict[tuple[str, str], float]:

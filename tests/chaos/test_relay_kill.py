@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from libs.devstack.processes import ServiceProcess
-from libs.devstack.topology import Role, Topology
+from libs.devstack.topology import Role
 from libs.kit.kafka import KafkaSettings
 from libs.outbox.table import SHARD_COUNT, shard_of
 from libs.outbox.writer import OutboxMessage
@@ -26,6 +26,7 @@ from tests.relay_support import (
     wait_until,
     write,
 )
+from tests.system_support import two_instances
 
 ROWS = 1_000
 KEYS = 300
@@ -34,28 +35,28 @@ KILL_AT_ROW = ROWS // 2  # rows written before the kill; the rest only after it
 LEASE_TTL_S = 2.0
 
 
+# Small batches with some linger: the kill lands in the middle of the stream.
+RELAY_SETTINGS = {
+    "PROFILE_RELAY_BATCH_SIZE": "10",
+    "PROFILE_KAFKA_LINGER_MS": "30",
+    "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
+    "PROFILE_RELAY_RECONNECT_DELAY_S": "0.2",
+    "PROFILE_RELAY_LEASE_TTL_S": str(LEASE_TTL_S),
+    "PROFILE_RELAY_LEASE_RENEW_INTERVAL_S": "0.3",
+}
+
+
 def relay_processes(database_url: str, kafka: KafkaSettings, topic: str, logs: Path) -> list[ServiceProcess]:
     """relay-a and relay-b (their instance ids), not started yet."""
-    topology = Topology(
+    return two_instances(
+        Role.RELAY,
+        "relay",
+        RELAY_SETTINGS,
         database_url=database_url,
         bootstrap=kafka.bootstrap_servers,
         logs=logs,
-        processes={"relay-a": Role.RELAY, "relay-b": Role.RELAY},
         topic=topic,
-        log_level="INFO",
-        overrides={
-            Role.RELAY: {
-                # Small batches with some linger: the kill lands in the middle of the stream.
-                "PROFILE_RELAY_BATCH_SIZE": "10",
-                "PROFILE_KAFKA_LINGER_MS": "30",
-                "PROFILE_RELAY_POLL_INTERVAL_S": "0.2",
-                "PROFILE_RELAY_RECONNECT_DELAY_S": "0.2",
-                "PROFILE_RELAY_LEASE_TTL_S": str(LEASE_TTL_S),
-                "PROFILE_RELAY_LEASE_RENEW_INTERVAL_S": "0.3",
-            }
-        },
     )
-    return [topology.build(name) for name in topology.processes]
 
 
 @pytest.mark.chaos
