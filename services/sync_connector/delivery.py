@@ -202,9 +202,7 @@ class SyncChannel:
         log.error(
             "sync_failed_dead_lettered",
             reason=DeadLetterReason.DEADLINE.value,
-            record_id=expired.id,
-            event_id=expired.event_id,
-            customer_id=expired.customer_id,
+            **expired.log_ids("record_id"),
             system_code=self.code,
             error=detail,
             permanent=False,

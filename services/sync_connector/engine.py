@@ -97,6 +97,10 @@ class Expired(msgspec.Struct, frozen=True):
     event_id: str
     customer_id: str
 
+    def log_ids(self, id_key: str) -> dict[str, object]:
+        """Its ids for a log line, the record's own under ``id_key`` (``record_id``, ``notification_id``)."""
+        return {id_key: self.id, "event_id": self.event_id, "customer_id": self.customer_id}
+
 
 class Admission(Enum):
     """Whether a due record may be called now (its channel's rule, e.g. the per-customer lane)."""

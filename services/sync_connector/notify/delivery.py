@@ -191,9 +191,7 @@ class NotificationChannel:
         log.error(
             "notification_failed",
             reason="deadline",
-            notification_id=expired.id,
-            event_id=expired.event_id,
-            customer_id=expired.customer_id,
+            **expired.log_ids("notification_id"),
             channel=self.channel.value,
             error=detail,
         )
