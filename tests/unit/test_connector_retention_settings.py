@@ -8,23 +8,29 @@ from libs.kit.settings import SettingsError
 from services.sync_connector.settings import settings_from_env
 
 
-def test_defaults_keep_thirty_days_in_batches_of_a_thousand() -> None:
-    settings = settings_from_env({})
-    assert (settings.retention_days, settings.retention_batch_size) == (30.0, 1000)
-    assert (settings.status_refresh_interval_s, settings.near_deadline_window_s) == (15.0, 3600.0)
-
-
-def test_from_the_environment() -> None:
-    settings = settings_from_env(
-        {
-            "CONNECTOR_RETENTION_DAYS": "90",
-            "CONNECTOR_RETENTION_BATCH_SIZE": "500",
-            "CONNECTOR_STATUS_REFRESH_INTERVAL_S": "5",
-            "CONNECTOR_NEAR_DEADLINE_WINDOW_S": "600",
-        }
-    )
-    assert (settings.retention_days, settings.retention_batch_size) == (90.0, 500)
-    assert (settings.status_refresh_interval_s, settings.near_deadline_window_s) == (5.0, 600.0)
+@pytest.mark.parametrize(
+    ("environ", "retention", "status"),
+    [
+        pytest.param({}, (30.0, 1000), (15.0, 3600.0), id="defaults-thirty-days-in-batches-of-a-thousand"),
+        pytest.param(
+            {
+                "CONNECTOR_RETENTION_DAYS": "90",
+                "CONNECTOR_RETENTION_BATCH_SIZE": "500",
+                "CONNECTOR_STATUS_REFRESH_INTERVAL_S": "5",
+                "CONNECTOR_NEAR_DEADLINE_WINDOW_S": "600",
+            },
+            (90.0, 500),
+            (5.0, 600.0),
+            id="from-the-environment",
+        ),
+    ],
+)
+def test_retention_and_status_settings(
+    environ: dict[str, str], retention: tuple[float, int], status: tuple[float, float]
+) -> None:
+    settings = settings_from_env(environ)
+    assert (settings.retention_days, settings.retention_batch_size) == retention
+    assert (settings.status_refresh_interval_s, settings.near_deadline_window_s) == status
 
 
 @pytest.mark.parametrize(
