@@ -52,15 +52,13 @@ class FaultLog:
         return sum(1 for _, what in self.events if what.startswith(prefix))
 
 
+@dataclass
 class FaultInjector:
-    def __init__(
-        self, system: ChaosSystem, http: httpx.AsyncClient, profile: ProfileClient, log: FaultLog, since: datetime
-    ) -> None:
-        self._system = system
-        self._http = http
-        self._profile = profile
-        self._log = log
-        self._since = since
+    system: ChaosSystem
+    http: httpx.AsyncClient
+    profile: ProfileClient  # the operator's client
+    log: FaultLog
+    since: datetime
 
     async def run_rounds(self, rounds: int, first_at_s: float, gap_s: float) -> None:
         await self._until(first_at_s)
@@ -71,8 +69,8 @@ class FaultInjector:
 
     async def round(self, index: int) -> None:
         """Each fault on its own timeline, so a slow restart never shortens another fault."""
-        relay = self._system.relays[index % 2]
-        connector = self._system.connectors[(index + 1) % 2]
+        relay = self.system.relays[index % 2]
+        connector = self.system.connectors[(index + 1) % 2]
         start = time.monotonic()
         label = f"round {index + 1}"
 
@@ -82,7 +80,7 @@ class FaultInjector:
                 if delay > 0:
                     await asyncio.sleep(delay)  # the fault's planned duration, not a wait for an outcome
                 await action()
-                self._log.note(f"{label}: {what}")
+                self.log.note(f"{label}: {what}")
 
         await asyncio.gather(
             timeline(
@@ -91,12 +89,12 @@ class FaultInjector:
                 (20.0, "CRM and CMS well", self._clear_faults),
             ),
             timeline(
-                (1.0, f"SIGKILL {relay.name}", lambda: self._system.kill(relay)),
-                (3.5, f"{relay.name} restarted", lambda: self._system.restart(relay)),
+                (1.0, f"SIGKILL {relay.name}", lambda: self.system.kill(relay)),
+                (3.5, f"{relay.name} restarted", lambda: self.system.restart(relay)),
             ),
             timeline(
-                (2.5, f"SIGKILL {connector.name}", lambda: self._system.kill(connector)),
-                (5.0, f"{connector.name} restarted", lambda: self._system.restart(connector)),
+                (2.5, f"SIGKILL {connector.name}", lambda: self.system.kill(connector)),
+                (5.0, f"{connector.name} restarted", lambda: self.system.restart(connector)),
             ),
             timeline(
                 (6.0, "broker paused (SIGSTOP)", self._pause_broker),
@@ -105,25 +103,25 @@ class FaultInjector:
                 (14.0, "broker restarted, operator's recovery done", self._broker_lost_recovery),
             ),
             timeline(
-                (16.0, "PostgreSQL kill -9", self._system.kill_postgres),
-                (18.0, "PostgreSQL restarted", self._system.start_postgres),
+                (16.0, "PostgreSQL kill -9", self.system.kill_postgres),
+                (18.0, "PostgreSQL restarted", self.system.start_postgres),
             ),
         )
-        self._log.last_fault_cleared = time.monotonic()
-        if dead := self._system.exited():
-            raise AssertionError(f"processes exited on their own: {dead} (logs: {self._system.logs})")
+        self.log.last_fault_cleared = time.monotonic()
+        if dead := self.system.exited():
+            raise AssertionError(f"processes exited on their own: {dead} (logs: {self.system.logs})")
 
     async def _until(self, offset_s: float) -> None:
-        delay = self._log.started + offset_s - time.monotonic()
+        delay = self.log.started + offset_s - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
     async def _fault(self, body: dict[str, object]) -> None:
-        response = await self._http.post(f"{self._system.urls['stubs']}/_faults", json=body)
+        response = await self.http.post(f"{self.system.urls['stubs']}/_faults", json=body)
         response.raise_for_status()
 
     async def _clear_faults(self) -> None:
-        response = await self._http.delete(f"{self._system.urls['stubs']}/_faults")
+        response = await self.http.delete(f"{self.system.urls['stubs']}/_faults")
         response.raise_for_status()
 
     async def _cms_slow(self) -> None:
@@ -143,15 +141,15 @@ class FaultInjector:
         await self._fault({"system": "CMS", "mode": "latency", "latencyMs": SLOW_LATENCY_MS})
 
     async def _pause_broker(self) -> None:
-        self._system.pause_broker()
+        self.system.pause_broker()
 
     async def _resume_broker(self) -> None:
-        self._system.resume_broker()
+        self.system.resume_broker()
 
     async def _lose_broker(self) -> None:
-        if self._log.broker_lost_at is None:
-            self._log.broker_lost_at = datetime.now(UTC)
-        await self._system.kill_broker()
+        if self.log.broker_lost_at is None:
+            self.log.broker_lost_at = datetime.now(UTC)
+        await self.system.kill_broker()
 
     async def _broker_lost_recovery(self) -> None:
         """The runbook for a broker that lost its data (docs/delivery.md), as an operator runs it.
@@ -162,15 +160,15 @@ class FaultInjector:
         outbox rows are re-driven: what had not been consumed before the loss is delivered, what had
         been is skipped by the connector (or recorded ``superseded`` behind a newer event).
         """
-        connectors = self._system.connectors
-        await asyncio.gather(*(self._system.kill(c) for c in connectors))
-        await self._system.start_broker()
-        await self._system.create_topic()
-        await asyncio.gather(*(self._system.restart(c) for c in connectors))
-        response = await self._profile.call(
-            "POST", "/v1/admin/outbox/redrive", json={"status": "published", "from": self._since.isoformat()}
+        connectors = self.system.connectors
+        await asyncio.gather(*(self.system.kill(c) for c in connectors))
+        await self.system.start_broker()
+        await self.system.create_topic()
+        await asyncio.gather(*(self.system.restart(c) for c in connectors))
+        response = await self.profile.call(
+            "POST", "/v1/admin/outbox/redrive", json={"status": "published", "from": self.since.isoformat()}
         )
-        self._log.redriven += int(response.json()["redriven"])
+        self.log.redriven += int(response.json()["redriven"])
         # Kept for a failed run's diagnosis: which rows the operator sent again, and when.
-        redrives = sorted(self._system.logs.glob("redrive-*.json"))
-        (self._system.logs / f"redrive-{len(redrives) + 1}.json").write_text(response.text)
+        redrives = sorted(self.system.logs.glob("redrive-*.json"))
+        (self.system.logs / f"redrive-{len(redrives) + 1}.json").write_text(response.text)
