@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +18,41 @@ from tests.polling import eventually
 from tests.system_support import keys_for_tests
 
 
-@pytest.fixture
-def own_services(artifacts_dir: Path) -> Iterator[tuple[EmbeddedPostgres, EmbeddedKafka]]:
+@dataclass(frozen=True)
+class OwnServices:
     """A PostgreSQL and a broker this test may stop and start without disturbing the others."""
+
+    postgres: EmbeddedPostgres
+    broker: EmbeddedKafka
+    logs: Path
+
+    def processes(self, processes: dict[str, Role], overrides: Overrides | None = None) -> list[ServiceProcess]:
+        """The processes on this PostgreSQL and broker, not started yet."""
+        topology = Topology(
+            database_url=self.postgres.url,
+            bootstrap=self.broker.bootstrap,
+            logs=self.logs,
+            processes=processes,
+            group_session_ms=3000,
+            group_heartbeat_ms=300,
+            keys=keys_for_tests(),
+            overrides=overrides or {},
+        )
+        return [topology.build(name) for name in processes]
+
+
+@pytest.fixture
+def own_services(artifacts_dir: Path) -> Iterator[OwnServices]:
     postgres = EmbeddedPostgres(log_file=artifacts_dir / "readiness-postgres.log")
     broker = EmbeddedKafka(log_file=artifacts_dir / "readiness-kafka.log")
     postgres.start()
     broker.start()
     upgrade_all(postgres.url)
     try:
-        yield postgres, broker
+        yield OwnServices(postgres, broker, artifacts_dir / "readiness")
     finally:
         broker.stop()
         postgres.stop()
-
-
-def _processes(
-    postgres: EmbeddedPostgres,
-    broker: EmbeddedKafka,
-    artifacts_dir: Path,
-    processes: dict[str, Role],
-    overrides: Overrides | None = None,
-) -> list[ServiceProcess]:
-    """The processes on this test's own PostgreSQL and broker, not started yet."""
-    topology = Topology(
-        database_url=postgres.url,
-        bootstrap=broker.bootstrap,
-        logs=artifacts_dir / "readiness",
-        processes=processes,
-        group_session_ms=3000,
-        group_heartbeat_ms=300,
-        keys=keys_for_tests(),
-        overrides=overrides or {},
-    )
-    return [topology.build(name) for name in processes]
 
 
 async def readiness(url: str) -> tuple[int, dict[str, Any]]:
@@ -66,16 +68,10 @@ async def until_status(url: str, status: int, timeout: float = 20) -> dict[str, 
     return body
 
 
-async def test_relay_and_profile_readiness_follow_their_dependencies(
-    own_services: tuple[EmbeddedPostgres, EmbeddedKafka], artifacts_dir: Path
-) -> None:
-    postgres, broker = own_services
-    relay, profile = _processes(
-        postgres,
-        broker,
-        artifacts_dir,
-        {"relay": Role.RELAY, "profile": Role.PROFILE},
-        {Role.RELAY: {"PROFILE_BACKLOG_REFRESH_S": "0.2"}},
+async def test_relay_and_profile_readiness_follow_their_dependencies(own_services: OwnServices) -> None:
+    postgres, broker = own_services.postgres, own_services.broker
+    relay, profile = own_services.processes(
+        {"relay": Role.RELAY, "profile": Role.PROFILE}, {Role.RELAY: {"PROFILE_BACKLOG_REFRESH_S": "0.2"}}
     )
     relay.start(timeout=60)
     profile.start(timeout=60)
@@ -111,11 +107,9 @@ async def test_relay_and_profile_readiness_follow_their_dependencies(
         profile.stop()
 
 
-async def test_connector_readiness_follows_database_broker_and_group(
-    own_services: tuple[EmbeddedPostgres, EmbeddedKafka], artifacts_dir: Path
-) -> None:
-    postgres, broker = own_services
-    (connector,) = _processes(postgres, broker, artifacts_dir, {"connector": Role.CONNECTOR})
+async def test_connector_readiness_follows_database_broker_and_group(own_services: OwnServices) -> None:
+    postgres, broker = own_services.postgres, own_services.broker
+    (connector,) = own_services.processes({"connector": Role.CONNECTOR})
     connector.start(timeout=60)
     ready = f"{connector.url}/ready"
     try:
