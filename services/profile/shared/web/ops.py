@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,7 +17,7 @@ def health() -> dict[str, str]:
 
 
 @get("/ready", include_in_schema=False, opt={"public": True})
-async def ready(engine: AsyncEngine) -> Response[dict[str, str]]:
+async def ready(engine: NamedDependency[AsyncEngine]) -> Response[dict[str, str]]:
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -26,5 +27,5 @@ async def ready(engine: AsyncEngine) -> Response[dict[str, str]]:
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False, opt={"public": True})
-def metrics(scrape_registry: CollectorRegistry) -> Response[bytes]:
+def metrics(scrape_registry: NamedDependency[CollectorRegistry]) -> Response[bytes]:
     return Response(generate_latest(scrape_registry), media_type=CONTENT_TYPE_LATEST)
