@@ -250,9 +250,12 @@ async def test_a_database_error_between_the_permit_and_the_commit_leaks_no_trial
         event_ids = [await harness.produce(name_changed(f"C96{n}", 1)) for n in range(3)]
 
         async def opened() -> bool:
-            return breaker.state is BreakerState.OPEN and await nothing_in_flight(harness, "CRM")
+            # Every event read for CRM too: a message the CRM consumer reads only after the clock moves
+            # would take the trial from the handler and meet the refused claim there, not in the scheduler.
+            read = [("CRM" in await harness.records(e)) for e in event_ids]
+            return breaker.state is BreakerState.OPEN and all(read) and await nothing_in_flight(harness, "CRM")
 
-        await eventually(opened, "the CRM breaker to open")
+        await eventually(opened, "the CRM breaker to open with every event read")
         await fail_next_claims(harness.db, "sync.external_sync_records", where="NEW.system_code = 'CRM'")
 
         with capture_logs() as logs:
