@@ -260,7 +260,11 @@ class EmbeddedKafka(LocalServer):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for_port(self.port, timeout, self.process)
+        deadline = time.monotonic() + timeout
+        # Every listener, not the first: Kafka binds them one after the other (a TLS one after its SSL
+        # context is built), and a client of the SASL_SSL listener was refused while PLAINTEXT answered.
+        for port in (self.port, *(port for _, port in self.listeners.values())):
+            wait_for_port(port, max(deadline - time.monotonic(), 1.0), self.process)
 
     def _write_properties(self) -> Path:
         assert self.data_dir is not None
