@@ -262,7 +262,9 @@ async def test_a_database_error_between_the_permit_and_the_commit_leaks_no_trial
             clock.advance(30.5)
 
             async def probed_after_the_fault() -> bool:
-                return transitions(runtime, "open", "CRM") >= 2  # the trial was taken again and made its call
+                # The trial was taken again and made its call, and its result is recorded: a result recorded
+                # after the clock's next jump would schedule that record a cool-down past the next probe.
+                return transitions(runtime, "open", "CRM") >= 2 and await nothing_in_flight(harness, "CRM")
 
             await eventually(probed_after_the_fault, "a probe after the failed claim", timeout=10)
         assert await claims_seen(harness.db) >= 2  # the refused claim, then the probe's
