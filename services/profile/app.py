@@ -71,6 +71,9 @@ def create_app(settings: ProfileSettings) -> Litestar:
 
     console = ConsoleParts(settings, services, registry, tracer_provider, token_verifier, error_metrics)
     app = Litestar(
+        # Our JSON logging (libs.kit.logging) stays: Litestar's default would replace the root handler
+        # with its own plain-text one, written from a queue thread that splits our lines.
+        logging_config=None,
         route_handlers=[
             CustomerController,
             ApplicationController,

@@ -92,6 +92,9 @@ def create_api(
         *(notification_routes(notification_admin) if notification_admin is not None else []),
     ]
     app = Litestar(
+        # Our JSON logging (libs.kit.logging) stays: Litestar's default would replace the root handler
+        # with its own plain-text one, written from a queue thread that splits our lines.
+        logging_config=None,
         route_handlers=routes,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
