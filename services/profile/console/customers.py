@@ -138,7 +138,7 @@ async def recycle_bin(request: Request[Any, Any, Any], customers: NamedDependenc
 
 
 @get("/recycle-bin/{customer_id:str}/restore", guards=OPERATE)
-async def confirm_restore(request: Request[Any, Any, Any], customer_id: str) -> Template:
+async def confirm_restore(request: Request[Any, Any, Any], customer_id: PathId) -> Template:
     context = {"customer_id": customer_id}
     return render(request, "recycle_restore.html", context, page="recycle-bin", title="Confirm restore")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.types import ExceptionHandlersMap
 from opentelemetry import trace
@@ -81,7 +82,7 @@ def unexpected_error_page(request: Request[Any, Any, Any], exc: Exception) -> Re
 
 
 @get("/{unknown:path}", guards=READ, include_in_schema=False)
-async def unknown_page(unknown: str) -> None:
+async def unknown_page(unknown: FromPath[str]) -> None:
     """Any other path under /console: the console's own 404 page, not the API's problem+json."""
     raise NotFoundException(f"no console page {unknown}")
 
