@@ -12,91 +12,30 @@ restored; running the restore again finishes the rest (only differing rows are t
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-
-import msgspec
 
 from libs.kit.errors import AppError
 from libs.kit.logging import get_logger
 from libs.kit.progress import Progress, no_progress
+from services.profile.backups.restore_report import RestoreConflict, RestoreReport, RestoreTally
+from services.profile.backups.restore_writes import write_restore_steps
 from services.profile.backups.service import BackupService
 from services.profile.domain.errors import BackupNotFound, CustomerCodeExists, ProfileNotFound
-from services.profile.domain.model import ApplicationOrigin, Customer, direct_name_change
+from services.profile.domain.model import Customer
 from services.profile.domain.restore import (
     BackupKind,
-    RestoreAction,
     RestoreStep,
     plan_customer_restore,
     plan_removal,
 )
-from services.profile.name_changes.records import new_application_id, record_name_changes
-from services.profile.shared.audit import AuditEvent, actor_entry, customer_entry
+from services.profile.shared.audit import AuditEvent, actor_entry
 from services.profile.shared.clock import Clock, utc_now
 from services.profile.shared.metrics import LedgerMetrics
 from services.profile.shared.ports import ProfileUnitOfWork, RestoreLock, UnitOfWorkFactory
 from services.profile.shared.results import Actor
 
 log = get_logger(__name__)
-
-
-class RestoreDifference(msgspec.Struct, frozen=True, rename="camel"):
-    customer_id: str
-    action: RestoreAction
-    changed_fields: list[str]
-    current_name: str | None  # None: purged since the backup
-    backup_name: str | None  # None: created after the backup
-
-
-class RestoreConflict(msgspec.Struct, frozen=True, rename="camel"):
-    """A customer left as it is: its backed-up code is held by another customer."""
-
-    customer_id: str
-    customer_code: str
-    held_by: str
-
-
-class RestoreReport(msgspec.Struct, frozen=True, rename="camel"):
-    backup_id: str
-    customer_id: str | None
-    dry_run: bool
-    customers_changed: int
-    actions: dict[str, int]
-    name_changes: int  # outbox events written (or, in a dry run, that would be)
-    differences: list[RestoreDifference]  # the first ``max_differences``
-    truncated: bool
-    duration_ms: float
-    conflicts: list[RestoreConflict] = msgspec.field(default_factory=list)  # the first ``max_differences``
-    # The backup point taken by itself just before a whole-ledger restore (the way back from this restore).
-    safety_backup_id: str | None = None
-
-
-class _Tally:
-    def __init__(self, max_differences: int) -> None:
-        self.actions: Counter[str] = Counter()
-        self.name_changes = 0
-        self.differences: list[RestoreDifference] = []
-        self.truncated = False
-        self.conflicts: dict[str, RestoreConflict] = {}
-        self._max = max_differences
-
-    def add(self, steps: Sequence[RestoreStep], *, in_backup: bool) -> None:
-        for step in steps:
-            self.actions[step.action.value] += 1
-            self.name_changes += int(step.name_changed)
-            if len(self.differences) >= self._max:
-                self.truncated = True
-                continue
-            self.differences.append(
-                RestoreDifference(
-                    customer_id=step.customer_id,
-                    action=step.action,
-                    changed_fields=list(step.changed),
-                    current_name=step.before.customer_name if step.before else None,
-                    backup_name=step.after.customer_name if in_backup else None,
-                )
-            )
 
 
 class RestoreService:
@@ -188,8 +127,8 @@ class RestoreService:
 
     async def _run(
         self, backup_id: str, customer_id: str | None, actor: Actor, progress: Progress, *, write: bool
-    ) -> _Tally:
-        tally = _Tally(self._max_differences)
+    ) -> RestoreTally:
+        tally = RestoreTally(self._max_differences)
         after: str | None = None
         while True:
             async with self._uow_factory() as uow:
@@ -234,7 +173,7 @@ class RestoreService:
         backup_id: str,
         ids: Sequence[str],
         actor: Actor,
-        tally: _Tally,
+        tally: RestoreTally,
         *,
         write: bool,
         refuse_conflicts: bool = False,
@@ -266,7 +205,7 @@ class RestoreService:
             held = {c.customer_id for c in conflicts}
             steps = [step for step in steps if step.customer_id not in held]
         if write and steps:
-            await self._write(uow, steps, backup_id, actor)
+            await write_restore_steps(uow, steps, backup_id, actor)
         return steps
 
     async def _remove_chunk(
@@ -276,47 +215,8 @@ class RestoreService:
         current = await uow.customers.get_many(ids, for_update=write)
         steps = [step for customer_id in ids if (step := _removal(current.get(customer_id), now, actor)) is not None]
         if write and steps:
-            await self._write(uow, steps, backup_id, actor)
+            await write_restore_steps(uow, steps, backup_id, actor)
         return steps
-
-    async def _write(self, uow: ProfileUnitOfWork, steps: Sequence[RestoreStep], backup_id: str, actor: Actor) -> None:
-        # Codes are checked at commit: two customers of this chunk may swap theirs.
-        await uow.customers.defer_code_uniqueness()
-        recreated = [s.after for s in steps if s.action is RestoreAction.RECREATE]
-        await uow.customers.insert_many(recreated)
-        await uow.customers.forget_purged([c.customer_id for c in recreated])
-        await uow.customers.save_many([s.after for s in steps if s.action is not RestoreAction.RECREATE])
-        reason = f"restored from backup {backup_id}"
-        changes = [
-            direct_name_change(
-                new_application_id(),
-                ApplicationOrigin.BACKUP_RESTORE,
-                before=s.before or s.after,
-                after=s.after,
-                reason=reason,
-                operator_id=actor.actor_id,
-                now=s.after.updated_at,
-            )
-            for s in steps
-            if s.name_changed
-        ]
-        await record_name_changes(uow, changes)
-        application_ids = {c.application.customer_id: c.application.application_id for c in changes}
-        entries = [
-            customer_entry(
-                AuditEvent.CUSTOMER_RESTORED_FROM_BACKUP,
-                reason,
-                actor,
-                before=s.before,
-                after=s.after,
-                changed=s.changed,
-                application_id=application_ids.get(s.customer_id),
-                extra={"backupId": backup_id, "action": s.action.value},
-            )
-            for s in steps
-        ]
-        await uow.audit.add_many(entries, steps[0].after.updated_at)
-        await uow.commit()
 
     async def _audit_summary(self, report: RestoreReport, actor: Actor) -> None:
         async with self._uow_factory() as uow:

@@ -8,7 +8,8 @@ from litestar import Response, get, post
 from litestar.di import NamedDependency
 
 from services.profile.access.auth import Role, requires
-from services.profile.backups.restore import RestoreReport, RestoreService
+from services.profile.backups.restore import RestoreService
+from services.profile.backups.restore_report import RestoreReport
 from services.profile.backups.schemas import BackupPage, BackupResponse, CreateBackupRequest, RestoreRequest
 from services.profile.backups.service import BackupService
 from services.profile.domain.restore import BackupKind
