@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.sync_connector.breaker import BreakerState, CircuitBreaker, TransitionHook
 from services.sync_connector.clock import Clock
-from services.sync_connector.consumer import SystemConsumer, UnprocessablePolicy
+from services.sync_connector.consumer import SystemConsumer
 from services.sync_connector.handler import EventAcceptor, SystemMessageHandler
 from services.sync_connector.http_clients import HttpClients
 from services.sync_connector.metrics import ConnectorMetrics
+from services.sync_connector.partition_worker import UnprocessablePolicy
 from services.sync_connector.scheduler import ClaimT, RetryScheduler, ScheduledDelivery
 from services.sync_connector.settings import ConnectorSettings
 from services.sync_connector.unprocessable import UnprocessableMessages

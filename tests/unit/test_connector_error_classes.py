@@ -18,11 +18,11 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from libs.kit.db_faults import is_transient_database_fault, refuses_the_data, sqlstate_of
-from services.sync_connector import consumer
-from services.sync_connector.consumer import PartitionWorker, UnprocessablePolicy
+from services.sync_connector import partition_worker as consumer
 from services.sync_connector.messages import KafkaMessage
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
+from services.sync_connector.partition_worker import PartitionWorker, UnprocessablePolicy
 from services.sync_connector.unprocessable import (
     HANDLER_FAILED,
     UNDECODABLE,
