@@ -7,16 +7,8 @@ marked published. A crash or a broker outage leaves rows unpublished and they
 are published later, so the topic gets every dead letter at least once (a
 consumer dedupes by ``ce_id`` + ``x-dlq-system``, as for the main topic).
 
-The message is the original CloudEvent again (same ``ce_*`` headers and trace
-context, the event rebuilt from the stored payload) plus ``x-dlq-reason``
-(``retries_exhausted: <last error>`` or ``rejected: <last error>``),
-``x-dlq-system``, ``x-dlq-attempts`` and ``x-dlq-record-id``.
-
-Messages the consumer can never process (``sync.unprocessable_messages``, see
-``unprocessable``) go out the same way, as they were read (key, value, headers)
-plus ``x-dlq-reason`` (``undecodable: ...`` or ``handler_failed: ...``),
-``x-dlq-system``, ``x-dlq-attempts``, ``x-dlq-source`` (``topic/partition/offset``)
-and ``x-dlq-unprocessable-id``.
+The messages themselves (headers, ``x-dlq-*``) are told in ``dead_letter_messages``,
+the statements that claim and mark the rows are in ``dead_letter_sql``.
 
 The publisher is supervised: a round that fails on Kafka, the database or a
 misconfigured topic is retried with backoff; the loop ending on any other
@@ -32,162 +24,36 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import KW_ONLY, dataclass, field
-from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.cloudevents import CloudEventAttributes, kafka_headers
-from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, encode_event
 from libs.kit.kafka import KafkaConfigError, KafkaSettings, make_producer, prepare_topics
 from libs.kit.logging import get_logger
 from services.sync_connector.db_faults import DATABASE_FAULTS
+from services.sync_connector.dead_letter_messages import (
+    DeadLetter,
+    Outgoing,
+    UnprocessableLetter,
+    dead_letter_message,
+    outgoing_letter,
+    outgoing_unprocessable,
+    unprocessable_message,
+)
+from services.sync_connector.dead_letter_sql import PUBLICATIONS
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
-from services.sync_connector.sinks import event_from_payload
-from services.sync_connector.unprocessable import decoded_headers
 from services.sync_connector.waiting import wait_until_set
 
 log = get_logger(__name__)
 
 BATCH_SIZE = 100
 PUBLISH_LEASE_S = 60.0
-MAX_REASON_LENGTH = 500
 ERROR_BACKOFF = RetryPolicy(max_retries=0, base_s=0.5, max_s=15.0)
-
-
-class DeadLetter(msgspec.Struct, frozen=True):
-    id: int
-    record_id: int
-    event_id: str
-    system_code: str
-    customer_id: str
-    reason: str
-    payload: str
-    headers: dict[str, str]
-    last_error: str | None
-    attempts: int
-    created_at: datetime
-
-
-class _Publication(NamedTuple):
-    """The statements of one table's publishing: both tables keep its state in the same columns."""
-
-    claim: TextClause
-    published: TextClause
-    unpublished: TextClause
-    # Left claimed (until the lease ends): tried again then, not in a tight loop.
-    unbuildable: TextClause
-
-
-def _publication(table: str, returning: str) -> _Publication:
-    claim = f"""
-    UPDATE sync.{table} SET publish_claimed_until = now() + make_interval(secs => :lease_s),
-                            publish_attempts = publish_attempts + 1
-    WHERE id IN (
-        SELECT id FROM sync.{table}
-        WHERE published_at IS NULL AND (publish_claimed_until IS NULL OR publish_claimed_until < now())
-        ORDER BY id LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING {returning}
-    """  # noqa: S608 - fixed names, values are bound parameters
-
-    def setting(assignments: str) -> TextClause:
-        return text(f"UPDATE sync.{table} SET {assignments} WHERE id = ANY(:ids)")  # noqa: S608 - fixed names
-
-    return _Publication(
-        claim=text(claim),
-        published=setting("published_at = now(), publish_claimed_until = NULL, publish_error = NULL"),
-        unpublished=setting("publish_claimed_until = NULL, publish_error = :error"),
-        unbuildable=setting("publish_error = :error"),
-    )
-
-
-_PUBLICATIONS = {
-    "dead_letters": _publication(
-        "dead_letters",
-        """id, record_id, event_id::text AS event_id, system_code, customer_id, reason, payload::text AS payload,
-              headers, last_error, attempts, created_at""",
-    ),
-    "unprocessable_messages": _publication(
-        "unprocessable_messages",
-        """id, system_code, topic, kafka_partition, kafka_offset, message_key, message_value,
-              headers::text AS headers, event_id, customer_id, reason, error, failures""",
-    ),
-}
-
-
-class UnprocessableLetter(msgspec.Struct, frozen=True):
-    """A claimed row of ``sync.unprocessable_messages``."""
-
-    id: int
-    system_code: str
-    topic: str
-    kafka_partition: int
-    kafka_offset: int
-    message_key: bytes | None
-    message_value: bytes | None
-    headers: str  # JSON: [[name, base64 value], ...]
-    event_id: str | None
-    customer_id: str | None
-    reason: str
-    error: str
-    failures: int
-
-
-class Outgoing(msgspec.Struct, frozen=True):
-    """One message for a dead-letter topic, and the row it comes from."""
-
-    table: str  # "dead_letters" or "unprocessable_messages"
-    id: int
-    system_code: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    log_fields: dict[str, object]
-
-
-def dead_letter_message(letter: DeadLetter) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The value and headers of the dead-letter message."""
-    event = event_from_payload(letter.payload)
-    headers = dict(letter.headers)
-    if "ce_id" not in headers:  # a record written before sync_0002 stored no headers: rebuild them
-        attributes = CloudEventAttributes(
-            id=letter.event_id,
-            source=EVENT_SOURCE,
-            type=NAME_CHANGED_TYPE,
-            time=event.changed_at,
-            subject=event.customer_id,
-        )
-        headers = kafka_headers(attributes, {})
-    reason = f"{letter.reason}: {letter.last_error or ''}"[:MAX_REASON_LENGTH]
-    headers |= {
-        "x-dlq-reason": reason,
-        "x-dlq-system": letter.system_code,
-        "x-dlq-attempts": str(letter.attempts),
-        "x-dlq-record-id": str(letter.record_id),
-    }
-    return encode_event(event), [(key, value.encode()) for key, value in headers.items()]
-
-
-def unprocessable_message(letter: UnprocessableLetter) -> tuple[bytes | None, list[tuple[str, bytes]]]:
-    """The value and headers of an unprocessable message's dead letter: as it was read, plus x-dlq-*."""
-    ours = {
-        "x-dlq-reason": f"{letter.reason}: {letter.error}"[:MAX_REASON_LENGTH],
-        "x-dlq-system": letter.system_code,
-        "x-dlq-attempts": str(letter.failures),
-        "x-dlq-source": f"{letter.topic}/{letter.kafka_partition}/{letter.kafka_offset}",
-        "x-dlq-unprocessable-id": str(letter.id),
-    }
-    stored = msgspec.json.decode(letter.headers, type=list[tuple[str, str]])
-    received = [(name, value) for name, value in decoded_headers(stored) if name not in ours]
-    return letter.message_value, received + [(name, value.encode()) for name, value in ours.items()]
 
 
 @dataclass(eq=False, repr=False)
@@ -284,9 +150,9 @@ class DeadLetterPublisher:
         """Claim, produce and mark one batch of each table; returns how many rows were claimed."""
         async with self.engine.begin() as connection:
             params = {"lease_s": PUBLISH_LEASE_S, "limit": BATCH_SIZE}
-            rows = (await connection.execute(_PUBLICATIONS["dead_letters"].claim, params)).mappings()
+            rows = (await connection.execute(PUBLICATIONS["dead_letters"].claim, params)).mappings()
             letters = [msgspec.convert(dict(row), DeadLetter) for row in rows]
-            rows = (await connection.execute(_PUBLICATIONS["unprocessable_messages"].claim, params)).mappings()
+            rows = (await connection.execute(PUBLICATIONS["unprocessable_messages"].claim, params)).mappings()
             unprocessable = [msgspec.convert(dict(row), UnprocessableLetter) for row in rows]
         if not letters and not unprocessable:
             return 0
@@ -316,8 +182,8 @@ class DeadLetterPublisher:
         outgoing: list[Outgoing] = []
         unbuildable: list[tuple[Outgoing, str]] = []
         rows: list[tuple[Outgoing, Callable[[], tuple[bytes | None, list[tuple[str, bytes]]]]]] = [
-            (_outgoing_letter(letter), partial(dead_letter_message, letter)) for letter in letters
-        ] + [(_outgoing_unprocessable(row), partial(unprocessable_message, row)) for row in unprocessable]
+            (outgoing_letter(letter), partial(dead_letter_message, letter)) for letter in letters
+        ] + [(outgoing_unprocessable(row), partial(unprocessable_message, row)) for row in unprocessable]
         for row, build in rows:
             try:
                 value, headers = build()
@@ -339,12 +205,12 @@ class DeadLetterPublisher:
             )
         async with self.engine.begin() as connection:
             for message, error in unbuildable:
-                statement = _PUBLICATIONS[message.table].unbuildable
+                statement = PUBLICATIONS[message.table].unbuildable
                 await connection.execute(statement, {"ids": [message.id], "error": error[:500]})
 
     async def _mark(self, outgoing: list[Outgoing], *, published: bool, **params: Any) -> None:
         async with self.engine.begin() as connection:
-            for table, publication in _PUBLICATIONS.items():
+            for table, publication in PUBLICATIONS.items():
                 if ids := [m.id for m in outgoing if m.table == table]:
                     statement = publication.published if published else publication.unpublished
                     await connection.execute(statement, {"ids": ids, **params})
@@ -383,20 +249,6 @@ class DeadLetterPublisher:
     async def _wait(self, seconds: float) -> None:
         await wait_until_set(self._wake, seconds)
         self._wake.clear()
-
-
-def _outgoing_letter(letter: DeadLetter) -> Outgoing:
-    fields: dict[str, object] = {
-        "dead_letter_id": letter.id,
-        "record_id": letter.record_id,
-        "event_id": letter.event_id,
-    }
-    return Outgoing("dead_letters", letter.id, letter.system_code, letter.customer_id.encode(), None, [], fields)
-
-
-def _outgoing_unprocessable(row: UnprocessableLetter) -> Outgoing:
-    fields: dict[str, object] = {"unprocessable_id": row.id, "event_id": row.event_id, "reason": row.reason}
-    return Outgoing("unprocessable_messages", row.id, row.system_code, row.message_key, None, [], fields)
 
 
 def _error_kind(exc: BaseException) -> str:

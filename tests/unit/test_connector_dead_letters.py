@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from cloudevents.v1.kafka import KafkaMessage, from_binary
 
 from contracts.events import NAME_CHANGED_TYPE, decode_event
-from services.sync_connector.dead_letters import MAX_REASON_LENGTH, DeadLetter, dead_letter_message
+from services.sync_connector.dead_letter_messages import MAX_REASON_LENGTH, DeadLetter, dead_letter_message
 from services.sync_connector.sinks import encode_payload
 from tests.connector_support import name_changed
 
