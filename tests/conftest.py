@@ -22,7 +22,8 @@ import pytest
 import structlog
 
 from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
-from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import ensure_topic
 from migrations.runner import upgrade_all
 from tests.kafka_support import kafka_for_tests
 from tests.python_source import pause_gc_in_every_parse

@@ -10,8 +10,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from libs.kit.db import asyncpg_dsn
-from libs.kit.kafka import KafkaConfigError, make_producer, prepare_topics
+from libs.kit.kafka import KafkaConfigError, make_producer
 from libs.kit.kafka_probe import check_topic_writable
+from libs.kit.kafka_topics import prepare_topics
 from libs.kit.logging import configure_logging, get_logger
 from libs.kit.ops_server import Status, StatusSource, broker_check, database_check, start_ops_server
 from libs.kit.telemetry import configure_tracing

@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from libs.devstack.topology import SYSTEMS as SYSTEMS  # noqa: PLC0414 - re-exported for the browser tests
-from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import ensure_topic
 from libs.kit.tokens import Role
 from tests.auth_support import bearer
 from tests.polling import eventually_sync

@@ -19,7 +19,8 @@ import asyncpg
 from libs.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from libs.devstack.processes import ProcessStartError, ServiceProcess
 from libs.devstack.topology import Role, Topology
-from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import ensure_topic
 from migrations.runner import upgrade_all
 from tests.system_support import topology_for_tests
 

@@ -15,7 +15,8 @@ import pytest
 from aiokafka.errors import KafkaError
 
 from libs.devstack.embedded import EmbeddedKafka
-from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import ensure_topic
 from tests.connector_support import ConnectorHarness, all_systems, connector_harness, name_changed, running_connector
 from tests.polling import eventually
 

@@ -23,7 +23,8 @@ from libs.devstack.embedded import EmbeddedKafka, free_port
 from libs.devstack.processes import ServiceProcess
 from libs.devstack.topology import Role, Topology
 from libs.kit.db import sqlalchemy_url
-from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import ensure_topic
 from tests.relay_support import Collector, collecting, engine_for, name_changed, wait_until, write
 
 CUSTOMERS = [f"P{n:02d}" for n in range(10)]

@@ -17,7 +17,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from contracts.events import encode_event
-from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import ensure_topic
 from tests.connector_support import (
     SYSTEMS,
     ConnectorHarness,

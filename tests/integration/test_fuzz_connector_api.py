@@ -26,7 +26,8 @@ from aiokafka import AIOKafkaProducer
 from contracts.cloudevents import CloudEventAttributes, kafka_headers
 from contracts.events import EVENT_SOURCE, NAME_CHANGED_TYPE, encode_event
 from libs.devstack.topology import SYSTEMS, Role
-from libs.kit.kafka import KafkaSettings, client_options, ensure_topic
+from libs.kit.kafka import KafkaSettings, client_options
+from libs.kit.kafka_topics import ensure_topic
 from libs.kit.tokens import Role as TokenRole
 from tests.auth_support import bearer, token
 from tests.connector_support import name_changed

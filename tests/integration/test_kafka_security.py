@@ -22,12 +22,10 @@ from libs.kit.kafka import (
     KafkaSettings,
     SaslMechanism,
     check_broker_access,
-    ensure_topic,
     make_consumer,
     make_producer,
-    prepare_topics,
-    verify_topic,
 )
+from libs.kit.kafka_topics import ensure_topic, prepare_topics, verify_topic
 from tests.connector_support import all_systems, connector_harness, running_connector
 from tests.kafka_security_support import (
     CLIENT_KEY_PASSWORD,

@@ -15,14 +15,8 @@ from aiokafka.errors import InvalidReplicationFactorError
 from opentelemetry.sdk.trace import TracerProvider
 
 from libs.kit.db import DatabaseSettings, sqlalchemy_url
-from libs.kit.kafka import (
-    KafkaSettings,
-    TopicConfigError,
-    describe_topic,
-    ensure_topic,
-    ensure_topics,
-    verify_topic,
-)
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import TopicConfigError, describe_topic, ensure_topic, ensure_topics, verify_topic
 from services.sync_connector.runtime import ConnectorRuntime
 from services.sync_connector.settings import ConnectorSettings
 from tests.auth_support import connector_token_settings

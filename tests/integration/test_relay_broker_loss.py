@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
 from libs.devstack.embedded import free_port
-from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import ensure_topic
 from libs.kit.ops_server import start_ops_server
 from libs.outbox.leases import fair_share
 from libs.outbox.table import SHARD_COUNT, shard_of

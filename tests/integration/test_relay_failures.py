@@ -9,7 +9,8 @@ from pathlib import Path
 import asyncpg
 from structlog.testing import capture_logs
 
-from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import ensure_topic
 from libs.outbox.table import SHARD_COUNT
 from tests.relay_support import (
     collecting,

@@ -9,7 +9,8 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer
 
-from libs.kit.kafka import KafkaSettings, ensure_topic
+from libs.kit.kafka import KafkaSettings
+from libs.kit.kafka_topics import ensure_topic
 from tests.perf.harness import Figure, PeakRss, at_most, fresh_database, p99_figure
 from tests.perf.pipeline_support import BROKER_RATE, RELAY_ONLY, STEADY_SECONDS, bench_system, steady_writes
 

@@ -18,7 +18,8 @@ import asyncpg
 
 from contracts.events import decode_event
 from libs.devstack.topology import Overrides, Role
-from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
+from libs.kit.kafka import KafkaSettings, make_producer
+from libs.kit.kafka_topics import ensure_topic
 from services.sync_connector.sinks import encode_payload
 from tests.perf.harness import (
     Figure,

@@ -15,7 +15,8 @@ import uuid
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from libs.kit.kafka import KafkaSettings, ensure_topic, make_producer
+from libs.kit.kafka import KafkaSettings, make_producer
+from libs.kit.kafka_topics import ensure_topic
 from tests.perf.harness import Figure, PeakRss, fresh_database, median, of_baseline, tree_cpu_seconds
 from tests.perf.pipeline_support import RELAY_ONLY, bench_system, pid
 from tests.perf.profiling import profiled
