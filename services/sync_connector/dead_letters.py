@@ -32,7 +32,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.kit.kafka import KafkaConfigError, KafkaSettings, make_producer, prepare_topics
+from libs.kit.kafka import KafkaConfigError, KafkaSettings, make_producer
+from libs.kit.kafka_topics import prepare_topics
 from libs.kit.logging import get_logger
 from services.sync_connector.db_faults import DATABASE_FAULTS
 from services.sync_connector.dead_letter_messages import (
