@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from types import MappingProxyType
-from typing import Any
 
 from services.profile.domain.errors import (
     ConcurrencyConflict,
@@ -25,10 +22,6 @@ NO_CREDIT = Decimal("0.00")
 
 
 FAILURE_DETAIL_MAX = 2000  # characters of an update failure kept with the application
-# An application's fields that an audit decision or a failed update set: cleared on a re-application.
-_UNDECIDED: Mapping[str, Any] = MappingProxyType(
-    dict.fromkeys(("auditor_id", "audit_comment", "decided_at", "failure_code", "failure_detail"))
-)
 
 
 class AccountType(StrEnum):
@@ -198,8 +191,12 @@ class NameChangeApplication:
             old_name=customer.customer_name,
             profile_version=customer.version,
             status=ApplicationStatus.PENDING,
+            auditor_id=None,
+            audit_comment=None,
+            decided_at=None,
+            failure_code=None,
+            failure_detail=None,
             updated_at=now,
-            **_UNDECIDED,
         )
 
 
