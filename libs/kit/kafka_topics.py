@@ -54,10 +54,7 @@ async def verify_topic(settings: KafkaSettings, topic: str) -> TopicState:
 async def verify_topics(settings: KafkaSettings, topics: Sequence[str]) -> list[TopicState]:
     async with admin_session(settings) as admin:
         states = await _describe(admin, topics, settings.request_timeout_ms / 1000)
-    problems = [problem for state in states if (problem := _durability_problem(settings, state))]
-    if problems:
-        raise TopicConfigError("; ".join(problems))
-    return states
+    return _durable(settings, states)
 
 
 async def prepare_topics(settings: KafkaSettings, topics: Sequence[str]) -> list[TopicState]:
@@ -65,10 +62,7 @@ async def prepare_topics(settings: KafkaSettings, topics: Sequence[str]) -> list
     async with admin_session(settings) as admin:
         await _create_missing(admin, settings, topics)
         states = await _describe(admin, topics, settings.request_timeout_ms / 1000)
-    problems = [problem for state in states if (problem := _durability_problem(settings, state))]
-    if problems:
-        raise TopicConfigError("; ".join(problems))
-    return states
+    return _durable(settings, states)
 
 
 async def describe_topic(settings: KafkaSettings, topic: str) -> TopicState:
@@ -76,6 +70,14 @@ async def describe_topic(settings: KafkaSettings, topic: str) -> TopicState:
     async with admin_session(settings) as admin:
         (state,) = await _describe(admin, [topic], settings.request_timeout_ms / 1000)
     return state
+
+
+def _durable(settings: KafkaSettings, states: list[TopicState]) -> list[TopicState]:
+    """``states``, or ``TopicConfigError`` naming every topic less durable than the settings."""
+    problems = [problem for state in states if (problem := _durability_problem(settings, state))]
+    if problems:
+        raise TopicConfigError("; ".join(problems))
+    return states
 
 
 def _durability_problem(settings: KafkaSettings, state: TopicState) -> str:
