@@ -15,13 +15,13 @@ from datetime import datetime
 
 import asyncpg
 import msgspec
-from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.kit.db_faults import DATABASE_ERRORS
 from libs.kit.errors import DatabaseError
 from libs.kit.logging import get_logger
+from libs.kit.metrics import MetricSet, gauge
 
 log = get_logger(__name__)
 
@@ -71,13 +71,10 @@ class OutboxBacklogReader:
         return OutboxBacklog(**row)
 
 
-class BacklogMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.pending = Gauge("outbox_pending_rows", "Outbox rows not yet published", registry=registry)
-        self.oldest_pending_age = Gauge(
-            "outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row", registry=registry
-        )
-        self.parked = Gauge("outbox_parked_rows", "Outbox rows parked as failed", registry=registry)
+class BacklogMetrics(MetricSet):
+    pending = gauge("outbox_pending_rows", "Outbox rows not yet published")
+    oldest_pending_age = gauge("outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row")
+    parked = gauge("outbox_parked_rows", "Outbox rows parked as failed")
 
 
 async def watch_backlog(dsn: str, schema: str, metrics: BacklogMetrics, interval_s: float, stop: asyncio.Event) -> None:
