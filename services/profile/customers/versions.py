@@ -90,8 +90,8 @@ class VersionService:
         async with self.uow_factory() as uow:
             current = await _existing(uow, customer_id)
             target = current.version if new_version is None else new_version
-            found = await uow.customers.versions(customer_id, [old_version, target])
-        old, new = _found(found, customer_id, old_version), _found(found, customer_id, target)
+            kept = await uow.customers.versions(customer_id, [old_version, target])
+        old, new = _kept(kept, customer_id, old_version), _kept(kept, customer_id, target)
         return VersionComparison(old, new, differences(old, new))
 
     async def rollback(
@@ -112,12 +112,13 @@ class VersionService:
         """
         now = self.clock()
         async with self.uow_factory() as uow:
-            current = await uow.customers.get(customer_id, for_update=not dry_run)
-            if current is None:
-                raise ProfileNotFound(f"customer profile {customer_id} not found")
+            current = found(
+                await uow.customers.get(customer_id, for_update=not dry_run),
+                ProfileNotFound(f"customer profile {customer_id} not found"),
+            )
             target = await _version(uow, customer_id, to_version)
             edit = plan_rollback(current, customer_id, target, expected_version, now, by=actor.actor_id)
-            found = differences(edit.before, edit.after)
+            changes = differences(edit.before, edit.after)
             if _CODE in edit.changed:
                 holder = (await uow.customers.code_holders([edit.after.customer_code])).get(edit.after.customer_code)
                 if holder is not None and holder != customer_id:
@@ -126,7 +127,7 @@ class VersionService:
                         f"which customer {holder} holds now"
                     )
             if dry_run or edit.is_noop:
-                return RollbackResult(edit.after, current.version, to_version, found, dry_run, None)
+                return RollbackResult(edit.after, current.version, to_version, changes, dry_run, None)
             await uow.customers.save(edit.after)
             application_id = await record_direct_name_change(
                 uow, edit, actor, ApplicationOrigin.VERSION_ROLLBACK, reason or f"rolled back to version {to_version}"
@@ -146,7 +147,7 @@ class VersionService:
             )
             await uow.commit()
         self.metrics.customer_changes.labels("rolled_back").inc()
-        return RollbackResult(edit.after, current.version, to_version, found, dry_run, application_id)
+        return RollbackResult(edit.after, current.version, to_version, changes, dry_run, application_id)
 
 
 async def _existing(uow: ProfileUnitOfWork, customer_id: str) -> Customer:
@@ -155,10 +156,8 @@ async def _existing(uow: ProfileUnitOfWork, customer_id: str) -> Customer:
 
 
 async def _version(uow: ProfileUnitOfWork, customer_id: str, version: int) -> Customer:
-    return _found(await uow.customers.versions(customer_id, [version]), customer_id, version)
+    return _kept(await uow.customers.versions(customer_id, [version]), customer_id, version)
 
 
-def _found(found: dict[int, Customer], customer_id: str, version: int) -> Customer:
-    if version not in found:
-        raise VersionNotFound(f"customer {customer_id} has no version {version} kept")
-    return found[version]
+def _kept(kept: dict[int, Customer], customer_id: str, version: int) -> Customer:
+    return found(kept.get(version), VersionNotFound(f"customer {customer_id} has no version {version} kept"))
