@@ -117,12 +117,8 @@ def random_traceparent() -> str:
 def own_broker(log_file: Path, **settings: Any) -> Iterator[tuple[EmbeddedKafka, KafkaSettings]]:
     """A broker of the test's own, for a test that takes it down (the shared one must not go down under
     other tests), and the settings that reach it (``settings`` besides); stopped at the end."""
-    broker = EmbeddedKafka(log_file=log_file)
-    broker.start()
-    try:
+    with EmbeddedKafka(log_file=log_file) as broker:
         yield broker, KafkaSettings(bootstrap_servers=broker.bootstrap, **settings)
-    finally:
-        broker.stop()
 
 
 @contextlib.asynccontextmanager
