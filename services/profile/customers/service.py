@@ -121,7 +121,9 @@ class CustomerService:
             if edit.is_noop:
                 return edit.after
             await uow.customers.save(edit.after)
-            application_id = await _record_edit_name_change(uow, edit, actor, change_reason)
+            application_id = await record_direct_name_change(
+                uow, edit, actor, ApplicationOrigin.PROFILE_EDIT, change_reason or "profile edited"
+            )
             await uow.audit.add(
                 customer_entry(
                     AuditEvent.CUSTOMER_UPDATED,
@@ -177,14 +179,6 @@ class CustomerService:
     def _count(self, operation: str) -> None:
         if self.metrics is not None:
             self.metrics.customer_changes.labels(operation).inc()
-
-
-async def _record_edit_name_change(
-    uow: ProfileUnitOfWork, edit: ProfileEdit, actor: Actor, change_reason: str | None
-) -> str | None:
-    return await record_direct_name_change(
-        uow, edit, actor, ApplicationOrigin.PROFILE_EDIT, change_reason or "profile edited"
-    )
 
 
 async def record_direct_name_change(
