@@ -12,7 +12,7 @@ from typing import Self
 import msgspec
 from aiohttp import web
 
-from contracts.external_systems import ExternalSyncRequest
+from contracts.external_systems import IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, SIGNATURE_PREFIX, ExternalSyncRequest
 from libs.kit.logging import get_logger
 from services.stub_externals.mail import MailStore, RunningSmtp
 from services.stub_externals.sms import SMS_KEY, SmsGateway, sms_routes
@@ -22,7 +22,6 @@ log = get_logger(__name__)
 STATE_KEY = web.AppKey("state", StubState)
 SECRETS_KEY = web.AppKey("secrets", dict[str, str])
 MAIL_KEY = web.AppKey("mail", MailStore)
-SIGNATURE_PREFIX = "sha256="
 
 
 def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
@@ -76,9 +75,9 @@ async def _handle_sync_call(request: web.Request, state: StubState, system: str)
             return _problem(fault.status, f"injected fault for {system}")
         await asyncio.sleep(fault.latency_ms / 1000)
     secret = request.app[SECRETS_KEY].get(system)
-    if secret is not None and not signature_valid(secret, raw, request.headers.get("X-Signature")):
+    if secret is not None and not signature_valid(secret, raw, request.headers.get(SIGNATURE_HEADER)):
         return _problem(401, "missing or invalid X-Signature")
-    key = request.headers.get("Idempotency-Key")
+    key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
     if not key:
         return _problem(400, "Idempotency-Key header is required")
     try:

@@ -11,14 +11,10 @@ from typing import Any
 
 import msgspec
 
-from contracts.external_systems import ExternalSyncRequest
+from contracts.external_systems import SYSTEM_PATHS, ExternalSyncRequest
 
 # Path -> system code; the three seed endpoints served by one process.
-SYSTEM_BY_PATH: dict[str, str] = {
-    "/api/customer/update": "CRM",
-    "/api/profile/sync": "CMS",
-    "/api/customer/profile": "CSS",
-}
+SYSTEM_BY_PATH: dict[str, str] = {path: code for code, path in SYSTEM_PATHS.items()}
 SYSTEM_CODES = frozenset(SYSTEM_BY_PATH.values())
 
 
