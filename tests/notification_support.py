@@ -89,9 +89,11 @@ async def mailing_harness(
         await smtp.stop()
 
 
-async def create_customer(profile_url: str, customer_id: str, name: str = "张三", **contact: str | None) -> None:
+async def create_customer(profile_url: str, customer_id: str, name: str = "张三", **fields: str | None) -> None:
+    """Create a customer through the profile API at ``profile_url``: residential, unless ``fields`` (JSON names)
+    say otherwise, with the ``fields`` that are not None besides."""
     body: dict[str, Any] = {"customerId": customer_id, "customerName": name, "accountType": "residential"}
-    body.update({key: value for key, value in contact.items() if value is not None})
+    body.update({key: value for key, value in fields.items() if value is not None})
     async with httpx.AsyncClient(timeout=10, headers=bearer(Role.OPERATOR)) as client:
         response = await client.post(f"{profile_url}/v1/customers", json=body)
     assert response.status_code == 201, response.text

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -28,16 +28,6 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float, w
     value = await polling.eventually(probe, what, timeout, interval=0.1, until=polling.answered)
     assert value is not None
     return value
-
-
-async def create_customer(
-    http: httpx.AsyncClient, api: str, customer_id: str, name: str = "张三", **fields: Any
-) -> None:
-    """Create a customer through the profile API at ``api``: residential, unless ``fields`` (JSON names) say
-    otherwise, with ``fields`` besides."""
-    body = {"customerId": customer_id, "customerName": name, "accountType": "residential", **fields}
-    created = await http.post(f"{api}/v1/customers", json=body)
-    assert created.status_code == 201, created.text
 
 
 def notifications_env(smtp: RunningSmtp) -> dict[str, str]:

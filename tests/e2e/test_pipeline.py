@@ -10,7 +10,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 
-from tests.e2e.conftest import SYSTEMS, RunningSystem, create_customer, eventually
+from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually
+from tests.notification_support import create_customer
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Any]:
@@ -36,7 +37,7 @@ async def test_approval_reaches_every_external_system_once(
     running_system: RunningSystem, http: httpx.AsyncClient, database_url: str, kafka_bootstrap: str, topic: str
 ) -> None:
     api = running_system.profile_url
-    await create_customer(http, api, "E2E001", contactPhone="13800138000")
+    await create_customer(api, "E2E001", contactPhone="13800138000")
     submitted = await http.post(
         f"{api}/v1/name-change-applications", json={"customerId": "E2E001", "newName": "李四", "reason": "过户"}
     )

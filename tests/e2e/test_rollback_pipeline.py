@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import SYSTEMS, RunningSystem, create_customer, eventually
+from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually
+from tests.notification_support import create_customer
 
 TAX = "91110108MA01ROLL01"
 
@@ -32,7 +33,7 @@ async def test_rollback_to_version_2_reaches_crm_cms_and_css(
 ) -> None:
     api, stubs = running_system.profile_url, running_system.stubs_url
     await create_customer(
-        http, api, "RB001", accountType="commercial", customerCode="RB-001", creditLimit="50000.00", taxNumber=TAX
+        api, "RB001", accountType="commercial", customerCode="RB-001", creditLimit="50000.00", taxNumber=TAX
     )
     for version, name in ((1, "李四"), (2, "王五")):
         renamed = await http.patch(
