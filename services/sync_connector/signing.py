@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-SIGNATURE_HEADER = "X-Signature"
+from contracts.external_systems import SIGNATURE_HEADER, SIGNATURE_PREFIX
+
+__all__ = ["SIGNATURE_HEADER", "sign_body"]
 
 
 def sign_body(secret: str, body: bytes) -> str:
     """The header value for the exact body bytes sent: ``sha256=<hex digest>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

@@ -13,7 +13,7 @@ import msgspec
 from opentelemetry import propagate
 
 from contracts.events import CustomerNameChanged
-from contracts.external_systems import ExternalSyncRequest
+from contracts.external_systems import IDEMPOTENCY_KEY_HEADER, SYSTEM_PATHS, ExternalSyncRequest
 from services.sync_connector.http_clients import HttpClient
 from services.sync_connector.settings import SystemEndpoint
 from services.sync_connector.signing import SIGNATURE_HEADER, sign_body
@@ -25,9 +25,9 @@ class ExternalSystem(msgspec.Struct, frozen=True):
     path: str
 
 
-CRM = ExternalSystem("CRM", "计费系统", "/api/customer/update")
-CMS = ExternalSystem("CMS", "营销系统", "/api/profile/sync")
-CSS = ExternalSystem("CSS", "客服系统", "/api/customer/profile")
+CRM = ExternalSystem("CRM", "计费系统", SYSTEM_PATHS["CRM"])
+CMS = ExternalSystem("CMS", "营销系统", SYSTEM_PATHS["CMS"])
+CSS = ExternalSystem("CSS", "客服系统", SYSTEM_PATHS["CSS"])
 EXTERNAL_SYSTEMS: tuple[ExternalSystem, ...] = (CRM, CMS, CSS)
 
 
@@ -91,7 +91,7 @@ class HttpSink:
         return self._system
 
     async def send(self, idempotency_key: str, body: bytes) -> SinkResponse:
-        headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_KEY_HEADER: idempotency_key}
         propagate.inject(headers)  # the instrumentation, when present, replaces it with its CLIENT span's
         if self._endpoint.secret:
             headers[SIGNATURE_HEADER] = sign_body(self._endpoint.secret, body)
