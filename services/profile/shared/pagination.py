@@ -89,16 +89,6 @@ def clamp_limit(limit: int | None) -> int:
     return limit
 
 
-def page_of(
-    rows: Sequence[T], limit: int, position: Callable[[T], Sequence[str | int]], filters_fingerprint: str
-) -> Page[T]:
-    """``rows`` was fetched with ``limit + 1``: the extra row only says that another page exists."""
-    items = list(rows[:limit])
-    has_more = len(rows) > limit
-    next_cursor = encode_cursor(position(items[-1]), filters_fingerprint) if has_more and items else None
-    return Page(items=items, next_cursor=next_cursor)
-
-
 class Keyset(Generic[K]):
     """A listing sorted on a key: the page size, the position after the cursor (read by ``key`` and checked
     against the listing's filters) and, from the rows fetched (``fetch``: one more than a page), the page."""
@@ -112,7 +102,11 @@ class Keyset(Generic[K]):
         self.fetch = self.size + 1
 
     def page(self, rows: Sequence[T], position: Callable[[T], Sequence[str | int]]) -> Page[T]:
-        return page_of(rows, self.size, position, self._fingerprint)
+        """``rows`` was fetched with ``fetch``: the extra row only says that another page exists."""
+        items = list(rows[: self.size])
+        has_more = len(rows) > self.size
+        next_cursor = encode_cursor(position(items[-1]), self._fingerprint) if has_more and items else None
+        return Page(items=items, next_cursor=next_cursor)
 
 
 def _bad_cursor(message: str) -> InvalidInput:
