@@ -43,16 +43,12 @@ class OwnServices:
 
 @pytest.fixture
 def own_services(artifacts_dir: Path) -> Iterator[OwnServices]:
-    postgres = EmbeddedPostgres(log_file=artifacts_dir / "readiness-postgres.log")
-    broker = EmbeddedKafka(log_file=artifacts_dir / "readiness-kafka.log")
-    postgres.start()
-    broker.start()
-    upgrade_all(postgres.url)
-    try:
+    with (
+        EmbeddedPostgres(log_file=artifacts_dir / "readiness-postgres.log") as postgres,
+        EmbeddedKafka(log_file=artifacts_dir / "readiness-kafka.log") as broker,
+    ):
+        upgrade_all(postgres.url)
         yield OwnServices(postgres, broker, artifacts_dir / "readiness")
-    finally:
-        broker.stop()
-        postgres.stop()
 
 
 async def readiness(url: str) -> tuple[int, dict[str, Any]]:
