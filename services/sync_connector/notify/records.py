@@ -32,9 +32,6 @@ class NotificationStatus(StrEnum):
     SKIPPED_STALE = "skipped_stale"
 
 
-OPEN_STATUSES = frozenset({NotificationStatus.PENDING, NotificationStatus.RETRYING})
-
-
 class NotificationRecord(msgspec.Struct, frozen=True):
     """A record as the sender sees it; ``event`` is the event's JSON (names, application id, time)."""
 
