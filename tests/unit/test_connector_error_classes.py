@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from libs.kit.db_faults import is_transient_database_fault, refuses_the_data, sqlstate_of
-from services.sync_connector import partition_worker as consumer
+from services.sync_connector import partition_worker
 from services.sync_connector.messages import KafkaMessage
 from services.sync_connector.metrics import ConnectorMetrics
 from services.sync_connector.outcome import RetryPolicy
@@ -117,7 +117,7 @@ class Recorded(UnprocessableMessages):
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(consumer, "PROCESSING_ERROR_BACKOFF", RetryPolicy(0, 0.001, 0.002))
+    monkeypatch.setattr(partition_worker, "PROCESSING_ERROR_BACKOFF", RetryPolicy(0, 0.001, 0.002))
 
 
 async def run(
