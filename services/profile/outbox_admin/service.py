@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter
 
 from libs.kit.errors import NotFoundError, ValidationError
 from libs.kit.logging import get_logger
+from libs.kit.metrics import MetricSet, counter
 from libs.outbox.admin import OutboxEntry, OutboxFilter, RedrivenRow
 from libs.outbox.table import OutboxStatus
 from services.profile.domain.lookup import found
@@ -82,13 +82,11 @@ class RedriveResult(msgspec.Struct, frozen=True, rename="camel"):
     ids: list[str]
 
 
-class OutboxAdminMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.redriven_rows = Counter(
-            "outbox_admin_redriven_rows", "Outbox rows set back to pending by an admin", ["previous_status"],
-            registry=registry,
-        )  # fmt: skip
-        self.redrives = Counter("outbox_admin_redrives", "Audited re-drive requests", registry=registry)
+class OutboxAdminMetrics(MetricSet):
+    redriven_rows = counter(
+        "outbox_admin_redriven_rows", "Outbox rows set back to pending by an admin", ["previous_status"]
+    )
+    redrives = counter("outbox_admin_redrives", "Audited re-drive requests")
 
 
 @dataclass(frozen=True)
