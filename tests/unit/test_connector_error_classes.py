@@ -32,6 +32,7 @@ from services.sync_connector.unprocessable import (
     UnprocessableMetrics,
     classify_processing_error,
 )
+from tests.polling import eventually
 
 
 def wrapped(error: Exception) -> DBAPIError:
@@ -131,11 +132,15 @@ async def run(
 
 
 async def finished(worker: PartitionWorker, next_offset: int) -> None:
-    async def done() -> None:
-        while worker.next_offset != next_offset:
-            await asyncio.sleep(0.005)
+    async def done() -> bool:
+        return worker.next_offset == next_offset
 
-    await asyncio.wait_for(done(), 10)
+    await eventually(
+        done,
+        lambda: f"the worker to reach offset {next_offset} (it is at {worker.next_offset})",
+        timeout=10,
+        interval=0.005,
+    )
 
 
 async def test_a_poison_message_is_isolated_and_dead_lettered_alone() -> None:
