@@ -11,7 +11,7 @@ import pytest
 from libs.kit.tokens import Role
 from services.sync_connector.runtime import ConnectorRuntime
 from tests.connector_support import ConnectorHarness, name_changed, running_connector
-from tests.console_support import api, confirm_and_post, served_console_client
+from tests.console_support import confirm_redirect, create_customer, served_console_client
 from tests.polling import eventually
 
 CRM_FAILED = {"CRM": "failed", "CMS": "success", "CSS": "success"}
@@ -54,9 +54,12 @@ async def test_find_a_failed_sync_retry_it_and_see_it_succeed(
         assert '<span class="badge status-failed" id="record-status">failed</span>' in record.text
 
         await harness.clear_faults()
-        retried = await confirm_and_post(client, f"/console/sync/{record_id}/retry", f"Retry sync record {record_id}")
-        assert retried.status_code == 303
-        assert retried.headers["location"] == f"/console/sync/{record_id}?notice=retried"
+        await confirm_redirect(
+            client,
+            f"/console/sync/{record_id}/retry",
+            f"Retry sync record {record_id}",
+            f"/console/sync/{record_id}?notice=retried",
+        )
         await eventually(harness.statuses_become(event_id, ALL_SUCCESS), "the retried record applied")
         after = await client.get(f"/console/sync/{record_id}")
         assert '<span class="badge status-success" id="record-status">success</span>' in after.text
@@ -74,22 +77,18 @@ async def test_bulk_retry_says_how_many_and_profile_shows_every_system(
     async with served_console_client(
         database_url, Role.ADMIN, subject="ada", PROFILE_CONNECTOR_URL=connector.http_url
     ) as client:
-        created = await api(
-            client,
-            "POST",
-            "/v1/customers",
-            json={"customerId": "C-SYNC-2", "customerName": "张三", "accountType": "residential"},
-        )
-        assert created.status_code == 201
+        await create_customer(client, "C-SYNC-2")
         profile = await client.get("/console/customers/C-SYNC-2")
         crm = profile.text.split('<tr data-system="CRM">')[1].split("</tr>")[0]
         assert "status-failed" in crm
         assert "status-success" in profile.text.split('<tr data-system="CSS">')[1].split("</tr>")[0]
 
         await harness.clear_faults()
-        done = await confirm_and_post(client, "/console/sync/retry-failed?system=CRM", "Retry 2 failed CRM records?")
-        assert done.headers["location"] == "/console/sync?system=CRM&notice=retried-many&n=2"
+        retried_many = "/console/sync?system=CRM&notice=retried-many&n=2"
+        await confirm_redirect(
+            client, "/console/sync/retry-failed?system=CRM", "Retry 2 failed CRM records?", retried_many
+        )
         for event_id in (first, second):
             await eventually(harness.statuses_become(event_id, ALL_SUCCESS), "both retried records applied")
-        notice = await client.get(done.headers["location"])
+        notice = await client.get(retried_many)
         assert "Retry scheduled for 2 failed sync records." in notice.text
