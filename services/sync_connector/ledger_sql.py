@@ -113,6 +113,25 @@ class LedgerRepository(Generic[RecordT]):
         """Record one attempt's result as ``status``; False (and nothing written) when the claim was lost."""
         raise NotImplementedError
 
+    async def _write_result(self, settlement: Settlement[RecordT], status: str, **also: Any) -> int | None:
+        """``settle`` for one result under its claim (``also``: the values of the table's ``settle_also``);
+        the record's attempts after it, None when the claim was lost."""
+        result = settlement.result
+        row = await self._run(
+            self._sql.settle,
+            id=settlement.record.id,
+            token=settlement.token,
+            status=status,
+            error=result.error,
+            counted=result.counted,
+            message_id=result.attempted.extra.get("message_id"),
+            delay_s=result.delay_s,
+            deliver_by=result.deliver_by,
+            **also,
+        )
+        attempts: int | None = row.scalar_one_or_none()
+        return attempts
+
     async def expire(self, detail: str, limit: int, **scope: Any) -> list[Expired]:
         """Fail up to ``limit`` open records past their deadline that nobody is sending."""
         result = await self._run(self._sql.expire, detail=detail, limit=limit, **scope)

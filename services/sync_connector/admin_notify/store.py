@@ -225,21 +225,8 @@ class AdminStore(LedgerRepository[AdminNotificationRecord]):
     # -- the delivery engine's ledger --------------------------------------------------------------------
 
     async def settle(self, settlement: AdminSettlement, status: str) -> bool:
-        result = settlement.result
-        mailed = result.attempted.extra.get("occurrences")
-        row = await self._run(
-            self._sql.settle,
-            id=settlement.record.id,
-            token=settlement.token,
-            status=status,
-            error=result.error,
-            counted=result.counted,
-            message_id=result.attempted.extra.get("message_id"),
-            mailed=None if mailed is None else int(mailed),
-            delay_s=result.delay_s,
-            deliver_by=result.deliver_by,
-        )
-        return row.scalar_one_or_none() is not None
+        mailed = settlement.result.attempted.extra.get("occurrences")
+        return await self._write_result(settlement, status, mailed=None if mailed is None else int(mailed)) is not None
 
     # -- the admin API -----------------------------------------------------------------------------------
 

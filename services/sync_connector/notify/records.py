@@ -125,20 +125,7 @@ class NotificationRepository(LedgerRepository[NotificationRecord]):
         """Record one attempt's result as ``status``; False (and nothing written) when the claim was lost. A
         counted attempt gets an attempt row; a failed probe of a channel known to be down gets none."""
         result = settlement.result
-        extra = result.attempted.extra
-        row = await self._run(
-            self._sql.settle,
-            id=settlement.record.id,
-            token=settlement.token,
-            status=str(status),
-            error=result.error,
-            counted=result.counted,
-            language=extra.get("language"),
-            message_id=extra.get("message_id"),
-            delay_s=result.delay_s,
-            deliver_by=result.deliver_by,
-        )
-        attempts = row.scalar_one_or_none()
+        attempts = await self._write_result(settlement, str(status), language=result.attempted.extra.get("language"))
         if attempts is None:
             return False
         if result.counted:
