@@ -12,7 +12,7 @@ restored; running the restore again finishes the rest (only differing rows are t
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from libs.kit.errors import AppError
@@ -247,13 +247,10 @@ async def _code_conflicts(uow: ProfileUnitOfWork, steps: Sequence[RestoreStep]) 
     """Steps whose code another customer holds and keeps (not one of these steps giving it up)."""
     kept = {step.customer_id: step for step in steps}
     conflicts: list[RestoreConflict] = []
+    # Read once: a later round wants only codes the first wanted (fewer steps), and nothing is written between.
+    holders = await uow.customers.code_holders(list(_wanted_codes(steps)))
     while True:
-        wanted = {
-            s.after.customer_code: s.customer_id
-            for s in kept.values()
-            if s.before is None or s.before.customer_code != s.after.customer_code
-        }
-        holders = await uow.customers.code_holders(list(wanted))
+        wanted = _wanted_codes(kept.values())
         found = [
             RestoreConflict(customer_id=customer_id, customer_code=code, held_by=holder)
             for code, customer_id in wanted.items()
@@ -266,3 +263,12 @@ async def _code_conflicts(uow: ProfileUnitOfWork, steps: Sequence[RestoreStep]) 
         conflicts.extend(found)
         for conflict in found:  # a step left out keeps its code: look again at who wanted that one
             del kept[conflict.customer_id]
+
+
+def _wanted_codes(steps: Iterable[RestoreStep]) -> dict[str, str]:
+    """Code -> the customer whose step takes it (a code it does not hold now)."""
+    return {
+        s.after.customer_code: s.customer_id
+        for s in steps
+        if s.before is None or s.before.customer_code != s.after.customer_code
+    }
