@@ -25,7 +25,7 @@ from tests.connector_support import (
     name_changed,
     running_connector,
 )
-from tests.console_support import api, console_client, rename, served_console_client
+from tests.console_support import console_client, create_customer, rename, served_console_client
 from tests.relay_support import relay_settings, running_relay, wait_until
 
 TRACES = "http://traces.example/trace/{trace_id}"
@@ -134,8 +134,7 @@ async def test_journey_page_shows_commit_publish_every_attempt_and_the_trace_lin
             PROFILE_CONSOLE_TRACE_URL_TEMPLATE=TRACES,
         ) as client,
     ):
-        body = {"customerId": customer_id, "customerName": "张三", "accountType": "residential"}
-        assert (await api(client, "POST", "/v1/customers", json=body)).status_code == 201
+        await create_customer(client, customer_id)
         await rename(client, customer_id, "李四", 1)
         row = await harness.db.fetchrow(
             "SELECT id, headers ->> 'traceparent' AS traceparent FROM profile.outbox WHERE aggregate_id = $1",
@@ -188,8 +187,7 @@ async def test_journey_page_shows_commit_publish_every_attempt_and_the_trace_lin
 
 async def test_journey_page_without_a_connector_still_shows_the_outbox_side(database_url: str) -> None:
     async with console_client(database_url, Role.ADMIN, subject="ada", PROFILE_CONSOLE_TRACE_URL_TEMPLATE=TRACES) as c:
-        body = {"customerId": "C-J-ALONE", "customerName": "张三", "accountType": "residential"}
-        assert (await api(c, "POST", "/v1/customers", json=body)).status_code == 201
+        await create_customer(c, "C-J-ALONE")
         await rename(c, "C-J-ALONE", "李四", 1)
         conn = await asyncpg.connect(database_url)
         try:
