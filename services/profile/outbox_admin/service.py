@@ -98,8 +98,7 @@ class OutboxAdminService:
 
     async def list_entries(self, where: OutboxFilter, after_seq: int | None, limit: int) -> OutboxPage:
         _check_range(where)
-        if not 1 <= limit <= self.limits.max_page_size:
-            raise InvalidOutboxFilter(f"limit must be between 1 and {self.limits.max_page_size}")
+        _check_limit(limit, self.limits)
         async with self.uow_factory() as uow:
             items = await uow.outbox_admin.page(where, after_seq, limit)
         return OutboxPage(items, items[-1].seq if len(items) == limit else None)
@@ -111,8 +110,7 @@ class OutboxAdminService:
 
     async def latest_of(self, customer_id: str, limit: int) -> list[OutboxEntry]:
         """A customer's newest ``limit`` entries, newest first, with payload and headers (for the journey page)."""
-        if not 1 <= limit <= self.limits.max_page_size:
-            raise InvalidOutboxFilter(f"limit must be between 1 and {self.limits.max_page_size}")
+        _check_limit(limit, self.limits)
         async with self.uow_factory() as uow:
             return await uow.outbox_admin.latest(customer_id, limit)
 
@@ -152,6 +150,11 @@ class OutboxAdminService:
             request=request,
         )
         return RedriveResult(redriven=len(rows), skipped=skipped, ids=[str(row.id) for row in rows])
+
+
+def _check_limit(limit: int, limits: OutboxAdminLimits) -> None:
+    if not 1 <= limit <= limits.max_page_size:
+        raise InvalidOutboxFilter(f"limit must be between 1 and {limits.max_page_size}")
 
 
 def _check_range(where: OutboxFilter) -> None:
