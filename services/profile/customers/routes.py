@@ -88,19 +88,14 @@ class CustomerController(CustomerVersionRoutes, Routes, path="/v1/customers", ta
         customers: NamedDependency[CustomerService],
         status: Annotated[CustomerStatus | None, QueryParameter()] = None,
         account_type: Annotated[AccountType | None, QueryParameter(name="accountType")] = None,
-        name_contains: Annotated[
-            str | None, QueryParameter(name="nameContains", min_length=1, max_length=100, description="ignores case")
-        ] = None,
-        name_prefix: Annotated[
-            str | None, QueryParameter(name="namePrefix", min_length=1, max_length=100, description="exact case")
-        ] = None,
+        name_contains: Annotated[str | None, _filter("nameContains", 100, "ignores case")] = None,
+        name_prefix: Annotated[str | None, _filter("namePrefix", 100, "exact case")] = None,
         phone: Annotated[
             str | None,
-            QueryParameter(
-                name="contactPhone",
-                min_length=1,
-                max_length=rules.PHONE_MAX,
-                description="exact phone, spaces and dashes ignored (matched on a keyed hash, never in plaintext)",
+            _filter(
+                "contactPhone",
+                rules.PHONE_MAX,
+                "exact phone, spaces and dashes ignored (matched on a keyed hash, never in plaintext)",
             ),
         ] = None,
         customer_code: Annotated[
