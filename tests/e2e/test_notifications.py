@@ -16,7 +16,7 @@ import pytest
 from services.stub_externals.mail import ReceivedMail, RunningSmtp
 from tests.e2e.conftest import RunningSystem, eventually, notifications_env
 from tests.e2e.test_pipeline import read_topic
-from tests.notification_support import ADDRESS, EMAIL, PHONE, PHONE_DIGITS
+from tests.notification_support import ADDRESS, EMAIL, PHONE, PHONE_DIGITS, create_customer
 
 CUSTOMER = "E2EN01"
 
@@ -27,16 +27,7 @@ def extra_env(smtp: RunningSmtp) -> dict[str, str]:
 
 
 async def _approve_a_name_change(http: httpx.AsyncClient, api: str) -> dict[str, Any]:
-    customer = {
-        "customerId": CUSTOMER,
-        "customerName": "张三",
-        "accountType": "residential",
-        "contactPhone": PHONE,
-        "contactEmail": EMAIL,
-        "contactAddress": ADDRESS,
-    }
-    created = await http.post(f"{api}/v1/customers", json=customer)
-    assert created.status_code == 201, created.text
+    await create_customer(api, CUSTOMER, contactPhone=PHONE, contactEmail=EMAIL, contactAddress=ADDRESS)
     submitted = await http.post(
         f"{api}/v1/name-change-applications", json={"customerId": CUSTOMER, "newName": "李四", "reason": "过户"}
     )

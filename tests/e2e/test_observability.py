@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import SYSTEMS, RunningSystem, eventually
+from tests.notification_support import create_customer
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 
@@ -57,10 +58,7 @@ async def test_one_trace_from_the_audit_call_to_every_external_system(
     running_system: RunningSystem, http: httpx.AsyncClient, otlp: OtlpReceiver, database_url: str, topic: str
 ) -> None:
     api = running_system.profile_url
-    created = await http.post(
-        f"{api}/v1/customers", json={"customerId": "OBS001", "customerName": "张三", "accountType": "industrial"}
-    )
-    assert created.status_code == 201
+    await create_customer(api, "OBS001", accountType="industrial")
     result, response_trace_id = await approve_name_change(http, api, "OBS001", "李四")
     await eventually(lambda: _at_least(successes(http, running_system, "OBS001"), len(SYSTEMS)), 30, "three successes")
     db = await asyncpg.connect(database_url)
@@ -131,11 +129,7 @@ async def test_metrics_after_three_changes(running_system: RunningSystem, http: 
     api = running_system.profile_url
     for index in range(3):
         customer_id = f"MET{index}"
-        created = await http.post(
-            f"{api}/v1/customers",
-            json={"customerId": customer_id, "customerName": "王五", "accountType": "residential"},
-        )
-        assert created.status_code == 201
+        await create_customer(api, customer_id, "王五")
         await approve_name_change(http, api, customer_id, "赵六")
     for index in range(3):
         await eventually(
