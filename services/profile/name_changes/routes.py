@@ -187,8 +187,7 @@ class ProfileUpdateController(Routes, path="/v1/profile-updates", tag="profile u
         max_batch_size: NamedDependency[int],
     ) -> dict[str, list[BatchItemResult]]:
         """One transaction per application, at most ``PROFILE_HTTP_MAX_BATCH_SIZE`` ids."""
-        limit = max_batch_size
-        if len(data.application_ids) > limit:
-            message = f"at most {limit} application ids per batch"
+        if len(data.application_ids) > max_batch_size:
+            message = f"at most {max_batch_size} application ids per batch"
             raise InvalidInput(message, errors=[{"key": "applicationIds", "message": message, "source": "body"}])
         return {"results": await name_changes.update_batch(data.application_ids, actor)}
