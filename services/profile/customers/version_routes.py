@@ -20,13 +20,14 @@ from services.profile.customers.version_schemas import (
     VersionResponse,
 )
 from services.profile.customers.versions import VersionService
+from services.profile.domain.versions import MAX_VERSION
 from services.profile.shared.results import Actor
 from services.profile.shared.web import examples as ex
 from services.profile.shared.web.conditional import RequiredIfMatch, required_version, with_etag
 from services.profile.shared.web.params import Cursor, Limit, PathId
 from services.profile.shared.web.routes import Ok, page_body, page_ok, route
 
-PathVersion = Annotated[int, Parameter(ge=1, le=2**31 - 1, description="a version of the customer")]
+PathVersion = Annotated[int, Parameter(ge=1, le=MAX_VERSION, description="a version of the customer")]
 # Who may read personal data (contact data, tax number) of past versions: those who may change it.
 PERSONAL_HISTORY_ROLES = (Role.OPERATOR,)
 # What an edit of the profile can answer (the PATCH of a customer and a rollback).
@@ -97,7 +98,7 @@ class CustomerVersionRoutes:
         version: PathVersion,
         versions: NamedDependency[VersionService],
         to: Annotated[
-            int | None, QueryParameter(ge=1, le=2**31 - 1, description="the other version (default: the current one)")
+            int | None, QueryParameter(ge=1, le=MAX_VERSION, description="the other version (default: the current one)")
         ] = None,
     ) -> DifferenceResponse:
         """What differs from ``version`` to ``to``: a viewer sees *that* personal data changed, not its values."""
