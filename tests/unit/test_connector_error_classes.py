@@ -163,9 +163,14 @@ async def test_transient_errors_are_retried_never_dead_lettered() -> None:
     registry = CollectorRegistry()
     handler = Handler({2}, OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "refused")))
     store = Recorded(registry)
+
+    async def retried_twice() -> bool:
+        labels = {"system_code": "CRM", "kind": "database"}
+        return (registry.get_sample_value("message_processing_errors_total", labels) or 0) >= 2
+
     worker = await run(handler, store, registry, 4, UnprocessablePolicy(after_failures=1, streak_limit=5))
     try:
-        await asyncio.sleep(0.3)
+        await eventually(retried_twice, "the database error retried twice", timeout=10)
         assert store.rows == []
         assert worker.next_offset is None  # the partition waits for the database
         handler.poison.clear()  # the database is back
