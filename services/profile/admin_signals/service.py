@@ -5,6 +5,7 @@ relay parked (a state, read from the outbox)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from contracts.admin_signals import AdminSignal, AdminSignals, ParkedOutbox, ParkedRow
@@ -20,16 +21,16 @@ class AdminSignalQueue(Protocol):
     async def noted(self, ids: Sequence[int]) -> int: ...
 
 
+@dataclass(frozen=True)
 class AdminSignalService:
-    def __init__(self, queue: AdminSignalQueue, outbox: OutboxAdminService) -> None:
-        self._queue = queue
-        self._outbox = outbox
+    queue: AdminSignalQueue
+    outbox: OutboxAdminService
 
     async def read(self, limit: int) -> AdminSignals:
         """The oldest ``limit`` signals not yet noted, and the parked outbox rows (oldest first)."""
-        signals = await self._queue.pending(min(limit, MAX_SIGNALS))
-        page = await self._outbox.list_entries(
-            OutboxFilter(status=OutboxStatus.FAILED), None, min(limit, self._outbox.limits.max_page_size)
+        signals = await self.queue.pending(min(limit, MAX_SIGNALS))
+        page = await self.outbox.list_entries(
+            OutboxFilter(status=OutboxStatus.FAILED), None, min(limit, self.outbox.limits.max_page_size)
         )
         rows = [
             ParkedRow(str(e.id), e.aggregate_id, e.attempts, e.created_at, (e.last_error or "")[:300] or None)
@@ -39,4 +40,4 @@ class AdminSignalService:
 
     async def noted(self, ids: Sequence[int]) -> int:
         """The signals the connector has counted leave the queue; how many did."""
-        return await self._queue.noted(ids[:MAX_SIGNALS])
+        return await self.queue.noted(ids[:MAX_SIGNALS])
