@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from contracts.external_systems import SIGNATURE_HEADER, SIGNATURE_PREFIX
-
-__all__ = ["SIGNATURE_HEADER", "sign_body"]
+from contracts.external_systems import SIGNATURE_PREFIX
 
 
 def sign_body(secret: str, body: bytes) -> str:

@@ -13,10 +13,10 @@ import msgspec
 from opentelemetry import propagate
 
 from contracts.events import CustomerNameChanged
-from contracts.external_systems import IDEMPOTENCY_KEY_HEADER, SYSTEM_PATHS, ExternalSyncRequest
+from contracts.external_systems import IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, SYSTEM_PATHS, ExternalSyncRequest
 from services.sync_connector.http_clients import HttpClient
 from services.sync_connector.settings import SystemEndpoint
-from services.sync_connector.signing import SIGNATURE_HEADER, sign_body
+from services.sync_connector.signing import sign_body
 
 
 class ExternalSystem(msgspec.Struct, frozen=True):

@@ -136,7 +136,6 @@ def test_dead_letter_headers_as_the_connector_writes_them_validate() -> None:
 
 
 def test_the_connector_sends_the_published_request_body_and_headers() -> None:
-    from services.sync_connector.signing import SIGNATURE_HEADER as CONNECTOR_SIGNATURE_HEADER
     from services.sync_connector.signing import sign_body
     from services.sync_connector.sinks import EXTERNAL_SYSTEMS, encode_payload
 
@@ -147,8 +146,17 @@ def test_the_connector_sends_the_published_request_body_and_headers() -> None:
     request = msgspec.json.decode(body, type=strict)  # every field sent is a published one
     assert isinstance(request, ExternalSyncRequest)
     assert (request.event_id, request.customer_name, request.profile_version) == (event_id, "李四", 2)
-    assert {system.code: system.path for system in EXTERNAL_SYSTEMS} == SYSTEM_PATHS
-    assert CONNECTOR_SIGNATURE_HEADER == SIGNATURE_HEADER
+    # The connector takes paths and headers from the contract; these are the published values (DESIGN.md).
+    assert (
+        {system.code: system.path for system in EXTERNAL_SYSTEMS}
+        == SYSTEM_PATHS
+        == {
+            "CRM": "/api/customer/update",
+            "CMS": "/api/profile/sync",
+            "CSS": "/api/customer/profile",
+        }
+    )
+    assert SIGNATURE_HEADER == "X-Signature"
     assert IDEMPOTENCY_KEY_HEADER == "Idempotency-Key"
 
     signature = sign_body("s3cret", body)
