@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
 from libs.kit.errors import AppError
@@ -38,25 +39,20 @@ from services.profile.shared.results import Actor
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
 class RestoreService:
-    def __init__(
-        self,
-        uow_factory: UnitOfWorkFactory,
-        lock: RestoreLock,
-        metrics: LedgerMetrics,
-        *,
-        chunk_size: int = 1_000,
-        max_differences: int = 1_000,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._uow_factory = uow_factory
-        self._lock = lock
-        self._metrics = metrics
-        self._chunk_size = chunk_size
-        self._max_differences = max_differences
-        self._clock = clock
+    uow_factory: UnitOfWorkFactory
+    lock: RestoreLock
+    metrics: LedgerMetrics
+    _: KW_ONLY
+    chunk_size: int = 1_000
+    max_differences: int = 1_000
+    clock: Clock = utc_now
+
+    @property
+    def _backups(self) -> BackupService:
         # Seed 004 "重要操作即时备份": a whole-ledger restore first takes a backup point of the ledger as it is.
-        self._backups = BackupService(uow_factory, metrics, clock)
+        return BackupService(self.uow_factory, self.metrics, self.clock)
 
     async def restore(
         self,
@@ -75,7 +71,7 @@ class RestoreService:
             if dry_run:
                 tally = await self._run(backup_id, customer_id, actor, progress, write=False)
             else:
-                async with self._lock.hold():
+                async with self.lock.hold():
                     if customer_id is None:  # under the lock: no other restore runs between the two
                         safety = await self._backups.create(
                             BackupKind.PRE_RESTORE, f"before restore from {backup_id}", actor
@@ -83,7 +79,7 @@ class RestoreService:
                         safety_backup_id = safety.backup_id
                     tally = await self._run(backup_id, customer_id, actor, progress, write=True)
         except AppError as exc:
-            self._metrics.restores.labels(mode, exc.code).inc()
+            self.metrics.restores.labels(mode, exc.code).inc()
             log.warning("restore_failed", backup_id=backup_id, customer_id=customer_id, code=exc.code, error=exc.detail)
             raise
         duration = time.perf_counter() - started
@@ -97,15 +93,15 @@ class RestoreService:
             differences=tally.differences,
             truncated=tally.truncated,
             duration_ms=round(duration * 1000, 1),
-            conflicts=list(tally.conflicts.values())[: self._max_differences],
+            conflicts=list(tally.conflicts.values())[: self.max_differences],
             safety_backup_id=safety_backup_id,
         )
         if not dry_run:
             await self._audit_summary(report, actor)
             for action, count in tally.actions.items():
-                self._metrics.restored_customers.labels(action).inc(count)
-        self._metrics.restores.labels(mode, "ok").inc()
-        self._metrics.restore_duration.observe(duration)
+                self.metrics.restored_customers.labels(action).inc(count)
+        self.metrics.restores.labels(mode, "ok").inc()
+        self.metrics.restore_duration.observe(duration)
         log.info(
             "restore_done",
             backup_id=backup_id,
@@ -119,7 +115,7 @@ class RestoreService:
         return report
 
     async def _check(self, backup_id: str, customer_id: str | None) -> None:
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             if await uow.backups.get(backup_id) is None:
                 raise BackupNotFound(f"backup {backup_id} not found")
             if customer_id is not None and not await uow.backups.contains(backup_id, customer_id):
@@ -128,11 +124,11 @@ class RestoreService:
     async def _run(
         self, backup_id: str, customer_id: str | None, actor: Actor, progress: Progress, *, write: bool
     ) -> RestoreTally:
-        tally = RestoreTally(self._max_differences)
+        tally = RestoreTally(self.max_differences)
         after: str | None = None
         while True:
-            async with self._uow_factory() as uow:
-                ids = await uow.backups.differing_ids(backup_id, customer_id, after, self._chunk_size)
+            async with self.uow_factory() as uow:
+                ids = await uow.backups.differing_ids(backup_id, customer_id, after, self.chunk_size)
                 steps = (
                     await self._restore_chunk(
                         uow, backup_id, ids, actor, tally, write=write, refuse_conflicts=customer_id is not None
@@ -142,27 +138,27 @@ class RestoreService:
                 )
             tally.add(steps, in_backup=True)
             progress(len(ids))
-            if len(ids) < self._chunk_size:
+            if len(ids) < self.chunk_size:
                 break
             after = ids[-1]
         if customer_id is not None:
             return tally
         after = None
         while True:  # customers created after the backup point
-            async with self._uow_factory() as uow:
-                ids = await uow.backups.live_not_in_backup(backup_id, after, self._chunk_size)
+            async with self.uow_factory() as uow:
+                ids = await uow.backups.live_not_in_backup(backup_id, after, self.chunk_size)
                 steps = await self._remove_chunk(uow, backup_id, ids, actor, write=write) if ids else []
             tally.add(steps, in_backup=False)
             progress(len(ids))
-            if len(ids) < self._chunk_size:
+            if len(ids) < self.chunk_size:
                 break
             after = ids[-1]
         if write and tally.conflicts:  # later chunks may have freed the codes they wanted
             retry = sorted(tally.conflicts)
             tally.conflicts = {}
-            for start in range(0, len(retry), self._chunk_size):
-                async with self._uow_factory() as uow:
-                    chunk = retry[start : start + self._chunk_size]
+            for start in range(0, len(retry), self.chunk_size):
+                async with self.uow_factory() as uow:
+                    chunk = retry[start : start + self.chunk_size]
                     steps = await self._restore_chunk(uow, backup_id, chunk, actor, tally, write=write)
                 tally.add(steps, in_backup=True)
         return tally
@@ -179,7 +175,7 @@ class RestoreService:
         refuse_conflicts: bool = False,
     ) -> list[RestoreStep]:
         """``refuse_conflicts``: a code conflict is 409 (a one-customer restore), not a line in the report."""
-        now = self._clock()
+        now = self.clock()
         current = await uow.customers.get_many(ids, for_update=write)
         snapshots = await uow.backups.snapshots(backup_id, ids)
         purged = await uow.customers.purged_versions([i for i in ids if i not in current])
@@ -211,7 +207,7 @@ class RestoreService:
     async def _remove_chunk(
         self, uow: ProfileUnitOfWork, backup_id: str, ids: Sequence[str], actor: Actor, *, write: bool
     ) -> list[RestoreStep]:
-        now = self._clock()
+        now = self.clock()
         current = await uow.customers.get_many(ids, for_update=write)
         steps = [step for customer_id in ids if (step := _removal(current.get(customer_id), now, actor)) is not None]
         if write and steps:
@@ -219,7 +215,7 @@ class RestoreService:
         return steps
 
     async def _audit_summary(self, report: RestoreReport, actor: Actor) -> None:
-        async with self._uow_factory() as uow:
+        async with self.uow_factory() as uow:
             await uow.audit.add(
                 actor_entry(
                     AuditEvent.BACKUP_RESTORED,
@@ -234,7 +230,7 @@ class RestoreService:
                         "durationMs": report.duration_ms,
                     },
                 ),
-                self._clock(),
+                self.clock(),
             )
             await uow.commit()
 
